@@ -1,0 +1,259 @@
+"""Load-time checks of the whole spec; each finding names a file and a JSON pointer.
+
+Modelled on python-statemachine's definition checks (unreachable states, trap
+states, unreachable finals) plus the cross-file checks a data-driven spec
+needs: every trigger, operation, guard, rule and schema that one file names
+must exist in another.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from referencing.exceptions import Unresolvable
+
+from fsm._resources import load_schemas, registry, schema_uri
+from fsm.spec.model import MachineSpec, Spec
+
+__all__ = ["LINT_CHECKS", "LintFinding", "lint_spec"]
+
+LINT_CHECKS: dict[str, str] = {
+    "schema-metaschema": "every schema passes the JSON Schema 2020-12 metaschema",
+    "schema-unresolved-ref": "every $ref in every schema resolves offline",
+    "schema-missing": "every schema an operation names is shipped",
+    "state-unknown": "every state a transition or refusal names is declared",
+    "state-unreachable": "every state is reachable from a creation",
+    "state-trap": "every non-final state has a way to another state",
+    "final-unreachable": "every machine has a reachable final state, and each final is reachable",
+    "guard-unknown": "every guard a transition uses is declared",
+    "rule-unknown": "every rule id a machine names is in the rule catalogue",
+    "refusal-conflict": "no refusal is declared where a transition is allowed unguarded",
+    "refusal-undocumented": "every refusal code is documented for the operation (or generic)",
+    "transition-operation-unknown": "every transition's operation exists in the operation table",
+    "transition-operation-mismatch": "the operation of a transition steps that machine and trigger",
+    "transition-actor": "a transition's actor is one the operation allows",
+    "operation-trigger-unknown": "every trigger an operation steps exists in its machine",
+    "operation-machine-unknown": "every machine an operation names exists",
+    "operation-duplicate": "operation ids and (method, path) routes are unique",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LintFinding:
+    """One problem in the spec."""
+
+    check: str
+    file: str
+    pointer: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}#{self.pointer}: {self.message} [{self.check}]"
+
+
+def lint_spec(spec: Spec) -> list[LintFinding]:
+    """Run every check in :data:`LINT_CHECKS` and return the findings (empty when clean)."""
+    findings = list(_schemas(spec))
+    for machine in spec.machines.values():
+        findings.extend(_machine_graph(machine))
+        findings.extend(_machine_names(spec, machine))
+    findings.extend(_operations(spec))
+    return findings
+
+
+def _schema_refs(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield path + "/$ref", value
+            else:
+                yield from _schema_refs(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _schema_refs(value, f"{path}/{i}")
+
+
+def _schemas(spec: Spec) -> Iterator[LintFinding]:
+    schemas = load_schemas()
+    reg = registry()
+    for rel, doc in schemas.items():
+        file = f"schemas/{rel}.schema.json"
+        try:
+            Draft202012Validator.check_schema(dict(doc))
+        except SchemaError as exc:
+            pointer = "".join(f"/{p}" for p in exc.absolute_path)
+            yield LintFinding("schema-metaschema", file, pointer, exc.message)
+        if doc.get("$id") != schema_uri(rel):
+            yield LintFinding(
+                "schema-metaschema", file, "/$id", f"$id must be {schema_uri(rel)!r}"
+            )
+        resolver = reg.resolver(base_uri=schema_uri(rel))
+        for pointer, ref in _schema_refs(doc):
+            try:
+                resolver.lookup(ref)
+            except Unresolvable as exc:
+                yield LintFinding("schema-unresolved-ref", file, pointer, f"{ref!r}: {exc}")
+    for op in spec.operations:
+        named = [("/request", op.request), *((f"/responses/{s}", r) for s, r in op.responses.items())]
+        for pointer, rel in named:
+            if rel is not None and rel not in schemas:
+                yield LintFinding(
+                    "schema-missing", "operations.json", op.pointer + pointer, f"no schema {rel!r}"
+                )
+    if spec.error_schema not in schemas:
+        yield LintFinding("schema-missing", "operations.json", "/error_schema", spec.error_schema)
+
+
+def reachable_states(machine: MachineSpec) -> set[str]:
+    """States reachable from any creation by following transitions."""
+    seen = {c.dest for c in machine.creates}
+    queue = deque(seen)
+    while queue:
+        state = queue.popleft()
+        for t in machine.transitions:
+            if state in t.source:
+                dest = t.dest_for(state)
+                if dest not in seen:
+                    seen.add(dest)
+                    queue.append(dest)
+    return seen
+
+
+def _machine_graph(m: MachineSpec) -> Iterator[LintFinding]:
+    names = set(m.state_names)
+    for c in m.creates:
+        if c.dest not in names:
+            yield LintFinding("state-unknown", m.file, c.pointer + "/dest", f"no state {c.dest!r}")
+    for t in m.transitions:
+        for i, s in enumerate(t.source):
+            if s not in names:
+                yield LintFinding("state-unknown", m.file, f"{t.pointer}/source/{i}", f"no state {s!r}")
+        if t.dest != "=" and t.dest not in names:
+            yield LintFinding("state-unknown", m.file, t.pointer + "/dest", f"no state {t.dest!r}")
+    for r in m.refusals:
+        for i, s in enumerate(r.states):
+            if s not in names:
+                yield LintFinding("state-unknown", m.file, f"{r.pointer}/states/{i}", f"no state {s!r}")
+    reachable = reachable_states(m)
+    for i, s in enumerate(m.states):
+        if s.name not in reachable:
+            yield LintFinding(
+                "state-unreachable", m.file, f"/states/{i}", f"state {s.name} cannot be reached"
+            )
+        leaves = any(
+            s.name in t.source and t.dest_for(s.name) != s.name for t in m.transitions
+        )
+        if not s.final and not leaves:
+            yield LintFinding(
+                "state-trap", m.file, f"/states/{i}",
+                f"state {s.name} is not final and no transition leaves it",
+            )
+    if not m.finals:
+        yield LintFinding("final-unreachable", m.file, "/states", "the machine has no final state")
+    for i, s in enumerate(m.states):
+        if s.final and s.name not in reachable:
+            yield LintFinding(
+                "final-unreachable", m.file, f"/states/{i}", f"final state {s.name} cannot be reached"
+            )
+
+
+def _machine_names(spec: Spec, m: MachineSpec) -> Iterator[LintFinding]:
+    ops = {op.id: op for op in spec.operations}
+    for t in m.transitions:
+        for i, use in enumerate(t.guards):
+            if use.guard not in m.guards:
+                yield LintFinding(
+                    "guard-unknown", m.file, f"{t.pointer}/guards/{i}", f"no guard {use.guard!r}"
+                )
+            if use.warn and use.warn not in spec.rules:
+                yield LintFinding("rule-unknown", m.file, f"{t.pointer}/guards/{i}/warn", use.warn)
+        if t.warn and t.warn not in spec.rules:
+            yield LintFinding("rule-unknown", m.file, t.pointer + "/warn", t.warn)
+    for r in m.refusals:
+        if r.rule and r.rule not in spec.rules:
+            yield LintFinding("rule-unknown", m.file, r.pointer + "/rule", r.rule)
+        for s in r.states:
+            for t in m.transitions:
+                if t.trigger == r.trigger and s in t.source and not t.refusing_guards:
+                    yield LintFinding(
+                        "refusal-conflict", m.file, r.pointer,
+                        f"{r.trigger} is refused in {s} but {t.pointer} allows it unguarded",
+                    )
+    moves: list[tuple[str, str | None, str, str]] = [
+        (c.trigger, c.operation, c.actor, c.pointer) for c in m.creates
+    ]
+    moves += [(t.trigger, t.operation, t.actor, t.pointer) for t in m.transitions]
+    for trigger, op_id, actor, pointer in moves:
+        if op_id is None:
+            continue
+        op = ops.get(op_id)
+        if op is None:
+            yield LintFinding(
+                "transition-operation-unknown", m.file, pointer + "/operation", f"no operation {op_id!r}"
+            )
+            continue
+        if not any(s.machine == m.name and s.trigger == trigger for s in op.steps):
+            yield LintFinding(
+                "transition-operation-mismatch", m.file, pointer,
+                f"operation {op_id} does not step {m.name}.{trigger}",
+            )
+        if actor not in op.actors and "any" not in op.actors:
+            yield LintFinding(
+                "transition-actor", m.file, pointer + "/actor",
+                f"actor {actor} is not among {op_id}'s actors {list(op.actors)}",
+            )
+    for r in m.refusals:
+        if r.code is None:
+            continue
+        callers = [
+            ops[op_id]
+            for t, op_id, _, _ in moves
+            if t == r.trigger and op_id is not None and op_id in ops
+        ]
+        if callers and not any(
+            r.code in op.documented_codes or r.code in spec.generic_errors for op in callers
+        ):
+            yield LintFinding(
+                "refusal-undocumented", m.file, r.pointer + "/code",
+                f"{r.code!r} is not documented for {[op.id for op in callers]}",
+            )
+
+
+def _operations(spec: Spec) -> Iterator[LintFinding]:
+    seen_ids: set[str] = set()
+    seen_routes: set[tuple[str, str]] = set()
+    for op in spec.operations:
+        if op.id in seen_ids:
+            yield LintFinding("operation-duplicate", "operations.json", op.pointer + "/id", op.id)
+        if (op.method, op.path) in seen_routes:
+            yield LintFinding(
+                "operation-duplicate", "operations.json", op.pointer + "/path", f"{op.method} {op.path}"
+            )
+        seen_ids.add(op.id)
+        seen_routes.add((op.method, op.path))
+        for i, step in enumerate(op.steps):
+            pointer = f"{op.pointer}/steps/{i}"
+            machine = spec.machines.get(step.machine)
+            if machine is None:
+                yield LintFinding(
+                    "operation-machine-unknown", "operations.json", pointer + "/machine", step.machine
+                )
+                continue
+            known = machine.creation(step.trigger) if step.creates else machine.transitions_for(step.trigger)
+            if not known:
+                yield LintFinding(
+                    "operation-trigger-unknown", "operations.json", pointer + "/trigger",
+                    f"machine {step.machine} has no {'creation' if step.creates else 'trigger'} "
+                    f"{step.trigger!r}",
+                )
+        for i, obs in enumerate(op.observes):
+            if obs.machine not in spec.machines:
+                yield LintFinding(
+                    "operation-machine-unknown", "operations.json",
+                    f"{op.pointer}/observes/{i}/machine", obs.machine,
+                )

@@ -1,0 +1,328 @@
+"""Typed, frozen views of the protocol data files.
+
+The files under ``fsm/protocol/`` are the protocol; these classes only give
+them names and types after :mod:`fsm.spec.loader` has checked them against
+their own JSON Schemas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from fsm.violation import Rule
+
+__all__ = [
+    "STAY",
+    "CreateSpec",
+    "EntityRef",
+    "GuardSpec",
+    "GuardUse",
+    "MachineSpec",
+    "ObserveSpec",
+    "OperationSpec",
+    "Ref",
+    "RefusalSpec",
+    "Spec",
+    "StateSpec",
+    "StepSpec",
+    "TokenSpec",
+    "TransitionSpec",
+]
+
+STAY = "="
+"""A transition ``dest`` meaning: stay in the source state."""
+
+RefSource = Literal["path", "request", "response", "item"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """Where an exchange carries a value: ``path:voucherId`` or ``response:/id``.
+
+    ``key`` is the path parameter name, or a JSON pointer (``""`` for the whole body).
+    """
+
+    source: RefSource
+    key: str
+    tokens: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> Ref:
+        """Parse the ``source:key`` form used in the operation table."""
+        source, _, key = text.partition(":")
+        if source == "path":
+            return cls("path", key)
+        tokens = tuple(
+            t.replace("~1", "/").replace("~0", "~") for t in key.split("/")[1:]
+        )
+        return cls(source, key, tokens)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.key}"
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRef:
+    """How an exchange names an entity: by id, by code, or both."""
+
+    id: Ref | None = None
+    code: Ref | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StateSpec:
+    """One state; ``status`` is what the API reports (sub-states share their parent's)."""
+
+    name: str
+    status: str
+    final: bool
+    description: str
+    cite: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GuardSpec:
+    """A named predicate over the entity, the request, or the entity's children.
+
+    Exactly one form is set: ``attribute`` + ``equals``, ``attribute`` +
+    ``equals_request`` (a pointer into the request body), or ``children`` with
+    ``all_final``.
+    """
+
+    name: str
+    description: str
+    attribute: str | None = None
+    equals: str | None = None
+    equals_request: str | None = None
+    children: str | None = None
+    all_final: bool = False
+    cite: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GuardUse:
+    """A guard on a transition: failing it refuses with ``refuse``, or only warns with ``warn``."""
+
+    guard: str
+    refuse: str | None = None
+    warn: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CreateSpec:
+    """A call that creates an entity directly in ``dest``."""
+
+    trigger: str
+    operation: str
+    actor: str
+    dest: str
+    cite: str = ""
+    pointer: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionSpec:
+    """One transition as written in a machine file (``dest`` may be :data:`STAY`)."""
+
+    trigger: str
+    actor: str
+    source: tuple[str, ...]
+    dest: str
+    operation: str | None = None
+    guards: tuple[GuardUse, ...] = ()
+    warn: str | None = None
+    timed_attribute: str | None = None
+    description: str = ""
+    cite: str = ""
+    pointer: str = ""
+
+    @property
+    def refusing_guards(self) -> tuple[GuardUse, ...]:
+        """Guards that make the call refused when they fail."""
+        return tuple(g for g in self.guards if g.refuse is not None)
+
+    @property
+    def warning_guards(self) -> tuple[GuardUse, ...]:
+        """Guards that only produce a warning when they fail."""
+        return tuple(g for g in self.guards if g.warn is not None)
+
+    def dest_for(self, source: str) -> str:
+        """The target state when leaving ``source``."""
+        return source if self.dest == STAY else self.dest
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalSpec:
+    """The error code the server must give for ``trigger`` in ``states`` (None: any code)."""
+
+    trigger: str
+    states: tuple[str, ...]
+    code: str | None
+    rule: str | None = None
+    cite: str = ""
+    pointer: str = ""
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    """One lifecycle, as loaded from ``<name>.machine.json``."""
+
+    name: str
+    title: str
+    description: str
+    file: str
+    states: tuple[StateSpec, ...]
+    creates: tuple[CreateSpec, ...]
+    transitions: tuple[TransitionSpec, ...]
+    refusals: tuple[RefusalSpec, ...] = ()
+    guards: Mapping[str, GuardSpec] = field(default_factory=dict)
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    id_prefix: str | None = None
+    parent: str | None = None
+
+    def __post_init__(self) -> None:
+        by_name = {s.name: s for s in self.states}
+        object.__setattr__(self, "_by_name", by_name)
+        refusal: dict[tuple[str, str], RefusalSpec] = {}
+        for r in self.refusals:
+            for s in r.states:
+                refusal.setdefault((s, r.trigger), r)
+        object.__setattr__(self, "_refusal", refusal)
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """Every state name, in file order."""
+        return tuple(s.name for s in self.states)
+
+    @property
+    def finals(self) -> frozenset[str]:
+        """The final states."""
+        return frozenset(s.name for s in self.states if s.final)
+
+    @property
+    def triggers(self) -> tuple[str, ...]:
+        """Every trigger of a transition (creation triggers excluded), in file order."""
+        return tuple(dict.fromkeys(t.trigger for t in self.transitions))
+
+    def state(self, name: str) -> StateSpec:
+        """The state called ``name``."""
+        return self._by_name[name]  # type: ignore[attr-defined,no-any-return]
+
+    def status_of(self, state: str) -> str:
+        """The API status reported in ``state``."""
+        return self.state(state).status
+
+    def states_with_status(self, status: str) -> tuple[str, ...]:
+        """The states in which the API reports ``status``."""
+        return tuple(s.name for s in self.states if s.status == status)
+
+    def refusal(self, state: str, trigger: str) -> RefusalSpec | None:
+        """The documented refusal for ``trigger`` in ``state``, if any."""
+        return self._refusal.get((state, trigger))  # type: ignore[attr-defined,no-any-return]
+
+    def transitions_for(self, trigger: str) -> tuple[TransitionSpec, ...]:
+        """The transitions fired by ``trigger``."""
+        return tuple(t for t in self.transitions if t.trigger == trigger)
+
+    def creation(self, trigger: str) -> CreateSpec | None:
+        """The creation fired by ``trigger``, if it creates."""
+        return next((c for c in self.creates if c.trigger == trigger), None)
+
+
+@dataclass(frozen=True, slots=True)
+class StepSpec:
+    """One machine step an operation makes (``creates``: the call makes the entity)."""
+
+    machine: str
+    trigger: str
+    ref: EntityRef
+    creates: bool = False
+    parent: str | None = None
+    status: Ref | None = None
+    record: Mapping[str, Ref | tuple[Ref, str, str]] = field(default_factory=dict)
+    expect: Mapping[str, Ref] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ObserveSpec:
+    """A read of an entity's status (``each``: once per item of a response array)."""
+
+    machine: str
+    ref: EntityRef
+    status: Ref
+    each: Ref | None = None
+    record: Mapping[str, Ref | tuple[Ref, str, str]] = field(default_factory=dict)
+    expect: Mapping[str, Ref] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSpec:
+    """Where a sign-in exchange carries the token it issues and its type."""
+
+    token: Ref
+    type: Ref
+    resource: Ref | None = None
+
+
+@dataclass(frozen=True)
+class OperationSpec:
+    """One endpoint of the operation table."""
+
+    id: str
+    summary: str
+    method: str
+    path: str
+    auth: str
+    actors: tuple[str, ...]
+    request: str | None
+    responses: Mapping[int, str]
+    errors: Mapping[int, tuple[str, ...]]
+    cite: str
+    pointer: str
+    query: Mapping[str, str] = field(default_factory=dict)
+    steps: tuple[StepSpec, ...] = ()
+    observes: tuple[ObserveSpec, ...] = ()
+    issues_token: TokenSpec | None = None
+    learns: Mapping[str, Ref] | None = None
+
+    @property
+    def documented_codes(self) -> frozenset[str]:
+        """Every error code the docs list for this endpoint."""
+        return frozenset(c for codes in self.errors.values() for c in codes)
+
+    @property
+    def kind(self) -> str:
+        """``transition`` when it steps a machine, ``observation`` for reads, else ``other``."""
+        if self.steps:
+            return "transition"
+        return "observation" if self.observes or self.method == "GET" else "other"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """The whole protocol: machines, operations, rules, tokens and routing facts."""
+
+    machines: Mapping[str, MachineSpec]
+    operations: tuple[OperationSpec, ...]
+    rules: Mapping[str, Rule]
+    tokens: tuple[tuple[str, str, str], ...]
+    prefix: str
+    error_schema: str
+    generic_errors: frozenset[str]
+    token_types: Mapping[str, str]
+    resource_pattern: str
+    out_of_scope: tuple[tuple[str, str], ...]
+    files: Mapping[str, str] = field(default_factory=dict)
+
+    def operation(self, op_id: str) -> OperationSpec:
+        """The operation with id ``op_id``."""
+        for op in self.operations:
+            if op.id == op_id:
+                return op
+        raise KeyError(op_id)
+
+    def rule(self, rule_id: str) -> Rule:
+        """The catalogue entry for ``rule_id``."""
+        return self.rules[rule_id]
