@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "Finding",
     "RelatedExchange",
     "Rule",
     "Severity",
@@ -123,3 +124,23 @@ class Violation:
     def sort_key(self) -> tuple[int, int, str]:
         """Log order, then most severe first, then rule id."""
         return (self.exchange_index, -self.severity.rank, self.rule_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What a check yields: a violation before the driver adds location and severity.
+
+    Checks do not know where the exchange sits in its file, nor how the user
+    configured the rule; :mod:`fsm.pipeline` adds both (like jsonschema's
+    ``descend`` adding path segments as errors pass through).
+    """
+
+    rule_id: str
+    message: str
+    instance_path: str = ""
+    spec_path: str = ""
+    expected: Any = None
+    actual: Any = None
+    entity: str | None = None
+    related: tuple[RelatedExchange, ...] = ()
+    context: tuple[Finding, ...] = ()

@@ -40,6 +40,7 @@ LINT_CHECKS: dict[str, str] = {
     "operation-trigger-unknown": "every trigger an operation steps exists in its machine",
     "operation-machine-unknown": "every machine an operation names exists",
     "operation-duplicate": "operation ids and (method, path) routes are unique",
+    "style-unknown": "every style check names a known rule and a shipped schema",
 }
 
 
@@ -63,7 +64,20 @@ def lint_spec(spec: Spec) -> list[LintFinding]:
         findings.extend(_machine_graph(machine))
         findings.extend(_machine_names(spec, machine))
     findings.extend(_operations(spec))
+    findings.extend(_style(spec))
     return findings
+
+
+def _style(spec: Spec) -> Iterator[LintFinding]:
+    schemas = load_schemas()
+    for check in spec.style:
+        if check.rule not in spec.rules:
+            yield LintFinding("style-unknown", "style.json", check.pointer + "/rule", check.rule)
+        for i, rel in enumerate(check.schemas):
+            if rel not in schemas:
+                yield LintFinding(
+                    "style-unknown", "style.json", f"{check.pointer}/schemas/{i}", f"no schema {rel!r}"
+                )
 
 
 def _schema_refs(node: Any, path: str = "") -> Iterator[tuple[str, str]]:

@@ -24,6 +24,7 @@ from fsm.spec.model import (
     Spec,
     StateSpec,
     StepSpec,
+    StyleCheck,
     TokenSpec,
     TransitionSpec,
 )
@@ -128,7 +129,6 @@ def _machine(doc: Mapping[str, Any], file: str) -> MachineSpec:
         refusals=refusals,
         guards=guards,
         attributes={k: v["description"] for k, v in doc.get("attributes", {}).items()},
-        id_prefix=doc.get("id_prefix"),
         parent=doc.get("parent"),
     )
 
@@ -200,6 +200,7 @@ def _operation(doc: Mapping[str, Any], index: int) -> OperationSpec:
         if token
         else None,
         learns={k: Ref.parse(v) for k, v in learns.items()} if learns else None,
+        payments=tuple(Ref.parse(r) for r in doc.get("payments", ())),
     )
 
 
@@ -216,6 +217,7 @@ def _read(root: Path) -> Spec:
     ops_doc = check_file(root / "operations.json", "operations")
     rules_doc = check_file(root / "rules.json", "rules")
     tokens_doc = check_file(root / "tokens.json", "tokens")
+    style_doc = check_file(root / "style.json", "style")
     rules = {
         r["id"]: Rule(r["id"], Severity(r["severity"]), r["cite"], r["title"], r["hint"])
         for r in rules_doc["rules"]
@@ -231,7 +233,20 @@ def _read(root: Path) -> Spec:
         token_types=dict(ops_doc["token_types"]),
         resource_pattern=ops_doc["resource_pattern"],
         out_of_scope=tuple((o["prefix"], o["reason"]) for o in ops_doc["out_of_scope"]),
-        files={**files, "operations": "operations.json", "rules": "rules.json"},
+        style=tuple(
+            StyleCheck(
+                rule=c["rule"],
+                schemas=tuple(c["schemas"]),
+                pointers=tuple(c["pointers"]),
+                expected=c["expected"],
+                pattern=c.get("pattern"),
+                required=c.get("required", False),
+                when=(c["when"]["pointer"], c["when"]["equals"]) if "when" in c else None,
+                pointer=f"/checks/{i}",
+            )
+            for i, c in enumerate(style_doc["checks"])
+        ),
+        files={**files, "operations": "operations.json", "rules": "rules.json", "style": "style.json"},
     )
 
 

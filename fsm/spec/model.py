@@ -27,6 +27,7 @@ __all__ = [
     "Spec",
     "StateSpec",
     "StepSpec",
+    "StyleCheck",
     "TokenSpec",
     "TransitionSpec",
 ]
@@ -179,7 +180,6 @@ class MachineSpec:
     refusals: tuple[RefusalSpec, ...] = ()
     guards: Mapping[str, GuardSpec] = field(default_factory=dict)
     attributes: Mapping[str, str] = field(default_factory=dict)
-    id_prefix: str | None = None
     parent: str | None = None
 
     def __post_init__(self) -> None:
@@ -286,6 +286,7 @@ class OperationSpec:
     observes: tuple[ObserveSpec, ...] = ()
     issues_token: TokenSpec | None = None
     learns: Mapping[str, Ref] | None = None
+    payments: tuple[Ref, ...] = ()
 
     @property
     def documented_codes(self) -> frozenset[str]:
@@ -298,6 +299,24 @@ class OperationSpec:
         if self.steps:
             return "transition"
         return "observation" if self.observes or self.method == "GET" else "other"
+
+
+@dataclass(frozen=True, slots=True)
+class StyleCheck:
+    """A style expectation (D11/D12): values at ``pointers`` match ``pattern``, or are present.
+
+    ``when`` limits the check to bodies whose value at a pointer equals a string
+    (a ``*`` in it matches the same array item as in the checked pointer).
+    """
+
+    rule: str
+    schemas: tuple[str, ...]
+    pointers: tuple[str, ...]
+    expected: str
+    pattern: str | None = None
+    required: bool = False
+    when: tuple[str, str] | None = None
+    pointer: str = ""
 
 
 @dataclass(frozen=True)
@@ -314,6 +333,7 @@ class Spec:
     token_types: Mapping[str, str]
     resource_pattern: str
     out_of_scope: tuple[tuple[str, str], ...]
+    style: tuple[StyleCheck, ...] = ()
     files: Mapping[str, str] = field(default_factory=dict)
 
     def operation(self, op_id: str) -> OperationSpec:

@@ -1,0 +1,129 @@
+"""Run settings: rule severities, ``strict``, ``require_complete``, output format.
+
+Read from ``[tool.voucher-fsm]`` in a ``pyproject.toml`` or from a
+``voucher-fsm.toml`` (top-level keys), found by walking up from the working
+directory, or from a file named with ``--config``. Command-line flags win.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from fsm.errors import UsageError
+from fsm.violation import Rule, Severity
+
+__all__ = ["Config", "find_config", "load_config", "parse_severity_overrides"]
+
+_KEYS = {"strict", "require-complete", "severity", "format"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings of one run. ``severity`` maps rule ids to a severity or None (off)."""
+
+    severity: Mapping[str, Severity | None] = field(default_factory=dict)
+    strict: bool = False
+    require_complete: bool = False
+    format: str = "text"
+    source: str | None = None
+
+    def effective(self, rules: Mapping[str, Rule]) -> dict[str, Severity | None]:
+        """Every rule's severity after overrides (unknown rule ids raise UsageError)."""
+        unknown = sorted(set(self.severity) - set(rules))
+        if unknown:
+            raise UsageError(
+                f"unknown rule id(s) {', '.join(unknown)}"
+                + (f" in {self.source}" if self.source else "")
+                + "; `voucher-fsm rules` lists them"
+            )
+        out: dict[str, Severity | None] = {rid: r.severity for rid, r in rules.items()}
+        out.update(self.severity)
+        if self.require_complete and "entity.incomplete" in out and out["entity.incomplete"]:
+            if out["entity.incomplete"] is Severity.INFO:
+                out["entity.incomplete"] = Severity.WARNING
+        return out
+
+    def merged(self, **changes: Any) -> Config:
+        """A copy with ``changes`` applied (None values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def parse_severity_overrides(items: Mapping[str, Any] | list[str], where: str) -> dict[str, Severity | None]:
+    """Read ``RULE=LEVEL`` strings or a table of rule -> level; ``off`` disables a rule."""
+    pairs: list[tuple[str, Any]]
+    if isinstance(items, Mapping):
+        pairs = list(items.items())
+    else:
+        pairs = []
+        for item in items:
+            rule, sep, level = item.partition("=")
+            if not sep or not rule.strip():
+                raise UsageError(f"{where}: expected RULE=LEVEL, got {item!r}")
+            pairs.append((rule.strip(), level))
+    out: dict[str, Severity | None] = {}
+    for rule, level in pairs:
+        if not isinstance(level, str):
+            raise UsageError(f"{where}: severity of {rule} must be a string, got {level!r}")
+        if level.strip().lower() == "off":
+            out[rule] = None
+            continue
+        try:
+            out[rule] = Severity.parse(level)
+        except ValueError as exc:
+            raise UsageError(f"{where}: {rule}: {exc} or off") from None
+    return out
+
+
+def find_config(start: Path | None = None) -> Path | None:
+    """The nearest ``voucher-fsm.toml``, or ``pyproject.toml`` with a ``[tool.voucher-fsm]`` table."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        own = folder / "voucher-fsm.toml"
+        if own.is_file():
+            return own
+        py = folder / "pyproject.toml"
+        if py.is_file():
+            try:
+                data = tomllib.loads(py.read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError):
+                continue
+            if "voucher-fsm" in data.get("tool", {}):
+                return py
+    return None
+
+
+def load_config(path: Path) -> Config:
+    """Read settings from ``path`` (a voucher-fsm.toml, or a pyproject.toml's tool table)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    table: Any = data.get("tool", {}).get("voucher-fsm", {}) if path.name == "pyproject.toml" else data
+    where = f"{path}" + (" [tool.voucher-fsm]" if path.name == "pyproject.toml" else "")
+    if not isinstance(table, dict):
+        raise UsageError(f"{where}: expected a table")
+    unknown = sorted(set(table) - _KEYS)
+    if unknown:
+        raise UsageError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_KEYS))}")
+    for key in ("strict", "require-complete"):
+        if key in table and not isinstance(table[key], bool):
+            raise UsageError(f"{where}: {key} must be true or false")
+    severity = table.get("severity", {})
+    if not isinstance(severity, dict):
+        raise UsageError(f"{where}: severity must be a table of rule = level")
+    fmt = table.get("format", "text")
+    if fmt not in ("text", "json", "junit", "sarif"):
+        raise UsageError(f"{where}: format must be one of text, json, junit, sarif")
+    return Config(
+        severity=parse_severity_overrides(severity, where),
+        strict=table.get("strict", False),
+        require_complete=table.get("require-complete", False),
+        format=fmt,
+        source=str(path),
+    )

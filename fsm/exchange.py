@@ -1,0 +1,210 @@
+"""Exchange stage: a raw record becomes a typed, immutable :class:`Exchange`.
+
+The record format (``docs/log-format.md``) is defined by the ``exchange`` JSON
+Schema; records that do not fit it are reported as ``input.bad-record`` with the
+pointer of the first problem, and are not judged further.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from fsm.violation import Finding, SourceLocation
+
+__all__ = ["Exchange", "build_exchange", "fingerprint"]
+
+
+def fingerprint(secret: str, kind: str = "tok") -> str:
+    """A short stable stand-in for a secret (D20): same secret, same fingerprint."""
+    digest = hashlib.blake2s(secret.encode("utf-8", "surrogatepass"), digest_size=3).hexdigest()
+    return f"{kind}:{digest}"
+
+
+class Exchange:
+    """One request and its response, as recorded.
+
+    Bodies are parsed JSON (``has_*_body`` tells an absent body from JSON ``null``);
+    a body that was captured but is not JSON sits in ``*_text``. ``time`` is POSIX
+    seconds, or None when the record has no usable timestamp.
+    """
+
+    __slots__ = (
+        "file",
+        "headers",
+        "index",
+        "is_entry",
+        "method",
+        "path",
+        "position",
+        "query",
+        "req_body",
+        "req_has_body",
+        "req_text",
+        "resp_body",
+        "resp_has_body",
+        "resp_headers",
+        "resp_text",
+        "status",
+        "time",
+        "time_text",
+    )
+
+    def __init__(
+        self,
+        *,
+        index: int,
+        file: str,
+        position: int | None,
+        is_entry: bool,
+        method: str,
+        path: str,
+        query: dict[str, Any],
+        headers: dict[str, str],
+        status: int,
+        time: float | None = None,
+        time_text: str | None = None,
+        req_body: Any = None,
+        req_has_body: bool = False,
+        req_text: str | None = None,
+        resp_body: Any = None,
+        resp_has_body: bool = False,
+        resp_text: str | None = None,
+        resp_headers: dict[str, str] | None = None,
+    ) -> None:
+        self.index = index
+        self.file = file
+        self.position = position
+        self.is_entry = is_entry
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.status = status
+        self.time = time
+        self.time_text = time_text
+        self.req_body = req_body
+        self.req_has_body = req_has_body
+        self.req_text = req_text
+        self.resp_body = resp_body
+        self.resp_has_body = resp_has_body
+        self.resp_text = resp_text
+        self.resp_headers = resp_headers or {}
+
+    @property
+    def location(self) -> SourceLocation:
+        """``FILE:LINE`` or ``FILE:entries[N]``."""
+        if self.is_entry:
+            return SourceLocation(self.file, entry=self.position)
+        return SourceLocation(self.file, line=self.position)
+
+    @property
+    def accepted(self) -> bool:
+        """True for a 2xx answer."""
+        return 200 <= self.status < 300
+
+    @property
+    def token(self) -> str | None:
+        """The bearer token of the request, if any."""
+        auth = self.headers.get("authorization")
+        if not auth:
+            return None
+        scheme, _, value = auth.partition(" ")
+        return value.strip() or None if scheme.lower() == "bearer" else auth.strip() or None
+
+    @property
+    def error_code(self) -> str | None:
+        """The ``code`` of an error body (D15), if there is one."""
+        body = self.resp_body
+        if isinstance(body, dict):
+            code = body.get("code")
+            if isinstance(code, str):
+                return code
+        return None
+
+    def summary(self) -> str:
+        """``POST /api/v1/... -> 200`` (no secrets: paths and statuses only)."""
+        code = self.error_code
+        tail = f" {code}" if code and not self.accepted else ""
+        return f"{self.method} {self.path} -> {self.status}{tail}"
+
+
+def _parse_time(text: str) -> float | None:
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def _shape_problem(record: Any) -> tuple[str, str] | None:
+    """The first way ``record`` misses the exchange shape, as (pointer, message)."""
+    if not isinstance(record, dict):
+        return "", f"a record must be a JSON object, not {type(record).__name__}"
+    req = record.get("request")
+    if not isinstance(req, dict):
+        return "/request", "request must be an object"
+    if not isinstance(req.get("method"), str) or not req["method"]:
+        return "/request/method", "request.method must be a non-empty string"
+    if not isinstance(req.get("path"), str) or not req["path"]:
+        return "/request/path", "request.path must be a non-empty string"
+    if "headers" in req and not isinstance(req["headers"], dict):
+        return "/request/headers", "request.headers must be an object of strings"
+    if "query" in req and not isinstance(req["query"], dict):
+        return "/request/query", "request.query must be an object"
+    resp = record.get("response")
+    if not isinstance(resp, dict):
+        return "/response", "response must be an object"
+    status = resp.get("status")
+    if not isinstance(status, int) or isinstance(status, bool) or not 0 <= status <= 599:
+        return "/response/status", "response.status must be an integer HTTP status"
+    if "headers" in resp and not isinstance(resp["headers"], dict):
+        return "/response/headers", "response.headers must be an object of strings"
+    time = record.get("time")
+    if time is not None and not isinstance(time, str):
+        return "/time", "time must be an ISO 8601 string"
+    return None
+
+
+def build_exchange(
+    record: Any, index: int, file: str, position: int | None, is_entry: bool
+) -> Exchange | Finding:
+    """Type one record, or return the ``input.bad-record`` finding that says why not."""
+    problem = _shape_problem(record)
+    if problem is not None:
+        pointer, message = problem
+        return Finding("input.bad-record", message, instance_path=pointer, spec_path="exchange")
+    req = record["request"]
+    resp = record["response"]
+    path: str = req["path"]
+    query: dict[str, Any] = req.get("query") or {}
+    if "://" in path or "?" in path:
+        parts = urlsplit(path)
+        path = parts.path or "/"
+        if parts.query:
+            query = {**dict(parse_qsl(parts.query, keep_blank_values=True)), **query}
+    headers = req.get("headers") or {}
+    if headers and any(not k.islower() for k in headers):
+        headers = {str(k).lower(): v for k, v in headers.items()}
+    time_text = record.get("time")
+    return Exchange(
+        index=index,
+        file=file,
+        position=position,
+        is_entry=is_entry,
+        method=req["method"].upper(),
+        path=path,
+        query=query,
+        headers=headers,
+        status=resp["status"],
+        time=_parse_time(time_text) if time_text else None,
+        time_text=time_text,
+        req_body=req.get("body"),
+        req_has_body=req.get("body") is not None,
+        req_text=req.get("bodyText"),
+        resp_body=resp.get("body"),
+        resp_has_body="body" in resp,
+        resp_text=resp.get("bodyText"),
+        resp_headers=resp.get("headers"),
+    )

@@ -1,0 +1,129 @@
+"""Matcher stage: an exchange's method and path name one operation of the table.
+
+Routing splits the path and walks a trie (literal segments before parameters),
+cheaper than a list of regexes. Paths outside the protocol (D1) are reported
+once per path as ``info``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from fsm.exchange import Exchange
+from fsm.spec.model import OperationSpec, Spec
+from fsm.violation import Finding
+
+__all__ = ["Match", "Matcher", "Router"]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """An exchange routed to an operation, with its path parameters."""
+
+    operation: OperationSpec
+    params: dict[str, str]
+
+
+@dataclass
+class _Node:
+    literal: dict[str, _Node] = field(default_factory=dict)
+    param: _Node | None = None
+    param_name: str = ""
+    ops: dict[str, OperationSpec] = field(default_factory=dict)
+
+
+class Router:
+    """The operation table as a trie over path segments."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.prefix = spec.prefix.rstrip("/")
+        self.out_of_scope = spec.out_of_scope
+        self._root = _Node()
+        for op in spec.operations:
+            node = self._root
+            for seg in op.path.strip("/").split("/"):
+                if seg.startswith("{"):
+                    if node.param is None:
+                        node.param = _Node()
+                        node.param_name = seg[1:-1]
+                    node = node.param
+                else:
+                    node = node.literal.setdefault(seg, _Node())
+            node.ops[op.method] = op
+
+    def route(self, method: str, path: str) -> Match | list[str] | None:
+        """The match; or the methods allowed on a known path; or None for an unknown path.
+
+        ``path`` is relative to the prefix.
+        """
+        segments = [unquote(s) for s in path.strip("/").split("/")] if path.strip("/") else [""]
+        found = self._walk(self._root, segments, 0, {})
+        if found is None:
+            return None
+        node, params = found
+        op = node.ops.get(method)
+        if op is None:
+            return sorted(node.ops)
+        return Match(op, params)
+
+    def _walk(
+        self, node: _Node, segs: list[str], i: int, params: dict[str, str]
+    ) -> tuple[_Node, dict[str, str]] | None:
+        if i == len(segs):
+            return (node, params) if node.ops else None
+        seg = segs[i]
+        child = node.literal.get(seg)
+        if child is not None:
+            found = self._walk(child, segs, i + 1, params)
+            if found is not None:
+                return found
+        if node.param is not None and seg:
+            return self._walk(node.param, segs, i + 1, {**params, node.param_name: seg})
+        return None
+
+
+class Matcher:
+    """Routes exchanges for one run; remembers which outside paths it already reported."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self._reported: set[str] = set()
+
+    def match(self, ex: Exchange) -> Match | Finding | None:
+        """A :class:`Match`, a routing finding, or None (outside path already reported)."""
+        prefix = self.router.prefix
+        path = ex.path
+        if path != prefix and not path.startswith(prefix + "/"):
+            return self._once(
+                "route.outside-api", path,
+                f"{ex.method} {path} is not under the API prefix {prefix}; not checked",
+            )
+        rel = path[len(prefix):] or "/"
+        for scope, reason in self.router.out_of_scope:
+            if rel == scope or rel.startswith(scope + "/"):
+                return self._once(
+                    "route.out-of-scope", path,
+                    f"{ex.method} {path} is outside the protocol ({reason}); not checked",
+                )
+        routed = self.router.route(ex.method, rel)
+        if isinstance(routed, Match):
+            return routed
+        if routed is None:
+            return Finding(
+                "route.unknown-path",
+                f"{ex.method} {path} matches no operation of the protocol",
+                actual=path,
+            )
+        return Finding(
+            "route.unknown-method",
+            f"{ex.method} is not allowed on {path}; expected {' or '.join(routed)}",
+            expected=routed,
+            actual=ex.method,
+        )
+
+    def _once(self, rule: str, path: str, message: str) -> Finding | None:
+        if path in self._reported:
+            return None
+        self._reported.add(path)
+        return Finding(rule, message, actual=path)

@@ -1,0 +1,207 @@
+"""The only module that wires the stages: reader -> exchange -> match -> schema -> step -> report.
+
+Records stream through one at a time; memory grows with the number of live
+entities, not with the length of the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from fsm.config import Config
+from fsm.exchange import Exchange, build_exchange
+from fsm.machines import engines_for
+from fsm.matcher import Match, Matcher, Router
+from fsm.readers import open_input
+from fsm.report import EntityOutcome, InputSummary, Report, Totals, sort_violations
+from fsm.schemacheck import SchemaChecker
+from fsm.spec import Spec, load_spec
+from fsm.stepper import Stepper
+from fsm.violation import Finding, Severity, SourceLocation, Violation
+
+__all__ = ["Validator", "validate_log"]
+
+Progress = Callable[[int], None]
+
+
+class Validator:
+    """Judges exchanges one at a time against the spec; :meth:`finish` returns the report.
+
+    Arguments:
+        spec: the protocol (default: the shipped one).
+        config: severities and switches (default: the catalogue's).
+        engine: ``table`` (compiled, fast) or ``transitions`` (the reference Machine and
+            the Python jsonschema validator only).
+
+    Example::
+
+        v = Validator()
+        for record in records:              # dicts in the exchange record format
+            problems = v.feed(record)       # violations this exchange caused
+        report = v.finish()
+    """
+
+    def __init__(
+        self, spec: Spec | None = None, *, config: Config | None = None, engine: str = "table"
+    ) -> None:
+        self.spec = spec if spec is not None else load_spec()
+        self.config = config if config is not None else Config()
+        self._severity = self.config.effective(self.spec.rules)
+        self._matcher = Matcher(Router(self.spec))
+        self._schemas = SchemaChecker(self.spec, fast=engine == "table")
+        self._stepper = Stepper(self.spec, engines_for(self.spec, engine))
+        self._violations: list[Violation] = []
+        self._read = self._judged = self._unreadable = 0
+        self._index = 0
+        self._inputs: list[InputSummary] = []
+        self._untimed: set[str] = set()
+        self._finished: Report | None = None
+
+    # ------------------------------------------------------------------ input
+    def feed(self, record: Mapping[str, Any] | Any, *, source: str = "<api>",
+             line: int | None = None) -> list[Violation]:
+        """Judge one exchange record (a dict, or a :class:`fsm.models.ExchangeRecord`)."""
+        if hasattr(record, "model_dump"):
+            record = record.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return self._feed(line if line is not None else self._read + 1, record, None, source, False)
+
+    def feed_file(self, path: str, *, stdin: BinaryIO | None = None,
+                  on_progress: Progress | None = None) -> None:
+        """Judge every record of one input file (``-`` for standard input)."""
+        info, items = open_input(path, stdin)
+        before = self._read
+        feed = self._feed
+        label = info.label
+        is_entry = info.positions_are_entries
+        for n, (position, record, error) in enumerate(items, 1):
+            feed(position, record, error, label, is_entry)
+            if on_progress is not None and not n & 0xFFF:
+                on_progress(n)
+        self._inputs.append(InputSummary(label, info.format, self._read - before))
+
+    # ------------------------------------------------------------------ stages
+    def _feed(self, position: int | None, record: Any, error: str | None, file: str,
+              is_entry: bool) -> list[Violation]:
+        self._read += 1
+        if error is not None:
+            self._unreadable += 1
+            loc = SourceLocation(file, entry=position) if is_entry else SourceLocation(file, line=position)
+            return self._emit([Finding("input.unreadable", error)], loc, -1, None)
+        built = build_exchange(record, self._index, file, position, is_entry)
+        if isinstance(built, Finding):
+            self._unreadable += 1
+            loc = SourceLocation(file, entry=position) if is_entry else SourceLocation(file, line=position)
+            return self._emit([built], loc, -1, None)
+        ex: Exchange = built
+        self._index += 1
+        self._judged += 1
+        findings: list[Finding] = []
+        if ex.time is None and file not in self._untimed:
+            self._untimed.add(file)
+            findings.append(
+                Finding("time.missing", f"{file} has exchanges without a usable timestamp "
+                        f"(first: {ex.time_text!r}); expiry is not inferred for them",
+                        instance_path="/time", actual=ex.time_text)
+            )
+        if ex.status == 0:
+            findings.append(Finding("input.no-response", f"{ex.method} {ex.path} has no response recorded"))
+            return self._emit(findings, ex.location, ex.index, None)
+        routed = self._matcher.match(ex)
+        if not isinstance(routed, Match):
+            if routed is not None:
+                findings.append(routed)
+            return self._emit(findings, ex.location, ex.index, None) if findings else []
+        findings.extend(self._schemas.check(ex, routed))
+        findings.extend(self._stepper.step(ex, routed))
+        if not findings:
+            return []
+        return self._emit(findings, ex.location, ex.index, routed.operation.id)
+
+    def _emit(self, findings: Iterable[Finding], loc: SourceLocation, index: int,
+              op: str | None) -> list[Violation]:
+        out = []
+        for f in findings:
+            severity = self._severity.get(f.rule_id, Severity.ERROR)
+            if severity is None:
+                continue
+            v = _violation(f, severity, loc, index, op, self._severity)
+            out.append(v)
+        self._violations.extend(out)
+        return out
+
+    # ----------------------------------------------------------------- output
+    def finish(self) -> Report:
+        """Close the run: report unfinished entities (D18) and return the report."""
+        if self._finished is not None:
+            return self._finished
+        end = SourceLocation(self._inputs[-1].label if self._inputs else "<end of log>")
+        entities = []
+        findings = []
+        for e, m in self._stepper.unfinished():
+            findings.append(
+                Finding(
+                    "entity.incomplete",
+                    f"{e.key} ends the log {e.state_text()}, not final "
+                    f"({', '.join(sorted(m.finals))})",
+                    entity=e.key,
+                    expected=sorted(m.finals),
+                    actual=list(e.states),
+                    related=self._stepper.related(e),
+                )
+            )
+        self._emit(findings, end, -1, None)
+        for (kind, _), e in self._stepper.entities.items():
+            m = self.spec.machines[kind]
+            entities.append(
+                EntityOutcome(e.key, kind, e.state_text(), all(s in m.finals for s in e.states),
+                              len(e.history))
+            )
+        self._finished = Report(
+            inputs=tuple(self._inputs),
+            totals=Totals(self._read, self._judged, self._unreadable),
+            violations=sort_violations(self._violations),
+            entities=tuple(entities),
+            rules=self.spec.rules,
+            strict=self.config.strict,
+        )
+        return self._finished
+
+
+def _violation(f: Finding, severity: Severity, loc: SourceLocation, index: int, op: str | None,
+               severities: Mapping[str, Severity | None]) -> Violation:
+    return Violation(
+        rule_id=f.rule_id,
+        severity=severity,
+        message=f.message,
+        location=loc,
+        exchange_index=index,
+        operation_id=op,
+        entity=f.entity,
+        instance_path=f.instance_path,
+        spec_path=f.spec_path,
+        expected=f.expected,
+        actual=f.actual,
+        related=f.related,
+        context=tuple(
+            _violation(c, severities.get(c.rule_id) or severity, loc, index, op, severities)
+            for c in f.context
+        ),
+    )
+
+
+def validate_log(
+    paths: str | Path | Iterable[str | Path],
+    *,
+    config: Config | None = None,
+    spec: Spec | None = None,
+    engine: str = "table",
+) -> Report:
+    """Validate one or more log files (JSONL, JSONL.gz or HAR) and return the report."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    v = Validator(spec, config=config, engine=engine)
+    for p in paths:
+        v.feed_file(str(p))
+    return v.finish()

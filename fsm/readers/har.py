@@ -1,0 +1,147 @@
+"""HAR 1.2 files (browsers, Playwright, mitmproxy): entries become exchange records.
+
+A truncated or broken HAR is salvaged entry by entry: every entry before the
+break is judged, and the break itself is reported with its entry index.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+
+__all__ = ["entry_to_record", "read_har"]
+
+_ENTRIES = re.compile(r'"entries"\s*:\s*\[')
+
+
+def read_har(data: bytes) -> Iterator[tuple[int | None, Any, str | None]]:
+    """Yield ``(entry_index, record, error)`` for every entry of a HAR document."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        yield from _salvage(data)
+        return
+    log = doc.get("log") if isinstance(doc, dict) else None
+    entries = log.get("entries") if isinstance(log, dict) else None
+    if not isinstance(entries, list):
+        yield None, None, "not a HAR file: no log.entries array"
+        return
+    for index, entry in enumerate(entries):
+        record, error = entry_to_record(entry)
+        yield index, record, error
+
+
+def _salvage(data: bytes) -> Iterator[tuple[int | None, Any, str | None]]:
+    text = data.decode("utf-8", errors="replace")
+    if "\ufffd" in text and b"\xef\xbf\xbd" not in data:
+        bad = _first_bad_utf8(data)
+        yield None, None, f"not valid UTF-8 at byte {bad}; undecodable bytes were replaced"
+    match = _ENTRIES.search(text)
+    if match is None:
+        yield None, None, "not valid JSON and no log.entries array found (is this a HAR file?)"
+        return
+    decoder = json.JSONDecoder()
+    pos = match.end()
+    index = 0
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= len(text):
+            yield index, None, "the file ends inside log.entries (truncated HAR)"
+            return
+        if text[pos] == "]":
+            return
+        try:
+            entry, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            yield index, None, (
+                f"entry is truncated or not valid JSON at line {exc.lineno}, column {exc.colno}: "
+                f"{exc.msg}; later entries cannot be read"
+            )
+            return
+        except RecursionError:
+            yield index, None, "entry nested too deeply; later entries cannot be read"
+            return
+        record, error = entry_to_record(entry)
+        yield index, record, error
+        index += 1
+
+
+def _first_bad_utf8(data: bytes) -> int:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return -1
+
+
+def _headers(raw: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if isinstance(raw, list):
+        for h in raw:
+            if isinstance(h, dict) and isinstance(h.get("name"), str):
+                name = h["name"].lower()
+                value = str(h.get("value", ""))
+                out[name] = f"{out[name]}, {value}" if name in out else value
+    return out
+
+
+def _body(text: Any, encoding: Any, mime: Any) -> dict[str, Any]:
+    """A record body: ``body`` when the text is JSON, ``bodyText`` when it is not."""
+    if not isinstance(text, str) or text == "":
+        return {}
+    if encoding == "base64":
+        try:
+            text = base64.b64decode(text, validate=False).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return {"bodyText": "<binary body>"}
+    try:
+        return {"body": orjson.loads(text)}
+    except orjson.JSONDecodeError:
+        return {"bodyText": text}
+
+
+def entry_to_record(entry: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """Convert one HAR entry into an exchange record, or say why it cannot be."""
+    if not isinstance(entry, dict):
+        return None, "entry is not an object"
+    req = entry.get("request")
+    resp = entry.get("response")
+    if not isinstance(req, dict) or not isinstance(resp, dict):
+        return None, "entry has no request or response object"
+    url = req.get("url")
+    if not isinstance(url, str) or not url:
+        return None, "request.url is missing"
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        return None, f"request.url is not a URL: {exc}"
+    request: dict[str, Any] = {
+        "method": str(req.get("method", "")).upper(),
+        "path": parts.path or "/",
+        "query": dict(parse_qsl(parts.query, keep_blank_values=True)),
+        "headers": _headers(req.get("headers")),
+    }
+    post = req.get("postData")
+    if isinstance(post, dict):
+        request.update(_body(post.get("text"), post.get("encoding"), post.get("mimeType")))
+    content = resp.get("content")
+    status = resp.get("status")
+    response: dict[str, Any] = {
+        "status": status if isinstance(status, int) and not isinstance(status, bool) else 0,
+        "headers": _headers(resp.get("headers")),
+    }
+    if isinstance(content, dict):
+        response.update(_body(content.get("text"), content.get("encoding"), content.get("mimeType")))
+    record: dict[str, Any] = {"request": request, "response": response}
+    started = entry.get("startedDateTime")
+    if isinstance(started, str):
+        record["time"] = started
+    return record, None

@@ -1,0 +1,49 @@
+"""JSONL exchange logs: one exchange record per line, read and parsed one line at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+__all__ = ["read_jsonl"]
+
+
+def read_jsonl(stream: Any) -> Iterator[tuple[int | None, Any, str | None]]:
+    """Yield ``(line, record, error)`` for every non-blank line of a binary stream.
+
+    A line that is not JSON (or not UTF-8, or nested too deeply) yields an error
+    naming the column; blank lines are not records.
+    """
+    loads = orjson.loads
+    decode_error = orjson.JSONDecodeError
+    line_no = 0
+    try:
+        for line_no, line in enumerate(stream, 1):  # noqa: B007 - read after the loop on errors
+            try:
+                yield line_no, loads(line), None
+            except decode_error as exc:
+                if not line.strip():
+                    continue
+                yield line_no, None, _describe(exc, line)
+    except (OSError, EOFError) as exc:  # truncated gzip member, read error mid-file
+        yield line_no + 1, None, f"stream ended unexpectedly: {exc}"
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+
+
+def _describe(exc: ValueError, line: bytes) -> str:
+    message = str(exc)
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as uexc:
+        return f"not valid UTF-8 at byte {uexc.start + 1} of the line"
+    if "recursion" in message.lower():
+        return "JSON nested too deeply (over 1024 levels)"
+    pos = getattr(exc, "pos", None)
+    if isinstance(pos, int):
+        return f"not valid JSON at column {pos + 1}: {message.split(':', 1)[0]}"
+    return f"not valid JSON: {message}"

@@ -1,0 +1,115 @@
+"""Report stage: violations collected into a :class:`Report`, with totals that add up (D21).
+
+No formatting happens here; :mod:`fsm.render` turns a report into text, JSON,
+JUnit or SARIF.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from fsm.violation import Rule, Severity, Violation
+
+__all__ = ["EntityOutcome", "InputSummary", "Report", "Totals"]
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """How many records were read, judged and unreadable: ``read == judged + unreadable``."""
+
+    read: int = 0
+    judged: int = 0
+    unreadable: int = 0
+
+    @property
+    def adds_up(self) -> bool:
+        """True when every record read is accounted for."""
+        return self.read == self.judged + self.unreadable
+
+
+@dataclass(frozen=True, slots=True)
+class InputSummary:
+    """One input file: its label, format and record count."""
+
+    label: str
+    format: str
+    records: int
+
+
+@dataclass(frozen=True, slots=True)
+class EntityOutcome:
+    """Where one entity ended up, for per-entity reports (JUnit test cases, grouping)."""
+
+    key: str
+    kind: str
+    state: str
+    final: bool
+    exchanges: int
+
+
+@dataclass(frozen=True)
+class Report:
+    """The verdict of one run."""
+
+    inputs: tuple[InputSummary, ...]
+    totals: Totals
+    violations: tuple[Violation, ...]
+    entities: tuple[EntityOutcome, ...] = ()
+    rules: Mapping[str, Rule] = field(default_factory=dict)
+    strict: bool = False
+
+    def count(self, severity: Severity) -> int:
+        """How many violations have ``severity``."""
+        return sum(1 for v in self.violations if v.severity is severity)
+
+    @property
+    def errors(self) -> int:
+        """Violations at error level."""
+        return self.count(Severity.ERROR)
+
+    @property
+    def warnings(self) -> int:
+        """Violations at warning level."""
+        return self.count(Severity.WARNING)
+
+    @property
+    def infos(self) -> int:
+        """Violations at info level."""
+        return self.count(Severity.INFO)
+
+    @property
+    def failed(self) -> bool:
+        """True when the run fails: any error (or, with ``strict``, any warning)."""
+        return self.errors > 0 or (self.strict and self.warnings > 0)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when the run passes, 1 when it fails."""
+        return 1 if self.failed else 0
+
+    def by_rule(self) -> Counter[str]:
+        """Violation counts per rule id."""
+        return Counter(v.rule_id for v in self.violations)
+
+    def by_entity(self) -> dict[str | None, list[Violation]]:
+        """Violations grouped by entity key (None: not about one entity), in log order."""
+        out: dict[str | None, list[Violation]] = {}
+        for v in self.violations:
+            out.setdefault(v.entity, []).append(v)
+        return out
+
+    def best_violation(self) -> Violation | None:
+        """The headline: most severe first, then shallowest pointer, then earliest."""
+        if not self.violations:
+            return None
+        return min(
+            self.violations,
+            key=lambda v: (-v.severity.rank, v.instance_path.count("/"), v.exchange_index),
+        )
+
+
+def sort_violations(violations: Iterable[Violation]) -> tuple[Violation, ...]:
+    """Log order, then most severe first, then rule id."""
+    return tuple(sorted(violations, key=Violation.sort_key))

@@ -1,0 +1,241 @@
+"""Schema stage: request and response bodies against their schemas, plus D11-D15 checks.
+
+Every schema error is reported (not only the first), each with its JSON pointer
+prefixed ``/request`` or ``/response``, grouped under one finding per body.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from fsm._validators import SchemaValidator, validator
+from fsm.exchange import Exchange
+from fsm.matcher import Match
+from fsm.spec.model import OperationSpec, Spec, StyleCheck
+from fsm.violation import Finding
+
+__all__ = ["SchemaChecker"]
+
+_GENERAL_STATUSES = frozenset({200, 400, 401, 403, 404, 429, 500})
+_MAX_DETAIL = 20  # schema errors listed per body; the rest are counted
+
+
+class SchemaChecker:
+    """Checks the payloads of matched exchanges.
+
+    Arguments:
+        spec: the loaded spec.
+        fast: use the compiled validators (``False``: Python jsonschema only).
+    """
+
+    def __init__(self, spec: Spec, *, fast: bool = True) -> None:
+        self.spec = spec
+        self.fast = fast
+        self._error = validator(spec.error_schema, fast)
+        self._style: dict[str, list[tuple[StyleCheck, re.Pattern[str] | None]]] = {}
+        for check in spec.style:
+            compiled = re.compile(check.pattern) if check.pattern else None
+            for rel in check.schemas:
+                self._style.setdefault(rel, []).append((check, compiled))
+
+    def _validator(self, rel: str) -> SchemaValidator:
+        return validator(rel, self.fast)
+
+    def check(self, ex: Exchange, match: Match) -> list[Finding]:
+        """Every payload finding for one exchange."""
+        op = match.operation
+        out: list[Finding] = []
+        if op.query and ex.query:
+            out.extend(self._query(ex, op))
+        if op.request is not None:
+            out.extend(self._request(ex, op))
+        if ex.status != 0:
+            out.extend(self._response(ex, op))
+        return out
+
+    def _query(self, ex: Exchange, op: OperationSpec) -> Iterator[Finding]:
+        for name, kind in op.query.items():
+            value = ex.query.get(name)
+            if value is None or kind != "integer":
+                continue
+            if isinstance(value, bool) or not (
+                isinstance(value, int) or (isinstance(value, str) and value.lstrip("-").isdigit())
+            ):
+                yield Finding(
+                    "schema.query",
+                    f"query parameter {name} should be an integer, got {value!r}",
+                    instance_path=f"/request/query/{name}",
+                    expected="integer",
+                    actual=value,
+                )
+
+    def _request(self, ex: Exchange, op: OperationSpec) -> Iterator[Finding]:
+        rel = op.request
+        assert rel is not None
+        if ex.req_text is not None:
+            yield Finding(
+                "input.body-not-json",
+                f"the request body of {op.id} is not JSON",
+                instance_path="/request/body",
+                actual=ex.req_text[:80],
+            )
+            return
+        if not ex.req_has_body:
+            if rel != "common/empty-object":
+                yield Finding(
+                    "schema.request",
+                    f"{op.id} needs a JSON request body ({rel}); none was recorded",
+                    instance_path="/request/body",
+                    spec_path=self._validator(rel).uri,
+                    expected=rel,
+                )
+            return
+        yield from self._body("request", ex.req_body, rel, op)
+
+    def _response(self, ex: Exchange, op: OperationSpec) -> Iterator[Finding]:
+        status = ex.status
+        if 200 <= status < 300:
+            rel = op.responses.get(status)
+            if rel is None:
+                yield Finding(
+                    "schema.undocumented-status",
+                    f"{op.id} answered {status}; the docs list {sorted(op.responses)} for success",
+                    instance_path="/response/status",
+                    expected=sorted(op.responses),
+                    actual=status,
+                )
+                return
+            if ex.resp_text is not None:
+                yield Finding(
+                    "input.body-not-json",
+                    f"the response body of {op.id} is not JSON",
+                    instance_path="/response/body",
+                    actual=ex.resp_text[:80],
+                )
+            elif not ex.resp_has_body:
+                yield Finding(
+                    "schema.response",
+                    f"{op.id} answered {status} with no body; expected {rel}",
+                    instance_path="/response/body",
+                    expected=rel,
+                )
+            else:
+                yield from self._body("response", ex.resp_body, rel, op)
+            return
+        if status not in op.errors and status not in _GENERAL_STATUSES:
+            yield Finding(
+                "schema.undocumented-status",
+                f"{op.id} answered {status}, which the docs never list",
+                instance_path="/response/status",
+                expected=sorted({*op.errors, *_GENERAL_STATUSES}),
+                actual=status,
+            )
+        if not ex.resp_has_body:
+            return
+        body = ex.resp_body
+        if not self._error.is_valid(body):
+            yield Finding(
+                "schema.error-envelope",
+                f"the {status} body of {op.id} is not an error envelope {{code, message}}",
+                instance_path="/response/body",
+                spec_path=self._error.uri,
+                expected="{code: string, message?: string}",
+                actual=_short(body),
+            )
+            return
+        code = body["code"]
+        if code not in op.documented_codes and code not in self.spec.generic_errors:
+            documented = sorted(op.documented_codes | self.spec.generic_errors)
+            yield Finding(
+                "schema.undocumented-error-code",
+                f"{op.id} refused with {code!r}, which is not documented for it "
+                f"(documented: {', '.join(documented)})",
+                instance_path="/response/body/code",
+                expected=documented,
+                actual=code,
+            )
+
+    def _body(self, side: str, body: Any, rel: str, op: OperationSpec) -> Iterator[Finding]:
+        v = self._validator(rel)
+        if not v.is_valid(body):
+            issues = v.issues(body)
+            details = tuple(
+                Finding(
+                    f"schema.{side}",
+                    f"{i.pointer or '(body)'}: {i.message}",
+                    instance_path=f"/{side}/body{i.pointer}",
+                    spec_path=i.schema_path,
+                )
+                for i in issues[:_MAX_DETAIL]
+            )
+            more = f" (+{len(issues) - _MAX_DETAIL} more)" if len(issues) > _MAX_DETAIL else ""
+            first = issues[0] if issues else None
+            yield Finding(
+                f"schema.{side}",
+                f"the {side} body of {op.id} breaks {rel}: "
+                + "; ".join(d.message for d in details[:3])
+                + ("; ..." if len(details) > 3 else "")
+                + more,
+                instance_path=f"/{side}/body{first.pointer if first else ''}",
+                spec_path=v.uri,
+                expected=rel,
+                context=details,
+            )
+        checks = self._style.get(rel)
+        if checks:
+            for check, pattern in checks:
+                yield from _style(check, pattern, body, side)
+
+
+def _short(value: Any) -> Any:
+    text = repr(value)
+    return value if len(text) <= 120 else text[:117] + "..."
+
+
+def _resolve(body: Any, pointer: str) -> Iterator[tuple[str, Any, tuple[int, ...]]]:
+    """Values at a pointer with ``*`` wildcards: (concrete pointer, value, array indexes)."""
+    stack: list[tuple[Any, str, tuple[int, ...]]] = [(body, "", ())]
+    for token in pointer.split("/")[1:]:
+        nxt: list[tuple[Any, str, tuple[int, ...]]] = []
+        for node, path, idx in stack:
+            if token == "*":
+                if isinstance(node, list):
+                    nxt.extend((v, f"{path}/{i}", (*idx, i)) for i, v in enumerate(node))
+            elif isinstance(node, dict) and token in node:
+                nxt.append((node[token], f"{path}/{token}", idx))
+        stack = nxt
+    for node, path, idx in stack:
+        yield path, node, idx
+
+
+def _style(
+    check: StyleCheck, pattern: re.Pattern[str] | None, body: Any, side: str
+) -> Iterator[Finding]:
+    for pointer in check.pointers:
+        if check.required:
+            if isinstance(body, dict) and not any(True for _ in _resolve(body, pointer)):
+                yield Finding(
+                    check.rule,
+                    f"{side} body has no {pointer.lstrip('/')}; expected {check.expected}",
+                    instance_path=f"/{side}/body{pointer}",
+                    expected=check.expected,
+                )
+            continue
+        for path, value, idx in _resolve(body, pointer):
+            if not isinstance(value, str) or pattern is None or pattern.search(value):
+                continue
+            if check.when is not None:
+                when_ptr, want = check.when
+                for i in idx:
+                    when_ptr = when_ptr.replace("*", str(i), 1)
+                if not any(v == want for _, v, _ in _resolve(body, when_ptr)):
+                    continue
+            yield Finding(
+                check.rule,
+                f"{path.lstrip('/')} is {value!r}; expected {check.expected}",
+                instance_path=f"/{side}/body{path}",
+                expected=check.expected,
+                actual=value,
+            )
