@@ -7,20 +7,13 @@ pointer of the first problem, and are not judged further.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from fsm.violation import Finding, SourceLocation
 
-__all__ = ["Exchange", "build_exchange", "fingerprint"]
-
-
-def fingerprint(secret: str, kind: str = "tok") -> str:
-    """A short stable stand-in for a secret (D20): same secret, same fingerprint."""
-    digest = hashlib.blake2s(secret.encode("utf-8", "surrogatepass"), digest_size=3).hexdigest()
-    return f"{kind}:{digest}"
+__all__ = ["Exchange", "build_exchange"]
 
 
 class Exchange:
@@ -149,9 +142,12 @@ def _shape_problem(record: Any) -> tuple[str, str] | None:
         return "/request/method", "request.method must be a non-empty string"
     if not isinstance(req.get("path"), str) or not req["path"]:
         return "/request/path", "request.path must be a non-empty string"
-    if "headers" in req and not isinstance(req["headers"], dict):
+    headers = req.get("headers")
+    if headers is not None and (
+        not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values())
+    ):
         return "/request/headers", "request.headers must be an object of strings"
-    if "query" in req and not isinstance(req["query"], dict):
+    if req.get("query") is not None and not isinstance(req["query"], dict):
         return "/request/query", "request.query must be an object"
     resp = record.get("response")
     if not isinstance(resp, dict):
@@ -159,8 +155,14 @@ def _shape_problem(record: Any) -> tuple[str, str] | None:
     status = resp.get("status")
     if not isinstance(status, int) or isinstance(status, bool) or not 0 <= status <= 599:
         return "/response/status", "response.status must be an integer HTTP status"
-    if "headers" in resp and not isinstance(resp["headers"], dict):
+    rheaders = resp.get("headers")
+    if rheaders is not None and (
+        not isinstance(rheaders, dict) or not all(isinstance(v, str) for v in rheaders.values())
+    ):
         return "/response/headers", "response.headers must be an object of strings"
+    for side, half in (("request", req), ("response", resp)):
+        if half.get("bodyText") is not None and not isinstance(half["bodyText"], str):
+            return f"/{side}/bodyText", f"{side}.bodyText must be a string"
     time = record.get("time")
     if time is not None and not isinstance(time, str):
         return "/time", "time must be an ISO 8601 string"

@@ -17,6 +17,7 @@ from fsm.matcher import Match, Matcher, Router
 from fsm.readers import open_input
 from fsm.report import EntityOutcome, InputSummary, Report, Totals, sort_violations
 from fsm.schemacheck import SchemaChecker
+from fsm.secrets import redact, redact_value
 from fsm.spec import Spec, load_spec
 from fsm.stepper import Stepper
 from fsm.violation import Finding, Severity, SourceLocation, Violation
@@ -174,15 +175,15 @@ def _violation(f: Finding, severity: Severity, loc: SourceLocation, index: int, 
     return Violation(
         rule_id=f.rule_id,
         severity=severity,
-        message=f.message,
+        message=redact(f.message),
         location=loc,
         exchange_index=index,
         operation_id=op,
         entity=f.entity,
         instance_path=f.instance_path,
         spec_path=f.spec_path,
-        expected=f.expected,
-        actual=f.actual,
+        expected=redact_value(f.expected),
+        actual=redact_value(f.actual),
         related=f.related,
         context=tuple(
             _violation(c, severities.get(c.rule_id) or severity, loc, index, op, severities)

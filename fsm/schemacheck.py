@@ -13,6 +13,7 @@ from typing import Any
 from fsm._validators import SchemaValidator, validator
 from fsm.exchange import Exchange
 from fsm.matcher import Match
+from fsm.secrets import SECRET_KEYS
 from fsm.spec.model import OperationSpec, Spec, StyleCheck
 from fsm.violation import Finding
 
@@ -43,15 +44,16 @@ class SchemaChecker:
     def _validator(self, rel: str) -> SchemaValidator:
         return validator(rel, self.fast)
 
-    def check(self, ex: Exchange, match: Match) -> list[Finding]:
-        """Every payload finding for one exchange."""
+    def check(self, ex: Exchange, match: Match, *, request: bool = True,
+              response: bool = True) -> list[Finding]:
+        """Every payload finding for one exchange (or only one side of it)."""
         op = match.operation
         out: list[Finding] = []
-        if op.query and ex.query:
+        if request and op.query and ex.query:
             out.extend(self._query(ex, op))
-        if op.request is not None:
+        if request and op.request is not None:
             out.extend(self._request(ex, op))
-        if ex.status != 0:
+        if response and ex.status != 0:
             out.extend(self._response(ex, op))
         return out
 
@@ -164,7 +166,7 @@ class SchemaChecker:
             details = tuple(
                 Finding(
                     f"schema.{side}",
-                    f"{i.pointer or '(body)'}: {i.message}",
+                    f"{i.pointer or '(body)'}: {_safe(i.pointer, i.message, i.keyword)}",
                     instance_path=f"/{side}/body{i.pointer}",
                     spec_path=i.schema_path,
                 )
@@ -187,6 +189,13 @@ class SchemaChecker:
         if checks:
             for check, pattern in checks:
                 yield from _style(check, pattern, body, side)
+
+
+def _safe(pointer: str, message: str, keyword: str) -> str:
+    """The schema message, unless the value is a secret (D20): then only the keyword."""
+    if pointer.rsplit("/", 1)[-1] in SECRET_KEYS:
+        return f"fails {keyword} (value not shown: it is a secret)"
+    return message
 
 
 def _short(value: Any) -> Any:

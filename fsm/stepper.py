@@ -23,7 +23,8 @@ from typing import Any
 
 import orjson
 
-from fsm.exchange import Exchange, fingerprint
+from fsm.exchange import Exchange
+from fsm.secrets import fingerprint
 from fsm.machines import Engine
 from fsm.matcher import Match
 from fsm.spec.model import (
@@ -668,8 +669,8 @@ class Stepper:
         if step.status is None:
             return
         actual = self._get(step.status, ex, params)
-        if not isinstance(actual, str):
-            return
+        if not isinstance(actual, str) or not m.states_with_status(actual):
+            return  # not a status of this machine at all: the schema check reports it
         predicted = {m.status_of(s) for s in e.states}
         if actual in predicted:
             e.states = tuple(s for s in e.states if m.status_of(s) == actual)

@@ -1,0 +1,303 @@
+"""The ``voucher-fsm`` command: a thin click layer over the library.
+
+Exit codes: 0 clean (warnings allowed), 1 violations at error level (or
+warnings with ``--strict``), 2 usage, configuration, spec or unreadable input.
+No traceback is ever shown; an unexpected failure prints one line and exit 3.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from fsm import __version__
+from fsm.errors import FsmError, UsageError
+
+__all__ = ["cli", "main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"voucher-fsm: {message}", err=True)
+    sys.exit(code)
+
+
+def _write(text: str, output: str | None) -> None:
+    if output and output != "-":
+        try:
+            Path(output).parent.mkdir(parents=True, exist_ok=True)
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "-V", "--version", prog_name="voucher-fsm")
+def cli() -> None:
+    """Specify and check the Bleepay voucher protocol.
+
+    \b
+    Validate captured traffic:   voucher-fsm validate traffic.har
+    List the rules it checks:    voucher-fsm rules
+    Check one payload:           voucher-fsm check-payload POST /api/v1/vouchers/vch_1/redeem-voucher request body.json
+    Lint the spec itself:        voucher-fsm spec lint
+    Draw the machines:           voucher-fsm diagrams --out diagrams/
+    """
+
+
+# ---------------------------------------------------------------- validate
+@cli.command()
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "junit", "sarif"]),
+              default=None, help="Report format (default: text, or the config file's).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report here instead of stdout.")
+@click.option("--strict", is_flag=True, default=None, help="Warnings fail the run too.")
+@click.option("--require-complete", is_flag=True, default=None,
+              help="Entities not final at the end of the log are warnings, not info (D18).")
+@click.option("--severity", "severities", multiple=True, metavar="RULE=LEVEL",
+              help="Override a rule's severity: error, warning, info or off. Repeatable.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
+              help="Settings file (default: nearest voucher-fsm.toml or pyproject.toml [tool.voucher-fsm]).")
+@click.option("--engine", type=click.Choice(["table", "transitions"]), default="table", show_default=True,
+              help="table: compiled fast path; transitions: the reference Machine and jsonschema only.")
+@click.option("--progress/--no-progress", default=None, help="Progress on stderr (default: on a terminal).")
+def validate(files: Sequence[str], fmt: str | None, output: str | None, strict: bool | None,
+             require_complete: bool | None, severities: Sequence[str], config_path: str | None,
+             engine: str, progress: bool | None) -> None:
+    """Check recorded traffic (JSONL, JSONL.gz or HAR; - for stdin) against the protocol.
+
+    Every exchange is routed to its operation, its bodies checked against the
+    schemas, and the entities it names stepped through their state machines.
+    """
+    from fsm.config import Config, find_config, load_config, parse_severity_overrides
+    from fsm.pipeline import Validator
+    from fsm.render import render
+    from fsm.render.text import summary_line
+
+    found = Path(config_path) if config_path else find_config()
+    config = load_config(found) if found else Config()
+    overrides = parse_severity_overrides(list(severities), "--severity")
+    config = config.merged(strict=strict, require_complete=require_complete, format=fmt,
+                           severity={**config.severity, **overrides})
+    for f in files:  # fail fast on a missing file, before judging anything
+        if f != "-" and not Path(f).exists():
+            raise UsageError(f"{f}: no such file")
+    validator = Validator(config=config, engine=engine)
+    show = sys.stderr.isatty() if progress is None else progress
+    if show:
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} records"),
+                      TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+            for f in files:
+                task = bar.add_task(f"validating {f}", total=None)
+                validator.feed_file(f, on_progress=lambda n, t=task: bar.update(t, completed=n))
+    else:
+        for f in files:
+            validator.feed_file(f)
+    report = validator.finish()
+    text = render(report, config.format)
+    if config.format == "text" and not output and sys.stdout.isatty():
+        _print_colour(text)
+    else:
+        _write(text, output)
+        if output or config.format != "text":
+            click.echo(summary_line(report), err=True)
+    sys.exit(report.exit_code)
+
+
+def _print_colour(text: str) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(highlight=False)
+    for line in text.splitlines():
+        t = Text(line)
+        t.highlight_regex(r"^  error\b", "bold red")
+        t.highlight_regex(r"^  warning\b", "yellow")
+        t.highlight_regex(r"^  info\b", "cyan")
+        t.highlight_regex(r"PASSED", "bold green")
+        t.highlight_regex(r"FAILED", "bold red")
+        t.highlight_regex(r"^[a-z]+:\S+", "bold")
+        console.print(t)
+
+
+# ------------------------------------------------------------------- rules
+@cli.command()
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
+              show_default=True)
+def rules(fmt: str) -> None:
+    """List every rule: id, default severity, source, and what it checks."""
+    from fsm.docs import rules_markdown
+    from fsm.spec import load_spec
+
+    spec = load_spec()
+    if fmt == "json":
+        click.echo(json.dumps([{"id": r.id, "severity": r.severity.value, "source": r.cite,
+                                "title": r.title, "hint": r.hint} for r in spec.rules.values()], indent=2))
+    elif fmt == "markdown":
+        click.echo(rules_markdown(spec), nl=False)
+    else:
+        width = max(len(r) for r in spec.rules)
+        for r in spec.rules.values():
+            click.echo(f"{r.id:<{width}}  {r.severity.value:<7}  {r.cite:<22}  {r.title}")
+
+
+# ----------------------------------------------------------- check-payload
+@cli.command("check-payload")
+@click.argument("method")
+@click.argument("path")
+@click.argument("side", type=click.Choice(["request", "response"]))
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--status", type=int, default=200, show_default=True, help="Response status (response side).")
+def check_payload(method: str, path: str, side: str, file: str, status: int) -> None:
+    """Validate one JSON body against the operation METHOD and PATH match.
+
+    PATH is concrete, e.g. /api/v1/vouchers/vch_1/redeem-voucher (the /api/v1
+    prefix is optional). Exit 0 valid (warnings are printed), 1 invalid, 2 no
+    such operation or unreadable file.
+    """
+    from fsm.exchange import Exchange
+    from fsm.matcher import Match, Router
+    from fsm.schemacheck import SchemaChecker
+    from fsm.spec import load_spec
+
+    spec = load_spec()
+    try:
+        raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise UsageError(f"{file}: not valid JSON: {exc}") from None
+    router = Router(spec)
+    rel = path.split("?", 1)[0]
+    if rel.startswith(router.prefix + "/") or rel == router.prefix:
+        rel = rel[len(router.prefix):] or "/"
+    routed = router.route(method.upper(), rel)
+    if not isinstance(routed, Match):
+        allowed = f"; {path} takes {', '.join(routed)}" if routed else ""
+        raise UsageError(f"no operation matches {method.upper()} {path}{allowed} (see docs/reference/operations.md)")
+    op = routed.operation
+    ex = Exchange(index=0, file=file, position=None, is_entry=False, method=method.upper(), path=path,
+                  query={}, headers={}, status=status if side == "response" else 0,
+                  req_body=body if side == "request" else None, req_has_body=side == "request",
+                  resp_body=body if side == "response" else None, resp_has_body=side == "response")
+    findings = SchemaChecker(spec).check(ex, routed, request=side == "request", response=side == "response")
+    errors = 0
+    for f in findings:
+        severity = spec.rules[f.rule_id].severity.value
+        errors += severity == "error"
+        details = f.context or (f,)
+        for d in details:
+            click.echo(f"{severity}: {d.rule_id}: {d.instance_path or '/'}: {d.message}")
+    if errors:
+        click.echo(f"{file}: INVALID {side} of {op.id} ({errors} error(s))", err=True)
+        sys.exit(1)
+    click.echo(f"{file}: valid {side} of {op.id}" + (f" ({len(findings)} warning(s))" if findings else ""),
+               err=True)
+
+
+# -------------------------------------------------------------------- spec
+@cli.group()
+def spec() -> None:
+    """Inspect and check the spec itself (machines, operations, schemas)."""
+
+
+@spec.command("lint")
+def spec_lint() -> None:
+    """Run the load-time checks: reachability, traps, finals, cross-file names, schemas."""
+    from fsm.spec.lint import LINT_CHECKS, lint_spec
+    from fsm.spec.loader import load_spec
+
+    findings = lint_spec(load_spec(lint=False))
+    for f in findings:
+        click.echo(str(f))
+    s = load_spec(lint=False)
+    states = sum(len(m.states) for m in s.machines.values())
+    moves = sum(len(t.source) for m in s.machines.values() for t in m.transitions)
+    click.echo(
+        f"{len(LINT_CHECKS)} checks over {len(s.machines)} machines ({states} states, {moves} transitions), "
+        f"{len(s.operations)} operations, {len(s.rules)} rules: "
+        + (f"{len(findings)} finding(s)" if findings else "clean"),
+        err=True,
+    )
+    sys.exit(1 if findings else 0)
+
+
+@cli.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+def openapi(output: str | None) -> None:
+    """Write an OpenAPI 3.1 document built from the operation table and the schemas."""
+    from fsm.openapi import build_openapi
+    from fsm.spec import load_spec
+
+    _write(json.dumps(build_openapi(load_spec()), indent=2) + "\n", output)
+
+
+# ---------------------------------------------------------------- generate
+@cli.command()
+@click.option("--sessions", type=click.IntRange(1), default=10, show_default=True, help="How many sessions.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same traffic.")
+@click.option("--vouchers-per-session", type=click.IntRange(1, 8), default=None,
+              help="Exactly K vouchers per session (default: 1-8 at random).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "har"]), default="jsonl", show_default=True)
+@click.option("--complete", is_flag=True, help="Finish every flow (no partial sessions at the end).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="File to write ('-': stdout).")
+def generate(sessions: int, seed: int, vouchers_per_session: int | None, fmt: str, complete: bool,
+             output: str) -> None:
+    """Write realistic, valid traffic generated from the machines and schemas."""
+    from fsm.generate import generate as gen
+    from fsm.generate import to_har
+
+    records = gen(sessions, seed, vouchers_per_session, partial=not complete)
+    if fmt == "har":
+        _write(json.dumps(to_har(list(records)), indent=1) + "\n", output)
+        return
+    if output == "-":
+        for r in records:
+            sys.stdout.buffer.write(orjson.dumps(r) + b"\n")
+        return
+    n = 0
+    try:
+        with open(output, "wb") as fh:
+            for r in records:
+                fh.write(orjson.dumps(r) + b"\n")
+                n += 1
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+    click.echo(f"wrote {n} exchanges to {output}", err=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: run the CLI, turning every known failure into a message and an exit code."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="voucher-fsm",
+                 standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _fail("aborted", 130)
+    except FsmError as exc:
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as exc:  # noqa: BLE001 - last resort: one line, never a traceback
+        _fail(f"internal error: {type(exc).__name__}: {exc} (please report this with the input that caused it)", 3)

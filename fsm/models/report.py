@@ -1,0 +1,89 @@
+"""The validator's JSON report (``voucher-fsm validate --format json``)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["ReportDocument"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class ToolInfo(_Strict):
+    """Which program wrote the report."""
+
+    name: Literal["voucher-fsm"]
+    version: str
+
+
+class InputInfo(_Strict):
+    """One input file."""
+
+    file: str
+    format: Literal["jsonl", "har"]
+    records: int = Field(ge=0)
+
+
+class TotalsInfo(_Strict):
+    """Record accounting (D21: read == judged + unreadable) and violation counts."""
+
+    read: int = Field(ge=0)
+    judged: int = Field(ge=0)
+    unreadable: int = Field(ge=0)
+    errors: int = Field(ge=0)
+    warnings: int = Field(ge=0)
+    info: int = Field(ge=0)
+
+
+class RelatedInfo(_Strict):
+    """An earlier exchange that put the entity where it is."""
+
+    exchange: int
+    location: str
+    summary: str
+
+
+class ViolationInfo(_Strict):
+    """One broken rule."""
+
+    rule: str = Field(description="Stable rule id, see `voucher-fsm rules`.")
+    severity: Literal["error", "warning", "info"]
+    message: str
+    location: str = Field(description="FILE:LINE (JSONL) or FILE:entries[N] (HAR).")
+    file: str
+    exchange: int = Field(description="0-based exchange index in the run; -1 for records and end of log.")
+    line: int | None = None
+    entry: int | None = None
+    operation: str | None = None
+    entity: str | None = Field(default=None, description="kind:id, e.g. voucher:vch_1.")
+    pointer: str | None = Field(default=None, description="JSON pointer, prefixed /request or /response.")
+    spec: str | None = Field(default=None, description="Schema $id with keyword path, or machine file pointer.")
+    expected: Any = None
+    actual: Any = None
+    related: list[RelatedInfo] | None = None
+    context: list[ViolationInfo] | None = None
+
+
+class EntityInfo(_Strict):
+    """Where an entity ended up."""
+
+    entity: str
+    kind: str
+    state: str
+    final: bool
+
+
+class ReportDocument(_Strict):
+    """The whole JSON report."""
+
+    tool: ToolInfo
+    inputs: list[InputInfo]
+    totals: TotalsInfo
+    passed: bool
+    strict: bool
+    violations: list[ViolationInfo]
+    entities: list[EntityInfo]

@@ -1,0 +1,75 @@
+"""The report as JSON, conforming to the ``report`` schema (``schemas/report.schema.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from fsm import __version__
+from fsm.report import Report
+from fsm.violation import Violation
+
+__all__ = ["render_json", "report_to_dict"]
+
+
+def _violation(v: Violation) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "rule": v.rule_id,
+        "severity": v.severity.value,
+        "message": v.message,
+        "location": str(v.location),
+        "file": v.location.file,
+        "exchange": v.exchange_index,
+    }
+    if v.location.line is not None:
+        out["line"] = v.location.line
+    if v.location.entry is not None:
+        out["entry"] = v.location.entry
+    for name, value in (("operation", v.operation_id), ("entity", v.entity)):
+        if value is not None:
+            out[name] = value
+    if v.instance_path:
+        out["pointer"] = v.instance_path
+    if v.spec_path:
+        out["spec"] = v.spec_path
+    if v.expected is not None:
+        out["expected"] = v.expected
+    if v.actual is not None:
+        out["actual"] = v.actual
+    if v.related:
+        out["related"] = [
+            {"exchange": r.index, "location": str(r.location), "summary": r.summary} for r in v.related
+        ]
+    if v.context:
+        out["context"] = [_violation(c) for c in v.context]
+    return out
+
+
+def report_to_dict(report: Report) -> dict[str, Any]:
+    """The JSON report as plain data."""
+    t = report.totals
+    return {
+        "tool": {"name": "voucher-fsm", "version": __version__},
+        "inputs": [{"file": i.label, "format": i.format, "records": i.records} for i in report.inputs],
+        "totals": {
+            "read": t.read,
+            "judged": t.judged,
+            "unreadable": t.unreadable,
+            "errors": report.errors,
+            "warnings": report.warnings,
+            "info": report.infos,
+        },
+        "passed": not report.failed,
+        "strict": report.strict,
+        "violations": [_violation(v) for v in report.violations],
+        "entities": [
+            {"entity": e.key, "kind": e.kind, "state": e.state, "final": e.final}
+            for e in report.entities
+        ],
+    }
+
+
+def render_json(report: Report) -> str:
+    """The JSON report as text."""
+    return orjson.dumps(report_to_dict(report), option=orjson.OPT_INDENT_2, default=str).decode() + "\n"

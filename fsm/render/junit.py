@@ -1,0 +1,48 @@
+"""The report as JUnit XML for CI systems: one test case per entity, one for the log itself."""
+
+from __future__ import annotations
+
+from xml.etree import ElementTree as ET
+
+from fsm.report import Report
+from fsm.violation import Severity, Violation
+
+__all__ = ["render_junit"]
+
+
+def _fails(v: Violation, strict: bool) -> bool:
+    return v.severity is Severity.ERROR or (strict and v.severity is Severity.WARNING)
+
+
+def render_junit(report: Report) -> str:
+    """JUnit XML: an entity's case fails when it has an error (or a warning, with strict)."""
+    groups = report.by_entity()
+    cases: dict[str, list[Violation]] = {"log": groups.pop(None, [])}
+    for e in report.entities:
+        cases.setdefault(e.key, [])
+    for key, vs in groups.items():
+        cases[str(key)] = vs
+    suites = ET.Element("testsuites", name="voucher-fsm")
+    suite = ET.SubElement(suites, "testsuite", name="voucher-fsm validate")
+    failures = 0
+    for key, vs in cases.items():
+        kind = key.split(":", 1)[0] if ":" in key else "log"
+        case = ET.SubElement(suite, "testcase", classname=f"voucher-fsm.{kind}", name=key)
+        failing = [v for v in vs if _fails(v, report.strict)]
+        if failing:
+            failures += 1
+            first = failing[0]
+            node = ET.SubElement(case, "failure", message=f"{first.rule_id}: {first.message}",
+                                 type=first.rule_id)
+            node.text = "\n".join(f"{v.location} {v.rule_id}: {v.message}" for v in failing)
+        others = [v for v in vs if not _fails(v, report.strict)]
+        if others:
+            out = ET.SubElement(case, "system-out")
+            out.text = "\n".join(f"{v.severity.value} {v.location} {v.rule_id}: {v.message}" for v in others)
+    suite.set("tests", str(len(cases)))
+    suite.set("failures", str(failures))
+    suite.set("errors", "0")
+    suites.set("tests", str(len(cases)))
+    suites.set("failures", str(failures))
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"

@@ -1,0 +1,79 @@
+"""The report for people: grouped by entity, each group with a short timeline.
+
+Plain text, stable and snapshot-friendly; the CLI adds colour on a terminal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fsm.report import Report
+from fsm.violation import Violation
+
+__all__ = ["render_text", "summary_line"]
+
+_WIDTH = 8
+
+
+def _value(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def _violation(v: Violation, report: Report) -> list[str]:
+    where = str(v.location) + (f"  {v.instance_path}" if v.instance_path else "")
+    lines = [f"  {v.severity.value:<{_WIDTH}}{v.rule_id}  {where}", f"  {'':<{_WIDTH}}{v.message}"]
+    if v.expected is not None or v.actual is not None:
+        lines.append(f"  {'':<{_WIDTH}}expected: {_value(v.expected)}   actual: {_value(v.actual)}")
+    for c in v.context[1:] if len(v.context) > 1 else ():
+        lines.append(f"  {'':<{_WIDTH}}- {c.message}")
+    rule = report.rules.get(v.rule_id)
+    if rule is not None:
+        lines.append(f"  {'':<{_WIDTH}}hint: {rule.hint} [{rule.cite}]")
+    return lines
+
+
+def summary_line(report: Report) -> str:
+    """``N records read, N judged, N unreadable; N errors, N warnings, N info: PASSED``."""
+    t = report.totals
+    verdict = "FAILED" if report.failed else "PASSED"
+    strict = " (strict)" if report.strict else ""
+    return (
+        f"{t.read} records read, {t.judged} judged, {t.unreadable} unreadable; "
+        f"{report.errors} errors, {report.warnings} warnings, {report.infos} info: {verdict}{strict}"
+    )
+
+
+def render_text(report: Report) -> str:
+    """The whole report as text."""
+    out: list[str] = []
+    for i in report.inputs:
+        out.append(f"input: {i.label} ({i.format}, {i.records} records)")
+    groups = report.by_entity()
+    general = groups.pop(None, [])
+    states = {e.key: e.state for e in report.entities}
+    for key, violations in groups.items():
+        assert key is not None
+        out.append("")
+        state = states.get(key)
+        out.append(key + (f"  (ends {state})" if state else ""))
+        timeline: dict[int, str] = {}
+        for v in violations:
+            for r in v.related:
+                timeline[r.index] = f"    #{r.index:<5} {r.location}  {r.summary}"
+        if timeline:
+            out.append("  timeline:")
+            out.extend(timeline[i] for i in sorted(timeline))
+        for v in violations:
+            out.extend(_violation(v, report))
+    if general:
+        out.append("")
+        out.append("log")
+        for v in general:
+            out.extend(_violation(v, report))
+    if report.violations:
+        out.append("")
+        counts = ", ".join(f"{rule} x{n}" for rule, n in sorted(report.by_rule().items()))
+        out.append(f"rules: {counts}")
+    out.append(summary_line(report))
+    return "\n".join(out) + "\n"

@@ -1,0 +1,51 @@
+"""Shared fixtures and Hypothesis profiles.
+
+Profiles: ``ci`` (the default: derandomized, quick) and ``thorough`` (many more
+examples, for a longer local run): ``HYPOTHESIS_PROFILE=thorough python -m pytest``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from fsm.spec import Spec, load_spec
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+settings.register_profile(
+    "ci", max_examples=40, derandomize=True, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "thorough", max_examples=1000, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session")
+def spec() -> Spec:
+    """The shipped spec, loaded and linted."""
+    return load_spec()
+
+
+@pytest.fixture
+def protocol_copy(tmp_path: Path) -> Path:
+    """A writable copy of fsm/protocol, for tests that break the spec on purpose."""
+    dest = tmp_path / "protocol"
+    shutil.copytree(REPO / "fsm" / "protocol", dest)
+    return dest
+
+
+def have_dot() -> bool:
+    """True when Graphviz's dot program is installed."""
+    return shutil.which("dot") is not None
+
+
+needs_dot = pytest.mark.skipif(not have_dot(), reason="Graphviz's dot is not installed (apt-get install -y graphviz)")

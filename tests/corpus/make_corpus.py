@@ -1,0 +1,590 @@
+"""Build the conformance corpus: ``tests/corpus/<case>/{traffic.jsonl|traffic.har, expected.json}``.
+
+Each case is written here by hand: the traffic, and the rule ids it must raise
+at which record. Expectations are authored, never taken from the validator's
+output. Run ``python tests/corpus/make_corpus.py`` after changing a case; a
+test fails when the committed files differ from what this script writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from copy import deepcopy
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parents[1]))
+
+from fsm.generate import TrafficBuilder, to_har  # noqa: E402
+
+Expect = list[tuple[str, int | None]]  # (rule id, 0-based record index; None = end of log)
+CASES: dict[str, Callable[[], tuple[list[Any], Expect, str]]] = {}
+
+
+def case(name: str, doc: str, fmt: str = "jsonl") -> Callable[..., Any]:
+    """Register a case builder: it returns (records, expected)."""
+
+    def register(fn: Callable[[], tuple[list[Any], Expect]]) -> Callable[[], tuple[list[Any], Expect]]:
+        def build() -> tuple[list[Any], Expect, str]:
+            records, expected = fn()
+            return records, expected, fmt
+
+        build.__doc__ = doc
+        CASES[name] = build
+        return fn
+
+    return register
+
+
+class Flow:
+    """A session flow under construction, with handy references."""
+
+    def __init__(self, seed: int = 1, join: bool = True) -> None:
+        self.b = TrafficBuilder(seed)
+        self.records: list[Any] = []
+        self.payer, rec = self.b.sign_in_payer()
+        self.add(rec)
+        self.ctx, rec = self.b.context_open(self.payer)
+        self.add(rec)
+        self.payee, rec = self.b.sign_in_payee(self.ctx["code"])
+        self.add(rec)
+        self.session, rec = self.b.session_open(self.payee, self.ctx["code"])
+        self.add(rec)
+        if join:
+            self.add(self.b.session_join(self.payer, self.session))
+
+    def add(self, record: Any) -> int:
+        self.records.append(record)
+        return len(self.records) - 1
+
+    def voucher(self) -> Any:
+        v, rec = self.b.session_reserve(self.payee, self.session)
+        self.add(rec)
+        return v
+
+    def close(self) -> None:
+        """The payee closes the session, then the payer the context."""
+        self.add(self.b.session_close(self.payee, self.session))
+        self.add(self.b.context_close(self.payer, self.ctx))
+
+    def finish(self, *vouchers: Any) -> None:
+        for v in vouchers:
+            if v.status == "REDEEMED":
+                self.add(self.b.resolve(self.payer, v))
+        self.add(self.b.session_close(self.payee, self.session))
+        self.add(self.b.context_close(self.payer, self.ctx))
+
+
+# ------------------------------------------------------------ clean flows
+def _two_payments() -> tuple[list[Any], Expect]:
+    f = Flow(seed=11)
+    eurc = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, eurc, "EURC", "100"))
+    usdc = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, usdc, "USDC", "50"))
+    f.add(f.b.resolve(f.payer, eurc))
+    f.add(f.b.resolve(f.payer, usdc))
+    f.add(f.b.get_voucher(f.payee, eurc))
+    f.close()
+    return f.records, []
+
+
+def _single_simple() -> tuple[list[Any], Expect]:
+    b = TrafficBuilder(12)
+    payer, r1 = b.sign_in_payer()
+    ctx, r2 = b.context_open(payer)
+    payee, r3 = b.sign_in_payee(ctx["code"])
+    v, r4 = b.reserve(payee, ctx["code"])
+    r5 = b.redeem_simple(payee, v, "EURC", "100")
+    r6 = b.negotiate(payer, v, "USDC")
+    r7 = b.resolve(payer, v)
+    r8 = b.get_voucher(payee, v)
+    r9 = b.context_close(payer, ctx)
+    return [r1, r2, r3, r4, r5, r6, r7, r8, r9], []
+
+
+def _custom_call() -> tuple[list[Any], Expect]:
+    f = Flow(seed=13)
+    v = f.voucher()
+    f.add(f.b.redeem_custom(f.payee, v))
+    f.add(f.b.resolve(f.payer, v))
+    f.close()
+    return f.records, []
+
+
+for _name, _fn, _doc in (
+    ("clean-two-payments", _two_payments, "The Sessions guide's flow: EURC + USDC vouchers in one session."),
+    ("clean-single-simple", _single_simple, "A standalone SIMPLE payment with FX negotiation."),
+    ("clean-custom-call", _custom_call, "A CUSTOM voucher carrying one contract call."),
+):
+    case(_name, _doc)(_fn)
+    case(_name + "-har", _doc + " (HAR)", "har")(_fn)
+
+
+@case("clean-retry-already-redeemed", "A retried redeem answered already_redeemed is fine (D19).")
+def _retry() -> tuple[list[Any], Expect]:
+    f = Flow(seed=14)
+    v = f.voucher()
+    redeem = f.b.redeem_simple(f.payee, v)
+    f.add(redeem)
+    f.add(f.b.refused("POST", redeem["request"]["path"].removeprefix("/api/v1"),
+                      redeem["request"]["body"], "already_redeemed", f.payee))
+    f.add(f.b.negotiate(f.payer, v))
+    f.add(f.b.negotiate(f.payer, v, "EURC"))
+    f.finish(v)
+    return f.records, []
+
+
+@case("clean-partial-adopted", "A log starting mid-flow: entities are adopted, not flagged (D18).")
+def _partial() -> tuple[list[Any], Expect]:
+    f = Flow(seed=15)
+    v = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, v))
+    f.add(f.b.resolve(f.payer, v))
+    f.add(f.b.session_close(f.payee, f.session))
+    return f.records[6:], []
+
+
+# ------------------------------------------------------- one case per rule
+@case("input-unreadable", "A line that is not JSON is reported and the run goes on (D21).")
+def _unreadable() -> tuple[list[Any], Expect]:
+    records, _ = _two_payments()
+    records.insert(3, "{not json at all")
+    return records, [("input.unreadable", 3)]
+
+
+@case("input-bad-record", "A record without a response is reported as bad (D21).")
+def _bad_record() -> tuple[list[Any], Expect]:
+    records, _ = _two_payments()
+    records.insert(2, {"time": records[1]["time"], "request": {"method": "GET", "path": "/api/v1/vouchers"}})
+    return records, [("input.bad-record", 2)]
+
+
+@case("input-body-not-json", "A redeem whose request body was captured as plain text.")
+def _not_json() -> tuple[list[Any], Expect]:
+    f = Flow(seed=16)
+    v = f.voucher()
+    i = f.add(f.b.redeem_simple(f.payee, v))
+    req = f.records[i]["request"]
+    req["bodyText"] = "expectedPayment=EURC&amount=100"
+    del req["body"]
+    f.finish(v)
+    return f.records, [("input.body-not-json", i)]
+
+
+@case("input-no-response", "A HAR entry with status 0 (aborted request).", "har")
+def _no_response() -> tuple[list[Any], Expect]:
+    records, _ = _two_payments()
+    aborted = deepcopy(records[5])
+    aborted["response"] = {"status": 0}
+    records.insert(6, aborted)
+    return records, [("input.no-response", 6)]
+
+
+@case("route-unknown-path", "A typo in an operation path.")
+def _unknown_path() -> tuple[list[Any], Expect]:
+    records, _ = _two_payments()
+    bad = deepcopy(records[5])
+    bad["request"]["path"] = bad["request"]["path"].replace("/reserve-voucher", "/reserve")
+    records.insert(6, bad)
+    return records, [("route.unknown-path", 6)]
+
+
+@case("route-unknown-method", "A method the operation does not take.")
+def _unknown_method() -> tuple[list[Any], Expect]:
+    f = Flow(seed=17)
+    v = f.voucher()
+    i = f.add(f.b.record("DELETE", f"/vouchers/{v.id}", status=404, response=f.b.error("not_found"),
+                         token=f.payee))
+    f.add(f.b.discard(f.payee, v))
+    f.finish()
+    return f.records, [("route.unknown-method", i)]
+
+
+@case("route-out-of-scope", "Widget calls are outside the protocol: info once per path (D1).")
+def _out_of_scope() -> tuple[list[Any], Expect]:
+    records, _ = _two_payments()
+    b = TrafficBuilder(18)
+    w = b.record("GET", "/widgets/wdgt_1/config", response={"config": None, "reason": "inactive"})
+    records[3:3] = [w, deepcopy(w)]
+    return records, [("route.out-of-scope", 3)]
+
+
+@case("route-outside-api", "A request outside /api/v1 (a page asset in a HAR).", "har")
+def _outside() -> tuple[list[Any], Expect]:
+    records, _ = _two_payments()
+    asset = deepcopy(records[0])
+    asset["request"] = {"method": "GET", "path": "/favicon.ico", "headers": {}}
+    asset["response"] = {"status": 200, "headers": {}}
+    records.insert(1, asset)
+    return records, [("route.outside-api", 1)]
+
+
+@case("schema-request", "Redeem with amount 0: amounts must be greater than zero (D13).")
+def _schema_request() -> tuple[list[Any], Expect]:
+    f = Flow(seed=19)
+    v = f.voucher()
+    i = f.add(f.b.redeem_simple(f.payee, v, "EURC", "0"))
+    f.finish(v)
+    return f.records, [("schema.request", i), ("schema.response", i)]
+
+
+@case("schema-response", "A session-open answer with a lowercase status.")
+def _schema_response() -> tuple[list[Any], Expect]:
+    f = Flow(seed=20)
+    f.records[3]["response"]["body"]["status"] = "open"
+    v = f.voucher()
+    f.add(f.b.discard(f.payee, v))
+    f.close()
+    return f.records, [("schema.response", 3)]
+
+
+@case("schema-query", "query-vouchers with a limit that is not an integer.")
+def _schema_query() -> tuple[list[Any], Expect]:
+    records, _ = _two_payments()
+    b = TrafficBuilder(21)
+    q = b.record("GET", "/vouchers", response=[], query={"limit": "ten"})
+    records.insert(6, q)
+    return records, [("schema.query", 6)]
+
+
+@case("schema-error-envelope", "A refusal whose body is a bare string, not {code, message} (D15).")
+def _envelope() -> tuple[list[Any], Expect]:
+    f = Flow(seed=22)
+    v = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, v))
+    i = f.add(f.b.refused("POST", f"/vouchers/{v.id}/redeem-voucher", {"expectedPayment": f.b.payment()},
+                          "already_redeemed", f.payee))
+    f.records[i]["response"]["body"] = "already redeemed"
+    f.finish(v)
+    return f.records, [("schema.error-envelope", i)]
+
+
+@case("schema-undocumented-error-code", "A refusal code the redeem page does not document (D15).")
+def _undocumented_code() -> tuple[list[Any], Expect]:
+    f = Flow(seed=23)
+    v = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, v))
+    i = f.add(f.b.refused("POST", f"/vouchers/{v.id}/redeem-voucher", {"expectedPayment": f.b.payment()},
+                          "voucher_locked", f.payee))
+    f.finish(v)
+    return f.records, [("schema.undocumented-error-code", i), ("machine.wrong-refusal-code", i)]
+
+
+@case("schema-undocumented-status", "An HTTP 418 the docs never list.")
+def _undocumented_status() -> tuple[list[Any], Expect]:
+    f = Flow(seed=24)
+    v = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, v))
+    i = f.add(f.b.refused("POST", f"/vouchers/{v.id}/redeem-voucher", {"expectedPayment": f.b.payment()},
+                          "already_redeemed", f.payee, status=418))
+    f.finish(v)
+    return f.records, [("schema.undocumented-status", i)]
+
+
+@case("style-id-prefix", "A voucher id without the vch_ prefix of the docs' examples (D11).")
+def _id_prefix() -> tuple[list[Any], Expect]:
+    f = Flow(seed=25)
+    v, rec = f.b.session_reserve(f.payee, f.session)
+    v.id = "v-" + v.code
+    rec["response"]["body"]["id"] = v.id
+    i = f.add(rec)
+    f.add(f.b.discard(f.payee, v))
+    f.close()
+    return f.records, [("style.id-prefix", i), ("style.id-prefix", i + 1)]
+
+
+@case("style-hex-address", "A placeholder wallet address, as in the docs' own example (D11).")
+def _hex() -> tuple[list[Any], Expect]:
+    f = Flow(seed=26)
+    v = f.voucher()
+    i = f.add(f.b.redeem_simple(f.payee, v))
+    for side in ("request", "response"):
+        f.records[i][side]["body"]["expectedPayment"]["wallet"]["address"] = "0xYourWalletAddress"
+    f.finish(v)
+    return f.records, [("style.hex-address", i), ("style.hex-address", i)]
+
+
+@case("style-numeric-code", "A numeric context whose code has letters, as in the docs (D11).")
+def _numeric() -> tuple[list[Any], Expect]:
+    f = Flow(seed=27)
+    f.records[1]["request"]["body"]["format"] = "numeric"
+    f.records[1]["response"]["body"]["format"] = "numeric"
+    v = f.voucher()
+    f.add(f.b.discard(f.payee, v))
+    f.close()
+    return f.records, [("style.numeric-code", 1)]
+
+
+@case("style-session-type-missing", "A session-open request without type, as in the guide (D12).")
+def _no_type() -> tuple[list[Any], Expect]:
+    f = Flow(seed=28)
+    del f.records[3]["request"]["body"]["type"]
+    v = f.voucher()
+    f.add(f.b.discard(f.payee, v))
+    f.close()
+    return f.records, [("style.session-type-missing", 3)]
+
+
+@case("machine-illegal-transition", "Two accepted redeems of one voucher (D16, D19).")
+def _illegal() -> tuple[list[Any], Expect]:
+    f = Flow(seed=29)
+    v = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, v))
+    i = f.add(f.b.redeem_simple(f.payee, v, "USDC"))
+    f.finish(v)
+    return f.records, [("machine.illegal-transition", i)]
+
+
+@case("machine-illegal-reserve-closed-session", "Reserving in a CLOSED session was accepted (D5).")
+def _reserve_closed() -> tuple[list[Any], Expect]:
+    f = Flow(seed=30)
+    f.add(f.b.session_close(f.payee, f.session))
+    v, rec = f.b.session_reserve(f.payee, f.session)
+    i = f.add(rec)
+    f.add(f.b.discard(f.payee, v))
+    return f.records, [("machine.illegal-transition", i)]
+
+
+@case("machine-unexpected-refusal", "A legal resolve refused by the server (D16: warning).")
+def _unexpected_refusal() -> tuple[list[Any], Expect]:
+    f = Flow(seed=31)
+    v = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, v))
+    i = f.add(f.b.refused("POST", f"/vouchers/{v.id}/resolve-voucher",
+                          {"receipts": [{"paymentId": "pay_1"}]}, "not_redeemed", f.payer))
+    f.finish(v)
+    return f.records, [("machine.unexpected-refusal", i)]
+
+
+@case("machine-wrong-refusal-code", "A second join refused with session_closed instead of already_joined (D3).")
+def _wrong_code() -> tuple[list[Any], Expect]:
+    f = Flow(seed=32)
+    i = f.add(f.b.refused("POST", f"/vouchers/sessions/{f.session.id}/session-join", {}, "session_closed",
+                          f.payer))
+    v = f.voucher()
+    f.add(f.b.discard(f.payee, v))
+    f.close()
+    return f.records, [("machine.wrong-refusal-code", i)]
+
+
+@case("machine-status-mismatch", "A resolve answer that still says REDEEMED.")
+def _status_mismatch() -> tuple[list[Any], Expect]:
+    f = Flow(seed=33)
+    v = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, v))
+    i = f.add(f.b.resolve(f.payer, v))
+    f.records[i]["response"]["body"]["status"] = "REDEEMED"
+    f.close()
+    return f.records, [("machine.status-mismatch", i), ("session.close-with-open-vouchers", i + 1),
+                       ("entity.incomplete", None)]
+
+
+@case("machine-terms-changed", "A SIMPLE redeem answered as CUSTOM (D7: the type is fixed by the redeem).")
+def _terms() -> tuple[list[Any], Expect]:
+    f = Flow(seed=34)
+    v = f.voucher()
+    i = f.add(f.b.redeem_simple(f.payee, v))
+    f.records[i]["response"]["body"]["type"] = "CUSTOM"
+    f.finish(v)
+    return f.records, [("machine.terms-changed", i)]
+
+
+@case("time-accepted-after-expiry", "Resolve accepted three minutes after the voucher expired (D2).")
+def _expired() -> tuple[list[Any], Expect]:
+    f = Flow(seed=35)
+    v = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, v))
+    f.b.now += timedelta(minutes=3)
+    i = f.add(f.b.resolve(f.payer, v))
+    f.close()
+    return f.records, [("time.accepted-after-expiry", i)]
+
+
+@case("time-backwards", "A timestamp earlier than the previous exchange's (D19).")
+def _backwards() -> tuple[list[Any], Expect]:
+    records, _ = _two_payments()
+    records[7]["time"] = records[2]["time"]
+    return records, [("time.backwards", 7)]
+
+
+@case("time-missing", "Records without timestamps: info once per file (D2).")
+def _no_time() -> tuple[list[Any], Expect]:
+    records, _ = _two_payments()
+    for r in records[4:6]:
+        del r["time"]
+    return records, [("time.missing", 4)]
+
+
+@case("observe-status-mismatch", "A GET shows RESOLVED before any resolve (D17).")
+def _observe_mismatch() -> tuple[list[Any], Expect]:
+    f = Flow(seed=36)
+    v = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, v))
+    v.status = "RESOLVED"
+    i = f.add(f.b.get_voucher(f.payee, v))
+    f.close()
+    return f.records, [("observe.status-mismatch", i)]
+
+
+@case("observe-independence", "A session close discards a voucher the payee never touched (D17, D4).")
+def _independence() -> tuple[list[Any], Expect]:
+    f = Flow(seed=37)
+    a = f.voucher()
+    b = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, a))
+    f.add(f.b.redeem_simple(f.payee, b))
+    f.add(f.b.get_voucher(f.payee, a))
+    f.add(f.b.resolve(f.payer, b))
+    f.add(f.b.session_close(f.payee, f.session))
+    a.status = "DISCARDED"
+    i = f.add(f.b.get_voucher(f.payee, a))
+    return f.records, [("session.close-with-open-vouchers", i - 1), ("observe.independence", i)]
+
+
+@case("actor-wrong-role", "The payee's resource token resolves a voucher, and the server accepts (D10).")
+def _wrong_role() -> tuple[list[Any], Expect]:
+    f = Flow(seed=38)
+    v = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, v))
+    i = f.add(f.b.resolve(f.payee, v))
+    f.close()
+    return f.records, [("actor.wrong-role", i)]
+
+
+@case("actor-wrong-context", "A resource token for one context redeems a voucher of another (D10).")
+def _wrong_context() -> tuple[list[Any], Expect]:
+    f = Flow(seed=39)
+    other = Flow(seed=40)
+    v = f.voucher()
+    i = f.add(f.b.redeem_simple(other.payee, v))
+    f.add(f.b.resolve(f.payer, v))
+    f.add(f.b.session_close(f.payee, f.session))
+    return other.records[:3] + f.records, [("actor.wrong-context", i + 3)]
+
+
+@case("actor-unauthenticated", "A redeem accepted with no Authorization header.")
+def _unauthenticated() -> tuple[list[Any], Expect]:
+    f = Flow(seed=41)
+    v = f.voucher()
+    i = f.add(f.b.redeem_simple(f.payee, v))
+    del f.records[i]["request"]["headers"]["authorization"]
+    f.finish(v)
+    return f.records, [("actor.unauthenticated", i)]
+
+
+@case("session-reserve-before-join", "A voucher reserved before the payer joined (D3).")
+def _before_join() -> tuple[list[Any], Expect]:
+    f = Flow(seed=42, join=False)
+    v, rec = f.b.session_reserve(f.payee, f.session)
+    i = f.add(rec)
+    f.add(f.b.session_join(f.payer, f.session))
+    f.add(f.b.discard(f.payee, v))
+    f.close()
+    return f.records, [("session.reserve-before-join", i)]
+
+
+@case("session-close-with-open-vouchers", "Closing while a voucher is REDEEMED; the voucher goes on (D4).")
+def _close_open() -> tuple[list[Any], Expect]:
+    f = Flow(seed=43)
+    v = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, v))
+    i = f.add(f.b.session_close(f.payee, f.session))
+    f.add(f.b.resolve(f.payer, v))
+    return f.records, [("session.close-with-open-vouchers", i)]
+
+
+@case("network-mismatch", "EURC on polygon with USDC's address (D14).")
+def _mismatch() -> tuple[list[Any], Expect]:
+    f = Flow(seed=44)
+    v = f.voucher()
+    i = f.add(f.b.redeem_simple(f.payee, v, "EURC"))
+    usdc = "0x2791Bca1f2de4661ED88A30C99A7a9449Aa84174"
+    for side in ("request", "response"):
+        f.records[i][side]["body"]["expectedPayment"]["currencyAddress"] = usdc
+    f.finish(v)
+    return f.records, [("network.mismatch", i)]
+
+
+@case("network-unknown-currency", "A currency the registry does not know, then learnt from /finance/currencies (D14).")
+def _unknown_currency() -> tuple[list[Any], Expect]:
+    f = Flow(seed=45)
+    v = f.voucher()
+    dai = "0x8f3cf7ad23cd3cadbd9735aff958023239c6a063"
+    i = f.add(f.b.redeem_simple(f.payee, v))
+    for side in ("request", "response"):
+        pay = f.records[i][side]["body"]["expectedPayment"]
+        pay["currency"], pay["currencyAddress"] = "DAI", dai
+    f.add(f.b.record("GET", "/finance/currencies", response=[
+        {"symbol": "DAI", "network": "polygon", "address": dai, "decimals": 18, "bridgeable": True,
+         "enabled": True}]))
+    w = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, w))
+    j = len(f.records) - 1
+    for side in ("request", "response"):
+        pay = f.records[j][side]["body"]["expectedPayment"]
+        pay["currency"], pay["currencyAddress"] = "DAI", dai
+    f.finish(v, w)
+    return f.records, [("network.unknown-currency", i)]
+
+
+@case("entity-reused-id", "Two reserves answered with the same voucher id.")
+def _reused() -> tuple[list[Any], Expect]:
+    f = Flow(seed=46)
+    v = f.voucher()
+    _, rec = f.b.session_reserve(f.payee, f.session)
+    rec["response"]["body"]["id"] = v.id
+    i = f.add(rec)
+    f.add(f.b.discard(f.payee, v))
+    f.close()
+    return f.records, [("entity.reused-id", i)]
+
+
+@case("entity-incomplete", "The log ends with a voucher still REDEEMED and its session open (D18).")
+def _incomplete() -> tuple[list[Any], Expect]:
+    f = Flow(seed=47)
+    v = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, v))
+    return f.records, [("entity.incomplete", None), ("entity.incomplete", None),
+                       ("entity.incomplete", None)]
+
+
+def write(root: Path = ROOT) -> list[Path]:
+    """Write every case; return the files written."""
+    written = []
+    for name, build in CASES.items():
+        records, expected, fmt = build()
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        traffic = folder / ("traffic.har" if fmt == "har" else "traffic.jsonl")
+        if fmt == "har":
+            traffic.write_text(json.dumps(to_har(records), indent=1) + "\n", encoding="utf-8")
+        else:
+            lines = [r if isinstance(r, str) else orjson.dumps(r).decode() for r in records]
+            traffic.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+        def where(i: int | None) -> str:
+            if i is None:
+                return traffic.name
+            return f"{traffic.name}:entries[{i}]" if fmt == "har" else f"{traffic.name}:{i + 1}"
+
+        doc = {
+            "description": (build.__doc__ or "").strip(),
+            "traffic": traffic.name,
+            "violations": sorted([{"rule": r, "location": where(i)} for r, i in expected],
+                                 key=lambda d: (d["location"], d["rule"])),
+        }
+        (folder / "expected.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        written += [traffic, folder / "expected.json"]
+    return written
+
+
+if __name__ == "__main__":
+    files = write()
+    print(f"wrote {len(files) // 2} cases")

@@ -1,0 +1,139 @@
+"""Readers: JSONL (plain and gzip), HAR (plain, base64, truncated), stdin, format detection."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fsm.errors import LogFormatError
+from fsm.generate import generate, to_har
+from fsm.readers import detect_format, open_input, read_har
+
+RECORD = {"time": "2026-06-09T12:00:00.000Z",
+          "request": {"method": "GET", "path": "/api/v1/vouchers/vch_1"},
+          "response": {"status": 200, "body": {"id": "vch_1", "status": "RESERVED"}}}
+
+
+def _items(path: Path | str, stdin: io.BytesIO | None = None) -> list[tuple[int | None, object, str | None]]:
+    _, items = open_input(str(path), stdin)
+    return list(items)
+
+
+def test_jsonl_lines_are_numbered_from_one_and_blank_lines_are_not_records(tmp_path: Path) -> None:
+    """Positions are 1-based line numbers; blank lines are skipped, not counted as records."""
+    p = tmp_path / "log.jsonl"
+    p.write_bytes(orjson.dumps(RECORD) + b"\n\n" + orjson.dumps(RECORD) + b"\n")
+    assert [pos for pos, _, _ in _items(p)] == [1, 3]
+
+
+def test_a_broken_line_is_reported_with_its_column_and_reading_goes_on(tmp_path: Path) -> None:
+    """Invalid JSON yields an error for that line only."""
+    p = tmp_path / "log.jsonl"
+    p.write_bytes(b'{"a": tru\n' + orjson.dumps(RECORD) + b"\n")
+    items = _items(p)
+    assert items[0][0] == 1 and items[0][1] is None and "column" in (items[0][2] or "")
+    assert items[1] == (2, RECORD, None)
+
+
+def test_invalid_utf8_is_reported_with_its_byte(tmp_path: Path) -> None:
+    """A line that is not UTF-8 says so, with the byte offset."""
+    p = tmp_path / "log.jsonl"
+    p.write_bytes(b'{"a": "\xff\xfe"}\n')
+    [(pos, rec, err)] = _items(p)
+    assert rec is None and err is not None and "UTF-8" in err
+
+
+def test_deep_nesting_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    """A line nested thousands deep is reported, not a RecursionError."""
+    p = tmp_path / "log.jsonl"
+    p.write_bytes(b"[" * 5000 + b"]" * 5000 + b"\n")
+    [(_, rec, err)] = _items(p)
+    assert rec is None and err
+
+
+def test_gzip_is_detected_from_the_content_not_the_name(tmp_path: Path) -> None:
+    """A gzip file named .log reads like its plain twin."""
+    p = tmp_path / "capture.log"
+    p.write_bytes(gzip.compress(orjson.dumps(RECORD) + b"\n"))
+    info, items = open_input(str(p))
+    assert info.compressed and info.format == "jsonl"
+    assert list(items) == [(1, RECORD, None)]
+
+
+def test_har_is_detected_from_the_content(tmp_path: Path) -> None:
+    """A HAR file named .json is read as HAR."""
+    p = tmp_path / "capture.json"
+    p.write_text(json.dumps(to_har([RECORD])))
+    info, items = open_input(str(p))
+    assert info.format == "har"
+    [(pos, rec, err)] = list(items)
+    assert pos == 0 and err is None and rec is not None
+    assert rec["request"]["path"] == "/api/v1/vouchers/vch_1"
+    assert rec["response"]["body"] == RECORD["response"]["body"]
+
+
+def test_har_base64_content_is_decoded() -> None:
+    """Response content with encoding base64 is decoded before parsing."""
+    har = to_har([RECORD])
+    content = har["log"]["entries"][0]["response"]["content"]
+    content["text"] = __import__("base64").b64encode(content["text"].encode()).decode()
+    content["encoding"] = "base64"
+    [(_, rec, _)] = list(read_har(orjson.dumps(har)))
+    assert rec is not None and rec["response"]["body"] == RECORD["response"]["body"]
+
+
+def test_a_truncated_har_keeps_every_entry_before_the_break() -> None:
+    """Entries before the cut are read; the cut entry is reported with its index."""
+    text = json.dumps(to_har(list(generate(2, seed=3))), indent=1)
+    cut = text[: int(len(text) * 0.6)]
+    items = list(read_har(cut.encode()))
+    good = [i for i in items if i[2] is None]
+    bad = [i for i in items if i[2] is not None]
+    assert len(good) >= 5
+    assert len(bad) == 1 and bad[0][0] == len(good)
+    assert "truncated" in (bad[0][2] or "") or "not valid JSON" in (bad[0][2] or "")
+
+
+def test_a_har_without_entries_is_one_file_level_problem() -> None:
+    """A JSON document without log.entries is reported once, at the file."""
+    assert list(read_har(b'{"log": {"pages": []}}')) == [(None, None, "not a HAR file: no log.entries array")]
+
+
+def test_standard_input_is_read_with_a_dash() -> None:
+    """'-' reads the stream given as stdin."""
+    stdin = io.BytesIO(orjson.dumps(RECORD) + b"\n")
+    info, items = open_input("-", stdin)
+    assert info.label == "<stdin>"
+    assert list(items) == [(1, RECORD, None)]
+
+
+def test_a_missing_file_is_a_log_format_error(tmp_path: Path) -> None:
+    """A file that cannot be opened stops the run with a message (exit 2 in the CLI)."""
+    with pytest.raises(LogFormatError, match="cannot open"):
+        open_input(str(tmp_path / "nope.jsonl"))
+
+
+@pytest.mark.parametrize(("head", "fmt"), [(b'{"log": {}}', "har"), (b'\n  {\n "log"', "har"),
+                                           (b'{"time": 1}', "jsonl"), (b"", "jsonl"), (b"garbage", "jsonl")])
+def test_format_detection(head: bytes, fmt: str) -> None:
+    """A leading {"log" means HAR; anything else is read as JSONL."""
+    assert detect_format(head) == fmt
+
+
+@given(st.binary(max_size=400))
+def test_readers_never_raise_on_arbitrary_bytes(data: bytes) -> None:
+    """Any bytes at all give records or errors, never an exception."""
+    for reader_input in (data, b'{"log": {"entries": [' + data):
+        for pos, rec, err in read_har(reader_input):
+            assert rec is not None or err is not None
+    stream = io.BytesIO(data)
+    _, items = open_input("-", stream)
+    for pos, rec, err in items:
+        assert (rec is None) != (err is None) or rec is not None

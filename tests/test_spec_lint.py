@@ -1,0 +1,111 @@
+"""The load-time lint: the shipped spec is clean, and every check bites on a broken copy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fsm.errors import SpecError
+from fsm.spec.lint import LINT_CHECKS, lint_spec
+from fsm.spec.loader import load_spec
+
+
+def test_shipped_spec_lints_clean() -> None:
+    """No finding on the spec the wheel ships."""
+    assert lint_spec(load_spec(lint=False)) == []
+
+
+def _edit(folder: Path, name: str, change: Callable[[dict[str, Any]], None]) -> None:
+    path = folder / name
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc))
+
+
+def _drop_transition(trigger: str) -> Callable[[dict[str, Any]], None]:
+    def change(doc: dict[str, Any]) -> None:
+        doc["transitions"] = [t for t in doc["transitions"] if t["trigger"] != trigger]
+        doc["refusals"] = [r for r in doc.get("refusals", []) if r["trigger"] != trigger]
+    return change
+
+
+BREAKS: list[tuple[str, str, Callable[[dict[str, Any]], None], str]] = [
+    ("state-unreachable", "voucher.machine.json",
+     lambda d: d["states"].append({"name": "LIMBO", "final": True, "description": "nowhere"}), "/states/5"),
+    ("state-trap", "voucher.machine.json", _drop_transition("resolve"), "/states/1"),
+    ("final-unreachable", "session.machine.json", _drop_transition("close"), "/states/2"),
+    ("state-unknown", "voucher.machine.json",
+     lambda d: d["refusals"].append({"trigger": "redeem", "states": ["GONE"], "code": None}), "/refusals/8/states/0"),
+    ("guard-unknown", "voucher.machine.json",
+     lambda d: d["transitions"][1]["guards"].append({"guard": "is_blue", "refuse": "not_simple"}),
+     "/transitions/1/guards/2"),
+    ("rule-unknown", "session.machine.json",
+     lambda d: d["transitions"][1].update(warn="session.no-such-rule"), "/transitions/1/warn"),
+    ("refusal-conflict", "voucher.machine.json",
+     lambda d: d["refusals"].append({"trigger": "redeem", "states": ["RESERVED"], "code": "already_redeemed"}),
+     "/refusals/8"),
+    ("refusal-undocumented", "voucher.machine.json",
+     lambda d: d["refusals"][0].update(code="voucher_gone"), "/refusals/0/code"),
+    ("transition-operation-unknown", "voucher.machine.json",
+     lambda d: d["transitions"][0].update(operation="redeem-it"), "/transitions/0/operation"),
+    ("transition-operation-mismatch", "voucher.machine.json",
+     lambda d: d["transitions"][0].update(operation="resolve-voucher"), "/transitions/0"),
+    ("transition-actor", "voucher.machine.json",
+     lambda d: d["transitions"][0].update(actor="payer"), "/transitions/0/actor"),
+]
+
+
+@pytest.mark.parametrize(("check", "file", "change", "pointer"), BREAKS, ids=[b[0] for b in BREAKS])
+def test_lint_check_reports_a_broken_machine_with_file_and_pointer(
+    protocol_copy: Path, check: str, file: str, change: Callable[[dict[str, Any]], None], pointer: str
+) -> None:
+    """Each machine check finds its own kind of breakage, naming the file and the JSON pointer."""
+    _edit(protocol_copy, file, change)
+    findings = lint_spec(load_spec(protocol_copy, lint=False))
+    assert any(f.check == check and f.file == file and f.pointer == pointer for f in findings), findings
+
+
+def test_operation_with_a_trigger_no_machine_has_is_reported(protocol_copy: Path) -> None:
+    """An operation stepping an unknown trigger is a finding in operations.json."""
+    _edit(protocol_copy, "operations.json", lambda d: d["operations"][8]["steps"][0].update(trigger="redeem_twice"))
+    findings = lint_spec(load_spec(protocol_copy, lint=False))
+    assert any(f.check == "operation-trigger-unknown" and f.pointer == "/operations/8/steps/0/trigger"
+               for f in findings)
+
+
+def test_operation_naming_a_missing_schema_is_reported(protocol_copy: Path) -> None:
+    """A schema id that is not shipped is a finding."""
+    _edit(protocol_copy, "operations.json", lambda d: d["operations"][8].update(request="vouchers/nope"))
+    findings = lint_spec(load_spec(protocol_copy, lint=False))
+    assert any(f.check == "schema-missing" and f.pointer == "/operations/8/request" for f in findings)
+
+
+def test_duplicate_routes_are_reported(protocol_copy: Path) -> None:
+    """Two operations on one method and path cannot both be matched."""
+    _edit(protocol_copy, "operations.json", lambda d: d["operations"][9].update(path=d["operations"][8]["path"]))
+    findings = lint_spec(load_spec(protocol_copy, lint=False))
+    assert any(f.check == "operation-duplicate" for f in findings)
+
+
+def test_a_file_that_breaks_its_meta_schema_is_refused_at_load(protocol_copy: Path) -> None:
+    """The machine file format is checked against its own JSON Schema before anything else."""
+    _edit(protocol_copy, "voucher.machine.json", lambda d: d["states"][0].update(final="yes"))
+    with pytest.raises(SpecError, match=r"voucher\.machine\.json#/states/0/final"):
+        load_spec(protocol_copy)
+
+
+def test_load_with_lint_raises_listing_every_finding(protocol_copy: Path) -> None:
+    """load_spec() refuses a spec with lint findings and lists them."""
+    _edit(protocol_copy, "voucher.machine.json", _drop_transition("resolve"))
+    with pytest.raises(SpecError, match="state-trap"):
+        load_spec(protocol_copy)
+
+
+def test_every_lint_check_is_documented() -> None:
+    """Each check has a one-line description (shown by `voucher-fsm spec lint`)."""
+    assert len(LINT_CHECKS) >= 15
+    assert all(text and not text.endswith(".") for text in LINT_CHECKS.values())
