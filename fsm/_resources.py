@@ -80,13 +80,11 @@ def load_schemas() -> Mapping[str, Mapping[str, Any]]:
 
 
 def _refuse_remote(uri: str) -> Resource[Any]:
-    raise NoSuchResource(ref=uri)
+    raise NoSuchResource(uri)
 
 
 @functools.cache
 def registry() -> Registry[Any]:
     """A crawled, offline registry of every shipped schema; unknown URIs are never fetched."""
-    resources = [
-        (schema_uri(rel), Resource.from_contents(dict(doc))) for rel, doc in load_schemas().items()
-    ]
+    resources = [(schema_uri(rel), Resource.from_contents(dict(doc))) for rel, doc in load_schemas().items()]
     return Registry(retrieve=_refuse_remote).with_resources(resources).crawl()  # type: ignore[call-arg]

@@ -63,9 +63,7 @@ class SchemaValidator:
         self.uri = schema_uri(relative_id)
         self._schema = dict(schemas[relative_id])
         self._explainer = Draft202012Validator(self._schema, registry=registry())
-        self._compiled = (
-            jsonschema_rs.validator_for(self._schema, registry=_rs_registry()) if fast else None
-        )
+        self._compiled = jsonschema_rs.validator_for(self._schema, registry=_rs_registry()) if fast else None
 
     def is_valid(self, instance: Any) -> bool:
         """True when ``instance`` satisfies the schema."""

@@ -44,36 +44,70 @@ def _write(text: str, output: str | None) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="voucher-fsm")
 def cli() -> None:
-    """Specify and check the Bleepay voucher protocol.
+    r"""Specify and check the Bleepay voucher protocol.
 
     \b
-    Validate captured traffic:   voucher-fsm validate traffic.har
-    List the rules it checks:    voucher-fsm rules
-    Check one payload:           voucher-fsm check-payload POST /api/v1/vouchers/vch_1/redeem-voucher request body.json
-    Lint the spec itself:        voucher-fsm spec lint
-    Draw the machines:           voucher-fsm diagrams --out diagrams/
+    Validate captured traffic: voucher-fsm validate traffic.har
+    List the rules it checks:  voucher-fsm rules
+    Check one payload:         voucher-fsm check-payload POST /api/v1/vouchers/v1/redeem-voucher request b
+    Lint the spec itself:      voucher-fsm spec lint
+    Draw the machines:         voucher-fsm diagrams --out diagrams/
     """
 
 
 # ---------------------------------------------------------------- validate
 @cli.command()
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
-@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "junit", "sarif"]),
-              default=None, help="Report format (default: text, or the config file's).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report here instead of stdout.")
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "junit", "sarif"]),
+    default=None,
+    help="Report format (default: text, or the config file's).",
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="Write the report here instead of stdout."
+)
 @click.option("--strict", is_flag=True, default=None, help="Warnings fail the run too.")
-@click.option("--require-complete", is_flag=True, default=None,
-              help="Entities not final at the end of the log are warnings, not info (D18).")
-@click.option("--severity", "severities", multiple=True, metavar="RULE=LEVEL",
-              help="Override a rule's severity: error, warning, info or off. Repeatable.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
-              help="Settings file (default: nearest voucher-fsm.toml or pyproject.toml [tool.voucher-fsm]).")
-@click.option("--engine", type=click.Choice(["table", "transitions"]), default="table", show_default=True,
-              help="table: compiled fast path; transitions: the reference Machine and jsonschema only.")
+@click.option(
+    "--require-complete",
+    is_flag=True,
+    default=None,
+    help="Entities not final at the end of the log are warnings, not info (D18).",
+)
+@click.option(
+    "--severity",
+    "severities",
+    multiple=True,
+    metavar="RULE=LEVEL",
+    help="Override a rule's severity: error, warning, info or off. Repeatable.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Settings file (default: nearest voucher-fsm.toml or pyproject.toml [tool.voucher-fsm]).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["table", "transitions"]),
+    default="table",
+    show_default=True,
+    help="table: compiled fast path; transitions: the reference Machine and jsonschema only.",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress on stderr (default: on a terminal).")
-def validate(files: Sequence[str], fmt: str | None, output: str | None, strict: bool | None,
-             require_complete: bool | None, severities: Sequence[str], config_path: str | None,
-             engine: str, progress: bool | None) -> None:
+def validate(
+    files: Sequence[str],
+    fmt: str | None,
+    output: str | None,
+    strict: bool | None,
+    require_complete: bool | None,
+    severities: Sequence[str],
+    config_path: str | None,
+    engine: str,
+    progress: bool | None,
+) -> None:
     """Check recorded traffic (JSONL, JSONL.gz or HAR; - for stdin) against the protocol.
 
     Every exchange is routed to its operation, its bodies checked against the
@@ -87,8 +121,12 @@ def validate(files: Sequence[str], fmt: str | None, output: str | None, strict: 
     found = Path(config_path) if config_path else find_config()
     config = load_config(found) if found else Config()
     overrides = parse_severity_overrides(list(severities), "--severity")
-    config = config.merged(strict=strict, require_complete=require_complete, format=fmt,
-                           severity={**config.severity, **overrides})
+    config = config.merged(
+        strict=strict,
+        require_complete=require_complete,
+        format=fmt,
+        severity={**config.severity, **overrides},
+    )
     for f in files:  # fail fast on a missing file, before judging anything
         if f != "-" and not Path(f).exists():
             raise UsageError(f"{f}: no such file")
@@ -98,11 +136,21 @@ def validate(files: Sequence[str], fmt: str | None, output: str | None, strict: 
         from rich.console import Console
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} records"),
-                      TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TextColumn("{task.completed:,} records"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        ) as bar:
             for f in files:
                 task = bar.add_task(f"validating {f}", total=None)
-                validator.feed_file(f, on_progress=lambda n, t=task: bar.update(t, completed=n))
+
+                def advance(n: int, task: Any = task) -> None:
+                    bar.update(task, completed=n)
+
+                validator.feed_file(f, on_progress=advance)
     else:
         for f in files:
             validator.feed_file(f)
@@ -135,8 +183,14 @@ def _print_colour(text: str) -> None:
 
 # ------------------------------------------------------------------- rules
 @cli.command()
-@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
-              show_default=True)
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+)
 def rules(fmt: str) -> None:
     """List every rule: id, default severity, source, and what it checks."""
     from fsm.docs import rules_markdown
@@ -144,8 +198,21 @@ def rules(fmt: str) -> None:
 
     spec = load_spec()
     if fmt == "json":
-        click.echo(json.dumps([{"id": r.id, "severity": r.severity.value, "source": r.cite,
-                                "title": r.title, "hint": r.hint} for r in spec.rules.values()], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": r.id,
+                        "severity": r.severity.value,
+                        "source": r.cite,
+                        "title": r.title,
+                        "hint": r.hint,
+                    }
+                    for r in spec.rules.values()
+                ],
+                indent=2,
+            )
+        )
     elif fmt == "markdown":
         click.echo(rules_markdown(spec), nl=False)
     else:
@@ -185,16 +252,29 @@ def check_payload(method: str, path: str, side: str, file: str, status: int) -> 
     router = Router(spec)
     rel = path.split("?", 1)[0]
     if rel.startswith(router.prefix + "/") or rel == router.prefix:
-        rel = rel[len(router.prefix):] or "/"
+        rel = rel[len(router.prefix) :] or "/"
     routed = router.route(method.upper(), rel)
     if not isinstance(routed, Match):
         allowed = f"; {path} takes {', '.join(routed)}" if routed else ""
-        raise UsageError(f"no operation matches {method.upper()} {path}{allowed} (see docs/reference/operations.md)")
+        raise UsageError(
+            f"no operation matches {method.upper()} {path}{allowed} (see docs/reference/operations.md)"
+        )
     op = routed.operation
-    ex = Exchange(index=0, file=file, position=None, is_entry=False, method=method.upper(), path=path,
-                  query={}, headers={}, status=status if side == "response" else 0,
-                  req_body=body if side == "request" else None, req_has_body=side == "request",
-                  resp_body=body if side == "response" else None, resp_has_body=side == "response")
+    ex = Exchange(
+        index=0,
+        file=file,
+        position=None,
+        is_entry=False,
+        method=method.upper(),
+        path=path,
+        query={},
+        headers={},
+        status=status if side == "response" else 0,
+        req_body=body if side == "request" else None,
+        req_has_body=side == "request",
+        resp_body=body if side == "response" else None,
+        resp_has_body=side == "response",
+    )
     findings = SchemaChecker(spec).check(ex, routed, request=side == "request", response=side == "response")
     errors = 0
     for f in findings:
@@ -206,8 +286,9 @@ def check_payload(method: str, path: str, side: str, file: str, status: int) -> 
     if errors:
         click.echo(f"{file}: INVALID {side} of {op.id} ({errors} error(s))", err=True)
         sys.exit(1)
-    click.echo(f"{file}: valid {side} of {op.id}" + (f" ({len(findings)} warning(s))" if findings else ""),
-               err=True)
+    click.echo(
+        f"{file}: valid {side} of {op.id}" + (f" ({len(findings)} warning(s))" if findings else ""), err=True
+    )
 
 
 # -------------------------------------------------------------------- spec
@@ -251,13 +332,20 @@ def openapi(output: str | None) -> None:
 @cli.command()
 @click.option("--sessions", type=click.IntRange(1), default=10, show_default=True, help="How many sessions.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same traffic.")
-@click.option("--vouchers-per-session", type=click.IntRange(1, 8), default=None,
-              help="Exactly K vouchers per session (default: 1-8 at random).")
+@click.option(
+    "--vouchers-per-session",
+    type=click.IntRange(1, 8),
+    default=None,
+    help="Exactly K vouchers per session (default: 1-8 at random).",
+)
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "har"]), default="jsonl", show_default=True)
 @click.option("--complete", is_flag=True, help="Finish every flow (no partial sessions at the end).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="File to write ('-': stdout).")
-def generate(sessions: int, seed: int, vouchers_per_session: int | None, fmt: str, complete: bool,
-             output: str) -> None:
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), required=True, help="File to write ('-': stdout)."
+)
+def generate(
+    sessions: int, seed: int, vouchers_per_session: int | None, fmt: str, complete: bool, output: str
+) -> None:
     """Write realistic, valid traffic generated from the machines and schemas."""
     from fsm.generate import generate as gen
     from fsm.generate import to_har
@@ -284,8 +372,9 @@ def generate(sessions: int, seed: int, vouchers_per_session: int | None, fmt: st
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI, turning every known failure into a message and an exit code."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="voucher-fsm",
-                 standalone_mode=False)
+        cli.main(
+            args=list(argv) if argv is not None else None, prog_name="voucher-fsm", standalone_mode=False
+        )
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -299,5 +388,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail("interrupted", 130)
     except BrokenPipeError:
         sys.exit(0)
-    except Exception as exc:  # noqa: BLE001 - last resort: one line, never a traceback
-        _fail(f"internal error: {type(exc).__name__}: {exc} (please report this with the input that caused it)", 3)
+    except Exception as exc:
+        _fail(
+            f"internal error: {type(exc).__name__}: {exc} (please report this with the input that caused it)",
+            3,
+        )

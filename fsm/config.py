@@ -42,9 +42,8 @@ class Config:
             )
         out: dict[str, Severity | None] = {rid: r.severity for rid, r in rules.items()}
         out.update(self.severity)
-        if self.require_complete and "entity.incomplete" in out and out["entity.incomplete"]:
-            if out["entity.incomplete"] is Severity.INFO:
-                out["entity.incomplete"] = Severity.WARNING
+        if self.require_complete and out.get("entity.incomplete") is Severity.INFO:
+            out["entity.incomplete"] = Severity.WARNING
         return out
 
     def merged(self, **changes: Any) -> Config:

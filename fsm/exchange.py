@@ -43,6 +43,7 @@ class Exchange:
         "status",
         "time",
         "time_text",
+        "token",
     )
 
     def __init__(
@@ -85,6 +86,7 @@ class Exchange:
         self.resp_has_body = resp_has_body
         self.resp_text = resp_text
         self.resp_headers = resp_headers or {}
+        self.token = _bearer(headers.get("authorization"))
 
     @property
     def location(self) -> SourceLocation:
@@ -97,15 +99,6 @@ class Exchange:
     def accepted(self) -> bool:
         """True for a 2xx answer."""
         return 200 <= self.status < 300
-
-    @property
-    def token(self) -> str | None:
-        """The bearer token of the request, if any."""
-        auth = self.headers.get("authorization")
-        if not auth:
-            return None
-        scheme, _, value = auth.partition(" ")
-        return value.strip() or None if scheme.lower() == "bearer" else auth.strip() or None
 
     @property
     def error_code(self) -> str | None:
@@ -122,6 +115,16 @@ class Exchange:
         code = self.error_code
         tail = f" {code}" if code and not self.accepted else ""
         return f"{self.method} {self.path} -> {self.status}{tail}"
+
+
+def _bearer(auth: str | None) -> str | None:
+    """The token of an Authorization header (``Bearer <token>``, or a bare token)."""
+    if not auth:
+        return None
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip() or None
+    return auth.strip() or None
 
 
 def _parse_time(text: str) -> float | None:

@@ -79,21 +79,33 @@ class TrafficBuilder:
         self._n += 1
         return f"{prefix}{self._hex(10)}{self._n:x}"
 
-    def record(self, method: str, path: str, body: Any = None, *, status: int = 200,
-               response: Any = None, token: str | None = None,
-               query: dict[str, Any] | None = None, seconds: float | None = None) -> dict[str, Any]:
+    def record(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        status: int = 200,
+        response: Any = None,
+        token: str | None = None,
+        query: dict[str, Any] | None = None,
+        seconds: float | None = None,
+    ) -> dict[str, Any]:
         """One exchange record in the JSONL format."""
-        req: dict[str, Any] = {"method": method, "path": PREFIX + path,
-                               "headers": {"content-type": "application/json"}}
+        req: dict[str, Any] = {
+            "method": method,
+            "path": PREFIX + path,
+            "headers": {"content-type": "application/json"},
+        }
         if token is not None:
             req["headers"]["authorization"] = f"Bearer {token}"
         if query:
             req["query"] = query
         if body is not None:
-            req["body"] = body
+            req["body"] = _own(body)
         resp: dict[str, Any] = {"status": status, "headers": {"content-type": "application/json"}}
         if response is not None:
-            resp["body"] = response
+            resp["body"] = _own(response)
         return {"time": self._tick(seconds), "request": req, "response": resp}
 
     @staticmethod
@@ -105,56 +117,93 @@ class TrafficBuilder:
     def sign_in_payer(self) -> tuple[str, dict[str, Any]]:
         """The payer's wallet signs in with its device; returns (token, record)."""
         token = _jwt({"userId": self._id("usr_"), "deviceId": self._hex(16)})
-        rec = self.record("POST", "/auth/sign-in",
-                          {"type": "mobile-device",
-                           "data": {"installationId": self._hex(40), "password": self._hex(40)}},
-                          response={"authorization": {"token": token}})
+        rec = self.record(
+            "POST",
+            "/auth/sign-in",
+            {"type": "mobile-device", "data": {"installationId": self._hex(40), "password": self._hex(40)}},
+            response={"authorization": {"token": token}},
+        )
         return token, rec
 
     def sign_in_payee(self, context_code: str) -> tuple[str, dict[str, Any]]:
         """The payee signs in with the context code (resource token)."""
         resource = f"voucher::context::code::{context_code}"
         token = _jwt({"type": "resource", "resource": resource})
-        rec = self.record("POST", "/auth/sign-in", {"type": "resource", "data": {"resource": resource}},
-                          response={"authorization": {"token": token}})
+        rec = self.record(
+            "POST",
+            "/auth/sign-in",
+            {"type": "resource", "data": {"resource": resource}},
+            response={"authorization": {"token": token}},
+        )
         return token, rec
 
     # --------------------------------------------------------------- contexts
     def context_open(self, token: str, fmt: str = "alphanum") -> tuple[dict[str, Any], dict[str, Any]]:
         """The payer opens a context; returns (context, record)."""
         address = "0x" + self._hex(40)
-        ctx = {"id": self._id("ctx_"), "code": self._code(digits=fmt == "numeric"), "status": "OPEN",
-               "format": fmt, "payers": [{"address": address}], "createdAt": _iso(self.now)}
-        rec = self.record("POST", "/vouchers/contexts/context-open",
-                          {"format": fmt, "payers": [{"address": address}]}, response=ctx, token=token)
+        ctx = {
+            "id": self._id("ctx_"),
+            "code": self._code(digits=fmt == "numeric"),
+            "status": "OPEN",
+            "format": fmt,
+            "payers": [{"address": address}],
+            "createdAt": _iso(self.now),
+        }
+        rec = self.record(
+            "POST",
+            "/vouchers/contexts/context-open",
+            {"format": fmt, "payers": [{"address": address}]},
+            response=ctx,
+            token=token,
+        )
         return ctx, rec
 
     def context_close(self, token: str, ctx: dict[str, Any]) -> dict[str, Any]:
         """The payer closes the context."""
         ctx.update(status="CLOSED", updatedAt=_iso(self.now))
-        return self.record("POST", f"/vouchers/contexts/{ctx['id']}/context-close", {"payeeId": None},
-                           response=dict(ctx), token=token)
+        return self.record(
+            "POST",
+            f"/vouchers/contexts/{ctx['id']}/context-close",
+            {"payeeId": None},
+            response=dict(ctx),
+            token=token,
+        )
 
     # --------------------------------------------------------------- sessions
     def session_open(self, token: str, context_code: str) -> tuple[_Session, dict[str, Any]]:
         """The payee opens a session from the context code."""
         s = _Session(self._id("ses_"), self._code(), context_code)
-        rec = self.record("POST", "/vouchers/sessions/session-open",
-                          {"code": context_code, "type": "SESSION_DEFAULT"},
-                          response={"id": s.id, "code": s.code, "status": "OPEN",
-                                    "type": "SESSION_DEFAULT", "createdAt": _iso(self.now)},
-                          token=token)
+        rec = self.record(
+            "POST",
+            "/vouchers/sessions/session-open",
+            {"code": context_code, "type": "SESSION_DEFAULT"},
+            response={
+                "id": s.id,
+                "code": s.code,
+                "status": "OPEN",
+                "type": "SESSION_DEFAULT",
+                "createdAt": _iso(self.now),
+            },
+            token=token,
+        )
         return s, rec
 
     def _session_body(self, s: _Session) -> dict[str, Any]:
-        return {"id": s.id, "code": s.code, "status": s.status, "type": "SESSION_DEFAULT",
-                "vouchers": [{"id": v.id, "status": v.status} for v in s.vouchers],
-                "createdAt": _iso(self.now), "updatedAt": _iso(self.now)}
+        return {
+            "id": s.id,
+            "code": s.code,
+            "status": s.status,
+            "type": "SESSION_DEFAULT",
+            "vouchers": [{"id": v.id, "status": v.status} for v in s.vouchers],
+            "createdAt": _iso(self.now),
+            "updatedAt": _iso(self.now),
+        }
 
     def session_join(self, token: str, s: _Session) -> dict[str, Any]:
         """The payer joins the session."""
-        return self.record("POST", f"/vouchers/sessions/{s.id}/session-join", {},
-                           response=self._session_body(s), token=token)
+        return self.record(
+            "POST", f"/vouchers/sessions/{s.id}/session-join", {}, response=self._session_body(s), token=token
+        )
 
     def session_reserve(self, token: str, s: _Session, ttl: float = 120) -> tuple[_Voucher, dict[str, Any]]:
         """The payee reserves a voucher in the session."""
@@ -162,9 +211,14 @@ class TrafficBuilder:
         when = self.now + timedelta(seconds=1)
         v = _Voucher(f"vch_{digits}{self._hex(4)}", digits, expires=when + timedelta(seconds=ttl))
         s.vouchers.append(v)
-        rec = self.record("POST", f"/vouchers/sessions/{s.id}/reserve-voucher", {},
-                          response={"id": v.id, "code": v.code, "status": "RESERVED",
-                                    "expiresAt": _iso(v.expires)}, token=token, seconds=1)
+        rec = self.record(
+            "POST",
+            f"/vouchers/sessions/{s.id}/reserve-voucher",
+            {},
+            response={"id": v.id, "code": v.code, "status": "RESERVED", "expiresAt": _iso(when + timedelta(seconds=ttl))},
+            token=token,
+            seconds=1,
+        )
         return v, rec
 
     def reserve(self, token: str, context_code: str, ttl: float = 120) -> tuple[_Voucher, dict[str, Any]]:
@@ -172,16 +226,26 @@ class TrafficBuilder:
         digits = self._code(digits=True)
         when = self.now + timedelta(seconds=1)
         v = _Voucher(f"vch_{digits}{self._hex(4)}", digits, expires=when + timedelta(seconds=ttl))
-        rec = self.record("POST", "/vouchers/reserve-voucher", {"code": context_code},
-                          response={"id": v.id, "code": v.code, "status": "RESERVED",
-                                    "expiresAt": _iso(v.expires)}, token=token, seconds=1)
+        rec = self.record(
+            "POST",
+            "/vouchers/reserve-voucher",
+            {"code": context_code},
+            response={"id": v.id, "code": v.code, "status": "RESERVED", "expiresAt": _iso(when + timedelta(seconds=ttl))},
+            token=token,
+            seconds=1,
+        )
         return v, rec
 
     def session_close(self, token: str, s: _Session) -> dict[str, Any]:
         """The payee closes the session."""
         s.status = "CLOSED"
-        return self.record("POST", f"/vouchers/sessions/{s.id}/session-close", {},
-                           response=self._session_body(s), token=token)
+        return self.record(
+            "POST",
+            f"/vouchers/sessions/{s.id}/session-close",
+            {},
+            response=self._session_body(s),
+            token=token,
+        )
 
     def get_session(self, token: str, s: _Session) -> dict[str, Any]:
         """Anyone reads the session."""
@@ -191,51 +255,88 @@ class TrafficBuilder:
     def payment(self, symbol: str = "EURC", amount: str = "100") -> dict[str, Any]:
         """SIMPLE payment terms for a documented token, paid to a fresh wallet."""
         sym, network, address = next(t for t in TOKENS if t[0] == symbol)
-        return {"network": network, "currency": sym, "currencyAddress": address, "amount": amount,
-                "wallet": {"address": "0x" + self._hex(40)}}
+        return {
+            "network": network,
+            "currency": sym,
+            "currencyAddress": address,
+            "amount": amount,
+            "wallet": {"address": "0x" + self._hex(40)},
+        }
 
-    def redeem_simple(self, token: str, v: _Voucher, symbol: str = "EURC", amount: str = "100") -> dict[str, Any]:
+    def redeem_simple(
+        self, token: str, v: _Voucher, symbol: str = "EURC", amount: str = "100"
+    ) -> dict[str, Any]:
         """The payee sets SIMPLE terms."""
         v.expected = self.payment(symbol, amount)
         v.status, v.type = "REDEEMED", "SIMPLE"
-        return self.record("POST", f"/vouchers/{v.id}/redeem-voucher", {"expectedPayment": v.expected},
-                           response={"id": v.id, "status": "REDEEMED", "type": "SIMPLE",
-                                     "expectedPayment": v.expected}, token=token)
+        return self.record(
+            "POST",
+            f"/vouchers/{v.id}/redeem-voucher",
+            {"expectedPayment": v.expected},
+            response={"id": v.id, "status": "REDEEMED", "type": "SIMPLE", "expectedPayment": v.expected},
+            token=token,
+        )
 
     def redeem_custom(self, token: str, v: _Voucher) -> dict[str, Any]:
         """The payee sets CUSTOM terms: one contract call on ethereum."""
         terms = {
             "networks": [{"network": "ethereum", "type": "evm", "chainId": "1"}],
-            "payments": [{"type": "send_transaction",
-                          "input": {"from": "{payer}", "to": "0x" + self._hex(40), "value": "0",
-                                    "data": "0xa694fc3a" + self._hex(64)}}],
+            "payments": [
+                {
+                    "type": "send_transaction",
+                    "input": {
+                        "from": "{payer}",
+                        "to": "0x" + self._hex(40),
+                        "value": "0",
+                        "data": "0xa694fc3a" + self._hex(64),
+                    },
+                }
+            ],
             "extras": [],
         }
         v.status, v.type = "REDEEMED", "CUSTOM"
-        return self.record("POST", f"/vouchers/{v.id}/redeem-voucher", terms,
-                           response={"id": v.id, "status": "REDEEMED", "type": "CUSTOM", **terms},
-                           token=token)
+        return self.record(
+            "POST",
+            f"/vouchers/{v.id}/redeem-voucher",
+            terms,
+            response={"id": v.id, "status": "REDEEMED", "type": "CUSTOM", **terms},
+            token=token,
+        )
 
     def negotiate(self, token: str, v: _Voucher, symbol: str = "USDC") -> dict[str, Any]:
         """The payer pays in another currency on the same network (FX)."""
         supplied = self.payment(symbol, "105")
         quoted = dict(supplied, amount=f"{self.rng.uniform(100, 110):.2f}")
-        return self.record("POST", f"/vouchers/{v.id}/negotiate-voucher", {"suppliedPayment": supplied},
-                           response={"id": v.id, "status": "REDEEMED", "expectedPayment": v.expected,
-                                     "suppliedPayment": quoted}, token=token)
+        return self.record(
+            "POST",
+            f"/vouchers/{v.id}/negotiate-voucher",
+            {"suppliedPayment": supplied},
+            response={
+                "id": v.id,
+                "status": "REDEEMED",
+                "expectedPayment": v.expected,
+                "suppliedPayment": quoted,
+            },
+            token=token,
+        )
 
     def resolve(self, token: str, v: _Voucher) -> dict[str, Any]:
         """The payer submits receipts."""
         v.status = "RESOLVED"
-        return self.record("POST", f"/vouchers/{v.id}/resolve-voucher",
-                           {"receipts": [{"paymentId": self._id("pay_")}]},
-                           response={"id": v.id, "status": "RESOLVED"}, token=token)
+        return self.record(
+            "POST",
+            f"/vouchers/{v.id}/resolve-voucher",
+            {"receipts": [{"paymentId": self._id("pay_")}]},
+            response={"id": v.id, "status": "RESOLVED"},
+            token=token,
+        )
 
     def discard(self, token: str, v: _Voucher) -> dict[str, Any]:
         """The payee discards the voucher."""
         v.status = "DISCARDED"
-        return self.record("POST", f"/vouchers/{v.id}/discard-voucher", {},
-                           response=self.voucher_body(v), token=token)
+        return self.record(
+            "POST", f"/vouchers/{v.id}/discard-voucher", {}, response=self.voucher_body(v), token=token
+        )
 
     def voucher_body(self, v: _Voucher) -> dict[str, Any]:
         """The full voucher object, as get-voucher returns it."""
@@ -244,7 +345,7 @@ class TrafficBuilder:
             body["type"] = v.type
         if v.expected:
             body["expectedPayment"] = v.expected
-        if v.expires:
+        if v.expires is not None:
             body["expiresAt"] = _iso(v.expires)
         body["createdAt"] = body["updatedAt"] = _iso(self.now)
         return body
@@ -253,18 +354,25 @@ class TrafficBuilder:
         """Anyone polls the voucher."""
         return self.record("GET", f"/vouchers/{v.id}", response=self.voucher_body(v), token=token)
 
-    def refused(self, method: str, path: str, body: Any, code: str, token: str,
-                status: int = 400) -> dict[str, Any]:
+    def refused(
+        self, method: str, path: str, body: Any, code: str, token: str, status: int = 400
+    ) -> dict[str, Any]:
         """A call the server refuses with ``code``."""
         return self.record(method, path, body, status=status, response=self.error(code), token=token)
+
+
+def _own(value: Any) -> Any:
+    """A private copy, so later changes to the builder's objects never rewrite earlier records."""
+    return orjson.loads(orjson.dumps(value))
 
 
 def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
-def generate(sessions: int, seed: int = 0, vouchers_per_session: int | None = None,
-             *, partial: bool = True) -> Iterator[dict[str, Any]]:
+def generate(
+    sessions: int, seed: int = 0, vouchers_per_session: int | None = None, *, partial: bool = True
+) -> Iterator[dict[str, Any]]:
     """Whole, valid flows: ``sessions`` sessions, each with 1-8 vouchers (or exactly K).
 
     Vouchers are SIMPLE (some negotiated) or CUSTOM; some are discarded; some
@@ -304,8 +412,13 @@ def generate(sessions: int, seed: int = 0, vouchers_per_session: int | None = No
                 if rng.random() < 0.3:
                     yield b.negotiate(payer, v, rng.choice(("EURC", "USDC")))
             if rng.random() < 0.05:
-                yield b.refused("POST", f"/vouchers/{v.id}/redeem-voucher", {"expectedPayment": b.payment()},
-                                "already_redeemed", payee)
+                yield b.refused(
+                    "POST",
+                    f"/vouchers/{v.id}/redeem-voucher",
+                    {"expectedPayment": b.payment()},
+                    "already_redeemed",
+                    payee,
+                )
             if unfinished and rng.random() < 0.5:
                 continue
             yield b.resolve(payer, v)
@@ -318,7 +431,9 @@ def generate(sessions: int, seed: int = 0, vouchers_per_session: int | None = No
             yield b.context_close(payer, ctx)
 
 
-def to_har(records: Iterator[dict[str, Any]] | list[dict[str, Any]], host: str = "https://api.bleepay.example") -> dict[str, Any]:
+def to_har(
+    records: Iterator[dict[str, Any]] | list[dict[str, Any]], host: str = "https://api.bleepay.example"
+) -> dict[str, Any]:
     """The same exchanges as a HAR 1.2 document."""
     entries = []
     for r in records:
@@ -329,26 +444,38 @@ def to_har(records: Iterator[dict[str, Any]] | list[dict[str, Any]], host: str =
             "startedDateTime": r["time"],
             "time": 12.5,
             "request": {
-                "method": req["method"], "url": host + req["path"] + (f"?{qs}" if qs else ""),
+                "method": req["method"],
+                "url": host + req["path"] + (f"?{qs}" if qs else ""),
                 "httpVersion": "HTTP/1.1",
                 "headers": [{"name": k, "value": v} for k, v in req.get("headers", {}).items()],
                 "queryString": [{"name": k, "value": str(v)} for k, v in query.items()],
-                "cookies": [], "headersSize": -1, "bodySize": -1,
+                "cookies": [],
+                "headersSize": -1,
+                "bodySize": -1,
             },
             "response": {
-                "status": resp["status"], "statusText": "", "httpVersion": "HTTP/1.1",
+                "status": resp["status"],
+                "statusText": "",
+                "httpVersion": "HTTP/1.1",
                 "headers": [{"name": k, "value": v} for k, v in resp.get("headers", {}).items()],
-                "cookies": [], "redirectURL": "", "headersSize": -1, "bodySize": -1,
+                "cookies": [],
+                "redirectURL": "",
+                "headersSize": -1,
+                "bodySize": -1,
                 "content": {"size": 0, "mimeType": "application/json"},
             },
-            "cache": {}, "timings": {"send": 0, "wait": 12.5, "receive": 0},
+            "cache": {},
+            "timings": {"send": 0, "wait": 12.5, "receive": 0},
         }
         if "body" in req:
-            entry["request"]["postData"] = {"mimeType": "application/json",
-                                            "text": orjson.dumps(req["body"]).decode()}
+            entry["request"]["postData"] = {
+                "mimeType": "application/json",
+                "text": orjson.dumps(req["body"]).decode(),
+            }
         if "body" in resp:
             text = orjson.dumps(resp["body"]).decode()
             entry["response"]["content"] = {"size": len(text), "mimeType": "application/json", "text": text}
         entries.append(entry)
-    return {"log": {"version": "1.2", "creator": {"name": "voucher-fsm", "version": "0.1.0"},
-                    "entries": entries}}
+    return {
+        "log": {"version": "1.2", "creator": {"name": "voucher-fsm", "version": "0.1.0"}, "entries": entries}
+    }

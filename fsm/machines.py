@@ -32,13 +32,11 @@ __all__ = [
 
 
 class Engine(Protocol):
-    """Answers: from ``state``, with these guard values, where does ``trigger`` lead?"""
+    """Answers where ``trigger`` leads from ``state`` with given guard values."""
 
     name: str
 
-    def dest(
-        self, holder: Any, state: str, trigger: str, guards: Mapping[str, bool]
-    ) -> str | None:
+    def dest(self, holder: Any, state: str, trigger: str, guards: Mapping[str, bool]) -> str | None:
         """The target state, or None when the trigger is not allowed.
 
         ``holder`` is the validator's entity; engines that keep per-entity
@@ -105,9 +103,7 @@ class TransitionsEngine:
     def __init__(self, spec: MachineSpec) -> None:
         self.machine, self._model_cls = build_machine(spec)
 
-    def dest(
-        self, holder: Any, state: str, trigger: str, guards: Mapping[str, bool]
-    ) -> str | None:
+    def dest(self, holder: Any, state: str, trigger: str, guards: Mapping[str, bool]) -> str | None:
         """Ask the Machine with ``may_<trigger>``, then fire it on the entity's model."""
         model = holder.model
         if model is None:
@@ -125,7 +121,7 @@ class TransitionsEngine:
                 f"machine {self.machine.name}: {trigger} from {state} was allowed by "
                 f"may_{trigger} but failed: {exc.value}"
             ) from None
-        return model.state
+        return str(model.state)
 
     def triggers(self, state: str) -> tuple[str, ...]:
         """Triggers with a transition out of ``state``."""
@@ -151,7 +147,8 @@ class TransitionTable:
                 for t in transitions:
                     if any(not c.target for c in t.conditions):
                         raise SpecError(f"{machine.name}.{trigger}: negated conditions are not compiled")
-                    entries.append((t.dest, tuple(str(c.func) for c in t.conditions)))
+                    dest = t.dest if t.dest is not None else source  # internal transition: stays
+                    entries.append((dest, tuple(str(c.func) for c in t.conditions)))
                 table[(source, trigger)] = tuple(entries)
         self._table = table
         self._triggers: dict[str, tuple[str, ...]] = {}
@@ -163,9 +160,7 @@ class TransitionTable:
         """Build the Machine for ``spec`` and compile it."""
         return cls(build_machine(spec)[0])
 
-    def dest(
-        self, holder: Any, state: str, trigger: str, guards: Mapping[str, bool]
-    ) -> str | None:
+    def dest(self, holder: Any, state: str, trigger: str, guards: Mapping[str, bool]) -> str | None:
         """The first transition whose conditions all hold, as transitions itself picks."""
         for dest, conditions in self._table.get((state, trigger), ()):
             if all(guards[c] for c in conditions):

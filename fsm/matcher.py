@@ -96,14 +96,16 @@ class Matcher:
         path = ex.path
         if path != prefix and not path.startswith(prefix + "/"):
             return self._once(
-                "route.outside-api", path,
+                "route.outside-api",
+                path,
                 f"{ex.method} {path} is not under the API prefix {prefix}; not checked",
             )
-        rel = path[len(prefix):] or "/"
+        rel = path[len(prefix) :] or "/"
         for scope, reason in self.router.out_of_scope:
             if rel == scope or rel.startswith(scope + "/"):
                 return self._once(
-                    "route.out-of-scope", path,
+                    "route.out-of-scope",
+                    path,
                     f"{ex.method} {path} is outside the protocol ({reason}); not checked",
                 )
         routed = self.router.route(ex.method, rel)

@@ -39,7 +39,7 @@ def _rewrite(node: Any, own: str) -> Any:
 def _ref(ref: str, own: str) -> str:
     target, _, fragment = ref.partition("#")
     if target.startswith(SCHEMA_BASE):
-        rel = target[len(SCHEMA_BASE):].removesuffix(".schema.json")
+        rel = target[len(SCHEMA_BASE) :].removesuffix(".schema.json")
     elif target == "":
         rel = own
     else:
@@ -67,12 +67,18 @@ def build_openapi(spec: Spec) -> dict[str, Any]:
             used.add(rel)
             responses[str(status)] = {
                 "description": "Success",
-                "content": {"application/json": {"schema": {"$ref": _ref(SCHEMA_BASE + rel + ".schema.json", rel)}}},
+                "content": {
+                    "application/json": {"schema": {"$ref": _ref(SCHEMA_BASE + rel + ".schema.json", rel)}}
+                },
             }
         for status, codes in sorted(op.errors.items()):
             responses[str(status)] = {
                 "description": "Error codes: " + ", ".join(codes) if codes else "Error",
-                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{_component(spec.error_schema)}"}}},
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{_component(spec.error_schema)}"}
+                    }
+                },
             }
         operation: dict[str, Any] = {
             "operationId": op.id,
@@ -87,7 +93,9 @@ def build_openapi(spec: Spec) -> dict[str, Any]:
             used.add(op.request)
             operation["requestBody"] = {
                 "required": op.request != "common/empty-object",
-                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{_component(op.request)}"}}},
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{_component(op.request)}"}}
+                },
             }
         if op.auth == "required":
             operation["security"] = [{"bearer": []}]
@@ -102,9 +110,7 @@ def build_openapi(spec: Spec) -> dict[str, Any]:
             if other not in used:
                 used.add(other)
                 pending.append(other)
-    components = {
-        _component(rel): _rewrite(copy.deepcopy(dict(schemas[rel])), rel) for rel in sorted(used)
-    }
+    components = {_component(rel): _rewrite(copy.deepcopy(dict(schemas[rel])), rel) for rel in sorted(used)}
     return {
         "openapi": "3.1.0",
         "info": {

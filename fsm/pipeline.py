@@ -61,15 +61,17 @@ class Validator:
         self._finished: Report | None = None
 
     # ------------------------------------------------------------------ input
-    def feed(self, record: Mapping[str, Any] | Any, *, source: str = "<api>",
-             line: int | None = None) -> list[Violation]:
+    def feed(
+        self, record: Mapping[str, Any] | Any, *, source: str = "<api>", line: int | None = None
+    ) -> list[Violation]:
         """Judge one exchange record (a dict, or a :class:`fsm.models.ExchangeRecord`)."""
         if hasattr(record, "model_dump"):
             record = record.model_dump(mode="json", by_alias=True, exclude_none=True)
         return self._feed(line if line is not None else self._read + 1, record, None, source, False)
 
-    def feed_file(self, path: str, *, stdin: BinaryIO | None = None,
-                  on_progress: Progress | None = None) -> None:
+    def feed_file(
+        self, path: str, *, stdin: BinaryIO | None = None, on_progress: Progress | None = None
+    ) -> None:
         """Judge every record of one input file (``-`` for standard input)."""
         info, items = open_input(path, stdin)
         before = self._read
@@ -83,8 +85,9 @@ class Validator:
         self._inputs.append(InputSummary(label, info.format, self._read - before))
 
     # ------------------------------------------------------------------ stages
-    def _feed(self, position: int | None, record: Any, error: str | None, file: str,
-              is_entry: bool) -> list[Violation]:
+    def _feed(
+        self, position: int | None, record: Any, error: str | None, file: str, is_entry: bool
+    ) -> list[Violation]:
         self._read += 1
         if error is not None:
             self._unreadable += 1
@@ -101,11 +104,18 @@ class Validator:
         findings: list[Finding] = []
         if ex.time is None and file not in self._untimed:
             self._untimed.add(file)
+            bad = f" (first unusable value: {ex.time_text!r})" if ex.time_text else ""
             findings.append(
-                Finding("time.missing", f"{file} has exchanges without a usable timestamp "
-                        f"(first: {ex.time_text!r}); expiry is not inferred for them",
-                        instance_path="/time", actual=ex.time_text)
+                Finding(
+                    "time.missing",
+                    f"{file} has exchanges without a usable timestamp{bad}; expiry is not inferred for them",
+                    instance_path="/time",
+                    actual=ex.time_text,
+                )
             )
+        late = self._stepper.clock(ex)
+        if late is not None:
+            findings.append(late)
         if ex.status == 0:
             findings.append(Finding("input.no-response", f"{ex.method} {ex.path} has no response recorded"))
             return self._emit(findings, ex.location, ex.index, None)
@@ -120,8 +130,9 @@ class Validator:
             return []
         return self._emit(findings, ex.location, ex.index, routed.operation.id)
 
-    def _emit(self, findings: Iterable[Finding], loc: SourceLocation, index: int,
-              op: str | None) -> list[Violation]:
+    def _emit(
+        self, findings: Iterable[Finding], loc: SourceLocation, index: int, op: str | None
+    ) -> list[Violation]:
         out = []
         for f in findings:
             severity = self._severity.get(f.rule_id, Severity.ERROR)
@@ -144,8 +155,7 @@ class Validator:
             findings.append(
                 Finding(
                     "entity.incomplete",
-                    f"{e.key} ends the log {e.state_text()}, not final "
-                    f"({', '.join(sorted(m.finals))})",
+                    f"{e.key} ends the log {e.state_text()}, not final ({', '.join(sorted(m.finals))})",
                     entity=e.key,
                     expected=sorted(m.finals),
                     actual=list(e.states),
@@ -156,8 +166,9 @@ class Validator:
         for (kind, _), e in self._stepper.entities.items():
             m = self.spec.machines[kind]
             entities.append(
-                EntityOutcome(e.key, kind, e.state_text(), all(s in m.finals for s in e.states),
-                              len(e.history))
+                EntityOutcome(
+                    e.key, kind, e.state_text(), all(s in m.finals for s in e.states), len(e.history)
+                )
             )
         self._finished = Report(
             inputs=tuple(self._inputs),
@@ -170,8 +181,14 @@ class Validator:
         return self._finished
 
 
-def _violation(f: Finding, severity: Severity, loc: SourceLocation, index: int, op: str | None,
-               severities: Mapping[str, Severity | None]) -> Violation:
+def _violation(
+    f: Finding,
+    severity: Severity,
+    loc: SourceLocation,
+    index: int,
+    op: str | None,
+    severities: Mapping[str, Severity | None],
+) -> Violation:
     return Violation(
         rule_id=f.rule_id,
         severity=severity,

@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
+
 from fsm._validators import SchemaValidator, validator
 from fsm.exchange import Exchange
 from fsm.matcher import Match
@@ -40,12 +42,19 @@ class SchemaChecker:
             compiled = re.compile(check.pattern) if check.pattern else None
             for rel in check.schemas:
                 self._style.setdefault(rel, []).append((check, compiled))
+        self._validators = {
+            rel: validator(rel, fast)
+            for op in spec.operations
+            for rel in (op.request, *op.responses.values())
+            if rel is not None
+        }
 
     def _validator(self, rel: str) -> SchemaValidator:
-        return validator(rel, self.fast)
+        return self._validators.get(rel) or validator(rel, self.fast)
 
-    def check(self, ex: Exchange, match: Match, *, request: bool = True,
-              response: bool = True) -> list[Finding]:
+    def check(
+        self, ex: Exchange, match: Match, *, request: bool = True, response: bool = True
+    ) -> list[Finding]:
         """Every payload finding for one exchange (or only one side of it)."""
         op = match.operation
         out: list[Finding] = []
@@ -199,12 +208,23 @@ def _safe(pointer: str, message: str, keyword: str) -> str:
 
 
 def _short(value: Any) -> Any:
-    text = repr(value)
+    try:
+        text = orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError):  # nested beyond orjson's limit
+        return "<nested too deeply to show>"
     return value if len(text) <= 120 else text[:117] + "..."
 
 
 def _resolve(body: Any, pointer: str) -> Iterator[tuple[str, Any, tuple[int, ...]]]:
     """Values at a pointer with ``*`` wildcards: (concrete pointer, value, array indexes)."""
+    if "*" not in pointer:
+        node = body
+        for token in pointer.split("/")[1:]:
+            if not isinstance(node, dict) or token not in node:
+                return
+            node = node[token]
+        yield pointer, node, ()
+        return
     stack: list[tuple[Any, str, tuple[int, ...]]] = [(body, "", ())]
     for token in pointer.split("/")[1:]:
         nxt: list[tuple[Any, str, tuple[int, ...]]] = []
@@ -219,9 +239,7 @@ def _resolve(body: Any, pointer: str) -> Iterator[tuple[str, Any, tuple[int, ...
         yield path, node, idx
 
 
-def _style(
-    check: StyleCheck, pattern: re.Pattern[str] | None, body: Any, side: str
-) -> Iterator[Finding]:
+def _style(check: StyleCheck, pattern: re.Pattern[str] | None, body: Any, side: str) -> Iterator[Finding]:
     for pointer in check.pointers:
         if check.required:
             if isinstance(body, dict) and not any(True for _ in _resolve(body, pointer)):

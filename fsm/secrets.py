@@ -13,11 +13,19 @@ from typing import Any
 __all__ = ["SECRET_KEYS", "fingerprint", "redact", "redact_value"]
 
 SECRET_KEYS = frozenset(
-    {"password", "token", "signature", "assertionToken", "authorization", "installationId",
-     "clientSecret", "signingSecret"}
+    {
+        "password",
+        "token",
+        "signature",
+        "assertionToken",
+        "authorization",
+        "installationId",
+        "clientSecret",
+        "signingSecret",
+    }
 )
 _PATTERNS = (
-    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{12,}"),
     re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?"),
 )
 
@@ -37,14 +45,16 @@ def redact(text: str) -> str:
     return text
 
 
-def redact_value(value: Any, key: str | None = None) -> Any:
+def redact_value(value: Any, key: str | None = None, depth: int = 0) -> Any:
     """A copy of ``value`` with secret fields fingerprinted and strings scrubbed."""
+    if depth > 64:
+        return "<nested too deeply to show>"
     if key is not None and key in SECRET_KEYS and isinstance(value, str):
         return fingerprint(value, "secret" if key != "token" else "tok")
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {k: redact_value(v, k) for k, v in value.items()}
+        return {k: redact_value(v, k, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact_value(v) for v in value]
+        return [redact_value(v, None, depth + 1) for v in value]
     return value

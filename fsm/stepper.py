@@ -24,9 +24,9 @@ from typing import Any
 import orjson
 
 from fsm.exchange import Exchange
-from fsm.secrets import fingerprint
 from fsm.machines import Engine
 from fsm.matcher import Match
+from fsm.secrets import fingerprint
 from fsm.spec.model import (
     GuardSpec,
     MachineSpec,
@@ -44,8 +44,17 @@ __all__ = ["Entity", "Stepper"]
 _HISTORY = 5  # exchanges remembered per entity, for 'related' and timelines
 _MISSING = object()
 
-# A remembered exchange: (index, file, position, is_entry, summary)
-_Hist = tuple[int, str, "int | None", bool, str]
+# A remembered exchange: (index, file, position, is_entry, method, path, status, error code)
+_Hist = tuple[int, str, "int | None", bool, str, str, int, "str | None"]
+
+
+def _summary(h: _Hist) -> str:
+    tail = f" {h[7]}" if h[7] and not 200 <= h[6] < 300 else ""
+    return f"{h[4]} {h[5]} -> {h[6]}{tail}"
+
+
+def _location(h: _Hist) -> SourceLocation:
+    return SourceLocation(h[1], entry=h[2]) if h[3] else SourceLocation(h[1], line=h[2])
 
 
 class Entity:
@@ -154,6 +163,9 @@ class Stepper:
         self._by_state: dict[str, dict[tuple[str, str], tuple[TransitionSpec, ...]]] = {}
         self._timed: dict[str, tuple[TransitionSpec, ...]] = {}
         self._op_of: dict[str, dict[str, str]] = {}
+        self._memo: dict[tuple[str, str, str], list[_Outcome]] | None = (
+            {} if all(getattr(e, "name", "") == "table" for e in engines.values()) else None
+        )
         for name, m in spec.machines.items():
             table: dict[tuple[str, str], list[TransitionSpec]] = {}
             for t in m.transitions:
@@ -174,6 +186,14 @@ class Stepper:
         if src == "response":
             return _pointer_get(ex.resp_body, ref.tokens) if ex.resp_has_body else _MISSING
         return _pointer_get(item, ref.tokens) if item is not _MISSING else _MISSING
+
+    @staticmethod
+    def _has_body(ref: Ref, ex: Exchange) -> bool:
+        if ref.source == "request":
+            return ex.req_has_body
+        if ref.source == "response":
+            return ex.resp_has_body
+        return True
 
     # ---------------------------------------------------------------- entities
     def _find(self, kind: str, id: Any, code: Any) -> Entity | None:
@@ -214,19 +234,12 @@ class Stepper:
     @staticmethod
     def related(e: Entity) -> tuple[RelatedExchange, ...]:
         """The entity's recent exchanges, oldest first."""
-        return tuple(
-            RelatedExchange(
-                index,
-                SourceLocation(file, entry=pos) if is_entry else SourceLocation(file, line=pos),
-                summary,
-            )
-            for index, file, pos, is_entry, summary in e.history
-        )
+        return tuple(RelatedExchange(h[0], _location(h), _summary(h)) for h in e.history)
 
-    def _context_of(self, e: Entity | None) -> Entity | None:
-        while e is not None and e.kind != "context":
-            e = e.parent
-        return e
+    def _context_of(self, entity: Entity | None) -> Entity | None:
+        while entity is not None and entity.kind != "context":
+            entity = entity.parent
+        return entity
 
     # ------------------------------------------------------------------ tokens
     def _token(self, token: str) -> _Token | None:
@@ -358,16 +371,24 @@ class Stepper:
 
     # ------------------------------------------------------------- prediction
     def _outcomes(self, m: MachineSpec, e: Entity, trigger: str, ex: Exchange) -> list[_Outcome]:
+        memo = self._memo
+        key = (m.name, e.states[0], trigger)
+        if memo is not None and len(e.states) == 1:
+            hit = memo.get(key)
+            if hit is not None:
+                return hit
         engine = self.engines[m.name]
         table = self._by_state[m.name]
         out: list[_Outcome] = []
+        guarded = False
         for state in e.states:
             transitions = table.get((state, trigger), ())
             if not transitions:
                 refusal = m.refusal(state, trigger)
                 out.append(
                     _Outcome(
-                        False, state,
+                        False,
+                        state,
                         code=refusal.code if refusal else None,
                         rule=refusal.rule if refusal else None,
                         pointer=f"{m.file}#{refusal.pointer}" if refusal else f"{m.file}#/transitions",
@@ -375,6 +396,7 @@ class Stepper:
                 )
                 continue
             names = list(dict.fromkeys(g.guard for t in transitions for g in t.refusing_guards))
+            guarded = guarded or bool(names)
             known = {n: self._guard(m.guards[n], e, ex) for n in names}
             unknown = [n for n, v in known.items() if v is None]
             for combo in itertools.product((True, False), repeat=len(unknown)):
@@ -383,12 +405,16 @@ class Stepper:
                 dest = engine.dest(e, state, trigger, values)
                 decided = tuple(sorted(values.items()))
                 if dest is not None:
-                    taken = next(
-                        t for t in transitions if all(values[g.guard] for g in t.refusing_guards)
-                    )
+                    taken = next(t for t in transitions if all(values[g.guard] for g in t.refusing_guards))
                     out.append(
-                        _Outcome(True, state, dest=dest, transition=taken, guards=decided,
-                                 pointer=f"{m.file}#{taken.pointer}")
+                        _Outcome(
+                            True,
+                            state,
+                            dest=dest,
+                            transition=taken,
+                            guards=decided,
+                            pointer=f"{m.file}#{taken.pointer}",
+                        )
                     )
                 else:
                     code, pointer = None, ""
@@ -398,6 +424,8 @@ class Stepper:
                             code, pointer = failed.refuse, f"{m.file}#{t.pointer}"
                             break
                     out.append(_Outcome(False, state, code=code, guards=decided, pointer=pointer))
+        if memo is not None and len(e.states) == 1 and not guarded:
+            memo[key] = out
         return out
 
     def _allowed(self, m: MachineSpec, e: Entity) -> list[str]:
@@ -427,11 +455,14 @@ class Stepper:
                     e.expired_by_clock = True
             e.states = tuple(dict.fromkeys(states))
 
-    def _record(self, rec: Mapping[str, Any], e: Entity, ex: Exchange,
-                params: Mapping[str, str], item: Any = _MISSING) -> None:
+    def _record(
+        self, rec: Mapping[str, Any], e: Entity, ex: Exchange, params: Mapping[str, str], item: Any = _MISSING
+    ) -> None:
         for name, how in rec.items():
             if isinstance(how, tuple):
                 ref, then, other = how
+                if not self._has_body(ref, ex):
+                    continue  # no JSON body on that side: the shape is unknown
                 value = then if self._get(ref, ex, params, item) is not _MISSING else other
             else:
                 value = self._get(how, ex, params, item)
@@ -442,9 +473,15 @@ class Stepper:
             if t is not None:
                 e.attrs[name + "#t"] = t
 
-    def _expect(self, exp: Mapping[str, Ref], e: Entity, ex: Exchange,
-                params: Mapping[str, str], item: Any = _MISSING, base: str = "/response/body",
-                ) -> Iterator[Finding]:
+    def _expect(
+        self,
+        exp: Mapping[str, Ref],
+        e: Entity,
+        ex: Exchange,
+        params: Mapping[str, str],
+        item: Any = _MISSING,
+        base: str = "/response/body",
+    ) -> Iterator[Finding]:
         for name, ref in exp.items():
             if name not in e.attrs:
                 continue
@@ -454,7 +491,7 @@ class Stepper:
             yield Finding(
                 "machine.terms-changed",
                 f"{e.key}: {name} is {_brief(actual)} here but was fixed as {_brief(e.attrs[name])}",
-                instance_path=base + (ref.key if ref.source != "item" else ref.key),
+                instance_path=base + ref.key,
                 entity=e.key,
                 expected=e.attrs[name],
                 actual=actual,
@@ -462,32 +499,43 @@ class Stepper:
             )
 
     # ------------------------------------------------------------------- step
+    def clock(self, ex: Exchange) -> Finding | None:
+        """Advance the run's clock; a timestamp going backwards is a finding (D19)."""
+        if ex.time is None:
+            return None
+        if self.last_time is not None and ex.time < self.last_time:
+            return Finding(
+                "time.backwards",
+                f"timestamp {ex.time_text} is earlier than the previous exchange's",
+                instance_path="/time",
+                actual=ex.time_text,
+            )
+        self.last_time = ex.time
+        return None
+
     def step(self, ex: Exchange, match: Match) -> list[Finding]:
         """Judge one routed exchange against the model; return its findings."""
         findings: list[Finding] = []
-        if ex.time is not None:
-            if self.last_time is not None and ex.time < self.last_time:
-                findings.append(
-                    Finding(
-                        "time.backwards",
-                        f"timestamp {ex.time_text} is earlier than the previous exchange's",
-                        instance_path="/time",
-                        actual=ex.time_text,
-                    )
-                )
-            else:
-                self.last_time = ex.time
         if ex.status == 0:
             return findings
         op = match.operation
         params = match.params
-        hist: _Hist = (ex.index, ex.file, ex.position, ex.is_entry, ex.summary())
+        hist: _Hist = (
+            ex.index,
+            ex.file,
+            ex.position,
+            ex.is_entry,
+            ex.method,
+            ex.path,
+            ex.status,
+            ex.error_code if not ex.accepted else None,
+        )
         token = ex.token
         if op.auth == "required" and token is None and ex.accepted:
             findings.append(
                 Finding(
                     "actor.unauthenticated",
-                    f"{op.id} needs a bearer token but was accepted without one",
+                    f"{op.id} needs an Authorization token but was accepted without one",
                     instance_path="/request/headers/authorization",
                 )
             )
@@ -513,8 +561,13 @@ class Stepper:
         return findings
 
     def _step(
-        self, step: StepSpec, op: OperationSpec, ex: Exchange, params: Mapping[str, str],
-        previous: Entity | None, hist: _Hist,
+        self,
+        step: StepSpec,
+        op: OperationSpec,
+        ex: Exchange,
+        params: Mapping[str, str],
+        previous: Entity | None,
+        hist: _Hist,
     ) -> tuple[Entity | None, list[Finding], bool]:
         m = self.spec.machines[step.machine]
         id_ = self._get(step.ref.id, ex, params) if step.ref.id else _MISSING
@@ -540,6 +593,8 @@ class Stepper:
                         related=self.related(old),
                     )
                 )
+                if old.parent is not None and old.parent.children is not None:
+                    old.parent.children.remove(old)
             e = self._adopt(m.name, id_, code, (created.dest,))
             self._link(e, parent)
             if created.actor in ("payer", "payee") and ex.token:
@@ -548,11 +603,12 @@ class Stepper:
             out.extend(self._status(step, m, e, ex, params))
             self._remember(e, ex, hist)
             return e, out, True
-        e = self._find(m.name, id_, code)
-        if e is None:
+        found = self._find(m.name, id_, code)
+        if found is None:
             if id_ is _MISSING and code is _MISSING:
                 return None, out, True
-            e = self._adopt(m.name, id_, code, m.state_names)
+            found = self._adopt(m.name, id_, code, m.state_names)
+        e = found
         self._tick(m, e, ex)
         outcomes = self._outcomes(m, e, step.trigger, ex)
         accepts = [o for o in outcomes if o.accept]
@@ -560,6 +616,7 @@ class Stepper:
         if ex.accepted:
             if not accepts:
                 out.append(self._illegal(m, e, step, op, ex, refuses))
+                self._record(step.record, e, ex, params)  # the server took the terms: follow it
                 self._remember(e, ex, hist)
                 return e, out, True
             if not refuses:
@@ -611,14 +668,21 @@ class Stepper:
         return e, out, ex.accepted
 
     def _illegal(
-        self, m: MachineSpec, e: Entity, step: StepSpec, op: OperationSpec, ex: Exchange,
+        self,
+        m: MachineSpec,
+        e: Entity,
+        step: StepSpec,
+        op: OperationSpec,
+        ex: Exchange,
         refuses: list[_Outcome],
     ) -> Finding:
         rules = {o.rule for o in refuses}
-        rule = rules.pop() if len(rules) == 1 and None not in rules else "machine.illegal-transition"
+        only = rules.pop() if len(rules) == 1 else None
+        rule = only if only is not None else "machine.illegal-transition"
         codes = sorted({o.code for o in refuses if o.code})
         want = (
-            f"refused with {' or '.join(codes)}" if codes and all(o.code for o in refuses)
+            f"refused with {' or '.join(codes)}"
+            if codes and all(o.code for o in refuses)
             else "refused (any 4xx)"
         )
         allowed = self._allowed(m, e)
@@ -643,14 +707,20 @@ class Stepper:
             return
         if t.warn:
             rule = self.spec.rules[t.warn]
-            yield Finding(t.warn, f"{e.key}: {rule.title.lower()}", spec_path=o.pointer,
-                          entity=e.key, related=self.related(e))
+            yield Finding(
+                t.warn,
+                f"{e.key}: {rule.title.lower()}",
+                spec_path=o.pointer,
+                entity=e.key,
+                related=self.related(e),
+            )
         for use in t.warning_guards:
             if self._guard(m.guards[use.guard], e, ex) is False:
                 assert use.warn is not None
                 rule = self.spec.rules[use.warn]
                 open_children = [
-                    c.key for c in e.children or ()
+                    c.key
+                    for c in e.children or ()
                     if not all(s in self.spec.machines[c.kind].finals for s in c.states)
                 ]
                 yield Finding(
@@ -664,8 +734,9 @@ class Stepper:
                     related=self.related(e),
                 )
 
-    def _status(self, step: StepSpec, m: MachineSpec, e: Entity, ex: Exchange,
-                params: Mapping[str, str]) -> Iterator[Finding]:
+    def _status(
+        self, step: StepSpec, m: MachineSpec, e: Entity, ex: Exchange, params: Mapping[str, str]
+    ) -> Iterator[Finding]:
         if step.status is None:
             return
         actual = self._get(step.status, ex, params)
@@ -691,8 +762,9 @@ class Stepper:
         e.observed = actual
 
     # ------------------------------------------------------------ observations
-    def _observe(self, obs: ObserveSpec, ex: Exchange, params: Mapping[str, str], hist: _Hist,
-                 touched: list[Entity]) -> Iterator[Finding]:
+    def _observe(
+        self, obs: ObserveSpec, ex: Exchange, params: Mapping[str, str], hist: _Hist, touched: list[Entity]
+    ) -> Iterator[Finding]:
         if not ex.accepted:
             return
         m = self.spec.machines[obs.machine]
@@ -726,8 +798,9 @@ class Stepper:
             yield from self._expect(obs.expect, e, ex, params, item, base)
             touched.append(e)
 
-    def _compare(self, m: MachineSpec, e: Entity, status: str, ex: Exchange, where: str,
-                 hist: _Hist) -> Iterator[Finding]:
+    def _compare(
+        self, m: MachineSpec, e: Entity, status: str, ex: Exchange, where: str, hist: _Hist
+    ) -> Iterator[Finding]:
         predicted = {m.status_of(s) for s in e.states}
         if status in predicted:
             e.states = tuple(s for s in e.states if m.status_of(s) == status)
@@ -743,8 +816,8 @@ class Stepper:
                 and e.observed != status
             )
             if independent and blame is not None:
-                index, (b_index, b_file, b_pos, b_entry, b_summary), _ = blame
-                loc = SourceLocation(b_file, entry=b_pos) if b_entry else SourceLocation(b_file, line=b_pos)
+                b_hist = blame[1]
+                b_index, loc, b_summary = b_hist[0], _location(b_hist), _summary(b_hist)
                 yield Finding(
                     "observe.independence",
                     f"{e.key} was {e.observed} and is now {status} with no call of its own; the last "
@@ -797,8 +870,9 @@ class Stepper:
             return "payer"
         return None
 
-    def _actors(self, op: OperationSpec, ex: Exchange, params: Mapping[str, str], token: str,
-                touched: list[Entity]) -> Iterator[Finding]:
+    def _actors(
+        self, op: OperationSpec, ex: Exchange, params: Mapping[str, str], token: str, touched: list[Entity]
+    ) -> Iterator[Finding]:
         if not ex.accepted:
             return
         info = self._token(token)

@@ -19,11 +19,16 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 settings.register_profile(
-    "ci", max_examples=40, derandomize=True, deadline=None,
+    "ci",
+    max_examples=40,
+    derandomize=True,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.register_profile(
-    "thorough", max_examples=1000, deadline=None,
+    "thorough",
+    max_examples=1000,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
@@ -48,4 +53,6 @@ def have_dot() -> bool:
     return shutil.which("dot") is not None
 
 
-needs_dot = pytest.mark.skipif(not have_dot(), reason="Graphviz's dot is not installed (apt-get install -y graphviz)")
+needs_dot = pytest.mark.skipif(
+    not have_dot(), reason="Graphviz's dot is not installed (apt-get install -y graphviz)"
+)

@@ -14,7 +14,9 @@ from fsm.violation import Severity
 
 def test_pyproject_tool_table_is_found_from_a_subfolder(tmp_path: Path) -> None:
     """The nearest pyproject.toml with [tool.voucher-fsm] is used."""
-    (tmp_path / "pyproject.toml").write_text('[tool.voucher-fsm]\nstrict = true\n[tool.voucher-fsm.severity]\n"style.hex-address" = "off"\n')
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.voucher-fsm]\nstrict = true\n[tool.voucher-fsm.severity]\n"style.hex-address" = "off"\n'
+    )
     sub = tmp_path / "a" / "b"
     sub.mkdir(parents=True)
     found = find_config(sub)
@@ -37,13 +39,16 @@ def test_a_pyproject_without_our_table_is_ignored(tmp_path: Path) -> None:
     assert find_config(tmp_path) is None
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("strict = 'yes'\n", "strict must be true or false"),
-    ("colour = true\n", "unknown key"),
-    ("[severity]\n'style.hex-address' = 'loud'\n", "unknown severity"),
-    ("format = 'xml'\n", "format must be one of"),
-    ("strict = \n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("strict = 'yes'\n", "strict must be true or false"),
+        ("colour = true\n", "unknown key"),
+        ("[severity]\n'style.hex-address' = 'loud'\n", "unknown severity"),
+        ("format = 'xml'\n", "format must be one of"),
+        ("strict = \n", "not valid TOML"),
+    ],
+)
 def test_bad_config_is_a_usage_error_naming_the_file(tmp_path: Path, text: str, message: str) -> None:
     """Every config mistake says which file and what is wrong."""
     path = tmp_path / "voucher-fsm.toml"
@@ -61,7 +66,10 @@ def test_unknown_rule_ids_are_refused(spec: Spec) -> None:
 
 def test_flags_parse_rule_level_pairs() -> None:
     """--severity RULE=LEVEL accepts error, warning, info and off."""
-    assert parse_severity_overrides(["a.b=error", "c.d=off"], "--severity") == {"a.b": Severity.ERROR, "c.d": None}
+    assert parse_severity_overrides(["a.b=error", "c.d=off"], "--severity") == {
+        "a.b": Severity.ERROR,
+        "c.d": None,
+    }
     with pytest.raises(UsageError, match="RULE=LEVEL"):
         parse_severity_overrides(["a.b"], "--severity")
 

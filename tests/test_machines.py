@@ -49,8 +49,9 @@ def test_compiled_table_agrees_with_transitions_on_every_state_trigger_and_guard
             names = sorted(m.guards)
             for values in itertools.product((True, False), repeat=len(names)):
                 guards = dict(zip(names, values, strict=True))
-                assert table.dest(None, state, trigger, guards) == reference.dest(holder, state, trigger, guards), (
-                    m.name, state, trigger, guards)
+                assert table.dest(None, state, trigger, guards) == reference.dest(
+                    holder, state, trigger, guards
+                ), (m.name, state, trigger, guards)
                 checked += 1
     assert checked > 100
 
@@ -71,9 +72,16 @@ def test_guards_decide_negotiate(spec: Spec) -> None:
     assert table.dest(None, "REDEEMED", "negotiate", {"is_simple": True, "same_network": False}) is None
 
 
-@pytest.mark.parametrize(("machine", "state"), [("voucher", "RESOLVED"), ("voucher", "DISCARDED"),
-                                                 ("voucher", "EXPIRED"), ("session", "CLOSED"),
-                                                 ("context", "CLOSED")])
+@pytest.mark.parametrize(
+    ("machine", "state"),
+    [
+        ("voucher", "RESOLVED"),
+        ("voucher", "DISCARDED"),
+        ("voucher", "EXPIRED"),
+        ("session", "CLOSED"),
+        ("context", "CLOSED"),
+    ],
+)
 def test_final_states_have_no_way_out(spec: Spec, machine: str, state: str) -> None:
     """Final states stay final: no trigger leads anywhere from them."""
     assert TransitionTable.from_spec(spec.machines[machine]).triggers(state) == ()

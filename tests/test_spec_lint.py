@@ -30,32 +30,69 @@ def _drop_transition(trigger: str) -> Callable[[dict[str, Any]], None]:
     def change(doc: dict[str, Any]) -> None:
         doc["transitions"] = [t for t in doc["transitions"] if t["trigger"] != trigger]
         doc["refusals"] = [r for r in doc.get("refusals", []) if r["trigger"] != trigger]
+
     return change
 
 
 BREAKS: list[tuple[str, str, Callable[[dict[str, Any]], None], str]] = [
-    ("state-unreachable", "voucher.machine.json",
-     lambda d: d["states"].append({"name": "LIMBO", "final": True, "description": "nowhere"}), "/states/5"),
+    (
+        "state-unreachable",
+        "voucher.machine.json",
+        lambda d: d["states"].append({"name": "LIMBO", "final": True, "description": "nowhere"}),
+        "/states/5",
+    ),
     ("state-trap", "voucher.machine.json", _drop_transition("resolve"), "/states/1"),
     ("final-unreachable", "session.machine.json", _drop_transition("close"), "/states/2"),
-    ("state-unknown", "voucher.machine.json",
-     lambda d: d["refusals"].append({"trigger": "redeem", "states": ["GONE"], "code": None}), "/refusals/8/states/0"),
-    ("guard-unknown", "voucher.machine.json",
-     lambda d: d["transitions"][1]["guards"].append({"guard": "is_blue", "refuse": "not_simple"}),
-     "/transitions/1/guards/2"),
-    ("rule-unknown", "session.machine.json",
-     lambda d: d["transitions"][1].update(warn="session.no-such-rule"), "/transitions/1/warn"),
-    ("refusal-conflict", "voucher.machine.json",
-     lambda d: d["refusals"].append({"trigger": "redeem", "states": ["RESERVED"], "code": "already_redeemed"}),
-     "/refusals/8"),
-    ("refusal-undocumented", "voucher.machine.json",
-     lambda d: d["refusals"][0].update(code="voucher_gone"), "/refusals/0/code"),
-    ("transition-operation-unknown", "voucher.machine.json",
-     lambda d: d["transitions"][0].update(operation="redeem-it"), "/transitions/0/operation"),
-    ("transition-operation-mismatch", "voucher.machine.json",
-     lambda d: d["transitions"][0].update(operation="resolve-voucher"), "/transitions/0"),
-    ("transition-actor", "voucher.machine.json",
-     lambda d: d["transitions"][0].update(actor="payer"), "/transitions/0/actor"),
+    (
+        "state-unknown",
+        "voucher.machine.json",
+        lambda d: d["refusals"].append({"trigger": "redeem", "states": ["GONE"], "code": None}),
+        "/refusals/8/states/0",
+    ),
+    (
+        "guard-unknown",
+        "voucher.machine.json",
+        lambda d: d["transitions"][1]["guards"].append({"guard": "is_blue", "refuse": "not_simple"}),
+        "/transitions/1/guards/2",
+    ),
+    (
+        "rule-unknown",
+        "session.machine.json",
+        lambda d: d["transitions"][1].update(warn="session.no-such-rule"),
+        "/transitions/1/warn",
+    ),
+    (
+        "refusal-conflict",
+        "voucher.machine.json",
+        lambda d: d["refusals"].append(
+            {"trigger": "redeem", "states": ["RESERVED"], "code": "already_redeemed"}
+        ),
+        "/refusals/8",
+    ),
+    (
+        "refusal-undocumented",
+        "voucher.machine.json",
+        lambda d: d["refusals"][0].update(code="voucher_gone"),
+        "/refusals/0/code",
+    ),
+    (
+        "transition-operation-unknown",
+        "voucher.machine.json",
+        lambda d: d["transitions"][0].update(operation="redeem-it"),
+        "/transitions/0/operation",
+    ),
+    (
+        "transition-operation-mismatch",
+        "voucher.machine.json",
+        lambda d: d["transitions"][0].update(operation="resolve-voucher"),
+        "/transitions/0",
+    ),
+    (
+        "transition-actor",
+        "voucher.machine.json",
+        lambda d: d["transitions"][0].update(actor="payer"),
+        "/transitions/0/actor",
+    ),
 ]
 
 
@@ -71,10 +108,16 @@ def test_lint_check_reports_a_broken_machine_with_file_and_pointer(
 
 def test_operation_with_a_trigger_no_machine_has_is_reported(protocol_copy: Path) -> None:
     """An operation stepping an unknown trigger is a finding in operations.json."""
-    _edit(protocol_copy, "operations.json", lambda d: d["operations"][8]["steps"][0].update(trigger="redeem_twice"))
+    _edit(
+        protocol_copy,
+        "operations.json",
+        lambda d: d["operations"][8]["steps"][0].update(trigger="redeem_twice"),
+    )
     findings = lint_spec(load_spec(protocol_copy, lint=False))
-    assert any(f.check == "operation-trigger-unknown" and f.pointer == "/operations/8/steps/0/trigger"
-               for f in findings)
+    assert any(
+        f.check == "operation-trigger-unknown" and f.pointer == "/operations/8/steps/0/trigger"
+        for f in findings
+    )
 
 
 def test_operation_naming_a_missing_schema_is_reported(protocol_copy: Path) -> None:
@@ -86,7 +129,9 @@ def test_operation_naming_a_missing_schema_is_reported(protocol_copy: Path) -> N
 
 def test_duplicate_routes_are_reported(protocol_copy: Path) -> None:
     """Two operations on one method and path cannot both be matched."""
-    _edit(protocol_copy, "operations.json", lambda d: d["operations"][9].update(path=d["operations"][8]["path"]))
+    _edit(
+        protocol_copy, "operations.json", lambda d: d["operations"][9].update(path=d["operations"][8]["path"])
+    )
     findings = lint_spec(load_spec(protocol_copy, lint=False))
     assert any(f.check == "operation-duplicate" for f in findings)
 

@@ -61,7 +61,9 @@ class ViolationInfo(_Strict):
     operation: str | None = None
     entity: str | None = Field(default=None, description="kind:id, e.g. voucher:vch_1.")
     pointer: str | None = Field(default=None, description="JSON pointer, prefixed /request or /response.")
-    spec: str | None = Field(default=None, description="Schema $id with keyword path, or machine file pointer.")
+    spec: str | None = Field(
+        default=None, description="Schema $id with keyword path, or machine file pointer."
+    )
     expected: Any = None
     actual: Any = None
     related: list[RelatedInfo] | None = None

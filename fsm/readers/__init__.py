@@ -76,18 +76,27 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
         except OSError as exc:
             raise LogFormatError(f"{path}: cannot open: {exc.strerror or exc}") from None
         label = path
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+    buffered: Any = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
     compressed = buffered.peek(2)[:2] == _GZIP_MAGIC
     stream: Any = gzip.GzipFile(fileobj=buffered, mode="rb") if compressed else buffered
     try:
         head = stream.peek(4096)[:4096]
-    except (OSError, EOFError) as exc:
-        raise LogFormatError(f"{label}: cannot read: {exc}") from None
+    except (OSError, EOFError) as exc:  # corrupt or truncated gzip header: report, go on
+        problem: Iterator[RawItem] = iter([(None, None, f"cannot decompress: {exc}")])
+        return InputFile(label, "jsonl", compressed), _closing(problem, buffered if path != "-" else None)
     fmt = detect_format(head, label.removesuffix(".gz"))
     info = InputFile(label, fmt, compressed)
-    if fmt == "har":
-        return info, _har_items(stream, label)
-    return info, read_jsonl(stream)
+    items = _har_items(stream, label) if fmt == "har" else read_jsonl(stream)
+    return info, _closing(items, buffered if path != "-" else None)
+
+
+def _closing(items: Iterator[RawItem], handle: Any) -> Iterator[RawItem]:
+    """Yield ``items``, then close the file underneath (GzipFile does not close it)."""
+    try:
+        yield from items
+    finally:
+        if handle is not None:
+            handle.close()
 
 
 def _har_items(stream: Any, label: str) -> Iterator[RawItem]:

@@ -61,9 +61,13 @@ def _salvage(data: bytes) -> Iterator[tuple[int | None, Any, str | None]]:
         try:
             entry, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
-            yield index, None, (
-                f"entry is truncated or not valid JSON at line {exc.lineno}, column {exc.colno}: "
-                f"{exc.msg}; later entries cannot be read"
+            yield (
+                index,
+                None,
+                (
+                    f"entry is truncated or not valid JSON at line {exc.lineno}, column {exc.colno}: "
+                    f"{exc.msg}; later entries cannot be read"
+                ),
             )
             return
         except RecursionError:

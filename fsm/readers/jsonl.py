@@ -20,7 +20,7 @@ def read_jsonl(stream: Any) -> Iterator[tuple[int | None, Any, str | None]]:
     decode_error = orjson.JSONDecodeError
     line_no = 0
     try:
-        for line_no, line in enumerate(stream, 1):  # noqa: B007 - read after the loop on errors
+        for line_no, line in enumerate(stream, 1):
             try:
                 yield line_no, loads(line), None
             except decode_error as exc:

@@ -5,8 +5,15 @@ from fsm.render.junit import render_junit
 from fsm.render.sarif import render_sarif
 from fsm.render.text import render_text
 
-__all__ = ["FORMATS", "render", "render_json", "render_junit", "render_sarif", "render_text",
-           "report_to_dict"]
+__all__ = [
+    "FORMATS",
+    "render",
+    "render_json",
+    "render_junit",
+    "render_sarif",
+    "render_text",
+    "report_to_dict",
+]
 
 FORMATS = ("text", "json", "junit", "sarif")
 
@@ -16,5 +23,6 @@ def render(report: object, fmt: str) -> str:
     from fsm.report import Report
 
     assert isinstance(report, Report)
-    return {"text": render_text, "json": render_json, "junit": render_junit,
-            "sarif": render_sarif}[fmt](report)
+    return {"text": render_text, "json": render_json, "junit": render_junit, "sarif": render_sarif}[fmt](
+        report
+    )

@@ -64,8 +64,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "strict": report.strict,
         "violations": [_violation(v) for v in report.violations],
         "entities": [
-            {"entity": e.key, "kind": e.kind, "state": e.state, "final": e.final}
-            for e in report.entities
+            {"entity": e.key, "kind": e.kind, "state": e.state, "final": e.final} for e in report.entities
         ],
     }
 

@@ -32,8 +32,9 @@ def render_junit(report: Report) -> str:
         if failing:
             failures += 1
             first = failing[0]
-            node = ET.SubElement(case, "failure", message=f"{first.rule_id}: {first.message}",
-                                 type=first.rule_id)
+            node = ET.SubElement(
+                case, "failure", message=f"{first.rule_id}: {first.message}", type=first.rule_id
+            )
             node.text = "\n".join(f"{v.location} {v.rule_id}: {v.message}" for v in failing)
         others = [v for v in vs if not _fails(v, report.strict)]
         if others:

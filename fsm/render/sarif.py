@@ -67,12 +67,19 @@ def render_sarif(report: Report) -> str:
     doc = {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "voucher-fsm", "version": __version__,
-                                "informationUri": "https://github.com/voucher-fsm/voucher-fsm",
-                                "rules": rules}},
-            "artifacts": [{"location": {"uri": i.label}} for i in report.inputs],
-            "results": results,
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "voucher-fsm",
+                        "version": __version__,
+                        "informationUri": "https://github.com/voucher-fsm/voucher-fsm",
+                        "rules": rules,
+                    }
+                },
+                "artifacts": [{"location": {"uri": i.label}} for i in report.inputs],
+                "results": results,
+            }
+        ],
     }
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str).decode() + "\n"

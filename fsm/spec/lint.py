@@ -103,21 +103,22 @@ def _schemas(spec: Spec) -> Iterator[LintFinding]:
             pointer = "".join(f"/{p}" for p in exc.absolute_path)
             yield LintFinding("schema-metaschema", file, pointer, exc.message)
         if doc.get("$id") != schema_uri(rel):
-            yield LintFinding(
-                "schema-metaschema", file, "/$id", f"$id must be {schema_uri(rel)!r}"
-            )
+            yield LintFinding("schema-metaschema", file, "/$id", f"$id must be {schema_uri(rel)!r}")
         resolver = reg.resolver(base_uri=schema_uri(rel))
-        for pointer, ref in _schema_refs(doc):
+        for at, ref in _schema_refs(doc):
             try:
                 resolver.lookup(ref)
             except Unresolvable as exc:
-                yield LintFinding("schema-unresolved-ref", file, pointer, f"{ref!r}: {exc}")
+                yield LintFinding("schema-unresolved-ref", file, at, f"{ref!r}: {exc}")
     for op in spec.operations:
-        named = [("/request", op.request), *((f"/responses/{s}", r) for s, r in op.responses.items())]
-        for pointer, rel in named:
+        named: list[tuple[str, str | None]] = [
+            ("/request", op.request),
+            *((f"/responses/{status}", rel) for status, rel in op.responses.items()),
+        ]
+        for where, rel in named:
             if rel is not None and rel not in schemas:
                 yield LintFinding(
-                    "schema-missing", "operations.json", op.pointer + pointer, f"no schema {rel!r}"
+                    "schema-missing", "operations.json", op.pointer + where, f"no schema {rel!r}"
                 )
     if spec.error_schema not in schemas:
         yield LintFinding("schema-missing", "operations.json", "/error_schema", spec.error_schema)
@@ -154,25 +155,25 @@ def _machine_graph(m: MachineSpec) -> Iterator[LintFinding]:
             if s not in names:
                 yield LintFinding("state-unknown", m.file, f"{r.pointer}/states/{i}", f"no state {s!r}")
     reachable = reachable_states(m)
-    for i, s in enumerate(m.states):
-        if s.name not in reachable:
+    for i, st in enumerate(m.states):
+        if st.name not in reachable:
             yield LintFinding(
-                "state-unreachable", m.file, f"/states/{i}", f"state {s.name} cannot be reached"
+                "state-unreachable", m.file, f"/states/{i}", f"state {st.name} cannot be reached"
             )
-        leaves = any(
-            s.name in t.source and t.dest_for(s.name) != s.name for t in m.transitions
-        )
-        if not s.final and not leaves:
+        leaves = any(st.name in t.source and t.dest_for(st.name) != st.name for t in m.transitions)
+        if not st.final and not leaves:
             yield LintFinding(
-                "state-trap", m.file, f"/states/{i}",
-                f"state {s.name} is not final and no transition leaves it",
+                "state-trap",
+                m.file,
+                f"/states/{i}",
+                f"state {st.name} is not final and no transition leaves it",
             )
     if not m.finals:
         yield LintFinding("final-unreachable", m.file, "/states", "the machine has no final state")
-    for i, s in enumerate(m.states):
-        if s.final and s.name not in reachable:
+    for i, st in enumerate(m.states):
+        if st.final and st.name not in reachable:
             yield LintFinding(
-                "final-unreachable", m.file, f"/states/{i}", f"final state {s.name} cannot be reached"
+                "final-unreachable", m.file, f"/states/{i}", f"final state {st.name} cannot be reached"
             )
 
 
@@ -195,7 +196,9 @@ def _machine_names(spec: Spec, m: MachineSpec) -> Iterator[LintFinding]:
             for t in m.transitions:
                 if t.trigger == r.trigger and s in t.source and not t.refusing_guards:
                     yield LintFinding(
-                        "refusal-conflict", m.file, r.pointer,
+                        "refusal-conflict",
+                        m.file,
+                        r.pointer,
                         f"{r.trigger} is refused in {s} but {t.pointer} allows it unguarded",
                     )
     moves: list[tuple[str, str | None, str, str]] = [
@@ -213,27 +216,31 @@ def _machine_names(spec: Spec, m: MachineSpec) -> Iterator[LintFinding]:
             continue
         if not any(s.machine == m.name and s.trigger == trigger for s in op.steps):
             yield LintFinding(
-                "transition-operation-mismatch", m.file, pointer,
+                "transition-operation-mismatch",
+                m.file,
+                pointer,
                 f"operation {op_id} does not step {m.name}.{trigger}",
             )
         if actor not in op.actors and "any" not in op.actors:
             yield LintFinding(
-                "transition-actor", m.file, pointer + "/actor",
+                "transition-actor",
+                m.file,
+                pointer + "/actor",
                 f"actor {actor} is not among {op_id}'s actors {list(op.actors)}",
             )
     for r in m.refusals:
         if r.code is None:
             continue
         callers = [
-            ops[op_id]
-            for t, op_id, _, _ in moves
-            if t == r.trigger and op_id is not None and op_id in ops
+            ops[op_id] for t, op_id, _, _ in moves if t == r.trigger and op_id is not None and op_id in ops
         ]
         if callers and not any(
             r.code in op.documented_codes or r.code in spec.generic_errors for op in callers
         ):
             yield LintFinding(
-                "refusal-undocumented", m.file, r.pointer + "/code",
+                "refusal-undocumented",
+                m.file,
+                r.pointer + "/code",
                 f"{r.code!r} is not documented for {[op.id for op in callers]}",
             )
 
@@ -261,13 +268,17 @@ def _operations(spec: Spec) -> Iterator[LintFinding]:
             known = machine.creation(step.trigger) if step.creates else machine.transitions_for(step.trigger)
             if not known:
                 yield LintFinding(
-                    "operation-trigger-unknown", "operations.json", pointer + "/trigger",
+                    "operation-trigger-unknown",
+                    "operations.json",
+                    pointer + "/trigger",
                     f"machine {step.machine} has no {'creation' if step.creates else 'trigger'} "
                     f"{step.trigger!r}",
                 )
         for i, obs in enumerate(op.observes):
             if obs.machine not in spec.machines:
                 yield LintFinding(
-                    "operation-machine-unknown", "operations.json",
-                    f"{op.pointer}/observes/{i}/machine", obs.machine,
+                    "operation-machine-unknown",
+                    "operations.json",
+                    f"{op.pointer}/observes/{i}/machine",
+                    obs.machine,
                 )

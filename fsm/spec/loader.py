@@ -38,14 +38,10 @@ MACHINE_FILES = ("context", "session", "voucher")
 def check_file(path: Path, meta: str) -> Any:
     """Load ``path`` and check it against the meta-schema ``meta/<meta>``; raise on any error."""
     doc = load_json(path)
-    validator = Draft202012Validator(
-        dict(load_schemas()[f"meta/{meta}"]), registry=registry()
-    )
+    validator = Draft202012Validator(dict(load_schemas()[f"meta/{meta}"]), registry=registry())
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
     if errors:
-        findings = tuple(
-            f"{path.name}#{_pointer(e.absolute_path)}: {e.message}" for e in errors
-        )
+        findings = tuple(f"{path.name}#{_pointer(e.absolute_path)}: {e.message}" for e in errors)
         raise SpecError(f"{path} does not match {schema_uri('meta/' + meta)}", findings)
     return doc
 
@@ -96,9 +92,7 @@ def _machine(doc: Mapping[str, Any], file: str) -> MachineSpec:
             source=tuple(t["source"]),
             dest=t["dest"],
             operation=t.get("operation"),
-            guards=tuple(
-                GuardUse(g["guard"], g.get("refuse"), g.get("warn")) for g in t.get("guards", ())
-            ),
+            guards=tuple(GuardUse(g["guard"], g.get("refuse"), g.get("warn")) for g in t.get("guards", ())),
             warn=t.get("warn"),
             timed_attribute=t.get("timed", {}).get("attribute"),
             description=t.get("description", ""),

@@ -55,9 +55,7 @@ class Ref:
         source, _, key = text.partition(":")
         if source == "path":
             return cls("path", key)
-        tokens = tuple(
-            t.replace("~1", "/").replace("~0", "~") for t in key.split("/")[1:]
-        )
+        tokens = tuple(t.replace("~1", "/").replace("~0", "~") for t in key.split("/")[1:])
         return cls(source, key, tokens)  # type: ignore[arg-type]
 
     def __str__(self) -> str:
@@ -139,15 +137,14 @@ class TransitionSpec:
     cite: str = ""
     pointer: str = ""
 
-    @property
-    def refusing_guards(self) -> tuple[GuardUse, ...]:
-        """Guards that make the call refused when they fail."""
-        return tuple(g for g in self.guards if g.refuse is not None)
+    refusing_guards: tuple[GuardUse, ...] = field(init=False, default=())
+    """Guards that make the call refused when they fail."""
+    warning_guards: tuple[GuardUse, ...] = field(init=False, default=())
+    """Guards that only produce a warning when they fail."""
 
-    @property
-    def warning_guards(self) -> tuple[GuardUse, ...]:
-        """Guards that only produce a warning when they fail."""
-        return tuple(g for g in self.guards if g.warn is not None)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "refusing_guards", tuple(g for g in self.guards if g.refuse is not None))
+        object.__setattr__(self, "warning_guards", tuple(g for g in self.guards if g.warn is not None))
 
     def dest_for(self, source: str) -> str:
         """The target state when leaving ``source``."""

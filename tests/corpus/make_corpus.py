@@ -133,8 +133,15 @@ def _retry() -> tuple[list[Any], Expect]:
     v = f.voucher()
     redeem = f.b.redeem_simple(f.payee, v)
     f.add(redeem)
-    f.add(f.b.refused("POST", redeem["request"]["path"].removeprefix("/api/v1"),
-                      redeem["request"]["body"], "already_redeemed", f.payee))
+    f.add(
+        f.b.refused(
+            "POST",
+            redeem["request"]["path"].removeprefix("/api/v1"),
+            redeem["request"]["body"],
+            "already_redeemed",
+            f.payee,
+        )
+    )
     f.add(f.b.negotiate(f.payer, v))
     f.add(f.b.negotiate(f.payer, v, "EURC"))
     f.finish(v)
@@ -200,8 +207,9 @@ def _unknown_path() -> tuple[list[Any], Expect]:
 def _unknown_method() -> tuple[list[Any], Expect]:
     f = Flow(seed=17)
     v = f.voucher()
-    i = f.add(f.b.record("DELETE", f"/vouchers/{v.id}", status=404, response=f.b.error("not_found"),
-                         token=f.payee))
+    i = f.add(
+        f.b.record("DELETE", f"/vouchers/{v.id}", status=404, response=f.b.error("not_found"), token=f.payee)
+    )
     f.add(f.b.discard(f.payee, v))
     f.finish()
     return f.records, [("route.unknown-method", i)]
@@ -209,11 +217,14 @@ def _unknown_method() -> tuple[list[Any], Expect]:
 
 @case("route-out-of-scope", "Widget calls are outside the protocol: info once per path (D1).")
 def _out_of_scope() -> tuple[list[Any], Expect]:
-    records, _ = _two_payments()
-    b = TrafficBuilder(18)
-    w = b.record("GET", "/widgets/wdgt_1/config", response={"config": None, "reason": "inactive"})
-    records[3:3] = [w, deepcopy(w)]
-    return records, [("route.out-of-scope", 3)]
+    f = Flow(seed=18)
+    w = f.b.record("GET", "/widgets/wdgt_1/config", response={"config": None, "reason": "inactive"})
+    i = f.add(w)
+    f.add(f.b.record("GET", "/widgets/wdgt_1/config", response={"config": None, "reason": "inactive"}))
+    v = f.voucher()
+    f.add(f.b.discard(f.payee, v))
+    f.close()
+    return f.records, [("route.out-of-scope", i)]
 
 
 @case("route-outside-api", "A request outside /api/v1 (a page asset in a HAR).", "har")
@@ -247,11 +258,12 @@ def _schema_response() -> tuple[list[Any], Expect]:
 
 @case("schema-query", "query-vouchers with a limit that is not an integer.")
 def _schema_query() -> tuple[list[Any], Expect]:
-    records, _ = _two_payments()
-    b = TrafficBuilder(21)
-    q = b.record("GET", "/vouchers", response=[], query={"limit": "ten"})
-    records.insert(6, q)
-    return records, [("schema.query", 6)]
+    f = Flow(seed=21)
+    v = f.voucher()
+    i = f.add(f.b.record("GET", "/vouchers", response=[], query={"limit": "ten"}, token=f.payee))
+    f.add(f.b.discard(f.payee, v))
+    f.close()
+    return f.records, [("schema.query", i)]
 
 
 @case("schema-error-envelope", "A refusal whose body is a bare string, not {code, message} (D15).")
@@ -259,8 +271,15 @@ def _envelope() -> tuple[list[Any], Expect]:
     f = Flow(seed=22)
     v = f.voucher()
     f.add(f.b.redeem_simple(f.payee, v))
-    i = f.add(f.b.refused("POST", f"/vouchers/{v.id}/redeem-voucher", {"expectedPayment": f.b.payment()},
-                          "already_redeemed", f.payee))
+    i = f.add(
+        f.b.refused(
+            "POST",
+            f"/vouchers/{v.id}/redeem-voucher",
+            {"expectedPayment": f.b.payment()},
+            "already_redeemed",
+            f.payee,
+        )
+    )
     f.records[i]["response"]["body"] = "already redeemed"
     f.finish(v)
     return f.records, [("schema.error-envelope", i)]
@@ -271,8 +290,15 @@ def _undocumented_code() -> tuple[list[Any], Expect]:
     f = Flow(seed=23)
     v = f.voucher()
     f.add(f.b.redeem_simple(f.payee, v))
-    i = f.add(f.b.refused("POST", f"/vouchers/{v.id}/redeem-voucher", {"expectedPayment": f.b.payment()},
-                          "voucher_locked", f.payee))
+    i = f.add(
+        f.b.refused(
+            "POST",
+            f"/vouchers/{v.id}/redeem-voucher",
+            {"expectedPayment": f.b.payment()},
+            "voucher_locked",
+            f.payee,
+        )
+    )
     f.finish(v)
     return f.records, [("schema.undocumented-error-code", i), ("machine.wrong-refusal-code", i)]
 
@@ -282,8 +308,16 @@ def _undocumented_status() -> tuple[list[Any], Expect]:
     f = Flow(seed=24)
     v = f.voucher()
     f.add(f.b.redeem_simple(f.payee, v))
-    i = f.add(f.b.refused("POST", f"/vouchers/{v.id}/redeem-voucher", {"expectedPayment": f.b.payment()},
-                          "already_redeemed", f.payee, status=418))
+    i = f.add(
+        f.b.refused(
+            "POST",
+            f"/vouchers/{v.id}/redeem-voucher",
+            {"expectedPayment": f.b.payment()},
+            "already_redeemed",
+            f.payee,
+            status=418,
+        )
+    )
     f.finish(v)
     return f.records, [("schema.undocumented-status", i)]
 
@@ -349,6 +383,7 @@ def _reserve_closed() -> tuple[list[Any], Expect]:
     v, rec = f.b.session_reserve(f.payee, f.session)
     i = f.add(rec)
     f.add(f.b.discard(f.payee, v))
+    f.add(f.b.context_close(f.payer, f.ctx))
     return f.records, [("machine.illegal-transition", i)]
 
 
@@ -357,17 +392,27 @@ def _unexpected_refusal() -> tuple[list[Any], Expect]:
     f = Flow(seed=31)
     v = f.voucher()
     f.add(f.b.redeem_simple(f.payee, v))
-    i = f.add(f.b.refused("POST", f"/vouchers/{v.id}/resolve-voucher",
-                          {"receipts": [{"paymentId": "pay_1"}]}, "not_redeemed", f.payer))
+    i = f.add(
+        f.b.refused(
+            "POST",
+            f"/vouchers/{v.id}/resolve-voucher",
+            {"receipts": [{"paymentId": "pay_1"}]},
+            "not_redeemed",
+            f.payer,
+        )
+    )
     f.finish(v)
     return f.records, [("machine.unexpected-refusal", i)]
 
 
-@case("machine-wrong-refusal-code", "A second join refused with session_closed instead of already_joined (D3).")
+@case(
+    "machine-wrong-refusal-code", "A second join refused with session_closed instead of already_joined (D3)."
+)
 def _wrong_code() -> tuple[list[Any], Expect]:
     f = Flow(seed=32)
-    i = f.add(f.b.refused("POST", f"/vouchers/sessions/{f.session.id}/session-join", {}, "session_closed",
-                          f.payer))
+    i = f.add(
+        f.b.refused("POST", f"/vouchers/sessions/{f.session.id}/session-join", {}, "session_closed", f.payer)
+    )
     v = f.voucher()
     f.add(f.b.discard(f.payee, v))
     f.close()
@@ -382,8 +427,11 @@ def _status_mismatch() -> tuple[list[Any], Expect]:
     i = f.add(f.b.resolve(f.payer, v))
     f.records[i]["response"]["body"]["status"] = "REDEEMED"
     f.close()
-    return f.records, [("machine.status-mismatch", i), ("session.close-with-open-vouchers", i + 1),
-                       ("entity.incomplete", None)]
+    return f.records, [
+        ("machine.status-mismatch", i),
+        ("session.close-with-open-vouchers", i + 1),
+        ("entity.incomplete", None),
+    ]
 
 
 @case("machine-terms-changed", "A SIMPLE redeem answered as CUSTOM (D7: the type is fixed by the redeem).")
@@ -445,6 +493,7 @@ def _independence() -> tuple[list[Any], Expect]:
     f.add(f.b.session_close(f.payee, f.session))
     a.status = "DISCARDED"
     i = f.add(f.b.get_voucher(f.payee, a))
+    f.add(f.b.context_close(f.payer, f.ctx))
     return f.records, [("session.close-with-open-vouchers", i - 1), ("observe.independence", i)]
 
 
@@ -461,12 +510,16 @@ def _wrong_role() -> tuple[list[Any], Expect]:
 @case("actor-wrong-context", "A resource token for one context redeems a voucher of another (D10).")
 def _wrong_context() -> tuple[list[Any], Expect]:
     f = Flow(seed=39)
-    other = Flow(seed=40)
+    other_ctx, rec = f.b.context_open(f.payer)
+    f.add(rec)
+    other_payee, rec = f.b.sign_in_payee(other_ctx["code"])
+    f.add(rec)
     v = f.voucher()
-    i = f.add(f.b.redeem_simple(other.payee, v))
+    i = f.add(f.b.redeem_simple(other_payee, v))
     f.add(f.b.resolve(f.payer, v))
-    f.add(f.b.session_close(f.payee, f.session))
-    return other.records[:3] + f.records, [("actor.wrong-context", i + 3)]
+    f.add(f.b.context_close(f.payer, other_ctx))
+    f.close()
+    return f.records, [("actor.wrong-context", i)]
 
 
 @case("actor-unauthenticated", "A redeem accepted with no Authorization header.")
@@ -497,6 +550,7 @@ def _close_open() -> tuple[list[Any], Expect]:
     f.add(f.b.redeem_simple(f.payee, v))
     i = f.add(f.b.session_close(f.payee, f.session))
     f.add(f.b.resolve(f.payer, v))
+    f.add(f.b.context_close(f.payer, f.ctx))
     return f.records, [("session.close-with-open-vouchers", i)]
 
 
@@ -512,7 +566,10 @@ def _mismatch() -> tuple[list[Any], Expect]:
     return f.records, [("network.mismatch", i)]
 
 
-@case("network-unknown-currency", "A currency the registry does not know, then learnt from /finance/currencies (D14).")
+@case(
+    "network-unknown-currency",
+    "A currency the registry does not know, then learnt from /finance/currencies (D14).",
+)
 def _unknown_currency() -> tuple[list[Any], Expect]:
     f = Flow(seed=45)
     v = f.voucher()
@@ -521,9 +578,22 @@ def _unknown_currency() -> tuple[list[Any], Expect]:
     for side in ("request", "response"):
         pay = f.records[i][side]["body"]["expectedPayment"]
         pay["currency"], pay["currencyAddress"] = "DAI", dai
-    f.add(f.b.record("GET", "/finance/currencies", response=[
-        {"symbol": "DAI", "network": "polygon", "address": dai, "decimals": 18, "bridgeable": True,
-         "enabled": True}]))
+    f.add(
+        f.b.record(
+            "GET",
+            "/finance/currencies",
+            response=[
+                {
+                    "symbol": "DAI",
+                    "network": "polygon",
+                    "address": dai,
+                    "decimals": 18,
+                    "bridgeable": True,
+                    "enabled": True,
+                }
+            ],
+        )
+    )
     w = f.voucher()
     f.add(f.b.redeem_simple(f.payee, w))
     j = len(f.records) - 1
@@ -551,8 +621,7 @@ def _incomplete() -> tuple[list[Any], Expect]:
     f = Flow(seed=47)
     v = f.voucher()
     f.add(f.b.redeem_simple(f.payee, v))
-    return f.records, [("entity.incomplete", None), ("entity.incomplete", None),
-                       ("entity.incomplete", None)]
+    return f.records, [("entity.incomplete", None), ("entity.incomplete", None), ("entity.incomplete", None)]
 
 
 def write(root: Path = ROOT) -> list[Path]:
@@ -569,16 +638,18 @@ def write(root: Path = ROOT) -> list[Path]:
             lines = [r if isinstance(r, str) else orjson.dumps(r).decode() for r in records]
             traffic.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-        def where(i: int | None) -> str:
+        def where(i: int | None, name: str = traffic.name, har: bool = fmt == "har") -> str:
             if i is None:
-                return traffic.name
-            return f"{traffic.name}:entries[{i}]" if fmt == "har" else f"{traffic.name}:{i + 1}"
+                return name
+            return f"{name}:entries[{i}]" if har else f"{name}:{i + 1}"
 
         doc = {
             "description": (build.__doc__ or "").strip(),
             "traffic": traffic.name,
-            "violations": sorted([{"rule": r, "location": where(i)} for r, i in expected],
-                                 key=lambda d: (d["location"], d["rule"])),
+            "violations": sorted(
+                [{"rule": r, "location": where(i)} for r, i in expected],
+                key=lambda d: (d["location"], d["rule"]),
+            ),
         }
         (folder / "expected.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         written += [traffic, folder / "expected.json"]

@@ -1,0 +1,217 @@
+"""The voucher-fsm command: exit codes, formats, messages, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fsm.cli import cli, main
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+REFERENCE = REPO.parent / "shared" / "examples" / "reference"
+
+
+def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    """Run the real entry point (main) and capture exit code, stdout and stderr."""
+    runner = CliRunner()
+    result = runner.invoke(lambda: main(list(args)), input=stdin)  # type: ignore[arg-type]
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_clean_log_exits_zero_with_a_passing_summary() -> None:
+    """A clean log: exit 0 and a summary line that says PASSED."""
+    code, out, _ = run("validate", str(EXAMPLES / "session-two-payments.jsonl"))
+    assert code == 0
+    assert out.rstrip().endswith("PASSED")
+
+
+def test_broken_log_exits_one_and_names_rules_and_locations() -> None:
+    """Errors: exit 1; each violation shows its rule id and FILE:LINE."""
+    code, out, _ = run("validate", str(EXAMPLES / "broken.jsonl"))
+    assert code == 1
+    assert "machine.illegal-transition" in out and "broken.jsonl:10" in out
+    assert out.rstrip().endswith("FAILED")
+
+
+def test_strict_turns_warnings_into_failure(tmp_path: Path) -> None:
+    """With --strict a log with only warnings fails."""
+    log = tmp_path / "w.jsonl"
+    src = (REPO / "tests" / "corpus" / "session-reserve-before-join" / "traffic.jsonl").read_text()
+    log.write_text(src)
+    assert run("validate", str(log))[0] == 0
+    assert run("validate", "--strict", str(log))[0] == 1
+
+
+def test_severity_flag_can_silence_or_raise_a_rule(tmp_path: Path) -> None:
+    """--severity RULE=off removes a rule; RULE=error makes it fail the run."""
+    log = REPO / "tests" / "corpus" / "session-reserve-before-join" / "traffic.jsonl"
+    code, out, _ = run("validate", "--severity", "session.reserve-before-join=off", str(log))
+    assert code == 0 and "reserve-before-join" not in out
+    assert run("validate", "--severity", "session.reserve-before-join=error", str(log))[0] == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("validate", "nope.jsonl"),
+        ("validate", "--severity", "x", "f"),
+        ("validate", "--severity", "no.such-rule=off", "examples/broken.jsonl"),
+        ("validate",),
+        ("frobnicate",),
+    ],
+)
+def test_usage_problems_exit_two_with_a_message(
+    args: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bad arguments, unknown rules, missing files: exit 2, a one-line message, no traceback."""
+    monkeypatch.chdir(REPO)
+    code, out, err = run(*args)
+    assert code == 2
+    assert "Traceback" not in out + err
+    assert err.strip()
+
+
+@pytest.mark.parametrize("fmt", ["json", "junit", "sarif"])
+def test_machine_formats_go_to_output_files(fmt: str, tmp_path: Path) -> None:
+    """--format json|junit|sarif -o FILE writes the file and a summary on stderr."""
+    out_file = tmp_path / f"report.{fmt}"
+    code, _, err = run("validate", "-f", fmt, "-o", str(out_file), str(EXAMPLES / "broken.jsonl"))
+    assert code == 1
+    assert "FAILED" in err
+    text = out_file.read_text()
+    if fmt == "junit":
+        assert text.startswith("<?xml") and "<testcase" in text and "<failure" in text
+    else:
+        doc = json.loads(text)
+        assert (doc["totals"]["errors"] > 0) if fmt == "json" else doc["version"] == "2.1.0"
+
+
+def test_standard_input_is_read_with_a_dash() -> None:
+    """validate - reads the log from stdin."""
+    code, out, _ = run("validate", "-", stdin=(EXAMPLES / "session-two-payments.jsonl").read_text())
+    assert code == 0 and "<stdin>" in out
+
+
+def test_config_file_settings_apply(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """[tool.voucher-fsm] in a pyproject.toml found from the working directory is used."""
+    (tmp_path / "pyproject.toml").write_text("[tool.voucher-fsm]\nstrict = true\n")
+    log = REPO / "tests" / "corpus" / "session-reserve-before-join" / "traffic.jsonl"
+    monkeypatch.chdir(tmp_path)
+    assert run("validate", str(log))[0] == 1
+    (tmp_path / "pyproject.toml").write_text('[tool.voucher-fsm]\nstrict = "maybe"\n')
+    code, _, err = run("validate", str(log))
+    assert code == 2 and "strict must be true or false" in err
+
+
+def test_rules_lists_every_rule_with_severity_and_source() -> None:
+    """voucher-fsm rules prints one line per rule."""
+    code, out, _ = run("rules")
+    assert code == 0
+    assert "machine.illegal-transition" in out and "D16" in out
+    code, out, _ = run("rules", "--format", "json")
+    assert {r["id"] for r in json.loads(out)} >= {"schema.request", "actor.wrong-role"}
+
+
+def test_check_payload_valid_invalid_and_unknown(tmp_path: Path) -> None:
+    """check-payload: 0 valid, 1 invalid with pointers, 2 unknown operation or unreadable file."""
+    good = tmp_path / "good.json"
+    good.write_text(
+        json.dumps(
+            {
+                "expectedPayment": {
+                    "network": "polygon",
+                    "currency": "EURC",
+                    "currencyAddress": "0x73b3db5a96a4b9d9bcfc22b8f1b3d85a5e5b5e5b",
+                    "amount": "100",
+                    "wallet": {"address": "0xYourWalletAddress"},
+                }
+            }
+        )
+    )
+    code, out, err = run(
+        "check-payload", "POST", "/api/v1/vouchers/vch_1/redeem-voucher", "request", str(good)
+    )
+    assert code == 0 and "style.hex-address" in out and "valid request of redeem-voucher" in err
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"expectedPayment": {"network": "polygon", "currency": "eurc", "amount": "0"}}))
+    code, out, _ = run("check-payload", "POST", "/vouchers/vch_1/redeem-voucher", "request", str(bad))
+    assert code == 1 and "/expectedPayment/amount" in out and "/expectedPayment/currency" in out
+    assert run("check-payload", "POST", "/vouchers/vch_1/nope", "request", str(good))[0] == 2
+    assert (
+        run("check-payload", "POST", "/vouchers/vch_1/redeem-voucher", "request", str(tmp_path / "x"))[0] == 2
+    )
+
+
+def test_check_payload_error_responses_use_the_envelope(tmp_path: Path) -> None:
+    """A 400 answer is checked against the error envelope and the documented codes (D15)."""
+    body = tmp_path / "e.json"
+    body.write_text(json.dumps({"code": "already_redeemed"}))
+    code, _, _ = run(
+        "check-payload", "POST", "/vouchers/v/redeem-voucher", "response", str(body), "--status", "400"
+    )
+    assert code == 0
+    body.write_text(json.dumps({"error": "nope"}))
+    code, out, _ = run(
+        "check-payload", "POST", "/vouchers/v/redeem-voucher", "response", str(body), "--status", "400"
+    )
+    assert code == 0 and "schema.error-envelope" in out  # a warning does not fail
+
+
+@pytest.mark.skipif(not REFERENCE.is_dir(), reason="../shared/examples/reference is not beside the repo")
+def test_check_payload_accepts_a_documented_example() -> None:
+    """The docs' redeem response example is a valid response."""
+    code, _, _ = run(
+        "check-payload",
+        "POST",
+        "/api/v1/vouchers/vch_482916/redeem-voucher",
+        "response",
+        str(REFERENCE / "023-redeem-voucher-response.json"),
+    )
+    assert code == 0
+
+
+def test_spec_lint_is_clean_and_counts_its_checks() -> None:
+    """voucher-fsm spec lint exits 0 on the shipped spec."""
+    code, _, err = run("spec", "lint")
+    assert code == 0 and "clean" in err
+
+
+def test_openapi_document_is_valid_openapi_3_1(tmp_path: Path) -> None:
+    """The generated OpenAPI 3.1 document passes openapi-spec-validator."""
+    from openapi_spec_validator import validate
+
+    out = tmp_path / "openapi.json"
+    assert run("openapi", "-o", str(out))[0] == 0
+    doc = json.loads(out.read_text())
+    validate(doc)
+    assert len(doc["paths"]) >= 20
+
+
+def test_generate_is_deterministic_for_a_seed(tmp_path: Path) -> None:
+    """Same seed, same bytes; the output validates clean of errors."""
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    assert run("generate", "--sessions", "3", "--seed", "5", "-o", str(a))[0] == 0
+    assert run("generate", "--sessions", "3", "--seed", "5", "-o", str(b))[0] == 0
+    assert a.read_bytes() == b.read_bytes()
+    assert run("validate", str(a))[0] == 0
+
+
+def test_python_dash_m_fsm_runs_the_same_command() -> None:
+    """python -m fsm --version works like voucher-fsm --version."""
+    out = subprocess.run(
+        [sys.executable, "-m", "fsm", "--version"], capture_output=True, text=True, check=True
+    )
+    assert "voucher-fsm" in out.stdout
+
+
+def test_help_lists_the_commands() -> None:
+    """--help shows every command."""
+    result = CliRunner().invoke(cli, ["--help"])
+    for command in ("validate", "rules", "check-payload", "spec", "openapi", "generate"):
+        assert command in result.output

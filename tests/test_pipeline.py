@@ -1,0 +1,153 @@
+"""The validator end to end: streaming, accounting, secrets, the library API, robustness."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fsm import ExchangeRecord, Validator, validate_log
+from fsm.generate import generate
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_clean_example_passes_with_no_violation() -> None:
+    """examples/session-two-payments.jsonl and .har are clean."""
+    for name in ("session-two-payments.jsonl", "session-two-payments.har"):
+        report = validate_log(REPO / "examples" / name)
+        assert report.violations == (), name
+        assert report.exit_code == 0
+
+
+def test_the_broken_example_fails_on_each_planted_mistake() -> None:
+    """examples/broken.jsonl raises the rules it was built to raise."""
+    report = validate_log(REPO / "examples" / "broken.jsonl")
+    rules = set(report.by_rule())
+    assert {
+        "schema.request",
+        "machine.illegal-transition",
+        "time.accepted-after-expiry",
+        "actor.wrong-role",
+        "observe.independence",
+        "session.reserve-before-join",
+        "session.close-with-open-vouchers",
+    } <= rules
+    assert report.exit_code == 1
+
+
+def test_generated_traffic_gives_no_error_or_warning() -> None:
+    """Soundness: valid generated flows raise nothing above info."""
+    report = _validate(list(generate(40, seed=9)))
+    assert report.errors == 0 and report.warnings == 0, [
+        v.message for v in report.violations if v.severity.rank
+    ]
+
+
+def _validate(records: list[Any]) -> Any:
+    v = Validator()
+    for r in records:
+        v.feed(r)
+    return v.finish()
+
+
+def test_feed_returns_the_violations_each_exchange_causes() -> None:
+    """The embedded API reports problems as they happen."""
+    records = list(generate(1, seed=2, vouchers_per_session=1, partial=False))
+    v = Validator()
+    assert all(v.feed(r) == [] for r in records)
+    again = next(r for r in records if r["request"]["path"].endswith("/resolve-voucher"))
+    problems = v.feed(again)
+    assert [p.rule_id for p in problems] == ["machine.illegal-transition"]
+
+
+def test_pydantic_exchange_records_are_accepted() -> None:
+    """Exchanges may be built from the pydantic model as well as from dicts."""
+    records = list(generate(1, seed=4, vouchers_per_session=2, partial=False))
+    v = Validator()
+    for r in records:
+        v.feed(ExchangeRecord.model_validate(r))
+    assert v.finish().violations == ()
+
+
+def test_totals_add_up_with_unreadable_records(tmp_path: Path) -> None:
+    """read == judged + unreadable, and each unreadable record has its own violation (D21)."""
+    p = tmp_path / "mixed.jsonl"
+    good = [orjson.dumps(r).decode() for r in generate(1, seed=1, partial=False)]
+    p.write_text("\n".join([good[0], "{oops", '{"request": 1}', *good[1:], "[1, 2"]) + "\n")
+    report = validate_log(p)
+    assert report.totals.read == len(good) + 3
+    assert report.totals.unreadable == 3
+    assert report.totals.adds_up
+    assert sorted(str(v.location) for v in report.violations if v.rule_id.startswith("input.")) == sorted(
+        [f"{p}:2", f"{p}:3", f"{p}:{len(good) + 3}"]
+    )
+
+
+def test_secrets_never_appear_in_any_output(tmp_path: Path) -> None:
+    """Tokens and passwords are replaced by fingerprints in every report format (D20)."""
+    from fsm.render import render
+
+    records = list(generate(2, seed=5, partial=False))
+    secrets = {
+        r["response"]["body"]["authorization"]["token"]
+        for r in records
+        if r["request"]["path"].endswith("/sign-in")
+    }
+    secrets |= {
+        r["request"]["body"]["data"]["password"]
+        for r in records
+        if r["request"]["path"].endswith("/sign-in") and "password" in r["request"]["body"]["data"]
+    }
+    # make every exchange a violation that could echo its token: replay each call twice
+    p = tmp_path / "leaky.jsonl"
+    bad_sign_in = {
+        "request": {
+            "method": "POST",
+            "path": "/api/v1/auth/sign-in",
+            "body": {"type": "mobile-device", "data": {"installationId": "x", "password": "hunter2-secret"}},
+        },
+        "response": {"status": 200, "body": {"authorization": {"token": 42}}},
+    }
+    secrets.add("hunter2-secret")
+    p.write_text("\n".join(orjson.dumps(r).decode() for r in [*records, *records, bad_sign_in]) + "\n")
+    report = validate_log(p)
+    assert report.errors > 0
+    for fmt in ("text", "json", "junit", "sarif"):
+        out = render(report, fmt)
+        for secret in secrets:
+            assert secret not in out, (fmt, secret[:12])
+    assert "tok:" in render(report, "text")
+
+
+record_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(st.lists(record_values, max_size=6), st.data())
+def test_any_records_at_all_are_judged_or_reported_never_raised(junk: list[Any], data: st.DataObject) -> None:
+    """Fuzz: arbitrary values, and real exchanges with parts replaced, never raise (D21)."""
+    base = list(generate(1, seed=data.draw(st.integers(0, 50)), vouchers_per_session=2))
+    mutated = []
+    for r in base:
+        r = json.loads(json.dumps(r))
+        if data.draw(st.booleans()):
+            side = data.draw(st.sampled_from(["request", "response"]))
+            key = data.draw(st.sampled_from(["body", "path", "status", "headers", "method", "query"]))
+            r[side][key] = data.draw(record_values)
+        mutated.append(r)
+    v = Validator()
+    for r in [*junk, *mutated]:
+        v.feed(r)
+    report = v.finish()
+    assert report.totals.adds_up
+    assert report.totals.read == len(junk) + len(mutated)
