@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 import orjson
 
-from fsm import __version__
+from fsm._version import __version__
 from fsm.errors import FsmError, UsageError
 
 __all__ = ["cli", "main"]
@@ -326,6 +326,38 @@ def openapi(output: str | None) -> None:
     from fsm.spec import load_spec
 
     _write(json.dumps(build_openapi(load_spec()), indent=2) + "\n", output)
+
+
+# -------------------------------------------------------------------- docs
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="docs",
+    show_default=True,
+    help="Folder to write the generated pages into.",
+)
+@click.option("--check", is_flag=True, help="Do not write; exit 1 if the committed pages differ.")
+def docs(out: str, check: bool) -> None:
+    """Write the generated reference: rules.md and reference/<machine>.md, operations.md."""
+    from fsm.docs import generated_docs, write_docs
+    from fsm.spec import load_spec
+
+    spec = load_spec()
+    if check:
+        stale = [
+            rel
+            for rel, text in generated_docs(spec).items()
+            if not (Path(out) / rel).is_file() or (Path(out) / rel).read_text(encoding="utf-8") != text
+        ]
+        for rel in stale:
+            click.echo(f"stale: {Path(out) / rel}")
+        if stale:
+            click.echo("run `voucher-fsm docs` to regenerate", err=True)
+            sys.exit(1)
+        return
+    for path in write_docs(spec, Path(out)):
+        click.echo(f"wrote {path}", err=True)
 
 
 # ---------------------------------------------------------------- generate

@@ -48,7 +48,6 @@ class Exchange:
 
     def __init__(
         self,
-        *,
         index: int,
         file: str,
         position: int | None,
@@ -184,32 +183,33 @@ def build_exchange(
     resp = record["response"]
     path: str = req["path"]
     query: dict[str, Any] = req.get("query") or {}
-    if "://" in path or "?" in path:
+    if "?" in path or "://" in path:
         parts = urlsplit(path)
         path = parts.path or "/"
         if parts.query:
             query = {**dict(parse_qsl(parts.query, keep_blank_values=True)), **query}
     headers = req.get("headers") or {}
-    if headers and any(not k.islower() for k in headers):
+    if headers and not all(k.islower() for k in headers):
         headers = {str(k).lower(): v for k, v in headers.items()}
     time_text = record.get("time")
+    req_body = req.get("body")
     return Exchange(
-        index=index,
-        file=file,
-        position=position,
-        is_entry=is_entry,
-        method=req["method"].upper(),
-        path=path,
-        query=query,
-        headers=headers,
-        status=resp["status"],
-        time=_parse_time(time_text) if time_text else None,
-        time_text=time_text,
-        req_body=req.get("body"),
-        req_has_body=req.get("body") is not None,
-        req_text=req.get("bodyText"),
-        resp_body=resp.get("body"),
-        resp_has_body="body" in resp,
-        resp_text=resp.get("bodyText"),
-        resp_headers=resp.get("headers"),
+        index,
+        file,
+        position,
+        is_entry,
+        req["method"].upper(),
+        path,
+        query,
+        headers,
+        resp["status"],
+        _parse_time(time_text) if time_text else None,
+        time_text,
+        req_body,
+        req_body is not None,
+        req.get("bodyText"),
+        resp.get("body"),
+        "body" in resp,
+        resp.get("bodyText"),
+        resp.get("headers"),
     )

@@ -215,7 +215,12 @@ class TrafficBuilder:
             "POST",
             f"/vouchers/sessions/{s.id}/reserve-voucher",
             {},
-            response={"id": v.id, "code": v.code, "status": "RESERVED", "expiresAt": _iso(when + timedelta(seconds=ttl))},
+            response={
+                "id": v.id,
+                "code": v.code,
+                "status": "RESERVED",
+                "expiresAt": _iso(when + timedelta(seconds=ttl)),
+            },
             token=token,
             seconds=1,
         )
@@ -230,7 +235,12 @@ class TrafficBuilder:
             "POST",
             "/vouchers/reserve-voucher",
             {"code": context_code},
-            response={"id": v.id, "code": v.code, "status": "RESERVED", "expiresAt": _iso(when + timedelta(seconds=ttl))},
+            response={
+                "id": v.id,
+                "code": v.code,
+                "status": "RESERVED",
+                "expiresAt": _iso(when + timedelta(seconds=ttl)),
+            },
             token=token,
             seconds=1,
         )

@@ -57,7 +57,10 @@ class Router:
 
         ``path`` is relative to the prefix.
         """
-        segments = [unquote(s) for s in path.strip("/").split("/")] if path.strip("/") else [""]
+        stripped = path.strip("/")
+        segments = stripped.split("/") if stripped else [""]
+        if "%" in stripped:
+            segments = [unquote(s) for s in segments]
         found = self._walk(self._root, segments, 0, {})
         if found is None:
             return None

@@ -6,8 +6,8 @@ import copy
 import re
 from typing import Any
 
-from fsm import __version__
 from fsm._resources import SCHEMA_BASE, load_schemas
+from fsm._version import __version__
 from fsm.spec.model import Spec
 
 __all__ = ["build_openapi"]

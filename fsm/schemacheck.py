@@ -21,6 +21,8 @@ from fsm.violation import Finding
 
 __all__ = ["SchemaChecker"]
 
+_Pointer = tuple[str, tuple[str, ...], bool]  # (pointer, tokens, has a '*')
+_ABSENT = object()
 _GENERAL_STATUSES = frozenset({200, 400, 401, 403, 404, 429, 500})
 _MAX_DETAIL = 20  # schema errors listed per body; the rest are counted
 
@@ -37,11 +39,12 @@ class SchemaChecker:
         self.spec = spec
         self.fast = fast
         self._error = validator(spec.error_schema, fast)
-        self._style: dict[str, list[tuple[StyleCheck, re.Pattern[str] | None]]] = {}
+        self._style: dict[str, list[tuple[StyleCheck, re.Pattern[str] | None, list[_Pointer]]]] = {}
         for check in spec.style:
             compiled = re.compile(check.pattern) if check.pattern else None
+            pointers = [(p, tuple(p.split("/")[1:]), "*" in p) for p in check.pointers]
             for rel in check.schemas:
-                self._style.setdefault(rel, []).append((check, compiled))
+                self._style.setdefault(rel, []).append((check, compiled, pointers))
         self._validators = {
             rel: validator(rel, fast)
             for op in spec.operations
@@ -195,9 +198,9 @@ class SchemaChecker:
                 context=details,
             )
         checks = self._style.get(rel)
-        if checks:
-            for check, pattern in checks:
-                yield from _style(check, pattern, body, side)
+        if checks and isinstance(body, (dict, list)):
+            for check, pattern, pointers in checks:
+                yield from _style(check, pattern, pointers, body, side)
 
 
 def _safe(pointer: str, message: str, keyword: str) -> str:
@@ -239,8 +242,25 @@ def _resolve(body: Any, pointer: str) -> Iterator[tuple[str, Any, tuple[int, ...
         yield path, node, idx
 
 
-def _style(check: StyleCheck, pattern: re.Pattern[str] | None, body: Any, side: str) -> Iterator[Finding]:
-    for pointer in check.pointers:
+def _style(
+    check: StyleCheck, pattern: re.Pattern[str] | None, pointers: list[_Pointer], body: Any, side: str
+) -> Iterator[Finding]:
+    for pointer, tokens, star in pointers:
+        if not star and pattern is not None and check.when is None:
+            node = body  # fast path: a plain pointer, walked inline
+            for token in tokens:
+                node = node.get(token, _ABSENT) if isinstance(node, dict) else _ABSENT
+                if node is _ABSENT:
+                    break
+            if isinstance(node, str) and not pattern.search(node):
+                yield Finding(
+                    check.rule,
+                    f"{pointer.lstrip('/')} is {node!r}; expected {check.expected}",
+                    instance_path=f"/{side}/body{pointer}",
+                    expected=check.expected,
+                    actual=node,
+                )
+            continue
         if check.required:
             if isinstance(body, dict) and not any(True for _ in _resolve(body, pointer)):
                 yield Finding(

@@ -162,6 +162,8 @@ class Stepper:
         self._resource = re.compile(spec.resource_pattern)
         self._by_state: dict[str, dict[tuple[str, str], tuple[TransitionSpec, ...]]] = {}
         self._timed: dict[str, tuple[TransitionSpec, ...]] = {}
+        self._timed_triggers: dict[str, frozenset[str]] = {}
+        self._time_attrs: set[str] = set()
         self._op_of: dict[str, dict[str, str]] = {}
         self._memo: dict[tuple[str, str, str], list[_Outcome]] | None = (
             {} if all(getattr(e, "name", "") == "table" for e in engines.values()) else None
@@ -173,6 +175,8 @@ class Stepper:
                     table.setdefault((s, t.trigger), []).append(t)
             self._by_state[name] = {k: tuple(v) for k, v in table.items()}
             self._timed[name] = tuple(t for t in m.transitions if t.timed_attribute)
+            self._timed_triggers[name] = frozenset(t.trigger for t in self._timed[name])
+            self._time_attrs |= {t.timed_attribute for t in self._timed[name] if t.timed_attribute}
             self._op_of[name] = {t.trigger: t.operation for t in m.transitions if t.operation}
 
     # ----------------------------------------------------------------- values
@@ -469,9 +473,10 @@ class Stepper:
                 if value is _MISSING or value is None:
                     continue
             e.attrs[name] = value
-            t = _parse_time(value)
-            if t is not None:
-                e.attrs[name + "#t"] = t
+            if name in self._time_attrs:
+                t = _parse_time(value)
+                if t is not None:
+                    e.attrs[name + "#t"] = t
 
     def _expect(
         self,
@@ -621,13 +626,19 @@ class Stepper:
                 return e, out, True
             if not refuses:
                 for o in accepts:
-                    out.extend(self._warnings(o, m, e, ex))
-            e.states = tuple(dict.fromkeys(o.dest for o in accepts if o.dest))
-            if step.trigger in {t.trigger for t in self._timed[m.name]}:
+                    t = o.transition
+                    if t is not None and (t.warn or t.warning_guards):
+                        out.extend(self._warnings(o, m, e, ex))
+            if len(accepts) == 1 and accepts[0].dest:
+                e.states = (accepts[0].dest,)
+            else:
+                e.states = tuple(dict.fromkeys(o.dest for o in accepts if o.dest))
+            if step.trigger in self._timed_triggers[m.name]:
                 e.expired_by_clock = False
-            for o in accepts:
-                if o.transition is not None and o.transition.actor in ("payer", "payee") and ex.token:
-                    self._bind(e, o.transition.actor, ex.token)
+            if ex.token:
+                for o in accepts:
+                    if o.transition is not None and o.transition.actor in ("payer", "payee"):
+                        self._bind(e, o.transition.actor, ex.token)
             self._record(step.record, e, ex, params)
             out.extend(self._status(step, m, e, ex, params))
             out.extend(self._expect(step.expect, e, ex, params))
@@ -742,6 +753,9 @@ class Stepper:
         actual = self._get(step.status, ex, params)
         if not isinstance(actual, str) or not m.states_with_status(actual):
             return  # not a status of this machine at all: the schema check reports it
+        if len(e.states) == 1 and m.status_of(e.states[0]) == actual:
+            e.observed = actual
+            return
         predicted = {m.status_of(s) for s in e.states}
         if actual in predicted:
             e.states = tuple(s for s in e.states if m.status_of(s) == actual)
@@ -848,6 +862,8 @@ class Stepper:
     # ------------------------------------------------------------------ actors
     def _bind(self, e: Entity, actor: str, token: str) -> None:
         """Remember ``token`` as the entity's payer or payee, unless it already has a role."""
+        if (e.payer_token if actor == "payer" else e.payee_token) is not None:
+            return
         info = self._token(token)
         if info is not None and info.role == "payee" and actor == "payer":
             return
@@ -860,15 +876,14 @@ class Stepper:
 
     def _role_in(self, token: str, e: Entity | None) -> str | None:
         """The role ``token`` holds on ``e`` or its parents: payee wins over payer."""
-        chain = []
+        payer = False
         while e is not None:
-            chain.append(e)
+            if e.payee_token == token:
+                return "payee"
+            if e.payer_token == token:
+                payer = True
             e = e.parent
-        if any(x.payee_token == token for x in chain):
-            return "payee"
-        if any(x.payer_token == token for x in chain):
-            return "payer"
-        return None
+        return "payer" if payer else None
 
     def _actors(
         self, op: OperationSpec, ex: Exchange, params: Mapping[str, str], token: str, touched: list[Entity]
@@ -877,7 +892,6 @@ class Stepper:
             return
         info = self._token(token)
         target = touched[-1] if touched else None
-        fp = fingerprint(token)
         if "payer" in op.actors or "payee" in op.actors:
             need = "payer" if "payer" in op.actors else "payee"
             role = "payee" if info is not None and info.role == "payee" else None
@@ -885,7 +899,8 @@ class Stepper:
             if role is not None and role != need:
                 yield Finding(
                     "actor.wrong-role",
-                    f"{op.id} is for the {need} only but was accepted from the {role}'s token {fp}",
+                    f"{op.id} is for the {need} only but was accepted from the {role}'s token "
+                    f"{fingerprint(token)}",
                     instance_path="/request/headers/authorization",
                     entity=target.key if target else None,
                     expected=need,
@@ -900,7 +915,7 @@ class Stepper:
             if ctx is not None and ctx.code is not None and ctx.code != info.code:
                 yield Finding(
                     "actor.wrong-context",
-                    f"resource token {fp} is scoped to context code {info.code} but was used on "
+                    f"resource token {fingerprint(token)} is scoped to context code {info.code} but was used on "
                     f"{(target or ctx).key} of context {ctx.code}",
                     instance_path="/request/headers/authorization",
                     entity=(target or ctx).key,

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from fsm import __version__
+from fsm._version import __version__
 from fsm.report import Report
 from fsm.violation import Violation
 

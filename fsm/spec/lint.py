@@ -115,10 +115,10 @@ def _schemas(spec: Spec) -> Iterator[LintFinding]:
             ("/request", op.request),
             *((f"/responses/{status}", rel) for status, rel in op.responses.items()),
         ]
-        for where, rel in named:
-            if rel is not None and rel not in schemas:
+        for where, schema_id in named:
+            if schema_id is not None and schema_id not in schemas:
                 yield LintFinding(
-                    "schema-missing", "operations.json", op.pointer + where, f"no schema {rel!r}"
+                    "schema-missing", "operations.json", op.pointer + where, f"no schema {schema_id!r}"
                 )
     if spec.error_schema not in schemas:
         yield LintFinding("schema-missing", "operations.json", "/error_schema", spec.error_schema)

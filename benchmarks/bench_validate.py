@@ -1,0 +1,127 @@
+"""Validator throughput and memory against the parse floor, measured in the same run.
+
+    python benchmarks/bench_validate.py --exchanges 1000000
+
+Writes (or reuses) a realistic log made by fsm.generate, then runs, each in a
+fresh child process so peak memory is its own:
+
+- floor: read the lines and parse each with orjson (the fastest JSON parser here);
+- validate: the full validator (table engine) over the same file.
+
+Prints exchanges/s, MB/s, peak RSS and the ratio validate/floor. Targets
+(issue 4): 1M exchanges under 300 MB peak, throughput within 5x of the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+HERE = Path(__file__).resolve().parent
+
+
+def make_log(path: Path, exchanges: int, seed: int) -> None:
+    """Write at least ``exchanges`` generated exchanges to ``path``."""
+    from fsm.generate import generate
+
+    n = 0
+    session = 0
+    with path.open("wb") as fh:
+        while n < exchanges:
+            # chunks of sessions with a fresh seed each, so ids never collide across chunks
+            for record in generate(500, seed=seed + session, partial=False):
+                fh.write(orjson.dumps(record) + b"\n")
+                n += 1
+                if n >= exchanges:
+                    break
+            session += 1
+            print(f"\r  generating {n:,}/{exchanges:,}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+
+
+def child(mode: str, path: str) -> None:
+    """Run one measurement in this process and print a JSON line."""
+    start = time.perf_counter()
+    if mode == "floor":
+        loads = orjson.loads
+        count = 0
+        with open(path, "rb") as fh:
+            for line in fh:
+                loads(line)
+                count += 1
+        extra: dict[str, object] = {}
+    else:
+        from fsm.pipeline import Validator
+
+        v = Validator()
+        v.feed_file(path)
+        report = v.finish()
+        count = report.totals.read
+        extra = {
+            "errors": report.errors,
+            "warnings": report.warnings,
+            "info": report.infos,
+            "judged": report.totals.judged,
+        }
+    seconds = time.perf_counter() - start
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"mode": mode, "count": count, "seconds": seconds, "peak_mb": peak_kb / 1024, **extra}))
+
+
+def main() -> None:
+    """Parse arguments, make the log, measure both modes, print figures and ratios."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--exchanges", type=int, default=200_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--log", type=Path, default=None, help="use this log instead of generating one")
+    ap.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    log = args.log or HERE / "out" / f"bench-{args.exchanges}-{args.seed}.jsonl"
+    if not log.exists():
+        log.parent.mkdir(parents=True, exist_ok=True)
+        make_log(log, args.exchanges, args.seed)
+    size_mb = log.stat().st_size / 1e6
+    results = {}
+    for mode in ("floor", "validate"):
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", mode, str(log)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+        results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    floor, val = results["floor"], results["validate"]
+    print(f"# voucher-fsm validate benchmark  python {sys.version.split()[0]}  orjson {orjson.__version__}")
+    print(
+        f"log: {log}  {floor['count']:,} exchanges  {size_mb:.1f} MB  {size_mb * 1e6 / floor['count']:.0f} B/line"
+    )
+    print("| mode     | seconds | exchanges/s |   MB/s | µs/exchange | peak RSS MB |")
+    print("|:---------|--------:|------------:|-------:|------------:|------------:|")
+    for name, r in (("floor", floor), ("validate", val)):
+        print(
+            f"| {name:<8} | {r['seconds']:7.2f} | {r['count'] / r['seconds']:11,.0f} | "
+            f"{size_mb / r['seconds']:6.1f} | {r['seconds'] / r['count'] * 1e6:11.2f} | {r['peak_mb']:11.1f} |"
+        )
+    ratio = val["seconds"] / floor["seconds"]
+    print(
+        f"validate/floor: {ratio:.1f}x (target <= 5x)   peak: {val['peak_mb']:.0f} MB (target < 300 MB at 1M)"
+    )
+    print(
+        f"verdict on generated traffic: {val['errors']} errors, {val['warnings']} warnings, {val['info']} info"
+    )
+
+
+if __name__ == "__main__":
+    main()
