@@ -105,21 +105,24 @@ def main() -> None:
     floor, val = results["floor"], results["validate"]
     print(f"# voucher-fsm validate benchmark  python {sys.version.split()[0]}  orjson {orjson.__version__}")
     print(
-        f"log: {log}  {floor['count']:,} exchanges  {size_mb:.1f} MB  {size_mb * 1e6 / floor['count']:.0f} B/line"
+        f"log: {log}  {floor['count']:,} exchanges  {size_mb:.1f} MB  "
+        f"{size_mb * 1e6 / floor['count']:.0f} B/line"
     )
     print("| mode     | seconds | exchanges/s |   MB/s | µs/exchange | peak RSS MB |")
     print("|:---------|--------:|------------:|-------:|------------:|------------:|")
     for name, r in (("floor", floor), ("validate", val)):
         print(
             f"| {name:<8} | {r['seconds']:7.2f} | {r['count'] / r['seconds']:11,.0f} | "
-            f"{size_mb / r['seconds']:6.1f} | {r['seconds'] / r['count'] * 1e6:11.2f} | {r['peak_mb']:11.1f} |"
+            f"{size_mb / r['seconds']:6.1f} | {r['seconds'] / r['count'] * 1e6:11.2f} | "
+            f"{r['peak_mb']:11.1f} |"
         )
     ratio = val["seconds"] / floor["seconds"]
     print(
         f"validate/floor: {ratio:.1f}x (target <= 5x)   peak: {val['peak_mb']:.0f} MB (target < 300 MB at 1M)"
     )
     print(
-        f"verdict on generated traffic: {val['errors']} errors, {val['warnings']} warnings, {val['info']} info"
+        f"verdict on generated traffic: {val['errors']} errors, {val['warnings']} warnings, "
+        f"{val['info']} info"
     )
 
 

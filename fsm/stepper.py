@@ -915,7 +915,8 @@ class Stepper:
             if ctx is not None and ctx.code is not None and ctx.code != info.code:
                 yield Finding(
                     "actor.wrong-context",
-                    f"resource token {fingerprint(token)} is scoped to context code {info.code} but was used on "
+                    f"resource token {fingerprint(token)} is scoped to context code {info.code} "
+                    "but was used on "
                     f"{(target or ctx).key} of context {ctx.code}",
                     instance_path="/request/headers/authorization",
                     entity=(target or ctx).key,
