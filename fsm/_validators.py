@@ -97,16 +97,25 @@ class SchemaValidator:
 
 
 def _leaves(error: Any) -> list[Any]:
-    """For oneOf/anyOf failures, the errors of the best-matching branch; otherwise the error."""
-    if error.validator in ("oneOf", "anyOf") and error.context:
-        from jsonschema.exceptions import best_match
+    """Explain an anyOf/oneOf failure inside the branch whose shape the payload has.
 
-        best = best_match(error.context)
-        if best is not None and best.validator not in ("oneOf", "anyOf"):
-            branch = best.relative_schema_path[0] if best.relative_schema_path else None
-            same = [e for e in error.context if e.relative_schema_path[:1] == [branch]] or [best]
-            if all(len(e.absolute_path) > len(error.absolute_path) for e in same):
-                return same
+    A branch "has the shape" when none of its errors sits at the union's own
+    level (no missing key, no wrong type there): its deeper errors are the real
+    reasons, explained recursively (an optional field is itself a union with null).
+    Otherwise the union error stays as it is.
+    """
+    if error.validator in ("oneOf", "anyOf") and error.context:
+        depth = len(error.absolute_path)
+        branches: dict[Any, list[Any]] = {}
+        for e in error.context:
+            branches.setdefault(e.relative_schema_path[0], []).append(e)
+
+        def score(errors: list[Any]) -> tuple[int, int]:
+            return (sum(1 for e in errors if len(e.absolute_path) <= depth), len(errors))
+
+        best = min(branches.values(), key=score)
+        if score(best)[0] == 0:
+            return [leaf for e in best for leaf in _leaves(e)]
     return [error]
 
 

@@ -34,7 +34,12 @@ class _Node:
 
 
 class Router:
-    """The operation table as a trie over path segments."""
+    """The operation table as a trie over path segments.
+
+    Segments that are no literal of any path template are interchangeable, so the
+    trie's answer depends only on the path's *shape* (literals kept, others as
+    ``{}``); answers are cached per shape, making routing one dict lookup.
+    """
 
     def __init__(self, spec: Spec) -> None:
         self.prefix = spec.prefix.rstrip("/")
@@ -51,6 +56,10 @@ class Router:
                 else:
                     node = node.literal.setdefault(seg, _Node())
             node.ops[op.method] = op
+        self._literals = frozenset(
+            seg for op in spec.operations for seg in op.path.strip("/").split("/") if not seg.startswith("{")
+        )
+        self._shapes: dict[tuple[str, ...], tuple[_Node, tuple[tuple[int, str], ...]] | None] = {}
 
     def route(self, method: str, path: str) -> Match | list[str] | None:
         """The match; or the methods allowed on a known path; or None for an unknown path.
@@ -61,18 +70,23 @@ class Router:
         segments = stripped.split("/") if stripped else [""]
         if "%" in stripped:
             segments = [unquote(s) for s in segments]
-        found = self._walk(self._root, segments, 0, {})
+        literals = self._literals
+        shape = tuple(s if s in literals else "{}" for s in segments)
+        try:
+            found = self._shapes[shape]
+        except KeyError:
+            found = self._shapes[shape] = self._walk(self._root, segments, 0, ())
         if found is None:
             return None
-        node, params = found
+        node, where = found
         op = node.ops.get(method)
         if op is None:
             return sorted(node.ops)
-        return Match(op, params)
+        return Match(op, {name: segments[i] for i, name in where})
 
     def _walk(
-        self, node: _Node, segs: list[str], i: int, params: dict[str, str]
-    ) -> tuple[_Node, dict[str, str]] | None:
+        self, node: _Node, segs: list[str], i: int, params: tuple[tuple[int, str], ...]
+    ) -> tuple[_Node, tuple[tuple[int, str], ...]] | None:
         if i == len(segs):
             return (node, params) if node.ops else None
         seg = segs[i]
@@ -82,7 +96,7 @@ class Router:
             if found is not None:
                 return found
         if node.param is not None and seg:
-            return self._walk(node.param, segs, i + 1, {**params, node.param_name: seg})
+            return self._walk(node.param, segs, i + 1, (*params, (i, node.param_name)))
         return None
 
 

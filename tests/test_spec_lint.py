@@ -34,6 +34,20 @@ def _drop_transition(trigger: str) -> Callable[[dict[str, Any]], None]:
     return change
 
 
+def _add_limbo(doc: dict[str, Any]) -> None:
+    """A non-final state that sign-voucher leads into and nothing leads out of."""
+    doc["states"].append({"name": "LIMBO", "description": "stuck"})
+    doc["transitions"].append(
+        {
+            "trigger": "sign",
+            "operation": "sign-voucher",
+            "actor": "payer",
+            "source": ["RESERVED"],
+            "dest": "LIMBO",
+        }
+    )
+
+
 BREAKS: list[tuple[str, str, Callable[[dict[str, Any]], None], str]] = [
     (
         "state-unreachable",
@@ -41,7 +55,7 @@ BREAKS: list[tuple[str, str, Callable[[dict[str, Any]], None], str]] = [
         lambda d: d["states"].append({"name": "LIMBO", "final": True, "description": "nowhere"}),
         "/states/5",
     ),
-    ("state-trap", "voucher.machine.json", _drop_transition("resolve"), "/states/1"),
+    ("state-trap", "voucher.machine.json", _add_limbo, "/states/5"),
     ("final-unreachable", "session.machine.json", _drop_transition("close"), "/states/2"),
     (
         "state-unknown",
@@ -145,7 +159,7 @@ def test_a_file_that_breaks_its_meta_schema_is_refused_at_load(protocol_copy: Pa
 
 def test_load_with_lint_raises_listing_every_finding(protocol_copy: Path) -> None:
     """load_spec() refuses a spec with lint findings and lists them."""
-    _edit(protocol_copy, "voucher.machine.json", _drop_transition("resolve"))
+    _edit(protocol_copy, "voucher.machine.json", _add_limbo)
     with pytest.raises(SpecError, match="state-trap"):
         load_spec(protocol_copy)
 
