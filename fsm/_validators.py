@@ -10,16 +10,54 @@ schemas. A test requires both to agree on the corpus and on generated payloads.
 from __future__ import annotations
 
 import functools
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import ValidationError
 
 from fsm._resources import load_schemas, registry, schema_uri
 from fsm.errors import SpecError
 
-__all__ = ["SchemaIssue", "SchemaValidator", "validator"]
+__all__ = ["EcmaValidator", "SchemaIssue", "SchemaValidator", "ecma_regex", "validator"]
+
+
+@functools.cache
+def ecma_regex(pattern: str) -> re.Pattern[str]:
+    r"""Compile a JSON Schema (ECMA-262) pattern for Python: ``$`` means end of input.
+
+    Python's ``$`` also matches before a final newline, so ``^[A-Z]{6}$`` would accept
+    ``"A1B2C3\n"``; ECMA-262, jsonschema-rs and pydantic's regex engine do not. Every
+    unescaped ``$`` outside a character class becomes ``\Z``.
+    """
+    out = []
+    escaped = in_class = False
+    for ch in pattern:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "$":
+            out.append("\\Z")
+            continue
+        out.append(ch)
+    return re.compile("".join(out))
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not ecma_regex(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+EcmaValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+"""Draft 2020-12 with ECMA-262 ``pattern`` semantics: the authority on every payload."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +100,7 @@ class SchemaValidator:
         self.relative_id = relative_id
         self.uri = schema_uri(relative_id)
         self._schema = dict(schemas[relative_id])
-        self._explainer = Draft202012Validator(self._schema, registry=registry())
+        self._explainer = EcmaValidator(self._schema, registry=registry())
         self._compiled = jsonschema_rs.validator_for(self._schema, registry=_rs_registry()) if fast else None
 
     def is_valid(self, instance: Any) -> bool:

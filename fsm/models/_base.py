@@ -2,8 +2,9 @@
 
 Every model is strict (no coercion: "1" is not an integer) and allows extra
 keys (the docs never forbid them), so the JSON Schema generated from a model
-accepts exactly what the model accepts. Regular expressions use Python's engine
-(``regex_engine="python-re"``), the one the Python ``jsonschema`` authority uses.
+accepts exactly what the model accepts. Patterns avoid lookarounds: pydantic's
+default (Rust) regex engine, jsonschema-rs and the ECMA-262 semantics of JSON
+Schema then agree, ``$`` meaning end of input everywhere.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ AMOUNT_PATTERN = r"^(?:[0-9]*[1-9][0-9]*(?:\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)
 class Model(BaseModel):
     """Base of every payload model: strict types, extra keys allowed."""
 
-    model_config = ConfigDict(strict=True, extra="allow", regex_engine="python-re")
+    model_config = ConfigDict(strict=True, extra="allow")
 
 
 def _integral(value: Any) -> Any:
