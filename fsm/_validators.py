@@ -56,7 +56,9 @@ def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterat
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-EcmaValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+EcmaValidator: Any = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator, {"pattern": _pattern}
+)
 """Draft 2020-12 with ECMA-262 ``pattern`` semantics: the authority on every payload."""
 
 

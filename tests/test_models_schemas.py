@@ -241,10 +241,11 @@ def test_doc_variants_are_accepted_in_responses_only() -> None:
 
 def test_the_compiled_validator_never_fetches_anything() -> None:
     """jsonschema-rs is given a registry whose retriever refuses every URI."""
-    with pytest.raises(jsonschema_rs.ValidationError, match="refusing to fetch"):
-        from fsm._validators import _rs_registry
+    from fsm._validators import _rs_registry
 
-        jsonschema_rs.validator_for({"$ref": "https://example.com/x.json"}, registry=_rs_registry())
+    registry = _rs_registry()
+    with pytest.raises(jsonschema_rs.ValidationError, match="refusing to fetch"):
+        jsonschema_rs.validator_for({"$ref": "https://example.com/x.json"}, registry=registry)
 
 
 def test_real_reports_conform_to_the_report_schema() -> None:
