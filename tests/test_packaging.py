@@ -19,7 +19,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel built from this checkout."""
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
+         str(REPO)],
         check=True,
         capture_output=True,
     )
@@ -31,7 +32,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_carries_every_schema_and_protocol_file(wheel: Path) -> None:
     """schemas/ is packaged as fsm/schemas, with fsm/protocol and py.typed."""
     names = set(zipfile.ZipFile(wheel).namelist())
-    schemas = {f"fsm/schemas/{p.relative_to(REPO / 'schemas').as_posix()}" for p in (REPO / "schemas").rglob("*.json")}
+    root = REPO / "schemas"
+    schemas = {f"fsm/schemas/{p.relative_to(root).as_posix()}" for p in root.rglob("*.json")}
     protocol = {f"fsm/protocol/{p.name}" for p in (REPO / "fsm" / "protocol").glob("*.json")}
     assert schemas and schemas <= names
     assert protocol and protocol <= names
