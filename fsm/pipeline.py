@@ -163,13 +163,8 @@ class Validator:
                 )
             )
         self._emit(findings, end, -1, None)
-        for (kind, _), e in self._stepper.entities.items():
-            m = self.spec.machines[kind]
-            entities.append(
-                EntityOutcome(
-                    e.key, kind, e.state_text(), all(s in m.finals for s in e.states), len(e.history)
-                )
-            )
+        for key, kind, state, final, seen in self._stepper.outcomes():
+            entities.append(EntityOutcome(key, kind, state, final, seen))
         self._finished = Report(
             inputs=tuple(self._inputs),
             totals=Totals(self._read, self._judged, self._unreadable),

@@ -92,8 +92,8 @@ class Entity:
         self.last_own = -1
         self.last_event: tuple[int, _Hist, str | None] | None = None
         self.expired_by_clock = False
-        self.payer_token: str | None = None
-        self.payee_token: str | None = None
+        self.payer_token: int | None = None  # hash of the token: never the secret itself
+        self.payee_token: int | None = None
 
     @property
     def key(self) -> str:
@@ -153,7 +153,11 @@ class Stepper:
         self.engines = engines
         self.entities: dict[tuple[str, str], Entity] = {}
         self.by_code: dict[tuple[str, str], Entity] = {}
-        self.tokens: dict[str, _Token | None] = {}
+        # Final entities are retired to these compact maps (key -> final state), so memory
+        # grows with the live entities, not with the length of the log.
+        self.finished: dict[tuple[str, str], str] = {}
+        self.finished_codes: dict[tuple[str, str], str] = {}
+        self.tokens: dict[int, _Token | None] = {}
         self.currencies: dict[tuple[str, str], str] = {}
         self.addresses: dict[tuple[str, str], str] = {}
         for symbol, network, address in spec.tokens:
@@ -205,9 +209,35 @@ class Stepper:
             found = self.entities.get((kind, id))
             if found is not None:
                 return found
+            state = self.finished.pop((kind, id), None)
+            if state is not None:  # a retired entity named again: bring it back in its final state
+                return self._adopt(kind, id, code, (state,))
         if isinstance(code, str) and not isinstance(id, str):
-            return self.by_code.get((kind, code))
+            found = self.by_code.get((kind, code))
+            if found is not None:
+                return found
+            state = self.finished_codes.pop((kind, code), None)
+            if state is not None:
+                return self._adopt(kind, None, code, (state,))
         return None
+
+    def _settle(self, e: Entity) -> None:
+        """Retire ``e`` once it is final: keep only its state, free everything else."""
+        if len(e.states) != 1 or e.states[0] not in self.spec.machines[e.kind].finals:
+            return
+        state = e.states[0]
+        if e.id is not None and self.entities.get((e.kind, e.id)) is e:
+            del self.entities[(e.kind, e.id)]
+            self.finished[(e.kind, e.id)] = state
+        if e.code is not None and self.by_code.get((e.kind, e.code)) is e:
+            del self.by_code[(e.kind, e.code)]
+            self.finished_codes[(e.kind, e.code)] = state
+        parent = e.parent
+        if parent is not None and parent.children is not None and e in parent.children:
+            parent.children.remove(e)
+        self.engines[e.kind].release(e)
+        e.history = []
+        e.attrs = {}
 
     def _adopt(self, kind: str, id: Any, code: Any, states: tuple[str, ...]) -> Entity:
         e = Entity(kind, id if isinstance(id, str) else None, code if isinstance(code, str) else None, states)
@@ -247,10 +277,11 @@ class Stepper:
 
     # ------------------------------------------------------------------ tokens
     def _token(self, token: str) -> _Token | None:
-        if token in self.tokens:
-            return self.tokens[token]
+        key = hash(token)
+        if key in self.tokens:
+            return self.tokens[key]
         info = self._claims(token)
-        self.tokens[token] = info
+        self.tokens[key] = info
         return info
 
     def _claims(self, token: str) -> _Token | None:
@@ -290,7 +321,7 @@ class Stepper:
             if isinstance(resource, str):
                 m = self._resource.match(resource)
                 code = m.group("code") if m else None
-        self.tokens[token] = _Token(role, code)
+        self.tokens[hash(token)] = _Token(role, code)
 
     # -------------------------------------------------------------- currencies
     def _learn(self, symbol: str, network: str, address: str) -> None:
@@ -563,6 +594,8 @@ class Stepper:
             self._learn_from(op, ex, params)
             if op.payments:
                 findings.extend(self._payments(op, ex, params))
+        for e in touched:
+            self._settle(e)
         return findings
 
     def _step(
@@ -587,6 +620,8 @@ class Stepper:
             if not isinstance(id_, str):
                 return None, out, True
             old = self.entities.get((m.name, id_))
+            if old is None and (m.name, id_) in self.finished:
+                old = self._find(m.name, id_, None)
             if old is not None:
                 out.append(
                     Finding(
@@ -802,6 +837,7 @@ class Stepper:
                 self._record(obs.record, e, ex, params, item)
                 e.observed = status
                 self._remember(e, ex, hist)
+                touched.append(e)
                 continue
             if e.code is None and isinstance(code, str):
                 e.code = code
@@ -870,17 +906,18 @@ class Stepper:
         if self._role_in(token, e) is not None:
             return
         if actor == "payer" and e.payer_token is None:
-            e.payer_token = token
+            e.payer_token = hash(token)
         elif actor == "payee" and e.payee_token is None:
-            e.payee_token = token
+            e.payee_token = hash(token)
 
     def _role_in(self, token: str, e: Entity | None) -> str | None:
         """The role ``token`` holds on ``e`` or its parents: payee wins over payer."""
         payer = False
+        key = hash(token)
         while e is not None:
-            if e.payee_token == token:
+            if e.payee_token == key:
                 return "payee"
-            if e.payer_token == token:
+            if e.payer_token == key:
                 payer = True
             e = e.parent
         return "payer" if payer else None
@@ -925,6 +962,14 @@ class Stepper:
                 )
 
     # ------------------------------------------------------------------ finish
+    def outcomes(self) -> Iterator[tuple[str, str, str, bool, int]]:
+        """(key, kind, state, final, exchanges remembered) for every entity met, live or retired."""
+        for (kind, _), e in self.entities.items():
+            finals = self.spec.machines[kind].finals
+            yield e.key, kind, e.state_text(), all(s in finals for s in e.states), len(e.history)
+        for (kind, id_), state in self.finished.items():
+            yield f"{kind}:{id_}", kind, state, True, 0
+
     def unfinished(self) -> Iterator[tuple[Entity, MachineSpec]]:
         """Entities not in a final state, in the order they were first met."""
         for (kind, _), e in self.entities.items():
