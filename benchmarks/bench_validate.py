@@ -33,17 +33,15 @@ def make_log(path: Path, exchanges: int, seed: int) -> None:
     from fsm.generate import generate
 
     n = 0
-    session = 0
     with path.open("wb") as fh:
-        while n < exchanges:
-            # chunks of sessions with a fresh seed each, so ids never collide across chunks
-            for record in generate(500, seed=seed + session, partial=False):
-                fh.write(orjson.dumps(record) + b"\n")
-                n += 1
-                if n >= exchanges:
-                    break
-            session += 1
-            print(f"\r  generating {n:,}/{exchanges:,}", end="", file=sys.stderr, flush=True)
+        # one generator, one clock: enough sessions for the count (about 20 exchanges each)
+        for record in generate(exchanges // 10 + 10, seed=seed, partial=False):
+            fh.write(orjson.dumps(record) + b"\n")
+            n += 1
+            if n % 100_000 == 0:
+                print(f"\r  generating {n:,}/{exchanges:,}", end="", file=sys.stderr, flush=True)
+            if n >= exchanges:
+                break
     print(file=sys.stderr)
 
 
