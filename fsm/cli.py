@@ -328,6 +328,37 @@ def openapi(output: str | None) -> None:
     _write(json.dumps(build_openapi(load_spec()), indent=2) + "\n", output)
 
 
+# ---------------------------------------------------------------- diagrams
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="diagrams",
+    show_default=True,
+    help="Folder to write into.",
+)
+@click.option(
+    "--format",
+    "formats",
+    default="dot,svg,png,mermaid",
+    show_default=True,
+    help="Comma-separated: dot, svg, png, mermaid. svg/png need Graphviz's dot.",
+)
+@click.option("--machine", "machines", multiple=True, help="Only this machine (repeatable); skips flows.")
+def diagrams(out: str, formats: str, machines: Sequence[str]) -> None:
+    """Draw every machine (plain and with refusal codes) and the documented flows."""
+    from fsm.diagrams import write_diagrams
+    from fsm.spec import load_spec
+
+    spec = load_spec()
+    unknown = sorted(set(machines) - set(spec.machines))
+    if unknown:
+        raise UsageError(f"unknown machine(s) {', '.join(unknown)}; use {', '.join(spec.machines)}")
+    chosen = tuple(f.strip() for f in formats.split(",") if f.strip())
+    for path in write_diagrams(spec, Path(out), chosen, tuple(machines)):
+        click.echo(f"wrote {path}", err=True)
+
+
 # -------------------------------------------------------------------- docs
 @cli.command()
 @click.option(

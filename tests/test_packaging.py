@@ -19,8 +19,18 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel built from this checkout."""
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-         str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(REPO),
+        ],
         check=True,
         capture_output=True,
     )
@@ -47,19 +57,44 @@ def test_the_installed_wheel_loads_the_spec_and_checks_a_payload(wheel: Path, tm
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True, system_site_packages=True)  # dependencies come from the system
     py = env_dir / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)],
-                   check=True, capture_output=True)
-    where = subprocess.run([str(py), "-c", "import fsm, fsm._resources as r; print(fsm.__file__); "
-                            "print(r.schemas_dir()); fsm.load_spec()"],
-                           cwd=tmp_path, check=True, capture_output=True, text=True).stdout.split()
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    where = subprocess.run(
+        [
+            str(py),
+            "-c",
+            "import fsm, fsm._resources as r; print(fsm.__file__); print(r.schemas_dir()); fsm.load_spec()",
+        ],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     assert str(env_dir) in where[0] and where[1].startswith(str(env_dir)), where
     body = tmp_path / "redeem.json"
-    body.write_text(json.dumps({"expectedPayment": {"network": "polygon", "currency": "EURC",
-                                                    "currencyAddress": "0x" + "ab" * 20, "amount": "0",
-                                                    "wallet": {"address": "0x" + "cd" * 20}}}))
+    body.write_text(
+        json.dumps(
+            {
+                "expectedPayment": {
+                    "network": "polygon",
+                    "currency": "EURC",
+                    "currencyAddress": "0x" + "ab" * 20,
+                    "amount": "0",
+                    "wallet": {"address": "0x" + "cd" * 20},
+                }
+            }
+        )
+    )
     cli = env_dir / "bin" / "voucher-fsm"
-    result = subprocess.run([str(cli), "check-payload", "POST", "/api/v1/vouchers/vch_1/redeem-voucher",
-                             "request", str(body)], cwd=tmp_path, capture_output=True, text=True)
+    result = subprocess.run(
+        [str(cli), "check-payload", "POST", "/api/v1/vouchers/vch_1/redeem-voucher", "request", str(body)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1, result.stderr
     assert "/expectedPayment/amount" in result.stdout
     lint = subprocess.run([str(cli), "spec", "lint"], cwd=tmp_path, capture_output=True, text=True)

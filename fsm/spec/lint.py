@@ -41,6 +41,7 @@ LINT_CHECKS: dict[str, str] = {
     "operation-machine-unknown": "every machine an operation names exists",
     "operation-duplicate": "operation ids and (method, path) routes are unique",
     "style-unknown": "every style check names a known rule and a shipped schema",
+    "flow-operation-unknown": "every step of a declared flow names an existing operation",
 }
 
 
@@ -65,6 +66,18 @@ def lint_spec(spec: Spec) -> list[LintFinding]:
         findings.extend(_machine_names(spec, machine))
     findings.extend(_operations(spec))
     findings.extend(_style(spec))
+    ops = {op.id for op in spec.operations}
+    for flow in spec.flows:
+        for i, step in enumerate(flow.steps):
+            if step.operation not in ops:
+                findings.append(
+                    LintFinding(
+                        "flow-operation-unknown",
+                        "flows.json",
+                        f"{flow.pointer}/steps/{i}/operation",
+                        step.operation,
+                    )
+                )
     return findings
 
 

@@ -14,6 +14,8 @@ from fsm.errors import SpecError
 from fsm.spec.model import (
     CreateSpec,
     EntityRef,
+    FlowSpec,
+    FlowStep,
     GuardSpec,
     GuardUse,
     MachineSpec,
@@ -212,6 +214,7 @@ def _read(root: Path) -> Spec:
     rules_doc = check_file(root / "rules.json", "rules")
     tokens_doc = check_file(root / "tokens.json", "tokens")
     style_doc = check_file(root / "style.json", "style")
+    flows_doc = check_file(root / "flows.json", "flows")
     rules = {
         r["id"]: Rule(r["id"], Severity(r["severity"]), r["cite"], r["title"], r["hint"])
         for r in rules_doc["rules"]
@@ -240,7 +243,24 @@ def _read(root: Path) -> Spec:
             )
             for i, c in enumerate(style_doc["checks"])
         ),
-        files={**files, "operations": "operations.json", "rules": "rules.json", "style": "style.json"},
+        flows=tuple(
+            FlowSpec(
+                name=f["name"],
+                title=f["title"],
+                steps=tuple(FlowStep(s["actor"], s["operation"], s.get("note", "")) for s in f["steps"]),
+                cite=f.get("cite", ""),
+                pointer=f"/flows/{i}",
+            )
+            for i, f in enumerate(flows_doc["flows"])
+        ),
+        participants=dict(flows_doc["participants"]),
+        files={
+            **files,
+            "operations": "operations.json",
+            "rules": "rules.json",
+            "style": "style.json",
+            "flows": "flows.json",
+        },
     )
 
 

@@ -17,6 +17,8 @@ __all__ = [
     "STAY",
     "CreateSpec",
     "EntityRef",
+    "FlowSpec",
+    "FlowStep",
     "GuardSpec",
     "GuardUse",
     "MachineSpec",
@@ -316,6 +318,26 @@ class StyleCheck:
     pointer: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class FlowStep:
+    """One call of a declared flow: who calls which operation."""
+
+    actor: str
+    operation: str
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FlowSpec:
+    """A documented flow, drawn as a sequence diagram."""
+
+    name: str
+    title: str
+    steps: tuple[FlowStep, ...]
+    cite: str = ""
+    pointer: str = ""
+
+
 @dataclass(frozen=True)
 class Spec:
     """The whole protocol: machines, operations, rules, tokens and routing facts."""
@@ -331,6 +353,8 @@ class Spec:
     resource_pattern: str
     out_of_scope: tuple[tuple[str, str], ...]
     style: tuple[StyleCheck, ...] = ()
+    flows: tuple[FlowSpec, ...] = ()
+    participants: Mapping[str, str] = field(default_factory=dict)
     files: Mapping[str, str] = field(default_factory=dict)
 
     def operation(self, op_id: str) -> OperationSpec:

@@ -1,0 +1,110 @@
+"""Diagrams come from the spec: committed text formats never drift, pictures render."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fsm.diagrams import diagram_texts, write_diagrams
+from fsm.diagrams.render import DotMissing
+from fsm.spec import Spec
+
+REPO = Path(__file__).resolve().parents[1]
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+
+
+def test_committed_dot_and_mermaid_are_exactly_what_the_command_writes(spec: Spec, tmp_path: Path) -> None:
+    """diagrams/*.dot and *.mmd match a fresh run (run `voucher-fsm diagrams` after a spec change)."""
+    write_diagrams(spec, tmp_path, ("dot", "mermaid"))
+    fresh = sorted(p.name for p in tmp_path.iterdir())
+    committed = sorted(p.name for p in (REPO / "diagrams").iterdir() if p.suffix in (".dot", ".mmd"))
+    assert fresh == committed
+    for name in fresh:
+        assert (tmp_path / name).read_text() == (REPO / "diagrams" / name).read_text(), (
+            f"diagrams/{name} is stale: run `voucher-fsm diagrams --out diagrams`"
+        )
+
+
+def test_every_committed_text_diagram_has_its_svg_and_png() -> None:
+    """Each .dot in diagrams/ has its rendered .svg and .png beside it."""
+    for dot in (REPO / "diagrams").glob("*.dot"):
+        assert dot.with_suffix(".svg").is_file() and dot.with_suffix(".png").is_file(), dot.name
+
+
+def test_dot_has_every_state_and_every_operation(spec: Spec) -> None:
+    """Each machine's DOT names all its states and the operation of every transition."""
+    texts = diagram_texts(spec)
+    for name, m in spec.machines.items():
+        dot = texts[name][0]
+        for s in m.states:
+            assert re.search(rf'"{s.name}" \[', dot), s.name
+        for t in m.transitions:
+            assert (t.operation or f"after {t.timed_attribute}") in dot, t.trigger
+        for s in m.states:
+            if s.final:
+                assert re.search(rf'"{s.name}" \[[^]]*peripheries=2', dot), s.name
+
+
+def test_mermaid_marks_creation_finals_and_sub_states(spec: Spec) -> None:
+    """stateDiagram-v2: [*] into the first state, finals into [*], OPEN as a composite state."""
+    session = diagram_texts(spec)["session"][1]
+    assert session.splitlines()[3] == "stateDiagram-v2"
+    assert "[*] --> WAITING_FOR_PAYER : session-open (payee)" in session
+    assert "CLOSED --> [*]" in session
+    assert 'state "OPEN" as OPEN {' in session
+
+
+def test_with_errors_variants_name_every_documented_refusal_code(spec: Spec) -> None:
+    """The refusal codes of the machine files appear in the with-errors diagrams (or as guards)."""
+    texts = diagram_texts(spec)
+    codes = {
+        "already_redeemed",
+        "not_redeemed",
+        "already_resolved",
+        "already_joined",
+        "session_closed",
+        "already_closed",
+        "invalid_code",
+    }
+    found = "".join(texts[f"{m}-with-errors"][0] for m in spec.machines)
+    assert all(code in found for code in codes)
+    assert "[is_simple, same_network]" in texts["voucher"][0]  # not_simple / different_network guards
+
+
+def test_flows_are_drawn_as_sequence_diagrams(spec: Spec) -> None:
+    """Each declared flow has a Mermaid sequenceDiagram with its calls and answers."""
+    texts = diagram_texts(spec)
+    flow = texts["flow-two-payments"][1]
+    assert "sequenceDiagram" in flow
+    assert flow.count("payee->>server: POST /vouchers/{voucherId}/redeem-voucher") == 2
+    assert "server-->>payee: 200꞉ session CLOSED" in flow
+
+
+@pytest.mark.parametrize("name", ["voucher.dot", "voucher.mmd"])
+def test_voucher_diagram_text_snapshot(spec: Spec, name: str) -> None:
+    """Snapshot of the voucher diagram text (update: copy diagrams/<name> to tests/snapshots/)."""
+    text = diagram_texts(spec)["voucher"][0 if name.endswith(".dot") else 1]
+    assert text == (SNAPSHOTS / name).read_text()
+
+
+def test_without_dot_images_fail_with_the_install_command(
+    spec: Spec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SVG without Graphviz: a DotMissing naming apt-get install -y graphviz; DOT still works."""
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert write_diagrams(spec, tmp_path, ("dot", "mermaid"))
+    with pytest.raises(DotMissing, match="apt-get install -y graphviz"):
+        write_diagrams(spec, tmp_path, ("svg",))
+
+
+@needs_dot
+def test_svg_and_png_render_with_dot(spec: Spec, tmp_path: Path) -> None:
+    """With dot installed, every diagram renders to SVG and PNG."""
+    paths = write_diagrams(spec, tmp_path, ("svg", "png"), ("voucher",))
+    assert {p.suffix for p in paths} == {".svg", ".png"}
+    assert (tmp_path / "voucher.svg").read_text().lstrip().startswith(("<?xml", "<svg", "<!DOCTYPE"))
+    assert (tmp_path / "voucher.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
