@@ -45,11 +45,11 @@ def state_dot(d: StateDiagram) -> str:
     merged: dict[tuple[str, str, bool, bool], list[Edge]] = {}
     for e in d.edges:
         merged.setdefault((e.source, e.target, e.timed, e.count == 0), []).append(e)
-    for (source, target, timed, unseen), group in merged.items():
-        actors = {e.actor for e in group}
-        colour = ACTOR_COLOURS.get(group[0].actor, "#000000") if len(actors) == 1 else "#333333"
+    for (source, target, timed, unseen), edges in merged.items():
+        actors = {e.actor for e in edges}
+        colour = ACTOR_COLOURS.get(edges[0].actor, "#000000") if len(actors) == 1 else "#333333"
         attrs = [
-            f"label={_q(chr(10).join(e.text for e in group))}",
+            f"label={_q(chr(10).join(e.text for e in edges))}",
             f'color="{colour}"',
             f'fontcolor="{colour}"',
         ]
@@ -58,7 +58,7 @@ def state_dot(d: StateDiagram) -> str:
         if unseen:
             attrs += ['color="#bbbbbb"', 'fontcolor="#bbbbbb"', "style=dotted"]
         else:
-            total = sum(e.count or 0 for e in group)
+            total = sum(e.count or 0 for e in edges)
             if total:
                 attrs.append(f"penwidth={min(1 + total**0.5, 6):.1f}")
         lines.append(f"  {_q(source)} -> {_q(target)} [{', '.join(attrs)}];")
@@ -82,7 +82,7 @@ def sequence_dot(d: SequenceDiagram) -> str:
         )
         + " }",
     ]
-    for i, msg in enumerate(d.messages):
+    for i in range(len(d.messages)):
         row = " ".join(f'{_q(f"{p}_{i}")} [shape=point, width=0.01, label=""];' for p in ids)
         lines.append(f"  {{ rank=same; {row} }}")
     for p in ids:
