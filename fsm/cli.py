@@ -359,6 +359,85 @@ def diagrams(out: str, formats: str, machines: Sequence[str]) -> None:
         click.echo(f"wrote {path}", err=True)
 
 
+@cli.command()
+@click.argument("files", nargs=-1, required=True, metavar="LOG...")
+@click.option("--session", help="Draw this session (with its vouchers).")
+@click.option("--voucher", help="Draw this voucher.")
+@click.option(
+    "-o",
+    "--out",
+    "output",
+    type=click.Path(dir_okay=False),
+    help="File to write: .mmd (Mermaid), .dot, .svg or .png (default: Mermaid on stdout).",
+)
+def trace(files: Sequence[str], session: str | None, voucher: str | None, output: str | None) -> None:
+    """Draw what happened to one session or voucher in recorded traffic; broken rules highlighted."""
+    from fsm.diagrams.dot import sequence_dot
+    from fsm.diagrams.mermaid import sequence_mermaid
+    from fsm.diagrams.render import render_image
+    from fsm.diagrams.trace import trace_of
+
+    diagram, report = trace_of(files, session=session, voucher=voucher)
+    if output is None or output.endswith((".mmd", ".md")) or output == "-":
+        _write(sequence_mermaid(diagram), output)
+    elif output.endswith(".dot"):
+        _write(sequence_dot(diagram), output)
+    elif output.endswith((".svg", ".png")):
+        render_image(sequence_dot(diagram), Path(output), output.rsplit(".", 1)[1])
+        click.echo(f"wrote {output}", err=True)
+    else:
+        raise UsageError(f"{output}: use a .mmd, .dot, .svg or .png file name")
+    click.echo(
+        f"{len(diagram.messages) // 2} exchanges; {report.errors} errors, {report.warnings} warnings "
+        "in the whole log",
+        err=True,
+    )
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, metavar="LOG...")
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Also write overlay diagrams (DOT, Mermaid; SVG/PNG when dot is installed) into this folder.",
+)
+def coverage(files: Sequence[str], fmt: str, out: str | None) -> None:
+    """Which states, transitions and refusal codes the logs exercised (and which they never did)."""
+    import shutil
+
+    from fsm.diagrams.dot import state_dot
+    from fsm.diagrams.mermaid import state_mermaid
+    from fsm.diagrams.render import render_image
+    from fsm.diagrams.trace import coverage_of
+
+    table, overlays = coverage_of(files)
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "rows": table.rows,
+                    "summary": {
+                        m: {k: {"seen": s, "declared": t} for k, (s, t) in kinds.items()}
+                        for m, kinds in table.summary().items()
+                    },
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo(table.text(), nl=False)
+    if out:
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, d in overlays.items():
+            (folder / f"{name}-coverage.dot").write_text(state_dot(d), encoding="utf-8")
+            (folder / f"{name}-coverage.mmd").write_text(state_mermaid(d), encoding="utf-8")
+            if shutil.which("dot"):
+                render_image(state_dot(d), folder / f"{name}-coverage.svg", "svg")
+        click.echo(f"wrote overlays to {folder}", err=True)
+
+
 # -------------------------------------------------------------------- docs
 @cli.command()
 @click.option(

@@ -19,7 +19,7 @@ from fsm.report import EntityOutcome, InputSummary, Report, Totals, sort_violati
 from fsm.schemacheck import SchemaChecker
 from fsm.secrets import redact, redact_value
 from fsm.spec import Spec, load_spec
-from fsm.stepper import Stepper
+from fsm.stepper import Coverage, Stepper
 from fsm.violation import Finding, Severity, SourceLocation, Violation
 
 __all__ = ["Validator", "validate_log"]
@@ -45,14 +45,21 @@ class Validator:
     """
 
     def __init__(
-        self, spec: Spec | None = None, *, config: Config | None = None, engine: str = "table"
+        self,
+        spec: Spec | None = None,
+        *,
+        config: Config | None = None,
+        engine: str = "table",
+        coverage: bool = False,
+        on_exchange: Callable[[Exchange, Match | None, list[Violation], tuple[str, ...]], None] | None = None,
     ) -> None:
         self.spec = spec if spec is not None else load_spec()
         self.config = config if config is not None else Config()
         self._severity = self.config.effective(self.spec.rules)
         self._matcher = Matcher(Router(self.spec))
         self._schemas = SchemaChecker(self.spec, fast=engine == "table")
-        self._stepper = Stepper(self.spec, engines_for(self.spec, engine))
+        self._stepper = Stepper(self.spec, engines_for(self.spec, engine), coverage=coverage)
+        self._on_exchange = on_exchange
         self._violations: list[Violation] = []
         self._read = self._judged = self._unreadable = 0
         self._index = 0
@@ -126,9 +133,10 @@ class Validator:
             return self._emit(findings, ex.location, ex.index, None) if findings else []
         findings.extend(self._schemas.check(ex, routed))
         findings.extend(self._stepper.step(ex, routed))
-        if not findings:
-            return []
-        return self._emit(findings, ex.location, ex.index, routed.operation.id)
+        out = self._emit(findings, ex.location, ex.index, routed.operation.id) if findings else []
+        if self._on_exchange is not None:
+            self._on_exchange(ex, routed, out, self._stepper.last_touched)
+        return out
 
     def _emit(
         self, findings: Iterable[Finding], loc: SourceLocation, index: int, op: str | None
@@ -142,6 +150,18 @@ class Validator:
             out.append(v)
         self._violations.extend(out)
         return out
+
+    @property
+    def coverage(self) -> Coverage | None:
+        """What the run exercised (when made with ``coverage=True``)."""
+        return self._stepper.coverage
+
+    def caller_role(self, token: str | None) -> str | None:
+        """``payee`` for a resource token, ``user`` for a registered user's, None when unknown (D10)."""
+        if token is None:
+            return None
+        info = self._stepper._token(token)
+        return info.role if info is not None else None
 
     # ----------------------------------------------------------------- output
     def finish(self) -> Report:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import base64
 import itertools
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +40,7 @@ from fsm.spec.model import (
 )
 from fsm.violation import Finding, RelatedExchange, SourceLocation
 
-__all__ = ["Entity", "Stepper"]
+__all__ = ["Coverage", "Entity", "Stepper"]
 
 _HISTORY = 5  # exchanges remembered per entity, for 'related' and timelines
 _MISSING = object()
@@ -55,6 +56,24 @@ def _summary(h: _Hist) -> str:
 
 def _location(h: _Hist) -> SourceLocation:
     return SourceLocation(h[1], entry=h[2]) if h[3] else SourceLocation(h[1], line=h[2])
+
+
+@dataclass
+class Coverage:
+    """What a run exercised: states entered, transitions taken, refusals seen (per machine)."""
+
+    states: Counter[tuple[str, str]] = field(default_factory=Counter)
+    transitions: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    refusals: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+
+    def took(self, machine: str, source: str, trigger: str, dest: str) -> None:
+        """Count one transition (source ``[*]`` for a creation) and the state it entered."""
+        self.transitions[(machine, source, trigger, dest)] += 1
+        self.states[(machine, dest)] += 1
+
+    def refused(self, machine: str, state: str, trigger: str, code: str) -> None:
+        """Count one refusal the model predicted, with the code the server gave."""
+        self.refusals[(machine, state, trigger, code)] += 1
 
 
 class Entity:
@@ -148,9 +167,11 @@ def _parse_time(value: Any) -> float | None:
 class Stepper:
     """Holds the model of one run: entities, tokens, known currencies, the clock."""
 
-    def __init__(self, spec: Spec, engines: Mapping[str, Engine]) -> None:
+    def __init__(self, spec: Spec, engines: Mapping[str, Engine], *, coverage: bool = False) -> None:
         self.spec = spec
         self.engines = engines
+        self.coverage: Coverage | None = Coverage() if coverage else None
+        self.last_touched: tuple[str, ...] = ()  # entity keys the last exchange named
         self.entities: dict[tuple[str, str], Entity] = {}
         self.by_code: dict[tuple[str, str], Entity] = {}
         # Final entities are retired to these compact maps (key -> final state), so memory
@@ -594,6 +615,7 @@ class Stepper:
             self._learn_from(op, ex, params)
             if op.payments:
                 findings.extend(self._payments(op, ex, params))
+        self.last_touched = tuple(dict.fromkeys(e.key for e in touched))
         for e in touched:
             self._settle(e)
         return findings
@@ -636,6 +658,8 @@ class Stepper:
                 if old.parent is not None and old.parent.children is not None:
                     old.parent.children.remove(old)
             e = self._adopt(m.name, id_, code, (created.dest,))
+            if self.coverage is not None:
+                self.coverage.took(m.name, "[*]", step.trigger, created.dest)
             self._link(e, parent)
             if created.actor in ("payer", "payee") and ex.token:
                 self._bind(e, created.actor, ex.token)
@@ -664,6 +688,8 @@ class Stepper:
                     t = o.transition
                     if t is not None and (t.warn or t.warning_guards):
                         out.extend(self._warnings(o, m, e, ex))
+            if self.coverage is not None and len(accepts) == 1 and accepts[0].dest:
+                self.coverage.took(m.name, accepts[0].state, step.trigger, accepts[0].dest)
             if len(accepts) == 1 and accepts[0].dest:
                 e.states = (accepts[0].dest,)
             else:
@@ -695,6 +721,8 @@ class Stepper:
         elif not accepts:
             codes = {o.code for o in refuses}
             actual = ex.error_code
+            if self.coverage is not None and len(refuses) == 1:
+                self.coverage.refused(m.name, refuses[0].state, step.trigger, actual or str(ex.status))
             if len(codes) == 1 and None not in codes and actual is not None and actual not in codes:
                 want = codes.pop()
                 out.append(

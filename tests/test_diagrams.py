@@ -108,3 +108,43 @@ def test_svg_and_png_render_with_dot(spec: Spec, tmp_path: Path) -> None:
     assert {p.suffix for p in paths} == {".svg", ".png"}
     assert (tmp_path / "voucher.svg").read_text().lstrip().startswith(("<?xml", "<svg", "<!DOCTYPE"))
     assert (tmp_path / "voucher.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_trace_draws_a_session_with_its_vouchers_and_highlights_broken_rules() -> None:
+    """trace: every exchange of the session and its vouchers, rule ids on the violating ones."""
+    from fsm.diagrams.mermaid import sequence_mermaid
+    from fsm.diagrams.trace import trace_of
+
+    log = REPO / "examples" / "broken.jsonl"
+    session = re.search(r"ses_[a-z0-9]+", log.read_text())
+    assert session is not None
+    diagram, report = trace_of([str(log)], session=session.group(0))
+    text = sequence_mermaid(diagram)
+    assert len(diagram.messages) == 2 * 10  # lines 4-13: session-open .. the last GET, not the sign-ins
+    assert "broke machine.illegal-transition" in text
+    assert "payee->>server: POST /api/v1/vouchers/vch_853933c76f/resolve-voucher" in text  # the payee's token
+    assert report.errors > 0
+
+
+def test_trace_refuses_an_entity_the_log_never_names() -> None:
+    """An unknown id is a usage error, not an empty picture."""
+    from fsm.diagrams.trace import trace_of
+    from fsm.errors import UsageError
+
+    with pytest.raises(UsageError, match="no exchange"):
+        trace_of([str(REPO / "examples" / "broken.jsonl")], voucher="vch_nope")
+
+
+def test_coverage_counts_what_the_logs_exercised_and_greys_the_rest() -> None:
+    """coverage: taken transitions counted, never-seen ones at 0 and dotted grey in the overlay."""
+    from fsm.diagrams.dot import state_dot
+    from fsm.diagrams.trace import coverage_of
+
+    table, overlays = coverage_of([str(REPO / "examples" / "session-two-payments.jsonl")])
+    rows = {(r["machine"], r["item"]): r["count"] for r in table.rows}
+    assert rows[("voucher", "RESERVED -redeem-voucher-> REDEEMED")] == 2
+    assert rows[("voucher", "REDEEMED -resolve-voucher-> RESOLVED")] == 2
+    assert rows[("voucher", "RESERVED -discard-voucher-> DISCARDED")] == 0
+    assert table.summary()["voucher"]["transition"][0] < table.summary()["voucher"]["transition"][1]
+    dot = state_dot(overlays["voucher"])
+    assert "style=dotted" in dot and "x2" in dot

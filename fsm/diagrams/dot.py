@@ -97,7 +97,7 @@ def sequence_dot(d: SequenceDiagram) -> str:
             else ACTOR_COLOURS.get(msg.source if not msg.reply else msg.target, "#000000")
         )
         label = msg.text + (f"\n!! {msg.highlight}" if msg.highlight else "")
-        style = "dashed" if msg.reply else "solid"
+        style = "dashed" if msg.reply else ("bold" if msg.highlight else "solid")
         lines.append(
             f'  {_q(f"{msg.source}_{i}")} -> {_q(f"{msg.target}_{i}")} [label={_q(label)}, color="{colour}", '
             f'fontcolor="{colour}", style={style}, constraint=false];'

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["ACTOR_COLOURS", "Edge", "Message", "Node", "SequenceDiagram", "StateDiagram"]
+__all__ = ["ACTOR_COLOURS", "HIGHLIGHT", "Edge", "Message", "Node", "SequenceDiagram", "StateDiagram"]
 
 # One colour per caller, shared by DOT and Mermaid.
-ACTOR_COLOURS = {"payer": "#1f77b4", "payee": "#d62728", "any": "#555555", "server": "#7f7f7f"}
+ACTOR_COLOURS = {"payer": "#1f77b4", "payee": "#2e7d32", "any": "#555555", "server": "#7f7f7f"}
+HIGHLIGHT = "#d62728"  # messages that broke a rule
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,150 @@
+"""Recorded traffic as pictures: a session's exchanges as a sequence diagram, and coverage.
+
+Both run the validator over the logs (with an observer on each exchange), then
+draw through the same IR and renderers as the spec diagrams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fsm.diagrams.extract import state_diagram
+from fsm.diagrams.ir import Message, SequenceDiagram, StateDiagram
+from fsm.errors import UsageError
+from fsm.exchange import Exchange
+from fsm.matcher import Match
+from fsm.pipeline import Validator
+from fsm.report import Report
+from fsm.spec.model import Spec
+from fsm.stepper import Coverage
+from fsm.violation import Severity, Violation
+
+__all__ = ["CoverageTable", "coverage_of", "trace_of"]
+
+
+def trace_of(
+    paths: Iterable[str], *, session: str | None = None, voucher: str | None = None, spec: Spec | None = None
+) -> tuple[SequenceDiagram, Report]:
+    """The exchanges of one session (with its vouchers) or one voucher, as a sequence diagram."""
+    if (session is None) == (voucher is None):
+        raise UsageError("name exactly one of --session ID or --voucher ID")
+    target = f"session:{session}" if session else f"voucher:{voucher}"
+    members = {target}
+    picked: list[tuple[Exchange, Match | None, list[Violation], str]] = []
+    validator: Validator
+
+    def observe(ex: Exchange, match: Match | None, found: list[Violation], touched: tuple[str, ...]) -> None:
+        if members.intersection(touched):
+            members.update(k for k in touched if k.startswith("voucher:") and session is not None)
+            role = _role(validator, ex, match)
+            picked.append((ex, match, found, role))
+
+    validator = Validator(spec, on_exchange=observe)
+    for p in paths:
+        validator.feed_file(p)
+    report = validator.finish()
+    if not picked:
+        raise UsageError(f"no exchange in the log names {target}")
+    messages = []
+    for ex, match, found, role in picked:
+        bad = [v for v in found if v.severity is not Severity.INFO]
+        highlight = ", ".join(dict.fromkeys(v.rule_id for v in bad)) or None
+        op = match.operation.id if match else "?"
+        messages.append(Message(role, "server", f"{ex.method} {ex.path}  [{op}]", highlight=highlight))
+        answer = str(ex.status) + (f" {ex.error_code}" if ex.error_code and not ex.accepted else "")
+        status = ex.resp_body.get("status") if isinstance(ex.resp_body, dict) else None
+        if isinstance(status, str):
+            answer += f": {status}"
+        messages.append(Message("server", role, answer, reply=True))
+    title = f"Recorded traffic of {target}"
+    participants = (("payer", "Payer wallet"), ("payee", "Payee"), ("server", "Bleepay"))
+    return SequenceDiagram(f"trace-{session or voucher}", title, participants, tuple(messages)), report
+
+
+def _role(validator: Validator, ex: Exchange, match: Match | None) -> str:
+    """Who called: a resource token is the payee's; otherwise the operation's declared caller."""
+    if validator.caller_role(ex.token) == "payee":
+        return "payee"
+    if match is not None and match.operation.actors == ("payee",):
+        return "payee"
+    return "payer"
+
+
+@dataclass
+class CoverageTable:
+    """Declared states, transitions and refusals of each machine, with how often the logs hit them."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    coverage: Coverage = field(default_factory=Coverage)
+
+    def summary(self) -> dict[str, dict[str, tuple[int, int]]]:
+        """Per machine and kind (state, transition, refusal): (seen, declared)."""
+        out: dict[str, dict[str, tuple[int, int]]] = {}
+        for row in self.rows:
+            seen, total = out.setdefault(row["machine"], {}).get(row["kind"], (0, 0))
+            out[row["machine"]][row["kind"]] = (seen + (row["count"] > 0), total + 1)
+        return out
+
+    def text(self) -> str:
+        """A plain table, then a per-machine summary."""
+        lines = [f"{'machine':<8} {'kind':<10} {'item':<62} count"]
+        for r in self.rows:
+            lines.append(f"{r['machine']:<8} {r['kind']:<10} {r['item']:<62} {r['count']}")
+        lines.append("")
+        for machine, kinds in self.summary().items():
+            parts = [f"{kind}s {seen}/{total}" for kind, (seen, total) in kinds.items()]
+            lines.append(f"{machine}: " + ", ".join(parts))
+        return "\n".join(lines) + "\n"
+
+
+def coverage_of(
+    paths: Iterable[str], spec: Spec | None = None
+) -> tuple[CoverageTable, dict[str, StateDiagram]]:
+    """Run the logs and return the coverage table and an overlay diagram per machine."""
+    validator = Validator(spec, coverage=True)
+    for p in paths:
+        validator.feed_file(p)
+    validator.finish()
+    cov = validator.coverage
+    assert cov is not None
+    table = CoverageTable(coverage=cov)
+    overlays = {}
+    for name, m in validator.spec.machines.items():
+        for s in m.states:
+            table.rows.append(
+                {"machine": name, "kind": "state", "item": s.name, "count": cov.states[(name, s.name)]}
+            )
+        for c in m.creates:
+            n = cov.transitions[(name, "[*]", c.trigger, c.dest)]
+            table.rows.append(
+                {"machine": name, "kind": "transition", "item": f"[*] -{c.operation}-> {c.dest}", "count": n}
+            )
+        counts = {}
+        for t in m.transitions:
+            for source in t.source:
+                dest = t.dest_for(source)
+                n = cov.transitions[(name, source, t.trigger, dest)]
+                counts[(source, t.trigger, dest)] = n
+                label = t.operation or f"after {t.timed_attribute}"
+                table.rows.append(
+                    {"machine": name, "kind": "transition", "item": f"{source} -{label}-> {dest}", "count": n}
+                )
+        for c in m.creates:
+            counts[("[*]", c.trigger, c.dest)] = cov.transitions[(name, "[*]", c.trigger, c.dest)]
+        for r in m.refusals:
+            if r.code is None:
+                continue
+            for state in r.states:
+                n = cov.refusals[(name, state, r.trigger, r.code)]
+                table.rows.append(
+                    {
+                        "machine": name,
+                        "kind": "refusal",
+                        "item": f"{state}: {r.trigger} -> {r.code}",
+                        "count": n,
+                    }
+                )
+        overlays[name] = state_diagram(m, counts=counts)
+    return table, overlays
