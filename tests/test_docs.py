@@ -27,3 +27,28 @@ def test_every_rule_and_refusal_code_is_documented(spec: Spec) -> None:
         for r in m.refusals:
             if r.code:
                 assert f"refuse `{r.code}`" in page or f"else `{r.code}`" in page, (m.name, r.code)
+
+
+def test_every_image_the_docs_reference_is_there() -> None:
+    """Each ![..](path) in docs/ points at an existing file (SVGs from `voucher-fsm docs`)."""
+    import re
+
+    for page in DOCS.rglob("*.md"):
+        for target in re.findall(r"!\[[^]]*\]\(([^)]+)\)", page.read_text()):
+            assert (page.parent / target).resolve().is_file(), f"{page}: {target}"
+
+
+def test_the_docs_site_builds_strictly(tmp_path: Path) -> None:
+    """mkdocs build --strict succeeds on docs/ and mkdocs.yml."""
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    if shutil.which("mkdocs") is None:
+        pytest.skip("mkdocs is not installed")
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+                            cwd=DOCS.parent, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "site" / "reference" / "voucher" / "index.html").is_file()
