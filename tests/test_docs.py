@@ -48,7 +48,12 @@ def test_the_docs_site_builds_strictly(tmp_path: Path) -> None:
 
     if shutil.which("mkdocs") is None:
         pytest.skip("mkdocs is not installed")
-    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
-                            cwd=DOCS.parent, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+        cwd=DOCS.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "site" / "reference" / "voucher" / "index.html").is_file()
