@@ -151,6 +151,18 @@ class Validator:
         self._violations.extend(out)
         return out
 
+    def state_of(self, entity: str) -> tuple[str, ...] | None:
+        """The model's state(s) for ``kind:id`` (e.g. ``voucher:vch_1``), or None if never met.
+
+        One state normally; several for an entity adopted mid-flow whose past is unknown (D18).
+        """
+        kind, _, ident = entity.partition(":")
+        live = self._stepper.entities.get((kind, ident))
+        if live is not None:
+            return live.states
+        final = self._stepper.finished.get((kind, ident))
+        return (final,) if final is not None else None
+
     @property
     def coverage(self) -> Coverage | None:
         """What the run exercised (when made with ``coverage=True``)."""
