@@ -85,7 +85,7 @@ class Server:
         kind = key.split(":", 1)[0]
         m = SPEC.machines[kind]
         state = self.state[key]
-        dest = TABLES[kind].dest(None, state, trigger, guards or {name: True for name in m.guards})
+        dest = TABLES[kind].dest(None, state, trigger, guards or dict.fromkeys(m.guards, True))
         if dest is not None:
             self.state[key] = dest
             return True, None
@@ -357,7 +357,7 @@ class ProtocolModel(RuleBasedStateMachine):
         for key in [k for k in self.server.state if k.startswith("voucher:")]:
             replay = Validator()
             session_of: set[str] = set()
-            for record, keys in self.log:
+            for _, keys in self.log:
                 if key in keys:
                     session_of.update(k for k in keys if k.startswith("session:"))
             for record, keys in self.log:
@@ -401,5 +401,5 @@ class CoupledModel(ProtocolModel):
 
 def test_the_properties_catch_a_coupled_model() -> None:
     """The same properties fail on the coupled variant: they are known to bite."""
-    with pytest.raises(AssertionError, match="closing a session changed a voucher|each_voucher|independence"):
+    with pytest.raises(AssertionError, match=r"closing a session changed a voucher|each_voucher|independence"):
         _run(CoupledModel, 200)
