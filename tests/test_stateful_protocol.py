@@ -401,5 +401,6 @@ class CoupledModel(ProtocolModel):
 
 def test_the_properties_catch_a_coupled_model() -> None:
     """The same properties fail on the coupled variant: they are known to bite."""
-    with pytest.raises(AssertionError, match=r"closing a session changed a voucher|each_voucher|independence"):
+    pattern = r"closing a session changed a voucher|each_voucher|independence"
+    with pytest.raises(AssertionError, match=pattern):
         _run(CoupledModel, 200)
