@@ -345,7 +345,12 @@ def openapi(output: str | None) -> None:
     help="Comma-separated: dot, svg, png, mermaid. svg/png need Graphviz's dot.",
 )
 @click.option("--machine", "machines", multiple=True, help="Only this machine (repeatable); skips flows.")
-def diagrams(out: str, formats: str, machines: Sequence[str]) -> None:
+@click.option(
+    "--with-errors",
+    is_flag=True,
+    help="Also draw each machine with the refusal codes of every state (<machine>-with-errors.*).",
+)
+def diagrams(out: str, formats: str, machines: Sequence[str], with_errors: bool) -> None:
     """Draw every machine (plain and with refusal codes) and the documented flows."""
     from fsm.diagrams import write_diagrams
     from fsm.spec import load_spec
@@ -355,7 +360,7 @@ def diagrams(out: str, formats: str, machines: Sequence[str]) -> None:
     if unknown:
         raise UsageError(f"unknown machine(s) {', '.join(unknown)}; use {', '.join(spec.machines)}")
     chosen = tuple(f.strip() for f in formats.split(",") if f.strip())
-    for path in write_diagrams(spec, Path(out), chosen, tuple(machines)):
+    for path in write_diagrams(spec, Path(out), chosen, tuple(machines), with_errors=with_errors):
         click.echo(f"wrote {path}", err=True)
 
 

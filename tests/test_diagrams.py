@@ -18,14 +18,14 @@ needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's d
 
 
 def test_committed_dot_and_mermaid_are_exactly_what_the_command_writes(spec: Spec, tmp_path: Path) -> None:
-    """diagrams/*.dot and *.mmd match a fresh run (run `voucher-fsm diagrams` after a spec change)."""
-    write_diagrams(spec, tmp_path, ("dot", "mermaid"))
+    """diagrams/ matches a fresh run of `voucher-fsm diagrams --out diagrams --with-errors` (text formats)."""
+    write_diagrams(spec, tmp_path, ("dot", "mermaid"), with_errors=True)
     fresh = sorted(p.name for p in tmp_path.iterdir())
     committed = sorted(p.name for p in (REPO / "diagrams").iterdir() if p.suffix in (".dot", ".mmd"))
     assert fresh == committed
     for name in fresh:
         assert (tmp_path / name).read_text() == (REPO / "diagrams" / name).read_text(), (
-            f"diagrams/{name} is stale: run `voucher-fsm diagrams --out diagrams`"
+            f"diagrams/{name} is stale: run `voucher-fsm diagrams --out diagrams --with-errors`"
         )
 
 

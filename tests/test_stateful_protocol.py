@@ -178,6 +178,8 @@ class ProtocolModel(RuleBasedStateMachine):
     @rule(target=vouchers, session=sessions)
     def reserve(self, session: dict[str, Any]) -> Any:
         s = session["s"]
+        if len(session["vouchers"]) >= 8:  # 1-8 vouchers per session
+            return multiple()
         if session["sx"] in self.server.state and self.server.state[session["sx"]] == "WAITING_FOR_PAYER":
             self.join(session)  # keep flows realistic: the payer joins before the payee reserves (D3)
         ok, code = self.server.answer(session["sx"], "reserve")

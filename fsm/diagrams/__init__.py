@@ -18,8 +18,10 @@ __all__ = ["FORMATS", "DotMissing", "diagram_texts", "write_diagrams"]
 FORMATS = ("dot", "mermaid", "svg", "png")
 
 
-def diagram_texts(spec: Spec, machines: tuple[str, ...] = ()) -> dict[str, tuple[str, str]]:
-    """Every diagram as ``stem -> (dot text, mermaid text)``: machines, with-errors variants, flows."""
+def diagram_texts(
+    spec: Spec, machines: tuple[str, ...] = (), *, with_errors: bool = True
+) -> dict[str, tuple[str, str]]:
+    """Every diagram as ``stem -> (dot text, mermaid text)``: machines (and with-errors variants), flows."""
     out: dict[str, tuple[str, str]] = {}
     for name, m in spec.machines.items():
         if machines and name not in machines:
@@ -27,7 +29,8 @@ def diagram_texts(spec: Spec, machines: tuple[str, ...] = ()) -> dict[str, tuple
         plain = state_diagram(m)
         errors = state_diagram(m, with_errors=True)
         out[name] = (state_dot(plain), state_mermaid(plain))
-        out[f"{name}-with-errors"] = (state_dot(errors), state_mermaid(errors))
+        if with_errors:
+            out[f"{name}-with-errors"] = (state_dot(errors), state_mermaid(errors))
     if not machines:
         for flow in spec.flows:
             d = flow_diagram(spec, flow)
@@ -36,7 +39,12 @@ def diagram_texts(spec: Spec, machines: tuple[str, ...] = ()) -> dict[str, tuple
 
 
 def write_diagrams(
-    spec: Spec, out: Path, formats: tuple[str, ...] = FORMATS, machines: tuple[str, ...] = ()
+    spec: Spec,
+    out: Path,
+    formats: tuple[str, ...] = FORMATS,
+    machines: tuple[str, ...] = (),
+    *,
+    with_errors: bool = True,
 ) -> list[Path]:
     """Write the diagrams in ``formats`` under ``out``; return the paths written."""
     unknown = sorted(set(formats) - set(FORMATS))
@@ -46,7 +54,7 @@ def write_diagrams(
         raise UsageError(f"unknown diagram format(s) {', '.join(unknown)}; use {', '.join(FORMATS)}")
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for stem, (dot_text, mermaid_text) in diagram_texts(spec, machines).items():
+    for stem, (dot_text, mermaid_text) in diagram_texts(spec, machines, with_errors=with_errors).items():
         if "dot" in formats:
             (out / f"{stem}.dot").write_text(dot_text, encoding="utf-8")
             written.append(out / f"{stem}.dot")
