@@ -207,44 +207,22 @@ class TrafficBuilder:
 
     def session_reserve(self, token: str, s: _Session, ttl: float = 120) -> tuple[_Voucher, dict[str, Any]]:
         """The payee reserves a voucher in the session."""
-        digits = self._code(digits=True)
-        when = self.now + timedelta(seconds=1)
-        v = _Voucher(f"vch_{digits}{self._hex(4)}", digits, expires=when + timedelta(seconds=ttl))
+        v, rec = self._reserve(token, f"/vouchers/sessions/{s.id}/reserve-voucher", {}, ttl)
         s.vouchers.append(v)
-        rec = self.record(
-            "POST",
-            f"/vouchers/sessions/{s.id}/reserve-voucher",
-            {},
-            response={
-                "id": v.id,
-                "code": v.code,
-                "status": "RESERVED",
-                "expiresAt": _iso(when + timedelta(seconds=ttl)),
-            },
-            token=token,
-            seconds=1,
-        )
         return v, rec
 
     def reserve(self, token: str, context_code: str, ttl: float = 120) -> tuple[_Voucher, dict[str, Any]]:
         """The payee reserves a standalone voucher against the context code."""
+        return self._reserve(token, "/vouchers/reserve-voucher", {"code": context_code}, ttl)
+
+    def _reserve(
+        self, token: str, path: str, body: dict[str, Any], ttl: float
+    ) -> tuple[_Voucher, dict[str, Any]]:
         digits = self._code(digits=True)
-        when = self.now + timedelta(seconds=1)
-        v = _Voucher(f"vch_{digits}{self._hex(4)}", digits, expires=when + timedelta(seconds=ttl))
-        rec = self.record(
-            "POST",
-            "/vouchers/reserve-voucher",
-            {"code": context_code},
-            response={
-                "id": v.id,
-                "code": v.code,
-                "status": "RESERVED",
-                "expiresAt": _iso(when + timedelta(seconds=ttl)),
-            },
-            token=token,
-            seconds=1,
-        )
-        return v, rec
+        expires = self.now + timedelta(seconds=1 + ttl)  # the exchange happens one second from now
+        v = _Voucher(f"vch_{digits}{self._hex(4)}", digits, expires=expires)
+        response = {"id": v.id, "code": v.code, "status": "RESERVED", "expiresAt": _iso(expires)}
+        return v, self.record("POST", path, body, response=response, token=token, seconds=1)
 
     def session_close(self, token: str, s: _Session) -> dict[str, Any]:
         """The payee closes the session."""
