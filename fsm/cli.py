@@ -169,7 +169,7 @@ def _print_colour(text: str) -> None:
     from rich.console import Console
     from rich.text import Text
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     for line in text.splitlines():
         t = Text(line)
         t.highlight_regex(r"^  error\b", "bold red")
