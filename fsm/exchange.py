@@ -109,12 +109,6 @@ class Exchange:
                 return code
         return None
 
-    def summary(self) -> str:
-        """``POST /api/v1/... -> 200`` (no secrets: paths and statuses only)."""
-        code = self.error_code
-        tail = f" {code}" if code and not self.accepted else ""
-        return f"{self.method} {self.path} -> {self.status}{tail}"
-
 
 def _bearer(auth: str | None) -> str | None:
     """The token of an Authorization header (``Bearer <token>``, or a bare token)."""

@@ -174,10 +174,6 @@ class TransitionTable:
     def release(self, holder: Any) -> None:
         """Nothing to forget: the table keeps no per-entity state."""
 
-    def entries(self) -> Mapping[tuple[str, str], tuple[tuple[str, tuple[str, ...]], ...]]:
-        """The compiled table, for tests and diagrams."""
-        return self._table
-
 
 def engines_for(spec: Spec, engine: str = "table") -> dict[str, Engine]:
     """One engine per machine: ``table`` (fast, compiled) or ``transitions`` (reference)."""

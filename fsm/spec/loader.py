@@ -201,7 +201,6 @@ def _operation(doc: Mapping[str, Any], index: int) -> OperationSpec:
 
 
 def _read(root: Path) -> Spec:
-    files: dict[str, str] = {}
     machines: dict[str, MachineSpec] = {}
     for name in MACHINE_FILES:
         path = root / f"{name}.machine.json"
@@ -209,7 +208,6 @@ def _read(root: Path) -> Spec:
         if doc["name"] != name:
             raise SpecError(f"{path}#/name: is {doc['name']!r}, expected {name!r} (the file name)")
         machines[name] = _machine(doc, path.name)
-        files[name] = path.name
     ops_doc = check_file(root / "operations.json", "operations")
     rules_doc = check_file(root / "rules.json", "rules")
     tokens_doc = check_file(root / "tokens.json", "tokens")
@@ -254,13 +252,6 @@ def _read(root: Path) -> Spec:
             for i, f in enumerate(flows_doc["flows"])
         ),
         participants=dict(flows_doc["participants"]),
-        files={
-            **files,
-            "operations": "operations.json",
-            "rules": "rules.json",
-            "style": "style.json",
-            "flows": "flows.json",
-        },
     )
 
 

@@ -292,13 +292,6 @@ class OperationSpec:
         """Every error code the docs list for this endpoint."""
         return frozenset(c for codes in self.errors.values() for c in codes)
 
-    @property
-    def kind(self) -> str:
-        """``transition`` when it steps a machine, ``observation`` for reads, else ``other``."""
-        if self.steps:
-            return "transition"
-        return "observation" if self.observes or self.method == "GET" else "other"
-
 
 @dataclass(frozen=True, slots=True)
 class StyleCheck:
@@ -355,7 +348,6 @@ class Spec:
     style: tuple[StyleCheck, ...] = ()
     flows: tuple[FlowSpec, ...] = ()
     participants: Mapping[str, str] = field(default_factory=dict)
-    files: Mapping[str, str] = field(default_factory=dict)
 
     def operation(self, op_id: str) -> OperationSpec:
         """The operation with id ``op_id``."""
