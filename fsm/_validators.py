@@ -127,13 +127,20 @@ class SchemaValidator:
                 out.append(
                     SchemaIssue(
                         pointer=_pointer(leaf.absolute_path),
-                        message=leaf.message,
+                        message=_message(leaf),
                         keyword=str(leaf.validator),
                         schema_path=self.uri + "#" + _pointer(leaf.absolute_schema_path),
                     )
                 )
         out.sort(key=lambda i: (i.pointer, i.keyword))
         return out
+
+
+def _message(error: Any) -> str:
+    """Jsonschema's message, except that a failed pattern says what the field means, not the regex."""
+    if error.validator == "pattern" and isinstance(error.schema, dict) and error.schema.get("description"):
+        return f"{error.instance!r} is not {error.schema['description'][0].lower()}{error.schema['description'][1:]}"
+    return str(error.message)
 
 
 def _leaves(error: Any) -> list[Any]:

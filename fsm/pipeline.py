@@ -7,6 +7,7 @@ entities, not with the length of the log.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -131,8 +132,11 @@ class Validator:
             if routed is not None:
                 findings.append(routed)
             return self._emit(findings, ex.location, ex.index, None) if findings else []
-        findings.extend(self._schemas.check(ex, routed))
+        schema = self._schemas.check(ex, routed)
         findings.extend(self._stepper.step(ex, routed))
+        if schema:  # a payload problem belongs to the entity the exchange is about, if any
+            about = self._stepper.last_touched[-1] if self._stepper.last_touched else None
+            findings.extend(replace(f, entity=f.entity or about) for f in schema)
         out = self._emit(findings, ex.location, ex.index, routed.operation.id) if findings else []
         if self._on_exchange is not None:
             self._on_exchange(ex, routed, out, self._stepper.last_touched)

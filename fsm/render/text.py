@@ -23,8 +23,13 @@ def _value(value: Any) -> str:
 def _violation(v: Violation, report: Report) -> list[str]:
     where = str(v.location) + (f"  {v.instance_path}" if v.instance_path else "")
     lines = [f"  {v.severity.value:<{_WIDTH}}{v.rule_id}  {where}", f"  {'':<{_WIDTH}}{v.message}"]
-    if v.expected is not None or v.actual is not None:
-        lines.append(f"  {'':<{_WIDTH}}expected: {_value(v.expected)}   actual: {_value(v.actual)}")
+    shown = [
+        f"{name}: {_value(value)}"
+        for name, value in (("expected", v.expected), ("actual", v.actual))
+        if value is not None
+    ]
+    if shown:
+        lines.append(f"  {'':<{_WIDTH}}" + "   ".join(shown))
     for c in v.context[1:] if len(v.context) > 1 else ():
         lines.append(f"  {'':<{_WIDTH}}- {c.message}")
     rule = report.rules.get(v.rule_id)

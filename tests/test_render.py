@@ -1,0 +1,68 @@
+"""Renderers: a text snapshot, SARIF 2.1.0 and JUnit structure, JSON against its schema."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from fsm._validators import validator
+from fsm.pipeline import validate_log
+from fsm.render import render_json, render_junit, render_sarif, render_text
+from fsm.report import Report
+
+REPO = Path(__file__).resolve().parents[1]
+SNAPSHOT = Path(__file__).parent / "snapshots" / "broken.txt"
+
+
+@pytest.fixture(scope="module")
+def report() -> Report:
+    """The report of the bundled broken example, with paths relative to the repository."""
+    cwd = Path.cwd()
+    os.chdir(REPO)
+    try:
+        return validate_log("examples/broken.jsonl")
+    finally:
+        os.chdir(cwd)
+
+
+def test_text_report_snapshot(report: Report) -> None:
+    """The text report of examples/broken.jsonl is stable (update: write render_text to the snapshot)."""
+    assert render_text(report) == SNAPSHOT.read_text()
+
+
+def test_json_report_conforms_to_its_schema(report: Report) -> None:
+    """--format json validates against schemas/report.schema.json."""
+    assert validator("report", fast=False).issues(json.loads(render_json(report))) == []
+
+
+def test_sarif_has_the_2_1_0_shape(report: Report) -> None:
+    """SARIF: version, one run, a driver with every rule, results pointing at rules and locations."""
+    doc = json.loads(render_sarif(report))
+    assert doc["version"] == "2.1.0" and doc["$schema"].endswith("sarif-2.1.0.json")
+    [run] = doc["runs"]
+    rules = run["tool"]["driver"]["rules"]
+    assert [r["id"] for r in rules] == list(report.rules)
+    assert all(r["defaultConfiguration"]["level"] in ("error", "warning", "note") for r in rules)
+    assert len(run["results"]) == len(report.violations)
+    for result in run["results"]:
+        assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
+        assert result["level"] in ("error", "warning", "note") and result["message"]["text"]
+        physical = result["locations"][0]["physicalLocation"]
+        assert physical["artifactLocation"]["uri"] == "examples/broken.jsonl"
+        assert physical.get("region", {"startLine": 1})["startLine"] >= 1
+
+
+def test_junit_has_one_case_per_entity_and_fails_the_broken_ones(report: Report) -> None:
+    """JUnit: a test case per entity plus the log; cases with errors carry a failure."""
+    root = ET.fromstring(render_junit(report).split("\n", 1)[1])
+    suite = root.find("testsuite")
+    assert suite is not None
+    cases = suite.findall("testcase")
+    assert len(cases) == len(report.entities) + 1
+    failed = {c.get("name") for c in cases if c.find("failure") is not None}
+    assert failed == {v.entity for v in report.violations if v.severity.value == "error" and v.entity}
+    assert suite.get("failures") == str(len(failed))
