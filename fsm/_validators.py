@@ -137,9 +137,10 @@ class SchemaValidator:
 
 
 def _message(error: Any) -> str:
-    """Jsonschema's message, except that a failed pattern says what the field means, not the regex."""
-    if error.validator == "pattern" and isinstance(error.schema, dict) and error.schema.get("description"):
-        return f"{error.instance!r} is not {error.schema['description'][0].lower()}{error.schema['description'][1:]}"
+    """The validator's message, except that a failed pattern says what the field means, not the regex."""
+    meaning = error.schema.get("description") if isinstance(error.schema, dict) else None
+    if error.validator == "pattern" and meaning:
+        return f"{error.instance!r} is not {meaning[0].lower()}{meaning[1:]}"
     return str(error.message)
 
 
