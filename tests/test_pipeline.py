@@ -155,3 +155,24 @@ def test_any_records_at_all_are_judged_or_reported_never_raised(junk: list[Any],
     report = v.finish()
     assert report.totals.adds_up
     assert report.totals.read == len(junk) + len(mutated)
+
+
+@given(
+    seed=st.integers(0, 5000),
+    op=st.sampled_from(sorted(__import__("tests.test_mutations", fromlist=["OPERATORS"]).OPERATORS)),
+)
+def test_fast_and_reference_engines_agree_on_generated_and_mutated_traffic(seed: int, op: str) -> None:
+    """Compiled tables + jsonschema-rs give the same report as transitions + jsonschema."""
+    from tests.test_mutations import OPERATORS
+
+    log = list(generate(2, seed=seed, vouchers_per_session=3))
+    mutated = OPERATORS[op](log, seed)
+    records = mutated[0] if mutated else log
+    reports = []
+    for engine in ("table", "transitions"):
+        v = Validator(engine=engine)
+        for r in records:
+            v.feed(r)
+        reports.append(v.finish())
+    assert reports[0].violations == reports[1].violations
+    assert reports[0].entities == reports[1].entities
