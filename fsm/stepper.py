@@ -171,7 +171,7 @@ class Stepper:
         self.spec = spec
         self.engines = engines
         self.coverage: Coverage | None = Coverage() if coverage else None
-        self.last_touched: tuple[str, ...] = ()  # entity keys the last exchange named
+        self._touched: list[Entity] = []
         self.entities: dict[tuple[str, str], Entity] = {}
         self.by_code: dict[tuple[str, str], Entity] = {}
         # Final entities are retired to these compact maps (key -> final state), so memory
@@ -203,6 +203,11 @@ class Stepper:
             self._timed_triggers[name] = frozenset(t.trigger for t in self._timed[name])
             self._time_attrs |= {t.timed_attribute for t in self._timed[name] if t.timed_attribute}
             self._op_of[name] = {t.trigger: t.operation for t in m.transitions if t.operation}
+
+    @property
+    def last_touched(self) -> tuple[str, ...]:
+        """The keys of the entities the last exchange named, in order."""
+        return tuple(dict.fromkeys(e.key for e in self._touched))
 
     # ----------------------------------------------------------------- values
     @staticmethod
@@ -611,11 +616,13 @@ class Stepper:
         if token is not None:
             findings.extend(self._actors(op, ex, params, token, touched))
         if ex.accepted:
-            self._issue_token(op, ex, params)
-            self._learn_from(op, ex, params)
+            if op.issues_token is not None:
+                self._issue_token(op, ex, params)
+            if op.learns is not None:
+                self._learn_from(op, ex, params)
             if op.payments:
                 findings.extend(self._payments(op, ex, params))
-        self.last_touched = tuple(dict.fromkeys(e.key for e in touched))
+        self._touched = touched
         for e in touched:
             self._settle(e)
         return findings
@@ -810,21 +817,21 @@ class Stepper:
 
     def _status(
         self, step: StepSpec, m: MachineSpec, e: Entity, ex: Exchange, params: Mapping[str, str]
-    ) -> Iterator[Finding]:
+    ) -> tuple[Finding, ...]:
         if step.status is None:
-            return
+            return ()
         actual = self._get(step.status, ex, params)
-        if not isinstance(actual, str) or not m.states_with_status(actual):
-            return  # not a status of this machine at all: the schema check reports it
+        if not isinstance(actual, str) or actual not in m.statuses:
+            return ()  # not a status of this machine at all: the schema check reports it
         if len(e.states) == 1 and m.status_of(e.states[0]) == actual:
             e.observed = actual
-            return
+            return ()
         predicted = {m.status_of(s) for s in e.states}
         if actual in predicted:
             e.states = tuple(s for s in e.states if m.status_of(s) == actual)
             e.observed = actual
-            return
-        yield Finding(
+            return ()
+        finding = Finding(
             "machine.status-mismatch",
             f"{e.key}: the response says {actual} but the model predicts {' or '.join(sorted(predicted))}",
             instance_path="/response/body" + step.status.key,
@@ -837,6 +844,7 @@ class Stepper:
         if resync:
             e.states = resync
         e.observed = actual
+        return (finding,)
 
     # ------------------------------------------------------------ observations
     def _observe(
@@ -925,9 +933,16 @@ class Stepper:
 
     # ------------------------------------------------------------------ actors
     def _bind(self, e: Entity, actor: str, token: str) -> None:
-        """Remember ``token`` as the entity's payer or payee, unless it already has a role."""
-        if (e.payer_token if actor == "payer" else e.payee_token) is not None:
-            return
+        """Remember ``token`` as the entity's payer or payee, unless it already has a role.
+
+        Nothing to do when the entity or one of its parents already records that role:
+        roles are looked up along the parent chain.
+        """
+        holder: Entity | None = e
+        while holder is not None:
+            if (holder.payer_token if actor == "payer" else holder.payee_token) is not None:
+                return
+            holder = holder.parent
         info = self._token(token)
         if info is not None and info.role == "payee" and actor == "payer":
             return

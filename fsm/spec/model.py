@@ -184,6 +184,9 @@ class MachineSpec:
     def __post_init__(self) -> None:
         by_name = {s.name: s for s in self.states}
         object.__setattr__(self, "_by_name", by_name)
+        # derived once: the hot path asks for these on every exchange
+        object.__setattr__(self, "_finals", frozenset(s.name for s in self.states if s.final))
+        object.__setattr__(self, "_statuses", frozenset(s.status for s in self.states))
         refusal: dict[tuple[str, str], RefusalSpec] = {}
         for r in self.refusals:
             for s in r.states:
@@ -198,7 +201,12 @@ class MachineSpec:
     @property
     def finals(self) -> frozenset[str]:
         """The final states."""
-        return frozenset(s.name for s in self.states if s.final)
+        return self._finals  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def statuses(self) -> frozenset[str]:
+        """Every status the API reports for this machine."""
+        return self._statuses  # type: ignore[attr-defined,no-any-return]
 
     @property
     def triggers(self) -> tuple[str, ...]:
