@@ -132,7 +132,6 @@ class _Outcome:
     code: str | None = None
     rule: str | None = None
     transition: TransitionSpec | None = None
-    guards: tuple[tuple[str, bool], ...] = ()
     pointer: str = ""
 
 
@@ -464,7 +463,6 @@ class Stepper:
                 values = {n: bool(v) for n, v in known.items() if v is not None}
                 values.update(zip(unknown, combo, strict=True))
                 dest = engine.dest(e, state, trigger, values)
-                decided = tuple(sorted(values.items()))
                 if dest is not None:
                     taken = next(t for t in transitions if all(values[g.guard] for g in t.refusing_guards))
                     out.append(
@@ -473,7 +471,6 @@ class Stepper:
                             state,
                             dest=dest,
                             transition=taken,
-                            guards=decided,
                             pointer=f"{m.file}#{taken.pointer}",
                         )
                     )
@@ -484,7 +481,7 @@ class Stepper:
                         if failed is not None:
                             code, pointer = failed.refuse, f"{m.file}#{t.pointer}"
                             break
-                    out.append(_Outcome(False, state, code=code, guards=decided, pointer=pointer))
+                    out.append(_Outcome(False, state, code=code, pointer=pointer))
         if memo is not None and len(e.states) == 1 and not guarded:
             memo[key] = out
         return out
