@@ -97,6 +97,13 @@ def cli() -> None:
     help="table: compiled fast path; transitions: the reference Machine and jsonschema only.",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress on stderr (default: on a terminal).")
+@click.option(
+    "--max-per-rule",
+    type=click.IntRange(0),
+    default=50,
+    show_default=True,
+    help="Text format: spell out at most N violations of each rule (0: all). Totals count all.",
+)
 def validate(
     files: Sequence[str],
     fmt: str | None,
@@ -107,6 +114,7 @@ def validate(
     config_path: str | None,
     engine: str,
     progress: bool | None,
+    max_per_rule: int,
 ) -> None:
     """Check recorded traffic (JSONL, JSONL.gz or HAR; - for stdin) against the protocol.
 
@@ -116,7 +124,7 @@ def validate(
     from fsm.config import Config, find_config, load_config, parse_severity_overrides
     from fsm.pipeline import Validator
     from fsm.render import render
-    from fsm.render.text import summary_line
+    from fsm.render.text import render_text, summary_line
 
     found = Path(config_path) if config_path else find_config()
     config = load_config(found) if found else Config()
@@ -155,7 +163,7 @@ def validate(
         for f in files:
             validator.feed_file(f)
     report = validator.finish()
-    text = render(report, config.format)
+    text = render_text(report, max_per_rule) if config.format == "text" else render(report, config.format)
     if config.format == "text" and not output and sys.stdout.isatty():
         _print_colour(text)
     else:

@@ -66,3 +66,18 @@ def test_junit_has_one_case_per_entity_and_fails_the_broken_ones(report: Report)
     failed = {c.get("name") for c in cases if c.find("failure") is not None}
     assert failed == {v.entity for v in report.violations if v.severity.value == "error" and v.entity}
     assert suite.get("failures") == str(len(failed))
+
+
+def test_text_report_spells_out_at_most_n_per_rule_and_says_how_many_more(tmp_path: Path) -> None:
+    """Many violations of one rule: N are shown, the rest are counted, and nothing is lost from totals."""
+    from fsm.generate import generate
+
+    log = tmp_path / "open.jsonl"
+    log.write_text("\n".join(json.dumps(r) for r in generate(30, seed=2)) + "\n")
+    report = validate_log(log)
+    incomplete = report.by_rule()["entity.incomplete"]
+    assert incomplete > 5
+    text = render_text(report, max_per_rule=5)
+    assert text.count("  info    entity.incomplete") == 5
+    assert f"not spelt out above: {incomplete - 5} entity.incomplete" in text
+    assert render_text(report, max_per_rule=0).count("  info    entity.incomplete") == incomplete

@@ -5,6 +5,7 @@ Plain text, stable and snapshot-friendly; the CLI adds colour on a terminal.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from fsm.report import Report
@@ -49,12 +50,23 @@ def summary_line(report: Report) -> str:
     )
 
 
-def render_text(report: Report) -> str:
-    """The whole report as text."""
+def render_text(report: Report, max_per_rule: int = 50) -> str:
+    """The report as text; at most ``max_per_rule`` violations of each rule are spelt out (0: all).
+
+    Totals always count everything; the JSON, JUnit and SARIF reports always list everything.
+    """
     out: list[str] = []
     for i in report.inputs:
         out.append(f"input: {i.label} ({i.format}, {i.records} records)")
-    groups = report.by_entity()
+    shown: Counter[str] = Counter()
+    kept = []
+    for v in report.violations:
+        shown[v.rule_id] += 1
+        if not max_per_rule or shown[v.rule_id] <= max_per_rule:
+            kept.append(v)
+    groups: dict[str | None, list[Violation]] = {}
+    for v in kept:
+        groups.setdefault(v.entity, []).append(v)
     general = groups.pop(None, [])
     states = {e.key: e.state for e in report.entities}
     for key, violations in groups.items():
@@ -80,5 +92,9 @@ def render_text(report: Report) -> str:
         out.append("")
         counts = ", ".join(f"{rule} x{n}" for rule, n in sorted(report.by_rule().items()))
         out.append(f"rules: {counts}")
+        hidden = {rule: n - max_per_rule for rule, n in shown.items() if max_per_rule and n > max_per_rule}
+        if hidden:
+            listed = ", ".join(f"{n} {rule}" for rule, n in sorted(hidden.items()))
+            out.append(f"not spelt out above: {listed} (--max-per-rule 0 shows all; --format json lists all)")
     out.append(summary_line(report))
     return "\n".join(out) + "\n"
