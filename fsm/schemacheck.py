@@ -89,12 +89,7 @@ class SchemaChecker:
         rel = op.request
         assert rel is not None
         if ex.req_text is not None:
-            yield Finding(
-                "input.body-not-json",
-                f"the request body of {op.id} is not JSON",
-                instance_path="/request/body",
-                actual=ex.req_text[:80],
-            )
+            yield _not_json("request", op, ex.req_text)
             return
         if not ex.req_has_body:
             if rel != "common/empty-object":
@@ -122,12 +117,7 @@ class SchemaChecker:
                 )
                 return
             if ex.resp_text is not None:
-                yield Finding(
-                    "input.body-not-json",
-                    f"the response body of {op.id} is not JSON",
-                    instance_path="/response/body",
-                    actual=ex.resp_text[:80],
-                )
+                yield _not_json("response", op, ex.resp_text)
             elif not ex.resp_has_body:
                 yield Finding(
                     "schema.response",
@@ -201,6 +191,16 @@ class SchemaChecker:
         if checks and isinstance(body, (dict, list)):
             for check, pattern, pointers in checks:
                 yield from _style(check, pattern, pointers, body, side)
+
+
+def _not_json(side: str, op: OperationSpec, text: str) -> Finding:
+    """A captured body that should be JSON but is not (shown truncated)."""
+    return Finding(
+        "input.body-not-json",
+        f"the {side} body of {op.id} is not JSON",
+        instance_path=f"/{side}/body",
+        actual=text[:80],
+    )
 
 
 def _safe(pointer: str, message: str, keyword: str) -> str:
