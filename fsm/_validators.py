@@ -22,7 +22,7 @@ from jsonschema.exceptions import ValidationError
 from fsm._resources import load_schemas, registry, schema_uri
 from fsm.errors import SpecError
 
-__all__ = ["EcmaValidator", "SchemaIssue", "SchemaValidator", "ecma_regex", "validator"]
+__all__ = ["EcmaValidator", "SchemaIssue", "SchemaValidator", "compiled", "ecma_regex", "validator"]
 
 
 @functools.cache
@@ -80,6 +80,13 @@ def _refuse(uri: str) -> Any:
 def _rs_registry() -> Any:
     return jsonschema_rs.Registry(
         [(schema_uri(rel), dict(doc)) for rel, doc in load_schemas().items()], retriever=_refuse
+    )
+
+
+def compiled(schema: dict[str, Any]) -> Any:
+    """A jsonschema-rs validator for a derived schema (``$ref``s to shipped schemas resolve offline)."""
+    return jsonschema_rs.validator_for(
+        {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}, registry=_rs_registry()
     )
 
 

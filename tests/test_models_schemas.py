@@ -19,6 +19,8 @@ from fsm._resources import load_schemas, registry, schema_uri
 from fsm._validators import validator
 from fsm.models import SCHEMA_MODELS
 from fsm.models._export import check_schemas
+from fsm.schemacheck import SchemaChecker, _style
+from fsm.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 GENERATED = [rel for rel in SCHEMA_MODELS if rel != "report"]  # report is recursive: see below
@@ -261,3 +263,72 @@ def test_real_reports_conform_to_the_report_schema() -> None:
     doc = report_to_dict(validate_log(REPO / "examples" / "broken.jsonl"))
     assert validator("report", fast=False).issues(doc) == []
     ReportDocument.model_validate(doc)
+
+
+def _put(value: Any, pointer: str, draw: Any) -> None:
+    """Set every place a style pointer (with ``*``) names, making the objects and arrays on the way."""
+    nodes = [value]
+    tokens = pointer.split("/")[1:]
+    for i, token in enumerate(tokens[:-1]):
+        fresh = list if tokens[i + 1] == "*" else dict
+        nxt: list[Any] = []
+        for node in nodes:
+            if token == "*" and isinstance(node, list):
+                if not node:
+                    node.append(fresh())
+                nxt += [n for n in node if isinstance(n, (dict, list))]
+            elif isinstance(node, dict):
+                if not isinstance(node.get(token), (dict, list)):
+                    node[token] = fresh()
+                nxt.append(node[token])
+        nodes = nxt
+    for node in nodes:
+        if isinstance(node, dict):
+            node[tokens[-1]] = draw()
+        elif isinstance(node, list) and tokens[-1] == "*":
+            node[:] = [draw() for _ in node] or [draw()]
+
+
+STYLED = sorted({rel for check in load_spec().style for rel in check.schemas})
+# per style pattern, a value that passes and values that do not (a new pattern needs its samples here)
+SAMPLES = {
+    "^ctx_": ["ctx_1", "ses_1"],
+    "^ses_": ["ses_1", "vch_1"],
+    "^vch_": ["vch_1", "ctx_1"],
+    "^(0x[0-9a-fA-F]{40})?$": ["0x" + "a" * 40, "", "0xShort", "0x" + "a" * 40 + "\n"],
+    "^[0-9]+$": ["123456", "ABC123"],
+    None: ["SIMPLE", "CUSTOM"],
+}
+CONDITIONS = st.sampled_from(["numeric", "alphanum"])
+
+
+@pytest.mark.parametrize("rel", STYLED)
+def test_the_compiled_style_check_agrees_with_the_explained_one(rel: str) -> None:
+    """One compiled schema (body schema + style checks) holds exactly when neither explains a problem."""
+    checker = SchemaChecker(load_spec())
+    clean = checker._clean[rel]
+    checks = [check for check in load_spec().style if rel in check.schemas]
+    pointers = [(p, SAMPLES[check.pattern]) for check in checks for p in check.pointers]
+    conditions = [check.when[0] for check in checks if check.when]
+
+    @settings(max_examples=max(20, EXAMPLES), suppress_health_check=FILTERING)
+    @given(from_schema(dict(load_schemas()[rel])), st.data())
+    def check(value: Any, data: st.DataObject) -> None:
+        value = copy.deepcopy(value)
+        # every style place gets a passing value but one, which may get any sample
+        tried = data.draw(st.sampled_from(range(len(pointers))))
+        for i, (pointer, values) in enumerate(pointers):
+            pick = st.sampled_from(values) if i == tried else st.just(values[0])
+            _put(value, pointer, lambda pick=pick: data.draw(pick))
+        for pointer in conditions:
+            _put(value, pointer, lambda: data.draw(CONDITIONS))
+        if isinstance(value, dict) and value and not data.draw(st.integers(0, 3)):
+            value.pop(data.draw(st.sampled_from(sorted(value))))
+        explained = not validator(rel, fast=False).issues(value) and not [
+            f
+            for check, pattern, ps in checker._style[rel]
+            for f in _style(check, pattern, ps, value, "response")
+        ]
+        assert bool(clean.is_valid(value)) == explained, value
+
+    check()
