@@ -10,6 +10,10 @@ fresh child process so peak memory is its own:
 
 Prints exchanges/s, MB/s, peak RSS and the ratio validate/floor. Targets
 (issue 4): 1M exchanges under 300 MB peak, throughput within 5x of the floor.
+
+``--python EXE`` measures another environment's install, e.g. the optional
+compiled build (``HATCH_BUILD_HOOK_ENABLE_MYPYC=1 pip install .`` in a venv);
+the report says which build it measured.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ def child(mode: str, path: str) -> None:
                 count += 1
         extra: dict[str, object] = {}
     else:
+        import fsm.stepper
         from fsm.pipeline import Validator
 
         v = Validator()
@@ -68,6 +73,7 @@ def child(mode: str, path: str) -> None:
             "warnings": report.warnings,
             "info": report.infos,
             "judged": report.totals.judged,
+            "build": "compiled (mypyc)" if not fsm.stepper.__file__.endswith(".py") else "pure Python",
         }
     seconds = time.perf_counter() - start
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -80,6 +86,7 @@ def main() -> None:
     ap.add_argument("--exchanges", type=int, default=200_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--log", type=Path, default=None, help="use this log instead of generating one")
+    ap.add_argument("--python", default=sys.executable, help="the interpreter (environment) to measure")
     ap.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -93,7 +100,7 @@ def main() -> None:
     results = {}
     for mode in ("floor", "validate"):
         out = subprocess.run(
-            [sys.executable, __file__, "--child", mode, str(log)],
+            [args.python, __file__, "--child", mode, str(log)],
             capture_output=True,
             text=True,
             check=True,
@@ -101,7 +108,10 @@ def main() -> None:
         )
         results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
     floor, val = results["floor"], results["validate"]
-    print(f"# voucher-fsm validate benchmark  python {sys.version.split()[0]}  orjson {orjson.__version__}")
+    print(
+        f"# voucher-fsm validate benchmark  python {sys.version.split()[0]}  orjson {orjson.__version__}  "
+        f"build: {val['build']}"
+    )
     print(
         f"log: {log}  {floor['count']:,} exchanges  {size_mb:.1f} MB  "
         f"{size_mb * 1e6 / floor['count']:.0f} B/line"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -99,3 +101,83 @@ def test_the_installed_wheel_loads_the_spec_and_checks_a_payload(wheel: Path, tm
     assert "/expectedPayment/amount" in result.stdout
     lint = subprocess.run([str(cli), "spec", "lint"], cwd=tmp_path, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+# Run by both builds on the same inputs: one JSON report per input file.
+_REPORTS = """
+import json, sys
+import fsm.stepper
+from fsm.pipeline import validate_log
+from fsm.render.json import report_to_dict
+print(json.dumps({"stepper": fsm.stepper.__file__,
+                  "reports": [report_to_dict(validate_log(p)) for p in sys.argv[1:]]}, default=str))
+"""
+
+
+def _inputs(tmp_path: Path) -> list[str]:
+    """The examples, every corpus trace, and a generated log with one of every mutation."""
+    from fsm.generate import generate
+
+    log = tmp_path / "generated.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in generate(60, seed=7)))
+    files = [log, *sorted((REPO / "examples").glob("*.jsonl")), *sorted((REPO / "examples").glob("*.har"))]
+    files += sorted(p for p in (REPO / "tests" / "corpus").glob("*/traffic.*"))
+    return [str(f) for f in files]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("cc") is None and shutil.which("gcc") is None,
+    reason="no C compiler here: the optional compiled (mypyc) build cannot be made",
+)
+def test_the_compiled_build_gives_the_same_reports_as_pure_python(tmp_path: Path) -> None:
+    """HATCH_BUILD_HOOK_ENABLE_MYPYC=1 builds the hot path with mypyc; its verdicts equal the reference's."""
+    pytest.importorskip("hatch_mypyc", reason="hatch-mypyc (in the test extra) builds the compiled wheel")
+    # mypyc leaves its build products in the working directory: build in a copy, never in the checkout
+    src = tmp_path / "src"
+    junk = shutil.ignore_patterns(".*", "build", "out", "*.so", "__pycache__", "diagrams", "docs", "tests")
+    shutil.copytree(REPO, src, ignore=junk)
+    out = tmp_path / "dist"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(src),
+        ],
+        cwd=src,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "HATCH_BUILD_HOOK_ENABLE_MYPYC": "1"},
+    )
+    [whl] = out.glob("voucher_fsm-*.whl")
+    assert "-cp3" in whl.name and "none-any" not in whl.name, whl.name  # a platform wheel
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True, system_site_packages=True)
+    py = env_dir / "bin" / "python"
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(whl)],
+        check=True,
+        capture_output=True,
+    )
+    inputs = _inputs(tmp_path)
+    runs = {}
+    for name, exe in (("compiled", str(py)), ("pure", sys.executable)):
+        done = subprocess.run(
+            [exe, "-c", _REPORTS, *inputs], cwd=tmp_path, check=True, capture_output=True, text=True
+        )
+        runs[name] = json.loads(done.stdout)
+    assert runs["compiled"]["stepper"].endswith(".so"), runs["compiled"]["stepper"]
+    assert runs["pure"]["stepper"].endswith(".py"), runs["pure"]["stepper"]
+    assert len(runs["pure"]["reports"]) == len(inputs) > 40
+    assert sum(len(r["violations"]) for r in runs["pure"]["reports"]) > 40  # the inputs do break rules
+    for path, compiled, pure in zip(
+        inputs, runs["compiled"]["reports"], runs["pure"]["reports"], strict=True
+    ):
+        assert compiled == pure, path
