@@ -19,7 +19,11 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel built from this checkout."""
-    out = tmp_path_factory.mktemp("dist")
+    return _build_wheel(REPO, tmp_path_factory.mktemp("dist"))
+
+
+def _build_wheel(src: Path, out: Path, **env: str) -> Path:
+    """``pip wheel`` of ``src`` into ``out`` (run inside ``src``), with extra environment variables."""
     subprocess.run(
         [
             sys.executable,
@@ -31,10 +35,12 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "-q",
             "-w",
             str(out),
-            str(REPO),
+            ".",
         ],
+        cwd=src,
         check=True,
         capture_output=True,
+        env={**os.environ, **env},
     )
     [whl] = out.glob("voucher_fsm-*.whl")
     return whl
@@ -137,26 +143,7 @@ def test_the_compiled_build_gives_the_same_reports_as_pure_python(tmp_path: Path
     src = tmp_path / "src"
     junk = shutil.ignore_patterns(".*", "build", "out", "*.so", "__pycache__", "diagrams", "docs", "tests")
     shutil.copytree(REPO, src, ignore=junk)
-    out = tmp_path / "dist"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(out),
-            str(src),
-        ],
-        cwd=src,
-        check=True,
-        capture_output=True,
-        env={**os.environ, "HATCH_BUILD_HOOK_ENABLE_MYPYC": "1"},
-    )
-    [whl] = out.glob("voucher_fsm-*.whl")
+    whl = _build_wheel(src, tmp_path / "dist", HATCH_BUILD_HOOK_ENABLE_MYPYC="1")
     assert "-cp3" in whl.name and "none-any" not in whl.name, whl.name  # a platform wheel
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True, system_site_packages=True)
