@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fsm.errors import LogFormatError
+from fsm.exchange import _SHAPE, _shape_problem
 from fsm.generate import generate, to_har
 from fsm.readers import detect_format, open_input, read_har
 
@@ -147,3 +148,71 @@ def test_readers_never_raise_on_arbitrary_bytes(data: bytes) -> None:
     _, items = open_input("-", stream)
     for _, rec, err in items:
         assert err is None or (isinstance(err, str) and rec is None)
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 1000) | st.floats(-1, 1000) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=5), inner, max_size=2),
+    max_leaves=4,
+)
+EDGES = ["drop", None, True, 0, -1, 599, 600, 200.0, 200.5, "", "x", [], {}, {"k": 1}, {"k": "v"}]
+SHAPE_PLACES = [
+    (),
+    ("request",),
+    ("request", "method"),
+    ("request", "path"),
+    ("request", "headers"),
+    ("request", "headers", "authorization"),
+    ("request", "query"),
+    ("request", "bodyText"),
+    ("response",),
+    ("response", "status"),
+    ("response", "headers"),
+    ("response", "headers", "content-type"),
+    ("response", "bodyText"),
+    ("time",),
+]
+
+
+def _edited(edits: list[tuple[tuple[str, ...], object]]) -> object:
+    record: object = json.loads(
+        json.dumps({**RECORD, "request": {**RECORD["request"], "headers": {"a": "b"}}})
+    )
+    for place, value in edits:
+        if not place:
+            record = value if value != "drop" else {}
+            continue
+        parent = record
+        for key in place[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict):
+            if value == "drop":
+                parent.pop(place[-1], None)
+            else:
+                parent[place[-1]] = value
+    return record
+
+
+def _shape_verdicts(record: object) -> tuple[bool, bool]:
+    """(compiled check accepts, explaining check accepts)."""
+    fast = bool(_SHAPE.is_valid(record)) and type(record["response"]["status"]) is int  # type: ignore[index]
+    return fast, _shape_problem(record) is None
+
+
+@pytest.mark.parametrize("place", SHAPE_PLACES)
+def test_the_compiled_shape_check_agrees_with_the_explaining_one_on_every_edge_value(
+    place: tuple[str, ...],
+) -> None:
+    """Each place of the record, set to each edge value (or dropped): both checks give the same verdict."""
+    for value in EDGES:
+        fast, explained = _shape_verdicts(_edited([(place, value)]))
+        assert fast == explained, (place, value)
+
+
+@given(st.lists(st.tuples(st.sampled_from(SHAPE_PLACES), st.sampled_from(EDGES) | JSONISH), max_size=3))
+def test_the_compiled_shape_check_agrees_with_the_explaining_one(
+    edits: list[tuple[tuple[str, ...], object]],
+) -> None:
+    """Several arbitrary edits at once: the one-call check accepts exactly what the field checks accept."""
+    fast, explained = _shape_verdicts(_edited(edits))
+    assert fast == explained, edits
