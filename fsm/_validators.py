@@ -134,7 +134,7 @@ class SchemaValidator:
                 out.append(
                     SchemaIssue(
                         pointer=_pointer(leaf.absolute_path),
-                        message=_message(leaf),
+                        message=_message(leaf, self._schema),
                         keyword=str(leaf.validator),
                         schema_path=self.uri + "#" + _pointer(leaf.absolute_schema_path),
                     )
@@ -143,12 +143,38 @@ class SchemaValidator:
         return out
 
 
-def _message(error: Any) -> str:
-    """The validator's message, except that a failed pattern says what the field means, not the regex."""
+def _message(error: Any, root: dict[str, Any]) -> str:
+    """The validator's message, said in the schema's terms where it can be.
+
+    A failed pattern says what the field means, not the regex; a value that fits no branch
+    of a union names the shapes it could have had (e.g. D7's SIMPLE and CUSTOM redeem).
+    """
     meaning = error.schema.get("description") if isinstance(error.schema, dict) else None
     if error.validator == "pattern" and meaning:
         return f"{error.instance!r} is not {meaning[0].lower()}{meaning[1:]}"
+    if error.validator in ("anyOf", "oneOf") and "is not valid under any" in str(error.message):
+        shapes = [_shape_name(branch, root) for branch in error.validator_value]
+        if all(shapes):
+            what = "an empty object" if error.instance == {} else _what(error.instance)
+            return f"{what} fits none of the {len(shapes)} shapes: " + "; ".join(shapes)
     return str(error.message)
+
+
+def _shape_name(branch: Any, root: dict[str, Any]) -> str:
+    """A union branch as ``Title (with a, b)``, following a local ``$ref``; empty if it has no name."""
+    if isinstance(branch, dict) and str(branch.get("$ref", "")).startswith("#/$defs/"):
+        name = branch["$ref"].rsplit("/", 1)[1]
+        branch = {"title": name, **root.get("$defs", {}).get(name, {})}
+    if not isinstance(branch, dict) or "title" not in branch:
+        return ""
+    required = branch.get("required")
+    return f"{branch['title']} (with {', '.join(required)})" if required else str(branch["title"])
+
+
+def _what(instance: Any) -> str:
+    if isinstance(instance, dict):
+        return "an object with " + ", ".join(sorted(map(str, instance))[:6])
+    return f"{instance!r}"[:60]
 
 
 def _leaves(error: Any) -> list[Any]:

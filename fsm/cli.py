@@ -17,7 +17,7 @@ import click
 import orjson
 
 from fsm._version import __version__
-from fsm.errors import FsmError, UsageError
+from fsm.errors import FsmError, LogFormatError, UsageError
 
 __all__ = ["cli", "main"]
 
@@ -44,15 +44,16 @@ def _write(text: str, output: str | None) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="voucher-fsm")
 def cli() -> None:
-    r"""Specify and check the Bleepay voucher protocol.
+    """Specify and check the Bleepay voucher protocol.
 
     \b
-    Validate captured traffic: voucher-fsm validate traffic.har
-    List the rules it checks:  voucher-fsm rules
-    Check one payload:         voucher-fsm check-payload POST /api/v1/vouchers/v1/redeem-voucher request b
-    Lint the spec itself:      voucher-fsm spec lint
-    Draw the machines:         voucher-fsm diagrams --out diagrams/
-    """
+    Examples:
+      voucher-fsm validate traffic.har           check captured traffic (JSONL or HAR)
+      voucher-fsm rules                          list the rules it checks
+      voucher-fsm check-payload POST /api/v1/vouchers/vch_1/redeem-voucher request body.json
+      voucher-fsm spec lint                      lint the spec itself
+      voucher-fsm diagrams --out diagrams        draw the machines and flows
+    """  # noqa: D301 (click's \b keeps the lines as written)
 
 
 # ---------------------------------------------------------------- validate
@@ -287,10 +288,13 @@ def check_payload(method: str, path: str, side: str, file: str, status: int) -> 
     errors = 0
     for f in findings:
         severity = spec.rules[f.rule_id].severity.value
-        errors += severity == "error"
         details = f.context or (f,)
+        if severity == "error":
+            errors += len(details)
         for d in details:
-            click.echo(f"{severity}: {d.rule_id}: {d.instance_path or '/'}: {d.message}")
+            inner = d.instance_path.removeprefix(f"/{side}/body")
+            message = d.message.removeprefix(f"{inner or '(body)'}: ")  # the pointer is printed once
+            click.echo(f"{severity}: {d.rule_id}: {d.instance_path or '/'}: {message}")
     if errors:
         click.echo(f"{file}: INVALID {side} of {op.id} ({errors} error(s))", err=True)
         sys.exit(1)
@@ -425,10 +429,22 @@ def coverage(files: Sequence[str], fmt: str, out: str | None) -> None:
     from fsm.diagrams.trace import coverage_of
 
     table, overlays = coverage_of(files)
+    if table.read == table.unreadable:
+        raise LogFormatError(
+            f"no exchange could be read from {', '.join(files)}; `voucher-fsm validate` says why"
+        )
+    if table.unreadable:
+        click.echo(
+            f"warning: {table.unreadable} of {table.read} records could not be read and are not counted; "
+            "`voucher-fsm validate` lists them",
+            err=True,
+        )
     if fmt == "json":
         click.echo(
             json.dumps(
                 {
+                    "read": table.read,
+                    "unreadable": table.unreadable,
                     "rows": table.rows,
                     "summary": {
                         m: {k: {"seen": s, "declared": t} for k, (s, t) in kinds.items()}
@@ -543,6 +559,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail("interrupted", 130)
     except BrokenPipeError:
         sys.exit(0)
+    except OSError as exc:  # a folder or file that cannot be made, read or written
+        where = exc.filename if exc.filename is not None else "a file"
+        _fail(f"cannot use {where}: {exc.strerror or exc}", 2)
     except Exception as exc:
         _fail(
             f"internal error: {type(exc).__name__}: {exc} (please report this with the input that caused it)",

@@ -221,3 +221,61 @@ def test_help_lists_the_commands() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     for command in ("validate", "rules", "check-payload", "spec", "openapi", "generate"):
         assert command in result.output
+
+
+def test_top_level_help_shows_examples_one_per_line() -> None:
+    """--help keeps the example lines as written (click's \\b marker is not printed)."""
+    result = CliRunner().invoke(cli, ["--help"])
+    assert "\\b" not in result.output
+    assert "\n    voucher-fsm validate traffic.har " in result.output
+    assert "\n    voucher-fsm spec lint " in result.output
+
+
+def test_check_payload_counts_every_error_and_prints_each_pointer_once(tmp_path: Path) -> None:
+    """The summary counts the listed errors, each line names its pointer once, {} names both shapes."""
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"expectedPayment": {"network": "polygon", "currency": "eurc", "amount": "0"}}))
+    code, out, err = run("check-payload", "POST", "/vouchers/vch_1/redeem-voucher", "request", str(bad))
+    lines = out.splitlines()
+    assert code == 1 and len(lines) == 4, out
+    assert f"({len(lines)} error(s))" in err
+    assert all(line.count("/expectedPayment") == 1 for line in lines), out
+    empty = tmp_path / "empty.json"
+    empty.write_text("{}")
+    code, out, _ = run("check-payload", "POST", "/vouchers/vch_1/redeem-voucher", "request", str(empty))
+    assert code == 1
+    assert "SimpleRedeem (with expectedPayment)" in out and "CustomRedeem (with networks, payments)" in out
+
+
+def test_trace_without_an_id_draws_the_only_session_and_lists_them_when_there_are_several(
+    tmp_path: Path,
+) -> None:
+    """trace LOG picks the log's one session; with several it exits 2 naming them."""
+    out_file = tmp_path / "t.mmd"
+    code, _, err = run("trace", str(EXAMPLES / "broken.jsonl"), "--out", str(out_file))
+    assert code == 0, err
+    assert "sequenceDiagram" in out_file.read_text()
+    code, _, err = run("trace", str(EXAMPLES / "broken.jsonl"), str(EXAMPLES / "session-two-payments.jsonl"))
+    assert code == 2 and "holds 2 sessions" in err and "--session ID" in err
+
+
+def test_coverage_says_what_it_could_not_read(tmp_path: Path) -> None:
+    """coverage: unreadable records are announced; a log with nothing readable exits 2."""
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text("not json\n{}\n")
+    code, _, err = run("coverage", str(junk))
+    assert code == 2 and "no exchange could be read" in err
+    code, out, err = run("coverage", str(EXAMPLES / "broken.jsonl"), str(junk))
+    assert code == 0 and "warning: 2 of" in err and "could not be read" in err
+    assert "voucher:" in out
+
+
+@pytest.mark.parametrize("command", [["diagrams", "--format", "dot"], ["docs"], ["coverage", "EXAMPLE"]])
+def test_an_output_folder_that_cannot_be_made_is_a_usage_error(command: list[str], tmp_path: Path) -> None:
+    """An --out folder under a file: exit 2 with the path, not an internal error."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    args = [str(EXAMPLES / "broken.jsonl") if a == "EXAMPLE" else a for a in command]
+    code, _, err = run(*args, "--out", str(blocker / "sub"))
+    assert code == 2, err
+    assert "cannot use" in err and str(blocker) in err and "internal error" not in err

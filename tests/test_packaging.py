@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import site
 import subprocess
 import sys
 import venv
@@ -46,6 +47,26 @@ def _build_wheel(src: Path, out: Path, **env: str) -> Path:
     return whl
 
 
+def _fresh_venv(env_dir: Path) -> Path:
+    """A new virtual environment that sees this environment's packages, not its voucher-fsm.
+
+    The dependencies come from the environment running the tests (a .pth file lists its
+    site-packages directories; .pth files inside them, such as an editable install's, are not
+    processed), so nothing is downloaded and the venv's own voucher-fsm is the only one.
+    """
+    venv.create(env_dir, with_pip=True)
+    py = env_dir / "bin" / "python"
+    own = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    theirs = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    (Path(own) / "zz_test_dependencies.pth").write_text("".join(p + "\n" for p in theirs))
+    return py
+
+
 @pytest.mark.slow
 def test_the_wheel_carries_every_schema_and_protocol_file(wheel: Path) -> None:
     """schemas/ is packaged as fsm/schemas, with fsm/protocol and py.typed."""
@@ -63,8 +84,7 @@ def test_the_wheel_carries_every_schema_and_protocol_file(wheel: Path) -> None:
 def test_the_installed_wheel_loads_the_spec_and_checks_a_payload(wheel: Path, tmp_path: Path) -> None:
     """In a fresh virtual environment, away from the checkout, the spec loads and check-payload runs."""
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True, system_site_packages=True)  # dependencies come from the system
-    py = env_dir / "bin" / "python"
+    py = _fresh_venv(env_dir)
     subprocess.run(
         [str(py), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)],
         check=True,
@@ -146,8 +166,7 @@ def test_the_compiled_build_gives_the_same_reports_as_pure_python(tmp_path: Path
     whl = _build_wheel(src, tmp_path / "dist", HATCH_BUILD_HOOK_ENABLE_MYPYC="1")
     assert "-cp3" in whl.name and "none-any" not in whl.name, whl.name  # a platform wheel
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True, system_site_packages=True)
-    py = env_dir / "bin" / "python"
+    py = _fresh_venv(env_dir)
     subprocess.run(
         [str(py), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(whl)],
         check=True,

@@ -28,8 +28,11 @@ def trace_of(
     paths: Iterable[str], *, session: str | None = None, voucher: str | None = None, spec: Spec | None = None
 ) -> tuple[SequenceDiagram, Report]:
     """The exchanges of one session (with its vouchers) or one voucher, as a sequence diagram."""
-    if (session is None) == (voucher is None):
-        raise UsageError("name exactly one of --session ID or --voucher ID")
+    if session is not None and voucher is not None:
+        raise UsageError("name one of --session ID or --voucher ID, not both")
+    paths = list(paths)
+    if session is None and voucher is None:
+        session = _only_session(paths, spec)
     target = f"session:{session}" if session else f"voucher:{voucher}"
     members = {target}
     picked: list[tuple[Exchange, Match | None, list[Violation], str]] = []
@@ -63,6 +66,24 @@ def trace_of(
     return SequenceDiagram(f"trace-{session or voucher}", title, participants, tuple(messages)), report
 
 
+def _only_session(paths: list[str], spec: Spec | None) -> str:
+    """The one session the logs hold; a usage error naming them when there are several (or none)."""
+    seen: dict[str, None] = {}
+
+    def observe(ex: Exchange, match: Match | None, found: list[Violation], touched: tuple[str, ...]) -> None:
+        seen.update((k.partition(":")[2], None) for k in touched if k.startswith("session:"))
+
+    validator = Validator(spec, on_exchange=observe)
+    for p in paths:
+        validator.feed_file(p)
+    if len(seen) == 1:
+        return next(iter(seen))
+    if not seen:
+        raise UsageError("no session in the log; name a voucher with --voucher ID")
+    listed = ", ".join(list(seen)[:10]) + (f" and {len(seen) - 10} more" if len(seen) > 10 else "")
+    raise UsageError(f"the log holds {len(seen)} sessions ({listed}); name one with --session ID")
+
+
 def _role(validator: Validator, ex: Exchange, match: Match | None) -> str:
     """Who called: a resource token is the payee's; otherwise the operation's declared caller."""
     if validator.caller_role(ex.token) == "payee":
@@ -78,6 +99,8 @@ class CoverageTable:
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     coverage: Coverage = field(default_factory=Coverage)
+    read: int = 0  # records read from the logs
+    unreadable: int = 0  # of which could not be read or were not exchange records
 
     def summary(self) -> dict[str, dict[str, tuple[int, int]]]:
         """Per machine and kind (state, transition, refusal): (seen, declared)."""
@@ -106,10 +129,10 @@ def coverage_of(
     validator = Validator(spec, coverage=True)
     for p in paths:
         validator.feed_file(p)
-    validator.finish()
+    report = validator.finish()
     cov = validator.coverage
     assert cov is not None
-    table = CoverageTable(coverage=cov)
+    table = CoverageTable(coverage=cov, read=report.totals.read, unreadable=report.totals.unreadable)
     overlays = {}
     for name, m in validator.spec.machines.items():
         for s in m.states:
