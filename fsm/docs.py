@@ -192,7 +192,7 @@ def operations_markdown(spec: Spec) -> str:
     lines += [
         "",
         "Errors every endpoint may give (D15): "
-        + ", ".join(f"`{c}`" for c in sorted(spec.generic_errors))
+        + ", ".join(f"{spec.generic_statuses.get(c, '')} `{c}`".strip() for c in sorted(spec.generic_errors))
         + ".",
         'Error bodies are `{"code": "...", "message": "..."}` (D15).',
     ]

@@ -54,7 +54,11 @@ def responses(operation_id: str, status: int = 200) -> st.SearchStrategy[Any]:
     op = spec.operation(operation_id)
     if status in op.responses:
         return payloads(op.responses[status])
-    codes = sorted(set(op.errors.get(status, ())) | set(spec.generic_errors))
+    generic = {code for code, answered in spec.generic_statuses.items() if answered == status}
+    codes = sorted(set(op.errors.get(status, ())) | generic)
+    if not codes:
+        known = sorted({*op.responses, *op.errors, *spec.generic_statuses.values()})
+        raise UsageError(f"{operation_id} documents no answer with status {status}; it has {known}")
     return st.fixed_dictionaries({"code": st.sampled_from(codes)}, optional={"message": st.text(max_size=40)})
 
 

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 
 from fsm import strategies
 from fsm._validators import validator
+from fsm.errors import UsageError
 from fsm.models import SCHEMA_MODELS
 from fsm.spec import load_spec
 
@@ -25,12 +26,29 @@ def test_request_strategy_gives_valid_bodies(body: Any) -> None:
     SCHEMA_MODELS["vouchers/redeem-voucher.request"].model_validate(body)
 
 
-@settings(max_examples=10)
-@given(strategies.responses("redeem-voucher", 400))
-def test_error_strategy_gives_documented_codes(body: Any) -> None:
-    """Error bodies use the envelope and a documented or generic code (D15)."""
-    op = load_spec().operation("redeem-voucher")
-    assert body["code"] in op.documented_codes | load_spec().generic_errors
+@pytest.mark.parametrize("status", [400, 401, 404, 429, 500])
+def test_error_strategy_gives_the_codes_documented_for_that_status(status: int) -> None:
+    """Error bodies use the envelope (D15) and a code documented, or generic, for exactly that status."""
+    spec = load_spec()
+    op = spec.operation("redeem-voucher")
+    allowed = set(op.errors.get(status, ())) | {c for c, s in spec.generic_statuses.items() if s == status}
+    seen: set[str] = set()
+
+    @settings(max_examples=20)
+    @given(strategies.responses("redeem-voucher", status))
+    def check(body: Any) -> None:
+        assert set(body) <= {"code", "message"}
+        assert body["code"] in allowed, (status, body)
+        seen.add(body["code"])
+
+    check()
+    assert seen
+
+
+def test_error_strategy_refuses_a_status_nobody_documents() -> None:
+    """A status with no documented answer is a usage error that lists the statuses there are."""
+    with pytest.raises(UsageError, match=r"no answer with status 418.*\[200, 400"):
+        strategies.responses("redeem-voucher", 418)
 
 
 @settings(max_examples=5)

@@ -225,6 +225,7 @@ def _read(root: Path) -> Spec:
         prefix=ops_doc["prefix"],
         error_schema=ops_doc["error_schema"],
         generic_errors=frozenset(ops_doc["generic_errors"]),
+        generic_statuses=dict(ops_doc["generic_errors"]),
         token_types=dict(ops_doc["token_types"]),
         resource_pattern=ops_doc["resource_pattern"],
         out_of_scope=tuple((o["prefix"], o["reason"]) for o in ops_doc["out_of_scope"]),

@@ -356,6 +356,7 @@ class Spec:
     style: tuple[StyleCheck, ...] = ()
     flows: tuple[FlowSpec, ...] = ()
     participants: Mapping[str, str] = field(default_factory=dict)
+    generic_statuses: Mapping[str, int] = field(default_factory=dict)  # generic code -> HTTP status
 
     def operation(self, op_id: str) -> OperationSpec:
         """The operation with id ``op_id``."""
