@@ -463,7 +463,8 @@ def coverage(files: Sequence[str], fmt: str, out: str | None) -> None:
             (folder / f"{name}-coverage.dot").write_text(state_dot(d), encoding="utf-8")
             (folder / f"{name}-coverage.mmd").write_text(state_mermaid(d), encoding="utf-8")
             if shutil.which("dot"):
-                render_image(state_dot(d), folder / f"{name}-coverage.svg", "svg")
+                for fmt_ in ("svg", "png"):
+                    render_image(state_dot(d), folder / f"{name}-coverage.{fmt_}", fmt_)
         click.echo(f"wrote overlays to {folder}", err=True)
 
 

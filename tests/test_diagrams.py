@@ -138,6 +138,7 @@ def test_trace_refuses_an_entity_the_log_never_names() -> None:
 def test_coverage_counts_what_the_logs_exercised_and_greys_the_rest() -> None:
     """coverage: taken transitions counted, never-seen ones at 0 and dotted grey in the overlay."""
     from fsm.diagrams.dot import state_dot
+    from fsm.diagrams.mermaid import state_mermaid
     from fsm.diagrams.trace import coverage_of
 
     table, overlays = coverage_of([str(REPO / "examples" / "session-two-payments.jsonl")])
@@ -147,4 +148,10 @@ def test_coverage_counts_what_the_logs_exercised_and_greys_the_rest() -> None:
     assert rows[("voucher", "RESERVED -discard-voucher-> DISCARDED")] == 0
     assert table.summary()["voucher"]["transition"][0] < table.summary()["voucher"]["transition"][1]
     dot = state_dot(overlays["voucher"])
-    assert "style=dotted" in dot and "x2" in dot
+    assert "style=dotted" in dot and "x2" in dot and "never seen" in dot
+    for line in dot.splitlines():  # one colour, one style per element
+        assert line.count(" color=") + line.count("[color=") <= 1 and line.count("style=") <= 1, line
+    assert '"DISCARDED" [label="DISCARDED", peripheries=2, fillcolor="#fafafa"' in dot
+    mermaid = state_mermaid(overlays["voucher"])
+    assert "class DISCARDED,EXPIRED unseen" in mermaid and "never seen" in mermaid
+    assert rows[("voucher", "REDEEMED: redeem-voucher -> already_redeemed")] == 0  # operations, not triggers

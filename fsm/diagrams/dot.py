@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fsm.diagrams.ir import ACTOR_COLOURS, Edge, SequenceDiagram, StateDiagram
+from fsm.diagrams.ir import ACTOR_COLOURS, UNSEEN, Edge, SequenceDiagram, StateDiagram
 
 __all__ = ["sequence_dot", "state_dot"]
 
@@ -30,7 +30,16 @@ def state_dot(d: StateDiagram) -> str:
         label = n.label if not n.notes else n.label + "\n—\nrefuses:\n" + "\n".join(n.notes)
         attrs = [f"label={_q(label)}"]
         if n.final:
-            attrs += ["peripheries=2", 'fillcolor="#e8f4e8"']
+            attrs.append("peripheries=2")
+        if n.count == 0:  # a coverage overlay's never-entered state
+            attrs += [
+                'fillcolor="#fafafa"',
+                f'color="{UNSEEN}"',
+                f'fontcolor="{UNSEEN}"',
+                'style="rounded,filled,dotted"',
+            ]
+        elif n.final:
+            attrs.append('fillcolor="#e8f4e8"')
         if n.group:
             grouped.setdefault(n.group, []).append(f"    {_q(n.id)} [{', '.join(attrs)}];")
         else:
@@ -48,19 +57,20 @@ def state_dot(d: StateDiagram) -> str:
     for (source, target, timed, unseen), edges in merged.items():
         actors = {e.actor for e in edges}
         colour = ACTOR_COLOURS.get(edges[0].actor, "#000000") if len(actors) == 1 else "#333333"
+        if unseen:  # a coverage overlay's never-taken transition
+            colour, style = UNSEEN, "dotted"
+        else:
+            style = "dashed" if timed else ""
         attrs = [
             f"label={_q(chr(10).join(e.text for e in edges))}",
             f'color="{colour}"',
             f'fontcolor="{colour}"',
         ]
-        if timed:
-            attrs.append("style=dashed")
-        if unseen:
-            attrs += ['color="#bbbbbb"', 'fontcolor="#bbbbbb"', "style=dotted"]
-        else:
-            total = sum(e.count or 0 for e in edges)
-            if total:
-                attrs.append(f"penwidth={min(1 + total**0.5, 6):.1f}")
+        if style:
+            attrs.append(f"style={style}")
+        total = sum(e.count or 0 for e in edges)
+        if total:
+            attrs.append(f"penwidth={min(1 + total**0.5, 6):.1f}")
         lines.append(f"  {_q(source)} -> {_q(target)} [{', '.join(attrs)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -13,12 +13,17 @@ START = "__start__"
 
 
 def state_diagram(
-    m: MachineSpec, *, with_errors: bool = False, counts: Mapping[tuple[str, str, str], int] | None = None
+    m: MachineSpec,
+    *,
+    with_errors: bool = False,
+    counts: Mapping[tuple[str, str, str], int] | None = None,
+    state_counts: Mapping[str, int] | None = None,
 ) -> StateDiagram:
     """The machine as nodes and edges; ``with_errors`` lists refusal codes per state.
 
     ``counts`` maps (source, trigger, target) to how often a log took the transition
-    (coverage overlays); creations use source ``[*]``.
+    (coverage overlays); creations use source ``[*]``. ``state_counts`` maps a state to
+    how often the log entered it.
     """
     statuses = [s.status for s in m.states]
     groups = {st: st for st in statuses if statuses.count(st) > 1}
@@ -33,7 +38,10 @@ def state_diagram(
                     continue
                 r = m.refusal(s.name, trig)
                 notes.append(f"{op_of[trig]}: {r.code if r and r.code else 'any 4xx'}")
-        nodes.append(Node(s.name, s.name, final=s.final, group=groups.get(s.status), notes=tuple(notes)))
+        seen = None if state_counts is None else state_counts.get(s.name, 0)
+        nodes.append(
+            Node(s.name, s.name, final=s.final, group=groups.get(s.status), notes=tuple(notes), count=seen)
+        )
     edges = []
     for c in m.creates:
         n = None if counts is None else counts.get(("[*]", c.trigger, c.dest), 0)

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["ACTOR_COLOURS", "HIGHLIGHT", "Edge", "Message", "Node", "SequenceDiagram", "StateDiagram"]
+__all__ = [
+    "ACTOR_COLOURS",
+    "HIGHLIGHT",
+    "UNSEEN",
+    "Edge",
+    "Message",
+    "Node",
+    "SequenceDiagram",
+    "StateDiagram",
+]
 
 # One colour per caller, shared by DOT and Mermaid.
 ACTOR_COLOURS = {"payer": "#1f77b4", "payee": "#2e7d32", "any": "#555555", "server": "#7f7f7f"}
 HIGHLIGHT = "#d62728"  # messages that broke a rule
+UNSEEN = "#bbbbbb"  # coverage overlays: what the logs never exercised
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +31,7 @@ class Node:
     start: bool = False
     group: str | None = None
     notes: tuple[str, ...] = ()
+    count: int | None = None  # coverage overlays: how often the log entered it (None: not an overlay)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +57,7 @@ class Edge:
         if self.warns:
             parts.append("warns " + ", ".join(self.warns))
         if self.count is not None:
-            parts.append(f"x{self.count}")
+            parts.append(f"x{self.count}" if self.count else "never seen")
         return "\n".join(parts)
 
 

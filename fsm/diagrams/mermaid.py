@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fsm.diagrams.ir import ACTOR_COLOURS, SequenceDiagram, StateDiagram
+from fsm.diagrams.ir import ACTOR_COLOURS, UNSEEN, SequenceDiagram, StateDiagram
 
 __all__ = ["sequence_mermaid", "state_mermaid"]
 
@@ -32,9 +32,13 @@ def state_mermaid(d: StateDiagram) -> str:
         if n.final:
             lines.append(f"    {n.id} --> [*]")
     lines.append("    classDef final fill:#e8f4e8,stroke:#2e7d32")
-    finals = [n.id for n in d.nodes if n.final]
+    finals = [n.id for n in d.nodes if n.final and n.count != 0]
     if finals:
         lines.append(f"    class {','.join(finals)} final")
+    unseen = [n.id for n in d.nodes if n.count == 0]
+    if unseen:  # coverage overlays: Mermaid cannot style a transition, so never-seen ones say so
+        lines.append(f"    classDef unseen fill:#fafafa,color:{UNSEEN},stroke:{UNSEEN},stroke-dasharray:3 3")
+        lines.append(f"    class {','.join(unseen)} unseen")
     return "\n".join(lines) + "\n"
 
 

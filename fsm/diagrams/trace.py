@@ -156,6 +156,7 @@ def coverage_of(
                 )
         for c in m.creates:
             counts[("[*]", c.trigger, c.dest)] = cov.transitions[(name, "[*]", c.trigger, c.dest)]
+        op_of = {t.trigger: t.operation for t in m.transitions if t.operation}
         for r in m.refusals:
             if r.code is None:
                 continue
@@ -165,9 +166,10 @@ def coverage_of(
                     {
                         "machine": name,
                         "kind": "refusal",
-                        "item": f"{state}: {r.trigger} -> {r.code}",
+                        "item": f"{state}: {op_of.get(r.trigger, r.trigger)} -> {r.code}",
                         "count": n,
                     }
                 )
-        overlays[name] = state_diagram(m, counts=counts)
+        entered = {s.name: cov.states[(name, s.name)] for s in m.states}
+        overlays[name] = state_diagram(m, counts=counts, state_counts=entered)
     return table, overlays
