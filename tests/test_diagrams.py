@@ -122,6 +122,8 @@ def test_trace_draws_a_session_with_its_vouchers_and_highlights_broken_rules() -
     text = sequence_mermaid(diagram)
     assert len(diagram.messages) == 2 * 10  # lines 4-13: session-open .. the last GET, not the sign-ins
     assert "broke machine.illegal-transition" in text
+    bands = text.count("    rect rgba(214, 39, 40, 0.15)\n")
+    assert bands == sum(1 for m in diagram.messages if m.highlight) == text.count("\n    end\n") > 0
     assert "payee->>server: POST /api/v1/vouchers/vch_853933c76f/resolve-voucher" in text  # the payee's token
     assert report.errors > 0
 

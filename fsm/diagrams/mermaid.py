@@ -49,8 +49,13 @@ def sequence_mermaid(d: SequenceDiagram) -> str:
         lines.append(f"    participant {pid} as {label}")
     for msg in d.messages:
         arrow = "-->>" if msg.reply else "->>"
-        lines.append(f"    {msg.source}{arrow}{msg.target}: {_label(msg.text)}")
-        if msg.highlight:
-            lines.append(f"    Note over {msg.source},{msg.target}: broke {msg.highlight}")
+        line = f"    {msg.source}{arrow}{msg.target}: {_label(msg.text)}"
+        if msg.highlight:  # a red band around the call that broke a rule, with the rule ids
+            lines.append("    rect rgba(214, 39, 40, 0.15)")
+            lines.append("    " + line)
+            lines.append(f"        Note over {msg.source},{msg.target}: broke {_label(msg.highlight)}")
+            lines.append("    end")
+        else:
+            lines.append(line)
     lines.append(f"    %% colours: payer {ACTOR_COLOURS['payer']}, payee {ACTOR_COLOURS['payee']}")
     return "\n".join(lines) + "\n"
