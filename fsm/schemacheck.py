@@ -79,7 +79,8 @@ class SchemaChecker:
             out.extend(self._response(ex, op))
         return out
 
-    def _query(self, ex: Exchange, op: OperationSpec) -> Iterator[Finding]:
+    def _query(self, ex: Exchange, op: OperationSpec) -> list[Finding]:
+        acc: list[Finding] = []
         for name, kind in op.query.items():
             value = ex.query.get(name)
             if value is None or kind != "integer":
@@ -87,96 +88,116 @@ class SchemaChecker:
             if isinstance(value, bool) or not (
                 isinstance(value, int) or (isinstance(value, str) and value.lstrip("-").isdigit())
             ):
-                yield Finding(
-                    "schema.query",
-                    f"query parameter {name} should be an integer, got {value!r}",
-                    instance_path=f"/request/query/{name}",
-                    expected="integer",
-                    actual=value,
+                acc.append(
+                    Finding(
+                        "schema.query",
+                        f"query parameter {name} should be an integer, got {value!r}",
+                        instance_path=f"/request/query/{name}",
+                        expected="integer",
+                        actual=value,
+                    )
                 )
+        return acc
 
-    def _request(self, ex: Exchange, op: OperationSpec) -> Iterator[Finding]:
+    def _request(self, ex: Exchange, op: OperationSpec) -> list[Finding]:
+        acc: list[Finding] = []
         rel = op.request
         assert rel is not None
         if ex.req_text is not None:
-            yield _not_json("request", op, ex.req_text)
-            return
+            acc.append(_not_json("request", op, ex.req_text))
+            return acc
         if not ex.req_has_body:
             if rel != "common/empty-object":
-                yield Finding(
-                    "schema.request",
-                    f"{op.id} needs a JSON request body ({rel}); none was recorded",
-                    instance_path="/request/body",
-                    spec_path=self._validator(rel).uri,
-                    expected=rel,
+                acc.append(
+                    Finding(
+                        "schema.request",
+                        f"{op.id} needs a JSON request body ({rel}); none was recorded",
+                        instance_path="/request/body",
+                        spec_path=self._validator(rel).uri,
+                        expected=rel,
+                    )
                 )
-            return
-        yield from self._body("request", ex.req_body, rel, op)
+            return acc
+        acc.extend(self._body("request", ex.req_body, rel, op))
+        return acc
 
-    def _response(self, ex: Exchange, op: OperationSpec) -> Iterator[Finding]:
+    def _response(self, ex: Exchange, op: OperationSpec) -> list[Finding]:
+        acc: list[Finding] = []
         status = ex.status
         if 200 <= status < 300:
             rel = op.responses.get(status)
             if rel is None:
-                yield Finding(
-                    "schema.undocumented-status",
-                    f"{op.id} answered {status}; the docs list {sorted(op.responses)} for success",
-                    instance_path="/response/status",
-                    expected=sorted(op.responses),
-                    actual=status,
+                acc.append(
+                    Finding(
+                        "schema.undocumented-status",
+                        f"{op.id} answered {status}; the docs list {sorted(op.responses)} for success",
+                        instance_path="/response/status",
+                        expected=sorted(op.responses),
+                        actual=status,
+                    )
                 )
-                return
+                return acc
             if ex.resp_text is not None:
-                yield _not_json("response", op, ex.resp_text)
+                acc.append(_not_json("response", op, ex.resp_text))
             elif not ex.resp_has_body:
-                yield Finding(
-                    "schema.response",
-                    f"{op.id} answered {status} with no body; expected {rel}",
-                    instance_path="/response/body",
-                    expected=rel,
+                acc.append(
+                    Finding(
+                        "schema.response",
+                        f"{op.id} answered {status} with no body; expected {rel}",
+                        instance_path="/response/body",
+                        expected=rel,
+                    )
                 )
             else:
-                yield from self._body("response", ex.resp_body, rel, op)
-            return
+                acc.extend(self._body("response", ex.resp_body, rel, op))
+            return acc
         if status not in op.errors and status not in _GENERAL_STATUSES:
-            yield Finding(
-                "schema.undocumented-status",
-                f"{op.id} answered {status}, which the docs never list",
-                instance_path="/response/status",
-                expected=sorted({*op.errors, *_GENERAL_STATUSES}),
-                actual=status,
+            acc.append(
+                Finding(
+                    "schema.undocumented-status",
+                    f"{op.id} answered {status}, which the docs never list",
+                    instance_path="/response/status",
+                    expected=sorted({*op.errors, *_GENERAL_STATUSES}),
+                    actual=status,
+                )
             )
         if not ex.resp_has_body:
-            return
+            return acc
         body = ex.resp_body
         if not self._error.is_valid(body):
-            yield Finding(
-                "schema.error-envelope",
-                f"the {status} body of {op.id} is not an error envelope {{code, message}}",
-                instance_path="/response/body",
-                spec_path=self._error.uri,
-                expected="{code: string, message?: string}",
-                actual=_short(body),
+            acc.append(
+                Finding(
+                    "schema.error-envelope",
+                    f"the {status} body of {op.id} is not an error envelope {{code, message}}",
+                    instance_path="/response/body",
+                    spec_path=self._error.uri,
+                    expected="{code: string, message?: string}",
+                    actual=_short(body),
+                )
             )
-            return
+            return acc
         code = body["code"]
         if code not in op.documented_codes and code not in self.spec.generic_errors:
             documented = sorted(op.documented_codes | self.spec.generic_errors)
-            yield Finding(
-                "schema.undocumented-error-code",
-                f"{op.id} refused with {code!r}, which is not documented for it "
-                f"(documented: {', '.join(documented)})",
-                instance_path="/response/body/code",
-                expected=documented,
-                actual=code,
+            acc.append(
+                Finding(
+                    "schema.undocumented-error-code",
+                    f"{op.id} refused with {code!r}, which is not documented for it "
+                    f"(documented: {', '.join(documented)})",
+                    instance_path="/response/body/code",
+                    expected=documented,
+                    actual=code,
+                )
             )
+        return acc
 
-    def _body(self, side: str, body: Any, rel: str, op: OperationSpec) -> Iterator[Finding]:
+    def _body(self, side: str, body: Any, rel: str, op: OperationSpec) -> list[Finding]:
+        acc: list[Finding] = []
         clean = self._clean.get(rel)
         if clean is not None:
             try:
                 if clean.is_valid(body):
-                    return
+                    return acc
             except (ValueError, OverflowError):  # values jsonschema-rs cannot take: ask the authorities
                 pass
         v = self._validator(rel)
@@ -193,21 +214,24 @@ class SchemaChecker:
             )
             more = f" (+{len(issues) - _MAX_DETAIL} more)" if len(issues) > _MAX_DETAIL else ""
             first = issues[0] if issues else None
-            yield Finding(
-                f"schema.{side}",
-                f"the {side} body of {op.id} breaks {rel}: "
-                + "; ".join(d.message for d in details[:3])
-                + ("; ..." if len(details) > 3 else "")
-                + more,
-                instance_path=f"/{side}/body{first.pointer if first else ''}",
-                spec_path=v.uri,
-                expected=rel,
-                context=details,
+            acc.append(
+                Finding(
+                    f"schema.{side}",
+                    f"the {side} body of {op.id} breaks {rel}: "
+                    + "; ".join(d.message for d in details[:3])
+                    + ("; ..." if len(details) > 3 else "")
+                    + more,
+                    instance_path=f"/{side}/body{first.pointer if first else ''}",
+                    spec_path=v.uri,
+                    expected=rel,
+                    context=details,
+                )
             )
         checks = self._style.get(rel)
         if checks and isinstance(body, (dict, list)):
             for check, pattern, pointers in checks:
-                yield from _style(check, pattern, pointers, body, side)
+                acc.extend(_style(check, pattern, pointers, body, side))
+        return acc
 
 
 def _style_schema(check: StyleCheck, pointer: str) -> dict[str, Any] | None:

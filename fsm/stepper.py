@@ -367,7 +367,8 @@ class Stepper:
             if isinstance(symbol, str) and isinstance(network, str) and isinstance(address, str):
                 self._learn(symbol, network, address)
 
-    def _payments(self, op: OperationSpec, ex: Exchange, params: Mapping[str, str]) -> Iterator[Finding]:
+    def _payments(self, op: OperationSpec, ex: Exchange, params: Mapping[str, str]) -> list[Finding]:
+        acc: list[Finding] = []
         for ref in op.payments:
             pay = self._get(ref, ex, params)
             if not isinstance(pay, dict):
@@ -379,28 +380,35 @@ class Stepper:
             known = self.currencies.get((symbol, network))
             owner = self.addresses.get((network, address.lower()))
             if known is not None and known != address.lower():
-                yield Finding(
-                    "network.mismatch",
-                    f"{symbol} on {network} has address {known}, not {address}",
-                    instance_path=where + "/currencyAddress",
-                    expected=known,
-                    actual=address,
+                acc.append(
+                    Finding(
+                        "network.mismatch",
+                        f"{symbol} on {network} has address {known}, not {address}",
+                        instance_path=where + "/currencyAddress",
+                        expected=known,
+                        actual=address,
+                    )
                 )
             elif owner is not None and owner != symbol:
-                yield Finding(
-                    "network.mismatch",
-                    f"{address} on {network} is {owner}, not {symbol}",
-                    instance_path=where + "/currency",
-                    expected=owner,
-                    actual=symbol,
+                acc.append(
+                    Finding(
+                        "network.mismatch",
+                        f"{address} on {network} is {owner}, not {symbol}",
+                        instance_path=where + "/currency",
+                        expected=owner,
+                        actual=symbol,
+                    )
                 )
             elif known is None and owner is None:
-                yield Finding(
-                    "network.unknown-currency",
-                    f"{symbol} on {network} ({address}) is not in the token registry",
-                    instance_path=where,
-                    actual={"currency": symbol, "network": network, "currencyAddress": address},
+                acc.append(
+                    Finding(
+                        "network.unknown-currency",
+                        f"{symbol} on {network} ({address}) is not in the token registry",
+                        instance_path=where,
+                        actual={"currency": symbol, "network": network, "currencyAddress": address},
+                    )
                 )
+        return acc
 
     # ------------------------------------------------------------------ guards
     def _guard(self, g: GuardSpec, e: Entity, ex: Exchange) -> bool | None:
@@ -540,22 +548,26 @@ class Stepper:
         params: Mapping[str, str],
         item: Any = _MISSING,
         base: str = "/response/body",
-    ) -> Iterator[Finding]:
+    ) -> list[Finding]:
+        acc: list[Finding] = []
         for name, ref in exp.items():
             if name not in e.attrs:
                 continue
             actual = self._get(ref, ex, params, item)
             if actual is _MISSING or actual is None or actual == e.attrs[name]:
                 continue
-            yield Finding(
-                "machine.terms-changed",
-                f"{e.key}: {name} is {_brief(actual)} here but was fixed as {_brief(e.attrs[name])}",
-                instance_path=base + ref.key,
-                entity=e.key,
-                expected=e.attrs[name],
-                actual=actual,
-                related=self.related(e),
+            acc.append(
+                Finding(
+                    "machine.terms-changed",
+                    f"{e.key}: {name} is {_brief(actual)} here but was fixed as {_brief(e.attrs[name])}",
+                    instance_path=base + ref.key,
+                    entity=e.key,
+                    expected=e.attrs[name],
+                    actual=actual,
+                    related=self.related(e),
+                )
             )
+        return acc
 
     # ------------------------------------------------------------------- step
     def clock(self, ex: Exchange) -> Finding | None:
@@ -779,18 +791,21 @@ class Stepper:
             related=self.related(e),
         )
 
-    def _warnings(self, o: _Outcome, m: MachineSpec, e: Entity, ex: Exchange) -> Iterator[Finding]:
+    def _warnings(self, o: _Outcome, m: MachineSpec, e: Entity, ex: Exchange) -> list[Finding]:
+        acc: list[Finding] = []
         t = o.transition
         if t is None:
-            return
+            return acc
         if t.warn:
             rule = self.spec.rules[t.warn]
-            yield Finding(
-                t.warn,
-                f"{e.key}: {rule.title.lower()}",
-                spec_path=o.pointer,
-                entity=e.key,
-                related=self.related(e),
+            acc.append(
+                Finding(
+                    t.warn,
+                    f"{e.key}: {rule.title.lower()}",
+                    spec_path=o.pointer,
+                    entity=e.key,
+                    related=self.related(e),
+                )
             )
         for use in t.warning_guards:
             if self._guard(m.guards[use.guard], e, ex) is False:
@@ -801,16 +816,19 @@ class Stepper:
                     for c in e.children or ()
                     if not all(s in self.spec.machines[c.kind].finals for s in c.states)
                 ]
-                yield Finding(
-                    use.warn,
-                    f"{e.key}: {rule.title.lower()}"
-                    + (f" ({', '.join(open_children[:5])})" if open_children else ""),
-                    spec_path=o.pointer,
-                    entity=e.key,
-                    expected=m.guards[use.guard].description,
-                    actual=open_children,
-                    related=self.related(e),
+                acc.append(
+                    Finding(
+                        use.warn,
+                        f"{e.key}: {rule.title.lower()}"
+                        + (f" ({', '.join(open_children[:5])})" if open_children else ""),
+                        spec_path=o.pointer,
+                        entity=e.key,
+                        expected=m.guards[use.guard].description,
+                        actual=open_children,
+                        related=self.related(e),
+                    )
                 )
+        return acc
 
     def _status(
         self, step: StepSpec, m: MachineSpec, e: Entity, ex: Exchange, params: Mapping[str, str]
@@ -846,14 +864,15 @@ class Stepper:
     # ------------------------------------------------------------ observations
     def _observe(
         self, obs: ObserveSpec, ex: Exchange, params: Mapping[str, str], hist: _Hist, touched: list[Entity]
-    ) -> Iterator[Finding]:
+    ) -> list[Finding]:
+        acc: list[Finding] = []
         if not ex.accepted:
-            return
+            return acc
         m = self.spec.machines[obs.machine]
         if obs.each is not None:
             items = self._get(obs.each, ex, params)
             if not isinstance(items, list):
-                return
+                return acc
             pairs: Iterator[tuple[int | None, Any]] = enumerate(items)
         else:
             pairs = iter([(None, _MISSING)])
@@ -876,14 +895,16 @@ class Stepper:
                 e.code = code
                 self.by_code[(m.name, code)] = e
             self._tick(m, e, ex)
-            yield from self._compare(m, e, status, ex, base + obs.status.key, hist)
+            acc.extend(self._compare(m, e, status, ex, base + obs.status.key, hist))
             self._record(obs.record, e, ex, params, item)
-            yield from self._expect(obs.expect, e, ex, params, item, base)
+            acc.extend(self._expect(obs.expect, e, ex, params, item, base))
             touched.append(e)
+        return acc
 
     def _compare(
         self, m: MachineSpec, e: Entity, status: str, ex: Exchange, where: str, hist: _Hist
-    ) -> Iterator[Finding]:
+    ) -> list[Finding]:
+        acc: list[Finding] = []
         predicted = {m.status_of(s) for s in e.states}
         if status in predicted:
             e.states = tuple(s for s in e.states if m.status_of(s) == status)
@@ -901,29 +922,33 @@ class Stepper:
             if independent and blame is not None:
                 b_hist = blame[1]
                 b_index, loc, b_summary = b_hist[0], _location(b_hist), _summary(b_hist)
-                yield Finding(
-                    "observe.independence",
+                rule = "observe.independence"
+                message = (
                     f"{e.key} was {e.observed} and is now {status} with no call of its own; the last "
-                    f"call in its {e.parent.kind if e.parent else 'parent'} was {b_summary}",
-                    instance_path=where,
-                    entity=e.key,
-                    expected=sorted(predicted),
-                    actual=status,
-                    related=(*self.related(e), RelatedExchange(b_index, loc, b_summary)),
+                    f"call in its {e.parent.kind if e.parent else 'parent'} was {b_summary}"
                 )
+                related = (*self.related(e), RelatedExchange(b_index, loc, b_summary))
             else:
-                yield Finding(
-                    "observe.status-mismatch",
-                    f"{e.key} is observed {status} but the model predicts {' or '.join(sorted(predicted))}",
+                rule = "observe.status-mismatch"
+                message = (
+                    f"{e.key} is observed {status} but the model predicts {' or '.join(sorted(predicted))}"
+                )
+                related = self.related(e)
+            acc.append(
+                Finding(
+                    rule,
+                    message,
                     instance_path=where,
                     entity=e.key,
                     expected=sorted(predicted),
                     actual=status,
-                    related=self.related(e),
+                    related=related,
                 )
+            )
             e.states = m.states_with_status(status) or e.states
         e.observed = status
         self._remember(e, ex, hist)
+        return acc
 
     def _pre_expiry(self, m: MachineSpec) -> set[str]:
         return {m.status_of(s) for t in self._timed[m.name] for s in t.source}
@@ -964,9 +989,10 @@ class Stepper:
 
     def _actors(
         self, op: OperationSpec, ex: Exchange, params: Mapping[str, str], token: str, touched: list[Entity]
-    ) -> Iterator[Finding]:
+    ) -> list[Finding]:
+        acc: list[Finding] = []
         if not ex.accepted:
-            return
+            return acc
         info = self._token(token)
         target = touched[-1] if touched else None
         if "payer" in op.actors or "payee" in op.actors:
@@ -974,14 +1000,16 @@ class Stepper:
             role = "payee" if info is not None and info.role == "payee" else None
             role = role or self._role_in(token, target)
             if role is not None and role != need:
-                yield Finding(
-                    "actor.wrong-role",
-                    f"{op.id} is for the {need} only but was accepted from the {role}'s token "
-                    f"{fingerprint(token)}",
-                    instance_path="/request/headers/authorization",
-                    entity=target.key if target else None,
-                    expected=need,
-                    actual=role,
+                acc.append(
+                    Finding(
+                        "actor.wrong-role",
+                        f"{op.id} is for the {need} only but was accepted from the {role}'s token "
+                        f"{fingerprint(token)}",
+                        instance_path="/request/headers/authorization",
+                        entity=target.key if target else None,
+                        expected=need,
+                        actual=role,
+                    )
                 )
         if info is not None and info.role == "payee" and info.code is not None:
             ctx = None
@@ -990,16 +1018,19 @@ class Stepper:
                 if ctx is not None:
                     break
             if ctx is not None and ctx.code is not None and ctx.code != info.code:
-                yield Finding(
-                    "actor.wrong-context",
-                    f"resource token {fingerprint(token)} is scoped to context code {info.code} "
-                    "but was used on "
-                    f"{(target or ctx).key} of context {ctx.code}",
-                    instance_path="/request/headers/authorization",
-                    entity=(target or ctx).key,
-                    expected=info.code,
-                    actual=ctx.code,
+                acc.append(
+                    Finding(
+                        "actor.wrong-context",
+                        f"resource token {fingerprint(token)} is scoped to context code {info.code} "
+                        "but was used on "
+                        f"{(target or ctx).key} of context {ctx.code}",
+                        instance_path="/request/headers/authorization",
+                        entity=(target or ctx).key,
+                        expected=info.code,
+                        actual=ctx.code,
+                    )
                 )
+        return acc
 
     # ------------------------------------------------------------------ finish
     def outcomes(self) -> Iterator[tuple[str, str, str, bool, int]]:
