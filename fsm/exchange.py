@@ -27,6 +27,7 @@ class Exchange:
     """
 
     __slots__ = (
+        "accepted",
         "file",
         "headers",
         "index",
@@ -78,6 +79,8 @@ class Exchange:
         self.query = query
         self.headers = headers
         self.status = status
+        self.accepted = 200 <= status < 300
+        """True for a 2xx answer."""
         self.time = time
         self.time_text = time_text
         self.req_body = req_body
@@ -95,11 +98,6 @@ class Exchange:
         if self.is_entry:
             return SourceLocation(self.file, entry=self.position)
         return SourceLocation(self.file, line=self.position)
-
-    @property
-    def accepted(self) -> bool:
-        """True for a 2xx answer."""
-        return 200 <= self.status < 300
 
     @property
     def error_code(self) -> str | None:

@@ -71,7 +71,7 @@ class Router:
         if "%" in stripped:
             segments = [unquote(s) for s in segments]
         literals = self._literals
-        shape = tuple(s if s in literals else "{}" for s in segments)
+        shape = tuple([s if s in literals else "{}" for s in segments])
         try:
             found = self._shapes[shape]
         except KeyError:
@@ -106,6 +106,7 @@ class Matcher:
     def __init__(self, router: Router) -> None:
         self.router = router
         self._reported: set[str] = set()
+        self._scopes = tuple(scope for scope, _ in router.out_of_scope)
 
     def match(self, ex: Exchange) -> Match | Finding | None:
         """A :class:`Match`, a routing finding, or None (outside path already reported)."""
@@ -118,13 +119,14 @@ class Matcher:
                 f"{ex.method} {path} is not under the API prefix {prefix}; not checked",
             )
         rel = path[len(prefix) :] or "/"
-        for scope, reason in self.router.out_of_scope:
-            if rel == scope or rel.startswith(scope + "/"):
-                return self._once(
-                    "route.out-of-scope",
-                    path,
-                    f"{ex.method} {path} is outside the protocol ({reason}); not checked",
-                )
+        if rel.startswith(self._scopes):  # one C call rules out most paths
+            for scope, reason in self.router.out_of_scope:
+                if rel == scope or rel.startswith(scope + "/"):
+                    return self._once(
+                        "route.out-of-scope",
+                        path,
+                        f"{ex.method} {path} is outside the protocol ({reason}); not checked",
+                    )
         routed = self.router.route(ex.method, rel)
         if isinstance(routed, Match):
             return routed
