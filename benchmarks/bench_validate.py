@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -87,6 +88,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--log", type=Path, default=None, help="use this log instead of generating one")
     ap.add_argument("--python", default=sys.executable, help="the interpreter (environment) to measure")
+    ap.add_argument("--repeat", type=int, default=1, help="validator runs (the fastest is reported)")
     ap.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -97,17 +99,21 @@ def main() -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
         make_log(log, args.exchanges, args.seed)
     size_mb = log.stat().st_size / 1e6
-    results = {}
-    for mode in ("floor", "validate"):
-        out = subprocess.run(
-            [args.python, __file__, "--child", mode, str(log)],
-            capture_output=True,
-            text=True,
-            check=True,
-            env={**os.environ, "PYTHONHASHSEED": "0"},
-        )
-        results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
-    floor, val = results["floor"], results["validate"]
+    results: dict[str, list[dict[str, Any]]] = {}
+    # The floor is short and noisy: its best of three runs (the fastest) is the baseline, which
+    # makes the ratio conservative. The validator runs --repeat times (best kept).
+    for mode, runs in (("floor", 3), ("validate", args.repeat)):
+        for _ in range(runs):
+            out = subprocess.run(
+                [args.python, __file__, "--child", mode, str(log)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "PYTHONHASHSEED": "0"},
+            )
+            results.setdefault(mode, []).append(json.loads(out.stdout.strip().splitlines()[-1]))
+    floor, val = (min(results[m], key=lambda r: r["seconds"]) for m in ("floor", "validate"))
+    spread = {m: ", ".join(f"{r['seconds']:.2f}" for r in results[m]) for m in results}
     print(
         f"# voucher-fsm validate benchmark  python {sys.version.split()[0]}  orjson {orjson.__version__}  "
         f"build: {val['build']}"
@@ -124,6 +130,7 @@ def main() -> None:
             f"{size_mb / r['seconds']:6.1f} | {r['seconds'] / r['count'] * 1e6:11.2f} | "
             f"{r['peak_mb']:11.1f} |"
         )
+    print(f"runs (s): floor {spread['floor']}; validate {spread['validate']}")
     ratio = val["seconds"] / floor["seconds"]
     print(
         f"validate/floor: {ratio:.1f}x (target <= 5x)   peak: {val['peak_mb']:.0f} MB (target < 300 MB at 1M)"
