@@ -18,7 +18,7 @@ from fsm.matcher import Match, Matcher, Router
 from fsm.readers import open_input
 from fsm.report import EntityOutcome, InputSummary, Report, Totals, sort_violations
 from fsm.schemacheck import SchemaChecker
-from fsm.secrets import redact, redact_value
+from fsm.secrets import redact, redact_value, scrub, secrets_in
 from fsm.spec import Spec, load_spec
 from fsm.stepper import Coverage, Stepper
 from fsm.violation import Finding, Severity, SourceLocation, Violation
@@ -67,6 +67,7 @@ class Validator:
         self._inputs: list[InputSummary] = []
         self._untimed: set[str] = set()
         self._finished: Report | None = None
+        self._secret_ops: dict[str, bool] = {}
 
     # ------------------------------------------------------------------ input
     def feed(
@@ -137,20 +138,53 @@ class Validator:
         if schema:  # a payload problem belongs to the entity the exchange is about, if any
             about = self._stepper.last_touched[-1] if self._stepper.last_touched else None
             findings.extend(replace(f, entity=f.entity or about) for f in schema)
-        out = self._emit(findings, ex.location, ex.index, routed.operation.id) if findings else []
+        out = (
+            self._emit(
+                findings, ex.location, ex.index, routed.operation.id, self._secrets(ex, routed, findings)
+            )
+            if findings
+            else []
+        )
         if self._on_exchange is not None:
             self._on_exchange(ex, routed, out, self._stepper.last_touched)
         return out
 
+    def _secrets(self, ex: Exchange, match: Match, findings: list[Finding]) -> frozenset[str]:
+        """Every secret this exchange holds, to be scrubbed from what its violations say (D20).
+
+        A body meant to carry secrets that breaks its schema has all its strings treated as
+        secrets: a password may sit where a field name was expected.
+        """
+        op = match.operation
+        every = any(f.rule_id == "schema.request" for f in findings) and self._carries_secrets(op.id, match)
+        found = secrets_in(ex.req_body, every_string=every) | secrets_in(ex.resp_body)
+        for text in (ex.req_text, ex.resp_text):
+            if text:
+                found |= secrets_in(text)
+        if ex.token:
+            found.add(ex.token)
+        return frozenset(found)
+
+    def _carries_secrets(self, op_id: str, match: Match) -> bool:
+        known = self._secret_ops.get(op_id)
+        if known is None:
+            known = self._secret_ops[op_id] = self._schemas.carries_secrets(match.operation)
+        return known
+
     def _emit(
-        self, findings: Iterable[Finding], loc: SourceLocation, index: int, op: str | None
+        self,
+        findings: Iterable[Finding],
+        loc: SourceLocation,
+        index: int,
+        op: str | None,
+        secrets: frozenset[str] = frozenset(),
     ) -> list[Violation]:
         out = []
         for f in findings:
             severity = self._severity.get(f.rule_id, Severity.ERROR)
             if severity is None:
                 continue
-            v = _violation(f, severity, loc, index, op, self._severity)
+            v = _violation(f, severity, loc, index, op, self._severity, secrets)
             out.append(v)
         self._violations.extend(out)
         return out
@@ -219,22 +253,23 @@ def _violation(
     index: int,
     op: str | None,
     severities: Mapping[str, Severity | None],
+    secrets: frozenset[str] = frozenset(),
 ) -> Violation:
     return Violation(
         rule_id=f.rule_id,
         severity=severity,
-        message=redact(f.message),
+        message=scrub(redact(f.message), secrets),
         location=loc,
         exchange_index=index,
         operation_id=op,
         entity=f.entity,
         instance_path=f.instance_path,
         spec_path=f.spec_path,
-        expected=redact_value(f.expected),
-        actual=redact_value(f.actual),
+        expected=scrub(redact_value(f.expected), secrets),
+        actual=scrub(redact_value(f.actual), secrets),
         related=f.related,
         context=tuple(
-            _violation(c, severities.get(c.rule_id) or severity, loc, index, op, severities)
+            _violation(c, severities.get(c.rule_id) or severity, loc, index, op, severities, secrets)
             for c in f.context
         ),
     )

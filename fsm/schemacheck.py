@@ -12,10 +12,11 @@ from typing import Any
 
 import orjson
 
+from fsm._resources import load_schemas
 from fsm._validators import SchemaValidator, compiled, ecma_regex, validator
 from fsm.exchange import Exchange
 from fsm.matcher import Match
-from fsm.secrets import SECRET_KEYS
+from fsm.secrets import SECRET_KEYS, scrub, secrets_in
 from fsm.spec.model import OperationSpec, Spec, StyleCheck
 from fsm.violation import Finding
 
@@ -61,6 +62,10 @@ class SchemaChecker:
                 ]
                 if rel in self._validators and all(p is not None for p in parts):
                     self._clean[rel] = compiled({"allOf": [{"$ref": self._validators[rel].uri}, *parts]})
+
+    def carries_secrets(self, op: OperationSpec) -> bool:
+        """True when the operation's request schema has a secret field (a password, a token...)."""
+        return op.request is not None and _names_secret(load_schemas().get(op.request))
 
     def _validator(self, rel: str) -> SchemaValidator:
         return self._validators.get(rel) or validator(rel, self.fast)
@@ -268,13 +273,27 @@ def _style_schema(check: StyleCheck, pointer: str) -> dict[str, Any] | None:
 
 
 def _not_json(side: str, op: OperationSpec, text: str) -> Finding:
-    """A captured body that should be JSON but is not (shown truncated)."""
+    """A captured body that should be JSON but is not (shown truncated, secrets scrubbed first)."""
     return Finding(
         "input.body-not-json",
         f"the {side} body of {op.id} is not JSON",
         instance_path=f"/{side}/body",
-        actual=text[:80],
+        actual=scrub(text, secrets_in(text))[:80],
     )
+
+
+def _names_secret(schema: Any, depth: int = 0) -> bool:
+    """True when a schema (with its $defs) declares a property named like a secret (D20)."""
+    if depth > 32:
+        return False
+    if isinstance(schema, dict):
+        props = schema.get("properties")
+        if isinstance(props, dict) and SECRET_KEYS.intersection(props):
+            return True
+        return any(_names_secret(v, depth + 1) for v in schema.values())
+    if isinstance(schema, list):
+        return any(_names_secret(v, depth + 1) for v in schema)
+    return False
 
 
 def _safe(pointer: str, message: str, keyword: str) -> str:
@@ -297,9 +316,12 @@ def _resolve(body: Any, pointer: str) -> Iterator[tuple[str, Any, tuple[int, ...
     if "*" not in pointer:
         node = body
         for token in pointer.split("/")[1:]:
-            if not isinstance(node, dict) or token not in node:
+            if isinstance(node, dict) and token in node:
+                node = node[token]
+            elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+                node = node[int(token)]  # an index a wildcard was resolved to
+            else:
                 return
-            node = node[token]
         yield pointer, node, ()
         return
     stack: list[tuple[Any, str, tuple[int, ...]]] = [(body, "", ())]

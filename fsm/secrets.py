@@ -10,7 +10,7 @@ import hashlib
 import re
 from typing import Any
 
-__all__ = ["SECRET_KEYS", "fingerprint", "redact", "redact_value"]
+__all__ = ["SECRET_KEYS", "fingerprint", "redact", "redact_value", "scrub", "secrets_in"]
 
 SECRET_KEYS = frozenset(
     {
@@ -28,6 +28,56 @@ _PATTERNS = (
     re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{12,}"),
     re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?"),
 )
+
+
+_SECRET_NAMES = "|".join(sorted(SECRET_KEYS, key=len, reverse=True))
+# key=value (form bodies, query strings) and "key": "value" (JSON-ish text that did not parse)
+_IN_TEXT = re.compile(
+    rf"""(?i)(?:\b(?:{_SECRET_NAMES})=([^&;\s]+))|(?:"(?:{_SECRET_NAMES})"\s*:\s*"((?:[^"\\]|\\.)*)")"""
+)
+_MIN_SECRET = 3  # shorter values are not scrubbed from text (they would mangle every message)
+
+
+def secrets_in(value: Any, *, every_string: bool = False, depth: int = 0) -> set[str]:
+    """The secret strings one payload holds: values of secret fields, and secrets in raw text.
+
+    With ``every_string`` every string in it counts (a body meant to carry secrets that does
+    not have the expected shape: its strings may be passwords in the wrong place).
+    """
+    found: set[str] = set()
+    if depth > 64:
+        return found
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(v, str) and (every_string or k in SECRET_KEYS):
+                found.add(v)
+            elif isinstance(v, (dict, list)):
+                found |= secrets_in(v, every_string=every_string, depth=depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            found |= secrets_in(v, every_string=every_string, depth=depth + 1)
+    elif isinstance(value, str):
+        if every_string:
+            found.add(value)
+        found.update(a or b for a, b in _IN_TEXT.findall(value))
+    return {s for s in found if len(s) >= _MIN_SECRET}
+
+
+def scrub(value: Any, secrets: set[str] | frozenset[str], depth: int = 0) -> Any:
+    """``value`` with every occurrence of the given secrets (also as repr shows them) fingerprinted."""
+    if not secrets or depth > 64:
+        return value
+    if isinstance(value, str):
+        for secret in sorted(secrets, key=len, reverse=True):
+            for form in {secret, repr(secret)[1:-1]}:
+                if form in value:
+                    value = value.replace(form, fingerprint(secret, "secret"))
+        return value
+    if isinstance(value, dict):
+        return {k: scrub(v, secrets, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v, secrets, depth + 1) for v in value]
+    return value
 
 
 def fingerprint(secret: str, kind: str = "tok") -> str:

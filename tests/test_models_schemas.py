@@ -332,3 +332,24 @@ def test_the_compiled_style_check_agrees_with_the_explained_one(rel: str) -> Non
         assert bool(clean.is_valid(value)) == explained, value
 
     check()
+
+
+def test_a_conditional_style_check_looks_inside_list_items_on_both_paths() -> None:
+    """A numeric context's letters-and-digits code is flagged in a context list by both checks."""
+    checker = SchemaChecker(load_spec())
+    item = {
+        "id": "ctx_1",
+        "code": "ABC123",
+        "format": "numeric",
+        "status": "OPEN",
+        "payers": [{"address": "0x" + "a" * 40}],
+        "createdAt": "2026-01-01T00:00:00Z",
+    }
+    for body, flagged in (([item], True), ([{**item, "format": "alphanum"}], False)):
+        explained = [
+            f.rule_id
+            for check, pattern, pointers in checker._style["contexts/context-list"]
+            for f in _style(check, pattern, pointers, body, "response")
+        ]
+        assert explained == (["style.numeric-code"] if flagged else [])
+        assert bool(checker._clean["contexts/context-list"].is_valid(body)) is not flagged

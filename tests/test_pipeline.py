@@ -117,7 +117,29 @@ def test_secrets_never_appear_in_any_output(tmp_path: Path) -> None:
         "response": {"status": 200, "body": {"authorization": {"token": 42}}},
     }
     secrets.add("hunter2-secret")
-    p.write_text("\n".join(orjson.dumps(r).decode() for r in [*records, *records, bad_sign_in]) + "\n")
+    # secrets in the wrong place: a form body, a list, a bare string, an array where an object belongs
+    refused = {"status": 400, "body": {"code": "validation_failed"}}
+    misplaced = [
+        {
+            "request": {
+                "method": "POST",
+                "path": "/api/v1/auth/sign-in",
+                "bodyText": "password=PWSECRET_form&token=TKSECRET_form",
+            },
+            "response": refused,
+        },
+        *(
+            {"request": {"method": "POST", "path": "/api/v1/auth/sign-in", "body": body}, "response": refused}
+            for body in (
+                [{"password": "PWLEAK_list"}],
+                "PWLEAK_bare",
+                {"type": "mobile-device", "data": ["PWLEAK_array"]},
+            )
+        ),
+    ]
+    secrets |= {"PWSECRET_form", "TKSECRET_form", "PWLEAK_list", "PWLEAK_bare", "PWLEAK_array"}
+    log = [*records, *records, bad_sign_in, *misplaced]
+    p.write_text("\n".join(orjson.dumps(r).decode() for r in log) + "\n")
     report = validate_log(p)
     assert report.errors > 0
     for fmt in ("text", "json", "junit", "sarif"):
