@@ -83,7 +83,7 @@ class Validator:
     ) -> None:
         """Judge every record of one input file (``-`` for standard input)."""
         info, items = open_input(path, stdin)
-        before = self._read
+        before, judged_before = self._read, self._judged
         feed = self._feed
         label = info.label
         is_entry = info.positions_are_entries
@@ -91,7 +91,9 @@ class Validator:
             feed(position, record, error, label, is_entry)
             if on_progress is not None and not n & 0xFFF:
                 on_progress(n)
-        self._inputs.append(InputSummary(label, info.format, self._read - before))
+        self._inputs.append(
+            InputSummary(label, info.format, self._read - before, self._judged - judged_before)
+        )
 
     # ------------------------------------------------------------------ stages
     def _feed(

@@ -31,11 +31,12 @@ class Totals:
 
 @dataclass(frozen=True, slots=True)
 class InputSummary:
-    """One input file: its label, format and record count."""
+    """One input file: its label, format, records read and, of those, judged."""
 
     label: str
     format: str
     records: int
+    judged: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -279,3 +279,22 @@ def test_an_output_folder_that_cannot_be_made_is_a_usage_error(command: list[str
     code, _, err = run(*args, "--out", str(blocker / "sub"))
     assert code == 2, err
     assert "cannot use" in err and str(blocker) in err and "internal error" not in err
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("noise.bin", bytes(range(256)) * 8),
+        ("no-entries.har", b'{"log": {"version": "1.2"}}'),
+        ("truncated.har", b'{"log":'),
+        ("empty.jsonl", b""),
+    ],
+)
+def test_input_that_cannot_be_read_at_all_exits_two(name: str, content: bytes, tmp_path: Path) -> None:
+    """A file with no readable record is not a verdict on traffic: exit 2, even beside a good file."""
+    bad = tmp_path / name
+    bad.write_bytes(content)
+    for args in ([str(bad)], [str(EXAMPLES / "session-two-payments.jsonl"), str(bad)]):
+        code, _, err = run("validate", *args, "--severity", "input.unreadable=off")
+        assert code == 2, err
+        assert f"{bad}: " in err and "nothing in it was checked" in err
