@@ -222,19 +222,24 @@ class Validator:
             return self._finished
         end = SourceLocation(self._inputs[-1].label if self._inputs else "<end of log>")
         entities = []
-        findings = []
         for e, m in self._stepper.unfinished():
-            findings.append(
-                Finding(
-                    "entity.incomplete",
-                    f"{e.key} ends the log {e.state_text()}, not final ({', '.join(sorted(m.finals))})",
-                    entity=e.key,
-                    expected=sorted(m.finals),
-                    actual=list(e.states),
-                    related=self._stepper.related(e),
-                )
+            finding = Finding(
+                "entity.incomplete",
+                f"{e.key} ends the log {e.state_text()}, not final ({', '.join(sorted(m.finals))})",
+                entity=e.key,
+                expected=sorted(m.finals),
+                actual=list(e.states),
+                related=self._stepper.related(e),
             )
-        self._emit(findings, end, -1, None)
+            last = e.history[-1] if e.history else None  # located at the entity's last exchange
+            if last is None:
+                self._emit([finding], end, -1, None)
+            else:
+                index, file, position, is_entry = last[0], last[1], last[2], last[3]
+                loc = (
+                    SourceLocation(file, entry=position) if is_entry else SourceLocation(file, line=position)
+                )
+                self._emit([finding], loc, index, None)
         for key, kind, state, final, seen in self._stepper.outcomes():
             entities.append(EntityOutcome(key, kind, state, final, seen))
         self._finished = Report(

@@ -183,6 +183,7 @@ class Stepper:
         for symbol, network, address in spec.tokens:
             self._learn(symbol, network, address)
         self.last_time: float | None = None
+        self._clock_file: str | None = None
         self._resource = re.compile(spec.resource_pattern)
         self._by_state: dict[str, dict[tuple[str, str], tuple[TransitionSpec, ...]]] = {}
         self._timed: dict[str, tuple[TransitionSpec, ...]] = {}
@@ -571,17 +572,21 @@ class Stepper:
 
     # ------------------------------------------------------------------- step
     def clock(self, ex: Exchange) -> Finding | None:
-        """Advance the run's clock; a timestamp going backwards is a finding (D19)."""
+        """An exchange earlier than the one before it in the same input is a finding (D19).
+
+        Each input file has its own clock: captures from several places interleave.
+        """
         if ex.time is None:
             return None
-        if self.last_time is not None and ex.time < self.last_time:
+        previous = self.last_time if self._clock_file == ex.file else None
+        self.last_time, self._clock_file = ex.time, ex.file
+        if previous is not None and ex.time < previous:
             return Finding(
                 "time.backwards",
-                f"timestamp {ex.time_text} is earlier than the previous exchange's",
+                f"timestamp {ex.time_text} is earlier than the previous exchange's in {ex.file}",
                 instance_path="/time",
                 actual=ex.time_text,
             )
-        self.last_time = ex.time
         return None
 
     def step(self, ex: Exchange, match: Match) -> list[Finding]:

@@ -198,3 +198,22 @@ def test_fast_and_reference_engines_agree_on_generated_and_mutated_traffic(seed:
         reports.append(v.finish())
     assert reports[0].violations == reports[1].violations
     assert reports[0].entities == reports[1].entities
+
+
+def test_each_input_has_its_own_clock_and_an_outlier_is_flagged_once(tmp_path: Path) -> None:
+    """time.backwards compares an exchange with the one before it in the same file (D19)."""
+    lines = (REPO / "examples" / "session-two-payments.jsonl").read_text().splitlines()
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text("\n".join(lines) + "\n")
+    records = [orjson.loads(line) for line in lines]
+    for r in records:  # the same flow, captured a year earlier elsewhere
+        r["time"] = r["time"].replace("2026", "2025", 1)
+    second.write_text("\n".join(orjson.dumps(r).decode() for r in records) + "\n")
+    both = validate_log([first, second])
+    assert "time.backwards" not in {v.rule_id for v in both.violations}
+    outlier = [orjson.loads(line) for line in lines]
+    outlier[2]["time"] = outlier[2]["time"].replace("2026", "2030", 1)
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text("\n".join(orjson.dumps(r).decode() for r in outlier) + "\n")
+    late = [v for v in validate_log(odd).violations if v.rule_id == "time.backwards"]
+    assert [str(v.location) for v in late] == [f"{odd}:4"]

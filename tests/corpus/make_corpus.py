@@ -430,7 +430,7 @@ def _status_mismatch() -> tuple[list[Any], Expect]:
     return f.records, [
         ("machine.status-mismatch", i),
         ("session.close-with-open-vouchers", i + 1),
-        ("entity.incomplete", None),
+        ("entity.incomplete", i),  # the voucher, at its last exchange
     ]
 
 
@@ -620,8 +620,16 @@ def _reused() -> tuple[list[Any], Expect]:
 def _incomplete() -> tuple[list[Any], Expect]:
     f = Flow(seed=47)
     v = f.voucher()
-    f.add(f.b.redeem_simple(f.payee, v))
-    return f.records, [("entity.incomplete", None), ("entity.incomplete", None), ("entity.incomplete", None)]
+    redeemed = f.add(f.b.redeem_simple(f.payee, v))
+    paths = [r["request"]["path"] for r in f.records]
+    session_opened = max(i for i, p in enumerate(paths) if p.endswith("/session-open"))
+    reserved = max(i for i, p in enumerate(paths) if p.endswith("/reserve-voucher"))
+    # each is located at its entity's last exchange
+    return f.records, [
+        ("entity.incomplete", session_opened),  # the context: last named when its session opened
+        ("entity.incomplete", reserved),  # the session
+        ("entity.incomplete", redeemed),  # the voucher
+    ]
 
 
 def write(root: Path = ROOT) -> list[Path]:
