@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from fsm.config import Config
+from fsm.errors import UsageError
 from fsm.exchange import Exchange, build_exchange
 from fsm.machines import engines_for
 from fsm.matcher import Match, Matcher, Router
@@ -74,6 +75,7 @@ class Validator:
         self, record: Mapping[str, Any] | Any, *, source: str = "<api>", line: int | None = None
     ) -> list[Violation]:
         """Judge one exchange record (a dict, or a :class:`fsm.models.ExchangeRecord`)."""
+        self._check_open()
         if hasattr(record, "model_dump"):
             record = record.model_dump(mode="json", by_alias=True, exclude_none=True)
         return self._feed(line if line is not None else self._read + 1, record, None, source, False)
@@ -82,6 +84,7 @@ class Validator:
         self, path: str, *, stdin: BinaryIO | None = None, on_progress: Progress | None = None
     ) -> None:
         """Judge every record of one input file (``-`` for standard input)."""
+        self._check_open()
         info, items = open_input(path, stdin)
         before, judged_before = self._read, self._judged
         feed = self._feed
@@ -94,6 +97,10 @@ class Validator:
         self._inputs.append(
             InputSummary(label, info.format, self._read - before, self._judged - judged_before)
         )
+
+    def _check_open(self) -> None:
+        if self._finished is not None:
+            raise UsageError("this Validator has finished its run; make a new one for more traffic")
 
     # ------------------------------------------------------------------ stages
     def _feed(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -217,3 +218,18 @@ def test_each_input_has_its_own_clock_and_an_outlier_is_flagged_once(tmp_path: P
     odd.write_text("\n".join(orjson.dumps(r).decode() for r in outlier) + "\n")
     late = [v for v in validate_log(odd).violations if v.rule_id == "time.backwards"]
     assert [str(v.location) for v in late] == [f"{odd}:4"]
+
+
+def test_a_finished_validator_refuses_more_traffic() -> None:
+    """feed or feed_file after finish() is a usage error, never a record silently dropped (D21)."""
+    from fsm import Validator
+    from fsm.errors import UsageError
+
+    v = Validator()
+    v.feed_file(str(REPO / "examples" / "session-two-payments.jsonl"))
+    report = v.finish()
+    with pytest.raises(UsageError, match="finished"):
+        v.feed({"request": {"method": "GET", "path": "/api/v1/vouchers/vch_1"}, "response": {"status": 200}})
+    with pytest.raises(UsageError, match="finished"):
+        v.feed_file(str(REPO / "examples" / "broken.jsonl"))
+    assert v.finish() is report

@@ -216,3 +216,21 @@ def test_the_compiled_shape_check_agrees_with_the_explaining_one(
     """Several arbitrary edits at once: the one-call check accepts exactly what the field checks accept."""
     fast, explained = _shape_verdicts(_edited(edits))
     assert fast == explained, edits
+
+
+def test_a_har_status_that_is_not_a_number_is_a_bad_record_not_a_missing_response() -> None:
+    """HAR entries keep a malformed status, so the shape check names it; a missing one means no answer."""
+    from fsm.pipeline import Validator
+
+    har = to_har(list(generate(1, seed=2, partial=False)))
+    har["log"]["entries"][0]["response"]["status"] = "200"
+    del har["log"]["entries"][1]["response"]["status"]
+    v = Validator()
+    v.feed_file("-", stdin=io.BytesIO(json.dumps(har).encode()))
+    found = {
+        (x.rule_id, x.instance_path)
+        for x in v.finish().violations
+        if str(x.location).endswith(("[0]", "[1]"))
+    }
+    assert ("input.bad-record", "/response/status") in found
+    assert any(rule == "input.no-response" for rule, _ in found)

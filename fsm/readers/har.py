@@ -139,7 +139,8 @@ def entry_to_record(entry: Any) -> tuple[dict[str, Any] | None, str | None]:
     content = resp.get("content")
     status = resp.get("status")
     response: dict[str, Any] = {
-        "status": status if isinstance(status, int) and not isinstance(status, bool) else 0,
+        # a missing status means no response (as 0 does in HAR); anything else goes on to the shape check
+        "status": 0 if status is None else status,
         "headers": _headers(resp.get("headers")),
     }
     if isinstance(content, dict):
