@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -234,3 +235,55 @@ def test_a_har_status_that_is_not_a_number_is_a_bad_record_not_a_missing_respons
     }
     assert ("input.bad-record", "/response/status") in found
     assert any(rule == "input.no-response" for rule, _ in found)
+
+
+class _Counting(io.BytesIO):
+    """Standard input that remembers how far it has been read."""
+
+    furthest = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = super().read(size)
+        self.furthest = max(self.furthest, self.tell())
+        return chunk
+
+    def readinto(self, buffer: Any) -> int:
+        n = super().readinto(buffer)
+        self.furthest = max(self.furthest, self.tell())
+        return n
+
+
+def test_a_har_is_streamed_entry_by_entry() -> None:
+    """The first entry arrives long before the file has been read: memory does not follow file size."""
+    data = orjson.dumps(to_har(list(generate(60, seed=4, partial=False))))
+    stdin = _Counting(data)
+    _, items = open_input("-", stdin)
+    first = next(items)
+    assert first[0] == 0 and first[2] is None
+    assert stdin.furthest < len(data) // 4, (stdin.furthest, len(data))
+    rest = list(items)
+    assert [i for i, _, _ in rest] == list(range(1, len(rest) + 1))
+
+
+@pytest.mark.parametrize("how", ["truncated", "bad-utf8", "not-a-har"])
+def test_a_broken_har_file_is_salvaged_once_with_no_entry_twice(how: str, tmp_path: Path) -> None:
+    """When streaming stops at a break, the file is salvaged from there: each entry judged once."""
+    text = json.dumps(to_har(list(generate(3, seed=5, partial=False))), indent=1).encode()
+    if how == "truncated":
+        text = text[: len(text) * 2 // 3]
+    elif how == "bad-utf8":
+        middle = text.index(b'"startedDateTime"', len(text) // 2)
+        text = text[:middle] + b'"x\xff\xfe": 1, ' + text[middle:]
+    else:
+        text = b'{"log": {"pages": []}}'
+    p = tmp_path / "capture.har"
+    p.write_bytes(text)
+    items = _items(p)
+    entries = [i for i, _, _ in items if i is not None]
+    assert len(entries) == len(set(entries)), entries  # no entry twice
+    problems = [e for _, _, e in items if e]
+    assert problems, items
+    if how == "not-a-har":
+        assert problems == ["not a HAR file: no log.entries array"]
+    else:
+        assert len([1 for _, r, _ in items if r is not None]) >= 5

@@ -12,16 +12,19 @@ The format is detected from the content (gzip magic, then a leading
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+import ijson
+
 from fsm.errors import LogFormatError
-from fsm.readers.har import read_har
+from fsm.readers.har import entry_to_record, read_har
 from fsm.readers.jsonl import read_jsonl
 
 __all__ = ["InputFile", "RawItem", "detect_format", "open_input", "read_har", "read_jsonl"]
@@ -86,7 +89,8 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
         return InputFile(label, "jsonl", compressed), _closing(problem, buffered if path != "-" else None)
     fmt = detect_format(head, label.removesuffix(".gz"))
     info = InputFile(label, fmt, compressed)
-    items = _har_items(stream, label) if fmt == "har" else read_jsonl(stream)
+    reread = None if path == "-" else functools.partial(_read_whole, Path(path), compressed)
+    items = _har_items(stream, reread) if fmt == "har" else read_jsonl(stream)
     return info, _closing(items, buffered if path != "-" else None)
 
 
@@ -99,12 +103,54 @@ def _closing(items: Iterator[RawItem], handle: Any) -> Iterator[RawItem]:
             handle.close()
 
 
-def _har_items(stream: Any, label: str) -> Iterator[RawItem]:
+def _har_items(stream: Any, reread: Callable[[], bytes] | None) -> Iterator[RawItem]:
+    """HAR entries one at a time, parsed as the file streams in (memory stays flat).
+
+    A HAR that breaks the streaming parser (truncated, not UTF-8, nested too deeply, not a
+    HAR at all) is read again whole, when it is a file, and salvaged entry by entry from the
+    break on; entries already judged are not repeated.
+    """
+    done = 0
     try:
-        data = stream.read()
-    except (OSError, EOFError) as exc:
-        yield None, None, f"cannot read {label}: {exc}"
-        return
+        for entry in ijson.items(stream, "log.entries.item", use_float=True):
+            record, error = entry_to_record(entry)
+            yield done, record, error
+            done += 1
+    except (ijson.JSONError, ValueError, OSError, EOFError, RecursionError) as exc:
+        problem = f"the HAR cannot be read past entry {done}: {exc}; later entries cannot be read"
+    else:
+        if done:
+            return
+        problem = "no entries: log.entries is empty or missing (is this a HAR file?)"
     finally:
         stream.close()
-    yield from read_har(data)
+    data = _safely(reread)
+    if data is None:
+        yield (done if done else None), None, problem
+        return
+    for index, record, error in read_har(data):
+        if index is None or index >= done:
+            yield index, record, error
+
+
+def _read_whole(path: Path, compressed: bool) -> bytes:
+    data = path.read_bytes()
+    if not compressed:
+        return data
+    with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
+        out = bytearray()
+        try:
+            while chunk := unzipped.read(1 << 20):
+                out += chunk
+        except (OSError, EOFError):  # truncated: what could be decompressed
+            pass
+        return bytes(out)
+
+
+def _safely(reread: Callable[[], bytes] | None) -> bytes | None:
+    if reread is None:
+        return None
+    try:
+        return reread()
+    except OSError:
+        return None
