@@ -143,21 +143,33 @@ def validate(
     show = sys.stderr.isatty() if progress is None else progress
     if show:
         from rich.console import Console
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         with Progress(
-            SpinnerColumn(),
             TextColumn("{task.description}"),
-            TextColumn("{task.completed:,} records"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[records]:,} records"),
             TimeElapsedColumn(),
+            TimeRemainingColumn(),
             console=Console(stderr=True),
             transient=True,
         ) as bar:
             for f in files:
-                task = bar.add_task(f"validating {f}", total=None)
+                task = bar.add_task(f"validating {Path(f).name}", total=None, records=0)
 
-                def advance(n: int, task: Any = task) -> None:
-                    bar.update(task, completed=n)
+                def advance(n: int, fraction: float | None, task: Any = task) -> None:
+                    if fraction is None:  # standard input: no size to measure against
+                        bar.update(task, records=n)
+                    else:
+                        bar.update(task, total=1.0, completed=fraction, records=n)
 
                 validator.feed_file(f, on_progress=advance)
     else:

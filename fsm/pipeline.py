@@ -26,7 +26,8 @@ from fsm.violation import Finding, Severity, SourceLocation, Violation
 
 __all__ = ["Validator", "validate_log"]
 
-Progress = Callable[[int], None]
+Progress = Callable[[int, float | None], None]
+"""Called now and then during feed_file with (records read so far, fraction of the file read or None)."""
 
 
 class Validator:
@@ -93,7 +94,7 @@ class Validator:
         for n, (position, record, error) in enumerate(items, 1):
             feed(position, record, error, label, is_entry)
             if on_progress is not None and not n & 0xFFF:
-                on_progress(n)
+                on_progress(n, info.fraction())
         self._inputs.append(
             InputSummary(label, info.format, self._read - before, self._judged - judged_before)
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -233,3 +234,20 @@ def test_a_finished_validator_refuses_more_traffic() -> None:
     with pytest.raises(UsageError, match="finished"):
         v.feed_file(str(REPO / "examples" / "broken.jsonl"))
     assert v.finish() is report
+
+
+def test_progress_reports_records_and_the_share_of_the_file_read(tmp_path: Path) -> None:
+    """feed_file calls back with (records so far, fraction of the file read); None for standard input."""
+    log = tmp_path / "big.jsonl"
+    log.write_text("".join(orjson.dumps(r).decode() + "\n" for r in generate(700, seed=9, partial=False)))
+    calls: list[tuple[int, float | None]] = []
+    Validator().feed_file(str(log), on_progress=lambda n, f: calls.append((n, f)))
+    assert len(calls) >= 2
+    fractions = [f for _, f in calls]
+    assert all(f is not None and 0 < f <= 1 for f in fractions)
+    assert fractions == sorted(fractions) and [n for n, _ in calls] == sorted(n for n, _ in calls)
+    piped: list[tuple[int, float | None]] = []
+    Validator().feed_file(
+        "-", stdin=io.BytesIO(log.read_bytes()), on_progress=lambda n, f: piped.append((n, f))
+    )
+    assert piped and all(f is None for _, f in piped)

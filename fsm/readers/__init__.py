@@ -17,7 +17,7 @@ import gzip
 import io
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -42,6 +42,17 @@ class InputFile:
     label: str
     format: Format
     compressed: bool = False
+    size: int | None = None  # bytes on disk, when known (not for standard input)
+    read_so_far: Callable[[], int] | None = field(default=None, compare=False, repr=False)
+
+    def fraction(self) -> float | None:
+        """How much of the file has been read (0-1), when that can be known."""
+        if not self.size or self.read_so_far is None:
+            return None
+        try:
+            return min(self.read_so_far() / self.size, 1.0)
+        except (OSError, ValueError):  # closed or unseekable
+            return None
 
     @property
     def positions_are_entries(self) -> bool:
@@ -88,7 +99,8 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
         problem: Iterator[RawItem] = iter([(None, None, f"cannot decompress: {exc}")])
         return InputFile(label, "jsonl", compressed), _closing(problem, buffered if path != "-" else None)
     fmt = detect_format(head, label.removesuffix(".gz"))
-    info = InputFile(label, fmt, compressed)
+    size = None if path == "-" else _size(Path(path))
+    info = InputFile(label, fmt, compressed, size, None if path == "-" else buffered.tell)
     reread = None if path == "-" else functools.partial(_read_whole, Path(path), compressed)
     items = _har_items(stream, reread) if fmt == "har" else read_jsonl(stream)
     return info, _closing(items, buffered if path != "-" else None)
@@ -131,6 +143,13 @@ def _har_items(stream: Any, reread: Callable[[], bytes] | None) -> Iterator[RawI
     for index, record, error in read_har(data):
         if index is None or index >= done:
             yield index, record, error
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size or None
+    except OSError:
+        return None
 
 
 def _read_whole(path: Path, compressed: bool) -> bytes:
