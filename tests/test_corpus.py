@@ -38,13 +38,47 @@ def test_case_raises_exactly_the_expected_rules_at_the_expected_places(
 
 
 def test_every_rule_has_a_failing_case_and_a_passing_case(spec: Spec) -> None:
-    """Each rule fires in some case, and some clean case covers it without firing."""
+    """Each rule fires in some case, and passes in another that makes the same calls.
+
+    The passing case for a rule: a case where every operation of the exchanges that broke the
+    rule in its failing cases is called too, and the rule does not fire.
+    """
     fired = {e["rule"] for case in CASES for e in _expected(case)["violations"]}
     assert set(spec.rules) - fired == set(), "rules without a failing case"
     clean = [c for c in CASES if c.startswith("clean-")]
     assert any(c.endswith("-har") for c in clean) and len(clean) >= 5
     for c in clean:
         assert _expected(c)["violations"] == [], c
+    reports = {case: validate_log(CORPUS / case / _expected(case)["traffic"]) for case in CASES}
+    called = {
+        case: {op for op in _operations(CORPUS / case / _expected(case)["traffic"], spec) if op}
+        for case in CASES
+    }
+    for rule in spec.rules:
+        broke = {v.operation_id for case, r in reports.items() for v in r.violations if v.rule_id == rule} - {
+            None
+        }
+        passing = [
+            case
+            for case, r in reports.items()
+            if rule not in {v.rule_id for v in r.violations} and broke <= called[case]
+        ]
+        assert passing, f"{rule}: no case calls {sorted(broke)} without breaking it"
+
+
+def _operations(traffic: Path, spec: Spec) -> list[str | None]:
+    """The operation each exchange of a trace calls (None when it matches none)."""
+    from fsm import Validator
+
+    ops: list[str | None] = []
+    validator = Validator(
+        spec,
+        on_exchange=lambda ex, match, found, touched: ops.append(
+            match.operation.id if match is not None else None
+        ),
+    )
+    validator.feed_file(str(traffic))
+    return ops
 
 
 def test_the_committed_corpus_is_what_the_builder_writes(tmp_path: Path) -> None:

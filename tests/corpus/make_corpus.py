@@ -158,6 +158,16 @@ def _partial() -> tuple[list[Any], Expect]:
     return f.records[6:], []
 
 
+@case("clean-query-vouchers", "A payee lists its vouchers with integer paging parameters.")
+def _query_ok() -> tuple[list[Any], Expect]:
+    f = Flow(seed=16)
+    v = f.voucher()
+    f.add(f.b.record("GET", "/vouchers", response=[], query={"limit": "10", "offset": "0"}, token=f.payee))
+    f.add(f.b.discard(f.payee, v))
+    f.close()
+    return f.records, []
+
+
 # ------------------------------------------------------- one case per rule
 @case("input-unreadable", "A line that is not JSON is reported and the run goes on (D21).")
 def _unreadable() -> tuple[list[Any], Expect]:
