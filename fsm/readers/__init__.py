@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-import ijson
+import ijson  # type: ignore[import-untyped]  # no stubs; the compiled build type-checks without our overrides
 
 from fsm.errors import LogFormatError
 from fsm.readers.har import entry_to_record, read_har
