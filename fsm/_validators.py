@@ -174,7 +174,8 @@ def _shape_name(branch: Any, root: dict[str, Any]) -> str:
 def _what(instance: Any) -> str:
     if isinstance(instance, dict):
         return "an object with " + ", ".join(sorted(map(str, instance))[:6])
-    return f"{instance!r}"[:60]
+    text = repr(instance)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _leaves(error: Any) -> list[Any]:

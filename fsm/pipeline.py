@@ -19,7 +19,7 @@ from fsm.matcher import Match, Matcher, Router
 from fsm.readers import open_input
 from fsm.report import EntityOutcome, InputSummary, Report, Totals, sort_violations
 from fsm.schemacheck import SchemaChecker
-from fsm.secrets import redact, redact_value, scrub, secrets_in
+from fsm.secrets import Scrubber, redact, redact_value, secrets_in
 from fsm.spec import Spec, load_spec
 from fsm.stepper import Coverage, Stepper
 from fsm.violation import Finding, Severity, SourceLocation, Violation
@@ -69,7 +69,6 @@ class Validator:
         self._inputs: list[InputSummary] = []
         self._untimed: set[str] = set()
         self._finished: Report | None = None
-        self._secret_ops: dict[str, bool] = {}
 
     # ------------------------------------------------------------------ input
     def feed(
@@ -150,7 +149,11 @@ class Validator:
             findings.extend(replace(f, entity=f.entity or about) for f in schema)
         out = (
             self._emit(
-                findings, ex.location, ex.index, routed.operation.id, self._secrets(ex, routed, findings)
+                findings,
+                ex.location,
+                ex.index,
+                routed.operation.id,
+                lambda: self._scrubber(ex, routed, findings),
             )
             if findings
             else []
@@ -159,27 +162,22 @@ class Validator:
             self._on_exchange(ex, routed, out, self._stepper.last_touched)
         return out
 
-    def _secrets(self, ex: Exchange, match: Match, findings: list[Finding]) -> frozenset[str]:
+    def _scrubber(self, ex: Exchange, match: Match, findings: list[Finding]) -> Scrubber:
         """Every secret this exchange holds, to be scrubbed from what its violations say (D20).
 
-        A body meant to carry secrets that breaks its schema has all its strings treated as
-        secrets: a password may sit where a field name was expected.
+        A body meant to carry secrets that breaks its schema has all its strings (field names too)
+        treated as secrets, but for the words its schema declares: a password may sit anywhere.
         """
-        op = match.operation
-        every = any(f.rule_id == "schema.request" for f in findings) and self._carries_secrets(op.id, match)
-        found = secrets_in(ex.req_body, every_string=every) | secrets_in(ex.resp_body)
+        public = self._schemas.public_words(match.operation)
+        every = public is not None and any(f.rule_id == "schema.request" for f in findings)
+        found = secrets_in(ex.req_body, every_string=every, public=public or frozenset())
+        found |= secrets_in(ex.resp_body)
         for text in (ex.req_text, ex.resp_text):
             if text:
                 found |= secrets_in(text)
         if ex.token:
             found.add(ex.token)
-        return frozenset(found)
-
-    def _carries_secrets(self, op_id: str, match: Match) -> bool:
-        known = self._secret_ops.get(op_id)
-        if known is None:
-            known = self._secret_ops[op_id] = self._schemas.carries_secrets(match.operation)
-        return known
+        return Scrubber(found)
 
     def _emit(
         self,
@@ -187,14 +185,17 @@ class Validator:
         loc: SourceLocation,
         index: int,
         op: str | None,
-        secrets: frozenset[str] = frozenset(),
+        secrets: Callable[[], Scrubber] | None = None,
     ) -> list[Violation]:
         out = []
+        scrubber = _NO_SECRETS
         for f in findings:
             severity = self._severity.get(f.rule_id, Severity.ERROR)
             if severity is None:
                 continue
-            v = _violation(f, severity, loc, index, op, self._severity, secrets)
+            if secrets is not None:  # only for what is reported, once per exchange
+                scrubber, secrets = secrets(), None
+            v = _violation(f, severity, loc, index, op, self._severity, scrubber)
             out.append(v)
         self._violations.extend(out)
         return out
@@ -261,6 +262,9 @@ class Validator:
         return self._finished
 
 
+_NO_SECRETS = Scrubber(frozenset())
+
+
 def _violation(
     f: Finding,
     severity: Severity,
@@ -268,23 +272,23 @@ def _violation(
     index: int,
     op: str | None,
     severities: Mapping[str, Severity | None],
-    secrets: frozenset[str] = frozenset(),
+    scrubber: Scrubber,
 ) -> Violation:
     return Violation(
         rule_id=f.rule_id,
         severity=severity,
-        message=scrub(redact(f.message), secrets),
+        message=scrubber(redact(f.message)),
         location=loc,
         exchange_index=index,
         operation_id=op,
         entity=f.entity,
         instance_path=f.instance_path,
         spec_path=f.spec_path,
-        expected=scrub(redact_value(f.expected), secrets),
-        actual=scrub(redact_value(f.actual), secrets),
+        expected=scrubber(redact_value(f.expected)),
+        actual=scrubber(redact_value(f.actual)),
         related=f.related,
         context=tuple(
-            _violation(c, severities.get(c.rule_id) or severity, loc, index, op, severities, secrets)
+            _violation(c, severities.get(c.rule_id) or severity, loc, index, op, severities, scrubber)
             for c in f.context
         ),
     )

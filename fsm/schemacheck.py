@@ -52,6 +52,11 @@ class SchemaChecker:
             for rel in (op.request, *op.responses.values())
             if rel is not None
         }
+        self._secret_requests = {
+            op.id: frozenset(_declared_words(load_schemas()[op.request]))
+            for op in spec.operations
+            if op.request is not None and _names_secret(load_schemas().get(op.request))
+        }
         # The fast path for a body with style checks: one compiled schema that holds when the body
         # satisfies its schema and every style check (most bodies); otherwise both are explained.
         self._clean: dict[str, Any] = {}
@@ -63,9 +68,12 @@ class SchemaChecker:
                 if rel in self._validators and all(p is not None for p in parts):
                     self._clean[rel] = compiled({"allOf": [{"$ref": self._validators[rel].uri}, *parts]})
 
-    def carries_secrets(self, op: OperationSpec) -> bool:
-        """True when the operation's request schema has a secret field (a password, a token...)."""
-        return op.request is not None and _names_secret(load_schemas().get(op.request))
+    def public_words(self, op: OperationSpec) -> frozenset[str] | None:
+        """The field names and fixed values of a request schema with a secret field, or None.
+
+        Those words are not secrets; None means the request carries no secret (password, token...).
+        """
+        return self._secret_requests.get(op.id)
 
     def _validator(self, rel: str) -> SchemaValidator:
         return self._validators.get(rel) or validator(rel, self.fast)
@@ -280,6 +288,24 @@ def _not_json(side: str, op: OperationSpec, text: str) -> Finding:
         instance_path=f"/{side}/body",
         actual=scrub(text, secrets_in(text))[:80],
     )
+
+
+def _declared_words(schema: Any, depth: int = 0) -> set[str]:
+    """Property names and const/enum strings of a schema (with its $defs)."""
+    words: set[str] = set()
+    if depth > 32:
+        return words
+    if isinstance(schema, dict):
+        props = schema.get("properties")
+        if isinstance(props, dict):
+            words.update(props)
+        words.update(v for v in (schema.get("const"), *schema.get("enum", ())) if isinstance(v, str))
+        for v in schema.values():
+            words |= _declared_words(v, depth + 1)
+    elif isinstance(schema, list):
+        for v in schema:
+            words |= _declared_words(v, depth + 1)
+    return words
 
 
 def _names_secret(schema: Any, depth: int = 0) -> bool:

@@ -10,7 +10,7 @@ import hashlib
 import re
 from typing import Any
 
-__all__ = ["SECRET_KEYS", "fingerprint", "redact", "redact_value", "scrub", "secrets_in"]
+__all__ = ["SECRET_KEYS", "Scrubber", "fingerprint", "redact", "redact_value", "scrub", "secrets_in"]
 
 SECRET_KEYS = frozenset(
     {
@@ -31,53 +31,91 @@ _PATTERNS = (
 
 
 _SECRET_NAMES = "|".join(sorted(SECRET_KEYS, key=len, reverse=True))
-# key=value (form bodies, query strings) and "key": "value" (JSON-ish text that did not parse)
+# key=value (form bodies, query strings) and "key": "value" in text that is not JSON (quotes of either
+# kind, the closing one optional: the text may be cut short)
 _IN_TEXT = re.compile(
-    rf"""(?i)(?:\b(?:{_SECRET_NAMES})=([^&;\s]+))|(?:"(?:{_SECRET_NAMES})"\s*:\s*"((?:[^"\\]|\\.)*)")"""
+    rf"""(?i)(?:\b(?:{_SECRET_NAMES})=([^&;\s]+))|(?:["'](?:{_SECRET_NAMES})["']\s*:\s*["']((?:[^"'\\]|\\.)*))"""
 )
 _MIN_SECRET = 3  # shorter values are not scrubbed from text (they would mangle every message)
 
 
-def secrets_in(value: Any, *, every_string: bool = False, depth: int = 0) -> set[str]:
+def secrets_in(
+    value: Any, *, every_string: bool = False, public: frozenset[str] = frozenset(), depth: int = 0
+) -> set[str]:
     """The secret strings one payload holds: values of secret fields, and secrets in raw text.
 
-    With ``every_string`` every string in it counts (a body meant to carry secrets that does
-    not have the expected shape: its strings may be passwords in the wrong place).
+    With ``every_string`` every string in it counts, field names too (a body meant to carry
+    secrets that does not have the expected shape: a password may sit anywhere), except the
+    ``public`` ones: the names and fixed values its schema declares.
     """
     found: set[str] = set()
     if depth > 64:
         return found
     if isinstance(value, dict):
         for k, v in value.items():
+            if every_string and isinstance(k, str):
+                found.add(k)
             if isinstance(v, str) and (every_string or k in SECRET_KEYS):
                 found.add(v)
             elif isinstance(v, (dict, list)):
-                found |= secrets_in(v, every_string=every_string, depth=depth + 1)
+                found |= secrets_in(v, every_string=every_string, public=public, depth=depth + 1)
     elif isinstance(value, list):
         for v in value:
-            found |= secrets_in(v, every_string=every_string, depth=depth + 1)
+            found |= secrets_in(v, every_string=every_string, public=public, depth=depth + 1)
     elif isinstance(value, str):
         if every_string:
             found.add(value)
         found.update(a or b for a, b in _IN_TEXT.findall(value))
-    return {s for s in found if len(s) >= _MIN_SECRET}
+    return {s for s in found if len(s) >= _MIN_SECRET and s not in public}
 
 
-def scrub(value: Any, secrets: set[str] | frozenset[str], depth: int = 0) -> Any:
-    """``value`` with every occurrence of the given secrets (also as repr shows them) fingerprinted."""
-    if not secrets or depth > 64:
+class Scrubber:
+    """Replaces the given secrets by fingerprints wherever they appear in a value.
+
+    A secret is found whole, as ``repr`` escapes it, or cut short at the end of a string
+    (messages shorten long values: ``'hunter2hun...``).
+    """
+
+    def __init__(self, secrets: set[str] | frozenset[str]) -> None:
+        pairs = {}
+        for secret in secrets:
+            for form in (secret, repr(secret)[1:-1]):
+                pairs[form] = fingerprint(secret, "secret")
+        self._pairs = sorted(pairs.items(), key=lambda p: len(p[0]), reverse=True)
+
+    def __bool__(self) -> bool:
+        return bool(self._pairs)
+
+    def __call__(self, value: Any, depth: int = 0) -> Any:
+        """``value`` (a string, or lists and dicts of them) with every secret fingerprinted."""
+        if not self._pairs or depth > 64:
+            return value
+        if isinstance(value, str):
+            return self._text(value)
+        if isinstance(value, dict):
+            return {k: self(v, depth + 1) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self(v, depth + 1) for v in value]
         return value
-    if isinstance(value, str):
-        for secret in sorted(secrets, key=len, reverse=True):
-            for form in {secret, repr(secret)[1:-1]}:
-                if form in value:
-                    value = value.replace(form, fingerprint(secret, "secret"))
-        return value
-    if isinstance(value, dict):
-        return {k: scrub(v, secrets, depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub(v, secrets, depth + 1) for v in value]
-    return value
+
+    def _text(self, text: str) -> str:
+        for form, print_ in self._pairs:
+            if form in text:
+                text = text.replace(form, print_)
+        for form, print_ in self._pairs:  # a secret cut short: before "..." or at the very end
+            cuts = [i for i in range(len(text)) if text.startswith("...", i)] + [len(text.rstrip("'\""))]
+            for cut in reversed(cuts):
+                head = text[:cut]
+                for k in range(len(form) - 1, _MIN_SECRET - 1, -1):
+                    if head.endswith(form[:k]):
+                        text = head[: cut - k] + print_ + text[cut:]
+                        break
+        return text
+
+
+def scrub(value: Any, secrets: set[str] | frozenset[str]) -> Any:
+    """``value`` with every occurrence of the given secrets fingerprinted (see :class:`Scrubber`)."""
+    return Scrubber(secrets)(value)
 
 
 def fingerprint(secret: str, kind: str = "tok") -> str:

@@ -139,7 +139,29 @@ def test_secrets_never_appear_in_any_output(tmp_path: Path) -> None:
             )
         ),
     ]
+    long_password, long_token = "PWLONG" + "x" * 80, "TKLONG" + "y" * 150  # shown cut short, if at all
+    misplaced += [
+        {
+            "request": {"method": "POST", "path": "/api/v1/auth/sign-in", "body": body},
+            "response": refused,
+        }
+        for body in (long_password, {"type": "mobile-device", "data": {"S3cr3tAsAKey!": "x"}})
+    ]
+    misplaced += [
+        {
+            "request": {"method": "POST", "path": "/api/v1/auth/sign-in", "bodyText": text},
+            "response": refused,
+        }
+        for text in ('{"type": "x", "data": {"password": "PWCUTSHORT', "{'password': 'PWSINGLEQ'}")
+    ]
+    misplaced.append(
+        {
+            "request": {"method": "POST", "path": "/api/v1/auth/sign-in", "body": {"type": "x"}},
+            "response": {"status": 401, "body": {"token": long_token, "note": "not an envelope"}},
+        }
+    )
     secrets |= {"PWSECRET_form", "TKSECRET_form", "PWLEAK_list", "PWLEAK_bare", "PWLEAK_array"}
+    secrets |= {long_password[:12], long_token[:12], "S3cr3tAsAKey!", "PWCUTSHORT", "PWSINGLEQ"}
     log = [*records, *records, bad_sign_in, *misplaced]
     p.write_text("\n".join(orjson.dumps(r).decode() for r in log) + "\n")
     report = validate_log(p)
