@@ -21,7 +21,7 @@ from fsm.report import EntityOutcome, InputSummary, Report, Totals, sort_violati
 from fsm.schemacheck import SchemaChecker
 from fsm.secrets import Scrubber, redact, redact_value, secrets_in
 from fsm.spec import Spec, load_spec
-from fsm.stepper import Coverage, Stepper
+from fsm.stepper import Coverage, Stepper, history_location
 from fsm.violation import Finding, Severity, SourceLocation, Violation
 
 __all__ = ["Validator", "validate_log"]
@@ -240,15 +240,10 @@ class Validator:
                 actual=list(e.states),
                 related=self._stepper.related(e),
             )
-            last = e.history[-1] if e.history else None  # located at the entity's last exchange
-            if last is None:
-                self._emit([finding], end, -1, None)
+            if e.history:  # located at the entity's last exchange
+                self._emit([finding], history_location(e.history[-1]), e.history[-1][0], None)
             else:
-                index, file, position, is_entry = last[0], last[1], last[2], last[3]
-                loc = (
-                    SourceLocation(file, entry=position) if is_entry else SourceLocation(file, line=position)
-                )
-                self._emit([finding], loc, index, None)
+                self._emit([finding], end, -1, None)
         for key, kind, state, final, seen in self._stepper.outcomes():
             entities.append(EntityOutcome(key, kind, state, final, seen))
         self._finished = Report(

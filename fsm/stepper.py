@@ -40,7 +40,7 @@ from fsm.spec.model import (
 )
 from fsm.violation import Finding, RelatedExchange, SourceLocation
 
-__all__ = ["Coverage", "Entity", "Stepper"]
+__all__ = ["Coverage", "Entity", "Stepper", "history_location"]
 
 _HISTORY = 5  # exchanges remembered per entity, for 'related' and timelines
 _MISSING = object()
@@ -54,7 +54,8 @@ def _summary(h: _Hist) -> str:
     return f"{h[4]} {h[5]} -> {h[6]}{tail}"
 
 
-def _location(h: _Hist) -> SourceLocation:
+def history_location(h: _Hist) -> SourceLocation:
+    """Where a remembered exchange was read: ``FILE:LINE`` or ``FILE:entries[N]``."""
     return SourceLocation(h[1], entry=h[2]) if h[3] else SourceLocation(h[1], line=h[2])
 
 
@@ -183,7 +184,7 @@ class Stepper:
         for symbol, network, address in spec.tokens:
             self._learn(symbol, network, address)
         self.last_time: float | None = None
-        self._clock_file: str | None = None
+        self._clocks: dict[str, float] = {}  # per input: the time of its last exchange
         self._resource = re.compile(spec.resource_pattern)
         self._by_state: dict[str, dict[tuple[str, str], tuple[TransitionSpec, ...]]] = {}
         self._timed: dict[str, tuple[TransitionSpec, ...]] = {}
@@ -294,7 +295,7 @@ class Stepper:
     @staticmethod
     def related(e: Entity) -> tuple[RelatedExchange, ...]:
         """The entity's recent exchanges, oldest first."""
-        return tuple(RelatedExchange(h[0], _location(h), _summary(h)) for h in e.history)
+        return tuple(RelatedExchange(h[0], history_location(h), _summary(h)) for h in e.history)
 
     def _context_of(self, entity: Entity | None) -> Entity | None:
         while entity is not None and entity.kind != "context":
@@ -578,8 +579,8 @@ class Stepper:
         """
         if ex.time is None:
             return None
-        previous = self.last_time if self._clock_file == ex.file else None
-        self.last_time, self._clock_file = ex.time, ex.file
+        previous = self._clocks.get(ex.file)
+        self._clocks[ex.file] = self.last_time = ex.time
         if previous is not None and ex.time < previous:
             return Finding(
                 "time.backwards",
@@ -926,7 +927,7 @@ class Stepper:
             )
             if independent and blame is not None:
                 b_hist = blame[1]
-                b_index, loc, b_summary = b_hist[0], _location(b_hist), _summary(b_hist)
+                b_index, loc, b_summary = b_hist[0], history_location(b_hist), _summary(b_hist)
                 rule = "observe.independence"
                 message = (
                     f"{e.key} was {e.observed} and is now {status} with no call of its own; the last "

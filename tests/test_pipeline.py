@@ -273,3 +273,17 @@ def test_progress_reports_records_and_the_share_of_the_file_read(tmp_path: Path)
         "-", stdin=io.BytesIO(log.read_bytes()), on_progress=lambda n, f: piped.append((n, f))
     )
     assert piped and all(f is None for _, f in piped)
+
+
+def test_interleaved_sources_keep_their_own_clocks() -> None:
+    """Records fed from two sources in turn: a step back within one source is flagged, across not."""
+    record = {
+        "request": {"method": "GET", "path": "/api/v1/vouchers/vch_1"},
+        "response": {"status": 200, "body": {"id": "vch_1", "status": "RESERVED"}},
+    }
+    v = Validator()
+    found = []
+    for source, second in (("a", 10), ("b", 5), ("a", 1)):
+        timed = {**record, "time": f"2026-06-09T12:00:{second:02d}Z"}
+        found += [x.rule_id for x in v.feed(timed, source=source)]
+    assert found.count("time.backwards") == 1

@@ -287,3 +287,13 @@ def test_a_broken_har_file_is_salvaged_once_with_no_entry_twice(how: str, tmp_pa
         assert problems == ["not a HAR file: no log.entries array"]
     else:
         assert len([1 for _, r, _ in items if r is not None]) >= 5
+
+
+def test_a_truncated_gzip_har_is_salvaged_from_what_decompresses(tmp_path: Path) -> None:
+    """A .har.gz cut short: the entries in the part that decompresses are judged, the cut reported."""
+    data = gzip.compress(json.dumps(to_har(list(generate(3, seed=6, partial=False))), indent=1).encode())
+    p = tmp_path / "capture.har.gz"
+    p.write_bytes(data[: len(data) * 3 // 4])
+    items = _items(p)
+    assert len([r for _, r, _ in items if r is not None]) >= 5
+    assert [e for _, _, e in items if e]

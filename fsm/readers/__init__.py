@@ -16,6 +16,7 @@ import functools
 import gzip
 import io
 import sys
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,14 +157,10 @@ def _read_whole(path: Path, compressed: bool) -> bytes:
     data = path.read_bytes()
     if not compressed:
         return data
-    with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
-        out = bytearray()
-        try:
-            while chunk := unzipped.read(1 << 20):
-                out += chunk
-        except (OSError, EOFError):  # truncated: what could be decompressed
-            pass
-        return bytes(out)
+    try:  # what can be decompressed, also from a truncated gzip file
+        return zlib.decompressobj(wbits=31).decompress(data)
+    except zlib.error:
+        return b""
 
 
 def _safely(reread: Callable[[], bytes] | None) -> bytes | None:
