@@ -476,11 +476,12 @@ def coverage(files: Sequence[str], fmt: str, out: str | None) -> None:
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
         for name, d in overlays.items():
-            (folder / f"{name}-coverage.dot").write_text(state_dot(d), encoding="utf-8")
+            dot = state_dot(d)
+            (folder / f"{name}-coverage.dot").write_text(dot, encoding="utf-8")
             (folder / f"{name}-coverage.mmd").write_text(state_mermaid(d), encoding="utf-8")
             if shutil.which("dot"):
                 for fmt_ in ("svg", "png"):
-                    render_image(state_dot(d), folder / f"{name}-coverage.{fmt_}", fmt_)
+                    render_image(dot, folder / f"{name}-coverage.{fmt_}", fmt_)
         click.echo(f"wrote overlays to {folder}", err=True)
 
 

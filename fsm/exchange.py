@@ -162,13 +162,14 @@ _SHAPE = jsonschema_rs.validator_for(
 """The shape :func:`_shape_problem` checks, compiled: one native call answers for most records."""
 
 
-def _has_shape(record: Any) -> bool:
-    """True when ``record`` has the exchange shape; the compiled check first, the explaining one if unsure."""
+def _shape_of(record: Any) -> tuple[str, str] | None:
+    """The record's first shape problem, or None: the compiled check first, the explaining one if unsure."""
     try:
-        fits = _SHAPE.is_valid(record) and type(record["response"]["status"]) is int  # not 200.0
+        if _SHAPE.is_valid(record) and type(record["response"]["status"]) is int:  # not 200.0
+            return None
     except (ValueError, OverflowError):  # values jsonschema-rs cannot take: let Python look
-        fits = False
-    return fits or _shape_problem(record) is None
+        pass
+    return _shape_problem(record)
 
 
 def _strings(headers: Any) -> bool:
@@ -216,8 +217,9 @@ def build_exchange(
     record: Any, index: int, file: str, position: int | None, is_entry: bool
 ) -> Exchange | Finding:
     """Type one record, or return the ``input.bad-record`` finding that says why not."""
-    if not _has_shape(record):
-        pointer, message = _shape_problem(record) or ("", "not an exchange record")
+    problem = _shape_of(record)
+    if problem is not None:
+        pointer, message = problem
         return Finding("input.bad-record", message, instance_path=pointer, spec_path="exchange")
     req = record["request"]
     resp = record["response"]
