@@ -209,7 +209,7 @@ class Validator:
         live = self._stepper.entities.get((kind, ident))
         if live is not None:
             return live.states
-        final = self._stepper.finished.get((kind, ident))
+        final = self._stepper.finished.get(kind, {}).get(ident)
         return (final,) if final is not None else None
 
     @property

@@ -176,8 +176,8 @@ class Stepper:
         self.by_code: dict[tuple[str, str], Entity] = {}
         # Final entities are retired to these compact maps (key -> final state), so memory
         # grows with the live entities, not with the length of the log.
-        self.finished: dict[tuple[str, str], str] = {}
-        self.finished_codes: dict[tuple[str, str], str] = {}
+        self.finished: dict[str, dict[str, str]] = {name: {} for name in spec.machines}  # kind -> id -> state
+        self.finished_codes: dict[str, dict[str, str]] = {name: {} for name in spec.machines}
         self.tokens: dict[int, _Token | None] = {}
         self.currencies: dict[tuple[str, str], str] = {}
         self.addresses: dict[tuple[str, str], str] = {}
@@ -236,14 +236,14 @@ class Stepper:
             found = self.entities.get((kind, id))
             if found is not None:
                 return found
-            state = self.finished.pop((kind, id), None)
+            state = self.finished[kind].pop(id, None)
             if state is not None:  # a retired entity named again: bring it back in its final state
                 return self._adopt(kind, id, code, (state,))
         if isinstance(code, str) and not isinstance(id, str):
             found = self.by_code.get((kind, code))
             if found is not None:
                 return found
-            state = self.finished_codes.pop((kind, code), None)
+            state = self.finished_codes[kind].pop(code, None)
             if state is not None:
                 return self._adopt(kind, None, code, (state,))
         return None
@@ -255,10 +255,10 @@ class Stepper:
         state = e.states[0]
         if e.id is not None and self.entities.get((e.kind, e.id)) is e:
             del self.entities[(e.kind, e.id)]
-            self.finished[(e.kind, e.id)] = state
+            self.finished[e.kind][e.id] = state
         if e.code is not None and self.by_code.get((e.kind, e.code)) is e:
             del self.by_code[(e.kind, e.code)]
-            self.finished_codes[(e.kind, e.code)] = state
+            self.finished_codes[e.kind][e.code] = state
         parent = e.parent
         if parent is not None and parent.children is not None and e in parent.children:
             parent.children.remove(e)
@@ -664,7 +664,7 @@ class Stepper:
             if not isinstance(id_, str):
                 return None, out, True
             old = self.entities.get((m.name, id_))
-            if old is None and (m.name, id_) in self.finished:
+            if old is None and id_ in self.finished[m.name]:
                 old = self._find(m.name, id_, None)
             if old is not None:
                 out.append(
@@ -1044,8 +1044,9 @@ class Stepper:
         for (kind, _), e in self.entities.items():
             finals = self.spec.machines[kind].finals
             yield e.key, kind, e.state_text(), all(s in finals for s in e.states), len(e.history)
-        for (kind, id_), state in self.finished.items():
-            yield f"{kind}:{id_}", kind, state, True, 0
+        for kind, done in self.finished.items():
+            for id_, state in done.items():
+                yield f"{kind}:{id_}", kind, state, True, 0
 
     def unfinished(self) -> Iterator[tuple[Entity, MachineSpec]]:
         """Entities not in a final state, in the order they were first met."""
