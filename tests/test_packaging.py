@@ -47,12 +47,12 @@ def _build_wheel(src: Path, out: Path, **env: str) -> Path:
     return whl
 
 
-def _fresh_venv(env_dir: Path) -> Path:
-    """A new virtual environment that sees this environment's packages, not its voucher-fsm.
+def _fresh_venv(env_dir: Path, wheel: Path) -> Path:
+    """A new virtual environment with ``wheel`` installed (returns its python).
 
-    The dependencies come from the environment running the tests (a .pth file lists its
-    site-packages directories; .pth files inside them, such as an editable install's, are not
-    processed), so nothing is downloaded and the venv's own voucher-fsm is the only one.
+    It sees this environment's packages, not its voucher-fsm: a .pth file lists this
+    environment's site-packages directories (.pth files inside them, such as an editable
+    install's, are not processed), so nothing is downloaded and the wheel's fsm is the only one.
     """
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
@@ -64,6 +64,11 @@ def _fresh_venv(env_dir: Path) -> Path:
     ).stdout.strip()
     theirs = [p for p in site.getsitepackages() if Path(p).is_dir()]
     (Path(own) / "zz_test_dependencies.pth").write_text("".join(p + "\n" for p in theirs))
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     return py
 
 
@@ -84,12 +89,7 @@ def test_the_wheel_carries_every_schema_and_protocol_file(wheel: Path) -> None:
 def test_the_installed_wheel_loads_the_spec_and_checks_a_payload(wheel: Path, tmp_path: Path) -> None:
     """In a fresh virtual environment, away from the checkout, the spec loads and check-payload runs."""
     env_dir = tmp_path / "venv"
-    py = _fresh_venv(env_dir)
-    subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(wheel)],
-        check=True,
-        capture_output=True,
-    )
+    py = _fresh_venv(env_dir, wheel)
     where = subprocess.run(
         [
             str(py),
@@ -166,12 +166,7 @@ def test_the_compiled_build_gives_the_same_reports_as_pure_python(tmp_path: Path
     whl = _build_wheel(src, tmp_path / "dist", HATCH_BUILD_HOOK_ENABLE_MYPYC="1")
     assert "-cp3" in whl.name and "none-any" not in whl.name, whl.name  # a platform wheel
     env_dir = tmp_path / "venv"
-    py = _fresh_venv(env_dir)
-    subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(whl)],
-        check=True,
-        capture_output=True,
-    )
+    py = _fresh_venv(env_dir, whl)
     inputs = _inputs(tmp_path)
     runs = {}
     for name, exe in (("compiled", str(py)), ("pure", sys.executable)):
