@@ -192,7 +192,7 @@ def operations_markdown(spec: Spec) -> str:
     lines += [
         "",
         "Errors every endpoint may give (D15): "
-        + ", ".join(f"{spec.generic_statuses.get(c, '')} `{c}`".strip() for c in sorted(spec.generic_errors))
+        + ", ".join(f"{spec.generic_statuses[c]} `{c}`" for c in sorted(spec.generic_statuses))
         + ".",
         'Error bodies are `{"code": "...", "message": "..."}` (D15).',
     ]

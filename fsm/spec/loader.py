@@ -224,7 +224,6 @@ def _read(root: Path) -> Spec:
         tokens=tuple((t["symbol"], t["network"], t["address"]) for t in tokens_doc["tokens"]),
         prefix=ops_doc["prefix"],
         error_schema=ops_doc["error_schema"],
-        generic_errors=frozenset(ops_doc["generic_errors"]),
         generic_statuses=dict(ops_doc["generic_errors"]),
         token_types=dict(ops_doc["token_types"]),
         resource_pattern=ops_doc["resource_pattern"],

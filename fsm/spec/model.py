@@ -7,6 +7,7 @@ their own JSON Schemas.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -349,14 +350,18 @@ class Spec:
     tokens: tuple[tuple[str, str, str], ...]
     prefix: str
     error_schema: str
-    generic_errors: frozenset[str]
+    generic_statuses: Mapping[str, int]  # codes any operation may answer -> their HTTP status (D15)
     token_types: Mapping[str, str]
     resource_pattern: str
     out_of_scope: tuple[tuple[str, str], ...]
     style: tuple[StyleCheck, ...] = ()
     flows: tuple[FlowSpec, ...] = ()
     participants: Mapping[str, str] = field(default_factory=dict)
-    generic_statuses: Mapping[str, int] = field(default_factory=dict)  # generic code -> HTTP status
+
+    @functools.cached_property
+    def generic_errors(self) -> frozenset[str]:
+        """The codes any operation may answer (D15)."""
+        return frozenset(self.generic_statuses)
 
     def operation(self, op_id: str) -> OperationSpec:
         """The operation with id ``op_id``."""
