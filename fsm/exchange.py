@@ -92,6 +92,33 @@ class Exchange:
         self.resp_headers = resp_headers or {}
         self.token = _bearer(headers.get("authorization"))
 
+    def args(self) -> tuple[Any, ...]:
+        """The constructor's arguments: ``Exchange(*ex.args())`` is an equal copy.
+
+        Plain values only (no objects of the kit's own), so exchanges cross process
+        boundaries cheaply (see :mod:`fsm.worker`).
+        """
+        return (
+            self.index,
+            self.file,
+            self.position,
+            self.is_entry,
+            self.method,
+            self.path,
+            self.query,
+            self.headers,
+            self.status,
+            self.time,
+            self.time_text,
+            self.req_body,
+            self.req_has_body,
+            self.req_text,
+            self.resp_body,
+            self.resp_has_body,
+            self.resp_text,
+            self.resp_headers,
+        )
+
     @property
     def location(self) -> SourceLocation:
         """``FILE:LINE`` or ``FILE:entries[N]``."""

@@ -105,7 +105,8 @@ class Matcher:
 
     def __init__(self, router: Router) -> None:
         self.router = router
-        self._reported: set[str] = set()
+        self.reported: set[str] = set()
+        """Paths already reported once (D1)."""
         self._scopes = tuple(scope for scope, _ in router.out_of_scope)
 
     def match(self, ex: Exchange) -> Match | Finding | None:
@@ -144,7 +145,7 @@ class Matcher:
         )
 
     def _once(self, rule: str, path: str, message: str) -> Finding | None:
-        if path in self._reported:
+        if path in self.reported:
             return None
-        self._reported.add(path)
+        self.reported.add(path)
         return Finding(rule, message, actual=path)

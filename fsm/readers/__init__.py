@@ -45,6 +45,12 @@ class InputFile:
     compressed: bool = False
     size: int | None = None  # bytes on disk, when known (not for standard input)
     read_so_far: Callable[[], int] | None = field(default=None, compare=False, repr=False)
+    closer: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+
+    def close(self) -> None:
+        """Close the file without reading it (the records' stream closes it when it ends)."""
+        if self.closer is not None:
+            self.closer()
 
     def fraction(self) -> float | None:
         """How much of the file has been read (0-1), when that can be known."""
@@ -98,10 +104,18 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
         head = stream.peek(4096)[:4096]
     except (OSError, EOFError) as exc:  # corrupt or truncated gzip header: report, go on
         problem: Iterator[RawItem] = iter([(None, None, f"cannot decompress: {exc}")])
-        return InputFile(label, "jsonl", compressed), _closing(problem, buffered if path != "-" else None)
+        closer = None if path == "-" else buffered.close
+        return InputFile(label, "jsonl", compressed, closer=closer), _closing(problem, closer and buffered)
     fmt = detect_format(head, label.removesuffix(".gz"))
     size = None if path == "-" else _size(Path(path))
-    info = InputFile(label, fmt, compressed, size, None if path == "-" else buffered.tell)
+    info = InputFile(
+        label,
+        fmt,
+        compressed,
+        size,
+        None if path == "-" else buffered.tell,
+        None if path == "-" else buffered.close,
+    )
     reread = None if path == "-" else functools.partial(_read_whole, Path(path), compressed)
     items = _har_items(stream, reread) if fmt == "har" else read_jsonl(stream)
     return info, _closing(items, buffered if path != "-" else None)

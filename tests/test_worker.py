@@ -1,0 +1,188 @@
+"""The two-process run (fsm.worker): the same verdicts as one process, and failures never silent."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from fsm import Validator, worker
+from fsm.generate import generate
+from fsm.render import render
+from fsm.render.json import report_to_dict
+from tests.test_mutations import OPERATORS
+
+REPO = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"),
+    reason="the worker process is forked, which the kit does only on Linux",
+)
+
+
+def _inputs(tmp_path: Path) -> list[Path]:
+    """Every example and corpus trace, a mutated generated log, and a file of junk between records."""
+    log = list(generate(40, seed=11, vouchers_per_session=3))
+    for n, op in enumerate(sorted(OPERATORS)):
+        mutated = OPERATORS[op](log, n)
+        if mutated:
+            log = mutated[0]
+    generated = tmp_path / "generated.jsonl"
+    generated.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in log))
+    junk = tmp_path / "junk.jsonl"
+    lines = [orjson.dumps(r) for r in generate(3, seed=5)]
+    lines[2:2] = [
+        b"{not json",
+        b"\xff\xfe binary",
+        b'{"request": 1}',
+        b"[]",
+        b'{"request": {"method": "GET"}}',
+    ]
+    lines.append(b'{"request": {"method": "GET", "path": "/elsewhere"}, "response": {"status": 200}}')
+    junk.write_bytes(b"\n".join(lines) + b"\n")
+    packed = tmp_path / "generated.jsonl.gz"
+    packed.write_bytes(gzip.compress(generated.read_bytes()))
+    har = (REPO / "examples" / "session-two-payments.har").read_bytes()
+    cut = tmp_path / "cut.har"
+    cut.write_bytes(har[: len(har) * 2 // 3])  # salvaged from the break on
+    files = [generated, junk, packed, cut]
+    files += sorted((REPO / "examples").glob("*.jsonl")) + sorted((REPO / "examples").glob("*.har"))
+    files += sorted((REPO / "tests" / "corpus").glob("*/traffic.*"))
+    return files
+
+
+def _report(files: list[Path], parallel: bool) -> Any:
+    v = Validator(coverage=True)
+    for f in files:
+        v.feed_file(str(f), parallel=parallel)
+    report = v.finish()
+    return report, v.coverage
+
+
+def test_the_two_process_run_gives_the_same_report_as_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All inputs, fed one after another into one validator: every report format and the coverage agree."""
+    assert worker.available(), "the test process should have a single thread"
+    started = []
+    real = worker.prepare_in_child
+    monkeypatch.setattr(worker, "prepare_in_child", lambda *a, **k: started.append(1) or real(*a, **k))
+    files = _inputs(tmp_path)
+    one, one_cov = _report(files, parallel=False)
+    assert not started
+    two, two_cov = _report(files, parallel=True)
+    assert len(started) == len(files) > 40  # every file went through a worker
+    assert report_to_dict(two) == report_to_dict(one)
+    for fmt in ("text", "junit", "sarif"):
+        assert render(two, fmt) == render(one, fmt)
+    assert two_cov == one_cov
+    rules = {v.rule_id for v in one.violations}
+    assert {"input.unreadable", "input.bad-record", "route.outside-api"} <= rules
+    assert len(rules) > 20  # the inputs break many rules, not a few
+
+
+def test_a_path_outside_the_api_is_reported_once_across_files_run_in_workers(tmp_path: Path) -> None:
+    """What a worker learnt (paths already reported, D1) carries over to the next file."""
+    record = {"request": {"method": "GET", "path": "/health"}, "response": {"status": 200}}
+    files = []
+    for name in ("a.jsonl", "b.jsonl"):
+        f = tmp_path / name
+        f.write_bytes(orjson.dumps(record) + b"\n")
+        files.append(f)
+    report, _ = _report(files, parallel=True)
+    assert [str(v.location) for v in report.violations if v.rule_id == "route.outside-api"] == [
+        f"{files[0]}:1"
+    ]
+
+
+def test_parallel_is_declined_where_forking_is_unsafe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a second thread running, feed_file runs every stage in its own process and says nothing."""
+    calls = []
+    monkeypatch.setattr(worker, "prepare_in_child", lambda *a, **k: calls.append(1))
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert not worker.available()
+        report, _ = _report([REPO / "examples" / "session-two-payments.jsonl"], parallel=True)
+    finally:
+        stop.set()
+        thread.join()
+    assert not calls
+    assert report.totals.judged > 10 and report.errors == 0
+
+
+def _items(n: int) -> list[tuple[int, None, str]]:
+    return [(i, None, f"record {i}") for i in range(n)]
+
+
+def test_a_failing_worker_is_an_error_that_says_why(tmp_path: Path) -> None:
+    """An exception in the worker reaches the caller with the worker's traceback."""
+
+    def front(item: Any) -> Any:
+        if item[0] == 100:
+            raise RuntimeError("stage broke at record 100")
+        return item[0], item[2], None, []
+
+    stream = worker.prepare_in_child(_items(200), front, {}, fraction=lambda: None, final_state=lambda: None)
+    seen: list[Any] = []
+    with pytest.raises(worker.WorkerError, match="stage broke at record 100"):
+        seen.extend(p[0] for p in stream)
+    assert seen == list(range(64))  # whole batches before the failure, none after
+
+
+def test_a_worker_that_dies_is_an_error_never_a_silent_end(tmp_path: Path) -> None:
+    """A worker killed mid-input (here: it exits) is reported with its exit code, not taken as the end."""
+
+    def front(item: Any) -> Any:
+        if item[0] == 10:
+            os._exit(3)
+        return item[0], item[2], None, []
+
+    stream = worker.prepare_in_child(_items(50), front, {}, fraction=lambda: None, final_state=lambda: None)
+    with pytest.raises(worker.WorkerError, match="exit code 3"):
+        list(stream)
+
+
+def test_progress_in_a_two_process_run_reports_the_share_read(tmp_path: Path) -> None:
+    """The worker sends how much it has read with each batch; feed_file passes it on."""
+    log = tmp_path / "big.jsonl"
+    log.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in generate(700, seed=9, partial=False)))
+    calls: list[tuple[int, float | None]] = []
+    Validator().feed_file(str(log), on_progress=lambda n, f: calls.append((n, f)), parallel=True)
+    fractions = [f for _, f in calls]
+    assert len(calls) >= 2 and all(f is not None and 0 < f <= 1 for f in fractions)
+    assert fractions == sorted(fractions)
+
+
+def test_the_cli_uses_a_worker_for_large_files_unless_told_not_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--parallel forces it, --no-parallel forbids it, and by default only large files get one."""
+    from click.testing import CliRunner
+
+    from fsm.cli import cli
+
+    modes: list[bool] = []
+    real = Validator.feed_file
+
+    def spy(self: Validator, path: str, **kw: Any) -> None:
+        modes.append(kw.get("parallel", False))
+        real(self, path, **kw)
+
+    monkeypatch.setattr(Validator, "feed_file", spy)
+    example = str(REPO / "examples" / "session-two-payments.jsonl")
+    for args in ([], ["--parallel"], ["--no-parallel"]):
+        result = CliRunner().invoke(cli, ["validate", "--format", "json", *args, example])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["totals"]["judged"] > 10
+    assert modes == [False, True, False]
