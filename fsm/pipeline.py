@@ -110,24 +110,22 @@ class Validator:
                 self._operations,
                 fraction=info.fraction,
                 final_state=lambda: self._matcher.reported,
+                json_only=info.format == "jsonl",  # every value came from orjson
             )
-            fraction = stream.fraction
-            prepared: Iterable[worker.Prepared] = stream
-        else:
-            stream = None
-            front = self._front
-            fraction = info.fraction
-            prepared = (front(item, label, is_entry) for item in items)
-        try:
-            for n, p in enumerate(prepared, 1):
-                judge(p, label, is_entry)
-                if on_progress is not None and not n & 0xFFF:
-                    on_progress(n, fraction())
-        finally:
-            if stream is not None:
+            try:
+                for n, prepared in enumerate(stream, 1):
+                    judge(prepared, label, is_entry)
+                    if on_progress is not None and not n & 0xFFF:
+                        on_progress(n, stream.fraction())
+            finally:
                 info.close()  # this process's copy of the input, never read here
-        if stream is not None:
             self._matcher.reported |= stream.final_state
+        else:
+            front = self._front
+            for n, item in enumerate(items, 1):
+                judge(front(item, label, is_entry), label, is_entry)
+                if on_progress is not None and not n & 0xFFF:
+                    on_progress(n, info.fraction())
         self._inputs.append(
             InputSummary(label, info.format, self._read - before, self._judged - judged_before)
         )

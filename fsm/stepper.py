@@ -191,7 +191,7 @@ class Stepper:
         self._timed_triggers: dict[str, frozenset[str]] = {}
         self._time_attrs: set[str] = set()
         self._op_of: dict[str, dict[str, str]] = {}
-        self._memo: dict[tuple[str, str, str], list[_Outcome]] | None = (
+        self._memo: dict[tuple[str, str, str], tuple[list[_Outcome], list[_Outcome]]] | None = (
             {} if all(getattr(e, "name", "") == "table" for e in engines.values()) else None
         )
         for name, m in spec.machines.items():
@@ -204,6 +204,18 @@ class Stepper:
             self._timed_triggers[name] = frozenset(t.trigger for t in self._timed[name])
             self._time_attrs |= {t.timed_attribute for t in self._timed[name] if t.timed_attribute}
             self._op_of[name] = {t.trigger: t.operation for t in m.transitions if t.operation}
+        # lookups the hot path makes for every exchange, answered from plain dicts
+        self._finals = {name: m.finals for name, m in spec.machines.items()}
+        self._status_of = {name: {s.name: s.status for s in m.states} for name, m in spec.machines.items()}
+        self._due_keys = {
+            name: tuple((t, f"{t.timed_attribute}#t") for t in timed) for name, timed in self._timed.items()
+        }
+        self._need = {
+            op.id: ("payer" if "payer" in op.actors else "payee")
+            if "payer" in op.actors or "payee" in op.actors
+            else None
+            for op in spec.operations
+        }
 
     @property
     def last_touched(self) -> tuple[str, ...]:
@@ -214,13 +226,24 @@ class Stepper:
     @staticmethod
     def _get(ref: Ref, ex: Exchange, params: Mapping[str, str], item: Any = _MISSING) -> Any:
         src = ref.source
-        if src == "path":
-            return params.get(ref.key, _MISSING)
-        if src == "request":
-            return _pointer_get(ex.req_body, ref.tokens) if ex.req_has_body else _MISSING
         if src == "response":
-            return _pointer_get(ex.resp_body, ref.tokens) if ex.resp_has_body else _MISSING
-        return _pointer_get(item, ref.tokens) if item is not _MISSING else _MISSING
+            if not ex.resp_has_body:
+                return _MISSING
+            value = ex.resp_body
+        elif src == "path":
+            return params.get(ref.key, _MISSING)
+        elif src == "request":
+            if not ex.req_has_body:
+                return _MISSING
+            value = ex.req_body
+        elif item is _MISSING:
+            return _MISSING
+        else:
+            value = item
+        tokens = ref.tokens
+        if len(tokens) == 1 and type(value) is dict:  # most pointers: one member of an object
+            return value.get(tokens[0], _MISSING)
+        return _pointer_get(value, tokens)
 
     @staticmethod
     def _has_body(ref: Ref, ex: Exchange) -> bool:
@@ -250,7 +273,7 @@ class Stepper:
 
     def _settle(self, e: Entity) -> None:
         """Retire ``e`` once it is final: keep only its state, free everything else."""
-        if len(e.states) != 1 or e.states[0] not in self.spec.machines[e.kind].finals:
+        if len(e.states) != 1 or e.states[0] not in self._finals[e.kind]:
             return
         state = e.states[0]
         if e.id is not None and self.entities.get((e.kind, e.id)) is e:
@@ -440,7 +463,10 @@ class Stepper:
         return bool(value == want)
 
     # ------------------------------------------------------------- prediction
-    def _outcomes(self, m: MachineSpec, e: Entity, trigger: str, ex: Exchange) -> list[_Outcome]:
+    def _outcomes(
+        self, m: MachineSpec, e: Entity, trigger: str, ex: Exchange
+    ) -> tuple[list[_Outcome], list[_Outcome]]:
+        """The predicted outcomes of ``trigger`` on ``e``, split: (accepting, refusing)."""
         memo = self._memo
         key = (m.name, e.states[0], trigger)
         if memo is not None and len(e.states) == 1:
@@ -492,9 +518,10 @@ class Stepper:
                             code, pointer = failed.refuse, f"{m.file}#{t.pointer}"
                             break
                     out.append(_Outcome(False, state, code=code, pointer=pointer))
+        split = ([o for o in out if o.accept], [o for o in out if not o.accept])
         if memo is not None and len(e.states) == 1 and not guarded:
-            memo[key] = out
-        return out
+            memo[key] = split
+        return split
 
     def _allowed(self, m: MachineSpec, e: Entity) -> list[str]:
         engine = self.engines[m.name]
@@ -508,10 +535,10 @@ class Stepper:
 
     def _tick(self, m: MachineSpec, e: Entity, ex: Exchange) -> None:
         """Fire timed transitions (expiry, D2) whose time lies before this exchange."""
-        if ex.time is None:
+        if ex.time is None or not e.attrs:
             return
-        for t in self._timed[m.name]:
-            due = e.attrs.get(t.timed_attribute + "#t") if t.timed_attribute else None
+        for t, key in self._due_keys[m.name]:
+            due = e.attrs.get(key)
             if due is None or ex.time <= due:
                 continue
             engine = self.engines[m.name]
@@ -696,9 +723,7 @@ class Stepper:
             found = self._adopt(m.name, id_, code, m.state_names)
         e = found
         self._tick(m, e, ex)
-        outcomes = self._outcomes(m, e, step.trigger, ex)
-        accepts = [o for o in outcomes if o.accept]
-        refuses = [o for o in outcomes if not o.accept]
+        accepts, refuses = self._outcomes(m, e, step.trigger, ex)
         if ex.accepted:
             if not accepts:
                 out.append(self._illegal(m, e, step, op, ex, refuses))
@@ -844,7 +869,7 @@ class Stepper:
         actual = self._get(step.status, ex, params)
         if not isinstance(actual, str) or actual not in m.statuses:
             return ()  # not a status of this machine at all: the schema check reports it
-        if len(e.states) == 1 and m.status_of(e.states[0]) == actual:
+        if len(e.states) == 1 and self._status_of[m.name][e.states[0]] == actual:
             e.observed = actual
             return ()
         predicted = {m.status_of(s) for s in e.states}
@@ -1001,8 +1026,8 @@ class Stepper:
             return acc
         info = self._token(token)
         target = touched[-1] if touched else None
-        if "payer" in op.actors or "payee" in op.actors:
-            need = "payer" if "payer" in op.actors else "payee"
+        need = self._need[op.id]
+        if need is not None:
             role = "payee" if info is not None and info.role == "payee" else None
             role = role or self._role_in(token, target)
             if role is not None and role != need:

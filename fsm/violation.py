@@ -58,6 +58,9 @@ class SourceLocation:
     line: int | None = None
     entry: int | None = None
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled through the constructor: works when compiled too
+        return (SourceLocation, (self.file, self.line, self.entry))
+
     def __str__(self) -> str:
         if self.entry is not None:
             return f"{self.file}:entries[{self.entry}]"
@@ -84,6 +87,9 @@ class RelatedExchange:
     index: int
     location: SourceLocation
     summary: str
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled through the constructor: works when compiled too
+        return (RelatedExchange, (self.index, self.location, self.summary))
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,3 +150,19 @@ class Finding:
     entity: str | None = None
     related: tuple[RelatedExchange, ...] = ()
     context: tuple[Finding, ...] = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled through the constructor: works when compiled too
+        return (
+            Finding,
+            (
+                self.rule_id,
+                self.message,
+                self.instance_path,
+                self.spec_path,
+                self.expected,
+                self.actual,
+                self.entity,
+                self.related,
+                self.context,
+            ),
+        )

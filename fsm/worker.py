@@ -14,6 +14,7 @@ single thread (forking a threaded process can deadlock the child). Elsewhere
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import marshal
 import multiprocessing
@@ -23,8 +24,10 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
+
+import orjson
 
 from fsm.errors import FsmError
 from fsm.exchange import Exchange
@@ -42,8 +45,9 @@ or the exchange. Route: a match, a routing finding, or None (not routed, or a pa
 already reported).
 """
 
+_FINDING = "\0finding:"  # marks a pickled finding; a reader's error text never starts with NUL
 _BATCH = 64  # records per message: small batches stay in the CPU cache (measured: 64 beats 1000 by 3x)
-_MARSHAL, _PICKLE, _END, _FAILED = b"M", b"P", b"E", b"X"
+_JSON, _MARSHAL, _PICKLE, _END, _FAILED = b"J", b"M", b"P", b"E", b"X"
 
 
 class WorkerError(FsmError):
@@ -66,15 +70,19 @@ def prepare_in_child(
     *,
     fraction: Callable[[], float | None],
     final_state: Callable[[], Any],
+    json_only: bool = False,
 ) -> ChildStream:
     """Run ``front`` over ``items`` in a forked child; iterate the result in this process.
 
     ``fraction`` (in the child) says how much of the input was read; ``final_state``
     (in the child, at the end) returns what the parent must take over from the child's
     copy of the stages (e.g. paths already reported), available as
-    :attr:`ChildStream.final_state` once the stream is exhausted.
+    :attr:`ChildStream.final_state` once the stream is exhausted. ``json_only``: every
+    value in the records came from orjson (no NaN, no integer beyond 64 bits), so
+    batches may travel as JSON, which is the fastest to write; otherwise marshal
+    carries every value exactly.
     """
-    return ChildStream(items, front, operations, fraction, final_state)
+    return ChildStream(items, front, operations, fraction, final_state, json_only)
 
 
 class ChildStream:
@@ -87,7 +95,9 @@ class ChildStream:
         operations: Mapping[str, OperationSpec],
         fraction: Callable[[], float | None],
         final_state: Callable[[], Any],
+        json_only: bool = False,
     ) -> None:
+        self._pack = _pack_json if json_only else _pack
         self._items = items
         self._front = front
         self._operations = operations
@@ -123,7 +133,12 @@ class ChildStream:
                     return
                 if tag == _FAILED:
                     raise WorkerError(f"the worker process failed:\n{bytes(body).decode(errors='replace')}")
-                fraction, batch = marshal.loads(body) if tag == _MARSHAL else pickle.loads(body)
+                if tag == _JSON:
+                    fraction, batch = orjson.loads(body)
+                elif tag == _MARSHAL:
+                    fraction, batch = marshal.loads(body)
+                else:
+                    fraction, batch = pickle.loads(body)
                 self._read = fraction
                 for item in batch:
                     yield _decode(item, operations)
@@ -136,14 +151,14 @@ class ChildStream:
     def _run(self, sender: Any) -> None:  # in the child
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and stops the child
         try:
-            front, fraction, send = self._front, self._fraction, sender.send_bytes
+            front, fraction, send, pack = self._front, self._fraction, sender.send_bytes, self._pack
             batch: list[Any] = []
             for item in self._items:
                 batch.append(_encode(front(item)))
                 if len(batch) == _BATCH:
-                    send(_pack(fraction(), batch))
+                    send(pack(fraction(), batch))
                     batch = []
-            send(_pack(fraction(), batch))
+            send(pack(fraction(), batch))
             send(_END + pickle.dumps(self._final(), pickle.HIGHEST_PROTOCOL))
         except BaseException:  # whatever happens, the parent must hear of it
             with contextlib.suppress(OSError):  # unless it has gone
@@ -160,34 +175,50 @@ def _pack(fraction: float | None, batch: list[Any]) -> bytes:
         return _PICKLE + pickle.dumps((fraction, batch), pickle.HIGHEST_PROTOCOL)
 
 
+def _pack_json(fraction: float | None, batch: list[Any]) -> bytes:
+    try:
+        return _JSON + orjson.dumps((fraction, batch))
+    except TypeError:  # e.g. a surrogate in a string: marshal carries it
+        return _pack(fraction, batch)
+
+
 def _encode(p: Prepared) -> tuple[Any, ...]:
     position, what, routed, schema = p
-    findings = pickle.dumps(schema, pickle.HIGHEST_PROTOCOL) if schema else None
+    findings = _pickled(schema) if schema else None
     if isinstance(what, Exchange):
         if isinstance(routed, Match):
-            route: Any = (routed.operation.id, routed.params)
+            route: Any = [routed.operation.id, routed.params]
         elif routed is None:
             route = None
         else:
-            route = pickle.dumps(routed, pickle.HIGHEST_PROTOCOL)
+            route = _pickled(routed)
         return (position, what.args(), route, findings)
     if isinstance(what, Finding):
-        return (position, pickle.dumps(what, pickle.HIGHEST_PROTOCOL), None, None)
+        return (position, _FINDING + _pickled(what), None, None)
     return (position, what, None, None)
 
 
-def _decode(item: tuple[Any, ...], operations: Mapping[str, OperationSpec]) -> Prepared:
+def _pickled(value: Any) -> str:
+    """Objects of the kit's own (rare: findings) travel pickled, as text that JSON can carry."""
+    return base64.b85encode(pickle.dumps(value, pickle.HIGHEST_PROTOCOL)).decode()
+
+
+def _unpickled(text: str) -> Any:
+    return pickle.loads(base64.b85decode(text))
+
+
+def _decode(item: Sequence[Any], operations: Mapping[str, OperationSpec]) -> Prepared:
     position, what, route, findings = item
-    schema: list[Finding] = pickle.loads(findings) if findings is not None else []
-    if isinstance(what, tuple):
+    schema: list[Finding] = _unpickled(findings) if findings is not None else []
+    if isinstance(what, (list, tuple)):  # an exchange's arguments
         routed: Match | Finding | None
         if route is None:
             routed = None
-        elif isinstance(route, tuple):
-            routed = Match(operations[route[0]], route[1])
+        elif isinstance(route, str):
+            routed = _unpickled(route)
         else:
-            routed = pickle.loads(route)
+            routed = Match(operations[route[0]], route[1])
         return (position, Exchange(*what), routed, schema)
-    if isinstance(what, bytes):
-        return (position, pickle.loads(what), None, schema)
+    if what.startswith(_FINDING):
+        return (position, _unpickled(what[len(_FINDING) :]), None, schema)
     return (position, what, None, schema)

@@ -136,7 +136,9 @@ import fsm.stepper
 from fsm.pipeline import validate_log
 from fsm.render.json import report_to_dict
 print(json.dumps({"stepper": fsm.stepper.__file__,
-                  "reports": [report_to_dict(validate_log(p)) for p in sys.argv[1:]]}, default=str))
+                  "reports": [report_to_dict(validate_log(p)) for p in sys.argv[1:]],
+                  "two_processes": [report_to_dict(validate_log(p, parallel=True)) for p in sys.argv[1:]]},
+                 default=str))
 """
 
 
@@ -178,7 +180,12 @@ def test_the_compiled_build_gives_the_same_reports_as_pure_python(tmp_path: Path
     assert runs["pure"]["stepper"].endswith(".py"), runs["pure"]["stepper"]
     assert len(runs["pure"]["reports"]) == len(inputs) > 40
     assert sum(len(r["violations"]) for r in runs["pure"]["reports"]) > 40  # the inputs do break rules
-    for path, compiled, pure in zip(
-        inputs, runs["compiled"]["reports"], runs["pure"]["reports"], strict=True
+    for path, compiled, pure, two in zip(
+        inputs,
+        runs["compiled"]["reports"],
+        runs["pure"]["reports"],
+        runs["compiled"]["two_processes"],
+        strict=True,
     ):
         assert compiled == pure, path
+        assert two == pure, f"{path} (compiled, two processes)"

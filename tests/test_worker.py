@@ -186,3 +186,15 @@ def test_the_cli_uses_a_worker_for_large_files_unless_told_not_to(
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["totals"]["judged"] > 10
     assert modes == [False, True, False]
+
+
+def test_findings_cross_processes_intact() -> None:
+    """Findings, their related exchanges and context pickle through their constructors (frozen, compiled)."""
+    import pickle
+
+    from fsm.violation import Finding, RelatedExchange, SourceLocation
+
+    related = (RelatedExchange(3, SourceLocation("a.har", entry=2), "GET /x -> 200"),)
+    inner = Finding("schema.request", "inner", instance_path="/a", expected=["x"], actual={"b": 1})
+    f = Finding("schema.response", "outer", "/b", "spec#/x", 1, None, "voucher:v1", related, (inner,))
+    assert pickle.loads(pickle.dumps(f)) == f
