@@ -200,11 +200,11 @@ def validate(
         _write(text, output)
         if output or config.format != "text":
             click.echo(summary_line(report), err=True)
-    unusable = [i for i in report.inputs if not i.judged]
-    for i in unusable:  # input that cannot be read at all is not a verdict on traffic
-        why = f"none of its {i.records:,} records could be read" if i.records else "it holds no records"
-        click.echo(f"voucher-fsm: {i.label}: {why}; nothing in it was checked", err=True)
-    sys.exit(2 if unusable else report.exit_code)
+    for i in report.inputs:  # input that cannot be read at all is not a verdict on traffic
+        if not i.judged:
+            why = f"none of its {i.records:,} records could be read" if i.records else "it holds no records"
+            click.echo(f"voucher-fsm: {i.label}: {why}; nothing in it was checked", err=True)
+    sys.exit(report.exit_code)
 
 
 def _print_colour(text: str) -> None:

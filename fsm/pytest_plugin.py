@@ -37,6 +37,12 @@ def check_traffic(source: str | Path | Iterable[Any], *, strict: bool = False) -
         for record in source:
             v.feed(record)
     report = v.finish()
+    if report.unreadable_inputs:
+        pytest.fail(
+            f"voucher-fsm could not read any record of {', '.join(report.unreadable_inputs)}:\n"
+            + render_text(report),
+            pytrace=False,
+        )
     if report.failed:
         pytest.fail("voucher-fsm found protocol violations:\n" + render_text(report), pytrace=False)
     return report

@@ -86,8 +86,18 @@ class Report:
         return self.errors > 0 or (self.strict and self.warnings > 0)
 
     @property
+    def unreadable_inputs(self) -> tuple[str, ...]:
+        """Inputs of which no record could be judged (unreadable throughout, or empty)."""
+        return tuple(i.label for i in self.inputs if not i.judged)
+
+    @property
     def exit_code(self) -> int:
-        """0 when the run passes, 1 when it fails."""
+        """0 when the run passes, 1 when it fails, 2 when an input could not be read at all.
+
+        An input with nothing readable in it is no verdict on traffic, whatever else was found.
+        """
+        if self.unreadable_inputs:
+            return 2
         return 1 if self.failed else 0
 
     def by_rule(self) -> Counter[str]:

@@ -295,6 +295,9 @@ def test_input_that_cannot_be_read_at_all_exits_two(name: str, content: bytes, t
     bad = tmp_path / name
     bad.write_bytes(content)
     for args in ([str(bad)], [str(EXAMPLES / "session-two-payments.jsonl"), str(bad)]):
-        code, _, err = run("validate", *args, "--severity", "input.unreadable=off")
+        code, out, err = run("validate", *args, "--severity", "input.unreadable=off")
         assert code == 2, err
         assert f"{bad}: " in err and "nothing in it was checked" in err
+        assert out.rstrip().endswith(f"NOT CHECKED: nothing readable in {bad}"), out  # never PASSED
+        code, out, _ = run("validate", *args, "--severity", "input.unreadable=off", "--format", "json")
+        assert code == 2 and json.loads(out)["passed"] is False

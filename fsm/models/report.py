@@ -85,7 +85,10 @@ class ReportDocument(_Strict):
     tool: ToolInfo
     inputs: list[InputInfo]
     totals: TotalsInfo
-    passed: bool
+    passed: bool = Field(
+        description="True when the run exits 0: no error (with strict, no warning either) and "
+        "every input had at least one readable record."
+    )
     strict: bool
     violations: list[ViolationInfo]
     entities: list[EntityInfo]

@@ -60,7 +60,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             "warnings": report.warnings,
             "info": report.infos,
         },
-        "passed": not report.failed,
+        "passed": report.exit_code == 0,
         "strict": report.strict,
         "violations": [_violation(v) for v in report.violations],
         "entities": [

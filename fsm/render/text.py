@@ -43,6 +43,9 @@ def summary_line(report: Report) -> str:
     """``N records read, N judged, N unreadable; N errors, N warnings, N info: PASSED``."""
     t = report.totals
     verdict = "FAILED" if report.failed else "PASSED"
+    if report.unreadable_inputs:  # exit code 2: not a verdict on that input's traffic
+        nothing = f"nothing readable in {', '.join(report.unreadable_inputs)}"
+        verdict = f"FAILED; {nothing}" if report.failed else f"NOT CHECKED: {nothing}"
     strict = " (strict)" if report.strict else ""
     return (
         f"{t.read} records read, {t.judged} judged, {t.unreadable} unreadable; "
