@@ -81,3 +81,26 @@ def test_text_report_spells_out_at_most_n_per_rule_and_says_how_many_more(tmp_pa
     assert text.count("  info    entity.incomplete") == 5
     assert f"not spelt out above: {incomplete - 5} entity.incomplete" in text
     assert render_text(report, max_per_rule=0).count("  info    entity.incomplete") == incomplete
+
+
+def test_an_input_with_nothing_readable_is_no_pass_in_any_format(tmp_path: Path) -> None:
+    """Exit code 2: text says NOT CHECKED, JSON passed=false, SARIF a failed execution, JUnit an error."""
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    report = validate_log([REPO / "examples" / "session-two-payments.jsonl", empty])
+    assert report.exit_code == 2 and report.unreadable_inputs == (str(empty),)
+    assert render_text(report).rstrip().endswith(f"NOT CHECKED: nothing readable in {empty}")
+    assert json.loads(render_json(report))["passed"] is False
+    [invocation] = json.loads(render_sarif(report))["runs"][0]["invocations"]
+    assert invocation["executionSuccessful"] is False and invocation["exitCode"] == 2
+    assert str(empty) in invocation["toolExecutionNotifications"][0]["message"]["text"]
+    suite = ET.fromstring(render_junit(report).split("\n", 1)[1]).find("testsuite")
+    assert suite is not None and suite.get("errors") == "1"
+    errored = [c.get("name") for c in suite.findall("testcase") if c.find("error") is not None]
+    assert errored == [str(empty)]
+
+
+def test_a_clean_run_is_a_successful_sarif_execution(report: Report) -> None:
+    """The broken example was read in full: its findings are results, the execution itself succeeded."""
+    [invocation] = json.loads(render_sarif(report))["runs"][0]["invocations"]
+    assert invocation == {"executionSuccessful": True, "exitCode": 1}
