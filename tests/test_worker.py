@@ -121,6 +121,10 @@ def test_parallel_is_declined_where_forking_is_unsafe(
     assert report.totals.judged > 10 and report.errors == 0
 
 
+class Note(str):
+    """A value marshal cannot carry."""
+
+
 def _items(n: int) -> list[tuple[int, None, str]]:
     return [(i, None, f"record {i}") for i in range(n)]
 
@@ -198,3 +202,15 @@ def test_findings_cross_processes_intact() -> None:
     inner = Finding("schema.request", "inner", instance_path="/a", expected=["x"], actual={"b": 1})
     f = Finding("schema.response", "outer", "/b", "spec#/x", 1, None, "voucher:v1", related, (inner,))
     assert pickle.loads(pickle.dumps(f)) == f
+
+
+def test_values_marshal_cannot_carry_travel_pickled() -> None:
+    """A batch marshal refuses (here a str subclass) is pickled instead: nothing is lost or changed."""
+
+    def front(item: Any) -> Any:
+        return item[0], Note(f"record {item[0]}"), None, []
+
+    stream = worker.prepare_in_child(_items(70), front, {}, fraction=lambda: None, final_state=lambda: None)
+    got = list(stream)
+    assert [p[1] for p in got] == [f"record {i}" for i in range(70)]
+    assert all(type(p[1]).__name__ == "Note" for p in got)
