@@ -128,6 +128,25 @@ def test_trace_draws_a_session_with_its_vouchers_and_highlights_broken_rules() -
     assert report.errors > 0
 
 
+def test_trace_without_an_id_reads_the_log_once_and_draws_what_the_id_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No --session: the only session is found in the same pass, and the picture is the same."""
+    from fsm.diagrams.trace import trace_of
+    from fsm.pipeline import Validator
+
+    log = str(REPO / "examples" / "broken.jsonl")
+    session = re.search(r"ses_[a-z0-9]+", Path(log).read_text())
+    assert session is not None
+    named, _ = trace_of([log], session=session.group(0))
+    reads: list[str] = []
+    real = Validator.feed_file
+    monkeypatch.setattr(Validator, "feed_file", lambda self, p, **kw: reads.append(p) or real(self, p, **kw))
+    found, _ = trace_of([log])
+    assert reads == [log]
+    assert found == named
+
+
 def test_trace_refuses_an_entity_the_log_never_names() -> None:
     """An unknown id is a usage error, not an empty picture."""
     from fsm.diagrams.trace import trace_of

@@ -30,24 +30,31 @@ def trace_of(
     """The exchanges of one session (with its vouchers) or one voucher, as a sequence diagram."""
     if session is not None and voucher is not None:
         raise UsageError("name one of --session ID or --voucher ID, not both")
-    paths = list(paths)
-    if session is None and voucher is None:
-        session = _only_session(paths, spec)
-    target = f"session:{session}" if session else f"voucher:{voucher}"
-    members = {target}
+    auto = session is None and voucher is None  # the log's only session, found in the same pass
+    sessions: dict[str, None] = {}
+    members: set[str] = set() if auto else {f"session:{session}" if session else f"voucher:{voucher}"}
     picked: list[tuple[Exchange, Match | None, list[Violation], str]] = []
     validator: Validator
 
     def observe(ex: Exchange, match: Match | None, found: list[Violation], touched: tuple[str, ...]) -> None:
+        if auto:
+            sessions.update((k, None) for k in touched if k.startswith("session:"))
+            if len(sessions) > 1:
+                return  # not one session: from here on the run only counts them
+            if sessions and not members:
+                members.update(sessions)
         if members.intersection(touched):
-            members.update(k for k in touched if k.startswith("voucher:") and session is not None)
-            role = _role(validator, ex, match)
-            picked.append((ex, match, found, role))
+            if session is not None or auto:  # a session's vouchers belong to its trace
+                members.update(k for k in touched if k.startswith("voucher:"))
+            picked.append((ex, match, found, _role(validator, ex, match)))
 
     validator = Validator(spec, on_exchange=observe)
     for p in paths:
         validator.feed_file(p)
     report = validator.finish()
+    if auto:
+        session = _only_session(list(sessions))
+    target = f"session:{session}" if session else f"voucher:{voucher}"
     if not picked:
         raise UsageError(f"no exchange in the log names {target}")
     messages = []
@@ -66,22 +73,15 @@ def trace_of(
     return SequenceDiagram(f"trace-{session or voucher}", title, participants, tuple(messages)), report
 
 
-def _only_session(paths: list[str], spec: Spec | None) -> str:
-    """The one session the logs hold; a usage error naming them when there are several (or none)."""
-    seen: dict[str, None] = {}
-
-    def observe(ex: Exchange, match: Match | None, found: list[Violation], touched: tuple[str, ...]) -> None:
-        seen.update((k.partition(":")[2], None) for k in touched if k.startswith("session:"))
-
-    validator = Validator(spec, on_exchange=observe)
-    for p in paths:
-        validator.feed_file(p)
-    if len(seen) == 1:
-        return next(iter(seen))
-    if not seen:
+def _only_session(keys: list[str]) -> str:
+    """The id of the one session met; a usage error naming them when there are several (or none)."""
+    ids = [k.partition(":")[2] for k in keys]
+    if len(ids) == 1:
+        return ids[0]
+    if not ids:
         raise UsageError("no session in the log; name a voucher with --voucher ID")
-    listed = ", ".join(list(seen)[:10]) + (f" and {len(seen) - 10} more" if len(seen) > 10 else "")
-    raise UsageError(f"the log holds {len(seen)} sessions ({listed}); name one with --session ID")
+    listed = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+    raise UsageError(f"the log holds {len(ids)} sessions ({listed}); name one with --session ID")
 
 
 def _role(validator: Validator, ex: Exchange, match: Match | None) -> str:

@@ -40,10 +40,15 @@ def render_junit(report: Report) -> str:
         if others:
             out = ET.SubElement(case, "system-out")
             out.text = "\n".join(f"{v.severity.value} {v.location} {v.rule_id}: {v.message}" for v in others)
-    suite.set("tests", str(len(cases)))
+    for label in report.unreadable_inputs:  # not a verdict on traffic: an error, not a failure
+        case = ET.SubElement(suite, "testcase", classname="voucher-fsm.input", name=label)
+        ET.SubElement(case, "error", message=f"nothing readable in {label}", type="input.unreadable")
+    tests, errors = len(cases) + len(report.unreadable_inputs), len(report.unreadable_inputs)
+    suite.set("tests", str(tests))
     suite.set("failures", str(failures))
-    suite.set("errors", "0")
-    suites.set("tests", str(len(cases)))
+    suite.set("errors", str(errors))
+    suites.set("tests", str(tests))
     suites.set("failures", str(failures))
+    suites.set("errors", str(errors))
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"

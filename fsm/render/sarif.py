@@ -78,8 +78,25 @@ def render_sarif(report: Report) -> str:
                     }
                 },
                 "artifacts": [{"location": {"uri": i.label}} for i in report.inputs],
+                "invocations": [_invocation(report)],
                 "results": results,
             }
         ],
     }
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str).decode() + "\n"
+
+
+def _invocation(report: Report) -> dict[str, Any]:
+    """How the run went: an input with nothing readable is a failed execution, not a clean result."""
+    notes = [
+        {
+            "level": "error",
+            "message": {"text": f"nothing readable in {label}; nothing in it was checked"},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": label}}}],
+        }
+        for label in report.unreadable_inputs
+    ]
+    out: dict[str, Any] = {"executionSuccessful": not notes, "exitCode": report.exit_code}
+    if notes:
+        out["toolExecutionNotifications"] = notes
+    return out
