@@ -104,7 +104,8 @@ def cli() -> None:
     "--parallel/--no-parallel",
     default=None,
     help="Read, parse and schema-check in a second process while this one steps the machines "
-    f"(same report, faster on two cores; Linux only). Default: for files over {_PARALLEL_FROM >> 20} MB.",
+    "(same report, faster on two cores; Linux only; not for standard input). "
+    f"Default: for files over {_PARALLEL_FROM >> 20} MB.",
 )
 @click.option(
     "--max-per-rule",

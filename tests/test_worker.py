@@ -214,3 +214,18 @@ def test_values_marshal_cannot_carry_travel_pickled() -> None:
     got = list(stream)
     assert [p[1] for p in got] == [f"record {i}" for i in range(70)]
     assert all(type(p[1]).__name__ == "Note" for p in got)
+
+
+def test_standard_input_is_judged_in_this_process_even_when_parallel_is_asked() -> None:
+    """A forked child has no standard input: --parallel on - reads it here, with the right report."""
+    import subprocess
+
+    data = (REPO / "examples" / "session-two-payments.jsonl").read_bytes()
+    done = subprocess.run(
+        [sys.executable, "-m", "fsm", "validate", "--parallel", "--format", "json", "-"],
+        input=data,
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert json.loads(done.stdout)["totals"]["judged"] == data.count(b"\n")
