@@ -647,7 +647,8 @@ class Stepper:
         previous: Entity | None = None
         for step in op.steps:
             entity, step_findings, ok = self._step(step, op, ex, params, previous, hist)
-            findings.extend(step_findings)
+            if step_findings:
+                findings.extend(step_findings)
             if entity is not None:
                 touched.append(entity)
                 previous = entity
@@ -655,7 +656,7 @@ class Stepper:
                 break
         for obs in op.observes:
             findings.extend(self._observe(obs, ex, params, hist, touched))
-        if token is not None:
+        if token is not None and ex.accepted:
             findings.extend(self._actors(op, ex, params, token, touched))
         if ex.accepted:
             if op.issues_token is not None:
@@ -665,8 +666,10 @@ class Stepper:
             if op.payments:
                 findings.extend(self._payments(op, ex, params))
         self._touched = touched
+        finals = self._finals
         for e in touched:
-            self._settle(e)
+            if len(e.states) == 1 and e.states[0] in finals[e.kind]:
+                self._settle(e)
         return findings
 
     def _step(
