@@ -71,6 +71,7 @@ class Validator:
         self._inputs: list[InputSummary] = []
         self._untimed: set[str] = set()
         self._finished: Report | None = None
+        self._in_worker_run = False
 
     # ------------------------------------------------------------------ input
     def feed(
@@ -113,12 +114,14 @@ class Validator:
                 final_state=lambda: self._matcher.reported,
                 json_only=info.format == "jsonl",  # every value came from orjson
             )
+            self._in_worker_run = True  # the worker numbers exchanges from a copy of this state
             try:
                 for n, prepared in enumerate(stream, 1):
                     judge(prepared, label, is_entry)
                     if on_progress is not None and not n & 0xFFF:
                         on_progress(n, stream.fraction())
             finally:
+                self._in_worker_run = False
                 info.close()  # this process's copy of the input, never read here
             self._matcher.reported |= stream.final_state
         else:
@@ -134,6 +137,11 @@ class Validator:
     def _check_open(self) -> None:
         if self._finished is not None:
             raise UsageError("this Validator has finished its run; make a new one for more traffic")
+        if self._in_worker_run:
+            raise UsageError(
+                "this Validator is judging a file with parallel=True; feed it more traffic after "
+                "feed_file returns (or use parallel=False to feed from an on_exchange callback)"
+            )
 
     # ------------------------------------------------------------------ stages
     def _front(self, item: tuple[int | None, Any, str | None], file: str, is_entry: bool) -> worker.Prepared:

@@ -53,14 +53,21 @@ _JSON, _MARSHAL, _PICKLE, _END, _FAILED = b"J", b"M", b"P", b"E", b"X"
 class WorkerError(FsmError):
     """The worker process stopped without finishing its input (a bug: please report it)."""
 
+    exit_code = 3  # like any internal error: not a verdict on traffic, not a usage mistake
+
 
 def available() -> bool:
-    """True where a worker process can be forked safely: Linux, and this process has one thread."""
-    return (
-        sys.platform.startswith("linux")
-        and "fork" in multiprocessing.get_all_start_methods()
-        and threading.active_count() == 1
-    )
+    """True where a worker process can be forked safely: Linux, and this process has one thread.
+
+    Threads are counted by the kernel (``/proc/self/task``), so threads started by native
+    code or ``_thread`` count too.
+    """
+    if not sys.platform.startswith("linux") or "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:  # no /proc: trust only what Python knows of
+        return threading.active_count() == 1
 
 
 def prepare_in_child(
@@ -113,15 +120,21 @@ class ChildStream:
     def __iter__(self) -> Iterator[Prepared]:
         ctx = multiprocessing.get_context("fork")
         receiver, sender = ctx.Pipe(duplex=False)
-        child = ctx.Process(target=self._run, args=(sender,), daemon=True, name="voucher-fsm-reader")
-        child.start()
-        sender.close()
+        child = ctx.Process(target=self._run, args=(sender, receiver), daemon=True, name="voucher-fsm-reader")
         operations = self._operations
         try:
+            # ^C during the fork would land in the fork hooks, which swallow it: hold it until
+            # the child exists (it ignores ^C; this process stops it)
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                child.start()
+            finally:
+                sender.close()
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
             while True:
                 try:
                     data = receiver.recv_bytes()
-                except EOFError:
+                except (EOFError, OSError):  # gone between messages, or in the middle of one
                     child.join()
                     raise WorkerError(
                         f"the worker process stopped unexpectedly (exit code {child.exitcode}); "
@@ -132,7 +145,11 @@ class ChildStream:
                     self.final_state = pickle.loads(body)
                     return
                 if tag == _FAILED:
-                    raise WorkerError(f"the worker process failed:\n{bytes(body).decode(errors='replace')}")
+                    raise WorkerError(
+                        f"the worker process failed: {bytes(body).decode(errors='replace')} "
+                        "(please report this with the input that caused it; --no-parallel runs "
+                        "without the worker)"
+                    )
                 if tag == _JSON:
                     fraction, batch = orjson.loads(body)
                 elif tag == _MARSHAL:
@@ -144,14 +161,18 @@ class ChildStream:
                     yield _decode(item, operations)
         finally:
             receiver.close()
-            if child.is_alive():
-                child.terminate()
-            child.join()
+            if child.pid is not None:  # started
+                if child.is_alive():
+                    child.terminate()
+                child.join()
 
-    def _run(self, sender: Any) -> None:  # in the child
+    def _run(self, sender: Any, receiver: Any) -> None:  # in the child
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles ^C and stops the child
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # (blocked around the fork)
+        receiver.close()  # the parent's end: with it closed here, the parent's death breaks the pipe
+        send = sender.send_bytes
         try:
-            front, fraction, send, pack = self._front, self._fraction, sender.send_bytes, self._pack
+            front, fraction, pack = self._front, self._fraction, self._pack
             batch: list[Any] = []
             for item in self._items:
                 batch.append(_encode(front(item)))
@@ -160,9 +181,9 @@ class ChildStream:
                     batch = []
             send(pack(fraction(), batch))
             send(_END + pickle.dumps(self._final(), pickle.HIGHEST_PROTOCOL))
-        except BaseException:  # whatever happens, the parent must hear of it
+        except BaseException as exc:  # whatever happens, the parent must hear of it
             with contextlib.suppress(OSError):  # unless it has gone
-                send(_FAILED + traceback.format_exc().encode())
+                send(_FAILED + "".join(traceback.format_exception_only(exc)).strip().encode())
         finally:
             sender.close()
             os._exit(0)  # no atexit handlers or buffers of the parent's run twice

@@ -229,3 +229,75 @@ def test_standard_input_is_judged_in_this_process_even_when_parallel_is_asked() 
     )
     assert done.returncode == 0, done.stderr.decode()
     assert json.loads(done.stdout)["totals"]["judged"] == data.count(b"\n")
+
+
+def test_a_worker_killed_in_the_middle_of_a_message_is_a_worker_error() -> None:
+    """The pipe ends half-way through a batch: WorkerError, not the transport's own OSError."""
+    import multiprocessing
+    import signal
+    import time
+
+    items = [(i, None, f"{i:06d}" + "x" * 200_000) for i in range(200)]  # about 13 MB a batch
+    stream = worker.prepare_in_child(
+        items, lambda it: (it[0], it[2], None, []), {}, fraction=lambda: None, final_state=lambda: None
+    )
+    seen: list[Any] = []
+
+    def consume() -> None:
+        for p in stream:
+            seen.append(p)
+            if len(seen) == 1:  # the child is now blocked half-way through writing the second batch
+                time.sleep(0.5)
+                [child] = multiprocessing.active_children()
+                os.kill(child.pid or 0, signal.SIGKILL)
+
+    with pytest.raises(worker.WorkerError, match="stopped unexpectedly"):
+        consume()
+    assert len(seen) == 64
+
+
+def test_the_worker_ends_when_its_parent_is_killed(tmp_path: Path) -> None:
+    """A parent killed outright (OOM killer, kill -9) leaves no worker blocked on a full pipe."""
+    import signal
+    import subprocess
+    import time
+
+    log = tmp_path / "big.jsonl"
+    log.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in generate(1500, seed=4, partial=False)))
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "fsm", "validate", "--parallel", "--format", "json", str(log)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
+    deadline = time.monotonic() + 20
+    kids: list[str] = []
+    while not kids and time.monotonic() < deadline and parent.poll() is None:
+        kids = children.read_text().split() if children.exists() else []
+        time.sleep(0.01)
+    assert kids, "the validator never started its worker"
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    status = Path(f"/proc/{kids[0]}/status")
+    deadline = time.monotonic() + 10
+    while status.exists() and "State:\tZ" not in status.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not status.exists() or "State:\tZ" in status.read_text(), "the worker outlived its parent"
+
+
+def test_feeding_from_a_callback_during_a_two_process_run_is_refused(tmp_path: Path) -> None:
+    """The worker numbers exchanges from a copy of the validator: more traffic mid-run is a usage error."""
+    from fsm.errors import UsageError
+
+    v: Validator
+
+    def callback(*_: Any) -> None:
+        v.feed({"request": {"method": "GET", "path": "/api/v1/vouchers/vch_1"}, "response": {"status": 200}})
+
+    v = Validator(on_exchange=callback)
+    with pytest.raises(UsageError, match="parallel=False"):
+        v.feed_file(str(REPO / "examples" / "session-two-payments.jsonl"), parallel=True)
+    fine = Validator(on_exchange=lambda *_: None)
+    fine.feed_file(str(REPO / "examples" / "session-two-payments.jsonl"), parallel=True)
+    fine.feed({"request": {"method": "GET", "path": "/api/v1/vouchers/vch_1"}, "response": {"status": 200}})
+    assert fine.finish().totals.read == 17
