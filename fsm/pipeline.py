@@ -295,7 +295,7 @@ class Validator:
             else:
                 self._emit([finding], end, -1, None)
         for key, kind, state, final, seen in self._stepper.outcomes():
-            entities.append(EntityOutcome(key, kind, state, final, seen))
+            entities.append(EntityOutcome(redact(key), kind, state, final, seen))  # ids come from traffic
         self._finished = Report(
             inputs=tuple(self._inputs),
             totals=Totals(self._read, self._judged, self._unreadable),
@@ -326,12 +326,12 @@ def _violation(
         location=loc,
         exchange_index=index,
         operation_id=op,
-        entity=f.entity,
+        entity=scrubber(redact(f.entity)) if f.entity else None,  # ids come from traffic too
         instance_path=f.instance_path,
         spec_path=f.spec_path,
         expected=scrubber(redact_value(f.expected)),
         actual=scrubber(redact_value(f.actual)),
-        related=f.related,
+        related=tuple(replace(r, summary=scrubber(redact(r.summary))) for r in f.related),
         context=tuple(
             _violation(c, severities.get(c.rule_id) or severity, loc, index, op, severities, scrubber)
             for c in f.context

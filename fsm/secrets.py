@@ -24,9 +24,9 @@ SECRET_KEYS = frozenset(
         "signingSecret",
     }
 )
-_PATTERNS = (
-    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{12,}"),
-    re.compile(r"\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?"),
+_PATTERNS = (  # the token is the last group: "Bearer <token>" (also URL-encoded, in paths), a JWT
+    re.compile(r"(?i)\bbearer(?:\s+|%20|\+)([A-Za-z0-9._~+/=-]{12,})"),
+    re.compile(r"(\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?)"),
 )
 
 
@@ -129,7 +129,7 @@ def redact(text: str) -> str:
     if "eyJ" not in text and "earer" not in text:
         return text
     for pattern in _PATTERNS:
-        text = pattern.sub(lambda m: fingerprint(m.group(0).split()[-1]), text)
+        text = pattern.sub(lambda m: fingerprint(m.group(1)), text)
     return text
 
 

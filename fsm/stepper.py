@@ -27,7 +27,7 @@ import orjson
 from fsm.exchange import Exchange
 from fsm.machines import Engine
 from fsm.matcher import Match
-from fsm.secrets import fingerprint
+from fsm.secrets import fingerprint, redact_value
 from fsm.spec.model import (
     GuardSpec,
     MachineSpec,
@@ -588,7 +588,8 @@ class Stepper:
             acc.append(
                 Finding(
                     "machine.terms-changed",
-                    f"{e.key}: {name} is {_brief(actual)} here but was fixed as {_brief(e.attrs[name])}",
+                    f"{e.key}: {name} is {_brief(redact_value(actual, name))} here but was fixed as "
+                    f"{_brief(redact_value(e.attrs[name], name))}",  # (fixed by an earlier exchange)
                     instance_path=base + ref.key,
                     entity=e.key,
                     expected=e.attrs[name],

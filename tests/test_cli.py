@@ -301,3 +301,20 @@ def test_input_that_cannot_be_read_at_all_exits_two(name: str, content: bytes, t
         assert out.rstrip().endswith(f"NOT CHECKED: nothing readable in {bad}"), out  # never PASSED
         code, out, _ = run("validate", *args, "--severity", "input.unreadable=off", "--format", "json")
         assert code == 2 and json.loads(out)["passed"] is False
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "junit", "sarif"])
+def test_a_file_name_that_is_not_utf8_is_shown_with_a_replacement_character(fmt: str, tmp_path: Path) -> None:
+    """Linux file names are bytes: one that is not UTF-8 is read, and shown with U+FFFD in every format."""
+    import os
+
+    name = os.fsdecode(bytes(tmp_path) + b"/caf\xe9.jsonl")
+    Path(name).write_bytes((EXAMPLES / "session-two-payments.jsonl").read_bytes())
+    code, out, err = run("validate", "--format", fmt, name)
+    assert code == 0, err
+    if fmt == "junit":  # a clean log: no location to show, but well-formed XML
+        from xml.etree import ElementTree as ET
+
+        assert ET.fromstring(out.split("\n", 1)[1]).tag == "testsuites"
+    else:
+        assert "caf\ufffd.jsonl" in out

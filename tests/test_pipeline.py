@@ -162,10 +162,21 @@ def test_secrets_never_appear_in_any_output(tmp_path: Path) -> None:
     )
     secrets |= {"PWSECRET_form", "TKSECRET_form", "PWLEAK_list", "PWLEAK_bare", "PWLEAK_array"}
     secrets |= {long_password[:12], long_token[:12], "S3cr3tAsAKey!", "PWCUTSHORT", "PWSINGLEQ"}
-    log = [*records, *records, bad_sign_in, *misplaced]
+    # a secret fixed as an entity's terms by one exchange and quoted by the next (its own scrubber does
+    # not know it), and an id that reads as a bearer token
+    terms = list(generate(300, seed=1))[:160]
+    assert "expectedPayment" in terms[140]["request"]["body"]
+    terms[140]["request"]["body"]["expectedPayment"] = {"password": "PWTERMS_earlier"}
+    secrets |= {"PWTERMS_earlier", "abcdefghijklmnopq"}
+    bearer_id = {
+        "request": {"method": "GET", "path": "/api/v1/vouchers/Bearer%20abcdefghijklmnopq"},
+        "response": {"status": 200, "body": {"id": "Bearer abcdefghijklmnopq", "status": "NOPE"}},
+    }
+    log = [*records, *records, bad_sign_in, *misplaced, *terms, bearer_id]
     p.write_text("\n".join(orjson.dumps(r).decode() for r in log) + "\n")
     report = validate_log(p)
     assert report.errors > 0
+    assert "machine.terms-changed" in report.by_rule()  # the earlier terms were quoted, scrubbed
     for fmt in ("text", "json", "junit", "sarif"):
         out = render(report, fmt)
         for secret in secrets:

@@ -297,3 +297,63 @@ def test_a_truncated_gzip_har_is_salvaged_from_what_decompresses(tmp_path: Path)
     items = _items(p)
     assert len([r for _, r, _ in items if r is not None]) >= 5
     assert [e for _, _, e in items if e]
+
+
+_ODD = "ODD-VALUE-MARKER"
+
+
+@pytest.mark.parametrize(
+    ("where", "raw"),
+    [
+        ("content", '{"encoding": "base64", "text": "e30=\u00e9"}'),  # base64 that is not ASCII
+        ("header", "1" * 5000),  # a number too long to turn into text
+        ("header", "[" * 1000 + "]" * 1000),  # nested deeper than any parser here allows
+        ("method", "1" * 5000),
+    ],
+    ids=["base64-not-ascii", "header-5000-digits", "header-1000-deep", "method-5000-digits"],
+)
+def test_odd_values_in_a_har_entry_are_reported_never_raised(where: str, raw: str, tmp_path: Path) -> None:
+    """Values no HAR should hold: every entry is still read or reported, and the run goes on (D21)."""
+    har = to_har([RECORD, RECORD])
+    entry = har["log"]["entries"][1]
+    if where == "content":
+        entry["response"]["content"] = _ODD
+    elif where == "header":
+        entry["request"]["headers"].append({"name": "x-odd", "value": _ODD})
+    else:
+        entry["request"]["method"] = _ODD
+    path = tmp_path / "odd.har"
+    path.write_text(json.dumps(har).replace(f'"{_ODD}"', raw))
+    items = _items(path)
+    assert [i for i, _, _ in items] == [0, 1], items
+    assert items[0][1] is not None and items[0][2] is None
+
+
+def test_a_parser_error_never_quotes_the_input(tmp_path: Path) -> None:
+    """The streaming parser shows an excerpt of the input; a token broken off there must not leak (D20)."""
+    secret = "sekrit-TOKEN-1234567890"
+    text = json.dumps(to_har([RECORD]))
+    text = text.replace('"entries": [', f'"entries": [{{"request": {{"x": "Bearer {secret}" @@@ }}}}, ', 1)
+    for stdin in (io.BytesIO(text.encode()), None):
+        path = tmp_path / "broken.har"
+        path.write_text(text)
+        items = _items("-", stdin) if stdin is not None else _items(path)
+        errors = [e for _, _, e in items if e]
+        assert errors and all(secret[-10:] not in e for e in errors), errors
+
+
+def test_a_broken_har_from_a_named_pipe_is_reported_not_waited_on(tmp_path: Path) -> None:
+    """A pipe cannot be read twice: the break is reported instead of reading it again (which would hang)."""
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe.har"
+    os.mkfifo(fifo)
+    text = json.dumps(to_har([RECORD, RECORD]))
+    writer = threading.Thread(target=lambda: fifo.write_text(text[: len(text) * 2 // 3]))
+    writer.start()
+    try:
+        items = _items(fifo)
+    finally:
+        writer.join(timeout=5)
+    assert items[0][2] is None and any("cannot be read past entry" in (e or "") for _, _, e in items)

@@ -96,7 +96,7 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
             raw = p.open("rb")
         except OSError as exc:
             raise LogFormatError(f"{path}: cannot open: {exc.strerror or exc}") from None
-        label = path
+        label = _printable(path)
     buffered: Any = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
     compressed = buffered.peek(2)[:2] == _GZIP_MAGIC
     stream: Any = gzip.GzipFile(fileobj=buffered, mode="rb") if compressed else buffered
@@ -116,9 +116,19 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
         None if path == "-" else buffered.tell,
         None if path == "-" else buffered.close,
     )
-    reread = None if path == "-" else functools.partial(_read_whole, Path(path), compressed)
+    # read again whole only what can be read twice: a regular file (not a pipe, not standard input)
+    reread = (
+        functools.partial(_read_whole, Path(path), compressed)
+        if path != "-" and Path(path).is_file()
+        else None
+    )
     items = _har_items(stream, reread) if fmt == "har" else read_jsonl(stream)
     return info, _closing(items, buffered if path != "-" else None)
+
+
+def _printable(path: str) -> str:
+    """The path as shown in reports: bytes of a file name that are not UTF-8 become U+FFFD."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _closing(items: Iterator[RawItem], handle: Any) -> Iterator[RawItem]:
@@ -144,7 +154,9 @@ def _har_items(stream: Any, reread: Callable[[], bytes] | None) -> Iterator[RawI
             yield done, record, error
             done += 1
     except (ijson.JSONError, ValueError, OSError, EOFError, RecursionError) as exc:
-        problem = f"the HAR cannot be read past entry {done}: {exc}; later entries cannot be read"
+        problem = (
+            f"the HAR cannot be read past entry {done}: {_first_line(exc)}; later entries cannot be read"
+        )
     else:
         if done:
             return
@@ -158,6 +170,13 @@ def _har_items(stream: Any, reread: Callable[[], bytes] | None) -> Iterator[RawI
     for index, record, error in read_har(data):
         if index is None or index >= done:
             yield index, record, error
+
+
+def _first_line(exc: BaseException) -> str:
+    """What went wrong, without the excerpt of the input parsers add on later lines (it may hold secrets)."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0].strip() if lines else type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _size(path: Path) -> int | None:

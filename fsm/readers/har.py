@@ -7,7 +7,6 @@ break is judged, and the break itself is reported with its entry index.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from collections.abc import Iterator
@@ -73,6 +72,9 @@ def _salvage(data: bytes) -> Iterator[tuple[int | None, Any, str | None]]:
         except RecursionError:
             yield index, None, "entry nested too deeply; later entries cannot be read"
             return
+        except ValueError as exc:  # e.g. an integer too long to convert
+            yield index, None, f"entry cannot be read ({type(exc).__name__}); later entries cannot be read"
+            return
         record, error = entry_to_record(entry)
         yield index, record, error
         index += 1
@@ -92,9 +94,19 @@ def _headers(raw: Any) -> dict[str, str]:
         for h in raw:
             if isinstance(h, dict) and isinstance(h.get("name"), str):
                 name = h["name"].lower()
-                value = str(h.get("value", ""))
+                value = _text(h.get("value", ""))
                 out[name] = f"{out[name]}, {value}" if name in out else value
     return out
+
+
+def _text(value: Any) -> str:
+    """A value HAR says is a string: itself, or its JSON text (numbers, objects), or a placeholder."""
+    if isinstance(value, str):
+        return value
+    try:
+        return orjson.dumps(value).decode()
+    except (orjson.JSONEncodeError, TypeError):  # a 5000-digit number, nesting deeper than JSON allows
+        return "<value not representable as text>"
 
 
 def _body(text: Any, encoding: Any, mime: Any) -> dict[str, Any]:
@@ -104,7 +116,7 @@ def _body(text: Any, encoding: Any, mime: Any) -> dict[str, Any]:
     if encoding == "base64":
         try:
             text = base64.b64decode(text, validate=False).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error, non-ASCII text) or not UTF-8 once decoded
             return {"bodyText": "<binary body>"}
     try:
         return {"body": orjson.loads(text)}
@@ -113,7 +125,14 @@ def _body(text: Any, encoding: Any, mime: Any) -> dict[str, Any]:
 
 
 def entry_to_record(entry: Any) -> tuple[dict[str, Any] | None, str | None]:
-    """Convert one HAR entry into an exchange record, or say why it cannot be."""
+    """Convert one HAR entry into an exchange record, or say why it cannot be (never raises)."""
+    try:
+        return _entry_to_record(entry)
+    except (ValueError, TypeError, RecursionError) as exc:  # values no HAR should hold
+        return None, f"entry cannot be converted: {type(exc).__name__}"
+
+
+def _entry_to_record(entry: Any) -> tuple[dict[str, Any] | None, str | None]:
     if not isinstance(entry, dict):
         return None, "entry is not an object"
     req = entry.get("request")
@@ -128,7 +147,7 @@ def entry_to_record(entry: Any) -> tuple[dict[str, Any] | None, str | None]:
     except ValueError as exc:
         return None, f"request.url is not a URL: {exc}"
     request: dict[str, Any] = {
-        "method": str(req.get("method", "")).upper(),
+        "method": _text(req.get("method", "")).upper(),
         "path": parts.path or "/",
         "query": dict(parse_qsl(parts.query, keep_blank_values=True)),
         "headers": _headers(req.get("headers")),
