@@ -326,12 +326,14 @@ def _violation(
         location=loc,
         exchange_index=index,
         operation_id=op,
-        entity=scrubber(redact(f.entity)) if f.entity else None,  # ids come from traffic too
+        # ids come from traffic too, but keys must stay the same in every violation: no per-exchange
+        # scrubbing of them (it would rename the entity), only the redaction every key gets
+        entity=redact(f.entity) if f.entity else None,
         instance_path=f.instance_path,
         spec_path=f.spec_path,
         expected=scrubber(redact_value(f.expected)),
         actual=scrubber(redact_value(f.actual)),
-        related=tuple(replace(r, summary=scrubber(redact(r.summary))) for r in f.related),
+        related=tuple(replace(r, summary=redact(r.summary)) for r in f.related),
         context=tuple(
             _violation(c, severities.get(c.rule_id) or severity, loc, index, op, severities, scrubber)
             for c in f.context

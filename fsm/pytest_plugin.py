@@ -37,11 +37,10 @@ def check_traffic(source: str | Path | Iterable[Any], *, strict: bool = False) -
         for record in source:
             v.feed(record)
     report = v.finish()
-    if report.unreadable_inputs:
+    if report.unreadable_inputs or not report.totals.judged:  # nothing checked is no pass
+        what = ", ".join(report.unreadable_inputs) or "the traffic given"
         pytest.fail(
-            f"voucher-fsm could not read any record of {', '.join(report.unreadable_inputs)}:\n"
-            + render_text(report),
-            pytrace=False,
+            f"voucher-fsm could not read any record of {what}:\n" + render_text(report), pytrace=False
         )
     if report.failed:
         pytest.fail("voucher-fsm found protocol violations:\n" + render_text(report), pytrace=False)

@@ -24,8 +24,9 @@ SECRET_KEYS = frozenset(
         "signingSecret",
     }
 )
-_PATTERNS = (  # the token is the last group: "Bearer <token>" (also URL-encoded, in paths), a JWT
-    re.compile(r"(?i)\bbearer(?:\s+|%20|\+)([A-Za-z0-9._~+/=-]{12,})"),
+_PATTERNS = (  # group 1 is the token: "Bearer <token>", the same URL-encoded in a path, a JWT
+    re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/=-]{12,})"),
+    re.compile(r"(?i)\bbearer(?:%20|\+)([A-Za-z0-9._~=-]{12,})"),  # in a path: up to the next "/"
     re.compile(r"(\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?)"),
 )
 
@@ -126,7 +127,7 @@ def fingerprint(secret: str, kind: str = "tok") -> str:
 
 def redact(text: str) -> str:
     """Replace bearer tokens and JWTs inside ``text`` by their fingerprints."""
-    if "eyJ" not in text and "earer" not in text:
+    if "eyJ" not in text and "earer" not in text.lower():  # (BEARER, Bearer, bearer)
         return text
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: fingerprint(m.group(1)), text)

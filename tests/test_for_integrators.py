@@ -85,9 +85,12 @@ def test_pytest_plugin_passes_clean_traffic_and_fails_with_the_report(pytester: 
         def test_empty(assert_valid_traffic, tmp_path):
             (tmp_path / "empty.jsonl").write_bytes(b"")
             assert_valid_traffic(str(tmp_path / "empty.jsonl"))
+
+        def test_nothing(assert_valid_traffic):
+            assert_valid_traffic([])
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2, failed=2)
+    result.assert_outcomes(passed=2, failed=3)
     result.stdout.fnmatch_lines(["*could not read any record of*empty.jsonl*"])
     result.stdout.fnmatch_lines(["*machine.illegal-transition*", "*FAILED*"])

@@ -298,3 +298,43 @@ def test_interleaved_sources_keep_their_own_clocks() -> None:
         timed = {**record, "time": f"2026-06-09T12:00:{second:02d}Z"}
         found += [x.rule_id for x in v.feed(timed, source=source)]
     assert found.count("time.backwards") == 1
+
+
+def test_an_entity_keeps_one_key_in_every_violation_whatever_secrets_its_exchanges_hold() -> None:
+    """Ids are redacted alike everywhere, never scrubbed per exchange (that renamed the entity)."""
+    records = list(generate(300, seed=1))[:6]  # ... up to a voucher reserved
+    voucher = records[5]["response"]["body"]["id"]
+    user = records[1]["request"]["headers"]["authorization"]
+
+    def sign(body: dict[str, Any], status: str) -> dict[str, Any]:
+        return {
+            "time": "2026-06-09T12:00:20.000Z",
+            "request": {
+                "method": "POST",
+                "path": f"/api/v1/vouchers/{voucher}/sign-voucher",
+                "headers": {"authorization": user},
+                "body": body,
+            },
+            "response": {"status": 200, "body": {"id": voucher, "code": "164870", "status": status}},
+        }
+
+    for odd in (
+        sign({"voucherId": voucher, "publicKey": "pk-1"}, "RESERVED"),  # the id among a broken body's secrets
+        sign({"publicKey": "pk-1", "signature": voucher[-4:] + "f00dbeef"}, "REDEEMED"),  # a secret ending it
+    ):
+        report = _validate([*records, odd])
+        keys = {v.entity for v in report.violations if v.entity and "vch_" in v.entity}
+        assert keys == {f"voucher:{voucher}"}, keys
+        assert f"voucher:{voucher}" in {e.key for e in report.entities}
+
+
+def test_bearer_tokens_are_redacted_in_any_case_and_in_paths_up_to_the_next_segment() -> None:
+    """BEARER, Bearer and bearer alike; URL-encoded in a path the token ends at the next '/'."""
+    from fsm.secrets import fingerprint, redact
+
+    token = "abcdefghijklmnop"
+    for text in (f"BEARER {token}", f"Bearer {token}", f"bearer {token}"):
+        assert redact(text) == fingerprint(token), text
+    assert redact(f"POST /api/v1/vouchers/Bearer%20{token}/redeem-voucher -> 200") == (
+        f"POST /api/v1/vouchers/{fingerprint(token)}/redeem-voucher -> 200"
+    )

@@ -90,7 +90,12 @@ def test_an_input_with_nothing_readable_is_no_pass_in_any_format(tmp_path: Path)
     report = validate_log([REPO / "examples" / "session-two-payments.jsonl", empty])
     assert report.exit_code == 2 and report.unreadable_inputs == (str(empty),)
     assert render_text(report).rstrip().endswith(f"NOT CHECKED: nothing readable in {empty}")
-    assert json.loads(render_json(report))["passed"] is False
+    doc = json.loads(render_json(report))
+    assert doc["passed"] is False
+    assert [(i["file"], i["judged"] > 0) for i in doc["inputs"]] == [
+        (str(REPO / "examples" / "session-two-payments.jsonl"), True),
+        (str(empty), False),
+    ]
     [invocation] = json.loads(render_sarif(report))["runs"][0]["invocations"]
     assert invocation["executionSuccessful"] is False and invocation["exitCode"] == 2
     assert str(empty) in invocation["toolExecutionNotifications"][0]["message"]["text"]

@@ -26,6 +26,9 @@ class InputInfo(_Strict):
     file: str
     format: Literal["jsonl", "har"]
     records: int = Field(ge=0)
+    judged: int = Field(
+        ge=0, description="Records of this input that were judged; 0 means nothing in it could be read."
+    )
 
 
 class TotalsInfo(_Strict):

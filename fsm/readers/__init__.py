@@ -127,8 +127,16 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
 
 
 def _printable(path: str) -> str:
-    """The path as shown in reports: bytes of a file name that are not UTF-8 become U+FFFD."""
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    r"""The path as shown in reports: bytes that are not UTF-8 and control characters escaped.
+
+    ``café.jsonl`` (Latin-1 bytes) shows as ``caf\xe9.jsonl``; names stay distinct, so each
+    input keeps its own clock, and every report format can carry them (XML allows no control
+    characters).
+    """
+    if path.isprintable():
+        return path
+    text = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _closing(items: Iterator[RawItem], handle: Any) -> Iterator[RawItem]:

@@ -51,7 +51,10 @@ def report_to_dict(report: Report) -> dict[str, Any]:
     t = report.totals
     return {
         "tool": {"name": "voucher-fsm", "version": __version__},
-        "inputs": [{"file": i.label, "format": i.format, "records": i.records} for i in report.inputs],
+        "inputs": [
+            {"file": i.label, "format": i.format, "records": i.records, "judged": i.judged}
+            for i in report.inputs
+        ],
         "totals": {
             "read": t.read,
             "judged": t.judged,
