@@ -23,7 +23,7 @@ from fsm.schemacheck import SchemaChecker
 from fsm.secrets import Scrubber, redact, redact_value, secrets_in
 from fsm.spec import Spec, load_spec
 from fsm.stepper import Coverage, Stepper, history_location
-from fsm.violation import Finding, Severity, SourceLocation, Violation
+from fsm.violation import Finding, RelatedExchange, Severity, SourceLocation, Violation
 
 __all__ = ["Validator", "validate_log"]
 
@@ -333,12 +333,21 @@ def _violation(
         spec_path=f.spec_path,
         expected=scrubber(redact_value(f.expected)),
         actual=scrubber(redact_value(f.actual)),
-        related=tuple(replace(r, summary=redact(r.summary)) for r in f.related),
+        related=_redacted(f.related),
         context=tuple(
             _violation(c, severities.get(c.rule_id) or severity, loc, index, op, severities, scrubber)
             for c in f.context
         ),
     )
+
+
+def _redacted(related: tuple[RelatedExchange, ...]) -> tuple[RelatedExchange, ...]:
+    """Related exchanges with tokens in their summaries (paths) redacted; the same objects if none."""
+    out = []
+    for r in related:
+        summary = redact(r.summary)
+        out.append(r if summary == r.summary else replace(r, summary=summary))
+    return tuple(out)
 
 
 def validate_log(
