@@ -72,6 +72,7 @@ class Validator:
         self._untimed: set[str] = set()
         self._finished: Report | None = None
         self._in_worker_run = False
+        self._labels: dict[str, str] = {}  # label shown -> path it stands for
 
     # ------------------------------------------------------------------ input
     def feed(
@@ -102,7 +103,7 @@ class Validator:
         self._check_open()
         info, items = open_input(path, stdin)
         before, judged_before = self._read, self._judged
-        label = info.label
+        label = self._distinct(info.label, path)
         is_entry = info.positions_are_entries
         judge = self._judge
         if parallel and path != "-" and worker.available():  # (a forked child gets no standard input)
@@ -133,6 +134,17 @@ class Validator:
         self._inputs.append(
             InputSummary(label, info.format, self._read - before, self._judged - judged_before)
         )
+
+    def _distinct(self, label: str, path: str) -> str:
+        """``label``, or ``label (2)`` when another input of this run already reads the same.
+
+        Each input has its own clock (D19), keyed by its label: two files must not share one.
+        """
+        n, shown = 1, label
+        while self._labels.setdefault(shown, path) != path:
+            n += 1
+            shown = f"{label} ({n})"
+        return shown
 
     def _check_open(self) -> None:
         if self._finished is not None:
@@ -227,6 +239,7 @@ class Validator:
                 found |= secrets_in(text)
         if ex.token:
             found.add(ex.token)
+        found -= {key.partition(":")[2] for key in self._stepper.last_touched}  # ids are shown in keys
         return Scrubber(found)
 
     def _emit(

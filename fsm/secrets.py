@@ -26,7 +26,7 @@ SECRET_KEYS = frozenset(
 )
 _PATTERNS = (  # group 1 is the token: "Bearer <token>", the same URL-encoded in a path, a JWT
     re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/=-]{12,})"),
-    re.compile(r"(?i)\bbearer(?:%20|\+)([A-Za-z0-9._~=-]{12,})"),  # in a path: up to the next "/"
+    re.compile(r"(?i)\bbearer(?:%20|\+)([A-Za-z0-9._~+=-]{12,})"),  # in a path: up to the next "/"
     re.compile(r"(\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?)"),
 )
 

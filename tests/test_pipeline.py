@@ -321,10 +321,13 @@ def test_an_entity_keeps_one_key_in_every_violation_whatever_secrets_its_exchang
     for odd in (
         sign({"voucherId": voucher, "publicKey": "pk-1"}, "RESERVED"),  # the id among a broken body's secrets
         sign({"publicKey": "pk-1", "signature": voucher[-4:] + "f00dbeef"}, "REDEEMED"),  # a secret ending it
+        sign({"voucherId": voucher, "publicKey": "pk-1"}, "REDEEMED"),  # and a message that names it
     ):
         report = _validate([*records, odd])
         keys = {v.entity for v in report.violations if v.entity and "vch_" in v.entity}
         assert keys == {f"voucher:{voucher}"}, keys
+        named = [v.message for v in report.violations if v.message.startswith("voucher:")]
+        assert named and all(m.startswith(f"voucher:{voucher}") for m in named), named  # messages too
         assert f"voucher:{voucher}" in {e.key for e in report.entities}
 
 
@@ -338,3 +341,23 @@ def test_bearer_tokens_are_redacted_in_any_case_and_in_paths_up_to_the_next_segm
     assert redact(f"POST /api/v1/vouchers/Bearer%20{token}/redeem-voucher -> 200") == (
         f"POST /api/v1/vouchers/{fingerprint(token)}/redeem-voucher -> 200"
     )
+    plus = "abc+defghijklmnop"  # a literal + is part of a path segment
+    assert redact(f"GET /api/v1/vouchers/Bearer%20{plus} -> 200") == (
+        f"GET /api/v1/vouchers/{fingerprint(plus)} -> 200"
+    )
+    assert redact(f"voucher:Bearer {plus}") == f"voucher:{fingerprint(plus)}"
+
+
+def test_two_inputs_whose_names_read_alike_keep_their_own_clocks(tmp_path: Path) -> None:
+    """A Latin-1 name shown escaped reads like a name that spells the escape: told apart, own clocks."""
+    import os
+
+    lines = (REPO / "examples" / "session-two-payments.jsonl").read_bytes().splitlines(keepends=True)
+    latin = os.fsdecode(bytes(tmp_path) + b"/x\xe9.jsonl")
+    spelt = str(tmp_path / "x\\xe9.jsonl")
+    Path(latin).write_bytes(b"".join(lines[8:]))  # the later half first...
+    Path(spelt).write_bytes(b"".join(lines[:8]))  # ...then the earlier half, in another file
+    report = validate_log([latin, spelt])
+    labels = [i.label for i in report.inputs]
+    assert len(set(labels)) == 2 and labels[1] == labels[0] + " (2)", labels
+    assert "time.backwards" not in report.by_rule()

@@ -109,3 +109,18 @@ def test_a_clean_run_is_a_successful_sarif_execution(report: Report) -> None:
     """The broken example was read in full: its findings are results, the execution itself succeeded."""
     [invocation] = json.loads(render_sarif(report))["runs"][0]["invocations"]
     assert invocation == {"executionSuccessful": True, "exitCode": 1}
+
+
+def test_junit_stays_well_formed_xml_whatever_the_traffic_holds() -> None:
+    """Ids and paths come from traffic: characters XML cannot carry are escaped, not written raw."""
+    from fsm import Validator
+
+    v = Validator()
+    record = {
+        "request": {"method": "GET", "path": "/api/v1/vouchers/vch_\u0001x"},
+        "response": {"status": 200, "body": {"id": "vch_\u0001x", "status": "NOPE"}},
+    }
+    v.feed(record, source="a\x01b.jsonl")
+    xml = render_junit(v.finish())
+    root = ET.fromstring(xml.split("\n", 1)[1])
+    assert any("\\x01" in (c.get("name") or "") for c in root.iter("testcase")), xml

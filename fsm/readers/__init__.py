@@ -129,9 +129,9 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
 def _printable(path: str) -> str:
     r"""The path as shown in reports: bytes that are not UTF-8 and control characters escaped.
 
-    ``café.jsonl`` (Latin-1 bytes) shows as ``caf\xe9.jsonl``; names stay distinct, so each
-    input keeps its own clock, and every report format can carry them (XML allows no control
-    characters).
+    A Latin-1 ``caf<0xe9>.jsonl`` shows as ``caf\xe9.jsonl``, which every report format can carry
+    (XML allows no control characters). Two inputs that would read alike are told apart by
+    :class:`fsm.pipeline.Validator`.
     """
     if path.isprintable():
         return path

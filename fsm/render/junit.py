@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from xml.etree import ElementTree as ET
 
 from fsm.report import Report
 from fsm.violation import Severity, Violation
 
 __all__ = ["render_junit"]
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _x(text: str) -> str:
+    """``text`` with the characters XML 1.0 cannot carry escaped (ids and paths come from traffic)."""
+    return _NOT_XML.sub(lambda m: repr(m.group(0))[1:-1], text)
 
 
 def _fails(v: Violation, strict: bool) -> bool:
@@ -27,22 +36,24 @@ def render_junit(report: Report) -> str:
     failures = 0
     for key, vs in cases.items():
         kind = key.split(":", 1)[0] if ":" in key else "log"
-        case = ET.SubElement(suite, "testcase", classname=f"voucher-fsm.{kind}", name=key)
+        case = ET.SubElement(suite, "testcase", classname=_x(f"voucher-fsm.{kind}"), name=_x(key))
         failing = [v for v in vs if _fails(v, report.strict)]
         if failing:
             failures += 1
             first = failing[0]
             node = ET.SubElement(
-                case, "failure", message=f"{first.rule_id}: {first.message}", type=first.rule_id
+                case, "failure", message=_x(f"{first.rule_id}: {first.message}"), type=first.rule_id
             )
-            node.text = "\n".join(f"{v.location} {v.rule_id}: {v.message}" for v in failing)
+            node.text = _x("\n".join(f"{v.location} {v.rule_id}: {v.message}" for v in failing))
         others = [v for v in vs if not _fails(v, report.strict)]
         if others:
             out = ET.SubElement(case, "system-out")
-            out.text = "\n".join(f"{v.severity.value} {v.location} {v.rule_id}: {v.message}" for v in others)
+            out.text = _x(
+                "\n".join(f"{v.severity.value} {v.location} {v.rule_id}: {v.message}" for v in others)
+            )
     for label in report.unreadable_inputs:  # not a verdict on traffic: an error, not a failure
-        case = ET.SubElement(suite, "testcase", classname="voucher-fsm.input", name=label)
-        ET.SubElement(case, "error", message=f"nothing readable in {label}", type="input.unreadable")
+        case = ET.SubElement(suite, "testcase", classname="voucher-fsm.input", name=_x(label))
+        ET.SubElement(case, "error", message=_x(f"nothing readable in {label}"), type="input.unreadable")
     tests, errors = len(cases) + len(report.unreadable_inputs), len(report.unreadable_inputs)
     suite.set("tests", str(tests))
     suite.set("failures", str(failures))
