@@ -107,7 +107,7 @@ class Validator:
         is_entry = info.positions_are_entries
         judge = self._judge
         if parallel and path != "-" and worker.available():  # (a forked child gets no standard input)
-            stream = worker.prepare_in_child(
+            stream = worker.ChildStream(
                 items,
                 lambda item: self._front(item, label, is_entry),
                 self._operations,

@@ -35,7 +35,7 @@ from fsm.matcher import Match
 from fsm.spec.model import OperationSpec
 from fsm.violation import Finding
 
-__all__ = ["Prepared", "WorkerError", "available", "prepare_in_child"]
+__all__ = ["ChildStream", "Prepared", "WorkerError", "available"]
 
 Prepared = tuple["int | None", "str | Finding | Exchange", "Match | Finding | None", "list[Finding]"]
 """One record after the stages before the stepper: (position, what it became, route, schema findings).
@@ -70,36 +70,23 @@ def available() -> bool:
         return threading.active_count() == 1
 
 
-def prepare_in_child(
-    items: Iterable[Any],
-    front: Callable[[Any], Prepared],
-    operations: Mapping[str, OperationSpec],
-    *,
-    fraction: Callable[[], float | None],
-    final_state: Callable[[], Any],
-    json_only: bool = False,
-) -> ChildStream:
-    """Run ``front`` over ``items`` in a forked child; iterate the result in this process.
-
-    ``fraction`` (in the child) says how much of the input was read; ``final_state``
-    (in the child, at the end) returns what the parent must take over from the child's
-    copy of the stages (e.g. paths already reported), available as
-    :attr:`ChildStream.final_state` once the stream is exhausted. ``json_only``: every
-    value in the records came from orjson (no NaN, no integer beyond 64 bits), so
-    batches may travel as JSON, which is the fastest to write; otherwise marshal
-    carries every value exactly.
-    """
-    return ChildStream(items, front, operations, fraction, final_state, json_only)
-
-
 class ChildStream:
-    """The prepared records of one input, computed in a child process, in input order."""
+    """Runs ``front`` over ``items`` in a forked child; iterating gives the results here, in order.
+
+    ``fraction`` (in the child) says how much of the input was read; ``final_state`` (in the
+    child, at the end) returns what the parent must take over from the child's copy of the
+    stages (e.g. paths already reported), available as :attr:`final_state` once the stream is
+    exhausted. ``json_only``: every value in the records came from orjson (no NaN, no integer
+    beyond 64 bits), so batches may travel as JSON, which is the fastest to write; otherwise
+    marshal carries every value exactly.
+    """
 
     def __init__(
         self,
         items: Iterable[Any],
         front: Callable[[Any], Prepared],
         operations: Mapping[str, OperationSpec],
+        *,
         fraction: Callable[[], float | None],
         final_state: Callable[[], Any],
         json_only: bool = False,

@@ -72,8 +72,8 @@ def test_the_two_process_run_gives_the_same_report_as_one_process(
     """All inputs, fed one after another into one validator: every report format and the coverage agree."""
     assert worker.available(), "the test process should have a single thread"
     started = []
-    real = worker.prepare_in_child
-    monkeypatch.setattr(worker, "prepare_in_child", lambda *a, **k: started.append(1) or real(*a, **k))
+    real = worker.ChildStream
+    monkeypatch.setattr(worker, "ChildStream", lambda *a, **k: started.append(1) or real(*a, **k))
     files = _inputs(tmp_path)
     one, one_cov = _report(files, parallel=False)
     assert not started
@@ -107,7 +107,7 @@ def test_parallel_is_declined_where_forking_is_unsafe(
 ) -> None:
     """With a second thread running, feed_file runs every stage in its own process and says nothing."""
     calls = []
-    monkeypatch.setattr(worker, "prepare_in_child", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(worker, "ChildStream", lambda *a, **k: calls.append(1))
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait)
     thread.start()
@@ -137,7 +137,7 @@ def test_a_failing_worker_is_an_error_that_says_why(tmp_path: Path) -> None:
             raise RuntimeError("stage broke at record 100")
         return item[0], item[2], None, []
 
-    stream = worker.prepare_in_child(_items(200), front, {}, fraction=lambda: None, final_state=lambda: None)
+    stream = worker.ChildStream(_items(200), front, {}, fraction=lambda: None, final_state=lambda: None)
     seen: list[Any] = []
     with pytest.raises(worker.WorkerError, match="stage broke at record 100"):
         seen.extend(p[0] for p in stream)
@@ -152,7 +152,7 @@ def test_a_worker_that_dies_is_an_error_never_a_silent_end(tmp_path: Path) -> No
             os._exit(3)
         return item[0], item[2], None, []
 
-    stream = worker.prepare_in_child(_items(50), front, {}, fraction=lambda: None, final_state=lambda: None)
+    stream = worker.ChildStream(_items(50), front, {}, fraction=lambda: None, final_state=lambda: None)
     with pytest.raises(worker.WorkerError, match="exit code 3"):
         list(stream)
 
@@ -210,7 +210,7 @@ def test_values_marshal_cannot_carry_travel_pickled() -> None:
     def front(item: Any) -> Any:
         return item[0], Note(f"record {item[0]}"), None, []
 
-    stream = worker.prepare_in_child(_items(70), front, {}, fraction=lambda: None, final_state=lambda: None)
+    stream = worker.ChildStream(_items(70), front, {}, fraction=lambda: None, final_state=lambda: None)
     got = list(stream)
     assert [p[1] for p in got] == [f"record {i}" for i in range(70)]
     assert all(type(p[1]).__name__ == "Note" for p in got)
@@ -238,7 +238,7 @@ def test_a_worker_killed_in_the_middle_of_a_message_is_a_worker_error() -> None:
     import time
 
     items = [(i, None, f"{i:06d}" + "x" * 200_000) for i in range(200)]  # about 13 MB a batch
-    stream = worker.prepare_in_child(
+    stream = worker.ChildStream(
         items, lambda it: (it[0], it[2], None, []), {}, fraction=lambda: None, final_state=lambda: None
     )
     seen: list[Any] = []
