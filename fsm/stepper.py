@@ -667,10 +667,8 @@ class Stepper:
             if op.payments:
                 findings.extend(self._payments(op, ex, params))
         self._touched = touched
-        finals = self._finals
         for e in touched:
-            if len(e.states) == 1 and e.states[0] in finals[e.kind]:
-                self._settle(e)
+            self._settle(e)  # (only final entities are retired)
         return findings
 
     def _step(
