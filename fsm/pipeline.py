@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from fsm import worker
+from fsm._collector import fewer_collections
 from fsm.config import Config
 from fsm.errors import UsageError
 from fsm.exchange import Exchange, build_exchange
@@ -101,6 +102,12 @@ class Validator:
         ignored.
         """
         self._check_open()
+        with fewer_collections():
+            self._feed_file(path, stdin, on_progress, parallel)
+
+    def _feed_file(
+        self, path: str, stdin: BinaryIO | None, on_progress: Progress | None, parallel: bool
+    ) -> None:
         info, items = open_input(path, stdin)
         before, judged_before = self._read, self._judged
         label = self._distinct(info.label, path)
@@ -290,8 +297,12 @@ class Validator:
     # ----------------------------------------------------------------- output
     def finish(self) -> Report:
         """Close the run: report unfinished entities (D18) and return the report."""
-        if self._finished is not None:
-            return self._finished
+        if self._finished is None:
+            with fewer_collections():  # one record per entity met: hundreds of thousands of objects
+                self._finished = self._report()
+        return self._finished
+
+    def _report(self) -> Report:
         end = SourceLocation(self._inputs[-1].label if self._inputs else "<end of log>")
         entities = []
         for e, m in self._stepper.unfinished():
@@ -309,7 +320,7 @@ class Validator:
                 self._emit([finding], end, -1, None)
         for key, kind, state, final, seen in self._stepper.outcomes():
             entities.append(EntityOutcome(redact(key), kind, state, final, seen))  # ids come from traffic
-        self._finished = Report(
+        return Report(
             inputs=tuple(self._inputs),
             totals=Totals(self._read, self._judged, self._unreadable),
             violations=sort_violations(self._violations),
@@ -317,7 +328,6 @@ class Validator:
             rules=self.spec.rules,
             strict=self.config.strict,
         )
-        return self._finished
 
 
 _NO_SECRETS = Scrubber(frozenset())

@@ -361,3 +361,35 @@ def test_two_inputs_whose_names_read_alike_keep_their_own_clocks(tmp_path: Path)
     labels = [i.label for i in report.inputs]
     assert len(set(labels)) == 2 and labels[1] == labels[0] + " (2)", labels
     assert "time.backwards" not in report.by_rule()
+
+
+def test_a_run_collects_cycles_less_often_and_gives_the_callers_collector_setting_back(
+    tmp_path: Path,
+) -> None:
+    import gc
+
+    from fsm._collector import fewer_collections
+
+    seen: list[tuple[int, int, int]] = []
+    v = Validator(on_exchange=lambda *_: seen.append(gc.get_threshold()))
+    log = tmp_path / "t.jsonl"
+    log.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in generate(2, seed=5)))
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        v.feed_file(str(log))
+        assert seen and all(t == (50_000, 10, 10) for t in seen)  # raised while the file is judged
+        assert gc.get_threshold() == (700, 10, 10)  # and given back
+        gc.set_threshold(0, 10, 10)  # automatic collection off: left off
+        with fewer_collections():
+            assert gc.get_threshold() == (0, 10, 10)
+        gc.set_threshold(700, 10, 10)
+        with fewer_collections():
+            gc.set_threshold(1234, 5, 5)  # the block's own setting is kept
+        assert gc.get_threshold() == (1234, 5, 5)
+        gc.set_threshold(700, 10, 10)
+        with pytest.raises(KeyError), fewer_collections():
+            raise KeyError("x")
+        assert gc.get_threshold() == (700, 10, 10)  # given back on an exception too
+    finally:
+        gc.set_threshold(*before)
