@@ -112,6 +112,14 @@ class SchemaValidator:
         self._explainer = EcmaValidator(self._schema, registry=registry())
         self._compiled = jsonschema_rs.validator_for(self._schema, registry=_rs_registry()) if fast else None
 
+    @property
+    def native(self) -> Any:
+        """The compiled (jsonschema-rs) validator, or None when made with ``fast=False``.
+
+        Its ``is_valid`` may raise ValueError or OverflowError for values it cannot take.
+        """
+        return self._compiled
+
     def is_valid(self, instance: Any) -> bool:
         """True when ``instance`` satisfies the schema."""
         if self._compiled is not None:

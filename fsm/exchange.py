@@ -248,8 +248,8 @@ def build_exchange(
     if problem is not None:
         pointer, message = problem
         return Finding("input.bad-record", message, instance_path=pointer, spec_path="exchange")
-    req = record["request"]
-    resp = record["response"]
+    req: dict[str, Any] = record["request"]  # (typed: the compiled build's fast dict calls)
+    resp: dict[str, Any] = record["response"]
     path: str = req["path"]
     query: dict[str, Any] = req.get("query") or {}
     if "?" in path or "://" in path:
@@ -257,7 +257,7 @@ def build_exchange(
         path = parts.path or "/"
         if parts.query:
             query = {**dict(parse_qsl(parts.query, keep_blank_values=True)), **query}
-    headers = req.get("headers") or {}
+    headers: dict[str, str] = req.get("headers") or {}
     if headers and not "".join(headers).islower():  # header names are case-insensitive
         headers = {str(k).lower(): v for k, v in headers.items()}
     time_text = record.get("time")

@@ -17,12 +17,28 @@ from fsm.violation import Finding
 __all__ = ["Match", "Matcher", "Router"]
 
 
-@dataclass(frozen=True, slots=True)
 class Match:
-    """An exchange routed to an operation, with its path parameters."""
+    """An exchange routed to an operation, with its path parameters (read-only by convention).
 
-    operation: OperationSpec
-    params: dict[str, str]
+    A plain class: made twice for every exchange (in the worker and again in the process that
+    steps), where a frozen dataclass cost twice as much to build.
+    """
+
+    __slots__ = ("operation", "params")
+
+    def __init__(self, operation: OperationSpec, params: dict[str, str]) -> None:
+        self.operation = operation
+        self.params = params
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Match):
+            return NotImplemented
+        return self.operation == other.operation and self.params == other.params
+
+    __hash__ = None  # type: ignore[assignment]  # (params is a dict, as with the dataclass)
+
+    def __repr__(self) -> str:
+        return f"Match(operation={self.operation.id!r}, params={self.params!r})"
 
 
 @dataclass

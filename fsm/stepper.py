@@ -207,6 +207,10 @@ class Stepper:
         # lookups the hot path makes for every exchange, answered from plain dicts
         self._finals = {name: m.finals for name, m in spec.machines.items()}
         self._status_of = {name: {s.name: s.status for s in m.states} for name, m in spec.machines.items()}
+        self._statuses = {name: m.statuses for name, m in spec.machines.items()}
+        self._creation = {
+            (name, c.trigger): c for name, m in spec.machines.items() for c in reversed(m.creates)
+        }
         self._due_keys = {
             name: tuple((t, f"{t.timed_attribute}#t") for t in timed) for name, timed in self._timed.items()
         }
@@ -438,7 +442,7 @@ class Stepper:
     # ------------------------------------------------------------------ guards
     def _guard(self, g: GuardSpec, e: Entity, ex: Exchange) -> bool | None:
         if g.children is not None:
-            finals = self.spec.machines[g.children].finals
+            finals = self._finals[g.children]
             result: bool | None = True
             for child in e.children or ():
                 if child.kind != g.children:
@@ -688,7 +692,7 @@ class Stepper:
         if step.creates:
             if not ex.accepted:
                 return None, out, False
-            created = m.creation(step.trigger)
+            created = self._creation.get((m.name, step.trigger))
             assert created is not None
             if not isinstance(id_, str):
                 return None, out, True
@@ -845,9 +849,7 @@ class Stepper:
                 assert use.warn is not None
                 rule = self.spec.rules[use.warn]
                 open_children = [
-                    c.key
-                    for c in e.children or ()
-                    if not all(s in self.spec.machines[c.kind].finals for s in c.states)
+                    c.key for c in e.children or () if not all(s in self._finals[c.kind] for s in c.states)
                 ]
                 acc.append(
                     Finding(
@@ -869,14 +871,15 @@ class Stepper:
         if step.status is None:
             return ()
         actual = self._get(step.status, ex, params)
-        if not isinstance(actual, str) or actual not in m.statuses:
+        if not isinstance(actual, str) or actual not in self._statuses[m.name]:
             return ()  # not a status of this machine at all: the schema check reports it
-        if len(e.states) == 1 and self._status_of[m.name][e.states[0]] == actual:
+        status_of = self._status_of[m.name]
+        if len(e.states) == 1 and status_of[e.states[0]] == actual:
             e.observed = actual
             return ()
-        predicted = {m.status_of(s) for s in e.states}
+        predicted = {status_of[s] for s in e.states}
         if actual in predicted:
-            e.states = tuple(s for s in e.states if m.status_of(s) == actual)
+            e.states = tuple(s for s in e.states if status_of[s] == actual)
             e.observed = actual
             return ()
         finding = Finding(
@@ -938,9 +941,10 @@ class Stepper:
         self, m: MachineSpec, e: Entity, status: str, ex: Exchange, where: str, hist: _Hist
     ) -> list[Finding]:
         acc: list[Finding] = []
-        predicted = {m.status_of(s) for s in e.states}
+        status_of = self._status_of[m.name]
+        predicted = {status_of[s] for s in e.states}
         if status in predicted:
-            e.states = tuple(s for s in e.states if m.status_of(s) == status)
+            e.states = tuple(s for s in e.states if status_of[s] == status)
         elif e.expired_by_clock and status in self._pre_expiry(m):
             pass  # the server may not report expiry yet (D17: expiry allowed for)
         else:
