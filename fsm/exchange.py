@@ -15,7 +15,7 @@ import jsonschema_rs
 
 from fsm.violation import Finding, SourceLocation
 
-__all__ = ["Exchange", "build_exchange"]
+__all__ = ["Exchange", "build_exchange", "parse_time"]
 
 
 class Exchange:
@@ -147,6 +147,12 @@ def _bearer(auth: str | None) -> str | None:
     return auth.strip() or None
 
 
+def parse_time(ex: Exchange) -> None:
+    """Fill in ``ex.time`` from ``ex.time_text`` (for exchanges built with ``parse_time=False``)."""
+    if ex.time is None and ex.time_text:
+        ex.time = _parse_time(ex.time_text)
+
+
 def _parse_time(text: str) -> float | None:
     try:
         return datetime.fromisoformat(text).timestamp()
@@ -241,9 +247,13 @@ def _shape_problem(record: Any) -> tuple[str, str] | None:
 
 
 def build_exchange(
-    record: Any, index: int, file: str, position: int | None, is_entry: bool
+    record: Any, index: int, file: str, position: int | None, is_entry: bool, *, parse_time: bool = True
 ) -> Exchange | Finding:
-    """Type one record, or return the ``input.bad-record`` finding that says why not."""
+    """Type one record, or return the ``input.bad-record`` finding that says why not.
+
+    ``parse_time=False`` leaves ``time`` None for :func:`parse_time` to fill in later (the
+    worker process leaves it to the process that steps, which needs it; see :mod:`fsm.worker`).
+    """
     problem = _shape_of(record)
     if problem is not None:
         pointer, message = problem
@@ -272,7 +282,7 @@ def build_exchange(
         query,
         headers,
         resp["status"],
-        _parse_time(time_text) if time_text else None,
+        _parse_time(time_text) if time_text and parse_time else None,
         time_text,
         req_body,
         req_body is not None,

@@ -116,7 +116,7 @@ class Validator:
         if parallel and path != "-" and worker.available():  # (a forked child gets no standard input)
             stream = worker.ChildStream(
                 items,
-                lambda item: self._front(item, label, is_entry),
+                lambda item: self._front(item, label, is_entry, parse_time=False),
                 self._operations,
                 fraction=info.fraction,
                 final_state=lambda: self._matcher.reported,
@@ -163,12 +163,18 @@ class Validator:
             )
 
     # ------------------------------------------------------------------ stages
-    def _front(self, item: tuple[int | None, Any, str | None], file: str, is_entry: bool) -> worker.Prepared:
-        """The stages before the stepper, stateless per record (they may run in another process)."""
+    def _front(
+        self, item: tuple[int | None, Any, str | None], file: str, is_entry: bool, *, parse_time: bool = True
+    ) -> worker.Prepared:
+        """The stages before the stepper, stateless per record (they may run in another process).
+
+        ``parse_time=False`` (in the worker): the timestamp, which only the stepper reads, is
+        parsed by the process that steps, which has less to do.
+        """
         position, record, error = item
         if error is not None:
             return position, error, None, []
-        built = build_exchange(record, self._index, file, position, is_entry)
+        built = build_exchange(record, self._index, file, position, is_entry, parse_time=parse_time)
         if isinstance(built, Finding):
             return position, built, None, []
         self._index += 1
