@@ -7,7 +7,6 @@ their own JSON Schemas.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -182,6 +181,14 @@ class MachineSpec:
     attributes: Mapping[str, str] = field(default_factory=dict)
     parent: str | None = None
 
+    # derived in __post_init__ (declared, so the compiled build's classes have room for them)
+    _by_name: Mapping[str, StateSpec] = field(init=False, repr=False, compare=False, default_factory=dict)
+    _finals: frozenset[str] = field(init=False, repr=False, compare=False, default=frozenset())
+    _statuses: frozenset[str] = field(init=False, repr=False, compare=False, default=frozenset())
+    _refusal: Mapping[tuple[str, str], RefusalSpec] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
     def __post_init__(self) -> None:
         by_name = {s.name: s for s in self.states}
         object.__setattr__(self, "_by_name", by_name)
@@ -202,12 +209,12 @@ class MachineSpec:
     @property
     def finals(self) -> frozenset[str]:
         """The final states."""
-        return self._finals  # type: ignore[attr-defined,no-any-return]
+        return self._finals
 
     @property
     def statuses(self) -> frozenset[str]:
         """Every status the API reports for this machine."""
-        return self._statuses  # type: ignore[attr-defined,no-any-return]
+        return self._statuses
 
     @property
     def triggers(self) -> tuple[str, ...]:
@@ -216,7 +223,7 @@ class MachineSpec:
 
     def state(self, name: str) -> StateSpec:
         """The state called ``name``."""
-        return self._by_name[name]  # type: ignore[attr-defined,no-any-return]
+        return self._by_name[name]
 
     def status_of(self, state: str) -> str:
         """The API status reported in ``state``."""
@@ -228,7 +235,7 @@ class MachineSpec:
 
     def refusal(self, state: str, trigger: str) -> RefusalSpec | None:
         """The documented refusal for ``trigger`` in ``state``, if any."""
-        return self._refusal.get((state, trigger))  # type: ignore[attr-defined,no-any-return]
+        return self._refusal.get((state, trigger))
 
     def transitions_for(self, trigger: str) -> tuple[TransitionSpec, ...]:
         """The transitions fired by ``trigger``."""
@@ -358,7 +365,7 @@ class Spec:
     flows: tuple[FlowSpec, ...] = ()
     participants: Mapping[str, str] = field(default_factory=dict)
 
-    @functools.cached_property
+    @property
     def generic_errors(self) -> frozenset[str]:
         """The codes any operation may answer (D15)."""
         return frozenset(self.generic_statuses)
