@@ -27,6 +27,7 @@ class Exchange:
     """
 
     __slots__ = (
+        "_token",
         "accepted",
         "file",
         "headers",
@@ -46,7 +47,6 @@ class Exchange:
         "status",
         "time",
         "time_text",
-        "token",
     )
 
     def __init__(
@@ -90,7 +90,18 @@ class Exchange:
         self.resp_has_body = resp_has_body
         self.resp_text = resp_text
         self.resp_headers = resp_headers or {}
-        self.token = _bearer(headers.get("authorization"))
+        self._token: str | None = ""  # read on first use ("" is never a token: see _bearer)
+
+    @property
+    def token(self) -> str | None:
+        """The bearer token of the Authorization header, or None.
+
+        Read on first use: the worker process, which routes and checks payloads, never needs it.
+        """
+        token = self._token
+        if token == "":
+            token = self._token = _bearer(self.headers.get("authorization"))
+        return token
 
     def args(self) -> tuple[Any, ...]:
         """The constructor's arguments: ``Exchange(*ex.args())`` is an equal copy.
@@ -246,6 +257,10 @@ def _shape_problem(record: Any) -> tuple[str, str] | None:
     return None
 
 
+_LOWER_NAMES: set[str] = set()
+"""Header names met that are all lower case (a dict whose names are all here needs no lowering)."""
+
+
 def build_exchange(
     record: Any, index: int, file: str, position: int | None, is_entry: bool, *, parse_time: bool = True
 ) -> Exchange | Finding:
@@ -258,8 +273,9 @@ def build_exchange(
     if problem is not None:
         pointer, message = problem
         return Finding("input.bad-record", message, instance_path=pointer, spec_path="exchange")
-    req: dict[str, Any] = record["request"]  # (typed: the compiled build's fast dict calls)
-    resp: dict[str, Any] = record["response"]
+    rec: dict[str, Any] = record  # (typed: the compiled build's fast dict calls)
+    req: dict[str, Any] = rec["request"]
+    resp: dict[str, Any] = rec["response"]
     path: str = req["path"]
     query: dict[str, Any] = req.get("query") or {}
     if "?" in path or "://" in path:
@@ -268,9 +284,13 @@ def build_exchange(
         if parts.query:
             query = {**dict(parse_qsl(parts.query, keep_blank_values=True)), **query}
     headers: dict[str, str] = req.get("headers") or {}
-    if headers and not "".join(headers).islower():  # header names are case-insensitive
-        headers = {str(k).lower(): v for k, v in headers.items()}
-    time_text = record.get("time")
+    if headers and not headers.keys() <= _LOWER_NAMES:  # header names are case-insensitive
+        if "".join(headers).islower():
+            if len(_LOWER_NAMES) < 256:  # the few names real traffic uses, not what junk brings
+                _LOWER_NAMES.update(headers)
+        else:
+            headers = {str(k).lower(): v for k, v in headers.items()}
+    time_text = rec.get("time")
     req_body = req.get("body")
     return Exchange(
         index,

@@ -357,3 +357,26 @@ def test_a_broken_har_from_a_named_pipe_is_reported_not_waited_on(tmp_path: Path
     finally:
         writer.join(timeout=5)
     assert items[0][2] is None and any("cannot be read past entry" in (e or "") for _, _, e in items)
+
+
+def test_header_names_are_matched_in_any_case_whatever_names_came_before() -> None:
+    from fsm.exchange import Exchange, build_exchange
+
+    def built(headers: dict[str, str]) -> Exchange:
+        record = {"request": {"method": "get", "path": "/x", "headers": headers}, "response": {"status": 200}}
+        ex = build_exchange(record, 0, "f", 1, False)
+        assert isinstance(ex, Exchange)
+        return ex
+
+    first = built({"content-type": "application/json", "authorization": "Bearer one"})
+    assert first.token == "one" and first.method == "GET"
+    again = built(
+        {"Authorization": "Bearer two", "content-type": "application/json"}
+    )  # names seen, other case
+    assert again.token == "two" and set(again.headers) == {"authorization", "content-type"}
+    assert built({"Authorization": "Bearer five"}).token == "five"  # and again: no mixed case is remembered
+    assert built({"AUTHORIZATION": "bearer three"}).token == "three"
+    assert built({"x-trace": "1"}).token is None
+    assert (
+        Exchange(*built({"authorization": "Bearer four"}).args()).token == "four"
+    )  # (as the worker sends it)
