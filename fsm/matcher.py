@@ -124,12 +124,13 @@ class Matcher:
         self.reported: set[str] = set()
         """Paths already reported once (D1)."""
         self._scopes = tuple(scope for scope, _ in router.out_of_scope)
+        self._under = router.prefix + "/"
 
     def match(self, ex: Exchange) -> Match | Finding | None:
         """A :class:`Match`, a routing finding, or None (outside path already reported)."""
         prefix = self.router.prefix
         path = ex.path
-        if path != prefix and not path.startswith(prefix + "/"):
+        if path != prefix and not path.startswith(self._under):
             return self._once(
                 "route.outside-api",
                 path,

@@ -10,8 +10,10 @@ import orjson
 __all__ = ["read_jsonl"]
 
 
-def read_jsonl(stream: Any) -> Iterator[tuple[int | None, Any, str | None]]:
+def read_jsonl(stream: Any, also_close: Any = None) -> Iterator[tuple[int | None, Any, str | None]]:
     """Yield ``(line, record, error)`` for every non-blank line of a binary stream.
+
+    The stream is closed at the end, and then ``also_close`` (the file under a decompressor).
 
     A line that is not JSON (or not UTF-8, or nested too deeply) yields an error
     naming the column; blank lines are not records.
@@ -33,6 +35,8 @@ def read_jsonl(stream: Any) -> Iterator[tuple[int | None, Any, str | None]]:
         close = getattr(stream, "close", None)
         if close is not None:
             close()
+        if also_close is not None:
+            also_close.close()
 
 
 def _describe(exc: ValueError, line: bytes) -> str:
