@@ -14,19 +14,24 @@ fresh child process so peak memory is its own:
 Prints exchanges/s, MB/s, peak RSS and the ratio validate/floor. Targets
 (issue 4): 1M exchanges under 300 MB peak, throughput within 5x of the floor.
 
-``--python EXE`` measures another environment's install, e.g. the optional
-compiled build (``HATCH_BUILD_HOOK_ENABLE_MYPYC=1 pip install .`` in a venv);
-the report says which build it measured.
+``--compiled`` measures the optional compiled build: it makes (once, and again
+when the sources change) a virtual environment under ``benchmarks/out/`` with
+``HATCH_BUILD_HOOK_ENABLE_MYPYC=1 pip install .`` (a C compiler, the Python headers
+and about a minute). ``--python EXE`` measures another environment's install; the
+report says which build it measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -51,6 +56,38 @@ def make_log(path: Path, exchanges: int, seed: int) -> None:
             if n >= exchanges:
                 break
     print(file=sys.stderr)
+
+
+def compiled_python() -> str:
+    """The interpreter of a venv holding the compiled build of this checkout (made if missing or stale)."""
+    root = HERE.parent
+    sources = [
+        *sorted(p for top in ("fsm", "schemas") for p in (root / top).rglob("*") if p.is_file()),
+        root / "pyproject.toml",
+    ]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()
+    venv = HERE / "out" / "venv-compiled"
+    python = venv / "bin" / "python"
+    stamp = venv / "built-from"
+    if python.exists() and stamp.exists() and stamp.read_text() == digest:
+        return str(python)
+    print(f"building the compiled (mypyc) install in {venv} (about a minute)...", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        # mypyc leaves its products in the directory it builds in, where they would shadow the
+        # sources: build in a copy
+        src = Path(tmp) / "src"
+        junk = shutil.ignore_patterns(
+            ".*", "build", "out", "*.so", "__pycache__", "diagrams", "docs", "tests"
+        )
+        shutil.copytree(root, src, ignore=junk)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", str(src)],
+            check=True,
+            env={**os.environ, "HATCH_BUILD_HOOK_ENABLE_MYPYC": "1"},
+        )
+    stamp.write_text(digest)
+    return str(python)
 
 
 def child(mode: str, path: str) -> None:
@@ -93,12 +130,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--log", type=Path, default=None, help="use this log instead of generating one")
     ap.add_argument("--python", default=sys.executable, help="the interpreter (environment) to measure")
+    ap.add_argument(
+        "--compiled", action="store_true", help="measure the compiled (mypyc) build, made in benchmarks/out/"
+    )
     ap.add_argument("--repeat", type=int, default=1, help="validator runs (the fastest is reported)")
     ap.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(*args.child)
         return
+    if args.compiled:
+        args.python = compiled_python()
     log = args.log or HERE / "out" / f"bench-{args.exchanges}-{args.seed}.jsonl"
     if not log.exists():
         log.parent.mkdir(parents=True, exist_ok=True)

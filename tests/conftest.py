@@ -18,6 +18,18 @@ from fsm.spec import Spec, load_spec
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to test a checkout where a compiled build left modules that shadow the sources."""
+    shadows = sorted(str(p.relative_to(REPO)) for p in (REPO / "fsm").rglob("*.so"))
+    if shadows:
+        raise pytest.UsageError(
+            f"compiled modules in the checkout shadow the sources ({', '.join(shadows[:3])}...): "
+            "delete them with `find fsm -name '*.so' -delete` (build the compiled wheel from a copy, "
+            "see docs/performance.md)"
+        )
+
+
 settings.register_profile(
     "ci",
     max_examples=40,
