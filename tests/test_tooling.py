@@ -33,3 +33,24 @@ def test_stages_import_only_earlier_stages() -> None:
     """readers -> exchange -> matcher -> schemacheck -> stepper -> report -> render (import-linter)."""
     result = _run("lint-imports")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_benchmark_runs_its_rounds_and_prints_each_ratio_and_their_median(tmp_path: Path) -> None:
+    """A small run of benchmarks/bench_validate.py (its figures are not asserted: timing is no test)."""
+    log = tmp_path / "small.jsonl"
+    result = _run(
+        sys.executable,
+        "benchmarks/bench_validate.py",
+        "--exchanges",
+        "500",
+        "--repeat",
+        "2",
+        "--log",
+        str(log),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "build: pure Python" in result.stdout
+    for mode in ("validate", "parallel"):
+        line = next(x for x in result.stdout.splitlines() if x.startswith(f"{mode}/floor: "))
+        assert "the median of 2 rounds (" in line and "fastest/fastest" in line
+    assert "verdict on generated traffic: 0 errors, 0 warnings" in result.stdout
