@@ -57,8 +57,9 @@ class SchemaChecker:
             for op in spec.operations
             if op.request is not None and _names_secret(load_schemas().get(op.request))
         }
-        # The fast path for every body: one compiled schema that holds when the body satisfies its
-        # schema and every style check it has (most bodies); otherwise both are explained.
+        # The fast path: one compiled schema that holds when the body satisfies its schema and every
+        # style check it has (most bodies); otherwise both are explained. A schema with a style check
+        # that cannot be written as a schema has none: its bodies are always explained.
         self._clean: dict[str, Any] = {}
         if fast:
             for rel, checks in self._style.items():
@@ -67,8 +68,8 @@ class SchemaChecker:
                 ]
                 if rel in self._validators and all(p is not None for p in parts):
                     self._clean[rel] = compiled({"allOf": [{"$ref": self._validators[rel].uri}, *parts]})
-            for rel, v in self._validators.items():  # the others: their own compiled schema, called directly
-                if rel not in self._clean and v.native is not None:
+            for rel, v in self._validators.items():  # bodies without style checks: their compiled schema
+                if rel not in self._style and v.native is not None:
                     self._clean[rel] = v.native
 
     def public_words(self, op: OperationSpec) -> frozenset[str] | None:

@@ -353,3 +353,44 @@ def test_a_conditional_style_check_looks_inside_list_items_on_both_paths() -> No
         ]
         assert explained == (["style.numeric-code"] if flagged else [])
         assert bool(checker._clean["contexts/context-list"].is_valid(body)) is not flagged
+
+
+def test_a_style_check_no_schema_can_express_is_still_applied_to_every_body(tmp_path: Path) -> None:
+    """A body whose style checks cannot all be compiled has no fast path: its checks are explained."""
+    import json
+    import shutil
+
+    import fsm
+    from fsm.pipeline import Validator
+
+    protocol = tmp_path / "protocol"
+    shutil.copytree(Path(fsm.__file__).parent / "protocol", protocol)
+    style = json.loads((protocol / "style.json").read_text())
+    style["checks"].append(  # required under "*": not expressible as one compiled schema
+        {
+            "rule": "style.id-prefix",
+            "schemas": ["contexts/context-list"],
+            "pointers": ["/*/id"],
+            "required": True,
+            "expected": "an id",
+        }
+    )
+    (protocol / "style.json").write_text(json.dumps(style))
+    spec = load_spec(protocol)
+    assert "contexts/context-list" not in SchemaChecker(spec)._clean
+    item = {
+        "id": "BAD_1",
+        "code": "ABC123",
+        "status": "OPEN",
+        "format": "alphanum",
+        "payers": [{"address": "0x" + "a" * 40}],
+        "createdAt": "2024-01-01T00:00:00Z",
+    }
+    found = Validator(spec).feed(
+        {
+            "time": "2024-01-01T00:00:00Z",
+            "request": {"method": "GET", "path": "/api/v1/vouchers/contexts"},
+            "response": {"status": 200, "body": [item]},
+        }
+    )
+    assert [v.rule_id for v in found if v.rule_id.startswith("style.")] == ["style.id-prefix"]
