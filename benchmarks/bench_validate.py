@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,10 @@ def make_log(path: Path, exchanges: int, seed: int) -> None:
 def compiled_python() -> str:
     """The interpreter of a venv holding the compiled build of this checkout (made if missing or stale)."""
     root = HERE.parent
-    sources = [
-        *sorted(p for top in ("fsm", "schemas") for p in (root / top).rglob("*") if p.is_file()),
+    sources = [  # (not __pycache__: importing fsm from the checkout changes it)
+        *sorted(
+            p for top in ("fsm", "schemas") for p in (root / top).rglob("*") if p.suffix in (".py", ".json")
+        ),
         root / "pyproject.toml",
     ]
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()
@@ -80,10 +83,7 @@ def compiled_python() -> str:
         # mypyc leaves its products in the directory it builds in, where they would shadow the
         # sources: build in a copy
         src = Path(tmp) / "src"
-        junk = shutil.ignore_patterns(
-            ".*", "build", "out", "*.so", "__pycache__", "diagrams", "docs", "tests"
-        )
-        shutil.copytree(root, src, ignore=junk)
+        shutil.copytree(root, src, ignore=not_built_from(root))
         subprocess.run(
             [str(python), "-m", "pip", "install", "--quiet", str(src)],
             check=True,
@@ -91,6 +91,19 @@ def compiled_python() -> str:
         )
     stamp.write_text(digest)
     return str(python)
+
+
+def not_built_from(root: Path) -> Callable[[str, list[str]], set[str]]:
+    """For copytree: what a build does not need (hidden files, build products; at the top only: docs...)."""
+    anywhere = shutil.ignore_patterns(".*", "*.so", "__pycache__")
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        skip = set(anywhere(directory, names))
+        if Path(directory) == root:  # (fsm/diagrams is code: only the top-level folders are left out)
+            skip |= {"build", "diagrams", "docs", "tests", "benchmarks"} & set(names)
+        return skip
+
+    return ignore
 
 
 def child(mode: str, path: str) -> None:

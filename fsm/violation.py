@@ -9,6 +9,8 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from fsm._record import Record
+
 __all__ = [
     "Finding",
     "RelatedExchange",
@@ -48,7 +50,7 @@ _RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
 
 
 @dataclass(frozen=True, slots=True)
-class SourceLocation:
+class SourceLocation(Record):
     """Where a record sits in its input: ``FILE:LINE`` (JSONL) or ``FILE:entries[N]`` (HAR).
 
     ``line`` is 1-based; ``entry`` is the 0-based index into the HAR's ``log.entries``.
@@ -57,9 +59,6 @@ class SourceLocation:
     file: str
     line: int | None = None
     entry: int | None = None
-
-    def __reduce__(self) -> tuple[Any, ...]:  # pickled through the constructor: works when compiled too
-        return (SourceLocation, (self.file, self.line, self.entry))
 
     def __str__(self) -> str:
         if self.entry is not None:
@@ -70,7 +69,7 @@ class SourceLocation:
 
 
 @dataclass(frozen=True, slots=True)
-class Rule:
+class Rule(Record):
     """One entry of the rule catalogue."""
 
     id: str
@@ -81,19 +80,16 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
-class RelatedExchange:
+class RelatedExchange(Record):
     """An earlier exchange that helps explain a violation (it put the entity where it is)."""
 
     index: int
     location: SourceLocation
     summary: str
 
-    def __reduce__(self) -> tuple[Any, ...]:  # pickled through the constructor: works when compiled too
-        return (RelatedExchange, (self.index, self.location, self.summary))
-
 
 @dataclass(frozen=True, slots=True)
-class Violation:
+class Violation(Record):
     """One broken rule, found in one exchange (or at the end of the log).
 
     Arguments:
@@ -133,7 +129,7 @@ class Violation:
 
 
 @dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(Record):
     """What a check yields: a violation before the driver adds location and severity.
 
     Checks do not know where the exchange sits in its file, nor how the user
@@ -150,19 +146,3 @@ class Finding:
     entity: str | None = None
     related: tuple[RelatedExchange, ...] = ()
     context: tuple[Finding, ...] = ()
-
-    def __reduce__(self) -> tuple[Any, ...]:  # pickled through the constructor: works when compiled too
-        return (
-            Finding,
-            (
-                self.rule_id,
-                self.message,
-                self.instance_path,
-                self.spec_path,
-                self.expected,
-                self.actual,
-                self.entity,
-                self.related,
-                self.context,
-            ),
-        )

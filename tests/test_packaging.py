@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import venv
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -142,15 +144,29 @@ def test_the_installed_wheel_loads_the_spec_and_checks_a_payload(wheel: Path, tm
 
 # Run by both builds on the same inputs: one JSON report per input file.
 _REPORTS = """
-import json, sys
-import fsm.stepper
+import copy, json, pickle, sys
+import fsm.diagrams, fsm.stepper  # (every subpackage made it into the wheel)
 from fsm.pipeline import validate_log
 from fsm.render.json import report_to_dict
+from fsm.spec import load_spec
+spec, report = load_spec(), validate_log(sys.argv[1])
+for value in (spec, report):  # the records pickle and copy (the compiled ones through their constructor)
+    assert pickle.loads(pickle.dumps(value)) == value and copy.deepcopy(value) == value, type(value)
 print(json.dumps({"stepper": fsm.stepper.__file__,
                   "reports": [report_to_dict(validate_log(p)) for p in sys.argv[1:]],
                   "two_processes": [report_to_dict(validate_log(p, parallel=True)) for p in sys.argv[1:]]},
                  default=str))
 """
+
+
+def _not_built_from(root: Path) -> Callable[[str, list[str]], set[str]]:
+    """The benchmark's copy filter (benchmarks/bench_validate.py): both build the compiled wheel alike."""
+    spec = importlib.util.spec_from_file_location("bench_validate", REPO / "benchmarks" / "bench_validate.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    ignore: Callable[[str, list[str]], set[str]] = bench.not_built_from(root)
+    return ignore
 
 
 def _inputs(tmp_path: Path) -> list[str]:
@@ -159,7 +175,16 @@ def _inputs(tmp_path: Path) -> list[str]:
 
     log = tmp_path / "generated.jsonl"
     log.write_text("".join(json.dumps(r) + "\n" for r in generate(60, seed=7)))
-    files = [log, *sorted((REPO / "examples").glob("*.jsonl")), *sorted((REPO / "examples").glob("*.har"))]
+    junk = tmp_path / "junk.jsonl"  # lines that are JSON but no record, and lines that are not JSON
+    junk.write_text(
+        '["a"]\n"text"\n42\nnull\ntrue\n{"request": 1}\n{not json\n' + json.dumps(next(generate(1))) + "\n"
+    )
+    files = [
+        log,
+        junk,
+        *sorted((REPO / "examples").glob("*.jsonl")),
+        *sorted((REPO / "examples").glob("*.har")),
+    ]
     files += sorted(p for p in (REPO / "tests" / "corpus").glob("*/traffic.*"))
     return [str(f) for f in files]
 
@@ -174,8 +199,7 @@ def test_the_compiled_build_gives_the_same_reports_as_pure_python(tmp_path: Path
     pytest.importorskip("hatch_mypyc", reason="hatch-mypyc (in the test extra) builds the compiled wheel")
     # mypyc leaves its build products in the working directory: build in a copy, never in the checkout
     src = tmp_path / "src"
-    junk = shutil.ignore_patterns(".*", "build", "out", "*.so", "__pycache__", "diagrams", "docs", "tests")
-    shutil.copytree(REPO, src, ignore=junk)
+    shutil.copytree(REPO, src, ignore=_not_built_from(REPO))
     # isolated, as `HATCH_BUILD_HOOK_ENABLE_MYPYC=1 pip install .` builds: the hook must bring what it needs
     whl = _build_wheel(src, tmp_path / "dist", isolated=True, HATCH_BUILD_HOOK_ENABLE_MYPYC="1")
     assert "-cp3" in whl.name and "none-any" not in whl.name, whl.name  # a platform wheel

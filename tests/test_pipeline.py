@@ -393,3 +393,16 @@ def test_a_run_collects_cycles_less_often_and_gives_the_callers_collector_settin
         assert gc.get_threshold() == (700, 10, 10)  # given back on an exception too
     finally:
         gc.set_threshold(*before)
+
+
+def test_reports_and_the_spec_pickle_and_copy_to_equal_values() -> None:
+    import copy
+    import pickle
+
+    from fsm.spec import load_spec
+
+    report = validate_log(Path(__file__).parents[1] / "examples" / "broken.jsonl")
+    assert report.violations and report.violations[0].related
+    for value in (load_spec(), report, report.violations[0]):
+        assert pickle.loads(pickle.dumps(value)) == value
+        assert copy.deepcopy(value) == value and copy.copy(value) == value

@@ -30,7 +30,8 @@ from fsm.readers.jsonl import read_jsonl
 
 __all__ = ["InputFile", "RawItem", "detect_format", "open_input", "read_har", "read_jsonl"]
 
-RawItem = tuple[int | None, dict[str, Any] | None, str | None]
+RawItem = tuple[int | None, Any, str | None]
+"""(line or entry; the parsed record, any JSON value, None when unreadable; why it is unreadable)."""
 Format = Literal["jsonl", "har"]
 
 _GZIP_MAGIC = b"\x1f\x8b"

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from fsm._record import Record
 from fsm.violation import Rule
 
 __all__ = [
@@ -41,7 +42,7 @@ RefSource = Literal["path", "request", "response", "item"]
 
 
 @dataclass(frozen=True, slots=True)
-class Ref:
+class Ref(Record):
     """Where an exchange carries a value: ``path:voucherId`` or ``response:/id``.
 
     ``key`` is the path parameter name, or a JSON pointer (``""`` for the whole body).
@@ -65,7 +66,7 @@ class Ref:
 
 
 @dataclass(frozen=True, slots=True)
-class EntityRef:
+class EntityRef(Record):
     """How an exchange names an entity: by id, by code, or both."""
 
     id: Ref | None = None
@@ -73,7 +74,7 @@ class EntityRef:
 
 
 @dataclass(frozen=True, slots=True)
-class StateSpec:
+class StateSpec(Record):
     """One state; ``status`` is what the API reports (sub-states share their parent's)."""
 
     name: str
@@ -84,7 +85,7 @@ class StateSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class GuardSpec:
+class GuardSpec(Record):
     """A named predicate over the entity, the request, or the entity's children.
 
     Exactly one form is set: ``attribute`` + ``equals``, ``attribute`` +
@@ -103,7 +104,7 @@ class GuardSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class GuardUse:
+class GuardUse(Record):
     """A guard on a transition: failing it refuses with ``refuse``, or only warns with ``warn``."""
 
     guard: str
@@ -112,7 +113,7 @@ class GuardUse:
 
 
 @dataclass(frozen=True, slots=True)
-class CreateSpec:
+class CreateSpec(Record):
     """A call that creates an entity directly in ``dest``."""
 
     trigger: str
@@ -124,7 +125,7 @@ class CreateSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class TransitionSpec:
+class TransitionSpec(Record):
     """One transition as written in a machine file (``dest`` may be :data:`STAY`)."""
 
     trigger: str
@@ -154,7 +155,7 @@ class TransitionSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class RefusalSpec:
+class RefusalSpec(Record):
     """The error code the server must give for ``trigger`` in ``states`` (None: any code)."""
 
     trigger: str
@@ -166,7 +167,7 @@ class RefusalSpec:
 
 
 @dataclass(frozen=True)
-class MachineSpec:
+class MachineSpec(Record):
     """One lifecycle, as loaded from ``<name>.machine.json``."""
 
     name: str
@@ -247,7 +248,7 @@ class MachineSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class StepSpec:
+class StepSpec(Record):
     """One machine step an operation makes (``creates``: the call makes the entity)."""
 
     machine: str
@@ -261,7 +262,7 @@ class StepSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class ObserveSpec:
+class ObserveSpec(Record):
     """A read of an entity's status (``each``: once per item of a response array)."""
 
     machine: str
@@ -273,7 +274,7 @@ class ObserveSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class TokenSpec:
+class TokenSpec(Record):
     """Where a sign-in exchange carries the token it issues and its type."""
 
     token: Ref
@@ -282,7 +283,7 @@ class TokenSpec:
 
 
 @dataclass(frozen=True)
-class OperationSpec:
+class OperationSpec(Record):
     """One endpoint of the operation table."""
 
     id: str
@@ -310,7 +311,7 @@ class OperationSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class StyleCheck:
+class StyleCheck(Record):
     """A style expectation (D11/D12): values at ``pointers`` match ``pattern``, or are present.
 
     ``when`` limits the check to bodies whose value at a pointer equals a string
@@ -328,7 +329,7 @@ class StyleCheck:
 
 
 @dataclass(frozen=True, slots=True)
-class FlowStep:
+class FlowStep(Record):
     """One call of a declared flow: who calls which operation."""
 
     actor: str
@@ -337,7 +338,7 @@ class FlowStep:
 
 
 @dataclass(frozen=True, slots=True)
-class FlowSpec:
+class FlowSpec(Record):
     """A documented flow, drawn as a sequence diagram."""
 
     name: str
@@ -348,7 +349,7 @@ class FlowSpec:
 
 
 @dataclass(frozen=True)
-class Spec:
+class Spec(Record):
     """The whole protocol: machines, operations, rules, tokens and routing facts."""
 
     machines: Mapping[str, MachineSpec]
@@ -365,10 +366,15 @@ class Spec:
     flows: tuple[FlowSpec, ...] = ()
     participants: Mapping[str, str] = field(default_factory=dict)
 
+    _generic_errors: frozenset[str] = field(init=False, repr=False, compare=False, default=frozenset())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_generic_errors", frozenset(self.generic_statuses))
+
     @property
     def generic_errors(self) -> frozenset[str]:
         """The codes any operation may answer (D15)."""
-        return frozenset(self.generic_statuses)
+        return self._generic_errors
 
     def operation(self, op_id: str) -> OperationSpec:
         """The operation with id ``op_id``."""
