@@ -116,7 +116,7 @@ class Validator:
         if parallel and path != "-" and worker.available():  # (a forked child gets no standard input)
             stream = worker.ChildStream(
                 items,
-                lambda item: self._front(item, label, is_entry, parse_time=False),
+                lambda item: self._front(item, label, is_entry, parse_time=worker.TIME_IN_WORKER),
                 self._operations,
                 fraction=info.fraction,
                 final_state=lambda: self._matcher.reported,
@@ -168,8 +168,8 @@ class Validator:
     ) -> worker.Prepared:
         """The stages before the stepper, stateless per record (they may run in another process).
 
-        ``parse_time=False`` (in the worker): the timestamp, which only the stepper reads, is
-        parsed by the process that steps, which has less to do.
+        ``parse_time=False`` (in the worker, see :data:`fsm.worker.TIME_IN_WORKER`): the
+        timestamp, which only the stepper reads, is parsed by the process that steps.
         """
         position, record, error = item
         if error is not None:

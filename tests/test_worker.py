@@ -66,11 +66,16 @@ def _report(files: list[Path], parallel: bool) -> Any:
     return report, v.coverage
 
 
+@pytest.mark.parametrize("time_in_worker", [True, False], ids=["times-in-worker", "times-in-parent"])
 def test_the_two_process_run_gives_the_same_report_as_one_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, time_in_worker: bool
 ) -> None:
-    """All inputs, fed one after another into one validator: every report format and the coverage agree."""
+    """All inputs, fed one after another into one validator: every report format and the coverage agree.
+
+    Whichever process parses the timestamps (the pure build's worker, the compiled build's parent).
+    """
     assert worker.available(), "the test process should have a single thread"
+    monkeypatch.setattr(worker, "TIME_IN_WORKER", time_in_worker)
     started = []
     real = worker.ChildStream
     monkeypatch.setattr(worker, "ChildStream", lambda *a, **k: started.append(1) or real(*a, **k))
