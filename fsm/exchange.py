@@ -266,8 +266,8 @@ def build_exchange(
 ) -> Exchange | Finding:
     """Type one record, or return the ``input.bad-record`` finding that says why not.
 
-    ``parse_time=False`` leaves ``time`` None for :func:`parse_time` to fill in later (the
-    worker process leaves it to the process that steps, which needs it; see :mod:`fsm.worker`).
+    ``parse_time=False`` leaves ``time`` None for :func:`parse_time` to fill in later (in the
+    process that steps, when the worker has more to do: :data:`fsm.worker.TIME_IN_WORKER`).
     """
     problem = _shape_of(record)
     if problem is not None:
