@@ -207,7 +207,6 @@ class Stepper:
         # lookups the hot path makes for every exchange, answered from plain dicts
         self._finals = {name: m.finals for name, m in spec.machines.items()}
         self._status_of = {name: {s.name: s.status for s in m.states} for name, m in spec.machines.items()}
-        self._statuses = {name: m.statuses for name, m in spec.machines.items()}
         self._creation = {
             (name, c.trigger): c for name, m in spec.machines.items() for c in reversed(m.creates)
         }
@@ -871,7 +870,7 @@ class Stepper:
         if step.status is None:
             return ()
         actual = self._get(step.status, ex, params)
-        if not isinstance(actual, str) or actual not in self._statuses[m.name]:
+        if not isinstance(actual, str) or actual not in m.statuses:
             return ()  # not a status of this machine at all: the schema check reports it
         status_of = self._status_of[m.name]
         if len(e.states) == 1 and status_of[e.states[0]] == actual:

@@ -334,17 +334,23 @@ def test_the_compiled_style_check_agrees_with_the_explained_one(rel: str) -> Non
     check()
 
 
-def test_a_conditional_style_check_looks_inside_list_items_on_both_paths() -> None:
-    """A numeric context's letters-and-digits code is flagged in a context list by both checks."""
-    checker = SchemaChecker(load_spec())
+def _context_item(**changes: Any) -> dict[str, Any]:
+    """One item of a context list (``contexts/context-list``), valid and clean but for ``changes``."""
     item = {
         "id": "ctx_1",
         "code": "ABC123",
-        "format": "numeric",
+        "format": "alphanum",
         "status": "OPEN",
         "payers": [{"address": "0x" + "a" * 40}],
         "createdAt": "2026-01-01T00:00:00Z",
     }
+    return {**item, **changes}
+
+
+def test_a_conditional_style_check_looks_inside_list_items_on_both_paths() -> None:
+    """A numeric context's letters-and-digits code is flagged in a context list by both checks."""
+    checker = SchemaChecker(load_spec())
+    item = _context_item(format="numeric")
     for body, flagged in (([item], True), ([{**item, "format": "alphanum"}], False)):
         explained = [
             f.rule_id
@@ -378,14 +384,7 @@ def test_a_style_check_no_schema_can_express_is_still_applied_to_every_body(tmp_
     (protocol / "style.json").write_text(json.dumps(style))
     spec = load_spec(protocol)
     assert "contexts/context-list" not in SchemaChecker(spec)._clean
-    item = {
-        "id": "BAD_1",
-        "code": "ABC123",
-        "status": "OPEN",
-        "format": "alphanum",
-        "payers": [{"address": "0x" + "a" * 40}],
-        "createdAt": "2024-01-01T00:00:00Z",
-    }
+    item = _context_item(id="BAD_1")
     found = Validator(spec).feed(
         {
             "time": "2024-01-01T00:00:00Z",
