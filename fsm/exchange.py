@@ -7,6 +7,7 @@ pointer of the first problem, and are not judged further.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -15,7 +16,7 @@ import jsonschema_rs
 
 from fsm.violation import Finding, SourceLocation
 
-__all__ = ["Exchange", "build_exchange", "parse_time"]
+__all__ = ["Exchange", "build_exchange", "for_stepping", "parse_time"]
 
 
 class Exchange:
@@ -130,6 +131,30 @@ class Exchange:
             self.resp_headers,
         )
 
+    def stepping_args(self) -> tuple[Any, ...]:
+        """What the stepping process reads of this exchange, for :func:`for_stepping`.
+
+        Of the headers only ``Authorization``; no query, no response headers, and not the file
+        or kind of position, which the receiving side knows. About a fifth less to decode than
+        :meth:`args` (see :mod:`fsm.worker`).
+        """
+        return (
+            self.index,
+            self.position,
+            self.method,
+            self.path,
+            self.status,
+            self.time,
+            self.time_text,
+            self.headers.get("authorization"),
+            self.req_body,
+            self.req_has_body,
+            self.req_text,
+            self.resp_body,
+            self.resp_has_body,
+            self.resp_text,
+        )
+
     @property
     def location(self) -> SourceLocation:
         """``FILE:LINE`` or ``FILE:entries[N]``."""
@@ -146,6 +171,33 @@ class Exchange:
             if isinstance(code, str):
                 return code
         return None
+
+
+def for_stepping(file: str, is_entry: bool, args: Sequence[Any]) -> Exchange:
+    """The exchange :meth:`Exchange.stepping_args` describes: all the stepper and the report read.
+
+    Its headers hold only ``authorization``; its query and response headers are empty.
+    """
+    auth = args[7]
+    return Exchange(
+        args[0],
+        file,
+        args[1],
+        is_entry,
+        args[2],
+        args[3],
+        {},
+        {"authorization": auth} if auth is not None else {},
+        args[4],
+        args[5],
+        args[6],
+        args[8],
+        args[9],
+        args[10],
+        args[11],
+        args[12],
+        args[13],
+    )
 
 
 def _bearer(auth: str | None) -> str | None:
@@ -206,13 +258,23 @@ _SHAPE = jsonschema_rs.validator_for(
 """The shape :func:`_shape_problem` checks, compiled: one native call answers for most records."""
 
 
+_NATIVE_SHAPE = __file__.endswith(".py")
+"""Whether :func:`_shape_of` asks jsonschema-rs first, or goes straight to :func:`_shape_problem`.
+
+Generated records, per record: jsonschema-rs 0.64 us in pure Python and 0.50 us in the compiled
+build; :func:`_shape_problem` 1.63 us in pure Python, 0.38 us compiled. So only the pure build
+asks jsonschema-rs (a test shows both checks agree on every edge value).
+"""
+
+
 def _shape_of(record: Any) -> tuple[str, str] | None:
-    """The record's first shape problem, or None: the compiled check first, the explaining one if unsure."""
-    try:
-        if _SHAPE.is_valid(record) and type(record["response"]["status"]) is int:  # not 200.0
-            return None
-    except (ValueError, OverflowError):  # values jsonschema-rs cannot take: let Python look
-        pass
+    """The record's first shape problem, or None: the fastest check first, the explaining one if unsure."""
+    if _NATIVE_SHAPE:
+        try:
+            if _SHAPE.is_valid(record) and type(record["response"]["status"]) is int:  # not 200.0
+                return None
+        except (ValueError, OverflowError):  # values jsonschema-rs cannot take: let Python look
+            pass
     return _shape_problem(record)
 
 

@@ -121,6 +121,8 @@ class Validator:
                 fraction=info.fraction,
                 final_state=lambda: self._matcher.reported,
                 json_only=info.format == "jsonl",  # every value came from orjson
+                # an exchange passed to on_exchange is whole; otherwise only what is read here travels
+                stepping=(label, is_entry) if self._on_exchange is None else None,
             )
             self._in_worker_run = True  # the worker numbers exchanges from a copy of this state
             try:

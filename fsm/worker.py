@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from fsm.errors import FsmError
-from fsm.exchange import Exchange, parse_time
+from fsm.exchange import Exchange, for_stepping, parse_time
 from fsm.matcher import Match
 from fsm.spec.model import OperationSpec
 from fsm.violation import Finding
@@ -49,8 +49,9 @@ TIME_IN_WORKER = __file__.endswith(".py")
 """Whether the worker parses timestamps (about 4k instructions each) or leaves them to the parent.
 
 The less busy process does it. Callgrind, 50k generated exchanges, instructions per exchange
-(worker / stepping process, timestamps in the parent): compiled build 63.5k / 58.5k, pure
-Python 90.6k / 100.9k. So the pure build's worker parses them, the compiled build's parent.
+(worker / stepping process, timestamps in the parent): compiled build 60.9k / 54.4k, pure
+Python 90.6k / 100.9k (before exchanges travelled slim: 95.3k / 97.0k with timestamps in the
+worker, now 93.4k / 95.2k). So the pure build's worker parses them, the compiled build's parent.
 """
 
 _FINDING = "\0finding:"  # marks a pickled finding; a reader's error text never starts with NUL
@@ -88,7 +89,9 @@ class ChildStream:
     stages (e.g. paths already reported), available as :attr:`final_state` once the stream is
     exhausted. ``json_only``: every value in the records came from orjson (no NaN, no integer
     beyond 64 bits), so batches may travel as JSON, which is the fastest to write; otherwise
-    marshal carries every value exactly.
+    marshal carries every value exactly. ``stepping``: (file label, is_entry) of the input when
+    this process only steps and reports: an exchange then travels as the part of it they read
+    (:meth:`Exchange.stepping_args`); without it, whole.
     """
 
     def __init__(
@@ -100,8 +103,10 @@ class ChildStream:
         fraction: Callable[[], float | None],
         final_state: Callable[[], Any],
         json_only: bool = False,
+        stepping: tuple[str, bool] | None = None,
     ) -> None:
         self._pack = _pack_json if json_only else _pack
+        self._stepping = stepping
         self._items = items
         self._front = front
         self._operations = operations
@@ -118,7 +123,7 @@ class ChildStream:
         ctx = multiprocessing.get_context("fork")
         receiver, sender = ctx.Pipe(duplex=False)
         child = ctx.Process(target=self._run, args=(sender, receiver), daemon=True, name="voucher-fsm-reader")
-        operations = self._operations
+        operations, stepping = self._operations, self._stepping
         try:
             # ^C during the fork would land in the fork hooks, which swallow it: hold it until
             # the child exists (it ignores ^C; this process stops it)
@@ -155,7 +160,7 @@ class ChildStream:
                     fraction, batch = pickle.loads(body)
                 self._read = fraction
                 for item in batch:
-                    yield _decode(item, operations)
+                    yield _decode(item, operations, stepping)
         finally:
             receiver.close()
             if child.pid is not None:  # started
@@ -170,9 +175,10 @@ class ChildStream:
         send = sender.send_bytes
         try:
             front, fraction, pack = self._front, self._fraction, self._pack
+            slim = self._stepping is not None
             batch: list[Any] = []
             for item in self._items:
-                batch.append(_encode(front(item)))
+                batch.append(_encode(front(item), slim))
                 if len(batch) == _BATCH:
                     send(pack(fraction(), batch))
                     batch = []
@@ -200,7 +206,7 @@ def _pack_json(fraction: float | None, batch: list[Any]) -> bytes:
         return _pack(fraction, batch)
 
 
-def _encode(p: Prepared) -> tuple[Any, ...]:
+def _encode(p: Prepared, slim: bool) -> tuple[Any, ...]:
     position, what, routed, schema = p
     findings = _pickled(schema) if schema else None
     if isinstance(what, Exchange):
@@ -210,7 +216,7 @@ def _encode(p: Prepared) -> tuple[Any, ...]:
             route = None
         else:
             route = _pickled(routed)
-        return (position, what.args(), route, findings)
+        return (position, what.stepping_args() if slim else what.args(), route, findings)
     if isinstance(what, Finding):
         return (position, _FINDING + _pickled(what), None, None)
     return (position, what, None, None)
@@ -225,7 +231,9 @@ def _unpickled(text: str) -> Any:
     return pickle.loads(base64.b85decode(text))
 
 
-def _decode(item: Sequence[Any], operations: Mapping[str, OperationSpec]) -> Prepared:
+def _decode(
+    item: Sequence[Any], operations: Mapping[str, OperationSpec], stepping: tuple[str, bool] | None
+) -> Prepared:
     position, what, route, findings = item
     schema: list[Finding] = _unpickled(findings) if findings is not None else []
     if isinstance(what, (list, tuple)):  # an exchange's arguments
@@ -236,7 +244,7 @@ def _decode(item: Sequence[Any], operations: Mapping[str, OperationSpec]) -> Pre
             routed = _unpickled(route)
         else:
             routed = Match(operations[route[0]], route[1])
-        ex = Exchange(*what)
+        ex = for_stepping(stepping[0], stepping[1], what) if stepping is not None else Exchange(*what)
         parse_time(ex)  # when the worker left it to this process (TIME_IN_WORKER); else nothing to do
         return (position, ex, routed, schema)
     if what.startswith(_FINDING):

@@ -306,3 +306,41 @@ def test_feeding_from_a_callback_during_a_two_process_run_is_refused(tmp_path: P
     fine.feed_file(str(REPO / "examples" / "session-two-payments.jsonl"), parallel=True)
     fine.feed({"request": {"method": "GET", "path": "/api/v1/vouchers/vch_1"}, "response": {"status": 200}})
     assert fine.finish().totals.read == 17
+
+
+def test_a_callback_in_a_two_process_run_gets_whole_exchanges(tmp_path: Path) -> None:
+    """With on_exchange, exchanges travel whole (headers, query): the callback sees them as in one process."""
+    files = [f for f in _inputs(tmp_path) if f.name in ("junk.jsonl", "session-two-payments.har")]
+    seen: dict[bool, list[tuple[Any, ...]]] = {False: [], True: []}
+    for parallel in (False, True):
+        v = Validator(on_exchange=lambda ex, *_: seen[parallel].append(ex.args()))  # noqa: B023
+        for f in files:
+            v.feed_file(str(f), parallel=parallel)
+    assert seen[True] == seen[False]
+    assert any(args[7].get("content-type") for args in seen[True])  # headers beyond authorization
+
+
+def test_the_stepping_copy_of_an_exchange_keeps_all_but_headers_and_query() -> None:
+    """What travels without a callback: every field the stepper and report read, the token among them."""
+    from fsm.exchange import build_exchange, for_stepping
+
+    record = {
+        "time": "2026-06-09T12:00:08.621Z",
+        "request": {
+            "method": "post",
+            "path": "/api/v1/vouchers/vch_1/redeem-voucher?x=1",
+            "headers": {"Authorization": "Bearer abc.def.ghi", "Content-Type": "application/json"},
+            "body": {"amount": "1"},
+        },
+        "response": {"status": 200, "headers": {"x-id": "1"}, "body": {"status": "REDEEMED"}},
+    }
+    ex = build_exchange(record, 7, "f.jsonl", 3, False)
+    assert not isinstance(ex, worker.Finding)
+    copy = for_stepping("f.jsonl", False, json.loads(json.dumps(ex.stepping_args())))
+    whole, slim = ex.args(), copy.args()
+    differs = {n for n, (a, b) in enumerate(zip(whole, slim, strict=True)) if a != b}
+    assert differs == {6, 7, 17}  # query, headers, response headers
+    assert copy.query == {} and copy.resp_headers == {}
+    assert copy.headers == {"authorization": "Bearer abc.def.ghi"}
+    assert copy.token == ex.token == "abc.def.ghi"
+    assert copy.location == ex.location and copy.time == ex.time
