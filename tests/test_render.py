@@ -10,7 +10,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from fsm._validators import validator
-from fsm.pipeline import validate_log
+from fsm.pipeline import Validator, validate_log
 from fsm.render import render_json, render_junit, render_sarif, render_text
 from fsm.report import Report
 
@@ -124,3 +124,24 @@ def test_junit_stays_well_formed_xml_whatever_the_traffic_holds() -> None:
     xml = render_junit(v.finish())
     root = ET.fromstring(xml.split("\n", 1)[1])
     assert any("\\x01" in (c.get("name") or "") for c in root.iter("testcase")), xml
+
+
+@pytest.mark.parametrize(
+    ("label", "uri"),
+    [
+        ("examples/broken.jsonl", "examples/broken.jsonl"),
+        ("logs/my café #2.jsonl", "logs/my%20caf%C3%A9%20%232.jsonl"),
+        ("/captures/a b.har", "file:///captures/a%20b.har"),
+        ("<stdin>", "%3Cstdin%3E"),
+        ("100%.jsonl", "100%25.jsonl"),
+        ("a:b.jsonl", "a%3Ab.jsonl"),  # not read as a URI scheme
+    ],
+)
+def test_sarif_locations_are_uri_references(label: str, uri: str) -> None:
+    """SARIF locations are RFC 3986 URI references: percent-encoded; absolute paths as file URIs."""
+    v = Validator()
+    v.feed({"request": {"method": "GET", "path": "/elsewhere"}, "response": {"status": 200}}, source=label)
+    report = v.finish()
+    [run] = json.loads(render_sarif(report))["runs"]
+    [result] = [r for r in run["results"] if r["ruleId"] == "route.outside-api"]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == uri

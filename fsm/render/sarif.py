@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -16,8 +18,21 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
 
+def _uri(label: str) -> str:
+    """An input's label as the URI reference SARIF asks for (RFC 3986).
+
+    A relative path stays relative, percent-encoded with forward slashes (``logs/my%20log.har``),
+    so code-scanning tools resolve it against the checkout; an absolute one becomes a ``file:``
+    URI; a label that is no path (``<stdin>``) is percent-encoded like a relative path.
+    """
+    path = Path(label)
+    if path.is_absolute():
+        return path.as_uri()
+    return quote(path.as_posix(), safe="/!$&'()*+,;=@")
+
+
 def _location(v: Violation) -> dict[str, Any]:
-    physical: dict[str, Any] = {"artifactLocation": {"uri": v.location.file}}
+    physical: dict[str, Any] = {"artifactLocation": {"uri": _uri(v.location.file)}}
     if v.location.line is not None:
         physical["region"] = {"startLine": v.location.line}
     loc: dict[str, Any] = {"physicalLocation": physical}
@@ -77,7 +92,7 @@ def render_sarif(report: Report) -> str:
                         "rules": rules,
                     }
                 },
-                "artifacts": [{"location": {"uri": i.label}} for i in report.inputs],
+                "artifacts": [{"location": {"uri": _uri(i.label)}} for i in report.inputs],
                 "invocations": [_invocation(report)],
                 "results": results,
             }
@@ -92,7 +107,7 @@ def _invocation(report: Report) -> dict[str, Any]:
         {
             "level": "error",
             "message": {"text": f"nothing readable in {label}; nothing in it was checked"},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": label}}}],
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": _uri(label)}}}],
         }
         for label in report.unreadable_inputs
     ]
