@@ -18,7 +18,7 @@ from fsm.errors import UsageError
 from fsm.exchange import Exchange, build_exchange
 from fsm.machines import engines_for
 from fsm.matcher import Match, Matcher, Router
-from fsm.readers import open_input
+from fsm.readers import input_uri, open_input, printable
 from fsm.report import EntityOutcome, InputSummary, Report, Totals, sort_violations
 from fsm.schemacheck import SchemaChecker
 from fsm.secrets import Scrubber, redact, redact_value, secrets_in
@@ -79,11 +79,16 @@ class Validator:
     def feed(
         self, record: Mapping[str, Any] | Any, *, source: str = "<api>", line: int | None = None
     ) -> list[Violation]:
-        """Judge one exchange record (a dict, or a :class:`fsm.models.ExchangeRecord`)."""
+        """Judge one exchange record (a dict, or a :class:`fsm.models.ExchangeRecord`).
+
+        ``source`` and ``line`` locate it in the report (``source:line``); a source with control
+        characters or lone surrogates is shown escaped, as file names are.
+        """
         self._check_open()
         if hasattr(record, "model_dump"):
             record = record.model_dump(mode="json", by_alias=True, exclude_none=True)
         position = line if line is not None else self._read + 1
+        source = printable(source)  # (shown in every report: no control characters, valid UTF-8)
         return self._judge(self._front((position, record, None), source, False), source, False)
 
     def feed_file(
@@ -141,7 +146,9 @@ class Validator:
                 if on_progress is not None and not n & 0xFFF:
                     on_progress(n, info.fraction())
         self._inputs.append(
-            InputSummary(label, info.format, self._read - before, self._judged - judged_before)
+            InputSummary(
+                label, info.format, self._read - before, self._judged - judged_before, input_uri(path)
+            )
         )
 
     def _distinct(self, label: str, path: str) -> str:

@@ -32,12 +32,16 @@ class Totals:
 
 @dataclass(frozen=True, slots=True)
 class InputSummary:
-    """One input file: its label, format, records read and, of those, judged."""
+    """One input file: its label, format, records read and, of those, judged.
+
+    ``uri``: the file as a URI reference (:func:`fsm.readers.input_uri`), None for standard input.
+    """
 
     label: str
     format: str
     records: int
     judged: int = 0
+    uri: str | None = None
 
 
 class EntityOutcome(NamedTuple):

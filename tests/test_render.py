@@ -11,7 +11,7 @@ import pytest
 
 from fsm._validators import validator
 from fsm.pipeline import Validator, validate_log
-from fsm.render import render_json, render_junit, render_sarif, render_text
+from fsm.render import render, render_json, render_junit, render_sarif, render_text
 from fsm.report import Report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,21 +127,46 @@ def test_junit_stays_well_formed_xml_whatever_the_traffic_holds() -> None:
 
 
 @pytest.mark.parametrize(
-    ("label", "uri"),
+    ("name", "uri"),
     [
-        ("examples/broken.jsonl", "examples/broken.jsonl"),
+        ("broken.jsonl", "broken.jsonl"),
+        ("./broken.jsonl", "./broken.jsonl"),
         ("logs/my café #2.jsonl", "logs/my%20caf%C3%A9%20%232.jsonl"),
-        ("/captures/a b.har", "file:///captures/a%20b.har"),
-        ("<stdin>", "%3Cstdin%3E"),
-        ("100%.jsonl", "100%25.jsonl"),
+        ("logs/100%.jsonl", "logs/100%25.jsonl"),
         ("a:b.jsonl", "a%3Ab.jsonl"),  # not read as a URI scheme
+        (os.fsdecode(b"caf\xe9\tx.jsonl"), "caf%E9%09x.jsonl"),  # the name's bytes, not its escaped label
     ],
 )
-def test_sarif_locations_are_uri_references(label: str, uri: str) -> None:
-    """SARIF locations are RFC 3986 URI references: percent-encoded; absolute paths as file URIs."""
+def test_sarif_locations_are_uri_references_to_the_files(
+    name: str, uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SARIF locations are RFC 3986 URI references: a relative path as given, percent-encoded."""
+    monkeypatch.chdir(tmp_path)
+    Path(name).parent.mkdir(exist_ok=True)
+    Path(name).write_bytes((REPO / "examples" / "broken.jsonl").read_bytes())
+    [run] = json.loads(render_sarif(validate_log(name)))["runs"]
+    assert [a["location"]["uri"] for a in run["artifacts"]] == [uri]
+    assert {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in run["results"]} == {uri}
+
+
+def test_sarif_gives_absolute_paths_as_file_uris_and_each_file_once(tmp_path: Path) -> None:
+    """An absolute path is a file: URI; a file given twice is one artifact (SARIF: unique)."""
+    log = tmp_path / "a b.jsonl"
+    log.write_bytes((REPO / "examples" / "broken.jsonl").read_bytes())
+    [run] = json.loads(render_sarif(validate_log([log, log])))["runs"]
+    assert [a["location"]["uri"] for a in run["artifacts"]] == [log.as_uri()]
+    assert log.as_uri().endswith("/a%20b.jsonl")
+
+
+def test_sarif_locations_that_are_no_file_are_percent_encoded() -> None:
+    """A label given to feed() (no file behind it): escaped as file names are, then percent-encoded."""
     v = Validator()
-    v.feed({"request": {"method": "GET", "path": "/elsewhere"}, "response": {"status": 200}}, source=label)
-    report = v.finish()
-    [run] = json.loads(render_sarif(report))["runs"]
-    [result] = [r for r in run["results"] if r["ruleId"] == "route.outside-api"]
-    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == uri
+    for label in ("<api>", "line\nbreak", "\ud800"):
+        v.feed(
+            {"request": {"method": "GET", "path": "/elsewhere"}, "response": {"status": 200}}, source=label
+        )
+    [run] = json.loads(render_sarif(v.finish()))["runs"]
+    uris = [r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in run["results"]]
+    assert "%3Capi%3E" in uris and "line%5Cnbreak" in uris and "%5Cud800" in uris
+    for fmt in ("text", "json", "junit"):
+        assert "line\\nbreak" in render(v.finish(), fmt).replace("\\\\", "\\")

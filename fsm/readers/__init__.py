@@ -15,12 +15,14 @@ from __future__ import annotations
 import functools
 import gzip
 import io
+import os
 import sys
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
+from urllib.parse import quote_from_bytes
 
 import ijson  # type: ignore[import-untyped]  # no stubs; the compiled build type-checks without our overrides
 
@@ -28,7 +30,16 @@ from fsm.errors import LogFormatError
 from fsm.readers.har import entry_to_record, read_har
 from fsm.readers.jsonl import read_jsonl
 
-__all__ = ["InputFile", "RawItem", "detect_format", "open_input", "read_har", "read_jsonl"]
+__all__ = [
+    "InputFile",
+    "RawItem",
+    "detect_format",
+    "input_uri",
+    "open_input",
+    "printable",
+    "read_har",
+    "read_jsonl",
+]
 
 RawItem = tuple[int | None, Any, str | None]
 """(line or entry; the parsed record, any JSON value, None when unreadable; why it is unreadable)."""
@@ -97,7 +108,7 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
             raw = p.open("rb")
         except OSError as exc:
             raise LogFormatError(f"{path}: cannot open: {exc.strerror or exc}") from None
-        label = _printable(path)
+        label = printable(path)
     buffered: Any = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
     compressed = buffered.peek(2)[:2] == _GZIP_MAGIC
     stream: Any = gzip.GzipFile(fileobj=buffered, mode="rb") if compressed else buffered
@@ -129,7 +140,24 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
     return info, read_jsonl(stream, also_close=handle)  # (one generator less per record)
 
 
-def _printable(path: str) -> str:
+def input_uri(path: str) -> str | None:
+    """The input as a URI reference (RFC 3986), from the bytes of its name; None for standard input.
+
+    A relative path stays relative and as given (``logs/my%20log.har``, ``./a.jsonl``), so
+    code-scanning tools resolve it against the checkout; an absolute one becomes a ``file:`` URI.
+    A name that is not UTF-8 keeps its bytes (``caf%E9.jsonl``), unlike its escaped label.
+    """
+    if path == "-":
+        return None
+    if os.path.isabs(path):
+        return Path(path).as_uri()
+    raw = os.fsencode(path)
+    if os.sep != "/":
+        raw = raw.replace(os.sep.encode(), b"/")
+    return quote_from_bytes(raw, safe="/!$&'()*+,;=@")  # (no ":" in the first segment: not a scheme)
+
+
+def printable(path: str) -> str:
     r"""The path as shown in reports: bytes that are not UTF-8 and control characters escaped.
 
     A Latin-1 ``caf<0xe9>.jsonl`` shows as ``caf\xe9.jsonl``, which every report format can carry
@@ -138,7 +166,11 @@ def _printable(path: str) -> str:
     """
     if path.isprintable():
         return path
-    text = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    try:
+        raw = path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate no file name decodes to (a label given to feed())
+        raw = path.encode("utf-8", "backslashreplace")
+    text = raw.decode("utf-8", "backslashreplace")
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -18,21 +18,25 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 
 
-def _uri(label: str) -> str:
-    """An input's label as the URI reference SARIF asks for (RFC 3986).
+def _uris(report: Report) -> Callable[[str], str]:
+    """Each location's label as the URI reference SARIF asks for (RFC 3986).
 
-    A relative path stays relative, percent-encoded with forward slashes (``logs/my%20log.har``),
-    so code-scanning tools resolve it against the checkout; an absolute one becomes a ``file:``
-    URI; a label that is no path (``<stdin>``) is percent-encoded like a relative path.
+    An input file's own URI, made from its name's bytes (:func:`fsm.readers.input_uri`); any
+    other label (``<stdin>``, a ``source`` given to ``feed``) percent-encoded as it reads.
     """
-    path = Path(label)
-    if path.is_absolute():
-        return path.as_uri()
-    return quote(path.as_posix(), safe="/!$&'()*+,;=@")
+    known = {i.label: i.uri for i in report.inputs if i.uri is not None}
+
+    def uri(label: str) -> str:
+        found = known.get(label)
+        if found is not None:
+            return found
+        return quote(label, safe="/!$&'()*+,;=@", errors="backslashreplace")
+
+    return uri
 
 
-def _location(v: Violation) -> dict[str, Any]:
-    physical: dict[str, Any] = {"artifactLocation": {"uri": _uri(v.location.file)}}
+def _location(v: Violation, uri: Callable[[str], str]) -> dict[str, Any]:
+    physical: dict[str, Any] = {"artifactLocation": {"uri": uri(v.location.file)}}
     if v.location.line is not None:
         physical["region"] = {"startLine": v.location.line}
     loc: dict[str, Any] = {"physicalLocation": physical}
@@ -48,6 +52,7 @@ def _location(v: Violation) -> dict[str, Any]:
 
 def render_sarif(report: Report) -> str:
     """A SARIF log with one run: every rule in the catalogue, every violation a result."""
+    uri = _uris(report)
     rule_ids = list(report.rules)
     index = {rid: i for i, rid in enumerate(rule_ids)}
     rules = [
@@ -67,7 +72,7 @@ def render_sarif(report: Report) -> str:
             "ruleId": v.rule_id,
             "level": _LEVEL[v.severity],
             "message": {"text": v.message},
-            "locations": [_location(v)],
+            "locations": [_location(v, uri)],
         }
         if v.rule_id in index:
             result["ruleIndex"] = index[v.rule_id]
@@ -92,8 +97,11 @@ def render_sarif(report: Report) -> str:
                         "rules": rules,
                     }
                 },
-                "artifacts": [{"location": {"uri": _uri(i.label)}} for i in report.inputs],
-                "invocations": [_invocation(report)],
+                # one per file (SARIF: unique), even when a file was given twice
+                "artifacts": [
+                    {"location": {"uri": u}} for u in dict.fromkeys(uri(i.label) for i in report.inputs)
+                ],
+                "invocations": [_invocation(report, uri)],
                 "results": results,
             }
         ],
@@ -101,13 +109,13 @@ def render_sarif(report: Report) -> str:
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str).decode() + "\n"
 
 
-def _invocation(report: Report) -> dict[str, Any]:
+def _invocation(report: Report, uri: Callable[[str], str]) -> dict[str, Any]:
     """How the run went: an input with nothing readable is a failed execution, not a clean result."""
     notes = [
         {
             "level": "error",
             "message": {"text": f"nothing readable in {label}; nothing in it was checked"},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": _uri(label)}}}],
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": uri(label)}}}],
         }
         for label in report.unreadable_inputs
     ]
