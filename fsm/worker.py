@@ -48,10 +48,10 @@ already reported).
 TIME_IN_WORKER = __file__.endswith(".py")
 """Whether the worker parses timestamps (about 4k instructions each) or leaves them to the parent.
 
-The less busy process does it. Callgrind, 50k generated exchanges, instructions per exchange
-(worker / stepping process, timestamps in the parent): compiled build 60.9k / 54.4k, pure
-Python 90.6k / 100.9k (before exchanges travelled slim: 95.3k / 97.0k with timestamps in the
-worker, now 93.4k / 95.2k). So the pure build's worker parses them, the compiled build's parent.
+The less busy process does it. Callgrind, 50k generated exchanges, instructions per exchange,
+worker / stepping process: the compiled build with timestamps in the parent 60.9k / 54.4k; pure
+Python with timestamps in the worker 93.4k / 95.2k (in the parent: 90.6k / 100.9k, measured
+before exchanges travelled slim).
 """
 
 _FINDING = "\0finding:"  # marks a pickled finding; a reader's error text never starts with NUL
