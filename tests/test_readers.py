@@ -62,6 +62,29 @@ def test_deep_nesting_is_an_error_not_a_crash(tmp_path: Path) -> None:
     assert rec is None and err
 
 
+def test_a_har_entry_nested_too_deeply_is_reported_alone_in_little_memory(tmp_path: Path) -> None:
+    """A HAR entry 20,000 levels deep: that entry is unreadable, the others are read (D21).
+
+    ijson's ``items`` needed memory growing with the square of the depth (about 1 GB here).
+    """
+    import tracemalloc
+
+    har = to_har(list(generate(1, seed=4, partial=False)))
+    har["log"]["entries"][1]["cache"] = "DEEP"
+    text = orjson.dumps(har).decode().replace('"DEEP"', "[" * 20_000 + "]" * 20_000)
+    p = tmp_path / "deep.har"
+    p.write_text(text)
+    tracemalloc.start()
+    try:
+        items = _items(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [(i, err) for i, _, err in items if err] == [(1, "entry nested deeper than 1024 levels")]
+    assert len(items) == len(har["log"]["entries"]) and all(rec for i, rec, _ in items if i != 1)
+    assert peak < 50_000_000, peak
+
+
 def test_gzip_is_detected_from_the_content_not_the_name(tmp_path: Path) -> None:
     """A gzip file named .log reads like its plain twin."""
     p = tmp_path / "capture.log"

@@ -27,7 +27,7 @@ from urllib.parse import quote_from_bytes
 import ijson  # type: ignore[import-untyped]  # no stubs; the compiled build type-checks without our overrides
 
 from fsm.errors import LogFormatError
-from fsm.readers.har import entry_to_record, read_har
+from fsm.readers.har import entry_to_record, read_har, stream_entries
 from fsm.readers.jsonl import read_jsonl
 
 __all__ = [
@@ -192,8 +192,8 @@ def _har_items(stream: Any, reread: Callable[[], bytes] | None) -> Iterator[RawI
     """
     done = 0
     try:
-        for entry in ijson.items(stream, "log.entries.item", use_float=True):
-            record, error = entry_to_record(entry)
+        for entry, too_deep in stream_entries(stream):
+            record, error = entry_to_record(entry) if too_deep is None else (None, too_deep)
             yield done, record, error
             done += 1
     except (ijson.JSONError, ValueError, OSError, EOFError, RecursionError) as exc:

@@ -13,11 +13,91 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import ijson  # type: ignore[import-untyped]  # no stubs; the compiled build type-checks without our overrides
 import orjson
 
-__all__ = ["entry_to_record", "read_har"]
+__all__ = ["MAX_DEPTH", "entry_to_record", "read_har", "stream_entries"]
 
 _ENTRIES = re.compile(r'"entries"\s*:\s*\[')
+
+MAX_DEPTH = 1024
+"""Deepest nesting of arrays and objects read in a HAR (orjson's limit for a JSONL line too)."""
+
+_OPEN = frozenset({"start_map", "start_array"})
+_CLOSE = frozenset({"end_map", "end_array"})
+
+
+def stream_entries(stream: Any) -> Iterator[tuple[Any, str | None]]:
+    """``(entry, None)`` for each item of ``log.entries`` as the file streams in; ``(None, why)`` if too deep.
+
+    Built from ijson's prefix-free events: its ``items`` keeps the path of every open level as
+    text, which for deep nesting takes memory growing with the square of the depth (974 MB for
+    20,000 nested arrays). An entry nested deeper than :data:`MAX_DEPTH` is skipped and said so;
+    the entries after it are read. Raises what ijson raises for a document that is not JSON.
+    """
+    events = ijson.basic_parse(stream, use_float=True)
+    path: list[Any] = []  # the key each open container sits under (None: the root, an array item)
+    key: Any = None
+    for event, value in events:
+        if event == "map_key":
+            key = value
+        elif event in _OPEN:
+            path.append(key)
+            key = None
+            if event == "start_array" and path == [None, "log", "entries"]:
+                break
+        elif event in _CLOSE:
+            path.pop()
+    else:
+        return  # no log.entries array
+    for event, value in events:
+        if event == "end_array":
+            return
+        yield _entry(event, value, events)
+
+
+def _entry(event: str, value: Any, events: Iterator[tuple[str, Any]]) -> tuple[Any, str | None]:
+    """One array item whose first event is ``event``: built, or skipped when nested too deeply."""
+    if event not in _OPEN:
+        return value, None
+    root: Any = {} if event == "start_map" else []
+    stack: list[Any] = [root]
+    key: Any = None
+    for event, value in events:
+        if event == "map_key":
+            key = value
+            continue
+        if event in _CLOSE:
+            stack.pop()
+            if not stack:
+                return root, None
+            continue
+        item: Any = value
+        if event in _OPEN:
+            item = {} if event == "start_map" else []
+        top = stack[-1]
+        if type(top) is dict:
+            top[key] = item
+        else:
+            top.append(item)
+        if event in _OPEN:
+            if len(stack) + 4 > MAX_DEPTH:  # (the entry itself is level 4: {"log": {"entries": [{)
+                _skip(events, len(stack) + 1)
+                return None, f"entry nested deeper than {MAX_DEPTH} levels"
+            stack.append(item)
+    raise ijson.IncompleteJSONError("the file ends inside an entry")
+
+
+def _skip(events: Iterator[tuple[str, Any]], depth: int) -> None:
+    """Consume the events of the ``depth`` containers open, to the end of the entry."""
+    for event, _ in events:
+        if event in _OPEN:
+            depth += 1
+        elif event in _CLOSE:
+            depth -= 1
+            if depth == 0:
+                return
+    raise ijson.IncompleteJSONError("the file ends inside an entry")
 
 
 def read_har(data: bytes) -> Iterator[tuple[int | None, Any, str | None]]:
