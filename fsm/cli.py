@@ -8,6 +8,7 @@ No traceback is ever shown; an unexpected failure prints one line and exit 3.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,6 +30,17 @@ _PARALLEL_FROM = 4 << 20  # bytes: below this a second process costs more than i
 def _fail(message: str, code: int = 2) -> None:
     click.echo(f"voucher-fsm: {message}", err=True)
     sys.exit(code)
+
+
+def _check_inputs(files: Sequence[str], output: str | None) -> None:
+    """Fail fast, before judging anything: a missing file, stdin twice, a report written over an input."""
+    if list(files).count("-") > 1:
+        raise UsageError("- (standard input) can be read once; give it once")
+    for f in files:
+        if f != "-" and not Path(f).exists():
+            raise UsageError(f"{f}: no such file")
+        if output and output != "-" and f != "-" and Path(output).exists() and os.path.samefile(f, output):
+            raise UsageError(f"--output {output} is one of the inputs: writing there would destroy it")
 
 
 def _write(text: str, output: str | None) -> None:
@@ -72,12 +84,16 @@ def cli() -> None:
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False), help="Write the report here instead of stdout."
 )
-@click.option("--strict", is_flag=True, default=None, help="Warnings fail the run too.")
 @click.option(
-    "--require-complete",
-    is_flag=True,
+    "--strict/--no-strict",
     default=None,
-    help="Entities not final at the end of the log are warnings, not info (D18).",
+    help="Warnings fail the run too (default: the config file's, else no).",
+)
+@click.option(
+    "--require-complete/--no-require-complete",
+    default=None,
+    help="Entities not final at the end of the log are warnings, not info (D18; default: the config "
+    "file's, else no).",
 )
 @click.option(
     "--severity",
@@ -146,9 +162,7 @@ def validate(
         format=fmt,
         severity={**config.severity, **overrides},
     )
-    for f in files:  # fail fast on a missing file, before judging anything
-        if f != "-" and not Path(f).exists():
-            raise UsageError(f"{f}: no such file")
+    _check_inputs(files, output)
     validator = Validator(config=config, engine=engine)
 
     def two_processes(f: str) -> bool:
@@ -423,6 +437,7 @@ def diagrams(out: str, formats: str, machines: Sequence[str], with_errors: bool)
 )
 def trace(files: Sequence[str], session: str | None, voucher: str | None, output: str | None) -> None:
     """Draw what happened to one session or voucher in recorded traffic; broken rules highlighted."""
+    _check_inputs(files, output)
     from fsm.diagrams.dot import sequence_dot
     from fsm.diagrams.mermaid import sequence_mermaid
     from fsm.diagrams.render import render_image

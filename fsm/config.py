@@ -23,13 +23,30 @@ _KEYS = {"strict", "require-complete", "severity", "format"}
 
 @dataclass(frozen=True)
 class Config:
-    """Settings of one run. ``severity`` maps rule ids to a severity or None (off)."""
+    """Settings of one run. ``severity`` maps rule ids to a severity or None (off).
+
+    Levels may also be given as words, as in a config file (``"warning"``, ``"off"``); they are
+    read when the config is made, and a bad one is a :class:`UsageError` then.
+    """
 
     severity: Mapping[str, Severity | None] = field(default_factory=dict)
     strict: bool = False
     require_complete: bool = False
     format: str = "text"
     source: str | None = None
+
+    def __post_init__(self) -> None:
+        # levels may be written as in a config file ("warning", "off"): read them now, not mid-run
+        given: Mapping[str, Any] = self.severity  # (typed as it should be, given as it may be)
+        if any(v is not None and not isinstance(v, Severity) for v in given.values()):
+            where = self.source or "Config(severity=...)"
+            levels: dict[str, Severity | None] = {}
+            for rule, level in given.items():
+                if level is None or isinstance(level, Severity):
+                    levels[rule] = level
+                else:
+                    levels.update(parse_severity_overrides({rule: level}, where))
+            object.__setattr__(self, "severity", levels)
 
     def effective(self, rules: Mapping[str, Rule]) -> dict[str, Severity | None]:
         """Every rule's severity after overrides (unknown rule ids raise UsageError)."""
@@ -87,8 +104,14 @@ def find_config(start: Path | None = None) -> Path | None:
         py = folder / "pyproject.toml"
         if py.is_file():
             try:
-                data = tomllib.loads(py.read_text(encoding="utf-8"))
-            except (OSError, tomllib.TOMLDecodeError):
+                text = py.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError:
+                if "[tool.voucher-fsm" in text:  # ours, broken: load_config says where
+                    return py
                 continue
             if "voucher-fsm" in data.get("tool", {}):
                 return py
@@ -101,6 +124,8 @@ def load_config(path: Path) -> Config:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise UsageError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not a TOML text file (not UTF-8 at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: not valid TOML: {exc}") from None
     table: Any = data.get("tool", {}).get("voucher-fsm", {}) if path.name == "pyproject.toml" else data

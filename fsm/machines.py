@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from transitions import Machine, MachineError
 
-from fsm.errors import SpecError
+from fsm.errors import SpecError, UsageError
 from fsm.spec.model import MachineSpec, Spec
 
 __all__ = [
@@ -181,4 +181,4 @@ def engines_for(spec: Spec, engine: str = "table") -> dict[str, Engine]:
         return {name: TransitionTable.from_spec(m) for name, m in spec.machines.items()}
     if engine == "transitions":
         return {name: TransitionsEngine(m) for name, m in spec.machines.items()}
-    raise ValueError(f"unknown engine {engine!r}; use 'table' or 'transitions'")
+    raise UsageError(f"unknown engine {engine!r}; use 'table' or 'transitions'")

@@ -321,3 +321,69 @@ def test_a_file_name_that_is_not_utf8_is_shown_escaped(fmt: str, tmp_path: Path)
     else:  # (JSON escapes the backslash once more)
         shown = "caf\\xe9.jsonl"
         assert (shown if fmt == "text" else json.dumps(shown)[1:-1]) in out
+
+
+def test_a_report_is_never_written_over_an_input(tmp_path: Path) -> None:
+    """-o naming one of the logs is a usage error (exit 2), and the log is left as it was."""
+    log = tmp_path / "traffic.jsonl"
+    log.write_bytes((EXAMPLES / "session-two-payments.jsonl").read_bytes())
+    before = log.read_bytes()
+    code, _, err = run("validate", str(log), "--format", "json", "-o", str(tmp_path / "." / "traffic.jsonl"))
+    assert code == 2 and "is one of the inputs" in err
+    assert log.read_bytes() == before
+
+
+def test_standard_input_given_twice_is_a_usage_error() -> None:
+    """`validate - -`: stdin can be read once; exit 2 with a message, not an internal error."""
+    code, _, err = run("validate", "-", "-", stdin=(EXAMPLES / "session-two-payments.jsonl").read_text())
+    assert code == 2 and "give it once" in err
+
+
+@pytest.mark.parametrize(
+    ("where", "says"),
+    [
+        (0.005, "cannot decompress"),  # zlib fails on the first read (the format check)
+        (0.025, "stream ended unexpectedly"),  # zlib fails after 13 lines
+        (0.5, "stream ended unexpectedly"),  # gzip's CRC check fails at the end
+    ],
+)
+def test_a_corrupt_gzip_log_is_unreadable_input_not_an_internal_error(
+    where: float, says: str, tmp_path: Path
+) -> None:
+    """Two bytes flipped in a gzip stream: what decompressed is judged, the break is reported (D21)."""
+    import gzip
+
+    import orjson
+
+    from fsm.generate import generate
+
+    data = bytearray(gzip.compress(b"".join(orjson.dumps(r) + b"\n" for r in generate(40, seed=3))))
+    data[int(len(data) * where)] ^= 0xFF
+    data[int(len(data) * where) + 1] ^= 0xFF
+    bad = tmp_path / "bad.jsonl.gz"
+    bad.write_bytes(bytes(data))
+    code, out, err = run("validate", "--format", "json", str(bad))
+    assert code in (1, 2) and "internal error" not in err
+    report = json.loads(out)
+    unreadable = [v["message"] for v in report["violations"] if v["rule"] == "input.unreadable"]
+    assert any(says in m for m in unreadable), unreadable
+    totals = report["totals"]
+    assert totals["read"] == totals["judged"] + totals["unreadable"]
+
+
+def test_flags_switch_off_what_a_config_file_switches_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--no-strict and --no-require-complete win over a config file's true (flags win)."""
+    (tmp_path / "voucher-fsm.toml").write_text("strict = true\nrequire-complete = true\n")
+    monkeypatch.chdir(tmp_path)
+    log = str(EXAMPLES / "session-two-payments.jsonl")
+    from fsm.generate import generate
+
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text("\n".join(json.dumps(r) for r in list(generate(1, seed=2))[:6]) + "\n")
+    code, _, _ = run("validate", "--format", "json", str(partial))
+    assert code == 1  # the config: incomplete entities warn, warnings fail
+    code, out, _ = run("validate", "--format", "json", "--no-strict", "--no-require-complete", str(partial))
+    assert code == 0 and not json.loads(out)["strict"]
+    assert run("validate", log)[0] == 0

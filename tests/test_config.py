@@ -78,3 +78,44 @@ def test_require_complete_raises_incomplete_entities_to_warning(spec: Spec) -> N
     """entity.incomplete is info by default and a warning with require_complete (D18)."""
     assert Config().effective(spec.rules)["entity.incomplete"] is Severity.INFO
     assert Config(require_complete=True).effective(spec.rules)["entity.incomplete"] is Severity.WARNING
+
+
+def test_a_broken_pyproject_with_our_table_is_reported_not_skipped(tmp_path: Path) -> None:
+    """Found on the way up, a pyproject.toml that names [tool.voucher-fsm] but is not TOML is an error."""
+    (tmp_path / "pyproject.toml").write_text("[tool.voucher-fsm]\nstrict = [\n")
+    found = find_config(tmp_path)
+    assert found == tmp_path / "pyproject.toml"
+    with pytest.raises(UsageError, match="not valid TOML"):
+        load_config(found)
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = [\n")  # someone else's, broken
+    assert find_config(tmp_path) is None
+
+
+def test_a_config_file_that_is_not_text_is_a_usage_error(tmp_path: Path) -> None:
+    """Binary bytes in a config file: a usage error naming it, not a UnicodeDecodeError."""
+    path = tmp_path / "voucher-fsm.toml"
+    path.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(UsageError, match="not a TOML text file") as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_levels_given_to_config_as_words_are_read_at_once(spec: Spec) -> None:
+    """Config(severity={"rule": "off"}) works as in a config file; a bad level fails when made."""
+    cfg = Config(
+        severity={
+            "style.hex-address": "off",
+            "schema.request": "warning",
+            "actor.unauthenticated": Severity.INFO,
+        }
+    )
+    assert cfg.severity == {
+        "style.hex-address": None,
+        "schema.request": Severity.WARNING,
+        "actor.unauthenticated": Severity.INFO,
+    }
+    assert cfg.effective(spec.rules)["schema.request"] is Severity.WARNING
+    with pytest.raises(UsageError, match="loud"):
+        Config(severity={"schema.request": "loud"})
+    with pytest.raises(UsageError, match="must be a string"):
+        Config(severity={"schema.request": 3})  # type: ignore[dict-item]

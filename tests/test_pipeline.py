@@ -406,3 +406,24 @@ def test_reports_and_the_spec_pickle_and_copy_to_equal_values() -> None:
     for value in (load_spec(), report, report.violations[0]):
         assert pickle.loads(pickle.dumps(value)) == value
         assert copy.deepcopy(value) == value and copy.copy(value) == value
+
+
+def test_an_unknown_engine_is_a_usage_error() -> None:
+    """Validator(engine="bogus") raises the kit's UsageError (an FsmError), as the docs say."""
+    from fsm.errors import FsmError
+
+    with pytest.raises(FsmError, match="unknown engine 'bogus'"):
+        Validator(engine="bogus")
+
+
+def test_standard_input_read_twice_is_a_clear_error() -> None:
+    """A second feed_file("-") after stdin ended: LogFormatError, not 'peek of closed file'."""
+    import io
+
+    from fsm.errors import LogFormatError
+
+    stdin = io.BufferedReader(io.BytesIO((REPO / "examples" / "session-two-payments.jsonl").read_bytes()))
+    v = Validator()
+    v.feed_file("-", stdin=stdin)
+    with pytest.raises(LogFormatError, match="read to its end already"):
+        v.feed_file("-", stdin=stdin)

@@ -100,6 +100,8 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
     if path == "-":
         raw: BinaryIO = stdin if stdin is not None else sys.stdin.buffer
         label = "<stdin>"
+        if raw.closed:
+            raise LogFormatError("-: standard input was read to its end already; give - once")
     else:
         p = Path(path)
         if p.is_dir():
@@ -114,7 +116,7 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
     stream: Any = gzip.GzipFile(fileobj=buffered, mode="rb") if compressed else buffered
     try:
         head = stream.peek(4096)[:4096]
-    except (OSError, EOFError) as exc:  # corrupt or truncated gzip header: report, go on
+    except (OSError, EOFError, zlib.error) as exc:  # corrupt or truncated gzip header: report, go on
         problem: Iterator[RawItem] = iter([(None, None, f"cannot decompress: {exc}")])
         closer = None if path == "-" else buffered.close
         return InputFile(label, "jsonl", compressed, closer=closer), _closing(problem, closer and buffered)
@@ -196,7 +198,7 @@ def _har_items(stream: Any, reread: Callable[[], bytes] | None) -> Iterator[RawI
             record, error = entry_to_record(entry) if too_deep is None else (None, too_deep)
             yield done, record, error
             done += 1
-    except (ijson.JSONError, ValueError, OSError, EOFError, RecursionError) as exc:
+    except (ijson.JSONError, ValueError, OSError, EOFError, RecursionError, zlib.error) as exc:
         problem = (
             f"the HAR cannot be read past entry {done}: {_first_line(exc)}; later entries cannot be read"
         )

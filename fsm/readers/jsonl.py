@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,7 +30,7 @@ def read_jsonl(stream: Any, also_close: Any = None) -> Iterator[tuple[int | None
                 if not line.strip():
                     continue
                 yield line_no, None, _describe(exc, line)
-    except (OSError, EOFError) as exc:  # truncated gzip member, read error mid-file
+    except (OSError, EOFError, zlib.error) as exc:  # truncated or corrupt gzip, read error mid-file
         yield line_no + 1, None, f"stream ended unexpectedly: {exc}"
     finally:
         close = getattr(stream, "close", None)
