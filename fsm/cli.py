@@ -295,6 +295,7 @@ def check_payload(method: str, path: str, side: str, file: str, status: int) -> 
     from fsm.exchange import Exchange
     from fsm.matcher import Match, Router
     from fsm.schemacheck import SchemaChecker
+    from fsm.secrets import Scrubber, redact
     from fsm.spec import load_spec
 
     spec = load_spec()
@@ -305,6 +306,10 @@ def check_payload(method: str, path: str, side: str, file: str, status: int) -> 
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise UsageError(f"{file}: not UTF-8 text (byte {bad.start}); give a JSON file") from None
         raise UsageError(f"{file}: not valid JSON: {exc}") from None
     router = Router(spec)
     rel = path.split("?", 1)[0]
@@ -332,7 +337,9 @@ def check_payload(method: str, path: str, side: str, file: str, status: int) -> 
         resp_body=body if side == "response" else None,
         resp_has_body=side == "response",
     )
-    findings = SchemaChecker(spec).check(ex, routed, request=side == "request", response=side == "response")
+    checker = SchemaChecker(spec)
+    findings = checker.check(ex, routed, request=side == "request", response=side == "response")
+    scrub = Scrubber(checker.secrets(ex, op, findings))  # the payload's secrets are never shown (D20)
     errors = 0
     for f in findings:
         severity = spec.rules[f.rule_id].severity.value
@@ -342,7 +349,7 @@ def check_payload(method: str, path: str, side: str, file: str, status: int) -> 
         for d in details:
             inner = d.instance_path.removeprefix(f"/{side}/body")
             message = d.message.removeprefix(f"{inner or '(body)'}: ")  # the pointer is printed once
-            click.echo(f"{severity}: {d.rule_id}: {d.instance_path or '/'}: {message}")
+            click.echo(f"{severity}: {d.rule_id}: {d.instance_path or '/'}: {scrub(redact(message))}")
     if errors:
         click.echo(f"{file}: INVALID {side} of {op.id} ({errors} error(s))", err=True)
         sys.exit(1)

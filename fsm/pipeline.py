@@ -21,7 +21,7 @@ from fsm.matcher import Match, Matcher, Router
 from fsm.readers import input_uri, open_input, printable
 from fsm.report import EntityOutcome, InputSummary, Report, Totals, sort_violations
 from fsm.schemacheck import SchemaChecker
-from fsm.secrets import Scrubber, redact, redact_value, secrets_in
+from fsm.secrets import Scrubber, redact, redact_value
 from fsm.spec import Spec, load_spec
 from fsm.stepper import Coverage, Stepper, history_location
 from fsm.violation import Finding, RelatedExchange, Severity, SourceLocation, Violation
@@ -208,13 +208,14 @@ class Validator:
         findings: list[Finding] = []
         if ex.time is None and file not in self._untimed:
             self._untimed.add(file)
-            bad = f" (first unusable value: {ex.time_text!r})" if ex.time_text else ""
+            shown = _time_shown(ex.time_text)
+            bad = f" (first unusable value: {shown})" if ex.time_text else ""
             findings.append(
                 Finding(
                     "time.missing",
                     f"{file} has exchanges without a usable timestamp{bad}; expiry is not inferred for them",
                     instance_path="/time",
-                    actual=ex.time_text,
+                    actual=shown if ex.time_text else None,
                 )
             )
         late = self._stepper.clock(ex)
@@ -247,18 +248,8 @@ class Validator:
         return out
 
     def _scrubber(self, ex: Exchange, match: Match, findings: list[Finding]) -> Scrubber:
-        """Every secret this exchange holds, to be scrubbed from what its violations say (D20).
-
-        A body meant to carry secrets that breaks its schema has all its strings (field names too)
-        treated as secrets, but for the words its schema declares: a password may sit anywhere.
-        """
-        public = self._schemas.public_words(match.operation)
-        every = public is not None and any(f.rule_id == "schema.request" for f in findings)
-        found = secrets_in(ex.req_body, every_string=every, public=public or frozenset())
-        found |= secrets_in(ex.resp_body)
-        for text in (ex.req_text, ex.resp_text):
-            if text:
-                found |= secrets_in(text)
+        """Every secret this exchange holds, to be scrubbed from what its violations say (D20)."""
+        found = self._schemas.secrets(ex, match.operation, findings)
         if ex.token:
             found.add(ex.token)
         found -= {key.partition(":")[2] for key in self._stepper.last_touched}  # ids are shown in keys
@@ -346,6 +337,17 @@ class Validator:
 
 
 _NO_SECRETS = Scrubber(frozenset())
+_TIME_LIKE = frozenset("0123456789-:.,+TZtz ")
+
+
+def _time_shown(text: str | None) -> str:
+    """An unusable timestamp as a message may quote it: itself if it looks like one, else its length.
+
+    Whatever else sits in a ``time`` field may be anything, a token or a password among them (D20).
+    """
+    if text is not None and len(text) <= 40 and set(text) <= _TIME_LIKE:
+        return repr(text)
+    return f"{len(text or '')} characters that are no timestamp"
 
 
 def _violation(

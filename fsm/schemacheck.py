@@ -7,7 +7,7 @@ prefixed ``/request`` or ``/response``, grouped under one finding per body.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -52,10 +52,11 @@ class SchemaChecker:
             for rel in (op.request, *op.responses.values())
             if rel is not None
         }
-        self._secret_requests = {
-            op.id: frozenset(_declared_words(load_schemas()[op.request]))
-            for op in spec.operations
-            if op.request is not None and _names_secret(load_schemas().get(op.request))
+        schemas = load_schemas()
+        self._secret_schemas = {  # schemas with a secret field -> the words they declare (not secrets)
+            rel: frozenset(_declared_words(schemas[rel]))
+            for rel in self._validators
+            if _names_secret(schemas.get(rel))
         }
         # The fast path: one compiled schema that holds when the body satisfies its schema and every
         # style check it has (most bodies); otherwise both are explained. A schema with a style check
@@ -72,12 +73,26 @@ class SchemaChecker:
                 if rel not in self._style and v.native is not None:
                     self._clean[rel] = v.native
 
-    def public_words(self, op: OperationSpec) -> frozenset[str] | None:
-        """The field names and fixed values of a request schema with a secret field, or None.
+    def secrets(self, ex: Exchange, op: OperationSpec, findings: Iterable[Finding]) -> set[str]:
+        """Every secret string the exchange's payloads hold, to be scrubbed from what is said of it (D20).
 
-        Those words are not secrets; None means the request carries no secret (password, token...).
+        The values of secret fields and secrets in raw text; and a body meant to carry a secret
+        (a password, a token) that breaks its schema has all its strings, field names too, taken
+        as secrets, but for the words its schema declares: a secret may sit anywhere in it.
         """
-        return self._secret_requests.get(op.id)
+        broken = {f.rule_id for f in findings}
+        found: set[str] = set()
+        for rule, body, rel in (
+            ("schema.request", ex.req_body, op.request),
+            ("schema.response", ex.resp_body, op.responses.get(ex.status)),
+        ):
+            public = self._secret_schemas.get(rel) if rel is not None else None
+            every = public is not None and rule in broken
+            found |= secrets_in(body, every_string=every, public=public or frozenset())
+        for text in (ex.req_text, ex.resp_text):
+            if text:
+                found |= secrets_in(text)
+        return found
 
     def _validator(self, rel: str) -> SchemaValidator:
         return self._validators.get(rel) or validator(rel, self.fast)

@@ -387,3 +387,44 @@ def test_flags_switch_off_what_a_config_file_switches_on(
     code, out, _ = run("validate", "--format", "json", "--no-strict", "--no-require-complete", str(partial))
     assert code == 0 and not json.loads(out)["strict"]
     assert run("validate", log)[0] == 0
+
+
+def test_secrets_in_odd_places_never_reach_any_report(tmp_path: Path) -> None:
+    """D20: a token as a whole sign-in answer, a password in a time field: in no format, nor check-payload."""
+    records = [
+        {
+            "time": "Bearer abc.def",
+            "request": {
+                "method": "POST",
+                "path": "/api/v1/auth/sign-in",
+                "body": {"type": "email-password", "data": {"email": "a@b.c", "password": "hunter2PASSWORD"}},
+            },
+            "response": {"status": 200, "body": ["SECRETTOKEN_R4"]},
+        },
+        {
+            "time": "password=hunter2TIME",
+            "request": {"method": "GET", "path": "/x"},
+            "response": {"status": 200},
+        },
+    ]
+    log = tmp_path / "s.jsonl"
+    log.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    for fmt in ("text", "json", "junit", "sarif"):
+        code, out, err = run("validate", "--format", fmt, str(log))
+        assert code == 1, err
+        assert not [s for s in ("SECRETTOKEN", "hunter2", "abc.def") if s in out + err], fmt
+    assert "schema.response" in out and "characters that are no timestamp" in out
+    for side, body in (("request", ["hunter2PASSWORD"]), ("response", ["SECRETTOKEN_R4"])):
+        payload = tmp_path / f"{side}.json"
+        payload.write_text(json.dumps(body))
+        code, out, err = run("check-payload", "POST", "/api/v1/auth/sign-in", side, str(payload))
+        assert code == 1 and "secret:" in out
+        assert "hunter2" not in out + err and "SECRETTOKEN" not in out + err
+
+
+def test_a_payload_file_that_is_not_text_is_a_usage_error(tmp_path: Path) -> None:
+    """check-payload on binary bytes says it is not UTF-8, not an encoder's complaint about surrogates."""
+    payload = tmp_path / "body.json"
+    payload.write_bytes(b"\xff\xfe\x00\x01")
+    code, _, err = run("check-payload", "POST", "/api/v1/auth/sign-in", "request", str(payload))
+    assert code == 2 and "not UTF-8 text (byte 0)" in err
