@@ -365,7 +365,8 @@ def generate(
 
     Vouchers are SIMPLE (some negotiated) or CUSTOM; some are discarded; some
     refused calls are answered with the right codes; with ``partial`` the last
-    flows are left unfinished, as real captures are. Deterministic for a seed.
+    flows are left unfinished, as real captures are, and half the contexts stay
+    open; without it every flow ends (all contexts closed). Deterministic for a seed.
     """
     b = TrafficBuilder(seed)
     rng = b.rng
@@ -415,7 +416,7 @@ def generate(
         if unfinished:
             continue
         yield b.session_close(payee, s)
-        if rng.random() < 0.5:
+        if rng.random() < 0.5 or not partial:  # (drawn either way: the same seed, the same traffic)
             yield b.context_close(payer, ctx)
 
 

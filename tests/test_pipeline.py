@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fsm import ExchangeRecord, Validator, validate_log
+from fsm.config import Config
 from fsm.generate import generate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,6 +49,17 @@ def test_generated_traffic_gives_no_error_or_warning() -> None:
     assert report.errors == 0 and report.warnings == 0, [
         v.message for v in report.violations if v.severity.rank
     ]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_complete_generated_traffic_leaves_nothing_unfinished(seed: int) -> None:
+    """generate(partial=False) (the CLI's --complete) ends every flow: strict and require-complete pass."""
+    v = Validator(config=Config(strict=True, require_complete=True))
+    for r in generate(8, seed=seed, partial=False):
+        v.feed(r)
+    report = v.finish()
+    assert report.exit_code == 0, [v.message for v in report.violations]
+    assert all(e.final for e in report.entities)
 
 
 def _validate(records: list[Any]) -> Any:

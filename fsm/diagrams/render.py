@@ -20,8 +20,8 @@ def render_image(dot_text: str, path: Path, fmt: str) -> Path:
         import graphviz
     except ImportError:
         raise DotMissing(
-            f"cannot write {path}: the graphviz package is missing; pip install 'voucher-fsm[diagrams]' "
-            "(DOT and Mermaid need nothing extra)"
+            f"cannot write {path}: the graphviz Python package is missing (a dependency of voucher-fsm); "
+            "pip install graphviz. DOT and Mermaid need nothing extra"
         ) from None
     if shutil.which("dot") is None:
         raise DotMissing(
