@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from fsm.errors import LogFormatError
 from fsm.exchange import _SHAPE, _shape_problem
 from fsm.generate import generate, to_har
+from fsm.pipeline import Validator
 from fsm.readers import detect_format, open_input, read_har
 
 RECORD = {
@@ -403,3 +404,24 @@ def test_header_names_are_matched_in_any_case_whatever_names_came_before() -> No
     assert (
         Exchange(*built({"authorization": "Bearer four"}).args()).token == "four"
     )  # (as the worker sends it)
+
+
+def test_a_byte_order_mark_before_the_first_jsonl_record_is_skipped(tmp_path: Path) -> None:
+    """Windows tools write a UTF-8 BOM: line 1 is still a record, in a plain and in a gzip file."""
+    plain = tmp_path / "bom.jsonl"
+    plain.write_bytes(b"\xef\xbb\xbf" + orjson.dumps(RECORD) + b"\n" + orjson.dumps(RECORD) + b"\n")
+    packed = tmp_path / "bom.jsonl.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    for p in (plain, packed):
+        assert _items(p) == [(1, RECORD, None), (2, RECORD, None)]
+
+
+def test_a_har_method_that_is_not_a_string_is_a_bad_record() -> None:
+    """method: null in a HAR entry is a record of the wrong shape, as in JSONL, not a method named NULL."""
+    har = to_har(list(generate(1, seed=2, partial=False)))
+    har["log"]["entries"][0]["request"]["method"] = None
+    _, record, error = next(iter(read_har(orjson.dumps(har))))
+    assert error is None and record is not None
+    v = Validator()
+    [violation] = [x for x in v.feed(record) if x.rule_id.startswith(("input", "route"))]
+    assert violation.rule_id == "input.bad-record" and violation.instance_path == "/request/method"

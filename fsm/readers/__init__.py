@@ -46,6 +46,7 @@ RawItem = tuple[int | None, Any, str | None]
 Format = Literal["jsonl", "har"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +140,8 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
     handle = buffered if path != "-" else None
     if fmt == "har":
         return info, _closing(_har_items(stream, reread), handle)
+    if head.startswith(_BOM):  # as Windows tools write it: not part of the first record
+        stream.read(len(_BOM))
     return info, read_jsonl(stream, also_close=handle)  # (one generator less per record)
 
 

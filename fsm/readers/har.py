@@ -226,8 +226,10 @@ def _entry_to_record(entry: Any) -> tuple[dict[str, Any] | None, str | None]:
         parts = urlsplit(url)
     except ValueError as exc:
         return None, f"request.url is not a URL: {exc}"
+    method = req.get("method")
     request: dict[str, Any] = {
-        "method": _text(req.get("method", "")).upper(),
+        # not a string: left as it is, for the record's shape check to report (input.bad-record)
+        "method": method.upper() if isinstance(method, str) else method,
         "path": parts.path or "/",
         "query": dict(parse_qsl(parts.query, keep_blank_values=True)),
         "headers": _headers(req.get("headers")),
