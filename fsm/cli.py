@@ -589,6 +589,7 @@ def generate(
         return
     n = 0
     try:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)  # as every -o does
         with open(output, "wb") as fh:
             for r in records:
                 fh.write(orjson.dumps(r) + b"\n")

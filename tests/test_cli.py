@@ -428,3 +428,12 @@ def test_a_payload_file_that_is_not_text_is_a_usage_error(tmp_path: Path) -> Non
     payload.write_bytes(b"\xff\xfe\x00\x01")
     code, _, err = run("check-payload", "POST", "/api/v1/auth/sign-in", "request", str(payload))
     assert code == 2 and "not UTF-8 text (byte 0)" in err
+
+
+def test_every_output_file_gets_its_folders_made(tmp_path: Path) -> None:
+    """-o into folders that do not exist yet: validate and generate both make them."""
+    report = tmp_path / "a" / "report.json"
+    log = tmp_path / "b" / "c" / "traffic.jsonl"
+    assert run("generate", "--sessions", "1", "-o", str(log))[0] == 0
+    assert run("validate", str(log), "--format", "json", "-o", str(report))[0] == 0
+    assert json.loads(report.read_text())["totals"]["read"] == len(log.read_text().splitlines())

@@ -170,3 +170,12 @@ def test_sarif_locations_that_are_no_file_are_percent_encoded() -> None:
     assert "%3Capi%3E" in uris and "line%5Cnbreak" in uris and "%5Cud800" in uris
     for fmt in ("text", "json", "junit"):
         assert "line\\nbreak" in render(v.finish(), fmt).replace("\\\\", "\\")
+
+
+def test_control_characters_from_traffic_are_shown_escaped_in_text() -> None:
+    """A path with ESC, NUL and a newline: the text report shows them escaped (no terminal escapes)."""
+    v = Validator()
+    v.feed({"request": {"method": "GET", "path": "/x\x1b[2J\x00\ny"}, "response": {"status": 200}})
+    text = render_text(v.finish())
+    assert "\x1b" not in text and "\x00" not in text
+    assert "/x\\x1b[2J\\x00\\x0ay" in text

@@ -145,7 +145,7 @@ def _salvage(data: bytes) -> Iterator[tuple[int | None, Any, str | None]]:
                 None,
                 (
                     f"entry is truncated or not valid JSON at line {exc.lineno}, column {exc.colno}: "
-                    f"{exc.msg}; later entries cannot be read"
+                    f"{exc.msg.removesuffix(' starting at')}; later entries cannot be read"
                 ),
             )
             return

@@ -100,4 +100,8 @@ def render_text(report: Report, max_per_rule: int = 50) -> str:
             listed = ", ".join(f"{n} {rule}" for rule, n in sorted(hidden.items()))
             out.append(f"not spelt out above: {listed} (--max-per-rule 0 shows all; --format json lists all)")
     out.append(summary_line(report))
-    return "\n".join(out) + "\n"
+    return "\n".join(line.translate(_CONTROLS) for line in out) + "\n"
+
+
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c != 0x09}
+"""Control characters that traffic may bring (ESC among them: no terminal escapes), shown escaped."""
