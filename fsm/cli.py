@@ -284,7 +284,13 @@ def rules(fmt: str) -> None:
 @click.argument("path")
 @click.argument("side", type=click.Choice(["request", "response"]))
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--status", type=int, default=200, show_default=True, help="Response status (response side).")
+@click.option(
+    "--status",
+    type=click.IntRange(100, 599),
+    default=200,
+    show_default=True,
+    help="Response status (response side).",
+)
 def check_payload(method: str, path: str, side: str, file: str, status: int) -> None:
     """Validate one JSON body against the operation METHOD and PATH match.
 

@@ -179,3 +179,12 @@ def test_control_characters_from_traffic_are_shown_escaped_in_text() -> None:
     text = render_text(v.finish())
     assert "\x1b" not in text and "\x00" not in text
     assert "/x\\x1b[2J\\x00\\x0ay" in text
+
+
+def test_expected_and_actual_read_as_words_or_json_in_text() -> None:
+    """Lists of states read as words (CLOSED, not ['CLOSED']); other values as JSON."""
+    from fsm.render.text import _value
+
+    assert _value(["CLOSED"]) == "CLOSED" and _value(("OPEN", "JOINED")) == "OPEN, JOINED"
+    assert _value({"currency": "EURC", "n": 1}) == '{"currency":"EURC","n":1}'
+    assert _value(200) == "200" and _value([]) == "[]" and _value(10**30) == str(10**30)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import orjson
+
 from fsm.report import Report
 from fsm.violation import Violation
 
@@ -17,7 +19,16 @@ _WIDTH = 8
 
 
 def _value(value: Any) -> str:
-    text = value if isinstance(value, str) else repr(value)
+    """An expected or actual value as people read it: a list of words as words, the rest as JSON."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, (list, tuple)) and value and all(isinstance(x, str) for x in value):
+        text = ", ".join(value)
+    else:
+        try:
+            text = orjson.dumps(value, default=str).decode()
+        except TypeError:  # an integer beyond 64 bits, nesting beyond JSON's limits
+            text = repr(value)
     return text if len(text) <= 100 else text[:97] + "..."
 
 
