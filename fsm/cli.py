@@ -39,8 +39,17 @@ def _check_inputs(files: Sequence[str], output: str | None) -> None:
     for f in files:
         if f != "-" and not Path(f).exists():
             raise UsageError(f"{f}: no such file")
-        if output and output != "-" and f != "-" and Path(output).exists() and os.path.samefile(f, output):
+        if output and output != "-" and Path(output).exists() and _same_file(f, output):
             raise UsageError(f"--output {output} is one of the inputs: writing there would destroy it")
+
+
+def _same_file(given: str, output: str) -> bool:
+    """True when input ``given`` (``-``: whatever standard input reads) is the file ``output``."""
+    try:
+        here = os.fstat(sys.stdin.fileno()) if given == "-" else os.stat(given)
+        return os.path.samestat(here, os.stat(output))
+    except (OSError, ValueError):  # no file behind standard input (a test's, a closed one)
+        return False
 
 
 def _write(text: str, output: str | None) -> None:
@@ -484,6 +493,8 @@ def trace(files: Sequence[str], session: str | None, voucher: str | None, output
 def coverage(files: Sequence[str], fmt: str, out: str | None) -> None:
     """Which states, transitions and refusal codes the logs exercised (and which they never did)."""
     import shutil
+
+    _check_inputs(files, None)
 
     from fsm.diagrams.dot import state_dot
     from fsm.diagrams.mermaid import state_mermaid

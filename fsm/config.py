@@ -7,6 +7,7 @@ directory, or from a file named with ``--config``. Command-line flags win.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -19,6 +20,10 @@ from fsm.violation import Rule, Severity
 __all__ = ["Config", "find_config", "load_config", "parse_severity_overrides"]
 
 _KEYS = {"strict", "require-complete", "severity", "format"}
+_OUR_TABLE = re.compile(
+    r'^\s*\[\s*tool\s*\.\s*(?:voucher-fsm|"voucher-fsm"|\'voucher-fsm\')\s*[\].]', re.MULTILINE
+)
+"""A ``[tool.voucher-fsm]`` (or ``.severity``) table header, found in a file TOML cannot read."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,7 @@ def find_config(start: Path | None = None) -> Path | None:
             try:
                 data = tomllib.loads(text)
             except tomllib.TOMLDecodeError:
-                if "[tool.voucher-fsm" in text:  # ours, broken: load_config says where
+                if _OUR_TABLE.search(text):  # ours, broken: load_config says where
                     return py
                 continue
             if "voucher-fsm" in data.get("tool", {}):

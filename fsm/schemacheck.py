@@ -26,6 +26,8 @@ _Pointer = tuple[str, tuple[str, ...], bool]  # (pointer, tokens, has a '*')
 _ABSENT = object()
 _GENERAL_STATUSES = frozenset({200, 400, 401, 403, 404, 429, 500})
 _MAX_DETAIL = 20  # schema errors listed per body; the rest are counted
+_REQUEST_BROKEN = frozenset({"schema.request"})
+_RESPONSE_BROKEN = frozenset({"schema.response", "schema.error-envelope"})
 
 
 class SchemaChecker:
@@ -53,6 +55,7 @@ class SchemaChecker:
             if rel is not None
         }
         schemas = load_schemas()
+        self._error_words = frozenset(_declared_words(schemas[spec.error_schema]))
         self._secret_schemas = {  # schemas with a secret field -> the words they declare (not secrets)
             rel: frozenset(_declared_words(schemas[rel]))
             for rel in self._validators
@@ -73,6 +76,10 @@ class SchemaChecker:
                 if rel not in self._style and v.native is not None:
                     self._clean[rel] = v.native
 
+    def _carries_secret(self, op: OperationSpec) -> bool:
+        """True when the operation's request or any of its answers has a secret field."""
+        return any(rel in self._secret_schemas for rel in (op.request, *op.responses.values()))
+
     def secrets(self, ex: Exchange, op: OperationSpec, findings: Iterable[Finding]) -> set[str]:
         """Every secret string the exchange's payloads hold, to be scrubbed from what is said of it (D20).
 
@@ -81,13 +88,18 @@ class SchemaChecker:
         as secrets, but for the words its schema declares: a secret may sit anywhere in it.
         """
         broken = {f.rule_id for f in findings}
+        secret = self._secret_schemas
+        answer = op.responses.get(ex.status)
+        if answer is not None:
+            answer_words = secret.get(answer)
+        else:  # an error answer (or an undocumented one) to a call that carries a secret
+            answer_words = self._error_words if self._carries_secret(op) else None
         found: set[str] = set()
-        for rule, body, rel in (
-            ("schema.request", ex.req_body, op.request),
-            ("schema.response", ex.resp_body, op.responses.get(ex.status)),
+        for rules, body, public in (
+            (_REQUEST_BROKEN, ex.req_body, secret.get(op.request) if op.request is not None else None),
+            (_RESPONSE_BROKEN, ex.resp_body, answer_words),
         ):
-            public = self._secret_schemas.get(rel) if rel is not None else None
-            every = public is not None and rule in broken
+            every = public is not None and not broken.isdisjoint(rules)
             found |= secrets_in(body, every_string=every, public=public or frozenset())
         for text in (ex.req_text, ex.resp_text):
             if text:
@@ -136,7 +148,7 @@ class SchemaChecker:
         rel = op.request
         assert rel is not None
         if ex.req_text is not None:
-            acc.append(_not_json("request", op, ex.req_text))
+            acc.append(_not_json("request", op, ex.req_text, quote=rel not in self._secret_schemas))
             return acc
         if not ex.req_has_body:
             if rel != "common/empty-object":
@@ -170,7 +182,7 @@ class SchemaChecker:
                 )
                 return acc
             if ex.resp_text is not None:
-                acc.append(_not_json("response", op, ex.resp_text))
+                acc.append(_not_json("response", op, ex.resp_text, quote=rel not in self._secret_schemas))
             elif not ex.resp_has_body:
                 acc.append(
                     Finding(
@@ -299,13 +311,14 @@ def _style_schema(check: StyleCheck, pointer: str) -> dict[str, Any] | None:
     return node
 
 
-def _not_json(side: str, op: OperationSpec, text: str) -> Finding:
+def _not_json(side: str, op: OperationSpec, text: str, *, quote: bool) -> Finding:
     """A captured body that should be JSON but is not (shown truncated, secrets scrubbed first)."""
     return Finding(
         "input.body-not-json",
         f"the {side} body of {op.id} is not JSON",
         instance_path=f"/{side}/body",
-        actual=scrub(text, secrets_in(text))[:80],
+        # a body meant to carry a secret is never quoted: in text that is not JSON it may sit anywhere
+        actual=scrub(text, secrets_in(text))[:80] if quote else f"<{len(text)} characters, not shown: D20>",
     )
 
 

@@ -10,6 +10,8 @@ import hashlib
 import re
 from typing import Any
 
+import orjson
+
 __all__ = ["SECRET_KEYS", "Scrubber", "fingerprint", "redact", "redact_value", "scrub", "secrets_in"]
 
 SECRET_KEYS = frozenset(
@@ -58,8 +60,9 @@ def secrets_in(
                 found.add(k)
             if isinstance(v, str) and (every_string or k in SECRET_KEYS):
                 found.add(v)
-            elif isinstance(v, (dict, list)):
-                found |= secrets_in(v, every_string=every_string, public=public, depth=depth + 1)
+            elif isinstance(v, (dict, list)):  # under a secret field: every string in it is secret
+                every = every_string or k in SECRET_KEYS
+                found |= secrets_in(v, every_string=every, public=public, depth=depth + 1)
     elif isinstance(value, list):
         for v in value:
             found |= secrets_in(v, every_string=every_string, public=public, depth=depth + 1)
@@ -73,14 +76,14 @@ def secrets_in(
 class Scrubber:
     """Replaces the given secrets by fingerprints wherever they appear in a value.
 
-    A secret is found whole, as ``repr`` escapes it, or cut short at the end of a string
-    (messages shorten long values: ``'hunter2hun...``).
+    A secret is found whole, as ``repr`` or JSON escapes it, or cut short at the end of a
+    string (messages shorten long values: ``'hunter2hun...``).
     """
 
     def __init__(self, secrets: set[str] | frozenset[str]) -> None:
         pairs = {}
         for secret in secrets:
-            for form in (secret, repr(secret)[1:-1]):
+            for form in (secret, repr(secret)[1:-1], _json_form(secret)):
                 pairs[form] = fingerprint(secret, "secret")
         self._pairs = sorted(pairs.items(), key=lambda p: len(p[0]), reverse=True)
 
@@ -112,6 +115,14 @@ class Scrubber:
                         text = head[: cut - k] + print_ + text[cut:]
                         break
         return text
+
+
+def _json_form(secret: str) -> str:
+    """The secret as it reads inside a JSON string (quotes and backslashes escaped)."""
+    try:
+        return orjson.dumps(secret).decode()[1:-1]
+    except TypeError:  # a lone surrogate: JSON text cannot hold it, so it is never in one
+        return secret
 
 
 def scrub(value: Any, secrets: set[str] | frozenset[str]) -> Any:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -437,3 +438,31 @@ def test_every_output_file_gets_its_folders_made(tmp_path: Path) -> None:
     assert run("generate", "--sessions", "1", "-o", str(log))[0] == 0
     assert run("validate", str(log), "--format", "json", "-o", str(report))[0] == 0
     assert json.loads(report.read_text())["totals"]["read"] == len(log.read_text().splitlines())
+
+
+def _sign_in(password: Any, status: int, answer: Any, *, text: str | None = None) -> dict[str, Any]:
+    request: dict[str, Any] = {"method": "POST", "path": "/api/v1/auth/sign-in"}
+    if text is None:
+        request["body"] = {"type": "email-password", "data": {"email": "a@b.c", "password": password}}
+    else:
+        request["bodyText"] = text
+    return {"request": request, "response": {"status": status, "body": answer}}
+
+
+def test_secrets_in_error_answers_and_unparsed_bodies_never_reach_any_report(tmp_path: Path) -> None:
+    """D20: a token in a broken error answer, under a secret field in a list, escaped in JSON, in text."""
+    long = "x" * 80
+    records = [
+        _sign_in("pw-one-1234", 401, {"authorization": {"jwt": "SECRET5-jwt"}}),
+        _sign_in("pw-two-1234", 400, {"token": ["SECRET6-list"]}),
+        _sign_in('Se"cretQQ12345', 400, {"echo": {"password": 'Se"cretQQ12345'}, "error": long}),
+        _sign_in(None, 200, {}, text='{"data": {"password": SECRET1-text}}'),
+    ]
+    log = tmp_path / "s.jsonl"
+    log.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    leaks = ("SECRET", "cretQQ", "pw-one", "pw-two")
+    for fmt in ("text", "json", "junit", "sarif"):
+        code, out, err = run("validate", "--format", fmt, str(log))
+        assert code == 1, err
+        assert not [s for s in leaks if s in out + err], (fmt, [s for s in leaks if s in out + err])
+    assert "schema.error-envelope" in out and "input.body-not-json" in out

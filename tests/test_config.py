@@ -119,3 +119,14 @@ def test_levels_given_to_config_as_words_are_read_at_once(spec: Spec) -> None:
         Config(severity={"schema.request": "loud"})
     with pytest.raises(UsageError, match="must be a string"):
         Config(severity={"schema.request": 3})  # type: ignore[dict-item]
+
+
+@pytest.mark.parametrize(
+    "header", ['[tool."voucher-fsm"]', "[ tool.voucher-fsm ]", "[tool.voucher-fsm.severity]"]
+)
+def test_a_broken_pyproject_is_ours_however_the_table_is_spelt(header: str, tmp_path: Path) -> None:
+    """Every TOML spelling of the table header counts; a comment or another tool's table does not."""
+    (tmp_path / "pyproject.toml").write_text(f"{header}\nstrict = [\n")
+    assert find_config(tmp_path) == tmp_path / "pyproject.toml"
+    (tmp_path / "pyproject.toml").write_text("# [tool.voucher-fsm]\n[tool.voucher-fsm-x]\nstrict = [\n")
+    assert find_config(tmp_path) is None

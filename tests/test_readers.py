@@ -425,3 +425,49 @@ def test_a_har_method_that_is_not_a_string_is_a_bad_record() -> None:
     v = Validator()
     [violation] = [x for x in v.feed(record) if x.rule_id.startswith(("input", "route"))]
     assert violation.rule_id == "input.bad-record" and violation.instance_path == "/request/method"
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"log": [{"entries": 1}, [{"request": {}}]]},  # a key left over from a closed object
+        [{"log": 1}, {"entries": [{"request": {}}]}],
+        {"log": {"creator": {"entries": [{"request": {}}]}, "entries": "none"}},
+    ],
+)
+def test_only_log_entries_at_the_top_are_read_as_entries(doc: object) -> None:
+    """An "entries" anywhere but at log.entries is no entry, as with ijson's items."""
+    from fsm.readers.har import stream_entries
+
+    assert list(stream_entries(io.BytesIO(orjson.dumps(doc)))) == []
+
+
+def test_a_har_with_a_byte_order_mark_streams(tmp_path: Path) -> None:
+    """A BOM before a HAR: read as it streams, from a file and from standard input."""
+    data = b"\xef\xbb\xbf" + orjson.dumps(to_har(list(generate(1, seed=2, partial=False))))
+    p = tmp_path / "bom.har"
+    p.write_bytes(data)
+    from_file = _items(p)
+    _, items = open_input("-", io.BufferedReader(io.BytesIO(data)))
+    assert from_file == list(items) and len(from_file) > 5 and not [e for _, _, e in from_file if e]
+
+
+def test_gzipped_standard_input_read_twice_is_a_clear_error() -> None:
+    """Standard input is read to its end once, gzip or not: a second read is an error, not 0 records."""
+    stdin = io.BufferedReader(io.BytesIO(gzip.compress(orjson.dumps(RECORD) + b"\n")))
+    _, items = open_input("-", stdin)
+    assert len(list(items)) == 1
+    with pytest.raises(LogFormatError, match="read to its end already"):
+        open_input("-", stdin)
+
+
+def test_a_har_parser_error_never_quotes_the_input() -> None:
+    """ijson's message holds an excerpt of the input (a password here): only its first words are kept."""
+    data = (
+        b'{"log":{"entries":[{"request":{"method":"POST","url":"http://x/api/v1/auth/sign-in",'
+        b'"postData":{"text":"{\\"password\\":\\"HUNTERsecret99\xff\\"}"}},"response":{"status":200}}]}}'
+    )
+    _, items = open_input("-", io.BufferedReader(io.BytesIO(data)))
+    [(_, record, error)] = list(items)
+    assert record is None and error is not None
+    assert "HUNTER" not in error and "lexical error" in error

@@ -137,11 +137,11 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
         if path != "-" and Path(path).is_file()
         else None
     )
-    handle = buffered if path != "-" else None
-    if fmt == "har":
-        return info, _closing(_har_items(stream, reread), handle)
+    handle = buffered  # (standard input too, gzip or not: read to its end, it can't be read again)
     if head.startswith(_BOM):  # as Windows tools write it: not part of the first record
         stream.read(len(_BOM))
+    if fmt == "har":
+        return info, _closing(_har_items(stream, reread), handle)
     return info, read_jsonl(stream, also_close=handle)  # (one generator less per record)
 
 
@@ -221,8 +221,14 @@ def _har_items(stream: Any, reread: Callable[[], bytes] | None) -> Iterator[RawI
 
 
 def _first_line(exc: BaseException) -> str:
-    """What went wrong, without the excerpt of the input parsers add on later lines (it may hold secrets)."""
-    lines = str(exc).strip().splitlines()
+    """What went wrong, without the excerpt of the input parsers add on later lines (it may hold secrets).
+
+    ijson's C parser gives its message as the repr of bytes, the excerpt after an escaped newline.
+    """
+    text = str(exc).strip()
+    if text.startswith(("b'", 'b"')):
+        text = text[2:].split("\\n", 1)[0].rstrip("'\"")
+    lines = text.splitlines()
     text = lines[0].strip() if lines else type(exc).__name__
     return text if len(text) <= 120 else text[:117] + "..."
 

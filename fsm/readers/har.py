@@ -41,19 +41,22 @@ def stream_entries(stream: Any) -> Iterator[tuple[Any, str | None]]:
     for event, value in events:
         if event == "map_key":
             key = value
-        elif event in _OPEN:
+            continue
+        if event in _OPEN:
             path.append(key)
-            key = None
             if event == "start_array" and path == [None, "log", "entries"]:
                 break
         elif event in _CLOSE:
             path.pop()
+        key = None  # a key names only the value right after it
     else:
         return  # no log.entries array
     for event, value in events:
         if event == "end_array":
-            return
+            break
         yield _entry(event, value, events)
+    for _ in events:  # the rest of the document: what breaks it is still reported
+        pass
 
 
 def _entry(event: str, value: Any, events: Iterator[tuple[str, Any]]) -> tuple[Any, str | None]:
