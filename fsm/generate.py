@@ -62,6 +62,7 @@ class TrafficBuilder:
         self.rng = random.Random(seed)
         self.now = start or datetime(2026, 6, 9, 12, 0, 0, tzinfo=UTC)
         self._n = 0
+        self._voucher_ids: set[str] = set()  # a voucher id is its code and 4 hex digits: drawn again if taken
 
     # ---------------------------------------------------------------- helpers
     def _tick(self, seconds: float | None = None) -> str:
@@ -220,7 +221,11 @@ class TrafficBuilder:
     ) -> tuple[_Voucher, dict[str, Any]]:
         digits = self._code(digits=True)
         expires = self.now + timedelta(seconds=1 + ttl)  # the exchange happens one second from now
-        v = _Voucher(f"vch_{digits}{self._hex(4)}", digits, expires=expires)
+        id_ = f"vch_{digits}{self._hex(4)}"
+        while id_ in self._voucher_ids:  # (10**6 codes x 16**4: among 200,000 vouchers a repeat is likely)
+            id_ = f"vch_{digits}{self._hex(4)}"
+        self._voucher_ids.add(id_)
+        v = _Voucher(id_, digits, expires=expires)
         response = {"id": v.id, "code": v.code, "status": "RESERVED", "expiresAt": _iso(expires)}
         return v, self.record("POST", path, body, response=response, token=token, seconds=1)
 

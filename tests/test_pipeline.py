@@ -439,3 +439,16 @@ def test_standard_input_read_twice_is_a_clear_error() -> None:
     v.feed_file("-", stdin=stdin)
     with pytest.raises(LogFormatError, match="read to its end already"):
         v.feed_file("-", stdin=stdin)
+
+
+def test_generated_voucher_ids_never_repeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A voucher id drawn twice (same code, same 4 hex digits) is drawn again: generated ids are unique."""
+    from fsm.generate import TrafficBuilder
+
+    b = TrafficBuilder(seed=1)
+    monkeypatch.setattr(b, "_code", lambda digits=False: "123456")
+    draws = iter(["abcd", "abcd", "abcd", "ef01"])
+    monkeypatch.setattr(b, "_hex", lambda n: next(draws))
+    first, _ = b.reserve("tok", "CODE01")
+    second, _ = b.reserve("tok", "CODE01")
+    assert (first.id, second.id) == ("vch_123456abcd", "vch_123456ef01")
