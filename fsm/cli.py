@@ -448,7 +448,7 @@ def diagrams(out: str, formats: str, machines: Sequence[str], with_errors: bool)
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, metavar="LOG...")
-@click.option("--session", help="Draw this session (with its vouchers).")
+@click.option("--session", help="Draw this session (with its vouchers); default: the log's only session.")
 @click.option("--voucher", help="Draw this voucher.")
 @click.option(
     "-o",

@@ -471,3 +471,11 @@ def test_a_har_parser_error_never_quotes_the_input() -> None:
     [(_, record, error)] = list(items)
     assert record is None and error is not None
     assert "HUNTER" not in error and "lexical error" in error
+
+
+def test_a_utf16_log_is_one_problem_that_says_how_to_convert_it(tmp_path: Path) -> None:
+    """A HAR saved as UTF-16 ("Unicode" on Windows): one file-level problem naming iconv, not a flood."""
+    p = tmp_path / "capture.har"
+    p.write_bytes(orjson.dumps(to_har(list(generate(1, seed=2)))).decode().encode("utf-16"))
+    [(position, record, error)] = _items(p)
+    assert position is None and record is None and error is not None and "iconv" in error

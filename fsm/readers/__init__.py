@@ -47,6 +47,7 @@ Format = Literal["jsonl", "har"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
+_UTF16 = (b"\xff\xfe", b"\xfe\xff")  # its byte order marks (Windows tools save "Unicode" text so)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +119,15 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
     try:
         head = stream.peek(4096)[:4096]
     except (OSError, EOFError, zlib.error) as exc:  # corrupt or truncated gzip header: report, go on
-        problem: Iterator[RawItem] = iter([(None, None, f"cannot decompress: {exc}")])
-        closer = None if path == "-" else buffered.close
-        return InputFile(label, "jsonl", compressed, closer=closer), _closing(problem, closer and buffered)
+        return _unreadable(label, compressed, path, buffered, f"cannot decompress: {exc}")
+    if head.startswith(_UTF16):  # every line would be unreadable: say once what the file is
+        return _unreadable(
+            label,
+            compressed,
+            path,
+            buffered,
+            "UTF-16 text; logs are UTF-8: iconv -f UTF-16 -t UTF-8 FILE > NEW",
+        )
     fmt = detect_format(head, label.removesuffix(".gz"))
     size = None if path == "-" else _size(Path(path))
     info = InputFile(
@@ -143,6 +150,15 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
     if fmt == "har":
         return info, _closing(_har_items(stream, reread), handle)
     return info, read_jsonl(stream, also_close=handle)  # (one generator less per record)
+
+
+def _unreadable(
+    label: str, compressed: bool, path: str, buffered: Any, why: str
+) -> tuple[InputFile, Iterator[RawItem]]:
+    """An input whose whole content is one problem (a file-level record, as D21 counts it)."""
+    closer = None if path == "-" else buffered.close
+    problem: Iterator[RawItem] = iter([(None, None, why)])
+    return InputFile(label, "jsonl", compressed, closer=closer), _closing(problem, closer and buffered)
 
 
 def input_uri(path: str) -> str | None:
