@@ -650,7 +650,7 @@ class Stepper:
         touched: list[Entity] = []
         previous: Entity | None = None
         for step in op.steps:
-            entity, step_findings, ok = self._step(step, op, ex, params, previous, hist)
+            entity, step_findings, ok = self._step(step, op, ex, params, previous, hist, token)
             if step_findings:
                 findings.extend(step_findings)
             if entity is not None:
@@ -682,6 +682,7 @@ class Stepper:
         params: Mapping[str, str],
         previous: Entity | None,
         hist: _Hist,
+        token: str | None,
     ) -> tuple[Entity | None, list[Finding], bool]:
         m = self.spec.machines[step.machine]
         id_ = self._get(step.ref.id, ex, params) if step.ref.id else _MISSING
@@ -715,8 +716,8 @@ class Stepper:
             if self.coverage is not None:
                 self.coverage.took(m.name, "[*]", step.trigger, created.dest)
             self._link(e, parent)
-            if created.actor in ("payer", "payee") and ex.token:
-                self._bind(e, created.actor, ex.token)
+            if created.actor in ("payer", "payee") and token:
+                self._bind(e, created.actor, token)
             self._record(step.record, e, ex, params)
             out.extend(self._status(step, m, e, ex, params))
             self._remember(e, ex, hist)
@@ -748,10 +749,10 @@ class Stepper:
                 e.states = tuple(dict.fromkeys(o.dest for o in accepts if o.dest))
             if step.trigger in self._timed_triggers[m.name]:
                 e.expired_by_clock = False
-            if ex.token:
+            if token:
                 for o in accepts:
                     if o.transition is not None and o.transition.actor in ("payer", "payee"):
-                        self._bind(e, o.transition.actor, ex.token)
+                        self._bind(e, o.transition.actor, token)
             self._record(step.record, e, ex, params)
             out.extend(self._status(step, m, e, ex, params))
             out.extend(self._expect(step.expect, e, ex, params))
