@@ -319,7 +319,7 @@ def check_payload(method: str, path: str, side: str, file: str, status: int) -> 
     except OSError as exc:
         raise UsageError(f"{file}: cannot read: {exc.strerror or exc}") from None
     try:
-        body = orjson.loads(raw)
+        body = orjson.loads(raw.removeprefix(b"\xef\xbb\xbf"))  # (a BOM, as Windows editors write)
     except orjson.JSONDecodeError as exc:
         try:
             raw.decode("utf-8")

@@ -466,3 +466,11 @@ def test_secrets_in_error_answers_and_unparsed_bodies_never_reach_any_report(tmp
         assert code == 1, err
         assert not [s for s in leaks if s in out + err], (fmt, [s for s in leaks if s in out + err])
     assert "schema.error-envelope" in out and "input.body-not-json" in out
+
+
+def test_check_payload_reads_a_body_saved_with_a_byte_order_mark(tmp_path: Path) -> None:
+    """A JSON file a Windows editor saved with a BOM is read like any other."""
+    payload = tmp_path / "body.json"
+    payload.write_bytes(b"\xef\xbb\xbf" + json.dumps({"code": "ABC123"}).encode())
+    code, _, err = run("check-payload", "POST", "/api/v1/vouchers/reserve-voucher", "request", str(payload))
+    assert code == 0 and "valid request" in err

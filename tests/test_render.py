@@ -188,3 +188,25 @@ def test_expected_and_actual_read_as_words_or_json_in_text() -> None:
     assert _value(["CLOSED"]) == "CLOSED" and _value(("OPEN", "JOINED")) == "OPEN, JOINED"
     assert _value({"currency": "EURC", "n": 1}) == '{"currency":"EURC","n":1}'
     assert _value(200) == "200" and _value([]) == "[]" and _value(10**30) == str(10**30)
+
+
+def test_a_schema_problem_lists_each_detail_once_in_text() -> None:
+    """The message names the first three schema errors; the bullets below add the others, none twice."""
+    body = {"id": 1, "code": 2, "status": 3, "expiresAt": 4, "extra": 5}
+    v = Validator()
+    v.feed(
+        {
+            "request": {
+                "method": "POST",
+                "path": "/api/v1/vouchers/reserve-voucher",
+                "body": {"code": "ABC123"},
+            },
+            "response": {"status": 200, "body": body},
+        }
+    )
+    report = v.finish()
+    [problem] = [x for x in report.violations if x.rule_id == "schema.response"]
+    assert len(problem.context) > 3
+    text = render_text(report)
+    for detail in problem.context:
+        assert text.count(detail.message) == 1, detail.message

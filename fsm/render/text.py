@@ -42,8 +42,9 @@ def _violation(v: Violation, report: Report) -> list[str]:
     ]
     if shown:
         lines.append(f"  {'':<{_WIDTH}}" + "   ".join(shown))
-    for c in v.context[1:] if len(v.context) > 1 else ():
-        lines.append(f"  {'':<{_WIDTH}}- {c.message}")
+    for c in v.context if len(v.context) > 1 else ():
+        if c.message not in v.message:  # the message names the first few already
+            lines.append(f"  {'':<{_WIDTH}}- {c.message}")
     rule = report.rules.get(v.rule_id)
     if rule is not None:
         lines.append(f"  {'':<{_WIDTH}}hint: {rule.hint} [{rule.cite}]")
