@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -44,10 +45,11 @@ def _check_inputs(files: Sequence[str], output: str | None) -> None:
 
 
 def _same_file(given: str, output: str) -> bool:
-    """True when input ``given`` (``-``: whatever standard input reads) is the file ``output``."""
+    """True when input ``given`` (``-``: whatever standard input reads) is the regular file ``output``."""
     try:
         here = os.fstat(sys.stdin.fileno()) if given == "-" else os.stat(given)
-        return os.path.samestat(here, os.stat(output))
+        there = os.stat(output)
+        return stat.S_ISREG(there.st_mode) and os.path.samestat(here, there)  # (not /dev/null)
     except (OSError, ValueError):  # no file behind standard input (a test's, a closed one)
         return False
 

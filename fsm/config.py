@@ -20,9 +20,7 @@ from fsm.violation import Rule, Severity
 __all__ = ["Config", "find_config", "load_config", "parse_severity_overrides"]
 
 _KEYS = {"strict", "require-complete", "severity", "format"}
-_OUR_TABLE = re.compile(
-    r'^\s*\[\s*tool\s*\.\s*(?:voucher-fsm|"voucher-fsm"|\'voucher-fsm\')\s*[\].]', re.MULTILINE
-)
+_OUR_TABLE = re.compile(r"""^\s*\[\s*(["']?)tool\1\s*\.\s*(["']?)voucher-fsm\2\s*[\].]""", re.MULTILINE)
 """A ``[tool.voucher-fsm]`` (or ``.severity``) table header, found in a file TOML cannot read."""
 
 

@@ -18,7 +18,7 @@ from fsm.exchange import Exchange
 from fsm.matcher import Match
 from fsm.secrets import SECRET_KEYS, scrub, secrets_in
 from fsm.spec.model import OperationSpec, Spec, StyleCheck
-from fsm.violation import Finding
+from fsm.violation import NAMED_IN_MESSAGE, Finding
 
 __all__ = ["SchemaChecker"]
 
@@ -26,8 +26,6 @@ _Pointer = tuple[str, tuple[str, ...], bool]  # (pointer, tokens, has a '*')
 _ABSENT = object()
 _GENERAL_STATUSES = frozenset({200, 400, 401, 403, 404, 429, 500})
 _MAX_DETAIL = 20  # schema errors listed per body; the rest are counted
-_REQUEST_BROKEN = frozenset({"schema.request"})
-_RESPONSE_BROKEN = frozenset({"schema.response", "schema.error-envelope"})
 
 
 class SchemaChecker:
@@ -55,7 +53,6 @@ class SchemaChecker:
             if rel is not None
         }
         schemas = load_schemas()
-        self._error_words = frozenset(_declared_words(schemas[spec.error_schema]))
         self._secret_schemas = {  # schemas with a secret field -> the words they declare (not secrets)
             rel: frozenset(_declared_words(schemas[rel]))
             for rel in self._validators
@@ -90,16 +87,12 @@ class SchemaChecker:
         broken = {f.rule_id for f in findings}
         secret = self._secret_schemas
         answer = op.responses.get(ex.status)
-        if answer is not None:
-            answer_words = secret.get(answer)
-        else:  # an error answer (or an undocumented one) to a call that carries a secret
-            answer_words = self._error_words if self._carries_secret(op) else None
         found: set[str] = set()
-        for rules, body, public in (
-            (_REQUEST_BROKEN, ex.req_body, secret.get(op.request) if op.request is not None else None),
-            (_RESPONSE_BROKEN, ex.resp_body, answer_words),
+        for rule, body, public in (
+            ("schema.request", ex.req_body, secret.get(op.request) if op.request is not None else None),
+            ("schema.response", ex.resp_body, secret.get(answer) if answer is not None else None),
         ):
-            every = public is not None and not broken.isdisjoint(rules)
+            every = public is not None and rule in broken
             found |= secrets_in(body, every_string=every, public=public or frozenset())
         for text in (ex.req_text, ex.resp_text):
             if text:
@@ -148,7 +141,7 @@ class SchemaChecker:
         rel = op.request
         assert rel is not None
         if ex.req_text is not None:
-            acc.append(_not_json("request", op, ex.req_text, quote=rel not in self._secret_schemas))
+            acc.append(_not_json("request", op, ex.req_text, quote=not self._carries_secret(op)))
             return acc
         if not ex.req_has_body:
             if rel != "common/empty-object":
@@ -182,7 +175,7 @@ class SchemaChecker:
                 )
                 return acc
             if ex.resp_text is not None:
-                acc.append(_not_json("response", op, ex.resp_text, quote=rel not in self._secret_schemas))
+                acc.append(_not_json("response", op, ex.resp_text, quote=not self._carries_secret(op)))
             elif not ex.resp_has_body:
                 acc.append(
                     Finding(
@@ -262,8 +255,8 @@ class SchemaChecker:
                 Finding(
                     f"schema.{side}",
                     f"the {side} body of {op.id} breaks {rel}: "
-                    + "; ".join(d.message for d in details[:3])
-                    + ("; ..." if len(details) > 3 else "")
+                    + "; ".join(d.message for d in details[:NAMED_IN_MESSAGE])
+                    + ("; ..." if len(details) > NAMED_IN_MESSAGE else "")
                     + more,
                     instance_path=f"/{side}/body{first.pointer if first else ''}",
                     spec_path=v.uri,

@@ -12,6 +12,7 @@ from typing import Any
 from fsm._record import Record
 
 __all__ = [
+    "NAMED_IN_MESSAGE",
     "Finding",
     "RelatedExchange",
     "Rule",
@@ -19,6 +20,10 @@ __all__ = [
     "SourceLocation",
     "Violation",
 ]
+
+
+NAMED_IN_MESSAGE = 3
+"""A violation with ``context`` names its first this many sub-violations in its own message."""
 
 
 class Severity(enum.Enum):

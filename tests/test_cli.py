@@ -474,3 +474,45 @@ def test_check_payload_reads_a_body_saved_with_a_byte_order_mark(tmp_path: Path)
     payload.write_bytes(b"\xef\xbb\xbf" + json.dumps({"code": "ABC123"}).encode())
     code, _, err = run("check-payload", "POST", "/api/v1/vouchers/reserve-voucher", "request", str(payload))
     assert code == 0 and "valid request" in err
+
+
+def test_scrubbing_a_sign_in_answer_leaves_the_words_of_the_report_alone(tmp_path: Path) -> None:
+    """A broken error answer to sign-in is shown as it is (its code is no secret), the message intact."""
+    log = tmp_path / "refused.jsonl"
+    log.write_text(json.dumps(_sign_in("pw-three-1234", 401, {"error": "invalid_credentials"})) + "\n")
+    code, out, _ = run("validate", str(log))
+    assert code == 0 and "pw-three" not in out  # (a malformed error body is a warning)
+    assert "is not an error envelope" in out and "invalid_credentials" in out
+
+
+def test_a_non_json_answer_to_a_call_that_carries_a_secret_is_not_quoted(tmp_path: Path) -> None:
+    """sign-voucher sends a signature: an answer that is not JSON may echo it, so it is never quoted."""
+    record = {
+        "request": {
+            "method": "POST",
+            "path": "/api/v1/vouchers/vch_1234567890/sign-voucher",
+            "bodyText": '{"publicKey": "k", "signature": LEAKSIG1234}',
+        },
+        "response": {"status": 200, "bodyText": "<html>bad signature LEAKSIG1234</html>"},
+    }
+    log = tmp_path / "sig.jsonl"
+    log.write_text(json.dumps(record) + "\n")
+    for fmt in ("text", "json"):
+        _, out, _ = run("validate", "--format", fmt, str(log))
+        assert "input.body-not-json" in out and "LEAKSIG" not in out, fmt
+
+
+def test_a_report_may_go_to_dev_null_whatever_stdin_reads() -> None:
+    """-o /dev/null with stdin from /dev/null is no input being overwritten (only regular files count)."""
+    import os
+
+    if not os.path.exists("/dev/null"):
+        pytest.skip("no /dev/null on this system")
+    result = subprocess.run(
+        [sys.executable, "-m", "fsm", "validate", "-", "--format", "json", "-o", "/dev/null"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "one of the inputs" not in result.stderr and result.returncode == 2  # (nothing to read)

@@ -122,7 +122,13 @@ def test_levels_given_to_config_as_words_are_read_at_once(spec: Spec) -> None:
 
 
 @pytest.mark.parametrize(
-    "header", ['[tool."voucher-fsm"]', "[ tool.voucher-fsm ]", "[tool.voucher-fsm.severity]"]
+    "header",
+    [
+        '[tool."voucher-fsm"]',
+        "[ tool.voucher-fsm ]",
+        "[tool.voucher-fsm.severity]",
+        '[ "tool" . "voucher-fsm" ]',
+    ],
 )
 def test_a_broken_pyproject_is_ours_however_the_table_is_spelt(header: str, tmp_path: Path) -> None:
     """Every TOML spelling of the table header counts; a comment or another tool's table does not."""

@@ -473,9 +473,20 @@ def test_a_har_parser_error_never_quotes_the_input() -> None:
     assert "HUNTER" not in error and "lexical error" in error
 
 
-def test_a_utf16_log_is_one_problem_that_says_how_to_convert_it(tmp_path: Path) -> None:
-    """A HAR saved as UTF-16 ("Unicode" on Windows): one file-level problem naming iconv, not a flood."""
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_a_utf16_log_is_one_problem_that_says_how_to_convert_it(encoding: str, tmp_path: Path) -> None:
+    """A HAR saved as UTF-16 ("Unicode" on Windows) or UTF-32: one problem naming iconv, not a flood."""
     p = tmp_path / "capture.har"
-    p.write_bytes(orjson.dumps(to_har(list(generate(1, seed=2)))).decode().encode("utf-16"))
+    p.write_bytes(orjson.dumps(to_har(list(generate(1, seed=2)))).decode().encode(encoding))
     [(position, record, error)] = _items(p)
-    assert position is None and record is None and error is not None and "iconv" in error
+    assert position is None and record is None and error is not None
+    assert f"iconv -f {encoding.upper()} -t UTF-8" in error
+
+
+def test_standard_input_with_a_file_level_problem_is_not_read_twice() -> None:
+    """UTF-16 (or an undecompressable gzip) on stdin: one problem, then stdin counts as read."""
+    stdin = io.BufferedReader(io.BytesIO(orjson.dumps(RECORD).decode().encode("utf-16")))
+    _, items = open_input("-", stdin)
+    assert [e is not None for _, _, e in items] == [True]
+    with pytest.raises(LogFormatError, match="read to its end already"):
+        open_input("-", stdin)

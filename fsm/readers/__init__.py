@@ -47,7 +47,12 @@ Format = Literal["jsonl", "har"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
-_UTF16 = (b"\xff\xfe", b"\xfe\xff")  # its byte order marks (Windows tools save "Unicode" text so)
+_WIDE = (  # byte order marks of wider encodings (Windows tools save "Unicode" text as UTF-16)
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +125,10 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
         head = stream.peek(4096)[:4096]
     except (OSError, EOFError, zlib.error) as exc:  # corrupt or truncated gzip header: report, go on
         return _unreadable(label, compressed, path, buffered, f"cannot decompress: {exc}")
-    if head.startswith(_UTF16):  # every line would be unreadable: say once what the file is
-        return _unreadable(
-            label,
-            compressed,
-            path,
-            buffered,
-            "UTF-16 text; logs are UTF-8: iconv -f UTF-16 -t UTF-8 FILE > NEW",
-        )
+    wide = _wide_text(head)
+    if wide is not None:  # every line would be unreadable: say once what the file is
+        why = f"{wide} text; logs are UTF-8: iconv -f {wide} -t UTF-8 FILE > NEW"
+        return _unreadable(label, compressed, path, buffered, why)
     fmt = detect_format(head, label.removesuffix(".gz"))
     size = None if path == "-" else _size(Path(path))
     info = InputFile(
@@ -152,13 +153,21 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
     return info, read_jsonl(stream, also_close=handle)  # (one generator less per record)
 
 
+def _wide_text(head: bytes) -> str | None:
+    """``UTF-16`` or ``UTF-32`` when ``head`` starts with that encoding's byte order mark."""
+    return next((name for mark, name in _WIDE if head.startswith(mark)), None)
+
+
 def _unreadable(
     label: str, compressed: bool, path: str, buffered: Any, why: str
 ) -> tuple[InputFile, Iterator[RawItem]]:
-    """An input whose whole content is one problem (a file-level record, as D21 counts it)."""
-    closer = None if path == "-" else buffered.close
+    """An input whose whole content is one problem (a file-level record, as D21 counts it).
+
+    Closed once the problem is read, standard input too: it is not read again.
+    """
     problem: Iterator[RawItem] = iter([(None, None, why)])
-    return InputFile(label, "jsonl", compressed, closer=closer), _closing(problem, closer and buffered)
+    closer = None if path == "-" else buffered.close
+    return InputFile(label, "jsonl", compressed, closer=closer), _closing(problem, buffered)
 
 
 def input_uri(path: str) -> str | None:

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from fsm.report import Report
-from fsm.violation import Violation
+from fsm.violation import NAMED_IN_MESSAGE, Violation
 
 __all__ = ["render_text", "summary_line"]
 
@@ -42,9 +42,8 @@ def _violation(v: Violation, report: Report) -> list[str]:
     ]
     if shown:
         lines.append(f"  {'':<{_WIDTH}}" + "   ".join(shown))
-    for c in v.context if len(v.context) > 1 else ():
-        if c.message not in v.message:  # the message names the first few already
-            lines.append(f"  {'':<{_WIDTH}}- {c.message}")
+    for c in v.context[NAMED_IN_MESSAGE:]:  # (the message names the first few)
+        lines.append(f"  {'':<{_WIDTH}}- {c.message}")
     rule = report.rules.get(v.rule_id)
     if rule is not None:
         lines.append(f"  {'':<{_WIDTH}}hint: {rule.hint} [{rule.cite}]")
