@@ -490,3 +490,17 @@ def test_standard_input_with_a_file_level_problem_is_not_read_twice() -> None:
     assert [e is not None for _, _, e in items] == [True]
     with pytest.raises(LogFormatError, match="read to its end already"):
         open_input("-", stdin)
+
+
+def test_junk_after_the_entries_is_one_problem_from_a_file_and_from_stdin(tmp_path: Path) -> None:
+    """A HAR followed by junk: every entry judged and one problem saying so, whichever way it is read."""
+    har = to_har(list(generate(1, seed=2, partial=False)))
+    data = orjson.dumps(har) + b'\n{"log": {"entries": []}}'
+    p = tmp_path / "junk-after.har"
+    p.write_bytes(data)
+    from_file = _items(p)
+    _, items = open_input("-", io.BufferedReader(io.BytesIO(data)))
+    assert list(items) == from_file
+    problems = [(i, e) for i, _, e in from_file if e]
+    assert len(problems) == 1 and problems[0][0] is None and "every entry was read" in str(problems[0][1])
+    assert len(from_file) == len(har["log"]["entries"]) + 1

@@ -27,7 +27,7 @@ from urllib.parse import quote_from_bytes
 import ijson  # type: ignore[import-untyped]  # no stubs; the compiled build type-checks without our overrides
 
 from fsm.errors import LogFormatError
-from fsm.readers.har import entry_to_record, read_har, stream_entries
+from fsm.readers.har import AfterEntries, entry_to_record, read_har, stream_entries
 from fsm.readers.jsonl import read_jsonl
 
 __all__ = [
@@ -226,6 +226,13 @@ def _har_items(stream: Any, reread: Callable[[], bytes] | None) -> Iterator[RawI
             record, error = entry_to_record(entry) if too_deep is None else (None, too_deep)
             yield done, record, error
             done += 1
+    except AfterEntries as exc:  # nothing lost: said once, no salvage
+        yield (
+            None,
+            None,
+            f"every entry was read, but the file is not valid JSON after them: {_first_line(exc)}",
+        )
+        return
     except (ijson.JSONError, ValueError, OSError, EOFError, RecursionError, zlib.error) as exc:
         problem = (
             f"the HAR cannot be read past entry {done}: {_first_line(exc)}; later entries cannot be read"

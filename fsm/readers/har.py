@@ -16,12 +16,20 @@ from urllib.parse import parse_qsl, urlsplit
 import ijson  # type: ignore[import-untyped]  # no stubs; the compiled build type-checks without our overrides
 import orjson
 
-__all__ = ["MAX_DEPTH", "entry_to_record", "read_har", "stream_entries"]
+__all__ = ["MAX_DEPTH", "AfterEntries", "entry_to_record", "read_har", "stream_entries"]
 
 _ENTRIES = re.compile(r'"entries"\s*:\s*\[')
 
 MAX_DEPTH = 1024
 """Deepest nesting of arrays and objects read in a HAR (orjson's limit for a JSONL line too)."""
+
+
+class AfterEntries(Exception):  # (internal: _har_items turns it into a reported problem)
+    """The document breaks after ``log.entries`` ended: every entry was read."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+
 
 _OPEN = frozenset({"start_map", "start_array"})
 _CLOSE = frozenset({"end_map", "end_array"})
@@ -55,8 +63,11 @@ def stream_entries(stream: Any) -> Iterator[tuple[Any, str | None]]:
         if event == "end_array":
             break
         yield _entry(event, value, events)
-    for _ in events:  # the rest of the document: what breaks it is still reported
-        pass
+    try:
+        for _ in events:  # the rest of the document: what breaks it is still reported
+            pass
+    except ijson.JSONError as exc:
+        raise AfterEntries(exc) from None
 
 
 def _entry(event: str, value: Any, events: Iterator[tuple[str, Any]]) -> tuple[Any, str | None]:
