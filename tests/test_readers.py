@@ -504,3 +504,33 @@ def test_junk_after_the_entries_is_one_problem_from_a_file_and_from_stdin(tmp_pa
     problems = [(i, e) for i, _, e in from_file if e]
     assert len(problems) == 1 and problems[0][0] is None and "every entry was read" in str(problems[0][1])
     assert len(from_file) == len(har["log"]["entries"]) + 1
+
+
+class _Trickle(io.RawIOBase):
+    """A pipe that hands over its first byte alone, then the rest: format detection must not be fooled."""
+
+    def __init__(self, data: bytes) -> None:
+        self._parts = [data[:1], data[1:]]
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        part = self._parts.pop(0) if self._parts else b""
+        if len(part) > len(buffer):
+            self._parts.insert(0, part[len(buffer) :])
+            part = part[: len(buffer)]
+        buffer[: len(part)] = part
+        return len(part)
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bom", "har"])
+def test_standard_input_that_arrives_a_byte_at_first_is_read_as_its_format(kind: str) -> None:
+    """gzip magic, a BOM and a HAR's opening are told from a pipe whose first read brings one byte."""
+    har = orjson.dumps(to_har(list(generate(1, seed=2, partial=False))))
+    plain = orjson.dumps(RECORD) + b"\n"
+    data = {"gzip": gzip.compress(plain), "bom": b"\xef\xbb\xbf" + plain, "har": har}[kind]
+    info, items = open_input("-", io.BufferedReader(_Trickle(data), buffer_size=8192))
+    got = list(items)
+    assert info.format == ("har" if kind == "har" else "jsonl") and not [e for _, _, e in got if e]
+    assert info.compressed == (kind == "gzip")

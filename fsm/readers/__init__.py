@@ -27,6 +27,7 @@ from urllib.parse import quote_from_bytes
 import ijson  # type: ignore[import-untyped]  # no stubs; the compiled build type-checks without our overrides
 
 from fsm.errors import LogFormatError
+from fsm.readers._stdin import primed
 from fsm.readers.har import AfterEntries, entry_to_record, read_har, stream_entries
 from fsm.readers.jsonl import read_jsonl
 
@@ -109,6 +110,7 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
         label = "<stdin>"
         if raw.closed:
             raise LogFormatError("-: standard input was read to its end already; give - once")
+        raw = primed(raw)  # a pipe may hand over its first bytes one at a time
     else:
         p = Path(path)
         if p.is_dir():
