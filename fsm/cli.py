@@ -50,7 +50,7 @@ def _same_file(given: str, output: str) -> bool:
         here = os.fstat(sys.stdin.fileno()) if given == "-" else os.stat(given)
         there = os.stat(output)
         return stat.S_ISREG(there.st_mode) and os.path.samestat(here, there)  # (not /dev/null)
-    except (OSError, ValueError):  # no file behind standard input (a test's, a closed one)
+    except (OSError, ValueError, AttributeError):  # no file behind stdin (a test's; closed: None)
         return False
 
 

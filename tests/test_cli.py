@@ -477,12 +477,13 @@ def test_check_payload_reads_a_body_saved_with_a_byte_order_mark(tmp_path: Path)
 
 
 def test_scrubbing_a_sign_in_answer_leaves_the_words_of_the_report_alone(tmp_path: Path) -> None:
-    """A broken error answer to sign-in is shown as it is (its code is no secret), the message intact."""
+    """A broken error answer to sign-in: the report's own words intact (nothing scrubbed out of them)."""
     log = tmp_path / "refused.jsonl"
     log.write_text(json.dumps(_sign_in("pw-three-1234", 401, {"error": "invalid_credentials"})) + "\n")
     code, out, _ = run("validate", str(log))
     assert code == 0 and "pw-three" not in out  # (a malformed error body is a warning)
-    assert "is not an error envelope" in out and "invalid_credentials" in out
+    assert "the 401 body of sign-in is not an error envelope" in out and "secret:" not in out
+    assert "not shown: this call carries a secret" in out  # its body may echo one (D20)
 
 
 def test_a_non_json_answer_to_a_call_that_carries_a_secret_is_not_quoted(tmp_path: Path) -> None:
@@ -516,3 +517,15 @@ def test_a_report_may_go_to_dev_null_whatever_stdin_reads() -> None:
         check=False,
     )
     assert "one of the inputs" not in result.stderr and result.returncode == 2  # (nothing to read)
+
+
+def test_a_broken_error_answer_to_a_call_that_carries_a_secret_is_not_quoted(tmp_path: Path) -> None:
+    """A sign-in refusal that echoes the password from a query or an earlier opaque token: not shown."""
+    record = _sign_in("pw-four-1234", 400, {"code": 400, "message": "wrong password QUERYPASS123"})
+    record["request"]["path"] += "?password=QUERYPASS123"
+    log = tmp_path / "echo.jsonl"
+    log.write_text(json.dumps(record) + "\n")
+    for fmt in ("text", "json", "junit", "sarif"):
+        _, out, _ = run("validate", "--format", fmt, str(log))
+        assert "QUERYPASS" not in out and "pw-four" not in out, fmt
+    assert "schema.error-envelope" in out

@@ -502,7 +502,10 @@ def test_junk_after_the_entries_is_one_problem_from_a_file_and_from_stdin(tmp_pa
     _, items = open_input("-", io.BufferedReader(io.BytesIO(data)))
     assert list(items) == from_file
     problems = [(i, e) for i, _, e in from_file if e]
-    assert len(problems) == 1 and problems[0][0] is None and "every entry was read" in str(problems[0][1])
+    n = len(har["log"]["entries"])
+    assert (
+        len(problems) == 1 and problems[0][0] is None and f"all {n} entries were read" in str(problems[0][1])
+    )
     assert len(from_file) == len(har["log"]["entries"]) + 1
 
 
@@ -534,3 +537,35 @@ def test_standard_input_that_arrives_a_byte_at_first_is_read_as_its_format(kind:
     got = list(items)
     assert info.format == ("har" if kind == "har" else "jsonl") and not [e for _, _, e in got if e]
     assert info.compressed == (kind == "gzip")
+
+
+def test_standard_input_read_to_its_end_is_not_read_again() -> None:
+    """Less than 4 kB then the end (a terminal's ^D): no further read, which would wait for a second ^D."""
+
+    class Terminal(io.RawIOBase):
+        def __init__(self) -> None:
+            self.reads = 0
+            self.parts = [orjson.dumps(RECORD) + b"\n", b""]  # one line, then ^D (not sticky)
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            self.reads += 1
+            assert self.parts, "read again after the end: a terminal would wait for another ^D"
+            part = self.parts.pop(0)
+            buffer[: len(part)] = part
+            return len(part)
+
+    tty = Terminal()
+    _, items = open_input("-", io.BufferedReader(tty))
+    assert [e for _, _, e in items] == [None] and tty.reads == 2
+
+
+def test_closed_standard_input_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With file descriptor 0 closed Python's sys.stdin is None: a LogFormatError, not an AttributeError."""
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", None)
+    with pytest.raises(LogFormatError, match="no standard input"):
+        open_input("-")

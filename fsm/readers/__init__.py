@@ -106,6 +106,8 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
     Raises :class:`LogFormatError` when the file cannot be opened at all.
     """
     if path == "-":
+        if stdin is None and sys.stdin is None:  # (file descriptor 0 closed: Python sets it so)
+            raise LogFormatError("-: there is no standard input (it is closed)")
         raw: BinaryIO = stdin if stdin is not None else sys.stdin.buffer
         label = "<stdin>"
         if raw.closed:
@@ -232,7 +234,7 @@ def _har_items(stream: Any, reread: Callable[[], bytes] | None) -> Iterator[RawI
         yield (
             None,
             None,
-            f"every entry was read, but the file is not valid JSON after them: {_first_line(exc)}",
+            f"all {done} entries were read, but the file is not valid JSON after them: {_first_line(exc)}",
         )
         return
     except (ijson.JSONError, ValueError, OSError, EOFError, RecursionError, zlib.error) as exc:

@@ -24,6 +24,7 @@ class _Primed(io.RawIOBase):
         super().__init__()
         self._stream = stream
         self._head = memoryview(stream.read(4096) or b"")
+        self._ended = len(self._head) < 4096  # (a terminal's ^D is not sticky: don't read past it)
 
     def readable(self) -> bool:
         return True
@@ -34,6 +35,8 @@ class _Primed(io.RawIOBase):
             buffer[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
+        if self._ended:
+            return 0
         read = getattr(self._stream, "read1", self._stream.read)  # what has arrived, not a full buffer
         data = read(len(buffer))
         buffer[: len(data)] = data
