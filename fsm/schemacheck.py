@@ -58,6 +58,11 @@ class SchemaChecker:
             for rel in self._validators
             if _names_secret(schemas.get(rel))
         }
+        self._secret_ops = frozenset(  # operations whose request or any answer has a secret field
+            op.id
+            for op in spec.operations
+            if any(rel in self._secret_schemas for rel in (op.request, *op.responses.values()))
+        )
         # The fast path: one compiled schema that holds when the body satisfies its schema and every
         # style check it has (most bodies); otherwise both are explained. A schema with a style check
         # that cannot be written as a schema has none: its bodies are always explained.
@@ -72,10 +77,6 @@ class SchemaChecker:
             for rel, v in self._validators.items():  # bodies without style checks: their compiled schema
                 if rel not in self._style and v.native is not None:
                     self._clean[rel] = v.native
-
-    def _carries_secret(self, op: OperationSpec) -> bool:
-        """True when the operation's request or any of its answers has a secret field."""
-        return any(rel in self._secret_schemas for rel in (op.request, *op.responses.values()))
 
     def secrets(self, ex: Exchange, op: OperationSpec, findings: Iterable[Finding]) -> set[str]:
         """Every secret string the exchange's payloads hold, to be scrubbed from what is said of it (D20).
@@ -141,7 +142,7 @@ class SchemaChecker:
         rel = op.request
         assert rel is not None
         if ex.req_text is not None:
-            acc.append(_not_json("request", op, ex.req_text, quote=not self._carries_secret(op)))
+            acc.append(_not_json("request", op, ex.req_text, quote=op.id not in self._secret_ops))
             return acc
         if not ex.req_has_body:
             if rel != "common/empty-object":
@@ -175,7 +176,7 @@ class SchemaChecker:
                 )
                 return acc
             if ex.resp_text is not None:
-                acc.append(_not_json("response", op, ex.resp_text, quote=not self._carries_secret(op)))
+                acc.append(_not_json("response", op, ex.resp_text, quote=op.id not in self._secret_ops))
             elif not ex.resp_has_body:
                 acc.append(
                     Finding(
@@ -210,7 +211,7 @@ class SchemaChecker:
                     spec_path=self._error.uri,
                     expected="{code: string, message?: string}",
                     # an error answer to a call that carries a secret may echo it, or an earlier one
-                    actual=_short(body) if not self._carries_secret(op) else _NOT_SHOWN,
+                    actual=_short(body) if op.id not in self._secret_ops else _NOT_SHOWN,
                 )
             )
             return acc
