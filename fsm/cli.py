@@ -641,7 +641,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         where = exc.filename if exc.filename is not None else "a file"
         _fail(f"cannot use {where}: {exc.strerror or exc}", 2)
     except Exception as exc:
+        if os.environ.get("VOUCHER_FSM_DEBUG"):
+            raise
         _fail(
-            f"internal error: {type(exc).__name__}: {exc} (please report this with the input that caused it)",
+            # its text may quote traffic (D20): only its type, and where to report it
+            f"internal error ({type(exc).__name__}); this is a bug in voucher-fsm: please report it "
+            "with the command that caused it (run with VOUCHER_FSM_DEBUG=1 for the traceback)",
             3,
         )

@@ -341,7 +341,15 @@ def build_exchange(
     path: str = req["path"]
     query: dict[str, Any] = req.get("query") or {}
     if "?" in path or "://" in path:
-        parts = urlsplit(path)
+        try:
+            parts = urlsplit(path)
+        except ValueError:  # (its text quotes the URL, userinfo and all: never shown, D20)
+            return Finding(
+                "input.bad-record",
+                "request.path is neither a path nor a URL that can be split into its parts",
+                instance_path="/request/path",
+                spec_path="exchange",
+            )
         path = parts.path or "/"
         if parts.query:
             query = {**dict(parse_qsl(parts.query, keep_blank_values=True)), **query}

@@ -2,7 +2,7 @@
 
 Routing splits the path and walks a trie (literal segments before parameters),
 cheaper than a list of regexes. Paths outside the protocol (D1) are reported
-once per path as ``info``.
+once per path shape (its values replaced, D20) as ``info``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from fsm.exchange import Exchange
+from fsm.secrets import shown, shown_path
 from fsm.spec.model import OperationSpec, Spec
 from fsm.violation import Finding
 
@@ -133,8 +134,8 @@ class Matcher:
         if path != prefix and not path.startswith(self._under):
             return self._once(
                 "route.outside-api",
-                path,
-                f"{ex.method} {path} is not under the API prefix {prefix}; not checked",
+                ex,
+                f" is not under the API prefix {prefix}; not checked",
             )
         rel = path[len(prefix) :] or "/"
         if rel.startswith(self._scopes):  # one C call rules out most paths
@@ -142,27 +143,30 @@ class Matcher:
                 if rel == scope or rel.startswith(scope + "/"):
                     return self._once(
                         "route.out-of-scope",
-                        path,
-                        f"{ex.method} {path} is outside the protocol ({reason}); not checked",
+                        ex,
+                        f" is outside the protocol ({reason}); not checked",
                     )
         routed = self.router.route(ex.method, rel)
         if isinstance(routed, Match):
             return routed
+        method, shown_as = shown(ex.method), shown_path(path)  # as reports may show them (D20)
         if routed is None:
             return Finding(
                 "route.unknown-path",
-                f"{ex.method} {path} matches no operation of the protocol",
-                actual=path,
+                f"{method} {shown_as} matches no operation of the protocol",
+                actual=shown_as,
             )
         return Finding(
             "route.unknown-method",
-            f"{ex.method} is not allowed on {path}; expected {' or '.join(routed)}",
+            f"{method} is not allowed on {shown_as}; expected {' or '.join(routed)}",
             expected=routed,
-            actual=ex.method,
+            actual=method,
         )
 
-    def _once(self, rule: str, path: str, message: str) -> Finding | None:
+    def _once(self, rule: str, ex: Exchange, says: str) -> Finding | None:
+        """A finding for the first exchange on a path shaped like ``ex.path`` (its values are no new path)."""
+        path = shown_path(ex.path)
         if path in self.reported:
             return None
         self.reported.add(path)
-        return Finding(rule, message, actual=path)
+        return Finding(rule, f"{shown(ex.method)} {path}{says}", actual=path)

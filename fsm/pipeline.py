@@ -6,6 +6,7 @@ entities, not with the length of the log.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +22,7 @@ from fsm.matcher import Match, Matcher, Router
 from fsm.readers import input_uri, open_input, printable
 from fsm.report import EntityOutcome, InputSummary, Report, Totals, sort_violations
 from fsm.schemacheck import SchemaChecker
-from fsm.secrets import Scrubber, redact, redact_value
+from fsm.secrets import Scrubber, bounded, redact, redact_value, unsafe_strings
 from fsm.spec import Spec, load_spec
 from fsm.stepper import Coverage, Stepper, history_location
 from fsm.violation import Finding, RelatedExchange, Severity, SourceLocation, Violation
@@ -183,6 +184,14 @@ class Validator:
         position, record, error = item
         if error is not None:
             return position, error, None, []
+        try:
+            return self._front_stages(position, record, file, is_entry, parse_time)
+        except Exception as exc:  # a bug of the kit's on this record: reported there, the run goes on
+            return position, _kit_failed(exc), None, []
+
+    def _front_stages(
+        self, position: int | None, record: Any, file: str, is_entry: bool, parse_time: bool
+    ) -> worker.Prepared:
         built = build_exchange(record, self._index, file, position, is_entry, parse_time=parse_time)
         if isinstance(built, Finding):
             return position, built, None, []
@@ -190,19 +199,42 @@ class Validator:
         if built.status == 0:  # no response: nothing to route (and no path marked as reported)
             return position, built, None, []
         routed = self._matcher.match(built)
-        schema = self._schemas.check(built, routed) if isinstance(routed, Match) else []
-        return position, built, routed, schema
+        if isinstance(routed, Match):
+            schema = self._schemas.check(built, routed)
+            if schema:  # scrubbed here, where the whole exchange is at hand (the stepping side gets less)
+                scrub = self._scrubber(built, routed, schema, whole=True)
+                schema = [_scrubbed(scrub, f) for f in schema]
+            return position, built, routed, schema
+        if routed is not None:
+            routed = _scrubbed(self._scrubber(built, None, [], whole=True), routed)
+        return position, built, routed, []
 
     def _judge(self, prepared: worker.Prepared, file: str, is_entry: bool) -> list[Violation]:
         """The stepper and the report: one prepared record, in input order."""
         self._read += 1
         position, what, routed, schema = prepared
-        if not isinstance(what, Exchange):
-            self._unreadable += 1
-            loc = SourceLocation(file, entry=position) if is_entry else SourceLocation(file, line=position)
-            finding = what if isinstance(what, Finding) else Finding("input.unreadable", what)
-            return self._emit([finding], loc, -1, None)
-        ex = what
+        if isinstance(what, Exchange):
+            judged, count = self._judged, len(self._violations)
+            try:
+                out = self._step(what, routed, schema, file)
+            except Exception as exc:  # a bug of the kit's on this record: reported there, the run goes on
+                self._judged = judged
+                del self._violations[count:]
+                what = _kit_failed(exc)
+            else:
+                if self._on_exchange is not None and isinstance(
+                    routed, Match
+                ):  # (its own errors are its own)
+                    self._on_exchange(what, routed, out, self._stepper.last_touched)
+                return out
+        self._unreadable += 1
+        loc = SourceLocation(file, entry=position) if is_entry else SourceLocation(file, line=position)
+        finding = what if isinstance(what, Finding) else Finding("input.unreadable", what)
+        return self._emit([finding], loc, -1, None)
+
+    def _step(
+        self, ex: Exchange, routed: Match | Finding | None, schema: list[Finding], file: str
+    ) -> list[Violation]:
         self._index = ex.index + 1  # (the front may have run in another process)
         self._judged += 1
         findings: list[Finding] = []
@@ -223,16 +255,18 @@ class Validator:
             findings.append(late)
         if ex.status == 0:
             findings.append(Finding("input.no-response", f"{ex.method} {ex.path} has no response recorded"))
-            return self._emit(findings, ex.location, ex.index, None)
+            return self._emit(findings, ex.location, ex.index, None, lambda: self._scrubber(ex, None, []))
         if not isinstance(routed, Match):
             if routed is not None:
                 findings.append(routed)
-            return self._emit(findings, ex.location, ex.index, None) if findings else []
+            if not findings:
+                return []
+            return self._emit(findings, ex.location, ex.index, None, lambda: self._scrubber(ex, None, []))
         findings.extend(self._stepper.step(ex, routed))
         if schema:  # a payload problem belongs to the entity the exchange is about, if any
             about = self._stepper.last_touched[-1] if self._stepper.last_touched else None
             findings.extend(replace(f, entity=f.entity or about) for f in schema)
-        out = (
+        return (
             self._emit(
                 findings,
                 ex.location,
@@ -243,16 +277,32 @@ class Validator:
             if findings
             else []
         )
-        if self._on_exchange is not None:
-            self._on_exchange(ex, routed, out, self._stepper.last_touched)
-        return out
 
-    def _scrubber(self, ex: Exchange, match: Match, findings: list[Finding]) -> Scrubber:
-        """Every secret this exchange holds, to be scrubbed from what its violations say (D20)."""
-        found = self._schemas.secrets(ex, match.operation, findings)
+    def _scrubber(
+        self, ex: Exchange, match: Match | None, findings: list[Finding], *, whole: bool = False
+    ) -> Scrubber:
+        """What may not be quoted from this exchange, to be scrubbed from what its violations say (D20).
+
+        Its secrets (see :meth:`SchemaChecker.secrets`), its bearer token, and every string it
+        holds that has no safe shape (the allow-list of ``fsm/protocol/redaction.json``). The ids
+        of the entities it touched are shown in their keys, and the route's own ids in its path.
+        """
+        found = self._schemas.secrets(ex, match.operation, findings) if match is not None else set()
         if ex.token:
             found.add(ex.token)
-        found -= {key.partition(":")[2] for key in self._stepper.last_touched}  # ids are shown in keys
+        for part in (ex.req_body, ex.resp_body, ex.path.split("/"), ex.method, ex.time_text):
+            unsafe_strings(part, found)
+        for text in (ex.req_text, ex.resp_text):
+            if text:
+                found.add(text)
+        if whole:  # (the query and headers do not travel to the stepping process: see Exchange.stepping_args)
+            unsafe_strings(ex.query, found)
+            unsafe_strings(ex.headers, found)
+            unsafe_strings(ex.resp_headers, found)
+        if match is not None:
+            found.difference_update(match.params.values())
+        if not whole:
+            found -= {key.partition(":")[2] for key in self._stepper.last_touched}  # ids are shown in keys
         return Scrubber(found)
 
     def _emit(
@@ -337,6 +387,36 @@ class Validator:
 
 
 _NO_SECRETS = Scrubber(frozenset())
+_LONGEST_MESSAGE = 2000  # characters: a message quoting more is cut (what it quotes is bounded already)
+
+
+def _kit_failed(exc: Exception) -> Finding:
+    """A record the kit failed on: counted unreadable (D21), said in the kit's words only (D20).
+
+    With ``VOUCHER_FSM_DEBUG=1`` in the environment the error is raised instead, traceback and all.
+    """
+    if os.environ.get("VOUCHER_FSM_DEBUG") == "1":
+        raise exc
+    return Finding(
+        "input.unreadable",
+        f"voucher-fsm failed on this record ({type(exc).__name__}) and could not judge it; this is "
+        "a bug in voucher-fsm: please report it with this record (secrets removed)",
+    )
+
+
+def _scrubbed(scrub: Scrubber, f: Finding) -> Finding:
+    """``f`` with what ``scrub`` knows of fingerprinted in everything it says (its context too)."""
+    if not scrub:
+        return f
+    return replace(
+        f,
+        message=scrub(f.message),
+        expected=scrub(f.expected),
+        actual=scrub(f.actual),
+        context=tuple(_scrubbed(scrub, c) for c in f.context),
+    )
+
+
 _TIME_LIKE = frozenset("0123456789-:.,+TZtz ")
 
 
@@ -362,17 +442,17 @@ def _violation(
     return Violation(
         rule_id=f.rule_id,
         severity=severity,
-        message=scrubber(redact(f.message)),
+        message=scrubber(redact(bounded(f.message, _LONGEST_MESSAGE))),
         location=loc,
         exchange_index=index,
         operation_id=op,
         # ids come from traffic too, but keys must stay the same in every violation: no per-exchange
         # scrubbing of them (it would rename the entity), only the redaction every key gets
-        entity=redact(f.entity) if f.entity else None,
+        entity=bounded(redact(f.entity), 200) if f.entity else None,
         instance_path=f.instance_path,
         spec_path=f.spec_path,
-        expected=scrubber(redact_value(f.expected)),
-        actual=scrubber(redact_value(f.actual)),
+        expected=scrubber(redact_value(bounded(f.expected))),
+        actual=scrubber(redact_value(bounded(f.actual))),
         related=_redacted(f.related),
         context=tuple(
             _violation(c, severities.get(c.rule_id) or severity, loc, index, op, severities, scrubber)

@@ -1,45 +1,249 @@
-"""Secrets never leave the kit (D20): they are replaced by short stable fingerprints.
+"""Secrets never leave the kit (D20): what a report quotes from traffic is allow-listed.
 
-A fingerprint (``tok:3f2a9c``) lets a reader tell two tokens apart without
-seeing either. Applied to every message and value a violation carries.
+A value from traffic is quoted only when it has a shape the kit knows to be safe (ids, codes,
+statuses, enum words, amounts, addresses, times, bounded numbers: ``fsm/protocol/redaction.json``)
+and does not sit under a secret field; every other string is shown by a short stable fingerprint
+(``str:3f2a9c``), which lets a reader tell two values apart without seeing either. Known secrets
+(bearer tokens, JWTs, passwords) are also scrubbed from whatever text the kit writes.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-__all__ = ["SECRET_KEYS", "Scrubber", "fingerprint", "redact", "redact_value", "scrub", "secrets_in"]
+from fsm._resources import load_schemas, protocol_dir
+from fsm.spec.loader import check_file
 
-SECRET_KEYS = frozenset(
-    {
-        "password",
-        "token",
-        "signature",
-        "assertionToken",
-        "authorization",
-        "installationId",
-        "clientSecret",
-        "signingSecret",
-    }
-)
+__all__ = [
+    "SECRET_KEYS",
+    "Scrubber",
+    "bounded",
+    "fingerprint",
+    "is_secret_field",
+    "quote",
+    "redact",
+    "redact_value",
+    "scrub",
+    "secrets_in",
+    "shown",
+    "shown_path",
+    "unsafe_strings",
+]
+
+_POLICY = check_file(protocol_dir() / "redaction.json", "redaction")
+SECRET_KEYS = frozenset(_POLICY["secretFields"]["names"])
+_SECRET_WORDS = re.compile(_POLICY["secretWords"]["pattern"])
+MAX_QUOTED: int = _POLICY["maxQuoted"]
+"""Longest string a report quotes from traffic; a longer one is shown by its fingerprint."""
+_SHAPES = tuple((shape["name"], re.compile(shape["pattern"])) for shape in _POLICY["shapes"])
+_SEGMENT = re.compile(_POLICY["pathSegment"]["pattern"])
+_MAX_ITEMS = 20  # items of a list or object a report shows; the rest are counted
+
 _PATTERNS = (  # group 1 is the token: "Bearer <token>", the same URL-encoded in a path, a JWT
-    re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/=-]{12,})"),
+    re.compile(r"(?i)\b(?:bearer|basic|digest)\s+([A-Za-z0-9._~+/=-]{8,})"),
     re.compile(r"(?i)\bbearer(?:%20|\+)([A-Za-z0-9._~+=-]{12,})"),  # in a path: up to the next "/"
     re.compile(r"(\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?)"),
 )
-
-
-_SECRET_NAMES = "|".join(sorted(SECRET_KEYS, key=len, reverse=True))
-# key=value (form bodies, query strings) and "key": "value" in text that is not JSON (quotes of either
-# kind, the closing one optional: the text may be cut short)
+_WORDS = _POLICY["secretWords"]["pattern"].removeprefix("(?i)")
+# key=value (form bodies, query strings, cookies), "Key: value" (header lines) and "key": "value" in text
+# that is not JSON (quotes of either kind, the closing one optional: the text may be cut short), for
+# every name holding a secret word (access_token, X-Api-Key, client_secret, ...)
 _IN_TEXT = re.compile(
-    rf"""(?i)(?:\b(?:{_SECRET_NAMES})=([^&;\s]+))|(?:["'](?:{_SECRET_NAMES})["']\s*:\s*["']((?:[^"'\\]|\\.)*))"""
+    rf"""(?i)(?:[\w.-]*(?:{_WORDS})[\w.-]*=([^&;\s]+))"""
+    rf"""|(?:["'][\w.-]*(?:{_WORDS})[\w.-]*["']\s*:\s*["']((?:[^"'\\]|\\.)*))"""
+    rf"""|(?:^|[\r\n])[ \t]*[\w-]*(?:{_WORDS})[\w-]*[ \t]*:[ \t]+(?:\w+[ \t]+)?([^\s;,]+)"""
 )
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z_-]*$")
 _MIN_SECRET = 3  # shorter values are not scrubbed from text (they would mangle every message)
+
+
+@functools.cache
+def _declared() -> frozenset[str]:
+    """Every property name and enum/const string the shipped payload schemas declare."""
+    words: set[str] = set()
+    stack: list[Any] = [doc for rel, doc in load_schemas().items() if not rel.startswith("meta/")]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            props = node.get("properties")
+            if isinstance(props, dict):
+                words.update(props)
+            for v in (node.get("const"), *(node.get("enum") or ())):
+                if isinstance(v, str):
+                    words.add(v)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return frozenset(words - SECRET_KEYS)
+
+
+def is_secret_field(key: str) -> bool:
+    """True for a field whose value is never quoted: a secret field, or an undeclared one named like one."""
+    return key in SECRET_KEYS or (key not in _declared() and _SECRET_WORDS.search(key) is not None)
+
+
+def _safe_text(text: str) -> bool:
+    if len(text) > MAX_QUOTED:
+        return False
+    if text in _declared():
+        return True
+    return any(pattern.match(text) for _, pattern in _SHAPES)
+
+
+def _safe_key(key: str) -> bool:
+    """A field name is shown when declared, or a plain name without digits (``accessToken``, ``api_key``)."""
+    return key in _declared() or (len(key) <= 40 and _NAME.match(key) is not None)
+
+
+def _hidden(text: str) -> str:
+    return f"<{len(text)} characters, {fingerprint(text, 'str')}>"
+
+
+def shown(value: Any, key: str | None = None, depth: int = 0) -> Any:
+    """``value`` from traffic as a report may show it: safe values as they are, the rest fingerprinted.
+
+    Strings under a secret field, and strings of no safe shape, become ``<N characters, str:3f2a9c>``;
+    numbers beyond 15 digits, their digit count; lists and objects keep their first items.
+    """
+    if isinstance(value, str):
+        if key is not None and is_secret_field(key):
+            return fingerprint(value, "secret")
+        return value if _safe_text(value) else _hidden(value)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if -(10**15) < value < 10**15 else f"<an integer of {len(str(abs(value)))} digits>"
+    if isinstance(value, float):
+        return value if math.isfinite(value) and abs(value) < 1e15 else "<a number too large to show>"
+    if isinstance(value, (dict, list, tuple)):
+        return _capped(value, key, depth, shown, _shown_key)
+    return f"<{type(value).__name__}>"
+
+
+def _shown_key(k: Any) -> str:
+    return k if isinstance(k, str) and _safe_key(k) else _hidden(str(k))
+
+
+def _capped(
+    value: dict[Any, Any] | list[Any] | tuple[Any, ...],
+    key: str | None,
+    depth: int,
+    item: Callable[[Any, Any, int], Any],
+    name: Callable[[Any], Any],
+) -> Any:
+    """A list or object with ``item`` applied to its first items (a list's items keep ``key``)."""
+    if depth > 8:
+        return "<nested too deeply to show>"
+    if isinstance(value, dict):
+        out: dict[Any, Any] = {}
+        for i, (k, v) in enumerate(value.items()):
+            if i == _MAX_ITEMS:
+                out["..."] = f"{len(value) - _MAX_ITEMS} more"
+                break
+            out[name(k)] = item(v, k if isinstance(k, str) else None, depth + 1)
+        return out
+    items = [item(v, key, depth + 1) for v in value[:_MAX_ITEMS]]
+    if len(value) > _MAX_ITEMS:
+        items.append(f"... {len(value) - _MAX_ITEMS} more")
+    return items
+
+
+def bounded(value: Any, limit: int | None = None, depth: int = 0) -> Any:
+    """``value`` cut to a size every report can carry, whatever traffic put in it.
+
+    With ``limit``, a string longer than that is cut there and says how much is left out (a
+    message). Without it, a string longer than ``4 * MAX_QUOTED`` becomes its length and
+    fingerprint, an integer beyond 15 digits its digit count, lists and objects keep their first
+    items, and nesting deeper than 8 levels is named, not shown. Lone surrogates (which no
+    encoding writes) are shown escaped.
+    """
+    if isinstance(value, str):
+        if limit is not None and len(value) > limit:
+            value = f"{value[:limit]}... ({len(value) - limit} characters more)"
+        elif limit is None and len(value) > 4 * MAX_QUOTED:
+            return _hidden(value)
+        return value if value.isprintable() or _encodable(value) else _escaped(value)
+    if value is None or isinstance(value, (bool, float)):
+        return value
+    if isinstance(value, int):
+        return value if -(10**15) < value < 10**15 else f"<an integer of {len(str(abs(value)))} digits>"
+    if isinstance(value, (dict, list, tuple)):
+        return _capped(value, None, depth, lambda v, _k, d: bounded(v, None, d), _bounded_key)
+    return value
+
+
+def _bounded_key(k: Any) -> Any:
+    return bounded(k, 80) if isinstance(k, str) else k
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _escaped(text: str) -> str:
+    r"""``text`` with each lone surrogate written as its escape (``\\ud800``)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def quote(value: Any, key: str | None = None) -> str:
+    """``value`` from traffic as a message quotes it: ``repr`` when safe, else its fingerprint form."""
+    safe = shown(value, key)
+    if isinstance(value, str) and isinstance(safe, str) and safe == value:
+        return repr(value)
+    if isinstance(safe, str):
+        return safe
+    if isinstance(safe, (dict, list)):
+        try:
+            text = orjson.dumps(safe).decode()
+        except (TypeError, orjson.JSONEncodeError):
+            return "<a value that cannot be shown>"
+        return text if len(text) <= MAX_QUOTED else f"<{type(value).__name__} of {len(value)} items>"
+    return repr(safe)
+
+
+def shown_path(path: str) -> str:
+    """A request path as reports show it: a segment no route word nor safe value becomes ``{value}``."""
+    if len(path) > 4 * MAX_QUOTED:
+        return f"<a path of {len(path)} characters>"
+    parts = path.split("/")
+    out = [p if not p or _SEGMENT.match(p) or (_safe_text(p) and len(p) <= 80) else "{value}" for p in parts]
+    return "/".join(out)
+
+
+def unsafe_strings(value: Any, found: set[str], depth: int = 0) -> None:
+    """Add to ``found`` every string in ``value`` (field names too) that a report may not quote (D20).
+
+    The allow-list at work: whatever has no safe shape, or sits under a secret field, is scrubbed
+    from everything said of the exchange it came from, wherever a message quotes it.
+    """
+    if depth > 64:
+        return
+    if isinstance(value, str):
+        if len(value) >= _MIN_SECRET and not _safe_text(value):
+            found.add(value)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(k, str) and len(k) >= _MIN_SECRET and not _safe_key(k):
+                found.add(k)
+            if isinstance(v, str) and isinstance(k, str) and is_secret_field(k):
+                if len(v) >= _MIN_SECRET:
+                    found.add(v)
+            else:
+                unsafe_strings(v, found, depth + 1)
+    elif isinstance(value, list):
+        for v in value:
+            unsafe_strings(v, found, depth + 1)
 
 
 def secrets_in(
@@ -69,7 +273,7 @@ def secrets_in(
     elif isinstance(value, str):
         if every_string:
             found.add(value)
-        found.update(a or b for a, b in _IN_TEXT.findall(value))
+        found.update(next(g for g in groups if g) for groups in _IN_TEXT.findall(value) if any(groups))
     return {s for s in found if len(s) >= _MIN_SECRET and s not in public}
 
 
@@ -107,14 +311,51 @@ class Scrubber:
             if form in text:
                 text = text.replace(form, print_)
         for form, print_ in self._pairs:  # a secret cut short: before "..." or at the very end
-            cuts = [i for i in range(len(text)) if text.startswith("...", i)] + [len(text.rstrip("'\""))]
+            cuts = _cut_points(text)
+            if not cuts:
+                continue
+            # a prefix cut short ends inside the text, so no longer than it: linear in the text's length
+            ends = _prefix_ends(form[: len(text) + 1], text)
             for cut in reversed(cuts):
-                head = text[:cut]
-                for k in range(len(form) - 1, _MIN_SECRET - 1, -1):
-                    if head.endswith(form[:k]):
-                        text = head[: cut - k] + print_ + text[cut:]
-                        break
+                k = ends[cut - 1] if cut > 0 else 0
+                if _MIN_SECRET <= k < len(form):
+                    text = text[: cut - k] + print_ + text[cut:]
         return text
+
+
+def _cut_points(text: str) -> list[int]:
+    """Where a shortened value may end: before each ``...``, and at the end (closing quotes aside)."""
+    cuts, i = [], text.find("...")
+    while i >= 0:
+        cuts.append(i)
+        i = text.find("...", i + 1)
+    cuts.append(len(text.rstrip("'\"")))
+    return cuts
+
+
+def _prefix_ends(form: str, text: str) -> list[int]:
+    """For each position ``i`` of ``text``, the length of the longest prefix of ``form`` ending there.
+
+    The Knuth-Morris-Pratt failure function of ``form``, run over ``text``: O(len(form) + len(text)).
+    A prefix as long as ``form`` is the whole secret, replaced already (and not counted here).
+    """
+    fail = [0] * len(form)
+    k = 0
+    for i in range(1, len(form)):
+        while k and form[i] != form[k]:
+            k = fail[k - 1]
+        if form[i] == form[k]:
+            k += 1
+        fail[i] = k
+    ends = [0] * len(text)
+    k = 0
+    for i, ch in enumerate(text):
+        while k and (k == len(form) or ch != form[k]):
+            k = fail[k - 1]
+        if k < len(form) and ch == form[k]:
+            k += 1
+        ends[i] = k
+    return ends
 
 
 def _json_form(secret: str) -> str:
@@ -137,12 +378,18 @@ def fingerprint(secret: str, kind: str = "tok") -> str:
 
 
 def redact(text: str) -> str:
-    """Replace bearer tokens and JWTs inside ``text`` by their fingerprints."""
-    if "eyJ" not in text and "earer" not in text.lower():  # (BEARER, Bearer, bearer)
-        return text
+    """``text`` with bearer and basic credentials, JWTs and ``secret_name=value`` pairs fingerprinted."""
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: fingerprint(m.group(1)), text)
-    return text
+    return _IN_TEXT.sub(_fingerprint_groups, text)
+
+
+def _fingerprint_groups(m: re.Match[str]) -> str:
+    whole = m.group(0)
+    for value in m.groups():
+        if value and len(value) >= _MIN_SECRET and not value.startswith(("tok:", "secret:", "str:")):
+            whole = whole.replace(value, fingerprint(value, "secret"))
+    return whole
 
 
 def redact_value(value: Any, key: str | None = None, depth: int = 0) -> Any:

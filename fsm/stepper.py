@@ -27,7 +27,7 @@ import orjson
 from fsm.exchange import Exchange
 from fsm.machines import Engine
 from fsm.matcher import Match
-from fsm.secrets import fingerprint, redact_value
+from fsm.secrets import fingerprint, redact_value, shown, shown_path
 from fsm.spec.model import (
     GuardSpec,
     MachineSpec,
@@ -50,8 +50,8 @@ _Hist = tuple[int, str, "int | None", bool, str, str, int, "str | None"]
 
 
 def _summary(h: _Hist) -> str:
-    tail = f" {h[7]}" if h[7] and not 200 <= h[6] < 300 else ""
-    return f"{h[4]} {h[5]} -> {h[6]}{tail}"
+    tail = f" {shown(h[7])}" if h[7] and not 200 <= h[6] < 300 else ""
+    return f"{shown(h[4])} {shown_path(h[5])} -> {h[6]}{tail}"
 
 
 def history_location(h: _Hist) -> SourceLocation:

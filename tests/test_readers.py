@@ -142,10 +142,13 @@ def test_standard_input_is_read_with_a_dash() -> None:
     assert list(items) == [(1, RECORD, None)]
 
 
-def test_a_missing_file_is_a_log_format_error(tmp_path: Path) -> None:
-    """A file that cannot be opened stops the run with a message (exit 2 in the CLI)."""
-    with pytest.raises(LogFormatError, match="cannot open"):
-        open_input(str(tmp_path / "nope.jsonl"))
+def test_a_file_that_cannot_be_opened_is_one_unreadable_record(tmp_path: Path) -> None:
+    """A missing file or a folder is one file-level problem, so the other inputs of a run go on (D21)."""
+    for path, why in ((tmp_path / "nope.jsonl", "cannot open"), (tmp_path, "is a directory")):
+        info, items = open_input(str(path))
+        ((position, record, error),) = list(items)
+        assert info.label == str(path) and position is None and record is None
+        assert error is not None and why in error
 
 
 @pytest.mark.parametrize(

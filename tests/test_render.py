@@ -172,13 +172,15 @@ def test_sarif_locations_that_are_no_file_are_percent_encoded() -> None:
         assert "line\\nbreak" in render(v.finish(), fmt).replace("\\\\", "\\")
 
 
-def test_control_characters_from_traffic_are_shown_escaped_in_text() -> None:
-    """A path with ESC, NUL and a newline: the text report shows them escaped (no terminal escapes)."""
+def test_control_characters_never_reach_the_text_report() -> None:
+    """A path segment with ESC, NUL and a newline is shown by its shape; a source label escaped."""
     v = Validator()
-    v.feed({"request": {"method": "GET", "path": "/x\x1b[2J\x00\ny"}, "response": {"status": 200}})
+    record = {"request": {"method": "GET", "path": "/x\x1b[2J\x00\ny"}, "response": {"status": 200}}
+    v.feed(record, source="log\x1b[2J.jsonl")
     text = render_text(v.finish())
     assert "\x1b" not in text and "\x00" not in text
-    assert "/x\\x1b[2J\\x00\\x0ay" in text
+    assert "GET /{value} is not under the API prefix" in text
+    assert "log\\x1b[2J.jsonl:1" in text
 
 
 def test_expected_and_actual_read_as_words_or_json_in_text() -> None:

@@ -103,7 +103,8 @@ def detect_format(head: bytes, name: str = "") -> Format:
 def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Iterator[RawItem]]:
     """Open ``path`` (``-`` for standard input) and return its description and record stream.
 
-    Raises :class:`LogFormatError` when the file cannot be opened at all.
+    A file that cannot be opened (a folder, no permission) is one unreadable file-level record;
+    raises :class:`LogFormatError` only for standard input that is closed or was read already.
     """
     if path == "-":
         if stdin is None and sys.stdin is None:  # (file descriptor 0 closed: Python sets it so)
@@ -115,13 +116,14 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
         raw = primed(raw)  # a pipe may hand over its first bytes one at a time
     else:
         p = Path(path)
+        label = printable(path)
+        # a file-level problem, not an exception: the other inputs of the run are still judged (D21)
         if p.is_dir():
-            raise LogFormatError(f"{path}: is a directory; give the log files inside it")
+            return _unreadable(label, False, path, None, "is a directory; give the log files inside it")
         try:
             raw = p.open("rb")
         except OSError as exc:
-            raise LogFormatError(f"{path}: cannot open: {exc.strerror or exc}") from None
-        label = printable(path)
+            return _unreadable(label, False, path, None, f"cannot open: {exc.strerror or 'error'}")
     buffered: Any = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
     compressed = buffered.peek(2)[:2] == _GZIP_MAGIC
     stream: Any = gzip.GzipFile(fileobj=buffered, mode="rb") if compressed else buffered
@@ -170,7 +172,7 @@ def _unreadable(
     Closed once the problem is read, standard input too: it is not read again.
     """
     problem: Iterator[RawItem] = iter([(None, None, why)])
-    closer = None if path == "-" else buffered.close
+    closer = None if path == "-" or buffered is None else buffered.close
     return InputFile(label, "jsonl", compressed, closer=closer), _closing(problem, buffered)
 
 
