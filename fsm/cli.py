@@ -7,6 +7,7 @@ No traceback is ever shown; an unexpected failure prints one line and exit 3.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
@@ -618,8 +619,29 @@ def generate(
     click.echo(f"wrote {n} exchanges to {output}", err=True)
 
 
+class _NoStdout(io.TextIOBase):
+    """Standard output when it is closed: what the command writes there fails as a usage error."""
+
+    def isatty(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: Any) -> int:
+        raise UsageError("there is no standard output (it is closed): give --output FILE")
+
+    @property
+    def buffer(self) -> _NoStdout:  # (binary writes fail the same way)
+        return self
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the CLI, turning every known failure into a message and an exit code."""
+    if sys.stdout is None:  # (file descriptor 1 closed: Python sets it so)
+        sys.stdout = _NoStdout()
+    if sys.stderr is None:  # nowhere to say anything: the exit code still tells
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (the process's own stream, closed at its end)
     try:
         cli.main(
             args=list(argv) if argv is not None else None, prog_name="voucher-fsm", standalone_mode=False

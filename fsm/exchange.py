@@ -7,8 +7,9 @@ pointer of the first problem, and are not judged further.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -16,7 +17,7 @@ import jsonschema_rs
 
 from fsm.violation import Finding, SourceLocation
 
-__all__ = ["Exchange", "build_exchange", "for_stepping", "parse_time"]
+__all__ = ["Exchange", "build_exchange", "for_stepping", "has_no_offset", "iso_seconds", "parse_time"]
 
 
 class Exchange:
@@ -213,14 +214,26 @@ def _bearer(auth: str | None) -> str | None:
 def parse_time(ex: Exchange) -> None:
     """Fill in ``ex.time`` from ``ex.time_text`` (for exchanges built with ``parse_time=False``)."""
     if ex.time is None and ex.time_text:
-        ex.time = _parse_time(ex.time_text)
+        ex.time = iso_seconds(ex.time_text)
 
 
-def _parse_time(text: str) -> float | None:
+def iso_seconds(text: str) -> float | None:
+    """POSIX seconds of an ISO 8601 time; one without an offset is UTC (never the host's zone)."""
     try:
-        return datetime.fromisoformat(text).timestamp()
+        moment = datetime.fromisoformat(text)
     except ValueError:
         return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+_OFFSET = re.compile(r"(?:[Zz]|[+-]\d\d(?::?\d\d(?::?\d\d(?:\.\d+)?)?)?)$")
+
+
+def has_no_offset(text: str) -> bool:
+    """True for a timestamp written without its UTC offset (``2026-06-09T12:00:00``), read as UTC."""
+    return _OFFSET.search(text) is None
 
 
 _STRINGS = {"type": ["object", "null"], "additionalProperties": {"type": "string"}}
@@ -372,7 +385,7 @@ def build_exchange(
         query,
         headers,
         resp["status"],
-        _parse_time(time_text) if time_text and parse_time else None,
+        iso_seconds(time_text) if time_text and parse_time else None,
         time_text,
         req_body,
         req_body is not None,

@@ -16,7 +16,7 @@ from fsm import worker
 from fsm._collector import fewer_collections
 from fsm.config import Config
 from fsm.errors import UsageError
-from fsm.exchange import Exchange, build_exchange
+from fsm.exchange import Exchange, build_exchange, has_no_offset
 from fsm.machines import engines_for
 from fsm.matcher import Match, Matcher, Router
 from fsm.readers import input_uri, open_input, printable
@@ -72,6 +72,7 @@ class Validator:
         self._operations = {op.id: op for op in self.spec.operations}
         self._inputs: list[InputSummary] = []
         self._untimed: set[str] = set()
+        self._offsetless: set[str] = set()  # files already told their times have no offset
         self._finished: Report | None = None
         self._in_worker_run = False
         self._labels: dict[str, str] = {}  # label shown -> path it stands for
@@ -83,9 +84,15 @@ class Validator:
         """Judge one exchange record (a dict, or a :class:`fsm.models.ExchangeRecord`).
 
         ``source`` and ``line`` locate it in the report (``source:line``); a source with control
-        characters or lone surrogates is shown escaped, as file names are.
+        characters or lone surrogates is shown escaped, as file names are. ``line`` is a whole
+        number from 1 to 2**53 (what every report format carries exactly); anything else is a
+        :class:`UsageError`.
         """
         self._check_open()
+        if line is not None and (type(line) is not int or not 1 <= line <= _MAX_LINE):
+            raise UsageError(
+                f"feed(line=...) must be a whole number from 1 to 2**53, not {type(line).__name__}"
+            )
         if hasattr(record, "model_dump"):
             record = record.model_dump(mode="json", by_alias=True, exclude_none=True)
         position = line if line is not None else self._read + 1
@@ -250,6 +257,16 @@ class Validator:
                     actual=shown if ex.time_text else None,
                 )
             )
+        elif ex.time is not None and file not in self._offsetless and has_no_offset(ex.time_text or ""):
+            self._offsetless.add(file)
+            findings.append(
+                Finding(
+                    "time.no-offset",
+                    f"{file} has timestamps without a UTC offset (first: {_time_shown(ex.time_text)}); "
+                    "they are read as UTC",
+                    instance_path="/time",
+                )
+            )
         late = self._stepper.clock(ex)
         if late is not None:
             findings.append(late)
@@ -387,6 +404,7 @@ class Validator:
 
 
 _NO_SECRETS = Scrubber(frozenset())
+_MAX_LINE = 2**53  # the largest whole number JSON readers (JavaScript's among them) hold exactly
 _LONGEST_MESSAGE = 2000  # characters: a message quoting more is cut (what it quotes is bounded already)
 
 

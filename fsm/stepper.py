@@ -19,12 +19,11 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import orjson
 
-from fsm.exchange import Exchange
+from fsm.exchange import Exchange, iso_seconds
 from fsm.machines import Engine
 from fsm.matcher import Match
 from fsm.secrets import fingerprint, redact_value, shown, shown_path
@@ -156,12 +155,7 @@ def _pointer_get(value: Any, tokens: tuple[str, ...]) -> Any:
 
 
 def _parse_time(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value).timestamp()
-    except ValueError:
-        return None
+    return iso_seconds(value) if isinstance(value, str) else None
 
 
 class Stepper:

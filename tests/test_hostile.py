@@ -12,13 +12,17 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from fsm import UsageError, Validator
+from fsm.readers import open_input
 from fsm.secrets import Scrubber, bounded, fingerprint, shown, shown_path
 from tests.hostile import plant
 
 FORMATS = ("text", "json", "sarif", "junit")
+CORPUS = Path(__file__).parent / "corpus"
 
 
 def voucher_fsm(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> tuple[int, str, str]:
@@ -110,3 +114,96 @@ def test_scrubbing_is_linear_in_the_length_of_the_secret() -> None:
     secret = "eyJ" + "q" * 5_000_000
     out = Scrubber({secret})(f"the token was '{secret[:3_000_000]}...")
     assert out == f"the token was '{fingerprint(secret, 'secret')}..."
+
+
+def _har_entry(i: int, extra: Any = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "startedDateTime": "2026-06-09T12:00:00Z",
+        "request": {"method": "GET", "url": f"http://x/api/v1/vouchers/query-vouchers?offset={i}"},
+        "response": {"status": 200, "content": {"mimeType": "application/json", "text": "[]"}},
+    }
+    if extra is not None:
+        entry["_extra"] = extra
+    return entry
+
+
+@pytest.mark.parametrize("read_first", [200, 10_000])
+def test_a_har_that_shrinks_while_it_is_read_says_where_reading_stopped(
+    tmp_path: Path, read_first: int
+) -> None:
+    """Cut to a third after 200 entries (before the cut) or 10,000 (past it): the loss is reported (D21)."""
+    har = tmp_path / "live.har"
+    har.write_text(json.dumps({"log": {"entries": [_har_entry(i) for i in range(20_000)]}}))
+    _, items = open_input(str(har))
+    seen = [next(items) for _ in range(read_first)]
+    os.truncate(har, har.stat().st_size // 3)
+    seen.extend(items)
+    index, record, error = seen[-1]
+    assert record is None and error is not None and "later entries cannot be read" in error
+    assert isinstance(index, int) and read_first <= index < 20_000
+    assert [i for i, _, _ in seen[:-1]] == list(range(index))  # nothing before it lost, nothing twice
+    if read_first == 10_000:  # (the file is now shorter than what was read: the streaming read's end)
+        assert "changed while it was read" in error
+
+
+@pytest.mark.parametrize("number", ["1" + "0" * 5000, "1e400", "-" + "9" * 400])
+def test_a_number_out_of_range_takes_no_later_entry_or_line_with_it(tmp_path: Path, number: str) -> None:
+    """A 5000-digit integer in a field the reader skips: every entry and line is still read."""
+    entries = [_har_entry(0), _har_entry(1, "NUMBER"), _har_entry(2), _har_entry(3)]
+    har = tmp_path / "big.har"
+    har.write_text(json.dumps({"log": {"entries": entries}}).replace('"NUMBER"', number))
+    _, items = open_input(str(har))
+    assert [(i, error) for i, _, error in items] == [(0, None), (1, None), (2, None), (3, None)]
+    jsonl = tmp_path / "big.jsonl"
+    record = {
+        "request": {"method": "GET", "path": "/api/v1/vouchers/query-vouchers"},
+        "response": {"status": 200},
+    }
+    lines = [json.dumps(record), json.dumps({**record, "x": "NUMBER"}).replace('"NUMBER"', number)]
+    jsonl.write_text("\n".join(lines + lines) + "\n")
+    _, items = open_input(str(jsonl))
+    assert [(i, error) for i, _, error in items] == [(1, None), (2, None), (3, None), (4, None)]
+
+
+@pytest.mark.parametrize("case", ["time-no-offset", "time-accepted-after-expiry"])
+def test_a_report_is_the_same_in_every_time_zone(tmp_path: Path, case: str) -> None:
+    """Times without an offset are UTC: the host's TZ changes no verdict (here 14 hours apart)."""
+    traffic = (CORPUS / case / "traffic.jsonl").read_text()
+    log = tmp_path / "local.jsonl"
+    log.write_text(traffic.replace('Z"', '"'))  # every time loses its offset (expiresAt too)
+    reports = {
+        zone: voucher_fsm("validate", "--format", "json", str(log), env={"TZ": zone})
+        for zone in ("UTC", "America/Los_Angeles", "Asia/Kolkata", "Pacific/Kiritimati")
+    }
+    assert len({(code, out) for code, out, _ in reports.values()}) == 1
+    code, out, _ = reports["UTC"]
+    rules = {v["rule"] for v in json.loads(out)["violations"]}
+    assert "time.no-offset" in rules and (case != "time-accepted-after-expiry" or code == 1)
+
+
+def test_a_closed_standard_output_is_a_usage_error_not_a_crash() -> None:
+    """``voucher-fsm validate LOG >&-``: exit 2 and what to do; with --output the run is fine."""
+    example = str(Path(__file__).parents[1] / "examples" / "session-two-payments.jsonl")
+    command = f'exec "{sys.executable}" -m fsm validate "{example}" "$@" >&-'
+    closed = subprocess.run(
+        ["sh", "-c", command, "sh"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert closed.returncode == 2 and "no standard output (it is closed): give --output FILE" in closed.stderr
+    to_file = subprocess.run(
+        ["sh", "-c", command, "sh", "--output", os.devnull],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert to_file.returncode == 0 and "Traceback" not in to_file.stderr
+
+
+@pytest.mark.parametrize("line", [10**100, 0, -3, 2**53 + 1, 1.5, True, "7"])
+def test_a_line_number_no_report_can_carry_is_refused(line: Any) -> None:
+    """feed(line=10**100) broke the JSON and SARIF reports: a line is a whole number from 1 to 2**53."""
+    validator = Validator()
+    with pytest.raises(UsageError, match="from 1 to 2\\*\\*53"):
+        validator.feed({"request": {"method": "GET", "path": "/"}, "response": {"status": 200}}, line=line)
+    validator.feed({"request": {"method": "GET", "path": "/"}, "response": {"status": 200}}, line=2**53)
+    assert validator.finish().totals.read == 1

@@ -27,6 +27,7 @@ from urllib.parse import quote_from_bytes
 import ijson  # type: ignore[import-untyped]  # no stubs; the compiled build type-checks without our overrides
 
 from fsm.errors import LogFormatError
+from fsm.readers._json import what_failed
 from fsm.readers._stdin import primed
 from fsm.readers.har import AfterEntries, entry_to_record, read_har, stream_entries
 from fsm.readers.jsonl import read_jsonl
@@ -130,7 +131,7 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
     try:
         head = stream.peek(4096)[:4096]
     except (OSError, EOFError, zlib.error) as exc:  # corrupt or truncated gzip header: report, go on
-        return _unreadable(label, compressed, path, buffered, f"cannot decompress: {exc}")
+        return _unreadable(label, compressed, path, buffered, f"cannot decompress: {what_failed(exc)}")
     wide = _wide_text(head)
     if wide is not None:  # every line would be unreadable: say once what the file is
         why = f"{wide} text; logs are UTF-8: iconv -f {wide} -t UTF-8 FILE > NEW"
@@ -232,17 +233,12 @@ def _har_items(stream: Any, reread: Callable[[], bytes] | None) -> Iterator[RawI
             record, error = entry_to_record(entry) if too_deep is None else (None, too_deep)
             yield done, record, error
             done += 1
-    except AfterEntries as exc:  # nothing lost: said once, no salvage
-        yield (
-            None,
-            None,
-            f"all {done} entries were read, but the file is not valid JSON after them: {_first_line(exc)}",
-        )
+    except AfterEntries:  # nothing lost: said once, no salvage
+        yield None, None, f"all {done} entries were read, but the file is not valid JSON after them"
         return
     except (ijson.JSONError, ValueError, OSError, EOFError, RecursionError, zlib.error) as exc:
-        problem = (
-            f"the HAR cannot be read past entry {done}: {_first_line(exc)}; later entries cannot be read"
-        )
+        lost = "later entries cannot be read"
+        problem = f"the HAR cannot be read past entry {done}: {what_failed(exc)}; {lost}"
     else:
         if done:
             return
@@ -250,25 +246,15 @@ def _har_items(stream: Any, reread: Callable[[], bytes] | None) -> Iterator[RawI
     finally:
         stream.close()
     data = _safely(reread)
-    if data is None:
-        yield (done if done else None), None, problem
-        return
-    for index, record, error in read_har(data):
-        if index is None or index >= done:
-            yield index, record, error
-
-
-def _first_line(exc: BaseException) -> str:
-    """What went wrong, without the excerpt of the input parsers add on later lines (it may hold secrets).
-
-    ijson's C parser gives its message as the repr of bytes, the excerpt after an escaped newline.
-    """
-    text = str(exc).strip()
-    if text.startswith(("b'", 'b"')):
-        text = text[2:].split("\\n", 1)[0].rstrip("'\"")
-    lines = text.splitlines()
-    text = lines[0].strip() if lines else type(exc).__name__
-    return text if len(text) <= 120 else text[:117] + "..."
+    past = False  # whether the second reading says anything of entry `done` or later
+    if data is not None:
+        for index, record, error in read_har(data):
+            if index is None or index >= done:
+                past = past or index is not None or (record is None and done == 0)
+                yield index, record, error
+    if not past:  # (a file that shrank while read, or cannot be read again: never silent, D21)
+        changed = "" if data is None or done == 0 else " (the file changed while it was read)"
+        yield (done if done else None), None, problem + changed
 
 
 def _size(path: Path) -> int | None:

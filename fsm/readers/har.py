@@ -16,6 +16,8 @@ from urllib.parse import parse_qsl, urlsplit
 import ijson  # type: ignore[import-untyped]  # no stubs; the compiled build type-checks without our overrides
 import orjson
 
+from fsm.readers._json import DECODER
+
 __all__ = ["MAX_DEPTH", "AfterEntries", "entry_to_record", "read_har", "stream_entries"]
 
 _ENTRIES = re.compile(r'"entries"\s*:\s*\[')
@@ -140,7 +142,7 @@ def _salvage(data: bytes) -> Iterator[tuple[int | None, Any, str | None]]:
     if match is None:
         yield None, None, "not valid JSON and no log.entries array found (is this a HAR file?)"
         return
-    decoder = json.JSONDecoder()
+    decoder = DECODER  # (huge numbers read as floats: they take no entry with them)
     pos = match.end()
     index = 0
     while True:
@@ -154,20 +156,14 @@ def _salvage(data: bytes) -> Iterator[tuple[int | None, Any, str | None]]:
         try:
             entry, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
-            yield (
-                index,
-                None,
-                (
-                    f"entry is truncated or not valid JSON at line {exc.lineno}, column {exc.colno}: "
-                    f"{exc.msg.removesuffix(' starting at')}; later entries cannot be read"
-                ),
-            )
+            where = f"line {exc.lineno}, column {exc.colno}"
+            yield index, None, f"entry truncated or not valid JSON at {where}; later entries cannot be read"
             return
         except RecursionError:
             yield index, None, "entry nested too deeply; later entries cannot be read"
             return
-        except ValueError as exc:  # e.g. an integer too long to convert
-            yield index, None, f"entry cannot be read ({type(exc).__name__}); later entries cannot be read"
+        except ValueError:  # NaN or Infinity, which JSON has not
+            yield index, None, "entry holds a value JSON has not; later entries cannot be read"
             return
         record, error = entry_to_record(entry)
         yield index, record, error

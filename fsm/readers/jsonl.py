@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from fsm.readers._json import lenient_loads, what_failed
+
 __all__ = ["read_jsonl"]
 
 
@@ -29,9 +31,12 @@ def read_jsonl(stream: Any, also_close: Any = None) -> Iterator[tuple[int | None
             except decode_error as exc:
                 if not line.strip():
                     continue
-                yield line_no, None, _describe(exc, line)
+                try:  # a number out of a double's range does not make the record unreadable
+                    yield line_no, lenient_loads(line), None
+                except (ValueError, RecursionError):
+                    yield line_no, None, _describe(exc, line)
     except (OSError, EOFError, zlib.error) as exc:  # truncated or corrupt gzip, read error mid-file
-        yield line_no + 1, None, f"stream ended unexpectedly: {exc}"
+        yield line_no + 1, None, f"stream ended unexpectedly: {what_failed(exc)}"
     finally:
         close = getattr(stream, "close", None)
         if close is not None:
@@ -41,14 +46,14 @@ def read_jsonl(stream: Any, also_close: Any = None) -> Iterator[tuple[int | None
 
 
 def _describe(exc: ValueError, line: bytes) -> str:
-    message = str(exc)
+    """What is wrong with the line, in the kit's words (orjson's may quote it)."""
     try:
         line.decode("utf-8")
     except UnicodeDecodeError as uexc:
         return f"not valid UTF-8 at byte {uexc.start + 1} of the line"
-    if "recursion" in message.lower():
+    if "recursion" in str(exc).lower():
         return "JSON nested too deeply (over 1024 levels)"
     pos = getattr(exc, "pos", None)
     if isinstance(pos, int):
-        return f"not valid JSON at column {pos + 1}: {message.split(':', 1)[0]}"
-    return f"not valid JSON: {message}"
+        return f"not valid JSON at column {pos + 1}"
+    return "not valid JSON"

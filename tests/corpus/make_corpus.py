@@ -480,6 +480,14 @@ def _no_time() -> tuple[list[Any], Expect]:
     return records, [("time.missing", 4)]
 
 
+@case("time-no-offset", "Timestamps that lose their offset: read as UTC, info once per file (D19).")
+def _no_offset() -> tuple[list[Any], Expect]:
+    records, _ = _two_payments()
+    for r in records[4:]:
+        r["time"] = r["time"].removesuffix("Z")
+    return records, [("time.no-offset", 4)]
+
+
 @case("observe-status-mismatch", "A GET shows RESOLVED before any resolve (D17).")
 def _observe_mismatch() -> tuple[list[Any], Expect]:
     f = Flow(seed=36)
