@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from fsm.errors import UsageError
+from fsm.readers.jsonl import LONGEST_RECORD, MOST_VALUES
 from fsm.violation import Rule, Severity
 
 __all__ = ["Config", "find_config", "load_config", "parse_severity_overrides"]
 
-_KEYS = {"strict", "require-complete", "severity", "format"}
+_KEYS = {"strict", "require-complete", "severity", "format", "kept-per-rule", "longest-record", "most-values"}
+KEPT_PER_RULE = 1000
+_BOUNDS = ("kept-per-rule", "longest-record", "most-values")
 _OUR_TABLE = re.compile(r"""^\s*\[\s*(["']?)tool\1\s*\.\s*(["']?)voucher-fsm\2\s*[\].]""", re.MULTILINE)
 """A ``[tool.voucher-fsm]`` (or ``.severity``) table header, found in a file TOML cannot read."""
 
@@ -37,8 +40,19 @@ class Config:
     require_complete: bool = False
     format: str = "text"
     source: str | None = None
+    kept_per_rule: int = KEPT_PER_RULE
+    """Violations of one rule kept with their details (0: all); the report counts every one."""
+    longest_record: int = LONGEST_RECORD
+    """Longest JSONL line read as a record, in bytes; a longer one is reported and skipped."""
+    most_values: int = MOST_VALUES
+    """Most JSON values one record (or HAR entry) may hold; a bigger one is reported and skipped."""
 
     def __post_init__(self) -> None:
+        for name in ("kept_per_rule", "longest_record", "most_values"):
+            value = getattr(self, name)
+            if type(value) is not int or value < (0 if name == "kept_per_rule" else 1):
+                where = self.source or f"Config({name}=...)"
+                raise UsageError(f"{where}: {name.replace('_', '-')} must be a whole number, not {value!r}")
         # levels may be written as in a config file ("warning", "off"): read them now, not mid-run
         given: Mapping[str, Any] = self.severity  # (typed as it should be, given as it may be)
         if any(v is not None and not isinstance(v, Severity) for v in given.values()):
@@ -153,4 +167,5 @@ def load_config(path: Path) -> Config:
         require_complete=table.get("require-complete", False),
         format=fmt,
         source=str(path),
+        **{key.replace("-", "_"): table[key] for key in _BOUNDS if key in table},
     )

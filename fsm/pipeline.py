@@ -7,6 +7,8 @@ entities, not with the length of the log.
 from __future__ import annotations
 
 import os
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -48,6 +50,10 @@ class Validator:
         for record in records:              # dicts in the exchange record format
             problems = v.feed(record)       # violations this exchange caused
         report = v.finish()
+
+    Thread-safe: ``feed``, ``feed_file`` and ``finish`` hold one lock, so threads that share a
+    validator are judged one record at a time, as if fed in turn (the order is theirs to keep:
+    the protocol is judged in the order records arrive, D19).
     """
 
     def __init__(
@@ -59,9 +65,11 @@ class Validator:
         coverage: bool = False,
         on_exchange: Callable[[Exchange, Match | None, list[Violation], tuple[str, ...]], None] | None = None,
     ) -> None:
+        self._lock = threading.RLock()
         self.spec = spec if spec is not None else load_spec()
         self.config = config if config is not None else Config()
         self._severity = self.config.effective(self.spec.rules)
+        self._keep = self.config.kept_per_rule or 2**63
         self._matcher = Matcher(Router(self.spec))
         self._schemas = SchemaChecker(self.spec, fast=engine == "table")
         self._stepper = Stepper(self.spec, engines_for(self.spec, engine), coverage=coverage)
@@ -73,6 +81,8 @@ class Validator:
         self._inputs: list[InputSummary] = []
         self._untimed: set[str] = set()
         self._offsetless: set[str] = set()  # files already told their times have no offset
+        self._kept: Counter[str] = Counter()  # violations kept per rule
+        self._untold: Counter[tuple[str, Severity]] = Counter()  # counted beyond kept_per_rule
         self._finished: Report | None = None
         self._in_worker_run = False
         self._labels: dict[str, str] = {}  # label shown -> path it stands for
@@ -88,16 +98,17 @@ class Validator:
         number from 1 to 2**53 (what every report format carries exactly); anything else is a
         :class:`UsageError`.
         """
-        self._check_open()
         if line is not None and (type(line) is not int or not 1 <= line <= _MAX_LINE):
             raise UsageError(
                 f"feed(line=...) must be a whole number from 1 to 2**53, not {type(line).__name__}"
             )
         if hasattr(record, "model_dump"):
             record = record.model_dump(mode="json", by_alias=True, exclude_none=True)
-        position = line if line is not None else self._read + 1
         source = printable(source)  # (shown in every report: no control characters, valid UTF-8)
-        return self._judge(self._front((position, record, None), source, False), source, False)
+        with self._lock:
+            self._check_open()
+            position = line if line is not None else self._read + 1
+            return self._judge(self._front((position, record, None), source, False), source, False)
 
     def feed_file(
         self,
@@ -114,14 +125,15 @@ class Validator:
         for files only, where forking is safe (Linux, a process with one thread); elsewhere
         ignored.
         """
-        self._check_open()
-        with fewer_collections():
+        with self._lock, fewer_collections():
+            self._check_open()
             self._feed_file(path, stdin, on_progress, parallel)
 
     def _feed_file(
         self, path: str, stdin: BinaryIO | None, on_progress: Progress | None, parallel: bool
     ) -> None:
-        info, items = open_input(path, stdin)
+        bounds = self.config
+        info, items = open_input(path, stdin, longest=bounds.longest_record, most_values=bounds.most_values)
         before, judged_before = self._read, self._judged
         label = self._distinct(info.label, path)
         is_entry = info.positions_are_entries
@@ -340,7 +352,11 @@ class Validator:
                 scrubber, secrets = secrets(), None
             v = _violation(f, severity, loc, index, op, self._severity, scrubber)
             out.append(v)
-        self._violations.extend(out)
+            if self._kept[v.rule_id] < self._keep:
+                self._kept[v.rule_id] += 1
+                self._violations.append(v)
+            else:  # counted, its details not kept (memory stays bounded: D27)
+                self._untold[(v.rule_id, severity)] += 1
         return out
 
     def state_of(self, entity: str) -> tuple[str, ...] | None:
@@ -370,10 +386,11 @@ class Validator:
     # ----------------------------------------------------------------- output
     def finish(self) -> Report:
         """Close the run: report unfinished entities (D18) and return the report."""
-        if self._finished is None:
-            with fewer_collections():  # one record per entity met: hundreds of thousands of objects
-                self._finished = self._report()
-        return self._finished
+        with self._lock:
+            if self._finished is None:
+                with fewer_collections():  # one record per entity met: hundreds of thousands of objects
+                    self._finished = self._report()
+            return self._finished
 
     def _report(self) -> Report:
         end = SourceLocation(self._inputs[-1].label if self._inputs else "<end of log>")
@@ -400,6 +417,7 @@ class Validator:
             entities=tuple(entities),
             rules=self.spec.rules,
             strict=self.config.strict,
+            untold=tuple(sorted(((rule, level, n) for (rule, level), n in self._untold.items()), key=str)),
         )
 
 

@@ -68,10 +68,13 @@ class Report:
     entities: tuple[EntityOutcome, ...] = ()
     rules: Mapping[str, Rule] = field(default_factory=dict)
     strict: bool = False
+    untold: tuple[tuple[str, Severity, int], ...] = ()
+    """``(rule id, severity, count)`` of violations counted but not kept (``Config.kept_per_rule``)."""
 
     def count(self, severity: Severity) -> int:
-        """How many violations have ``severity``."""
-        return sum(1 for v in self.violations if v.severity is severity)
+        """How many violations have ``severity`` (those counted but not kept too)."""
+        kept = sum(1 for v in self.violations if v.severity is severity)
+        return kept + sum(n for _, level, n in self.untold if level is severity)
 
     @property
     def errors(self) -> int:
@@ -109,8 +112,16 @@ class Report:
         return 1 if self.failed else 0
 
     def by_rule(self) -> Counter[str]:
-        """Violation counts per rule id."""
-        return Counter(v.rule_id for v in self.violations)
+        """Violation counts per rule id (those counted but not kept too)."""
+        counts = Counter(v.rule_id for v in self.violations)
+        for rule, _, n in self.untold:
+            counts[rule] += n
+        return counts
+
+    def untold_line(self) -> str:
+        """What the report counted but did not keep (``kept-per-rule``), in one line."""
+        listed = ", ".join(f"{n:,} {rule}" for rule, _, n in self.untold)
+        return f"counted, details not kept (kept-per-rule): {listed}"
 
     def by_entity(self) -> dict[str | None, list[Violation]]:
         """Violations grouped by entity key (None: not about one entity), in log order."""

@@ -7,18 +7,28 @@ planted by ``tests/hostile/plant.py`` appears in stdout, stderr or the report.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
 import sys
+import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from fsm import UsageError, Validator
+from fsm import Report, UsageError, Validator
+from fsm.config import Config, load_config
+from fsm.generate import generate, to_har
 from fsm.readers import open_input
+from fsm.render import render_json, render_junit, render_sarif, render_text
+from fsm.report import Totals
 from fsm.secrets import Scrubber, bounded, fingerprint, shown, shown_path
+from fsm.violation import Severity
 from tests.hostile import plant
 
 FORMATS = ("text", "json", "sarif", "junit")
@@ -207,3 +217,171 @@ def test_a_line_number_no_report_can_carry_is_refused(line: Any) -> None:
         validator.feed({"request": {"method": "GET", "path": "/"}, "response": {"status": 200}}, line=line)
     validator.feed({"request": {"method": "GET", "path": "/"}, "response": {"status": 200}}, line=2**53)
     assert validator.finish().totals.read == 1
+
+
+def test_threads_sharing_a_validator_get_the_report_of_feeding_in_turn(tmp_path: Path) -> None:
+    """Four threads feed their own contexts into one Validator (records, files): as if fed in turn."""
+    logs = []
+    for seed in range(4):
+        log = tmp_path / f"thread-{seed}.jsonl"
+        lines = []
+        for r in generate(40, seed=seed + 100):
+            r.pop("time", None)  # (interleaved clocks would go backwards: a verdict on the interleaving)
+            lines.append(json.dumps(r))
+        log.write_text("\n".join(lines) + "\n")
+        logs.append(log)
+
+    def verdicts(report: Report) -> list[tuple[str, str | None, str]]:
+        return sorted((v.rule_id, v.entity, str(v.location)) for v in report.violations)
+
+    def feed(validator: Validator, seed: int) -> None:
+        if seed % 2:
+            validator.feed_file(str(logs[seed]))
+            return
+        for n, line in enumerate(logs[seed].read_text().splitlines(), 1):
+            validator.feed(json.loads(line), source=logs[seed].name, line=n)
+
+    in_turn = Validator()
+    for seed in range(4):
+        feed(in_turn, seed)
+    expected = in_turn.finish()
+    shared = Validator()
+    threads = [threading.Thread(target=feed, args=(shared, seed)) for seed in range(4)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    report = shared.finish()
+    assert report.totals == expected.totals and report.totals.adds_up
+    assert sorted(report.inputs, key=str) == sorted(expected.inputs, key=str)  # each file's own count
+    assert verdicts(report) == verdicts(expected)
+    related = [r for v in report.violations for r in v.related]  # one index for each exchange
+    assert len({r.index for r in related}) == len({(r.index, str(r.location)) for r in related})
+
+
+UNKNOWN = {"request": {"method": "GET", "path": "/api/v1/nowhere/x"}, "response": {"status": 200}}
+
+
+def test_a_rule_keeps_the_details_of_its_first_violations_and_counts_the_rest() -> None:
+    """kept-per-rule bounds memory: 30 violations, 10 kept, 30 counted in every total and format."""
+    validator = Validator(config=Config(kept_per_rule=10))
+    for n in range(30):
+        validator.feed(UNKNOWN, line=n + 1)
+    report = validator.finish()
+    assert report.errors == 30 and report.by_rule()["route.unknown-path"] == 30
+    assert [v.rule_id for v in report.violations].count("route.unknown-path") == 10
+    assert report.untold == (("route.unknown-path", Severity.ERROR, 20),)
+    assert "counted, details not kept (kept-per-rule): 20 route.unknown-path" in render_text(report)
+    assert json.loads(render_json(report))["untold"] == [
+        {"rule": "route.unknown-path", "severity": "error", "count": 20}
+    ]
+    assert "20 route.unknown-path" in render_sarif(report) and 'value="20"' in render_junit(report)
+
+
+@pytest.mark.parametrize(
+    ("setting", "line"),
+    [("longest_record", b"[" + b"0," * 600 + b"0]"), ("most_values", b"[" + b"{}," * 400_000 + b"{}]")],
+)
+def test_a_record_beyond_a_bound_is_reported_and_the_next_line_is_read(
+    tmp_path: Path, setting: str, line: bytes
+) -> None:
+    """A line longer than longest-record, or of more values than most-values: one finding, reading goes on."""
+    log = tmp_path / "bounded.jsonl"
+    good = json.dumps(UNKNOWN).encode()
+    log.write_bytes(good + b"\n" + line + b"\n" + good + b"\n")
+    validator = Validator(config=Config(**{setting: 1_000 if setting == "longest_record" else 100_000}))
+    validator.feed_file(str(log))
+    report = validator.finish()
+    assert report.totals == Totals(read=3, judged=2, unreadable=1)
+    [bad] = [v for v in report.violations if v.rule_id == "input.unreadable"]
+    assert str(bad.location).endswith(":2") and setting.replace("_", "-") in bad.message
+
+
+def test_bounds_are_settings_of_the_config_file(tmp_path: Path) -> None:
+    """kept-per-rule, longest-record and most-values are read from the config; a bad one is refused."""
+    cfg = tmp_path / "voucher-fsm.toml"
+    cfg.write_text("kept-per-rule = 5\nlongest-record = 4096\nmost-values = 900\n")
+    config = load_config(cfg)
+    assert (config.kept_per_rule, config.longest_record, config.most_values) == (5, 4096, 900)
+    cfg.write_text('kept-per-rule = "many"\n')
+    with pytest.raises(UsageError, match="kept-per-rule must be a whole number"):
+        load_config(cfg)
+
+
+# lone surrogates, terminal escapes, NUL, a bidi override, URL and path syntax, and any other character
+tricky_text = st.lists(  # (st.text would leave the surrogates out)
+    st.sampled_from(["\ud800", "\udfff", "\x1b", "\x00", "\n", "\u202e", "%", "/", "?", "é"])
+    | st.characters(),
+    max_size=12,
+).map("".join)
+hostile_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | tricky_text,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+RENDERERS = (render_text, render_json, render_junit, render_sarif)
+
+
+def _renders_everywhere(report: Report) -> None:
+    for render in RENDERERS:
+        out = render(report)
+        out.encode("utf-8")  # (what a terminal or a file is given: no lone surrogate)
+        assert "Traceback" not in out
+
+
+@given(st.lists(hostile_values, max_size=5), st.data())
+def test_any_records_fed_are_judged_and_render_in_every_format(junk: list[Any], data: st.DataObject) -> None:
+    """Fuzz: junk records and real exchanges with parts replaced by junk; every format renders."""
+    mutated = []
+    for r in generate(1, seed=data.draw(st.integers(0, 50)), vouchers_per_session=2):
+        if data.draw(st.booleans()):
+            side = data.draw(st.sampled_from(["request", "response"]))
+            key = data.draw(
+                st.sampled_from(["body", "path", "status", "headers", "method", "query", "bodyText"])
+            )
+            r[side][key] = data.draw(hostile_values)
+        if data.draw(st.booleans()):
+            r["time"] = data.draw(hostile_values)
+        mutated.append(r)
+    validator = Validator()
+    for record in [*junk, *mutated]:
+        validator.feed(record, source=data.draw(tricky_text) or "<api>")
+    report = validator.finish()
+    assert report.totals.adds_up and report.totals.read == len(junk) + len(mutated)
+    _renders_everywhere(report)
+
+
+@given(st.binary(max_size=300), st.sampled_from([".jsonl", ".har", ".jsonl.gz"]), st.data())
+def test_any_bytes_in_a_file_are_read_judged_and_rendered(
+    raw: bytes, suffix: str, data: st.DataObject
+) -> None:
+    """Fuzz the readers: arbitrary bytes, and a real log cut or spliced with them, in every format."""
+    base = to_har(list(generate(1, seed=3, vouchers_per_session=1))) if suffix == ".har" else None
+    text = (
+        json.dumps(base).encode()
+        if base is not None
+        else json.dumps(next(generate(1, seed=3))).encode() + b"\n"
+    )
+    cut = data.draw(st.integers(0, len(text)))
+    body = data.draw(st.sampled_from([raw, text[:cut] + raw, text[:cut] + raw + text[cut:]]))
+    if suffix.endswith(".gz"):
+        body = gzip.compress(body)[: data.draw(st.integers(1, len(body) + 40))]
+    with tempfile.TemporaryDirectory() as folder:
+        log = Path(folder) / f"fuzz{suffix}"
+        log.write_bytes(body)
+        validator = Validator()
+        validator.feed_file(str(log))
+        report = validator.finish()
+    assert report.totals.adds_up
+    _renders_everywhere(report)

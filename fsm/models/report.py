@@ -73,6 +73,14 @@ class ViolationInfo(_Strict):
     context: list[ViolationInfo] | None = None
 
 
+class UntoldInfo(_Strict):
+    """Violations of one rule counted in the totals but not kept with their details (kept-per-rule)."""
+
+    rule: str
+    severity: Literal["error", "warning", "info"]
+    count: int = Field(ge=1)
+
+
 class EntityInfo(_Strict):
     """Where an entity ended up."""
 
@@ -95,3 +103,6 @@ class ReportDocument(_Strict):
     strict: bool
     violations: list[ViolationInfo]
     entities: list[EntityInfo]
+    untold: list[UntoldInfo] | None = Field(
+        default=None, description="Present when some rule had more violations than kept-per-rule keeps."
+    )

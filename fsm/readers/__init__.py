@@ -30,7 +30,7 @@ from fsm.errors import LogFormatError
 from fsm.readers._json import what_failed
 from fsm.readers._stdin import primed
 from fsm.readers.har import AfterEntries, entry_to_record, read_har, stream_entries
-from fsm.readers.jsonl import read_jsonl
+from fsm.readers.jsonl import LONGEST_RECORD, MOST_VALUES, read_jsonl
 
 __all__ = [
     "InputFile",
@@ -101,8 +101,17 @@ def detect_format(head: bytes, name: str = "") -> Format:
     return "jsonl"
 
 
-def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Iterator[RawItem]]:
+def open_input(
+    path: str,
+    stdin: BinaryIO | None = None,
+    *,
+    longest: int = LONGEST_RECORD,
+    most_values: int = MOST_VALUES,
+) -> tuple[InputFile, Iterator[RawItem]]:
     """Open ``path`` (``-`` for standard input) and return its description and record stream.
+
+    ``longest`` (bytes of one JSONL line) and ``most_values`` (values in one record or HAR
+    entry) bound what one record may cost; a record beyond them is reported and skipped.
 
     A file that cannot be opened (a folder, no permission) is one unreadable file-level record;
     raises :class:`LogFormatError` only for standard input that is closed or was read already.
@@ -156,8 +165,9 @@ def open_input(path: str, stdin: BinaryIO | None = None) -> tuple[InputFile, Ite
     if head.startswith(_BOM):  # as Windows tools write it: not part of the first record
         stream.read(len(_BOM))
     if fmt == "har":
-        return info, _closing(_har_items(stream, reread), handle)
-    return info, read_jsonl(stream, also_close=handle)  # (one generator less per record)
+        return info, _closing(_har_items(stream, reread, most_values), handle)
+    # (one generator less per record)
+    return info, read_jsonl(stream, also_close=handle, longest=longest, most_values=most_values)
 
 
 def _wide_text(head: bytes) -> str | None:
@@ -220,7 +230,7 @@ def _closing(items: Iterator[RawItem], handle: Any) -> Iterator[RawItem]:
             handle.close()
 
 
-def _har_items(stream: Any, reread: Callable[[], bytes] | None) -> Iterator[RawItem]:
+def _har_items(stream: Any, reread: Callable[[], bytes] | None, most_values: int) -> Iterator[RawItem]:
     """HAR entries one at a time, parsed as the file streams in (memory stays flat).
 
     A HAR that breaks the streaming parser (truncated, not UTF-8, nested too deeply, not a
@@ -229,7 +239,7 @@ def _har_items(stream: Any, reread: Callable[[], bytes] | None) -> Iterator[RawI
     """
     done = 0
     try:
-        for entry, too_deep in stream_entries(stream):
+        for entry, too_deep in stream_entries(stream, most_values):
             record, error = entry_to_record(entry) if too_deep is None else (None, too_deep)
             yield done, record, error
             done += 1

@@ -17,6 +17,7 @@ import ijson  # type: ignore[import-untyped]  # no stubs; the compiled build typ
 import orjson
 
 from fsm.readers._json import DECODER
+from fsm.readers.jsonl import MOST_VALUES
 
 __all__ = ["MAX_DEPTH", "AfterEntries", "entry_to_record", "read_har", "stream_entries"]
 
@@ -37,7 +38,7 @@ _OPEN = frozenset({"start_map", "start_array"})
 _CLOSE = frozenset({"end_map", "end_array"})
 
 
-def stream_entries(stream: Any) -> Iterator[tuple[Any, str | None]]:
+def stream_entries(stream: Any, most_values: int = MOST_VALUES) -> Iterator[tuple[Any, str | None]]:
     """``(entry, None)`` for each item of ``log.entries`` as the file streams in; ``(None, why)`` if too deep.
 
     Built from ijson's prefix-free events: its ``items`` keeps the path of every open level as
@@ -64,7 +65,7 @@ def stream_entries(stream: Any) -> Iterator[tuple[Any, str | None]]:
     for event, value in events:
         if event == "end_array":
             break
-        yield _entry(event, value, events)
+        yield _entry(event, value, events, most_values)
     try:
         for _ in events:  # the rest of the document: what breaks it is still reported
             pass
@@ -72,14 +73,21 @@ def stream_entries(stream: Any) -> Iterator[tuple[Any, str | None]]:
         raise AfterEntries(exc) from None
 
 
-def _entry(event: str, value: Any, events: Iterator[tuple[str, Any]]) -> tuple[Any, str | None]:
-    """One array item whose first event is ``event``: built, or skipped when nested too deeply."""
+def _entry(
+    event: str, value: Any, events: Iterator[tuple[str, Any]], most_values: int
+) -> tuple[Any, str | None]:
+    """One array item whose first event is ``event``: built, or skipped when too deep or too big."""
     if event not in _OPEN:
         return value, None
     root: Any = {} if event == "start_map" else []
     stack: list[Any] = [root]
     key: Any = None
+    values = 0
     for event, value in events:
+        values += 1
+        if values > most_values:
+            _skip(events, len(stack))
+            return None, f"an entry of more than {most_values:,} values is not read (most-values)"
         if event == "map_key":
             key = value
             continue

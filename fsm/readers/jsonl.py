@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -10,22 +11,43 @@ import orjson
 
 from fsm.readers._json import lenient_loads, what_failed
 
-__all__ = ["read_jsonl"]
+__all__ = ["LONGEST_RECORD", "MOST_VALUES", "read_jsonl"]
 
 
-def read_jsonl(stream: Any, also_close: Any = None) -> Iterator[tuple[int | None, Any, str | None]]:
+LONGEST_RECORD = 64 * 2**20
+"""Longest JSONL line read as a record (bytes); a longer one is reported and skipped to its end."""
+MOST_VALUES = 1_000_000
+"""Most JSON values one record may hold (``[{},{},...]`` of 64 MB would be a gigabyte of objects)."""
+_CHECKED = 2**20  # lines shorter than this cannot hold MOST_VALUES values worth counting
+
+
+def read_jsonl(
+    stream: Any,
+    also_close: Any = None,
+    *,
+    longest: int = LONGEST_RECORD,
+    most_values: int = MOST_VALUES,
+) -> Iterator[tuple[int | None, Any, str | None]]:
     """Yield ``(line, record, error)`` for every non-blank line of a binary stream.
 
     The stream is closed at the end, and then ``also_close`` (the file under a decompressor).
 
-    A line that is not JSON (or not UTF-8, or nested too deeply) yields an error
-    naming the column; blank lines are not records.
+    A line that is not JSON (or not UTF-8, or nested too deeply) yields an error naming the
+    column; blank lines are not records. A line longer than ``longest`` bytes, or holding more
+    than ``most_values`` values (counted by their separators, an upper bound), yields an error
+    and is not parsed; reading goes on at the next line.
     """
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
     line_no = 0
     try:
-        for line_no, line in enumerate(stream, 1):
+        for line_no, line in enumerate(iter(functools.partial(stream.readline, longest + 1), b""), 1):
+            if len(line) > longest:
+                yield line_no, None, _skip_long(stream, line, longest)
+                continue
+            if len(line) >= _CHECKED and _values(line) > most_values:
+                yield line_no, None, f"a record of more than {most_values:,} values is not read (most-values)"
+                continue
             try:
                 yield line_no, loads(line), None
             except decode_error as exc:
@@ -43,6 +65,22 @@ def read_jsonl(stream: Any, also_close: Any = None) -> Iterator[tuple[int | None
             close()
         if also_close is not None:
             also_close.close()
+
+
+def _values(line: bytes) -> int:
+    """An upper bound on the JSON values in ``line``: one more than its separators and openers."""
+    return line.count(b",") + line.count(b"[") + line.count(b"{") + 1
+
+
+def _skip_long(stream: Any, head: bytes, longest: int) -> str:
+    """Read past the rest of a line too long to be a record (in chunks: memory stays flat)."""
+    size = len(head)
+    while not head.endswith(b"\n"):
+        head = stream.readline(2**20)
+        if not head:
+            break
+        size += len(head)
+    return f"a record of {size:,} bytes is longer than the {longest:,} read (longest-record); skipped"
 
 
 def _describe(exc: ValueError, line: bytes) -> str:

@@ -69,6 +69,11 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "entities": [
             {"entity": e.key, "kind": e.kind, "state": e.state, "final": e.final} for e in report.entities
         ],
+        **(
+            {"untold": [{"rule": r, "severity": s.value, "count": n} for r, s, n in report.untold]}
+            if report.untold
+            else {}
+        ),
     }
 
 

@@ -33,6 +33,10 @@ def render_junit(report: Report) -> str:
         cases[str(key)] = vs
     suites = ET.Element("testsuites", name="voucher-fsm")
     suite = ET.SubElement(suites, "testsuite", name="voucher-fsm validate")
+    if report.untold:  # (counted in the totals, details not kept: kept-per-rule)
+        props = ET.SubElement(suite, "properties")
+        for rule, level, n in report.untold:
+            ET.SubElement(props, "property", name=f"untold.{rule}.{level.value}", value=str(n))
     failures = 0
     for key, vs in cases.items():
         kind = key.split(":", 1)[0] if ":" in key else "log"

@@ -111,7 +111,7 @@ def render_sarif(report: Report) -> str:
 
 def _invocation(report: Report, uri: Callable[[str], str]) -> dict[str, Any]:
     """How the run went: an input with nothing readable is a failed execution, not a clean result."""
-    notes = [
+    notes: list[dict[str, Any]] = [
         {
             "level": "error",
             "message": {"text": f"nothing readable in {label}; nothing in it was checked"},
@@ -119,7 +119,11 @@ def _invocation(report: Report, uri: Callable[[str], str]) -> dict[str, Any]:
         }
         for label in report.unreadable_inputs
     ]
+    told: list[dict[str, Any]] = (
+        [{"level": "note", "message": {"text": report.untold_line()}}] if report.untold else []
+    )
     out: dict[str, Any] = {"executionSuccessful": not notes, "exitCode": report.exit_code}
-    if notes:
+    if notes or told:
+        notes += told
         out["toolExecutionNotifications"] = notes
     return out

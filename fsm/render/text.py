@@ -109,7 +109,11 @@ def render_text(report: Report, max_per_rule: int = 50) -> str:
         hidden = {rule: n - max_per_rule for rule, n in shown.items() if max_per_rule and n > max_per_rule}
         if hidden:
             listed = ", ".join(f"{n} {rule}" for rule, n in sorted(hidden.items()))
-            out.append(f"not spelt out above: {listed} (--max-per-rule 0 shows all; --format json lists all)")
+            lists = "every one kept" if report.untold else "all"
+            how = f"--max-per-rule 0 shows all; --format json lists {lists}"
+            out.append(f"not spelt out above: {listed} ({how})")
+        if report.untold:
+            out.append(report.untold_line())
     out.append(summary_line(report))
     return "\n".join(line.translate(_CONTROLS) for line in out) + "\n"
 
