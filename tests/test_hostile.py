@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fsm import Report, UsageError, Validator
+from fsm import Report, UsageError, Validator, validate_log
 from fsm.config import Config, load_config
 from fsm.generate import generate, to_har
 from fsm.readers import open_input
@@ -385,3 +385,48 @@ def test_any_bytes_in_a_file_are_read_judged_and_rendered(
         report = validator.finish()
     assert report.totals.adds_up
     _renders_everywhere(report)
+
+
+CASES = Path(__file__).parent / "hostile" / "cases"
+EXPECTED = json.loads((CASES / "expected.json").read_text())["cases"]
+
+
+def test_every_hostile_case_has_an_expectation() -> None:
+    """tests/hostile/cases/expected.json names every file there, and only those."""
+    assert sorted(EXPECTED) == sorted(p.name for p in CASES.iterdir() if p.name != "expected.json")
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_a_hostile_case_gives_its_exit_code_and_accounts_for_every_record(case: str) -> None:
+    """The command in its own process (no traceback, the exit code), then every format from the report."""
+    want = EXPECTED[case]
+    code, out, err = voucher_fsm("validate", "--format", "json", str(CASES / case))
+    assert "Traceback" not in out + err and code == want["exit"], err
+    totals = json.loads(out)["totals"]
+    assert (totals["read"], totals["unreadable"]) == (want["read"], want["unreadable"])
+    assert totals["read"] == totals["judged"] + totals["unreadable"]
+    _renders_everywhere(validate_log(CASES / case))
+
+
+@pytest.mark.slow
+def test_coverage_guided_fuzzing_finds_no_crash_in_twenty_seconds(tmp_path: Path) -> None:
+    """atheris over the readers and the pipeline, seeded with the hostile cases (slow: 20 s)."""
+    pytest.importorskip("atheris", reason="atheris is not installed here (pip install atheris)")
+    seeds = tmp_path / "corpus"  # (libFuzzer writes what it finds into its first folder: a copy)
+    seeds.mkdir()
+    for n, case in enumerate(sorted(EXPECTED)):
+        (seeds / f"{n}").write_bytes(bytes([n]) + (CASES / case).read_bytes())
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).parent / "fuzz" / "fuzz_pipeline.py"),
+            "-max_total_time=20",
+            str(seeds),
+        ],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
