@@ -430,3 +430,27 @@ def test_coverage_guided_fuzzing_finds_no_crash_in_twenty_seconds(tmp_path: Path
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def _peak_of(args: list[str]) -> tuple[int, str, float]:
+    """Exit code, stdout and peak RSS (MB) of the command in a child process of its own."""
+    with tempfile.TemporaryFile() as out:
+        child = subprocess.Popen(args, stdout=out, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        return child.returncode, out.read().decode(), usage.ru_maxrss / 1024
+
+
+@pytest.mark.slow
+def test_the_largest_hostile_inputs_are_read_in_bounded_memory(tmp_path: Path) -> None:
+    """A 70 MB line and a 60 MB line of 20 million values (orjson alone: 1.9 GB): skipped, under 400 MB."""
+    good = json.dumps(UNKNOWN).encode()
+    long_line, many = tmp_path / "long-line.jsonl", tmp_path / "many-values.jsonl"
+    long_line.write_bytes(good + b"\n" + b'{"x": "' + b"a" * 70 * 2**20 + b'"}\n' + good + b"\n")
+    many.write_bytes(good + b"\n[" + b"{}," * (20 * 2**20) + b"{}]\n" + good + b"\n")
+    for log in (long_line, many):
+        code, out, peak = _peak_of([sys.executable, "-m", "fsm", "validate", "--format", "json", str(log)])
+        totals = json.loads(out)["totals"]
+        assert code == 1 and (totals["read"], totals["judged"], totals["unreadable"]) == (3, 2, 1)
+        assert peak < 400, f"{log.name}: {peak:.0f} MB"
