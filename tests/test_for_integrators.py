@@ -94,3 +94,124 @@ def test_pytest_plugin_passes_clean_traffic_and_fails_with_the_report(pytester: 
     result.assert_outcomes(passed=2, failed=3)
     result.stdout.fnmatch_lines(["*could not read any record of*empty.jsonl*"])
     result.stdout.fnmatch_lines(["*machine.illegal-transition*", "*FAILED*"])
+
+
+BROKEN_RULES = (  # every rule examples/broken.jsonl breaks at warning level or above
+    "actor.wrong-role",
+    "machine.illegal-transition",
+    "observe.independence",
+    "schema.request",
+    "schema.response",
+    "session.close-with-open-vouchers",
+    "session.reserve-before-join",
+    "time.accepted-after-expiry",
+)
+
+
+def test_pytest_plugin_reads_the_config_the_cli_reads_and_passes_what_the_cli_passes(
+    pytester: pytest.Pytester,
+) -> None:
+    """With [tool.voucher-fsm.severity] turning the broken log's rules off, CLI and plugin both pass it."""
+    from click.testing import CliRunner
+
+    from fsm.cli import cli
+
+    broken = str(REPO / "examples" / "broken.jsonl")
+    table = "\n".join(f'"{rule}" = "off"' for rule in BROKEN_RULES)
+    pytester.makefile(".toml", pyproject=f"[tool.voucher-fsm.severity]\n{table}\n")
+    pytester.makepyfile(
+        f"""
+        def test_broken_under_the_project_config(assert_valid_traffic):
+            assert_valid_traffic({broken!r})
+        """
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(pytester.path)
+        assert CliRunner().invoke(cli, ["validate", broken]).exit_code == 0
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    (pytester.path / "pyproject.toml").unlink()  # the same test without the config file fails
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*machine.illegal-transition*"])
+
+
+def test_pytest_plugin_marker_and_call_overrides_win_over_the_config_file(pytester: pytest.Pytester) -> None:
+    """A voucher_fsm marker and assert_valid_traffic's keywords override the project's settings."""
+    broken = str(REPO / "examples" / "broken.jsonl")
+    clean = str(REPO / "examples" / "session-two-payments.jsonl")
+    off = dict.fromkeys(BROKEN_RULES, "off")
+    pytester.makefile(".toml", **{"voucher-fsm": '[severity]\n"style.hex-address" = "error"\n'})
+    pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.voucher_fsm(severity={off!r})
+        def test_marker_turns_rules_off(assert_valid_traffic):
+            assert_valid_traffic({broken!r})
+
+        def test_call_turns_rules_off(assert_valid_traffic):
+            assert_valid_traffic({broken!r}, severity={off!r})
+
+        @pytest.mark.voucher_fsm(severity={{"machine.illegal-transition": "off"}})
+        def test_marker_turns_only_one_rule_off(assert_valid_traffic):
+            assert_valid_traffic({broken!r})
+
+        def test_config_file_is_read(voucher_fsm_config):
+            from fsm import Severity
+            assert voucher_fsm_config.severity == {{"style.hex-address": Severity.ERROR}}
+
+        @pytest.mark.voucher_fsm(require_complete=True, strict=True)
+        def test_marker_makes_a_partial_log_fail(assert_valid_traffic):
+            import json
+            with open({clean!r}) as fh:
+                assert_valid_traffic([json.loads(line) for line in fh.readlines()[:5]])
+
+        @pytest.mark.voucher_fsm(strictly=True)
+        def test_unknown_marker_keyword(assert_valid_traffic):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rA")
+    result.assert_outcomes(passed=3, failed=2, errors=1)
+    result.stdout.fnmatch_lines(["*FAILED*test_marker_turns_only_one_rule_off*"])
+    result.stdout.fnmatch_lines(["*entity.incomplete*", "*FAILED*test_marker_makes_a_partial_log_fail*"])
+    result.stdout.fnmatch_lines(["*voucher_fsm takes keyword arguments config, severity*strictly*"])
+
+
+def test_voucher_validator_finishes_the_run_after_the_test_and_fails_with_the_report(
+    pytester: pytest.Pytester,
+) -> None:
+    """End-of-log rules count: every feed() was clean, yet unfinished entities at error level fail it."""
+    clean = str(REPO / "examples" / "session-two-payments.jsonl")
+    pytester.makepyfile(
+        f"""
+        import json
+        import pytest
+
+        def feed(validator, lines):
+            with open({clean!r}) as fh:
+                for line in fh.readlines()[:lines]:
+                    assert validator.feed(json.loads(line)) == []
+
+        @pytest.mark.voucher_fsm(severity={{"entity.incomplete": "error"}})
+        def test_partial(voucher_validator):
+            feed(voucher_validator, 5)
+
+        @pytest.mark.voucher_fsm(severity={{"entity.incomplete": "error"}})
+        def test_whole(voucher_validator):
+            feed(voucher_validator, 99)
+
+        def test_partial_at_the_default_severity(voucher_validator):
+            feed(voucher_validator, 5)
+
+        def test_body_fails_first(voucher_validator):
+            feed(voucher_validator, 5)
+            assert False, "the test's own failure"
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(
+        ["*voucher-fsm found protocol violations:*", "*entity.incomplete*", "*FAILED*test_partial*"]
+    )
+    result.stdout.fnmatch_lines(["*the test's own failure*"])
