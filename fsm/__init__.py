@@ -20,9 +20,12 @@ from fsm._version import __version__
 
 __all__ = [
     "Config",
+    "Exchange",
+    "ExchangeCallback",
     "ExchangeRecord",
     "FsmError",
     "LogFormatError",
+    "Match",
     "Report",
     "Rule",
     "Severity",
@@ -39,9 +42,12 @@ __all__ = [
 
 _WHERE = {
     "Config": "fsm.config",
+    "Exchange": "fsm.exchange",
+    "ExchangeCallback": "fsm.pipeline",
     "ExchangeRecord": "fsm.models.exchange",
     "FsmError": "fsm.errors",
     "LogFormatError": "fsm.errors",
+    "Match": "fsm.matcher",
     "Report": "fsm.report",
     "Rule": "fsm.violation",
     "Severity": "fsm.violation",
@@ -58,8 +64,10 @@ _WHERE = {
 if TYPE_CHECKING:
     from fsm.config import Config
     from fsm.errors import FsmError, LogFormatError, SpecError, UsageError
+    from fsm.exchange import Exchange
+    from fsm.matcher import Match
     from fsm.models.exchange import ExchangeRecord
-    from fsm.pipeline import Validator, validate_log
+    from fsm.pipeline import ExchangeCallback, Validator, validate_log
     from fsm.report import Report
     from fsm.spec import Spec, load_spec
     from fsm.violation import Rule, Severity, SourceLocation, Violation

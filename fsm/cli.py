@@ -28,6 +28,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _PARALLEL_FROM = 4 << 20  # bytes: below this a second process costs more than it saves
 
+_EXIT_CODES = """\b
+Exit codes:
+  0  no error-level violation (warnings allowed, unless --strict)
+  1  violations at error level (or warnings with --strict)
+  2  the input, the options or the settings could not be used
+     (a missing or unreadable file, a log with nothing readable or no exchange
+     of the protocol in it, a bad option or config file)
+  3  an internal error (please report it)"""  # (click's \b keeps the lines as written)
+
+
+def _on_terminal() -> bool:
+    """True when standard output is a terminal (rich tables and colour; plain text when piped)."""
+    return sys.stdout.isatty()
+
 
 def _fail(message: str, code: int = 2) -> None:
     click.echo(f"voucher-fsm: {message}", err=True)
@@ -83,7 +97,7 @@ def cli() -> None:
 
 
 # ---------------------------------------------------------------- validate
-@cli.command()
+@cli.command(short_help="Check recorded traffic against the protocol.", epilog=_EXIT_CODES)
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option(
     "-f",
@@ -167,6 +181,8 @@ def validate(
 
     found = Path(config_path) if config_path else find_config()
     config = load_config(found) if found else Config()
+    if found:  # found by searching parent folders: say which one applies
+        click.echo(f"voucher-fsm: settings from {found}", err=True)
     overrides = parse_severity_overrides(list(severities), "--severity")
     config = config.merged(
         strict=strict,
@@ -251,7 +267,7 @@ def _print_colour(text: str) -> None:
 
 
 # ------------------------------------------------------------------- rules
-@cli.command()
+@cli.command(short_help="List every rule, its severity and source.")
 @click.option(
     "-f",
     "--format",
@@ -285,13 +301,27 @@ def rules(fmt: str) -> None:
     elif fmt == "markdown":
         click.echo(rules_markdown(spec), nl=False)
     else:
-        width = max(len(r) for r in spec.rules)
-        for r in spec.rules.values():
-            click.echo(f"{r.id:<{width}}  {r.severity.value:<7}  {r.cite:<22}  {r.title}")
+        header = ("rule", "severity", "source", "what it checks")
+        rows = [(r.id, r.severity.value, r.cite, r.title) for r in spec.rules.values()]
+        if _on_terminal():
+            from rich.console import Console
+            from rich.table import Table
+
+            table = Table(box=None, header_style="bold", pad_edge=False)
+            for i, name in enumerate(header):  # ids and severities whole; sources and what it checks wrap
+                table.add_column(name, no_wrap=i < 2, min_width=30 if i == 3 else None)
+            for row in rows:
+                table.add_row(*row)
+            Console(highlight=False).print(table)
+        else:  # piped: plain columns, each as wide as its widest cell (the last one never cut)
+            widths = [max(len(row[i]) for row in (header, *rows)) for i in range(3)]
+            for row in (header, *rows):
+                cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=False)]
+                click.echo("  ".join([*cells, row[3]]))
 
 
 # ----------------------------------------------------------- check-payload
-@cli.command("check-payload")
+@cli.command("check-payload", short_help="Check one JSON body against its schema.")
 @click.argument("method")
 @click.argument("path")
 @click.argument("side", type=click.Choice(["request", "response"]))
@@ -377,12 +407,12 @@ def check_payload(method: str, path: str, side: str, file: str, status: int) -> 
 
 
 # -------------------------------------------------------------------- spec
-@cli.group()
+@cli.group(short_help="Inspect and check the spec itself.")
 def spec() -> None:
     """Inspect and check the spec itself (machines, operations, schemas)."""
 
 
-@spec.command("lint")
+@spec.command("lint", short_help="Run the load-time checks of the spec.")
 def spec_lint() -> None:
     """Run the load-time checks: reachability, traps, finals, cross-file names, schemas."""
     from fsm.spec.lint import LINT_CHECKS, lint_spec
@@ -403,7 +433,7 @@ def spec_lint() -> None:
     sys.exit(1 if findings else 0)
 
 
-@cli.command()
+@cli.command(short_help="Write the OpenAPI 3.1 document.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
 def openapi(output: str | None) -> None:
     """Write an OpenAPI 3.1 document built from the operation table and the schemas."""
@@ -414,7 +444,7 @@ def openapi(output: str | None) -> None:
 
 
 # ---------------------------------------------------------------- diagrams
-@cli.command()
+@cli.command(short_help="Draw the machines and the documented flows.")
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
@@ -449,7 +479,7 @@ def diagrams(out: str, formats: str, machines: Sequence[str], with_errors: bool)
         click.echo(f"wrote {path}", err=True)
 
 
-@cli.command()
+@cli.command(short_help="Draw one session or voucher of a log.")
 @click.argument("files", nargs=-1, required=True, metavar="LOG...")
 @click.option("--session", help="Draw this session (with its vouchers); default: the log's only session.")
 @click.option("--voucher", help="Draw this voucher.")
@@ -474,7 +504,9 @@ def trace(files: Sequence[str], session: str | None, voucher: str | None, output
     elif output.endswith(".dot"):
         _write(sequence_dot(diagram), output)
     elif output.endswith((".svg", ".png")):
-        render_image(sequence_dot(diagram), Path(output), output.rsplit(".", 1)[1])
+        stem = output.rsplit(".", 1)[0]
+        instead = f"-o {stem}.mmd or -o {stem}.dot"
+        render_image(sequence_dot(diagram), Path(output), output.rsplit(".", 1)[1], instead=instead)
         click.echo(f"wrote {output}", err=True)
     else:
         raise UsageError(f"{output}: use a .mmd, .dot, .svg or .png file name")
@@ -485,7 +517,7 @@ def trace(files: Sequence[str], session: str | None, voucher: str | None, output
     )
 
 
-@cli.command()
+@cli.command(short_help="What the logs exercised, and what not.")
 @click.argument("files", nargs=-1, required=True, metavar="LOG...")
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option(
@@ -546,7 +578,7 @@ def coverage(files: Sequence[str], fmt: str, out: str | None) -> None:
 
 
 # -------------------------------------------------------------------- docs
-@cli.command()
+@cli.command(short_help="Write the generated reference pages.")
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
@@ -562,14 +594,17 @@ def docs(out: str, check: bool) -> None:
 
     spec = load_spec()
     if check:
-        stale = [
-            rel
-            for rel, text in generated_docs(spec).items()
-            if not (Path(out) / rel).is_file() or (Path(out) / rel).read_text(encoding="utf-8") != text
-        ]
-        for rel in stale:
-            click.echo(f"stale: {Path(out) / rel}")
-        if stale:
+        wrong = 0
+        for rel, text in generated_docs(spec).items():
+            path = Path(out) / rel
+            if not path.is_file():
+                click.echo(f"missing: {path}")
+            elif path.read_text(encoding="utf-8") != text:
+                click.echo(f"stale: {path}")
+            else:
+                continue
+            wrong += 1
+        if wrong:
             click.echo("run `voucher-fsm docs` to regenerate", err=True)
             sys.exit(1)
         return
@@ -578,7 +613,7 @@ def docs(out: str, check: bool) -> None:
 
 
 # ---------------------------------------------------------------- generate
-@cli.command()
+@cli.command(short_help="Write valid traffic for tests.")
 @click.option("--sessions", type=click.IntRange(1), default=10, show_default=True, help="How many sessions.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same traffic.")
 @click.option(

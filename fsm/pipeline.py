@@ -29,10 +29,15 @@ from fsm.spec import Spec, load_spec
 from fsm.stepper import Coverage, Stepper, history_location
 from fsm.violation import Finding, RelatedExchange, Severity, SourceLocation, Violation
 
-__all__ = ["Validator", "validate_log"]
+__all__ = ["ExchangeCallback", "Validator", "validate_log"]
 
 Progress = Callable[[int, float | None], None]
 """Called now and then during feed_file with (records read so far, fraction of the file read or None)."""
+
+ExchangeCallback = Callable[[Exchange, Match, list[Violation], tuple[str, ...]], None]
+"""``Validator(on_exchange=...)``: called after each exchange routed to an operation is judged, with
+the :class:`fsm.Exchange`, its :class:`fsm.Match` (operation and path parameters), the violations it
+caused and the keys of the entities it named (``("session:ses_1", "voucher:vch_1")``)."""
 
 
 class Validator:
@@ -63,7 +68,7 @@ class Validator:
         config: Config | None = None,
         engine: str = "table",
         coverage: bool = False,
-        on_exchange: Callable[[Exchange, Match | None, list[Violation], tuple[str, ...]], None] | None = None,
+        on_exchange: ExchangeCallback | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self.spec = spec if spec is not None else load_spec()

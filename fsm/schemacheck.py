@@ -100,6 +100,14 @@ class SchemaChecker:
                 found |= secrets_in(text)
         return found
 
+    def style_findings(self, rel: str, body: Any, side: str = "request") -> list[Finding]:
+        """The style checks (``style.json``) a body of schema ``rel`` breaks, as findings."""
+        acc: list[Finding] = []
+        if isinstance(body, (dict, list)):
+            for check, pattern, pointers in self._style.get(rel, ()):
+                acc.extend(_style(check, pattern, pointers, body, side))
+        return acc
+
     def _validator(self, rel: str) -> SchemaValidator:
         return self._validators.get(rel) or validator(rel, self.fast)
 

@@ -94,6 +94,7 @@ class Entity:
         "parent",
         "payee_token",
         "payer_token",
+        "seen",
         "states",
     )
 
@@ -106,6 +107,7 @@ class Entity:
         self.parent: Entity | None = None
         self.children: list[Entity] | None = None
         self.history: list[_Hist] = []
+        self.seen = 0  # exchanges that named it, all of them (history keeps the last few)
         self.model: Any = None
         self.observed: str | None = None
         self.last_own = -1
@@ -172,6 +174,7 @@ class Stepper:
         # grows with the live entities, not with the length of the log.
         self.finished: dict[str, dict[str, str]] = {name: {} for name in spec.machines}  # kind -> id -> state
         self.finished_codes: dict[str, dict[str, str]] = {name: {} for name in spec.machines}
+        self.finished_seen: dict[str, dict[str, int]] = {name: {} for name in spec.machines}  # id -> count
         self.tokens: dict[int, _Token | None] = {}
         self.currencies: dict[tuple[str, str], str] = {}
         self.addresses: dict[tuple[str, str], str] = {}
@@ -258,7 +261,9 @@ class Stepper:
                 return found
             state = self.finished[kind].pop(id, None)
             if state is not None:  # a retired entity named again: bring it back in its final state
-                return self._adopt(kind, id, code, (state,))
+                back = self._adopt(kind, id, code, (state,))
+                back.seen = self.finished_seen[kind].pop(id, 0)
+                return back
         if isinstance(code, str) and not isinstance(id, str):
             found = self.by_code.get((kind, code))
             if found is not None:
@@ -276,6 +281,7 @@ class Stepper:
         if e.id is not None and self.entities.get((e.kind, e.id)) is e:
             del self.entities[(e.kind, e.id)]
             self.finished[e.kind][e.id] = state
+            self.finished_seen[e.kind][e.id] = e.seen
         if e.code is not None and self.by_code.get((e.kind, e.code)) is e:
             del self.by_code[(e.kind, e.code)]
             self.finished_codes[e.kind][e.code] = state
@@ -306,6 +312,8 @@ class Stepper:
         e.history.append(hist)
         if len(e.history) > _HISTORY:
             del e.history[0]
+        if e.last_own != ex.index:
+            e.seen += 1
         e.last_own = ex.index
         parent = e.parent
         if parent is not None:
@@ -1065,13 +1073,14 @@ class Stepper:
 
     # ------------------------------------------------------------------ finish
     def outcomes(self) -> Iterator[tuple[str, str, str, bool, int]]:
-        """(key, kind, state, final, exchanges remembered) for every entity met, live or retired."""
+        """(key, kind, state, final, exchanges that named it) for every entity met, live or retired."""
         for (kind, _), e in self.entities.items():
             finals = self.spec.machines[kind].finals
-            yield e.key, kind, e.state_text(), all(s in finals for s in e.states), len(e.history)
+            yield e.key, kind, e.state_text(), all(s in finals for s in e.states), e.seen
         for kind, done in self.finished.items():
+            seen = self.finished_seen[kind]
             for id_, state in done.items():
-                yield f"{kind}:{id_}", kind, state, True, 0
+                yield f"{kind}:{id_}", kind, state, True, seen.get(id_, 0)
 
     def unfinished(self) -> Iterator[tuple[Entity, MachineSpec]]:
         """Entities not in a final state, in the order they were first met."""

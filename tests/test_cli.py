@@ -529,3 +529,107 @@ def test_a_broken_error_answer_to_a_call_that_carries_a_secret_is_not_quoted(tmp
         _, out, _ = run("validate", "--format", fmt, str(log))
         assert "QUERYPASS" not in out and "pw-four" not in out, fmt
     assert "schema.error-envelope" in out
+
+
+@pytest.mark.parametrize("width", [50, 80, 200])
+def test_top_level_help_gives_every_command_its_whole_summary(width: int) -> None:
+    """No command summary in --help is cut with "...", at the narrowest width click draws and wider."""
+    result = CliRunner().invoke(cli, ["--help"], terminal_width=width)
+    commands = result.output.split("Commands:\n", 1)[1]
+    assert "..." not in commands
+    for name, command in cli.commands.items():
+        assert command.short_help, name
+        assert " ".join(command.short_help.split()) in " ".join(commands.split()), name
+
+
+def test_validate_help_lists_every_exit_code() -> None:
+    """validate --help ends with the exit codes 0, 1, 2 and 3 and what each means."""
+    result = CliRunner().invoke(cli, ["validate", "--help"])
+    codes = result.output.split("Exit codes:\n", 1)[1]
+    meanings = [("0", "no error-level"), ("1", "error level"), ("2", "could not be used"), ("3", "internal")]
+    for code, meaning in meanings:
+        assert f"\n    {code}  " in "\n" + codes and meaning in codes, code
+
+
+def test_rules_piped_prints_a_header_and_columns_that_line_up() -> None:
+    """Piped, `rules` prints a header, then a line per rule, each column starting where the header's does."""
+    from fsm.spec import load_spec
+
+    code, out, _ = run("rules")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == len(load_spec().rules) + 1
+    header = lines[0]
+    assert header.split()[:3] == ["rule", "severity", "source"] and header.rstrip().endswith("what it checks")
+    starts = [header.index(word) for word in ("severity", "source", "what it checks")]
+    for line in lines[1:]:
+        for start in starts:
+            assert line[start - 2 : start] == "  " and line[start] != " ", (line, start)
+
+
+def test_rules_on_a_terminal_is_a_table_with_a_header(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal, `rules` is a rich table: the header row, then each rule id at the left edge."""
+    import fsm.cli
+
+    monkeypatch.setattr(fsm.cli, "_on_terminal", lambda: True)
+    code, out, _ = run("rules")
+    assert code == 0
+    assert out.splitlines()[0].split()[:3] == ["rule", "severity", "source"]
+    assert "\nmachine.illegal-transition " in out and "\n  machine" not in out
+    code, out, _ = run("rules", "--format", "json")
+    assert json.loads(out)[0].keys() == {"id", "severity", "source", "title", "hint"}
+
+
+def test_text_report_numbers_exchanges_from_one_as_it_numbers_lines() -> None:
+    """In a log of one exchange per line, each timeline's #N is its line number, and the report says so."""
+    import re
+
+    code, out, _ = run("validate", str(EXAMPLES / "broken.jsonl"))
+    assert code == 1
+    assert "numbering: #N counts exchanges from 1 in the order read; FILE:LINE counts lines from 1" in out
+    pairs = re.findall(r"^    #(\d+)\s+\S+broken\.jsonl:(\d+) ", out, re.M)
+    assert pairs and all(n == line for n, line in pairs), pairs
+
+
+def test_validate_names_the_settings_file_it_found_in_a_parent_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A config file found above the working directory is named on stderr; none found, nothing is said."""
+    (tmp_path / "pyproject.toml").write_text('[tool.voucher-fsm.severity]\n"style.hex-address" = "off"\n')
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "deep" / "er")
+    code, _, err = run("validate", str(EXAMPLES / "session-two-payments.jsonl"))
+    assert code == 0 and f"voucher-fsm: settings from {tmp_path / 'pyproject.toml'}" in err
+    (tmp_path / "pyproject.toml").unlink()
+    code, _, err = run("validate", str(EXAMPLES / "session-two-payments.jsonl"))
+    assert code == 0 and "settings from" not in err
+
+
+def test_trace_without_graphviz_suggests_file_names_trace_accepts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without dot, `trace -o x.svg` fails naming the install command and -o x.mmd / x.dot, not --format."""
+    import fsm.diagrams.render
+
+    monkeypatch.setattr(fsm.diagrams.render.shutil, "which", lambda name: None)
+    target = tmp_path / "t.svg"
+    code, _, err = run("trace", str(EXAMPLES / "broken.jsonl"), "-o", str(target))
+    assert code == 2 and "apt-get install -y graphviz" in err
+    assert f"-o {tmp_path / 't'}.mmd or -o {tmp_path / 't'}.dot" in err and "--format" not in err
+    assert not target.exists()
+    code, _, err = run("trace", str(EXAMPLES / "broken.jsonl"), "-o", str(tmp_path / "t.mmd"))
+    assert code == 0, err
+
+
+def test_docs_check_tells_a_missing_page_from_a_stale_one(tmp_path: Path) -> None:
+    """docs --check says `missing:` for a generated page that is not there, `stale:` for one that differs."""
+    import shutil
+
+    out = tmp_path / "docs"
+    shutil.copytree(REPO / "docs", out)
+    assert run("docs", "--check", "--out", str(out))[0] == 0
+    (out / "rules.md").unlink()
+    (out / "reference" / "voucher.md").write_text("old\n")
+    code, stdout, _ = run("docs", "--check", "--out", str(out))
+    assert code == 1
+    assert f"missing: {out / 'rules.md'}" in stdout and f"stale: {out / 'reference' / 'voucher.md'}" in stdout
+    assert "stale: " + str(out / "rules.md") not in stdout

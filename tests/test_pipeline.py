@@ -452,3 +452,26 @@ def test_generated_voucher_ids_never_repeat(monkeypatch: pytest.MonkeyPatch) -> 
     first, _ = b.reserve("tok", "CODE01")
     second, _ = b.reserve("tok", "CODE01")
     assert (first.id, second.id) == ("vch_123456abcd", "vch_123456ef01")
+
+
+def test_every_entity_outcome_counts_every_exchange_that_named_it_final_or_not() -> None:
+    """EntityOutcome.exchanges counts all of an entity's exchanges, past the five a timeline keeps."""
+    report = validate_log(REPO / "examples" / "session-two-payments.jsonl")
+    counts = {e.key: e.exchanges for e in report.entities}
+    assert counts == {  # counted by hand from the file: every entity there ends final
+        "context:ctx_46dae72c162": 3,  # the payee's sign-in with its code, open, close
+        "session:ses_46455c8dd23": 6,  # open, join, two reserves, GET, close
+        "voucher:vch_647258fe38": 3,  # reserve, redeem, resolve
+        "voucher:vch_4600130933": 5,  # reserve, redeem, negotiate, resolve, GET
+    }
+    named: dict[str, int] = {}
+
+    def count(_ex: object, _match: object, _found: object, touched: tuple[str, ...]) -> None:
+        named.update({k: named.get(k, 0) + 1 for k in touched})
+
+    v = Validator(on_exchange=count)
+    for record in generate(3, seed=5, vouchers_per_session=8, partial=True):
+        v.feed(record)
+    outcomes = v.finish().entities
+    assert {e.key: e.exchanges for e in outcomes} == named
+    assert max(named.values()) > 5 and any(e.final for e in outcomes) and not all(e.final for e in outcomes)

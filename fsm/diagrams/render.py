@@ -14,8 +14,12 @@ class DotMissing(UsageError):
     """SVG/PNG were asked for but Graphviz (or the graphviz package) is not installed."""
 
 
-def render_image(dot_text: str, path: Path, fmt: str) -> Path:
-    """Render ``dot_text`` to ``path`` as ``svg`` or ``png``."""
+def render_image(dot_text: str, path: Path, fmt: str, *, instead: str = "--format dot,mermaid") -> Path:
+    """Render ``dot_text`` to ``path`` as ``svg`` or ``png``.
+
+    Without Graphviz this fails naming the install command and ``instead``: the options of the
+    calling command that write DOT or Mermaid, which need nothing extra.
+    """
     try:
         import graphviz
     except ImportError:
@@ -27,7 +31,7 @@ def render_image(dot_text: str, path: Path, fmt: str) -> Path:
         raise DotMissing(
             f"cannot write {path}: Graphviz's dot program is not installed; "
             "apt-get install -y graphviz (or brew install graphviz). DOT and Mermaid need nothing extra: "
-            "--format dot,mermaid"
+            f"{instead}"
         )
     data = graphviz.Source(dot_text).pipe(format=fmt)
     path.write_bytes(data)

@@ -72,6 +72,12 @@ def render_text(report: Report, max_per_rule: int = 50) -> str:
     out: list[str] = []
     for i in report.inputs:
         out.append(f"input: {i.label} ({i.format}, {i.records} records)")
+    if any(v.related for v in report.violations):
+        har = any(i.format == "har" for i in report.inputs)
+        out.append(
+            "numbering: #N counts exchanges from 1 in the order read; FILE:LINE counts lines from 1"
+            + ("; FILE:entries[N] is the HAR's own index, from 0" if har else "")
+        )
     shown: Counter[str] = Counter()
     kept = []
     for v in report.violations:
@@ -91,7 +97,7 @@ def render_text(report: Report, max_per_rule: int = 50) -> str:
         timeline: dict[int, str] = {}
         for v in violations:
             for r in v.related:
-                timeline[r.index] = f"    #{r.index:<5} {r.location}  {r.summary}"
+                timeline[r.index] = f"    #{r.index + 1:<5} {r.location}  {r.summary}"  # from 1, as lines
         if timeline:
             out.append("  timeline:")
             out.extend(timeline[i] for i in sorted(timeline))
