@@ -23,6 +23,7 @@ __all__ = [
     "ExchangeRecord",
     "FsmError",
     "LogFormatError",
+    "Prediction",
     "Report",
     "Rule",
     "Severity",
@@ -42,6 +43,7 @@ _WHERE = {
     "ExchangeRecord": "fsm.models.exchange",
     "FsmError": "fsm.errors",
     "LogFormatError": "fsm.errors",
+    "Prediction": "fsm.stepper",
     "Report": "fsm.report",
     "Rule": "fsm.violation",
     "Severity": "fsm.violation",
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
     from fsm.pipeline import Validator, validate_log
     from fsm.report import Report
     from fsm.spec import Spec, load_spec
+    from fsm.stepper import Prediction
     from fsm.violation import Rule, Severity, SourceLocation, Violation
 
 

@@ -16,7 +16,7 @@ import jsonschema_rs
 
 from fsm.violation import Finding, SourceLocation
 
-__all__ = ["Exchange", "build_exchange", "for_stepping", "parse_time"]
+__all__ = ["Exchange", "build_exchange", "for_stepping", "parse_time", "parse_timestamp"]
 
 
 class Exchange:
@@ -213,10 +213,11 @@ def _bearer(auth: str | None) -> str | None:
 def parse_time(ex: Exchange) -> None:
     """Fill in ``ex.time`` from ``ex.time_text`` (for exchanges built with ``parse_time=False``)."""
     if ex.time is None and ex.time_text:
-        ex.time = _parse_time(ex.time_text)
+        ex.time = parse_timestamp(ex.time_text)
 
 
-def _parse_time(text: str) -> float | None:
+def parse_timestamp(text: str) -> float | None:
+    """An ISO 8601 timestamp as POSIX seconds, or None when it is none."""
     try:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
@@ -364,7 +365,7 @@ def build_exchange(
         query,
         headers,
         resp["status"],
-        _parse_time(time_text) if time_text and parse_time else None,
+        parse_timestamp(time_text) if time_text and parse_time else None,
         time_text,
         req_body,
         req_body is not None,
