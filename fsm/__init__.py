@@ -26,6 +26,7 @@ __all__ = [
     "FsmError",
     "LogFormatError",
     "Match",
+    "Prediction",
     "Report",
     "Rule",
     "Severity",
@@ -48,6 +49,7 @@ _WHERE = {
     "FsmError": "fsm.errors",
     "LogFormatError": "fsm.errors",
     "Match": "fsm.matcher",
+    "Prediction": "fsm.stepper",
     "Report": "fsm.report",
     "Rule": "fsm.violation",
     "Severity": "fsm.violation",
@@ -70,6 +72,7 @@ if TYPE_CHECKING:
     from fsm.pipeline import ExchangeCallback, Validator, validate_log
     from fsm.report import Report
     from fsm.spec import Spec, load_spec
+    from fsm.stepper import Prediction
     from fsm.violation import Rule, Severity, SourceLocation, Violation
 
 

@@ -17,7 +17,7 @@ import jsonschema_rs
 
 from fsm.violation import Finding, SourceLocation
 
-__all__ = ["Exchange", "build_exchange", "for_stepping", "has_no_offset", "iso_seconds", "parse_time"]
+__all__ = ["Exchange", "build_exchange", "for_stepping", "has_no_offset", "parse_time", "parse_timestamp"]
 
 
 class Exchange:
@@ -214,11 +214,11 @@ def _bearer(auth: str | None) -> str | None:
 def parse_time(ex: Exchange) -> None:
     """Fill in ``ex.time`` from ``ex.time_text`` (for exchanges built with ``parse_time=False``)."""
     if ex.time is None and ex.time_text:
-        ex.time = iso_seconds(ex.time_text)
+        ex.time = parse_timestamp(ex.time_text)
 
 
-def iso_seconds(text: str) -> float | None:
-    """POSIX seconds of an ISO 8601 time; one without an offset is UTC (never the host's zone)."""
+def parse_timestamp(text: str) -> float | None:
+    """POSIX seconds of an ISO 8601 time, or None; one without an offset is UTC (never the host's zone)."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -385,7 +385,7 @@ def build_exchange(
         query,
         headers,
         resp["status"],
-        iso_seconds(time_text) if time_text and parse_time else None,
+        parse_timestamp(time_text) if time_text and parse_time else None,
         time_text,
         req_body,
         req_body is not None,

@@ -26,7 +26,7 @@ from fsm.report import EntityOutcome, InputSummary, Report, Totals, sort_violati
 from fsm.schemacheck import SchemaChecker
 from fsm.secrets import Scrubber, bounded, redact, redact_value, unsafe_strings
 from fsm.spec import Spec, load_spec
-from fsm.stepper import Coverage, Stepper, history_location
+from fsm.stepper import Coverage, Prediction, Stepper, history_location
 from fsm.violation import Finding, RelatedExchange, Severity, SourceLocation, Violation
 
 __all__ = ["ExchangeCallback", "Validator", "validate_log"]
@@ -48,6 +48,11 @@ class Validator:
         config: severities and switches (default: the catalogue's).
         engine: ``table`` (compiled, fast) or ``transitions`` (the reference Machine and
             the Python jsonschema validator only).
+        coverage: count the states, transitions and refusals the run exercised (:attr:`coverage`).
+        on_exchange: called after each judged exchange with it, its route, its violations and the
+            keys of the entities it named.
+        stepper: the model's class (a :class:`fsm.stepper.Stepper` or a subclass, e.g. a model made
+            wrong on purpose to prove that property tests catch it).
 
     Example::
 
@@ -69,6 +74,7 @@ class Validator:
         engine: str = "table",
         coverage: bool = False,
         on_exchange: ExchangeCallback | None = None,
+        stepper: type[Stepper] = Stepper,
     ) -> None:
         self._lock = threading.RLock()
         self.spec = spec if spec is not None else load_spec()
@@ -77,7 +83,7 @@ class Validator:
         self._keep = self.config.kept_per_rule or 2**63
         self._matcher = Matcher(Router(self.spec))
         self._schemas = SchemaChecker(self.spec, fast=engine == "table")
-        self._stepper = Stepper(self.spec, engines_for(self.spec, engine), coverage=coverage)
+        self._stepper = stepper(self.spec, engines_for(self.spec, engine), coverage=coverage)
         self._on_exchange = on_exchange
         self._violations: list[Violation] = []
         self._read = self._judged = self._unreadable = 0
@@ -370,11 +376,24 @@ class Validator:
         One state normally; several for an entity adopted mid-flow whose past is unknown (D18).
         """
         kind, _, ident = entity.partition(":")
-        live = self._stepper.entities.get((kind, ident))
-        if live is not None:
-            return live.states
-        final = self._stepper.finished.get(kind, {}).get(ident)
-        return (final,) if final is not None else None
+        return self._stepper.state_of(kind, ident)
+
+    def predict(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+        *,
+        at: str | None = None,
+    ) -> Prediction:
+        """What the model predicts for a request now (accepted into a state, or refused with a code).
+
+        The model does not change: a sandbox answering as the protocol says, or a middleware that
+        enforces it, asks this before each call and feeds the exchange afterwards. Arguments as
+        :meth:`fsm.stepper.Stepper.predict`, the one prediction seam.
+        """
+        return self._stepper.predict(method, path, headers, body, at=at)
 
     @property
     def coverage(self) -> Coverage | None:
@@ -385,8 +404,7 @@ class Validator:
         """``payee`` for a resource token, ``user`` for a registered user's, None when unknown (D10)."""
         if token is None:
             return None
-        info = self._stepper._token(token)
-        return info.role if info is not None else None
+        return self._stepper.caller_role(token)
 
     # ----------------------------------------------------------------- output
     def finish(self) -> Report:
@@ -410,7 +428,7 @@ class Validator:
                 related=self._stepper.related(e),
             )
             if e.history:  # located at the entity's last exchange
-                self._emit([finding], history_location(e.history[-1]), e.history[-1][0], None)
+                self._emit([finding], history_location(e.history[-1]), e.history[-1].exchange_index, None)
             else:
                 self._emit([finding], end, -1, None)
         for key, kind, state, final, seen in self._stepper.outcomes():

@@ -40,7 +40,7 @@ from hypothesis.stateful import (
 
 from fsm.exchange import Exchange
 from fsm.generate import TrafficBuilder
-from fsm.machines import TransitionTable, engines_for
+from fsm.machines import TransitionTable
 from fsm.matcher import Match
 from fsm.pipeline import Validator
 from fsm.spec import load_spec
@@ -409,7 +409,7 @@ class CoupledStepper(Stepper):
     def step(self, ex: Exchange, match: Match) -> list[Finding]:
         findings = super().step(ex, match)
         if match.operation.id == "session-close" and ex.accepted:
-            for session in self._touched:
+            for session in self.touched:
                 for child in list(session.children or ()):
                     if child.kind == "voucher" and child.states[0] not in (
                         "RESOLVED",
@@ -417,14 +417,12 @@ class CoupledStepper(Stepper):
                         "EXPIRED",
                     ):
                         child.states = ("DISCARDED",)
-                        self._settle(child)
+                        self.store.settle(child)
         return findings
 
 
 def _coupled_validator() -> Validator:
-    validator = Validator()
-    validator._stepper = CoupledStepper(SPEC, engines_for(SPEC, "table"))  # the model under test, made wrong
-    return validator
+    return Validator(stepper=CoupledStepper)  # the model under test, made wrong
 
 
 class CoupledModel(ProtocolModel):

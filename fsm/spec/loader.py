@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 from fsm._resources import load_json, load_schemas, protocol_dir, registry, schema_uri
 from fsm.errors import SpecError
 from fsm.spec.model import (
+    CallerSpec,
     CreateSpec,
     EntityRef,
     FlowSpec,
@@ -21,6 +22,7 @@ from fsm.spec.model import (
     MachineSpec,
     ObserveSpec,
     OperationSpec,
+    PaymentFields,
     Ref,
     RefusalSpec,
     Spec,
@@ -200,6 +202,20 @@ def _operation(doc: Mapping[str, Any], index: int) -> OperationSpec:
     )
 
 
+def _callers(doc: Mapping[str, Any]) -> CallerSpec:
+    claims = doc["claims"]
+    return CallerSpec(
+        roles=tuple(doc["roles"]),
+        resource_role=doc["resource_role"],
+        user_role=doc["user_role"],
+        scope=doc["scope"],
+        type_claim=claims["type"],
+        resource_type=claims["resource_type"],
+        resource_claim=claims["resource"],
+        user_claims=tuple(claims["user"]),
+    )
+
+
 def _read(root: Path) -> Spec:
     machines: dict[str, MachineSpec] = {}
     for name in MACHINE_FILES:
@@ -228,6 +244,12 @@ def _read(root: Path) -> Spec:
         token_types=dict(ops_doc["token_types"]),
         resource_pattern=ops_doc["resource_pattern"],
         out_of_scope=tuple((o["prefix"], o["reason"]) for o in ops_doc["out_of_scope"]),
+        callers=_callers(ops_doc["callers"]),
+        payment_fields=PaymentFields(
+            network=ops_doc["payment_fields"]["network"],
+            currency=ops_doc["payment_fields"]["currency"],
+            address=ops_doc["payment_fields"]["address"],
+        ),
         style=tuple(
             StyleCheck(
                 rule=c["rule"],

@@ -16,6 +16,7 @@ from fsm.violation import Rule
 
 __all__ = [
     "STAY",
+    "CallerSpec",
     "CreateSpec",
     "EntityRef",
     "FlowSpec",
@@ -25,6 +26,7 @@ __all__ = [
     "MachineSpec",
     "ObserveSpec",
     "OperationSpec",
+    "PaymentFields",
     "Ref",
     "RefusalSpec",
     "Spec",
@@ -311,6 +313,35 @@ class OperationSpec(Record):
 
 
 @dataclass(frozen=True, slots=True)
+class CallerSpec(Record):
+    """Who calls (D10): the roles an operation may be for, and how a bearer token tells its role.
+
+    A token whose ``type_claim`` equals ``resource_type``, or that carries a string
+    ``resource_claim``, is a resource token: ``resource_role``, scoped to one entity of the
+    ``scope`` machine (by the code ``resource_pattern`` finds). A token with any of
+    ``user_claims`` is a registered user's (``user_role``).
+    """
+
+    roles: tuple[str, ...]
+    resource_role: str
+    user_role: str
+    scope: str
+    type_claim: str
+    resource_type: str
+    resource_claim: str
+    user_claims: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentFields(Record):
+    """The member names of a payment object (D14)."""
+
+    network: str
+    currency: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
 class StyleCheck(Record):
     """A style expectation (D11/D12): values at ``pointers`` match ``pattern``, or are present.
 
@@ -362,6 +393,8 @@ class Spec(Record):
     token_types: Mapping[str, str]
     resource_pattern: str
     out_of_scope: tuple[tuple[str, str], ...]
+    callers: CallerSpec
+    payment_fields: PaymentFields
     style: tuple[StyleCheck, ...] = ()
     flows: tuple[FlowSpec, ...] = ()
     participants: Mapping[str, str] = field(default_factory=dict)

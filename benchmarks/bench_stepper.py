@@ -1,0 +1,154 @@
+"""The stepping cost per exchange, apart from the stages before it; this checkout against a revision.
+
+    python benchmarks/bench_stepper.py --exchanges 100000 --base main
+
+Generates a log with fsm.generate, then in a fresh child process per run:
+
+- front: type each record (``build_exchange``), route it and check its schemas, once, outside the clock
+  of the stepping figure (their own cost is printed beside it);
+- step: a new ``Stepper`` steps every prepared exchange (``clock`` then ``step``), as the validator does.
+
+Each figure is the fastest of ``--repeat`` runs, in microseconds per exchange, wall time and CPU time
+(user + system of the process) side by side. ``--base REV`` measures the same figures for the sources of
+git revision ``REV`` (exported to a temporary directory, put first on ``PYTHONPATH``) in the same run, the
+two alternating, so both are measured under the same conditions. The Stepper's constructor and
+``clock``/``step`` are the interface measured: both sides must have them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+def child(exchanges: int, seed: int) -> None:
+    """Measure in this process; print one JSON line."""
+    from fsm.exchange import Exchange, build_exchange
+    from fsm.generate import generate
+    from fsm.machines import engines_for
+    from fsm.matcher import Match, Matcher, Router
+    from fsm.schemacheck import SchemaChecker
+    from fsm.spec import load_spec
+    from fsm.stepper import Stepper
+
+    spec = load_spec()
+    records = []
+    for record in generate(exchanges // 10 + 10, seed=seed, partial=False):
+        records.append(record)
+        if len(records) >= exchanges:
+            break
+    matcher, schemas = Matcher(Router(spec)), SchemaChecker(spec)
+    prepared: list[tuple[Exchange, Match]] = []
+    wall, cpu = time.perf_counter(), time.process_time()
+    for n, record in enumerate(records):
+        ex = build_exchange(record, n, "bench.jsonl", n + 1, False)
+        if not isinstance(ex, Exchange):
+            continue
+        routed = matcher.match(ex)
+        if isinstance(routed, Match):
+            schemas.check(ex, routed)
+            prepared.append((ex, routed))
+    front = (time.perf_counter() - wall, time.process_time() - cpu)
+    stepper = Stepper(spec, engines_for(spec))
+    findings = 0
+    wall, cpu = time.perf_counter(), time.process_time()
+    for ex, routed in prepared:
+        stepper.clock(ex)
+        findings += len(stepper.step(ex, routed))
+    step = (time.perf_counter() - wall, time.process_time() - cpu)
+    n = len(prepared)
+    print(
+        json.dumps(
+            {
+                "exchanges": n,
+                "findings": findings,
+                "front_us": front[0] / n * 1e6,
+                "front_cpu_us": front[1] / n * 1e6,
+                "step_us": step[0] / n * 1e6,
+                "step_cpu_us": step[1] / n * 1e6,
+                "stepper": sys.modules["fsm.stepper"].__file__,
+            }
+        )
+    )
+
+
+def export(rev: str, into: Path) -> Path:
+    """The sources of git revision ``rev`` (fsm/ and schemas/), written under ``into``."""
+    root = HERE.parent
+    archive = into / "src.tar"
+    with archive.open("wb") as fh:
+        subprocess.run(["git", "-C", str(root), "archive", rev, "fsm", "schemas"], stdout=fh, check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into / "src", filter="data")
+    return into / "src"
+
+
+def run(pythonpath: str | None, exchanges: int, seed: int) -> dict[str, Any]:
+    """One measurement in a fresh child process."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(exchanges), str(seed)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=tempfile.gettempdir(),  # (not the checkout: the exported sources must win)
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    """Parse arguments, measure, print a table."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--exchanges", type=int, default=100_000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--base", default=None, help="a git revision to measure beside this checkout")
+    ap.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        sides: dict[str, str | None] = {"this checkout": str(HERE.parent)}
+        if args.base:
+            sides = {f"base {args.base}": str(export(args.base, Path(tmp))), **sides}
+        results: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
+        for n in range(args.repeat):
+            for name, path in sides.items():
+                print(f"\r  round {n + 1}/{args.repeat}: {name}    ", end="", file=sys.stderr, flush=True)
+                results[name].append(run(path, args.exchanges, args.seed))
+        print(file=sys.stderr)
+    print(f"# stepper benchmark  python {sys.version.split()[0]}  {args.exchanges:,} generated exchanges")
+    print("| side | exchanges | findings | front µs (CPU) | step µs (CPU) | step runs µs |")
+    print("|:-----|----------:|---------:|---------------:|--------------:|:-------------|")
+    for name, runs in results.items():
+        best = min(runs, key=lambda r: r["step_us"])
+        spread = ", ".join(f"{r['step_us']:.2f}" for r in runs)
+        front = min(runs, key=lambda r: r["front_us"])
+        print(
+            f"| {name} | {best['exchanges']:,} | {best['findings']} | "
+            f"{front['front_us']:.2f} ({front['front_cpu_us']:.2f}) | "
+            f"{best['step_us']:.2f} ({best['step_cpu_us']:.2f}) | "
+            f"{spread} |"
+        )
+    verdicts = {(r["exchanges"], r["findings"]) for runs in results.values() for r in runs}
+    if len(verdicts) != 1:
+        sys.exit(f"the sides disagree on the findings: {sorted(verdicts)}")
+
+
+if __name__ == "__main__":
+    main()

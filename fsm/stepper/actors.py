@@ -1,0 +1,181 @@
+"""Actors and tokens (D10): who called, and whether that role may make the call.
+
+A bearer token's role comes from the sign-in exchange that issued it in the log, or else from its
+unverified JWT claims; a token never seen is unknown and not judged. An entity remembers the tokens of
+its roles (their hashes, never the secrets); roles are looked up along the parent chain. The role
+names, the claim names and the machine that scopes a resource token are data (``callers`` in
+``operations.json``).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from fsm.exchange import Exchange
+from fsm.secrets import fingerprint
+from fsm.spec.model import CallerSpec, OperationSpec, Spec
+from fsm.stepper.entities import Entity, EntityStore
+from fsm.stepper.refs import resolve
+from fsm.violation import Finding
+
+__all__ = ["Actors", "TokenInfo"]
+
+
+@dataclass(slots=True)
+class TokenInfo:
+    """What the run knows of a bearer token: its role, and the context code a resource token is for."""
+
+    role: str
+    code: str | None
+
+
+class Actors:
+    """The token registry, the roles entities hold, and the role checks of accepted calls."""
+
+    def __init__(self, spec: Spec, store: EntityStore) -> None:
+        self.callers: CallerSpec = spec.callers
+        self.token_types = spec.token_types
+        self.store = store
+        self.tokens: dict[int, TokenInfo | None] = {}
+        self._resource = re.compile(spec.resource_pattern)
+        roles = set(self.callers.roles)
+        self.need = {op.id: next((a for a in op.actors if a in roles), None) for op in spec.operations}
+        """Per operation: the one role it is for (None: any caller)."""
+
+    # ------------------------------------------------------------------ tokens
+    def info(self, token: str) -> TokenInfo | None:
+        """What the run knows of ``token`` (learnt from a sign-in, else from its claims), or None."""
+        key = hash(token)
+        if key in self.tokens:
+            return self.tokens[key]
+        info = self.claims(token)
+        self.tokens[key] = info
+        return info
+
+    def claims(self, token: str) -> TokenInfo | None:
+        """Role from the token's unverified JWT claims (D10), or None (unknown)."""
+        parts = token.split(".")
+        if len(parts) != 3:
+            return None
+        try:
+            payload = parts[1] + "=" * (-len(parts[1]) % 4)
+            claims = orjson.loads(base64.urlsafe_b64decode(payload))
+        except (ValueError, orjson.JSONDecodeError):
+            return None
+        if not isinstance(claims, dict):
+            return None
+        c = self.callers
+        resource = claims.get(c.resource_claim)
+        if claims.get(c.type_claim) == c.resource_type or isinstance(resource, str):
+            return TokenInfo(c.resource_role, self._scope_code(resource))
+        if any(k in claims for k in c.user_claims):
+            return TokenInfo(c.user_role, None)
+        return None
+
+    def _scope_code(self, resource: object) -> str | None:
+        m = self._resource.match(resource) if isinstance(resource, str) else None
+        return m.group("code") if m else None
+
+    def issue(self, op: OperationSpec, ex: Exchange, params: Mapping[str, str]) -> None:
+        """Learn the role of the token an accepted sign-in issues (``issues_token``)."""
+        spec = op.issues_token
+        if spec is None or not ex.accepted:
+            return
+        token = resolve(spec.token, ex, params)
+        kind = resolve(spec.type, ex, params)
+        if not isinstance(token, str) or not isinstance(kind, str):
+            return
+        role = self.token_types.get(kind)
+        if role is None:
+            return
+        code = self._scope_code(resolve(spec.resource, ex, params)) if spec.resource is not None else None
+        self.tokens[hash(token)] = TokenInfo(role, code)
+
+    # ------------------------------------------------------------------- roles
+    def bind(self, e: Entity, actor: str, token: str) -> None:
+        """Remember ``token`` as the entity's ``actor``, unless it already has that role.
+
+        Nothing to do when the entity or one of its parents already records that role (roles are
+        looked up along the parent chain), nor for a resource token named for another role.
+        """
+        if actor not in self.callers.roles:
+            return
+        holder: Entity | None = e
+        while holder is not None:
+            if holder.callers is not None and actor in holder.callers:
+                return
+            holder = holder.parent
+        info = self.info(token)
+        if info is not None and info.role == self.callers.resource_role and actor != info.role:
+            return
+        if self.role_in(token, e) is not None:
+            return
+        if e.callers is None:
+            e.callers = {}
+        e.callers[actor] = hash(token)
+
+    def role_in(self, token: str, e: Entity | None) -> str | None:
+        """The role ``token`` holds on ``e`` or its parents: the resource role wins over the others."""
+        found: str | None = None
+        key = hash(token)
+        resource_role = self.callers.resource_role
+        while e is not None:
+            if e.callers is not None:
+                for role, held in e.callers.items():
+                    if held != key:
+                        continue
+                    if role == resource_role:
+                        return role
+                    found = found or role
+            e = e.parent
+        return found
+
+    def check(self, op: OperationSpec, ex: Exchange, token: str, touched: Sequence[Entity]) -> list[Finding]:
+        """``actor.wrong-role`` and ``actor.wrong-context`` findings of an accepted call."""
+        acc: list[Finding] = []
+        if not ex.accepted:
+            return acc
+        info = self.info(token)
+        target = touched[-1] if touched else None
+        need = self.need[op.id]
+        resource_role = self.callers.resource_role
+        if need is not None:
+            role = resource_role if info is not None and info.role == resource_role else None
+            role = role or self.role_in(token, target)
+            if role is not None and role != need:
+                acc.append(
+                    Finding(
+                        "actor.wrong-role",
+                        f"{op.id} is for the {need} only but was accepted from the {role}'s token "
+                        f"{fingerprint(token)}",
+                        instance_path="/request/headers/authorization",
+                        entity=target.key if target else None,
+                        expected=need,
+                        actual=role,
+                    )
+                )
+        if info is not None and info.role == resource_role and info.code is not None:
+            scope = None
+            for e in touched:
+                scope = self.store.scope_of(e)
+                if scope is not None:
+                    break
+            if scope is not None and scope.code is not None and scope.code != info.code:
+                acc.append(
+                    Finding(
+                        "actor.wrong-context",
+                        f"resource token {fingerprint(token)} is scoped to context code {info.code} "
+                        "but was used on "
+                        f"{(target or scope).key} of context {scope.code}",
+                        instance_path="/request/headers/authorization",
+                        entity=(target or scope).key,
+                        expected=info.code,
+                        actual=scope.code,
+                    )
+                )
+        return acc

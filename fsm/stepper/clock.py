@@ -1,0 +1,116 @@
+"""The clock: each input's time (D19), and the timed transitions that fire as it passes (expiry, D2).
+
+A timed transition names the attribute that holds its due time (``timed.attribute`` in the machine
+file); the stepper records that attribute's value, and its time as ``<attribute>#t``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fsm.exchange import Exchange, parse_timestamp
+from fsm.machines import Engine
+from fsm.spec.model import MachineSpec, TransitionSpec
+from fsm.stepper.entities import Entity
+from fsm.violation import Finding
+
+__all__ = ["Clock", "Timers", "due_key", "time_of"]
+
+
+def due_key(attribute: str) -> str:
+    """Where an entity keeps the parsed time of a timed attribute."""
+    return attribute + "#t"
+
+
+def time_of(value: Any) -> float | None:
+    """A recorded attribute's value as POSIX seconds, or None when it is no timestamp."""
+    return parse_timestamp(value) if isinstance(value, str) else None
+
+
+class Clock:
+    """The time of each input's last exchange: captures from several places interleave."""
+
+    def __init__(self) -> None:
+        self._clocks: dict[str, float] = {}
+
+    def check(self, ex: Exchange) -> Finding | None:
+        """An exchange earlier than the one before it in the same input is a finding (D19)."""
+        if ex.time is None:
+            return None
+        previous = self._clocks.get(ex.file)
+        self._clocks[ex.file] = ex.time
+        if previous is not None and ex.time < previous:
+            return Finding(
+                "time.backwards",
+                f"timestamp {ex.time_text} is earlier than the previous exchange's in {ex.file}",
+                instance_path="/time",
+                actual=ex.time_text,
+            )
+        return None
+
+
+class Timers:
+    """The timed transitions of every machine, and what they need of an entity."""
+
+    def __init__(self, machines: Mapping[str, MachineSpec], engines: Mapping[str, Engine]) -> None:
+        self.engines = engines
+        self.timed: dict[str, tuple[TransitionSpec, ...]] = {
+            name: tuple(t for t in m.transitions if t.timed_attribute) for name, m in machines.items()
+        }
+        self.triggers = {name: frozenset(t.trigger for t in timed) for name, timed in self.timed.items()}
+        self.attributes = frozenset(
+            t.timed_attribute for timed in self.timed.values() for t in timed if t.timed_attribute
+        )
+        self._due = {
+            name: tuple((t, due_key(t.timed_attribute)) for t in timed if t.timed_attribute)
+            for name, timed in self.timed.items()
+        }
+        self.before = {
+            name: frozenset(m.status_of(s) for t in self.timed[name] for s in t.source)
+            for name, m in machines.items()
+        }
+        """Per machine: the statuses a timed transition leaves (a server may report them late, D17)."""
+
+    def record(self, e: Entity, name: str, value: Any) -> None:
+        """Keep the due time of a timed attribute beside its value."""
+        if name in self.attributes:
+            t = time_of(value)
+            if t is not None:
+                e.attrs[due_key(name)] = t
+
+    def ticked(self, e: Entity, kind: str, now: float | None) -> tuple[tuple[str, ...], bool]:
+        """The states ``e`` is in at ``now`` once due timed transitions fire, and whether any fired."""
+        states = e.states
+        fired = False
+        if now is None or not e.attrs:
+            return states, fired
+        engine = self.engines[kind]
+        for t, key in self._due[kind]:
+            due = e.attrs.get(key)
+            if due is None or now <= due:
+                continue
+            moved = []
+            for s in states:
+                dest = engine.dest(e, s, t.trigger, {})
+                moved.append(dest if dest is not None else s)
+                if dest is not None and dest != s:
+                    fired = True
+            states = tuple(dict.fromkeys(moved))
+        return states, fired
+
+    def tick(self, e: Entity, kind: str, now: float | None) -> None:
+        """Fire the timed transitions (expiry, D2) whose time lies before ``now``."""
+        states, fired = self.ticked(e, kind, now)
+        e.states = states
+        if fired:
+            e.expired_by_clock = True
+
+    def expired_at(self, e: Entity) -> str | None:
+        """The value of the timed attribute that moved ``e`` (for messages), or None."""
+        if not e.expired_by_clock:
+            return None
+        for t in self.timed[e.kind]:
+            if t.timed_attribute:
+                return str(e.attrs.get(t.timed_attribute))
+        return None

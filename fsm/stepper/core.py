@@ -1,0 +1,295 @@
+"""The stepper: a thin driver that dispatches each operation's declarative keys to their checks.
+
+As jsonschema dispatches a schema's keywords to one function each, the stepper runs, for an
+operation, the check of every key the operation declares, in this order:
+
+========================  ==============================================================
+``auth: required``        :meth:`Stepper._auth` (``actor.unauthenticated``)
+``steps``                 :class:`~fsm.stepper.lifecycle.Lifecycle` (machine steps, D16)
+``observes``              :class:`~fsm.stepper.observe.Observations` (D17)
+``actors``                :class:`~fsm.stepper.actors.Actors` (roles and scopes, D10)
+``issues_token``          :meth:`~fsm.stepper.actors.Actors.issue` (learns a token's role)
+``learns``                :meth:`~fsm.stepper.payments.Currencies.learn_from` (D14)
+``payments``              :meth:`~fsm.stepper.payments.Currencies.check` (D14)
+========================  ==============================================================
+
+Each operation's plan (the checks it needs, its steps compiled against the machines) is made once,
+when the stepper is made, so the hot path does not interpret the spec again for every exchange. A new
+check is a key in the data, a function here, and a row in :data:`CHECKS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from fsm.exchange import Exchange, build_exchange, parse_timestamp
+from fsm.machines import Engine
+from fsm.matcher import Match, Matcher, Router
+from fsm.spec.model import MachineSpec, OperationSpec, Spec
+from fsm.stepper.actors import Actors
+from fsm.stepper.clock import Clock, Timers
+from fsm.stepper.coverage import Coverage
+from fsm.stepper.entities import Entity, EntityStore, Seen, seen
+from fsm.stepper.lifecycle import Lifecycle, StepPlan
+from fsm.stepper.observe import Observations
+from fsm.stepper.payments import Currencies
+from fsm.stepper.predict import Prediction, Predictor
+from fsm.stepper.refs import MISSING, resolve
+from fsm.stepper.terms import Terms
+from fsm.violation import Finding, RelatedExchange
+
+__all__ = ["CHECKS", "Call", "Stepper"]
+
+
+class Call:
+    """One exchange being stepped: what every check of its operation reads, and what it touched."""
+
+    __slots__ = ("ex", "op", "params", "seen", "token", "touched")
+
+    def __init__(self, ex: Exchange, op: OperationSpec, params: Mapping[str, str]) -> None:
+        self.ex = ex
+        self.op = op
+        self.params = params
+        self.seen: Seen = seen(ex)
+        self.token: str | None = ex.token
+        self.touched: list[Entity] = []
+
+
+Check = Callable[[Call, list[Finding]], None]
+
+CHECKS: dict[str, tuple[Callable[[OperationSpec], bool], str]] = {
+    "auth": (lambda op: op.auth == "required", "_auth"),
+    "steps": (lambda op: bool(op.steps), "_lifecycle"),
+    "observes": (lambda op: bool(op.observes), "_observe"),
+    "actors": (lambda op: bool(op.actors), "_actors"),
+    "issues_token": (lambda op: op.issues_token is not None, "_issue_token"),
+    "learns": (lambda op: op.learns is not None, "_learn"),
+    "payments": (lambda op: bool(op.payments), "_payments"),
+}
+"""Operation key -> (does the operation declare it, the Stepper method that checks it), in the order
+the checks run."""
+
+
+class Stepper:
+    """Holds the model of one run: entities, tokens, known currencies, the clock."""
+
+    def __init__(self, spec: Spec, engines: Mapping[str, Engine], *, coverage: bool = False) -> None:
+        self.spec = spec
+        self.engines = engines
+        self.coverage: Coverage | None = Coverage() if coverage else None
+        self.store = EntityStore(spec.machines, engines, spec.callers.scope)
+        self.timers = Timers(spec.machines, engines)
+        self.predictor = Predictor(spec.machines, engines)
+        self.terms = Terms(self.timers)
+        self.actors = Actors(spec, self.store)
+        self.currencies = Currencies(spec)
+        self.lifecycle = Lifecycle(
+            spec, self.store, self.predictor, self.timers, self.terms, self.actors, self.coverage
+        )
+        self.observations = Observations(spec, self.store, self.timers, self.terms)
+        self._clock = Clock()
+        self._touched: list[Entity] = []
+        self._plans: dict[str, tuple[Check, ...]] = {
+            op.id: tuple(getattr(self, check) for declared, check in CHECKS.values() if declared(op))
+            for op in spec.operations
+        }
+        self._steps: dict[str, tuple[StepPlan, ...]] = {
+            op.id: tuple(self.lifecycle.plan(s) for s in op.steps) for op in spec.operations
+        }
+        self._matcher: Matcher | None = None  # (for predict only, made when first asked)
+
+    # --------------------------------------------------------------- stepping
+    def clock(self, ex: Exchange) -> Finding | None:
+        """An exchange earlier than the one before it in the same input is a finding (D19)."""
+        return self._clock.check(ex)
+
+    def step(self, ex: Exchange, match: Match) -> list[Finding]:
+        """Judge one routed exchange against the model; return its findings."""
+        findings: list[Finding] = []
+        if ex.status == 0:
+            return findings
+        call = Call(ex, match.operation, match.params)
+        for check in self._plans[call.op.id]:
+            check(call, findings)
+        self._touched = call.touched
+        for e in call.touched:
+            self.store.settle(e)  # (only final entities are retired)
+        return findings
+
+    def _auth(self, call: Call, findings: list[Finding]) -> None:
+        if call.token is None and call.ex.accepted:
+            findings.append(
+                Finding(
+                    "actor.unauthenticated",
+                    f"{call.op.id} needs an Authorization token but was accepted without one",
+                    instance_path="/request/headers/authorization",
+                )
+            )
+
+    def _lifecycle(self, call: Call, findings: list[Finding]) -> None:
+        previous: Entity | None = None
+        for plan in self._steps[call.op.id]:
+            entity, found, ok = self.lifecycle.step(
+                plan, call.op, call.ex, call.params, previous, call.seen, call.token
+            )
+            if found:
+                findings.extend(found)
+            if entity is not None:
+                call.touched.append(entity)
+                previous = entity
+            if not ok:
+                break
+
+    def _observe(self, call: Call, findings: list[Finding]) -> None:
+        for obs in call.op.observes:
+            findings.extend(self.observations.observe(obs, call.ex, call.params, call.seen, call.touched))
+
+    def _actors(self, call: Call, findings: list[Finding]) -> None:
+        if call.token is not None and call.ex.accepted:
+            findings.extend(self.actors.check(call.op, call.ex, call.token, call.touched))
+
+    def _issue_token(self, call: Call, findings: list[Finding]) -> None:
+        self.actors.issue(call.op, call.ex, call.params)
+
+    def _learn(self, call: Call, findings: list[Finding]) -> None:
+        self.currencies.learn_from(call.op, call.ex, call.params)
+
+    def _payments(self, call: Call, findings: list[Finding]) -> None:
+        if call.ex.accepted:
+            findings.extend(self.currencies.check(call.op, call.ex, call.params))
+
+    # ------------------------------------------------------------- the model
+    @property
+    def touched(self) -> tuple[Entity, ...]:
+        """The entities the last exchange named, in order (an entity may come twice)."""
+        return tuple(self._touched)
+
+    @property
+    def last_touched(self) -> tuple[str, ...]:
+        """The keys of the entities the last exchange named, in order."""
+        return tuple(dict.fromkeys(e.key for e in self._touched))
+
+    def state_of(self, kind: str, ident: str) -> tuple[str, ...] | None:
+        """The model's states for ``kind:ident``, or None if never met."""
+        return self.store.state_of(kind, ident)
+
+    def caller_role(self, token: str) -> str | None:
+        """The role the run knows for ``token`` (D10), or None."""
+        info = self.actors.info(token)
+        return info.role if info is not None else None
+
+    @staticmethod
+    def related(e: Entity) -> tuple[RelatedExchange, ...]:
+        """The entity's recent exchanges, oldest first."""
+        return EntityStore.related(e)
+
+    def outcomes(self) -> Iterator[tuple[str, str, str, bool, int]]:
+        """(key, kind, state, final, exchanges that named it) for every entity met, live or retired."""
+        return self.store.outcomes()
+
+    def unfinished(self) -> Iterator[tuple[Entity, MachineSpec]]:
+        """Entities not in a final state, in the order they were first met, with their machines."""
+        for e in self.store.unfinished():
+            yield e, self.spec.machines[e.kind]
+
+    # ------------------------------------------------------------- prediction
+    def predict(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+        *,
+        at: str | None = None,
+    ) -> Prediction:
+        """The model's forecast for a request, without changing the model.
+
+        Arguments:
+            method: the request method.
+            path: the request path, with the API prefix, as recorded (a query string may follow).
+            headers: the request headers (the bearer token tells the caller, D10).
+            body: the decoded JSON body (None: no body).
+            at: the request's time (ISO 8601), for timed transitions (expiry, D2).
+
+        The lifecycle steps of the operation are predicted with the same function the validator
+        judges with (:meth:`Predictor.outcomes <fsm.stepper.predict.Predictor.outcomes>`).
+        """
+        request: dict[str, Any] = {"method": method, "path": path, "headers": dict(headers or {})}
+        if body is not None:
+            request["body"] = body
+        ex = build_exchange({"request": request, "response": {"status": 200}}, -1, "<predict>", None, False)
+        if not isinstance(ex, Exchange):
+            return Prediction(None, None, reason=ex.message)
+        if self._matcher is None:
+            self._matcher = Matcher(Router(self.spec))
+        routed = self._matcher.match(ex)
+        if not isinstance(routed, Match):
+            return Prediction(None, None, reason=routed.message if routed is not None else "not checked")
+        op = routed.operation
+        if op.auth == "required" and ex.token is None:
+            return Prediction(
+                op.id, False, rule="actor.unauthenticated", reason=f"{op.id} needs an Authorization token"
+            )
+        now = parse_timestamp(at) if at else None
+        leads: Prediction = Prediction(op.id, True, reason="no lifecycle step refuses it")
+        for plan in self._steps[op.id]:
+            leads = self._predict_step(plan, op, ex, routed.params, now)
+            if leads.accepted is not True:
+                return leads
+        return leads
+
+    def _predict_step(
+        self, plan: StepPlan, op: OperationSpec, ex: Exchange, params: Mapping[str, str], now: float | None
+    ) -> Prediction:
+        m, step = plan.machine, plan.step
+        if plan.creation is not None:
+            return Prediction(op.id, True, f"{m.name}:(new)", (plan.creation.dest,), reason="creates it")
+        id_ = resolve(step.ref.id, ex, params) if step.ref.id else MISSING
+        code = resolve(step.ref.code, ex, params) if step.ref.code else MISSING
+        if id_ is MISSING and code is MISSING:
+            return Prediction(op.id, True, reason=f"names no {m.name}")
+        live = self.store.peek(m.name, id_, code)
+        e = live if live is not None else Entity(m.name, None, None, m.state_names)
+        try:
+            states, _ = self.timers.ticked(e, m.name, now)
+            accepts, refuses = self.predictor.outcomes(m, e, states, step.trigger, ex.req_body)
+        finally:
+            if not self.store.is_filed(e):
+                self.engines[m.name].release(e)  # (a detached entity: no engine model left behind)
+        key = e.key if live is not None else f"{m.name}:{id_ if isinstance(id_, str) else code}"
+        if refuses and not accepts:
+            codes = {o.code for o in refuses}
+            only = codes.pop() if len(codes) == 1 else None
+            rules = {o.rule for o in refuses}
+            return Prediction(
+                op.id,
+                False,
+                key,
+                status=self._status_for(op, only),
+                code=only,
+                rule=rules.pop() if len(rules) == 1 else None,
+                spec_path=refuses[0].pointer,
+                reason=f"{step.trigger} is not allowed in {', '.join(states)}",
+            )
+        dests = tuple(dict.fromkeys(o.dest for o in accepts if o.dest))
+        decided = not refuses
+        return Prediction(
+            op.id,
+            True if decided else None,
+            key,
+            dests,
+            spec_path=accepts[0].pointer,
+            reason=f"{step.trigger} leads to {', '.join(dests)}"
+            if decided
+            else f"{key} may be in {', '.join(states)}: some outcomes refuse",
+        )
+
+    def _status_for(self, op: OperationSpec, code: str | None) -> int | None:
+        """The HTTP status the docs give ``code`` for ``op`` (its own errors, then the generic ones)."""
+        if code is None:
+            return None
+        for status, codes in op.errors.items():
+            if code in codes:
+                return status
+        return self.spec.generic_statuses.get(code)

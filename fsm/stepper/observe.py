@@ -1,0 +1,121 @@
+"""Observations (D17): a read of an entity's status must equal the model's (expiry allowed for).
+
+A status that changed with no call of the entity's own, after a call on its parent, breaks
+independence; any other difference is a status mismatch. An entity first met in an observation is
+adopted in the states its status allows (D18).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from fsm.exchange import Exchange
+from fsm.spec.model import MachineSpec, ObserveSpec, Spec
+from fsm.stepper.clock import Timers
+from fsm.stepper.entities import Entity, EntityStore, Seen, history_location, summary
+from fsm.stepper.refs import MISSING, resolve
+from fsm.stepper.terms import Terms
+from fsm.violation import Finding, RelatedExchange
+
+__all__ = ["Observations"]
+
+
+class Observations:
+    """Judges the ``observes`` of an accepted call."""
+
+    def __init__(self, spec: Spec, store: EntityStore, timers: Timers, terms: Terms) -> None:
+        self.machines = spec.machines
+        self.store = store
+        self.timers = timers
+        self.terms = terms
+        self._status_of = {name: {s.name: s.status for s in m.states} for name, m in spec.machines.items()}
+
+    def observe(
+        self, obs: ObserveSpec, ex: Exchange, params: Mapping[str, str], h: Seen, touched: list[Entity]
+    ) -> list[Finding]:
+        """Compare each entity the answer shows with the model; adopt those never met."""
+        acc: list[Finding] = []
+        if not ex.accepted:
+            return acc
+        m = self.machines[obs.machine]
+        if obs.each is not None:
+            items = resolve(obs.each, ex, params)
+            if not isinstance(items, list):
+                return acc
+            pairs: Iterator[tuple[int | None, Any]] = enumerate(items)
+        else:
+            pairs = iter([(None, MISSING)])
+        for n, item in pairs:
+            id_ = resolve(obs.ref.id, ex, params, item) if obs.ref.id else MISSING
+            code = resolve(obs.ref.code, ex, params, item) if obs.ref.code else MISSING
+            status = resolve(obs.status, ex, params, item)
+            if not isinstance(status, str) or (id_ is MISSING and code is MISSING):
+                continue
+            base = "/response/body" + (f"/{n}" if n is not None else "")
+            e = self.store.find(m.name, id_, code)
+            if e is None:
+                e = self.store.adopt(m.name, id_, code, m.states_with_status(status) or m.state_names)
+                self.terms.record(obs.record, e, ex, params, item)
+                e.observed = status
+                self.store.remember(e, h)
+                touched.append(e)
+                continue
+            self.store.file_code(e, code)
+            self.timers.tick(e, m.name, ex.time)
+            acc.extend(self._compare(m, e, status, base + obs.status.key, h))
+            self.terms.record(obs.record, e, ex, params, item)
+            acc.extend(self.terms.expect(obs.expect, e, ex, params, item, base))
+            touched.append(e)
+        return acc
+
+    def _compare(self, m: MachineSpec, e: Entity, status: str, where: str, h: Seen) -> list[Finding]:
+        acc: list[Finding] = []
+        status_of = self._status_of[m.name]
+        predicted = {status_of[s] for s in e.states}
+        if status in predicted:
+            e.states = tuple(s for s in e.states if status_of[s] == status)
+        elif e.expired_by_clock and status in self.timers.before[m.name]:
+            pass  # the server may not report expiry yet (D17: expiry allowed for)
+        else:
+            acc.append(self._mismatch(e, status, predicted, where))
+            e.states = m.states_with_status(status) or e.states
+        e.observed = status
+        self.store.remember(e, h)
+        return acc
+
+    def _mismatch(self, e: Entity, status: str, predicted: set[str], where: str) -> Finding:
+        """``observe.independence`` when the change follows a call on the parent, else a mismatch."""
+        blame = e.parent.last_event if e.parent is not None else None
+        independent = (
+            blame is not None
+            and blame[0] > e.last_own
+            and blame[2] != e.id
+            and e.observed is not None
+            and e.observed != status
+        )
+        if independent and blame is not None:
+            b_hist = blame[1]
+            b_summary = summary(b_hist)
+            rule = "observe.independence"
+            message = (
+                f"{e.key} was {e.observed} and is now {status} with no call of its own; the last "
+                f"call in its {e.parent.kind if e.parent else 'parent'} was {b_summary}"
+            )
+            related = (
+                *self.store.related(e),
+                RelatedExchange(b_hist.exchange_index, history_location(b_hist), b_summary),
+            )
+        else:
+            rule = "observe.status-mismatch"
+            message = f"{e.key} is observed {status} but the model predicts {' or '.join(sorted(predicted))}"
+            related = self.store.related(e)
+        return Finding(
+            rule,
+            message,
+            instance_path=where,
+            entity=e.key,
+            expected=sorted(predicted),
+            actual=status,
+            related=related,
+        )

@@ -1,0 +1,93 @@
+"""Payments and networks (D14): a payment's network, currency and address must agree with the registry.
+
+The registry starts with the tokens the docs document (``tokens.json``) and learns more from accepted
+answers that list currencies (an operation's ``learns``). The field names of a payment object are data
+(``payment_fields`` in ``operations.json``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from fsm.exchange import Exchange
+from fsm.spec.model import OperationSpec, Spec
+from fsm.stepper.refs import resolve
+from fsm.violation import Finding
+
+__all__ = ["Currencies"]
+
+
+class Currencies:
+    """Known (symbol, network) -> address and (network, address) -> symbol, addresses in lower case."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.fields = spec.payment_fields
+        self.currencies: dict[tuple[str, str], str] = {}
+        self.addresses: dict[tuple[str, str], str] = {}
+        for symbol, network, address in spec.tokens:
+            self.learn(symbol, network, address)
+
+    def learn(self, symbol: str, network: str, address: str) -> None:
+        """Add one token to the registry."""
+        self.currencies[(symbol, network)] = address.lower()
+        self.addresses[(network, address.lower())] = symbol
+
+    def learn_from(self, op: OperationSpec, ex: Exchange, params: Mapping[str, str]) -> None:
+        """Add every token an accepted answer lists (the operation's ``learns``)."""
+        spec = op.learns
+        if spec is None or not ex.accepted:
+            return
+        items = resolve(spec["tokens"], ex, params)
+        if not isinstance(items, list):
+            return
+        for item in items:
+            symbol = resolve(spec["symbol"], ex, params, item)
+            network = resolve(spec["network"], ex, params, item)
+            address = resolve(spec["address"], ex, params, item)
+            if isinstance(symbol, str) and isinstance(network, str) and isinstance(address, str):
+                self.learn(symbol, network, address)
+
+    def check(self, op: OperationSpec, ex: Exchange, params: Mapping[str, str]) -> list[Finding]:
+        """``network.mismatch`` or ``network.unknown-currency`` for each payment the request carries."""
+        acc: list[Finding] = []
+        net_key, cur_key, addr_key = self.fields.network, self.fields.currency, self.fields.address
+        for ref in op.payments:
+            pay = resolve(ref, ex, params)
+            if not isinstance(pay, dict):
+                continue
+            network, symbol, address = pay.get(net_key), pay.get(cur_key), pay.get(addr_key)
+            if not (isinstance(network, str) and isinstance(symbol, str) and isinstance(address, str)):
+                continue
+            where = f"/request/body{ref.key}"
+            known = self.currencies.get((symbol, network))
+            owner = self.addresses.get((network, address.lower()))
+            if known is not None and known != address.lower():
+                acc.append(
+                    Finding(
+                        "network.mismatch",
+                        f"{symbol} on {network} has address {known}, not {address}",
+                        instance_path=f"{where}/{addr_key}",
+                        expected=known,
+                        actual=address,
+                    )
+                )
+            elif owner is not None and owner != symbol:
+                acc.append(
+                    Finding(
+                        "network.mismatch",
+                        f"{address} on {network} is {owner}, not {symbol}",
+                        instance_path=f"{where}/{cur_key}",
+                        expected=owner,
+                        actual=symbol,
+                    )
+                )
+            elif known is None and owner is None:
+                acc.append(
+                    Finding(
+                        "network.unknown-currency",
+                        f"{symbol} on {network} ({address}) is not in the token registry",
+                        instance_path=where,
+                        actual={cur_key: symbol, net_key: network, addr_key: address},
+                    )
+                )
+        return acc
