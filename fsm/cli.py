@@ -20,6 +20,7 @@ import click
 import orjson
 
 from fsm._version import __version__
+from fsm.config import REPORT_FORMATS
 from fsm.errors import FsmError, LogFormatError, UsageError
 
 __all__ = ["cli", "main"]
@@ -103,7 +104,7 @@ def cli() -> None:
     "-f",
     "--format",
     "fmt",
-    type=click.Choice(["text", "json", "junit", "sarif"]),
+    type=click.Choice(REPORT_FORMATS),
     default=None,
     help="Report format (default: text, or the config file's).",
 )

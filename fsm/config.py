@@ -18,6 +18,8 @@ from fsm.errors import UsageError
 from fsm.readers.jsonl import LONGEST_RECORD, MOST_VALUES
 from fsm.violation import Rule, Severity
 
+REPORT_FORMATS = ("text", "json", "junit", "sarif")  # fsm.render has one renderer for each
+
 __all__ = ["Config", "find_config", "load_config", "parse_severity_overrides"]
 
 _KEYS = {"strict", "require-complete", "severity", "format", "kept-per-rule", "longest-record", "most-values"}
@@ -159,8 +161,8 @@ def load_config(path: Path) -> Config:
     if not isinstance(severity, dict):
         raise UsageError(f"{where}: severity must be a table of rule = level")
     fmt = table.get("format", "text")
-    if fmt not in ("text", "json", "junit", "sarif"):
-        raise UsageError(f"{where}: format must be one of text, json, junit, sarif")
+    if fmt not in REPORT_FORMATS:
+        raise UsageError(f"{where}: format must be one of {', '.join(REPORT_FORMATS)}")
     return Config(
         severity=parse_severity_overrides(severity, where),
         strict=table.get("strict", False),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fsm._resources import load_schemas
-from fsm.spec.model import MachineSpec, OperationSpec, Spec
+from fsm.spec.model import MachineSpec, Spec
 
 __all__ = [
     "flows_markdown",
@@ -43,18 +43,8 @@ def rules_markdown(spec: Spec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _ops_by_trigger(spec: Spec, m: MachineSpec) -> dict[str, list[OperationSpec]]:
-    out: dict[str, list[OperationSpec]] = {}
-    for op in spec.operations:
-        for step in op.steps:
-            if step.machine == m.name and not step.creates:
-                out.setdefault(step.trigger, []).append(op)
-    return out
-
-
 def machine_markdown(spec: Spec, m: MachineSpec) -> str:
     """One lifecycle page: states, then what each state allows, who may call it, and refusals."""
-    ops = _ops_by_trigger(spec, m)
     from fsm.diagrams import diagram_texts
 
     lines = [_HEADER, f"# {m.title} lifecycle", "", m.description, ""]
@@ -76,8 +66,8 @@ def machine_markdown(spec: Spec, m: MachineSpec) -> str:
         "the protocol (`machine.illegal-transition`).",
         "",
     ]
-    triggers = list(dict.fromkeys(t.trigger for t in m.transitions if t.operation))
-    header = "| State | " + " | ".join(f"`{ops[t][0].id}`" if t in ops else t for t in triggers) + " |"
+    triggers = list(m.operation_of)
+    header = "| State | " + " | ".join(f"`{m.operation_of[t]}`" for t in triggers) + " |"
     lines += [header, "|---" * (len(triggers) + 1) + "|"]
     for s in m.states:
         cells = []

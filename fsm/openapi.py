@@ -92,7 +92,7 @@ def build_openapi(spec: Spec) -> dict[str, Any]:
         if op.request is not None:
             used.add(op.request)
             operation["requestBody"] = {
-                "required": op.request != "common/empty-object",
+                "required": op.body_required,
                 "content": {
                     "application/json": {"schema": {"$ref": f"#/components/schemas/{_component(op.request)}"}}
                 },

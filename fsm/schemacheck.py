@@ -24,7 +24,6 @@ __all__ = ["SchemaChecker"]
 
 _Pointer = tuple[str, tuple[str, ...], bool]  # (pointer, tokens, has a '*')
 _ABSENT = object()
-_GENERAL_STATUSES = frozenset({200, 400, 401, 403, 404, 429, 500})
 _MAX_DETAIL = 20  # schema errors listed per body; the rest are counted
 
 
@@ -153,7 +152,7 @@ class SchemaChecker:
             acc.append(_not_json("request", op, ex.req_text, quote=op.id not in self._secret_ops))
             return acc
         if not ex.req_has_body:
-            if rel != "common/empty-object":
+            if op.body_required:
                 acc.append(
                     Finding(
                         "schema.request",
@@ -197,13 +196,13 @@ class SchemaChecker:
             else:
                 acc.extend(self._body("response", ex.resp_body, rel, op))
             return acc
-        if status not in op.errors and status not in _GENERAL_STATUSES:
+        if status not in op.errors and status not in self.spec.general_statuses:
             acc.append(
                 Finding(
                     "schema.undocumented-status",
                     f"{op.id} answered {status}, which the docs never list",
                     instance_path="/response/status",
-                    expected=sorted({*op.errors, *_GENERAL_STATUSES}),
+                    expected=sorted({*op.errors, *self.spec.general_statuses}),
                     actual=status,
                 )
             )

@@ -43,6 +43,22 @@ def test_the_broken_example_fails_on_each_planted_mistake() -> None:
     assert report.exit_code == 1
 
 
+def test_the_headline_violation_is_the_most_severe_then_shallowest_then_earliest() -> None:
+    """report.best_violation() (docs/library.md) picks one violation to show first, or None when clean."""
+    report = validate_log(REPO / "examples" / "broken.jsonl")
+    best = report.best_violation()
+    assert best is not None
+    top = max(v.severity.rank for v in report.violations)
+    rivals = [v for v in report.violations if v.severity.rank == top]
+    shallowest = min(v.instance_path.count("/") for v in rivals)
+    assert best.severity.rank == top
+    assert best.instance_path.count("/") == shallowest
+    assert best.exchange_index == min(
+        v.exchange_index for v in rivals if v.instance_path.count("/") == shallowest
+    )
+    assert validate_log(REPO / "examples" / "session-two-payments.jsonl").best_violation() is None
+
+
 def test_generated_traffic_gives_no_error_or_warning() -> None:
     """Soundness: valid generated flows raise nothing above info."""
     report = _validate(list(generate(40, seed=9)))

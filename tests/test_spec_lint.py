@@ -168,3 +168,93 @@ def test_every_lint_check_is_documented() -> None:
     """Each check has a one-line description (shown by `voucher-fsm spec lint`)."""
     assert len(LINT_CHECKS) >= 15
     assert all(text and not text.endswith(".") for text in LINT_CHECKS.values())
+
+
+def test_a_machine_whose_parent_does_not_exist_is_reported(protocol_copy: Path) -> None:
+    """A parent that names no machine is a finding in that machine's file."""
+    _edit(protocol_copy, "voucher.machine.json", lambda d: d.update(parent="wallet"))
+    findings = lint_spec(load_spec(protocol_copy, lint=False))
+    assert any(f.check == "machine-parent" and f.file == "voucher.machine.json" for f in findings), findings
+
+
+def test_machines_whose_parents_form_a_cycle_are_reported(protocol_copy: Path) -> None:
+    """context -> voucher -> session -> context never ends: a finding, not a hang."""
+    _edit(protocol_copy, "context.machine.json", lambda d: d.update(parent="voucher"))
+    findings = lint_spec(load_spec(protocol_copy, lint=False))
+    assert any(f.check == "machine-parent" and "cycle" in f.message for f in findings), findings
+
+
+def test_a_scope_machine_that_does_not_exist_is_reported(protocol_copy: Path) -> None:
+    """The machine that scopes a resource token (callers.scope) must be one of the machines."""
+    _edit(protocol_copy, "operations.json", lambda d: d["callers"].update(scope="wallet"))
+    findings = lint_spec(load_spec(protocol_copy, lint=False))
+    assert any(f.check == "scope-machine-unknown" and f.pointer == "/callers/scope" for f in findings)
+
+
+def test_an_optional_body_schema_that_is_not_shipped_is_reported(protocol_copy: Path) -> None:
+    """The schema standing for 'no body needed' is checked like any schema the table names."""
+    _edit(protocol_copy, "operations.json", lambda d: d["optional_body"].update(schema="common/nothing"))
+    findings = lint_spec(load_spec(protocol_copy, lint=False))
+    assert any(f.check == "schema-missing" and f.pointer == "/optional_body/schema" for f in findings)
+
+
+def test_every_machine_file_in_the_folder_is_loaded_parents_first(protocol_copy: Path) -> None:
+    """The machine list is the folder's *.machine.json files, each after its parent, not a list in code."""
+    doc = json.loads((protocol_copy / "context.machine.json").read_text())
+    doc["name"] = "audit"
+    (protocol_copy / "audit.machine.json").write_text(json.dumps({**doc, "parent": "voucher"}))
+    spec = load_spec(protocol_copy, lint=False)
+    assert list(spec.machines) == ["context", "session", "voucher", "audit"]
+
+
+def test_a_folder_without_machines_is_refused_with_what_it_needs(protocol_copy: Path) -> None:
+    """No machine file at all is a spec error that says what is missing."""
+    for path in protocol_copy.glob("*.machine.json"):
+        path.unlink()
+    with pytest.raises(SpecError, match=r"no \*\.machine\.json file"):
+        load_spec(protocol_copy, lint=False)
+
+
+def test_general_statuses_and_the_optional_body_are_read_from_the_operation_table(
+    protocol_copy: Path,
+) -> None:
+    """Which statuses every operation may answer, and which request may be absent, are data."""
+    shipped = load_spec(lint=False)
+    assert 403 in shipped.general_statuses
+    assert not shipped.operation("session-join").body_required
+    assert shipped.operation("session-reserve-voucher").body_required is False
+    assert shipped.operation("sign-in").body_required
+
+    def change(d: dict[str, Any]) -> None:
+        d["general_statuses"]["statuses"].remove(403)
+        d["optional_body"]["schema"] = "auth/sign-in.request"
+
+    _edit(protocol_copy, "operations.json", change)
+    edited = load_spec(protocol_copy, lint=False)
+    assert 403 not in edited.general_statuses
+    assert edited.operation("session-join").body_required
+    assert not edited.operation("sign-in").body_required
+
+
+def test_a_trigger_fired_by_two_operations_is_reported(protocol_copy: Path) -> None:
+    """One trigger, one operation: the trigger-to-operation map the diagrams and docs read is unambiguous."""
+
+    def change(d: dict[str, Any]) -> None:
+        reserves = [t for t in d["transitions"] if t["trigger"] == "reserve"]
+        reserves[1]["operation"] = "get-session"
+
+    _edit(protocol_copy, "session.machine.json", change)
+    findings = lint_spec(load_spec(protocol_copy, lint=False))
+    assert any(f.check == "trigger-operation-ambiguous" for f in findings), findings
+
+
+def test_a_timed_transition_waiting_for_an_undeclared_attribute_is_reported(protocol_copy: Path) -> None:
+    """The clock reads the attribute the timed transition names; the machine must declare it."""
+
+    def change(d: dict[str, Any]) -> None:
+        timed = next(t for t in d["transitions"] if "timed" in t)
+        timed["timed"]["attribute"] = "validUntil"
+
+    _edit(protocol_copy, "voucher.machine.json", change)
+    findings = lint_spec(load_spec(protocol_copy, lint=False))
+    assert any(f.check == "timed-attribute-unknown" and "validUntil" in f.message for f in findings)

@@ -28,12 +28,11 @@ def state_diagram(
     statuses = [s.status for s in m.states]
     groups = {st: st for st in statuses if statuses.count(st) > 1}
     nodes = [Node(START, "", start=True)]
-    triggers = list(dict.fromkeys(t.trigger for t in m.transitions if t.operation))
-    op_of = {t.trigger: t.operation for t in m.transitions if t.operation}
+    op_of = m.operation_of
     for s in m.states:
         notes: list[str] = []
         if with_errors:
-            for trig in triggers:
+            for trig in op_of:
                 if any(s.name in t.source for t in m.transitions if t.trigger == trig):
                     continue
                 r = m.refusal(s.name, trig)

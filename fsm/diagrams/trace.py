@@ -156,7 +156,6 @@ def coverage_of(
                 )
         for c in m.creates:
             counts[("[*]", c.trigger, c.dest)] = cov.transitions[(name, "[*]", c.trigger, c.dest)]
-        op_of = {t.trigger: t.operation for t in m.transitions if t.operation}
         for r in m.refusals:
             if r.code is None:
                 continue
@@ -166,7 +165,7 @@ def coverage_of(
                     {
                         "machine": name,
                         "kind": "refusal",
-                        "item": f"{state}: {op_of.get(r.trigger, r.trigger)} -> {r.code}",
+                        "item": f"{state}: {m.operation_of.get(r.trigger, r.trigger)} -> {r.code}",
                         "count": n,
                     }
                 )

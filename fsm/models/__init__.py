@@ -13,7 +13,7 @@ from fsm.models import auth, common, contexts, finance, sessions, vouchers
 from fsm.models.exchange import ExchangeRecord
 from fsm.models.report import ReportDocument
 
-__all__ = ["SCHEMA_MODELS", "ExchangeRecord", "ReportDocument", "model_for"]
+__all__ = ["SCHEMA_MODELS", "ExchangeRecord", "ReportDocument"]
 
 SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "auth/sign-in.request": auth.SignInRequest,
@@ -51,8 +51,3 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "exchange": ExchangeRecord,
     "report": ReportDocument,
 }
-
-
-def model_for(relative_id: str) -> type[BaseModel]:
-    """The model behind a schema id."""
-    return SCHEMA_MODELS[relative_id]

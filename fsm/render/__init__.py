@@ -1,5 +1,6 @@
 """Renderers: a :class:`fsm.report.Report` as text, JSON, JUnit XML or SARIF 2.1.0."""
 
+from fsm.config import REPORT_FORMATS
 from fsm.render.json import render_json, report_to_dict
 from fsm.render.junit import render_junit
 from fsm.render.sarif import render_sarif
@@ -15,7 +16,9 @@ __all__ = [
     "report_to_dict",
 ]
 
-FORMATS = ("text", "json", "junit", "sarif")
+FORMATS = REPORT_FORMATS
+_RENDERERS = {"text": render_text, "json": render_json, "junit": render_junit, "sarif": render_sarif}
+assert tuple(_RENDERERS) == FORMATS, "one renderer per report format"
 
 
 def render(report: object, fmt: str) -> str:
@@ -23,6 +26,4 @@ def render(report: object, fmt: str) -> str:
     from fsm.report import Report
 
     assert isinstance(report, Report)
-    return {"text": render_text, "json": render_json, "junit": render_junit, "sarif": render_sarif}[fmt](
-        report
-    )
+    return _RENDERERS[fmt](report)

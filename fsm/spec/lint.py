@@ -25,7 +25,7 @@ __all__ = ["LINT_CHECKS", "LintFinding", "lint_spec"]
 LINT_CHECKS: dict[str, str] = {
     "schema-metaschema": "every schema passes the JSON Schema 2020-12 metaschema",
     "schema-unresolved-ref": "every $ref in every schema resolves offline",
-    "schema-missing": "every schema an operation names is shipped",
+    "schema-missing": "every schema an operation (or the operation table) names is shipped",
     "state-unknown": "every state a transition or refusal names is declared",
     "state-unreachable": "every state is reachable from a creation",
     "state-trap": "every non-final state has a way to another state",
@@ -36,9 +36,13 @@ LINT_CHECKS: dict[str, str] = {
     "refusal-undocumented": "every refusal code is documented for the operation (or generic)",
     "transition-operation-unknown": "every transition's operation exists in the operation table",
     "transition-operation-mismatch": "the operation of a transition steps that machine and trigger",
+    "timed-attribute-unknown": "the attribute a timed transition waits for is declared in its machine",
+    "trigger-operation-ambiguous": "every transition of one trigger names the same operation",
     "transition-actor": "a transition's actor is one the operation allows",
     "operation-trigger-unknown": "every trigger an operation steps exists in its machine",
     "operation-machine-unknown": "every machine an operation names exists",
+    "machine-parent": "a machine's parent is another machine, and parents never form a cycle",
+    "scope-machine-unknown": "the machine that scopes a resource token (callers.scope) exists",
     "operation-duplicate": "operation ids and (method, path) routes are unique",
     "style-unknown": "every style check names a known rule and a shipped schema",
     "flow-operation-unknown": "every step of a declared flow names an existing operation",
@@ -65,6 +69,10 @@ def lint_spec(spec: Spec) -> list[LintFinding]:
         findings.extend(_machine_graph(machine))
         findings.extend(_machine_names(spec, machine))
     findings.extend(_operations(spec))
+    if spec.callers.scope not in spec.machines:
+        findings.append(
+            LintFinding("scope-machine-unknown", "operations.json", "/callers/scope", spec.callers.scope)
+        )
     findings.extend(_style(spec))
     ops = {op.id for op in spec.operations}
     for flow in spec.flows:
@@ -135,6 +143,8 @@ def _schemas(spec: Spec) -> Iterator[LintFinding]:
                 )
     if spec.error_schema not in schemas:
         yield LintFinding("schema-missing", "operations.json", "/error_schema", spec.error_schema)
+    if spec.optional_body not in schemas:
+        yield LintFinding("schema-missing", "operations.json", "/optional_body/schema", spec.optional_body)
 
 
 def reachable_states(machine: MachineSpec) -> set[str]:
@@ -192,6 +202,14 @@ def _machine_graph(m: MachineSpec) -> Iterator[LintFinding]:
 
 def _machine_names(spec: Spec, m: MachineSpec) -> Iterator[LintFinding]:
     ops = {op.id: op for op in spec.operations}
+    parent, seen = m.parent, {m.name}
+    while parent is not None:
+        if parent not in spec.machines or parent in seen:
+            why = "is not a machine" if parent not in spec.machines else "leads back to it (a cycle)"
+            yield LintFinding("machine-parent", m.file, "/parent", f"{m.parent!r} {why}")
+            break
+        seen.add(parent)
+        parent = spec.machines[parent].parent
     for t in m.transitions:
         for i, use in enumerate(t.guards):
             if use.guard not in m.guards:
@@ -214,6 +232,21 @@ def _machine_names(spec: Spec, m: MachineSpec) -> Iterator[LintFinding]:
                         r.pointer,
                         f"{r.trigger} is refused in {s} but {t.pointer} allows it unguarded",
                     )
+    for t in m.transitions:
+        if t.timed_attribute and t.timed_attribute not in m.attributes:
+            yield LintFinding(
+                "timed-attribute-unknown",
+                m.file,
+                t.pointer + "/timed/attribute",
+                f"{t.timed_attribute!r} is not among the machine's attributes ({', '.join(m.attributes)})",
+            )
+        if t.operation and m.operation_of[t.trigger] != t.operation:
+            yield LintFinding(
+                "trigger-operation-ambiguous",
+                m.file,
+                t.pointer + "/operation",
+                f"{t.trigger} is fired by {m.operation_of[t.trigger]!r} elsewhere, here by {t.operation!r}",
+            )
     moves: list[tuple[str, str | None, str, str]] = [
         (c.trigger, c.operation, c.actor, c.pointer) for c in m.creates
     ]

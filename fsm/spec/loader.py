@@ -34,9 +34,9 @@ from fsm.spec.model import (
 )
 from fsm.violation import Rule, Severity
 
-__all__ = ["MACHINE_FILES", "check_file", "load_spec"]
+__all__ = ["MACHINE_SUFFIX", "check_file", "load_spec"]
 
-MACHINE_FILES = ("context", "session", "voucher")
+MACHINE_SUFFIX = ".machine.json"  # every such file in the protocol folder is one machine, named by its stem
 
 
 def check_file(path: Path, meta: str) -> Any:
@@ -148,7 +148,7 @@ def _entity_ref(doc: Mapping[str, str]) -> EntityRef:
     )
 
 
-def _operation(doc: Mapping[str, Any], index: int) -> OperationSpec:
+def _operation(doc: Mapping[str, Any], index: int, optional_body: str) -> OperationSpec:
     steps = tuple(
         StepSpec(
             machine=s["machine"],
@@ -183,6 +183,7 @@ def _operation(doc: Mapping[str, Any], index: int) -> OperationSpec:
         auth=doc["auth"],
         actors=tuple(doc["actors"]),
         request=doc["request"],
+        body_required=doc["request"] not in (None, optional_body),
         responses={int(k): v for k, v in doc["responses"].items()},
         errors={int(k): tuple(v) for k, v in doc["errors"].items()},
         cite=doc["cite"],
@@ -216,14 +217,31 @@ def _callers(doc: Mapping[str, Any]) -> CallerSpec:
     )
 
 
+def _parents_first(machines: Mapping[str, MachineSpec]) -> dict[str, MachineSpec]:
+    """The machines, each after its parent, then by name (the lint checks that parents exist)."""
+
+    def depth(m: MachineSpec) -> int:
+        n, seen, parent = 0, {m.name}, m.parent
+        while parent is not None and parent in machines and parent not in seen:
+            seen.add(parent)
+            parent, n = machines[parent].parent, n + 1
+        return n
+
+    return {m.name: m for m in sorted(machines.values(), key=lambda m: (depth(m), m.name))}
+
+
 def _read(root: Path) -> Spec:
     machines: dict[str, MachineSpec] = {}
-    for name in MACHINE_FILES:
-        path = root / f"{name}.machine.json"
+    paths = sorted(root.glob(f"*{MACHINE_SUFFIX}"))
+    if not paths:
+        raise SpecError(f"{root} holds no *{MACHINE_SUFFIX} file: a protocol needs at least one machine")
+    for path in paths:
+        name = path.name.removesuffix(MACHINE_SUFFIX)
         doc = check_file(path, "machine")
         if doc["name"] != name:
             raise SpecError(f"{path}#/name: is {doc['name']!r}, expected {name!r} (the file name)")
         machines[name] = _machine(doc, path.name)
+    machines = _parents_first(machines)
     ops_doc = check_file(root / "operations.json", "operations")
     rules_doc = check_file(root / "rules.json", "rules")
     tokens_doc = check_file(root / "tokens.json", "tokens")
@@ -235,7 +253,9 @@ def _read(root: Path) -> Spec:
     }
     return Spec(
         machines=machines,
-        operations=tuple(_operation(o, i) for i, o in enumerate(ops_doc["operations"])),
+        operations=tuple(
+            _operation(o, i, ops_doc["optional_body"]["schema"]) for i, o in enumerate(ops_doc["operations"])
+        ),
         rules=rules,
         tokens=tuple((t["symbol"], t["network"], t["address"]) for t in tokens_doc["tokens"]),
         prefix=ops_doc["prefix"],
@@ -245,6 +265,8 @@ def _read(root: Path) -> Spec:
         resource_pattern=ops_doc["resource_pattern"],
         out_of_scope=tuple((o["prefix"], o["reason"]) for o in ops_doc["out_of_scope"]),
         callers=_callers(ops_doc["callers"]),
+        general_statuses=frozenset(ops_doc["general_statuses"]["statuses"]),
+        optional_body=ops_doc["optional_body"]["schema"],
         payment_fields=PaymentFields(
             network=ops_doc["payment_fields"]["network"],
             currency=ops_doc["payment_fields"]["currency"],

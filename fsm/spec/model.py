@@ -191,6 +191,7 @@ class MachineSpec(Record):
     _refusal: Mapping[tuple[str, str], RefusalSpec] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
+    _operation_of: Mapping[str, str] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         by_name = {s.name: s for s in self.states}
@@ -203,6 +204,11 @@ class MachineSpec(Record):
             for s in r.states:
                 refusal.setdefault((s, r.trigger), r)
         object.__setattr__(self, "_refusal", refusal)
+        operation_of: dict[str, str] = {}
+        for t in self.transitions:
+            if t.operation:
+                operation_of.setdefault(t.trigger, t.operation)
+        object.__setattr__(self, "_operation_of", operation_of)
 
     @property
     def state_names(self) -> tuple[str, ...]:
@@ -223,6 +229,14 @@ class MachineSpec(Record):
     def triggers(self) -> tuple[str, ...]:
         """Every trigger of a transition (creation triggers excluded), in file order."""
         return tuple(dict.fromkeys(t.trigger for t in self.transitions))
+
+    @property
+    def operation_of(self) -> Mapping[str, str]:
+        """Trigger -> the operation that fires it, for every trigger a call fires, in file order.
+
+        Timed triggers are excluded. The one trigger-to-operation map: diagrams, traces and docs read it.
+        """
+        return self._operation_of
 
     def state(self, name: str) -> StateSpec:
         """The state called ``name``."""
@@ -305,6 +319,8 @@ class OperationSpec(Record):
     issues_token: TokenSpec | None = None
     learns: Mapping[str, Ref] | None = None
     payments: tuple[Ref, ...] = ()
+    body_required: bool = True
+    """A call must send a JSON body (False: no request body, or one the spec's ``optional_body``)."""
 
     @property
     def documented_codes(self) -> frozenset[str]:
@@ -395,6 +411,8 @@ class Spec(Record):
     out_of_scope: tuple[tuple[str, str], ...]
     callers: CallerSpec
     payment_fields: PaymentFields
+    general_statuses: frozenset[int]  # any operation may answer these, listed or not
+    optional_body: str  # the request schema that a call may also send as no body at all
     style: tuple[StyleCheck, ...] = ()
     flows: tuple[FlowSpec, ...] = ()
     participants: Mapping[str, str] = field(default_factory=dict)
@@ -416,6 +434,3 @@ class Spec(Record):
                 return op
         raise KeyError(op_id)
 
-    def rule(self, rule_id: str) -> Rule:
-        """The catalogue entry for ``rule_id``."""
-        return self.rules[rule_id]

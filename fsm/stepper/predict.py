@@ -64,14 +64,12 @@ class Predictor:
         self.engines = engines
         self.finals = {name: m.finals for name, m in machines.items()}
         self._by_state: dict[str, dict[tuple[str, str], tuple[TransitionSpec, ...]]] = {}
-        self._op_of: dict[str, dict[str, str]] = {}
         for name, m in machines.items():
             table: dict[tuple[str, str], list[TransitionSpec]] = {}
             for t in m.transitions:
                 for s in t.source:
                     table.setdefault((s, t.trigger), []).append(t)
             self._by_state[name] = {k: tuple(v) for k, v in table.items()}
-            self._op_of[name] = {t.trigger: t.operation for t in m.transitions if t.operation}
         # outcomes of unguarded triggers depend on the state only: remembered (table engines only,
         # whose answers never depend on the entity)
         self._memo: dict[tuple[str, str, str], tuple[list[Outcome], list[Outcome]]] | None = (
@@ -176,7 +174,7 @@ class Predictor:
     def allowed(self, m: MachineSpec, states: tuple[str, ...]) -> list[str]:
         """The operations that may be called in any of ``states`` (for 'allowed here' messages)."""
         engine = self.engines[m.name]
-        ops = self._op_of[m.name]
+        ops = m.operation_of
         found: dict[str, None] = {}
         for s in states:
             for trig in engine.triggers(s):
