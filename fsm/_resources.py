@@ -21,6 +21,7 @@ from fsm.errors import SpecError
 __all__ = [
     "SCHEMA_BASE",
     "load_json",
+    "load_schema",
     "load_schemas",
     "protocol_dir",
     "registry",
@@ -69,6 +70,11 @@ def load_json(path: Path) -> Any:
 
 
 @functools.cache
+def load_schema(relative_id: str) -> Mapping[str, Any]:
+    """One shipped schema by relative id (``exchange``), without loading the others."""
+    return load_json(schemas_dir() / (relative_id + _SUFFIX))  # type: ignore[no-any-return]
+
+
 def load_schemas() -> Mapping[str, Mapping[str, Any]]:
     """Every shipped schema, keyed by relative id (``vouchers/voucher``), loaded once."""
     root = schemas_dir()

@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import parse_qsl, urlsplit
 
 import jsonschema_rs
 
+from fsm._resources import load_schema
 from fsm.violation import Finding, SourceLocation
 
 __all__ = ["Exchange", "build_exchange", "for_stepping", "has_no_offset", "parse_time", "parse_timestamp"]
@@ -236,39 +237,14 @@ def has_no_offset(text: str) -> bool:
     return _OFFSET.search(text) is None
 
 
-_STRINGS = {"type": ["object", "null"], "additionalProperties": {"type": "string"}}
-_TEXT = {"type": ["string", "null"]}
-_SHAPE = jsonschema_rs.validator_for(
-    {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "type": "object",
-        "required": ["request", "response"],
-        "properties": {
-            "request": {
-                "type": "object",
-                "required": ["method", "path"],
-                "properties": {
-                    "method": {"type": "string", "minLength": 1},
-                    "path": {"type": "string", "minLength": 1},
-                    "headers": _STRINGS,
-                    "query": {"type": ["object", "null"]},
-                    "bodyText": _TEXT,
-                },
-            },
-            "response": {
-                "type": "object",
-                "required": ["status"],
-                "properties": {
-                    "status": {"type": "integer", "minimum": 0, "maximum": 599},
-                    "headers": _STRINGS,
-                    "bodyText": _TEXT,
-                },
-            },
-            "time": _TEXT,
-        },
-    }
-)
-"""The shape :func:`_shape_problem` checks, compiled: one native call answers for most records."""
+_SHAPE = jsonschema_rs.validator_for(dict(load_schema("exchange")))
+"""The record shape, compiled from its one source: ``schemas/exchange.schema.json``, which
+:class:`fsm.models.ExchangeRecord` generates. :func:`_shape_problem` explains a record this refuses; a
+test holds the schema, the model and the explaining check to one verdict on every edge value.
+
+A status written ``200.0`` is the status 200: JSON has one kind of number, and JSON Schema's
+``integer`` is any number without a fraction. ``200.5`` is a bad record.
+"""
 
 
 _NATIVE_SHAPE = __file__.endswith(".py")
@@ -284,11 +260,18 @@ def _shape_of(record: Any) -> tuple[str, str] | None:
     """The record's first shape problem, or None: the fastest check first, the explaining one if unsure."""
     if _NATIVE_SHAPE:
         try:
-            if _SHAPE.is_valid(record) and type(record["response"]["status"]) is int:  # not 200.0
+            if _SHAPE.is_valid(record):
                 return None
         except (ValueError, OverflowError):  # values jsonschema-rs cannot take: let Python look
             pass
     return _shape_problem(record)
+
+
+def _integral(value: Any) -> TypeGuard[float]:
+    """True for a JSON integer: an int (not a bool), or a float without a fraction (``200.0``)."""
+    if type(value) is int:
+        return True
+    return isinstance(value, float) and value.is_integer()
 
 
 def _strings(headers: Any) -> bool:
@@ -318,7 +301,7 @@ def _shape_problem(record: Any) -> tuple[str, str] | None:
     if not isinstance(resp, dict):
         return "/response", "response must be an object"
     status = resp.get("status")
-    if not isinstance(status, int) or isinstance(status, bool) or not 0 <= status <= 599:
+    if not _integral(status) or not 0 <= status <= 599:
         return "/response/status", "response.status must be an integer HTTP status"
     rheaders = resp.get("headers")
     if rheaders is not None and not _strings(rheaders):
@@ -384,7 +367,7 @@ def build_exchange(
         path,
         query,
         headers,
-        resp["status"],
+        status if type(status := resp["status"]) is int else int(status),
         parse_timestamp(time_text) if time_text and parse_time else None,
         time_text,
         req_body,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pydantic
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from fsm.errors import LogFormatError
 from fsm.exchange import _SHAPE, _shape_problem
 from fsm.generate import generate, to_har
+from fsm.models import ExchangeRecord
 from fsm.pipeline import Validator
 from fsm.readers import detect_format, open_input, read_har
 
@@ -221,29 +223,61 @@ def _edited(edits: list[tuple[tuple[str, ...], object]]) -> object:
     return record
 
 
-def _shape_verdicts(record: object) -> tuple[bool, bool]:
-    """(compiled check accepts, explaining check accepts)."""
-    fast = bool(_SHAPE.is_valid(record)) and type(record["response"]["status"]) is int  # type: ignore[index]
-    return fast, _shape_problem(record) is None
+def _shape_verdicts(record: object) -> tuple[bool, bool, bool]:
+    """(the shipped schema accepts, the model accepts, the explaining check accepts)."""
+    try:
+        ExchangeRecord.model_validate(record)
+        modelled = True
+    except pydantic.ValidationError:
+        modelled = False
+    return bool(_SHAPE.is_valid(record)), modelled, _shape_problem(record) is None
 
 
 @pytest.mark.parametrize("place", SHAPE_PLACES)
-def test_the_compiled_shape_check_agrees_with_the_explaining_one_on_every_edge_value(
+def test_the_schema_the_model_and_the_explaining_check_agree_on_every_edge_value(
     place: tuple[str, ...],
 ) -> None:
-    """Each place of the record, set to each edge value (or dropped): both checks give the same verdict."""
+    """Each place of the record, set to each edge value (or dropped): one verdict from all three forms."""
     for value in EDGES:
-        fast, explained = _shape_verdicts(_edited([(place, value)]))
-        assert fast == explained, (place, value)
+        schema, model, explained = _shape_verdicts(_edited([(place, value)]))
+        assert schema == model == explained, (place, value, schema, model, explained)
 
 
 @given(st.lists(st.tuples(st.sampled_from(SHAPE_PLACES), st.sampled_from(EDGES) | JSONISH), max_size=3))
-def test_the_compiled_shape_check_agrees_with_the_explaining_one(
+def test_the_schema_the_model_and_the_explaining_check_agree(
     edits: list[tuple[tuple[str, ...], object]],
 ) -> None:
-    """Several arbitrary edits at once: the one-call check accepts exactly what the field checks accept."""
-    fast, explained = _shape_verdicts(_edited(edits))
-    assert fast == explained, edits
+    """Several arbitrary edits at once: the three forms of the record shape accept exactly the same."""
+    schema, model, explained = _shape_verdicts(_edited(edits))
+    assert schema == model == explained, edits
+
+
+def test_the_validator_compiles_the_shipped_exchange_schema_not_a_copy_of_it() -> None:
+    """One source: the compiled shape check is built from schemas/exchange.schema.json."""
+    from fsm._resources import load_schema
+
+    assert load_schema("exchange")["$id"].endswith("/exchange.schema.json")
+    edited = json.loads(json.dumps(RECORD))
+    edited["response"]["status"] = 600
+    assert not _SHAPE.is_valid(edited)
+    assert load_schema("exchange")["$defs"]["ResponseRecord"]["properties"]["status"]["maximum"] == 599
+
+
+@pytest.mark.parametrize(("status", "judged"), [(200.0, True), (200.5, False), (True, False), ("200", False)])
+def test_a_status_written_as_a_whole_float_is_that_status_and_anything_else_is_a_bad_record(
+    status: object, judged: bool
+) -> None:
+    """JSON has one kind of number: 200.0 is the status 200 (as JSON Schema says); 200.5 is not a status."""
+    from fsm.pipeline import Validator
+
+    record = json.loads(json.dumps(RECORD))
+    record["response"]["status"] = status
+    found = Validator().feed(record)
+    bad = [v for v in found if v.rule_id == "input.bad-record"]
+    if judged:
+        assert bad == []
+    else:
+        assert [v.instance_path for v in bad] == ["/response/status"]
 
 
 def test_a_har_status_that_is_not_a_number_is_a_bad_record_not_a_missing_response() -> None:

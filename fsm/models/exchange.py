@@ -1,7 +1,8 @@
 """The JSONL exchange record: one request and its response per line (``docs/log-format.md``).
 
-:func:`fsm.exchange.build_exchange` checks the same shape by hand on the hot
-path; a test requires both to agree.
+The one source of the record's shape: ``schemas/exchange.schema.json`` is generated from these models,
+:func:`fsm.exchange.build_exchange` compiles that schema, and a test holds the model, the schema and
+the validator's explaining check to one verdict on every edge value.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from fsm.models._base import Integer
 
 __all__ = ["ExchangeRecord", "RequestRecord", "ResponseRecord"]
 
@@ -37,7 +40,9 @@ class ResponseRecord(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="allow")
 
-    status: int = Field(ge=0, le=599, description="HTTP status; 0 means no response was recorded.")
+    status: Integer = Field(
+        ge=0, le=599, description="HTTP status; 0 means no response was recorded (200.0 reads as 200)."
+    )
     headers: dict[str, str] | None = Field(default=None, description="Headers by name.")
     body: Any = Field(default=None, description="The JSON body, parsed.")
     bodyText: str | None = Field(default=None, description="A captured body that is not JSON, as text.")

@@ -433,4 +433,3 @@ class Spec(Record):
             if op.id == op_id:
                 return op
         raise KeyError(op_id)
-
