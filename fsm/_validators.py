@@ -20,7 +20,9 @@ from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 from fsm._resources import load_schemas, registry, schema_uri
+from fsm._text import clip
 from fsm.errors import SpecError
+from fsm.pointer import join
 
 __all__ = ["EcmaValidator", "SchemaIssue", "SchemaValidator", "compiled", "ecma_regex", "validator"]
 
@@ -90,10 +92,6 @@ def compiled(schema: dict[str, Any]) -> Any:
     )
 
 
-def _pointer(parts: Any) -> str:
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
-
-
 class SchemaValidator:
     """Validates payloads against one shipped schema, named by relative id.
 
@@ -141,10 +139,10 @@ class SchemaValidator:
             for leaf in leaves:
                 out.append(
                     SchemaIssue(
-                        pointer=_pointer(leaf.absolute_path),
+                        pointer=join(leaf.absolute_path),
                         message=_message(leaf, self._schema),
                         keyword=str(leaf.validator),
-                        schema_path=self.uri + "#" + _pointer(leaf.absolute_schema_path),
+                        schema_path=self.uri + "#" + join(leaf.absolute_schema_path),
                     )
                 )
         out.sort(key=lambda i: (i.pointer, i.keyword))
@@ -183,7 +181,7 @@ def _what(instance: Any) -> str:
     if isinstance(instance, dict):
         return "an object with " + ", ".join(sorted(map(str, instance))[:6])
     text = repr(instance)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return clip(text, 60)
 
 
 def _leaves(error: Any) -> list[Any]:

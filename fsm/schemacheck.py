@@ -13,9 +13,11 @@ from typing import Any
 import orjson
 
 from fsm._resources import load_schemas
+from fsm._text import clip
 from fsm._validators import SchemaValidator, compiled, ecma_regex, validator
 from fsm.exchange import Exchange
 from fsm.matcher import Match
+from fsm.pointer import expand, get, split
 from fsm.secrets import SECRET_KEYS, scrub, secrets_in
 from fsm.spec.model import OperationSpec, Spec, StyleCheck
 from fsm.violation import NAMED_IN_MESSAGE, Finding
@@ -23,7 +25,6 @@ from fsm.violation import NAMED_IN_MESSAGE, Finding
 __all__ = ["SchemaChecker"]
 
 _Pointer = tuple[str, tuple[str, ...], bool]  # (pointer, tokens, has a '*')
-_ABSENT = object()
 _MAX_DETAIL = 20  # schema errors listed per body; the rest are counted
 
 
@@ -42,7 +43,7 @@ class SchemaChecker:
         self._style: dict[str, list[tuple[StyleCheck, re.Pattern[str] | None, list[_Pointer]]]] = {}
         for check in spec.style:
             compiled_pattern = ecma_regex(check.pattern) if check.pattern else None
-            pointers = [(p, tuple(p.split("/")[1:]), "*" in p) for p in check.pointers]
+            pointers = [(p, split(p), "*" in p) for p in check.pointers]
             for rel in check.schemas:
                 self._style.setdefault(rel, []).append((check, compiled_pattern, pointers))
         self._validators = {
@@ -288,7 +289,7 @@ def _style_schema(check: StyleCheck, pointer: str) -> dict[str, Any] | None:
     pointer. A ``when`` condition on a sibling becomes ``if``/``then`` at the parent. None when
     the check has no such form (a required field under a wildcard, a condition elsewhere).
     """
-    tokens = pointer.split("/")[1:]
+    tokens = split(pointer)
     if check.required:
         if "*" in tokens or not tokens:
             return None
@@ -301,7 +302,7 @@ def _style_schema(check: StyleCheck, pointer: str) -> dict[str, Any] | None:
     node = {"properties": {tokens[-1]: {"pattern": check.pattern}}}
     if check.when is not None:
         when_ptr, want = check.when
-        when_tokens = when_ptr.split("/")[1:]
+        when_tokens = split(when_ptr)
         if when_tokens[:-1] != tokens[:-1] or when_tokens[-1] == "*":
             return None
         node = {
@@ -371,34 +372,7 @@ def _short(value: Any) -> Any:
         text = orjson.dumps(value).decode()
     except (TypeError, orjson.JSONEncodeError):  # nested beyond orjson's limit
         return "<nested too deeply to show>"
-    return value if len(text) <= 120 else text[:117] + "..."
-
-
-def _resolve(body: Any, pointer: str) -> Iterator[tuple[str, Any, tuple[int, ...]]]:
-    """Values at a pointer with ``*`` wildcards: (concrete pointer, value, array indexes)."""
-    if "*" not in pointer:
-        node = body
-        for token in pointer.split("/")[1:]:
-            if isinstance(node, dict) and token in node:
-                node = node[token]
-            elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
-                node = node[int(token)]  # an index a wildcard was resolved to
-            else:
-                return
-        yield pointer, node, ()
-        return
-    stack: list[tuple[Any, str, tuple[int, ...]]] = [(body, "", ())]
-    for token in pointer.split("/")[1:]:
-        nxt: list[tuple[Any, str, tuple[int, ...]]] = []
-        for node, path, idx in stack:
-            if token == "*":
-                if isinstance(node, list):
-                    nxt.extend((v, f"{path}/{i}", (*idx, i)) for i, v in enumerate(node))
-            elif isinstance(node, dict) and token in node:
-                nxt.append((node[token], f"{path}/{token}", idx))
-        stack = nxt
-    for node, path, idx in stack:
-        yield path, node, idx
+    return value if len(text) <= 120 else clip(text, 120)
 
 
 def _style(
@@ -406,11 +380,7 @@ def _style(
 ) -> Iterator[Finding]:
     for pointer, tokens, star in pointers:
         if not star and pattern is not None and check.when is None:
-            node = body  # fast path: a plain pointer, walked inline
-            for token in tokens:
-                node = node.get(token, _ABSENT) if isinstance(node, dict) else _ABSENT
-                if node is _ABSENT:
-                    break
+            node = get(body, tokens)  # fast path: a plain pointer
             if isinstance(node, str) and not pattern.search(node):
                 yield Finding(
                     check.rule,
@@ -421,7 +391,7 @@ def _style(
                 )
             continue
         if check.required:
-            if isinstance(body, dict) and not any(True for _ in _resolve(body, pointer)):
+            if isinstance(body, dict) and not any(True for _ in expand(body, pointer)):
                 yield Finding(
                     check.rule,
                     f"{side} body has no {pointer.lstrip('/')}; expected {check.expected}",
@@ -429,14 +399,14 @@ def _style(
                     expected=check.expected,
                 )
             continue
-        for path, value, idx in _resolve(body, pointer):
+        for path, value, idx in expand(body, pointer):
             if not isinstance(value, str) or pattern is None or pattern.search(value):
                 continue
             if check.when is not None:
                 when_ptr, want = check.when
                 for i in idx:
                     when_ptr = when_ptr.replace("*", str(i), 1)
-                if not any(v == want for _, v, _ in _resolve(body, when_ptr)):
+                if not any(v == want for _, v, _ in expand(body, when_ptr)):
                     continue
             yield Finding(
                 check.rule,

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from fsm._resources import load_schemas, protocol_dir
+from fsm._text import ELLIPSIS
 from fsm.spec.loader import check_file
 
 __all__ = [
@@ -324,11 +325,11 @@ class Scrubber:
 
 
 def _cut_points(text: str) -> list[int]:
-    """Where a shortened value may end: before each ``...``, and at the end (closing quotes aside)."""
-    cuts, i = [], text.find("...")
+    """Where a shortened value may end: before each ellipsis, and at the end (closing quotes aside)."""
+    cuts, i = [], text.find(ELLIPSIS)
     while i >= 0:
         cuts.append(i)
-        i = text.find("...", i + 1)
+        i = text.find(ELLIPSIS, i + 1)
     cuts.append(len(text.rstrip("'\"")))
     return cuts
 

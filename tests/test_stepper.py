@@ -16,6 +16,7 @@ from fsm.generate import TrafficBuilder, generate
 from fsm.machines import TransitionsEngine, TransitionTable, engines_for
 from fsm.matcher import Match, Matcher, Router
 from fsm.pipeline import Validator
+from fsm.pointer import get as pointer_get
 from fsm.spec import load_spec
 from fsm.spec.model import Ref
 from fsm.stepper import Prediction, Stepper
@@ -25,7 +26,7 @@ from fsm.stepper.core import CHECKS
 from fsm.stepper.entities import HISTORY, EntityStore, seen
 from fsm.stepper.payments import Currencies
 from fsm.stepper.predict import Predictor
-from fsm.stepper.refs import MISSING, has_body, pointer_get, resolve
+from fsm.stepper.refs import MISSING, has_body, resolve
 from fsm.stepper.terms import Terms, brief
 
 SPEC = load_spec()

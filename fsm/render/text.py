@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from fsm._text import clip
 from fsm.report import Report
 from fsm.violation import NAMED_IN_MESSAGE, Violation
 
@@ -29,7 +30,7 @@ def _value(value: Any) -> str:
             text = orjson.dumps(value, default=str).decode()
         except TypeError:  # an integer beyond 64 bits, nesting beyond JSON's limits
             text = repr(value)
-    return text if len(text) <= 100 else text[:97] + "..."
+    return clip(text, 100)
 
 
 def _violation(v: Violation, report: Report) -> list[str]:

@@ -11,6 +11,7 @@ from jsonschema import Draft202012Validator
 
 from fsm._resources import load_json, load_schemas, protocol_dir, registry, schema_uri
 from fsm.errors import SpecError
+from fsm.pointer import join
 from fsm.spec.model import (
     CallerSpec,
     CreateSpec,
@@ -45,13 +46,9 @@ def check_file(path: Path, meta: str) -> Any:
     validator = Draft202012Validator(dict(load_schemas()[f"meta/{meta}"]), registry=registry())
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
     if errors:
-        findings = tuple(f"{path.name}#{_pointer(e.absolute_path)}: {e.message}" for e in errors)
+        findings = tuple(f"{path.name}#{join(e.absolute_path)}: {e.message}" for e in errors)
         raise SpecError(f"{path} does not match {schema_uri('meta/' + meta)}", findings)
     return doc
-
-
-def _pointer(parts: Any) -> str:
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 def _machine(doc: Mapping[str, Any], file: str) -> MachineSpec:

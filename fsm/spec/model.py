@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from fsm._record import Record
+from fsm.pointer import split
 from fsm.violation import Rule
 
 __all__ = [
@@ -60,8 +61,7 @@ class Ref(Record):
         source, _, key = text.partition(":")
         if source == "path":
             return cls("path", key)
-        tokens = tuple(t.replace("~1", "/").replace("~0", "~") for t in key.split("/")[1:])
-        return cls(source, key, tokens)  # type: ignore[arg-type]
+        return cls(source, key, split(key))  # type: ignore[arg-type]
 
     def __str__(self) -> str:
         return f"{self.source}:{self.key}"

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from fsm.machines import Engine
+from fsm.pointer import MISSING, get, split
 from fsm.spec.model import GuardSpec, MachineSpec, TransitionSpec
 from fsm.stepper.entities import Entity
-from fsm.stepper.refs import MISSING, pointer_get
 
 __all__ = ["Outcome", "Prediction", "Predictor"]
 
@@ -96,13 +96,13 @@ class Predictor:
                     return False
             return result
         assert g.attribute is not None
-        value = pointer_get(e.attrs, tuple(g.attribute.split("/")))
+        value = get(e.attrs, tuple(g.attribute.split("/")))
         if value is MISSING or value is None:
             return None
         if g.equals is not None:
             return bool(value == g.equals)
         assert g.equals_request is not None
-        want = pointer_get(body, tuple(g.equals_request.split("/")[1:]))
+        want = get(body, split(g.equals_request))
         if want is MISSING:
             return None
         return bool(value == want)

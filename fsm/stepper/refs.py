@@ -1,8 +1,8 @@
 """References: where an exchange carries a value (``path:voucherId``, ``response:/id``, ``item:/code``).
 
-One JSON-pointer walker for the stepper: :func:`pointer_get` over already split tokens, and
-:func:`resolve` for a :class:`~fsm.spec.model.Ref` against one exchange. A value that is not there is
-:data:`MISSING` (``None`` is a value a body may hold).
+:func:`resolve` reads a :class:`~fsm.spec.model.Ref` in one exchange with the kit's one JSON-pointer
+walker (:mod:`fsm.pointer`). A value that is not there is :data:`MISSING` (``None`` is a value a body
+may hold).
 """
 
 from __future__ import annotations
@@ -11,26 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from fsm.exchange import Exchange
+from fsm.pointer import MISSING, get
 from fsm.spec.model import Ref
 
-__all__ = ["MISSING", "has_body", "pointer_get", "resolve"]
-
-MISSING: Any = object()
-"""What a reference resolves to when the exchange does not carry it."""
-
-
-def pointer_get(value: Any, tokens: tuple[str, ...]) -> Any:
-    """The value at the (already unescaped) pointer ``tokens`` inside ``value``, or :data:`MISSING`."""
-    for t in tokens:
-        if isinstance(value, dict):
-            value = value.get(t, MISSING)
-        elif isinstance(value, list) and t.isdigit() and int(t) < len(value):
-            value = value[int(t)]
-        else:
-            return MISSING
-        if value is MISSING:
-            return MISSING
-    return value
+__all__ = ["MISSING", "has_body", "resolve"]
 
 
 def resolve(ref: Ref, ex: Exchange, params: Mapping[str, str], item: Any = MISSING) -> Any:
@@ -53,7 +37,7 @@ def resolve(ref: Ref, ex: Exchange, params: Mapping[str, str], item: Any = MISSI
     tokens = ref.tokens
     if len(tokens) == 1 and type(value) is dict:  # most pointers: one member of an object
         return value.get(tokens[0], MISSING)
-    return pointer_get(value, tokens)
+    return get(value, tokens)
 
 
 def has_body(ref: Ref, ex: Exchange) -> bool:

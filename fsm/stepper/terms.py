@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from fsm._text import clip
 from fsm.exchange import Exchange
 from fsm.secrets import redact_value
 from fsm.spec.model import Ref
@@ -26,7 +27,7 @@ Recorded = Mapping[str, Ref | tuple[Ref, str, str]]
 def brief(value: Any) -> str:
     """A value as a message quotes it: JSON (strings as repr), at most 80 characters."""
     text = orjson.dumps(value).decode() if not isinstance(value, str) else repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return clip(text, 80)
 
 
 class Terms:
