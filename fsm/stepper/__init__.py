@@ -8,7 +8,7 @@ their missing past. Refused calls never change the model.
 
 The package, one concern a module (each imports only those above it in this list):
 
-- :mod:`~fsm.stepper.refs`: where an exchange carries a value (one JSON-pointer walker);
+- :mod:`~fsm.stepper.refs`: where an exchange carries a value (read with :mod:`fsm.pointer`);
 - :mod:`~fsm.stepper.entities`: the entity store (find, adopt, settle, retire, related);
 - :mod:`~fsm.stepper.coverage`: what a run exercised;
 - :mod:`~fsm.stepper.clock`: each input's clock (D19) and timed transitions (expiry, D2);
@@ -24,9 +24,9 @@ The package, one concern a module (each imports only those above it in this list
 
 from __future__ import annotations
 
-from fsm.stepper.core import Stepper
+from fsm.stepper.core import CHECKS, Stepper
 from fsm.stepper.coverage import Coverage
 from fsm.stepper.entities import Entity, Seen, history_location
 from fsm.stepper.predict import Prediction
 
-__all__ = ["Coverage", "Entity", "Prediction", "Seen", "Stepper", "history_location"]
+__all__ = ["CHECKS", "Coverage", "Entity", "Prediction", "Seen", "Stepper", "history_location"]

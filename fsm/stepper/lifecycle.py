@@ -156,8 +156,10 @@ class Lifecycle:
         self.store.link(e, parent)
         if token:
             self.actors.bind(e, created.actor, token)
-        self.terms.record(step.record, e, ex, params)
-        out.extend(self._status(plan, e, ex, params))
+        if step.record:
+            self.terms.record(step.record, e, ex, params)
+        if step.status is not None:
+            out.extend(self._status(plan, e, ex, params))
         self.store.remember(e, h)
         return e, out, True
 
@@ -191,9 +193,12 @@ class Lifecycle:
             for o in accepts:
                 if o.transition is not None:
                     self.actors.bind(e, o.transition.actor, token)
-        self.terms.record(step.record, e, ex, params)
-        out.extend(self._status(plan, e, ex, params))
-        out.extend(self.terms.expect(step.expect, e, ex, params))
+        if step.record:
+            self.terms.record(step.record, e, ex, params)
+        if step.status is not None:
+            out.extend(self._status(plan, e, ex, params))
+        if step.expect:
+            out.extend(self.terms.expect(step.expect, e, ex, params))
 
     def _unexpected_refusal(
         self, m: MachineSpec, e: Entity, op: OperationSpec, ex: Exchange, accepts: list[Outcome]
