@@ -45,7 +45,8 @@ def state_mermaid(d: StateDiagram, style: DiagramStyle | None = None) -> str:
     """A stateDiagram-v2: [*] marks creation and finals; sub-states inside a composite state."""
     s = style or load_style()
     st = s.states
-    lines = ["---", f"title: {d.title} lifecycle", "---", "stateDiagram-v2", "    direction LR"]
+    direction = s.layout["state"].get("rankdir", "TB")
+    lines = ["---", f"title: {d.title} lifecycle", "---", "stateDiagram-v2", f"    direction {direction}"]
     for group, label in sorted(d.groups.items()):
         members = [n for n in d.nodes if n.group == group]
         lines.append(f'    state "{label}" as {group} {{')
