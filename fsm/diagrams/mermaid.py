@@ -25,7 +25,7 @@ def _state_legend(d: StateDiagram, s: DiagramStyle) -> list[str]:
     used = [a for a in ("payer", "payee", "any") if a in actors] + [a for a in actors if a not in s.marks]
     used += ["timed"] * any(e.timed for e in d.edges) + ["unseen"] * any(e.count == 0 for e in d.edges)
     items = [f"{_STATE_SIGNS.get(m, '(' + m + ')')}: {s.mark(m).legend}" for m in used]
-    items.append(f"green, then [*]: {st['final_legend']}")
+    items.append(f"green, with an arrow to the end circle: {st['final_legend']}")
     if any(n.notes for n in d.nodes):
         items.append(st["refusals_legend"])
     if any(e.count for e in d.edges):
