@@ -20,7 +20,6 @@ from fsm.diagrams.style import DiagramStyle, Mark, load_style
 
 __all__ = ["legend_marks", "sequence_dot", "state_dot"]
 
-_PER_ROW = 4  # legend entries per row
 _LINE = {"solid": "solid", "dashed": "dashed", "dotted": "dotted", "bold": "bold"}
 
 
@@ -48,23 +47,37 @@ def _sample(mark: Mark) -> str:
 
 
 def _graph_label(title: str, entries: list[tuple[str, str]], s: DiagramStyle) -> str:
-    """Title, then the legend: ``(sample cell, text)`` pairs, four to a row (each row its own table)."""
+    """Title, then the legend: ``(sample cell, text)`` pairs in rows of about the style's legend width.
+
+    Each row is its own table (so columns do not line up across rows); rows of similar widths keep
+    Graphviz from spreading a short row's cells over the width of a long one.
+    """
     size = _num(s.legend_size)
-    rows = []
-    for start in range(0, len(entries), _PER_ROW):
-        head = f'<TD><FONT POINT-SIZE="{size}">legend:</FONT></TD>' if start == 0 else ""
+    budget = float(s.layout["legend"]["width"]) * 72
+    rows: list[list[tuple[str, str]]] = [[]]
+    used = 0.0
+    for sample, text in entries:
+        need = 34 + text_width(text, s.legend_size) + 16
+        if rows[-1] and used + need > budget:
+            rows.append([])
+            used = 0.0
+        rows[-1].append((sample, text))
+        used += need
+    html = []
+    for n, row in enumerate(rows):
+        head = f'<TD><FONT POINT-SIZE="{size}">legend:</FONT></TD>' if n == 0 else ""
         cells = "".join(
             f'{sample}<TD ALIGN="LEFT"><FONT POINT-SIZE="{size}">{_h(text)}</FONT></TD>'
-            for sample, text in entries[start : start + _PER_ROW]
+            for sample, text in row
         )
-        rows.append(
+        html.append(
             '<TR><TD><TABLE BORDER="0" CELLBORDER="0" CELLSPACING="4" CELLPADDING="1">'
             f"<TR>{head}{cells}</TR></TABLE></TD></TR>"
         )
     return (
         '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2">'
         f'<TR><TD><FONT POINT-SIZE="{_num(s.title_size)}">{_h(title)}</FONT></TD></TR>'
-        + "".join(rows)
+        + "".join(html)
         + "</TABLE>>"
     )
 
