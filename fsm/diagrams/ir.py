@@ -5,9 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
-    "ACTOR_COLOURS",
-    "HIGHLIGHT",
-    "UNSEEN",
     "Edge",
     "Message",
     "Node",
@@ -15,10 +12,7 @@ __all__ = [
     "StateDiagram",
 ]
 
-# One colour per caller, shared by DOT and Mermaid.
-ACTOR_COLOURS = {"payer": "#1f77b4", "payee": "#2e7d32", "any": "#555555", "server": "#7f7f7f"}
-HIGHLIGHT = "#d62728"  # messages that broke a rule
-UNSEEN = "#bbbbbb"  # coverage overlays: what the logs never exercised
+# How the IR is drawn (colours, lines, legends) is data: fsm/protocol/diagram-style.json.
 
 
 @dataclass(frozen=True, slots=True)
