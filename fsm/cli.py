@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 import click
 import orjson
 
+from fsm._formats import REPORT_FORMATS
 from fsm._version import __version__
-from fsm.config import REPORT_FORMATS
 from fsm.errors import FsmError, LogFormatError, UsageError
 
 __all__ = ["cli", "main"]

@@ -14,11 +14,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from fsm._formats import REPORT_FORMATS
 from fsm.errors import UsageError
 from fsm.readers.jsonl import LONGEST_RECORD, MOST_VALUES
 from fsm.violation import Rule, Severity
-
-REPORT_FORMATS = ("text", "json", "junit", "sarif")  # fsm.render has one renderer for each
 
 __all__ = ["Config", "find_config", "load_config", "parse_severity_overrides"]
 

@@ -1,6 +1,6 @@
 """Renderers: a :class:`fsm.report.Report` as text, JSON, JUnit XML or SARIF 2.1.0."""
 
-from fsm.config import REPORT_FORMATS
+from fsm._formats import REPORT_FORMATS
 from fsm.render.json import render_json, report_to_dict
 from fsm.render.junit import render_junit
 from fsm.render.sarif import render_sarif
