@@ -27,13 +27,19 @@ from fsm.pointer import join
 __all__ = ["EcmaValidator", "SchemaIssue", "SchemaValidator", "compiled", "ecma_regex", "validator"]
 
 
+_ECMA_DOT = "[^\n\r\u2028\u2029]"
+"""ECMA-262's ``.``: any character but a line terminator."""
+
+
 @functools.cache
 def ecma_regex(pattern: str) -> re.Pattern[str]:
-    r"""Compile a JSON Schema (ECMA-262) pattern for Python: ``$`` means end of input.
+    r"""Compile a JSON Schema (ECMA-262) pattern for Python: ``$`` means end of input, ``.`` no line end.
 
     Python's ``$`` also matches before a final newline, so ``^[A-Z]{6}$`` would accept
     ``"A1B2C3\n"``; ECMA-262, jsonschema-rs and pydantic's regex engine do not. Every
-    unescaped ``$`` outside a character class becomes ``\Z``.
+    unescaped ``$`` outside a character class becomes ``\Z``. Python's ``.`` matches a carriage
+    return and the Unicode line and paragraph separators; ECMA-262's (and jsonschema-rs's) does not,
+    so every unescaped ``.`` outside a class becomes :data:`_ECMA_DOT`.
     """
     out = []
     escaped = in_class = False
@@ -48,6 +54,9 @@ def ecma_regex(pattern: str) -> re.Pattern[str]:
             in_class = True
         elif ch == "$":
             out.append("\\Z")
+            continue
+        elif ch == ".":
+            out.append(_ECMA_DOT)
             continue
         out.append(ch)
     return re.compile("".join(out))

@@ -222,6 +222,24 @@ def test_integral_floats_count_as_integers_everywhere(decimals: Any, valid: bool
     assert _verdicts("finance/currencies", body) == (valid, valid, valid)
 
 
+@pytest.mark.parametrize("end", ["\r", "\n", "\u2028", "\u2029", "x\r", "abc"])
+def test_a_line_terminator_gets_one_verdict_from_model_and_both_validators(end: str) -> None:
+    """ECMA-262's '.' matches no line terminator; Python's and pydantic's would take '\r': all three agree."""
+    body = {"type": "resource", "data": {"resource": "voucher::context::code::" + end}}
+    valid = end == "abc"
+    assert _verdicts("auth/sign-in.request", body) == (valid, valid, valid)
+
+
+def test_a_dot_in_a_schema_pattern_matches_what_ecma_262_matches() -> None:
+    """ecma_regex: '.' outside a class stops at line terminators, inside a class or escaped it is a dot."""
+    from fsm._validators import ecma_regex
+
+    assert ecma_regex("^a.b$").match("a\rb") is None
+    assert ecma_regex("^a.b$").match("a-b") is not None
+    assert ecma_regex("^a[.]b$").match("a.b") is not None
+    assert ecma_regex("^a\\.b$").match("a.b") is not None and ecma_regex("^a\\.b$").match("a-b") is None
+
+
 def test_doc_variants_are_accepted_in_responses_only() -> None:
     """D12: alphanumeric and payment are accepted in responses; requests keep the documented enums."""
     ctx = {

@@ -38,7 +38,10 @@ class ResourceData(Model):
     """A payee signing in with the context code the payer shared."""
 
     resource: Annotated[
-        str, StringConstraints(min_length=4, max_length=128, pattern=r"^voucher::context::code::.+$")
+        str,
+        StringConstraints(  # not ".": pydantic's engine lets it match "\r", ECMA-262's does not
+            min_length=4, max_length=128, pattern=r"^voucher::context::code::[^\n\r\u2028\u2029]+$"
+        ),
     ] = Field(description="voucher::context::code::<code> (4-128 characters).")
 
 
