@@ -21,7 +21,17 @@ from fsm.violation import Rule, Severity
 
 __all__ = ["Config", "find_config", "load_config", "parse_severity_overrides"]
 
-_KEYS = {"strict", "require-complete", "severity", "format", "kept-per-rule", "longest-record", "most-values"}
+_KEYS = {
+    "strict",
+    "require-complete",
+    "severity",
+    "format",
+    "kept-per-rule",
+    "longest-record",
+    "most-values",
+    "clock-skew",
+}
+CLOCK_SKEW = 5.0
 KEPT_PER_RULE = 1000
 _BOUNDS = ("kept-per-rule", "longest-record", "most-values")
 _OUR_TABLE = re.compile(r"""^\s*\[\s*(["']?)tool\1\s*\.\s*(["']?)voucher-fsm\2\s*[\].]""", re.MULTILINE)
@@ -47,6 +57,8 @@ class Config:
     """Longest JSONL line read as a record, in bytes; a longer one is reported and skipped."""
     most_values: int = MOST_VALUES
     """Most JSON values one record (or HAR entry) may hold; a bigger one is reported and skipped."""
+    clock_skew: float = CLOCK_SKEW
+    """Seconds within which a call after a voucher's ``expiresAt`` is judged as possibly before (D24)."""
 
     def __post_init__(self) -> None:
         for name in ("kept_per_rule", "longest_record", "most_values"):
@@ -54,6 +66,10 @@ class Config:
             if type(value) is not int or value < (0 if name == "kept_per_rule" else 1):
                 where = self.source or f"Config({name}=...)"
                 raise UsageError(f"{where}: {name.replace('_', '-')} must be a whole number, not {value!r}")
+        skew = self.clock_skew
+        if type(skew) not in (int, float) or not 0 <= skew < float("inf"):
+            where = self.source or "Config(clock_skew=...)"
+            raise UsageError(f"{where}: clock-skew must be a number of seconds, 0 or more, not {skew!r}")
         # levels may be written as in a config file ("warning", "off"): read them now, not mid-run
         given: Mapping[str, Any] = self.severity  # (typed as it should be, given as it may be)
         if any(v is not None and not isinstance(v, Severity) for v in given.values()):
@@ -168,5 +184,5 @@ def load_config(path: Path) -> Config:
         require_complete=table.get("require-complete", False),
         format=fmt,
         source=str(path),
-        **{key.replace("-", "_"): table[key] for key in _BOUNDS if key in table},
+        **{key.replace("-", "_"): table[key] for key in (*_BOUNDS, "clock-skew") if key in table},
     )

@@ -53,6 +53,8 @@ class Validator:
             keys of the entities it named.
         stepper: the model's class (a :class:`fsm.stepper.Stepper` or a subclass, e.g. a model made
             wrong on purpose to prove that property tests catch it).
+        clock_skew: seconds after a voucher's ``expiresAt`` within which a call is judged as
+            possibly before it (D24; default: the config's, 5 s).
 
     Example::
 
@@ -75,15 +77,18 @@ class Validator:
         coverage: bool = False,
         on_exchange: ExchangeCallback | None = None,
         stepper: type[Stepper] = Stepper,
+        clock_skew: float | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self.spec = spec if spec is not None else load_spec()
-        self.config = config if config is not None else Config()
+        self.config = (config if config is not None else Config()).merged(clock_skew=clock_skew)
         self._severity = self.config.effective(self.spec.rules)
         self._keep = self.config.kept_per_rule or 2**63
         self._matcher = Matcher(Router(self.spec))
         self._schemas = SchemaChecker(self.spec, fast=engine == "table")
-        self._stepper = stepper(self.spec, engines_for(self.spec, engine), coverage=coverage)
+        self._stepper = stepper(
+            self.spec, engines_for(self.spec, engine), coverage=coverage, clock_skew=self.config.clock_skew
+        )
         self._on_exchange = on_exchange
         self._violations: list[Violation] = []
         self._read = self._judged = self._unreadable = 0
@@ -302,7 +307,8 @@ class Validator:
             if not findings:
                 return []
             return self._emit(findings, ex.location, ex.index, None, lambda: self._scrubber(ex, None, []))
-        findings.extend(self._stepper.step(ex, routed))
+        broken = any(f.rule_id in _BREAKS_REQUEST for f in schema)  # predicted refused (D26)
+        findings.extend(self._stepper.step(ex, routed, request_broken=broken))
         if schema:  # a payload problem belongs to the entity the exchange is about, if any
             about = self._stepper.last_touched[-1] if self._stepper.last_touched else None
             findings.extend(replace(f, entity=f.entity or about) for f in schema)
@@ -449,6 +455,10 @@ _MAX_LINE = 2**53  # the largest whole number JSON readers (JavaScript's among t
 _LONGEST_MESSAGE = 2000  # characters: a message quoting more is cut (what it quotes is bounded already)
 
 
+_BREAKS_REQUEST = frozenset({"schema.request", "schema.query"})
+"""Findings that mean the request breaks its schema, so the model predicts a refusal (D26)."""
+
+
 def _kit_failed(exc: Exception) -> Finding:
     """A record the kit failed on: counted unreadable (D21), said in the kit's words only (D20).
 
@@ -517,6 +527,7 @@ def _violation(
             _violation(c, severities.get(c.rule_id) or severity, loc, index, op, severities, scrubber)
             for c in f.context
         ),
+        state=f.state,
     )
 
 

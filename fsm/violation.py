@@ -112,6 +112,8 @@ class Violation(Record):
         actual: what the exchange showed, as plain data.
         related: earlier exchanges that put the entity into its current state.
         context: nested sub-violations (e.g. every schema error of one body).
+        state: the state the model holds for ``entity`` at that point (``one of A, B`` while
+            undecided), as the message states it; None when the violation judges no entity's state.
     """
 
     rule_id: str
@@ -127,6 +129,7 @@ class Violation(Record):
     actual: Any = None
     related: tuple[RelatedExchange, ...] = ()
     context: tuple[Violation, ...] = field(default=())
+    state: str | None = None
 
     def sort_key(self) -> tuple[int, int, str]:
         """Log order, then most severe first, then rule id."""
@@ -151,3 +154,4 @@ class Finding(Record):
     entity: str | None = None
     related: tuple[RelatedExchange, ...] = ()
     context: tuple[Finding, ...] = ()
+    state: str | None = None

@@ -406,8 +406,8 @@ def test_voucher_fates_stay_independent() -> None:
 class CoupledStepper(Stepper):
     """A wrong model: when a session closes, its open vouchers are discarded with it."""
 
-    def step(self, ex: Exchange, match: Match) -> list[Finding]:
-        findings = super().step(ex, match)
+    def step(self, ex: Exchange, match: Match, *, request_broken: bool = False) -> list[Finding]:
+        findings = super().step(ex, match, request_broken=request_broken)
         if match.operation.id == "session-close" and ex.accepted:
             for session in self.touched:
                 for child in list(session.children or ()):

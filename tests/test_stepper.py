@@ -118,15 +118,17 @@ def test_a_reference_into_a_side_without_a_body_is_missing() -> None:
 
 # ----------------------------------------------------------------------- entities
 def test_a_final_entity_is_retired_and_comes_back_in_its_final_state_when_named_again() -> None:
-    """settle keeps only a final entity's state; find brings it back, filed again."""
+    """settle keeps a final entity's state and values (D23), not parsed due times; find brings it back."""
     store = _store()
     e = store.adopt("voucher", "vch_1", "ABC123", ("RESOLVED",))
-    e.attrs["type"] = "SIMPLE"
+    e.attrs.update({"type": "SIMPLE", "expiresAt": "2026-06-09T12:00:00Z", "expiresAt#t": 1.0})
     store.settle(e)
     assert store.entities == {} and store.by_code == {}
     assert store.finished["voucher"] == {"vch_1": "RESOLVED"}
+    kept = {"type": "SIMPLE", "expiresAt": "2026-06-09T12:00:00Z"}
+    assert store.finished_kept["voucher"]["vch_1"] == ((), tuple(kept.items()))
     back = store.find("voucher", "vch_1", None)
-    assert back is not None and back.states == ("RESOLVED",) and back.attrs == {}
+    assert back is not None and back.states == ("RESOLVED",) and back.attrs == kept
     assert store.entities[("voucher", "vch_1")] is back and store.finished["voucher"] == {}
 
 
@@ -203,11 +205,24 @@ def test_a_due_timed_transition_fires_and_marks_the_entity_expired_by_the_clock(
     assert due_key("expiresAt") in e.attrs
     before = timers.ticked(e, "voucher", e.attrs[due_key("expiresAt")] - 1)
     assert before == (("RESERVED", "REDEEMED"), False)
-    assert timers.ticked(e, "voucher", e.attrs[due_key("expiresAt")] + 1) == (("EXPIRED",), True)
+    assert timers.ticked(e, "voucher", e.attrs[due_key("expiresAt")] + 6) == (("EXPIRED",), True)
     assert e.states == ("RESERVED", "REDEEMED") and not e.expired_by_clock
-    timers.tick(e, "voucher", e.attrs[due_key("expiresAt")] + 1)
-    assert e.states == ("EXPIRED",) and e.expired_by_clock
+    timers.tick(e, "voucher", e.attrs[due_key("expiresAt")] + 6)
+    assert e.states == ("EXPIRED",) and e.expired_by_clock == ("RESERVED", "REDEEMED")
     assert timers.expired_at(e) == "2026-06-09T12:00:00Z"
+
+
+def test_within_the_clock_skew_both_the_state_before_and_after_expiry_are_candidates() -> None:
+    """D24: up to the skew after expiresAt a voucher may or may not have expired; past it, it has."""
+    timers = Timers(SPEC.machines, engines_for(SPEC), skew=5)
+    e = _store().adopt("voucher", "vch_1", None, ("REDEEMED",))
+    timers.record(e, "expiresAt", "2026-06-09T12:00:00Z")
+    due = e.attrs[due_key("expiresAt")]
+    assert timers.ticked(e, "voucher", due) == (("REDEEMED",), False)
+    assert timers.ticked(e, "voucher", due + 5) == (("REDEEMED", "EXPIRED"), True)
+    assert timers.ticked(e, "voucher", due + 5.001) == (("EXPIRED",), True)
+    strict = Timers(SPEC.machines, engines_for(SPEC), skew=0)
+    assert strict.ticked(e, "voucher", due + 0.001) == (("EXPIRED",), True)
 
 
 def test_the_timed_attribute_is_the_one_the_machine_file_names() -> None:

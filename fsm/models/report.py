@@ -63,6 +63,10 @@ class ViolationInfo(_Strict):
     entry: int | None = None
     operation: str | None = None
     entity: str | None = Field(default=None, description="kind:id, e.g. voucher:vch_1.")
+    state: str | None = Field(
+        default=None,
+        description="The state the model holds for the entity at that point, as the message states it.",
+    )
     pointer: str | None = Field(default=None, description="JSON pointer, prefixed /request or /response.")
     spec: str | None = Field(
         default=None, description="Schema $id with keyword path, or machine file pointer."

@@ -26,7 +26,7 @@ def _violation(v: Violation) -> dict[str, Any]:
         out["line"] = v.location.line
     if v.location.entry is not None:
         out["entry"] = v.location.entry
-    for name, value in (("operation", v.operation_id), ("entity", v.entity)):
+    for name, value in (("operation", v.operation_id), ("entity", v.entity), ("state", v.state)):
         if value is not None:
             out[name] = value
     if v.instance_path:

@@ -30,6 +30,7 @@ from fsm.spec.model import (
     StateSpec,
     StepSpec,
     StyleCheck,
+    TermsByValue,
     TokenSpec,
     TransitionSpec,
 )
@@ -110,6 +111,7 @@ def _machine(doc: Mapping[str, Any], file: str) -> MachineSpec:
             rule=r.get("rule"),
             cite=r.get("cite", ""),
             pointer=f"/refusals/{i}",
+            lazy=r.get("lazy", False),
         )
         for i, r in enumerate(doc.get("refusals", ()))
     )
@@ -268,6 +270,10 @@ def _read(root: Path) -> Spec:
             network=ops_doc["payment_fields"]["network"],
             currency=ops_doc["payment_fields"]["currency"],
             address=ops_doc["payment_fields"]["address"],
+        ),
+        terms_by_value=TermsByValue(
+            decimal=frozenset(ops_doc.get("terms_by_value", {}).get("decimal", ())),
+            caseless=frozenset(ops_doc.get("terms_by_value", {}).get("caseless_hex", ())),
         ),
         style=tuple(
             StyleCheck(

@@ -166,6 +166,7 @@ class RefusalSpec(Record):
     rule: str | None = None
     cite: str = ""
     pointer: str = ""
+    lazy: bool = False  # accepted after a timed transition: a server expiring lazily, followed (D24)
 
 
 @dataclass(frozen=True)
@@ -358,6 +359,19 @@ class PaymentFields(Record):
 
 
 @dataclass(frozen=True, slots=True)
+class TermsByValue(Record):
+    """How recorded terms compare (D23): members compared by value rather than by text.
+
+    ``decimal``: member names whose values are decimal amounts (``"100"`` = ``"100.00"``);
+    ``caseless``: member names whose hex values compare case-insensitively (EIP-55 checksums).
+    Everything else compares exactly.
+    """
+
+    decimal: frozenset[str] = frozenset()
+    caseless: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class StyleCheck(Record):
     """A style expectation (D11/D12): values at ``pointers`` match ``pattern``, or are present.
 
@@ -415,6 +429,7 @@ class Spec(Record):
     optional_body: str  # the request schema that a call may also send as no body at all
     style: tuple[StyleCheck, ...] = ()
     flows: tuple[FlowSpec, ...] = ()
+    terms_by_value: TermsByValue = field(default_factory=TermsByValue)
     participants: Mapping[str, str] = field(default_factory=dict)
 
     _generic_errors: frozenset[str] = field(init=False, repr=False, compare=False, default=frozenset())

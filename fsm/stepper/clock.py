@@ -2,6 +2,9 @@
 
 A timed transition names the attribute that holds its due time (``timed.attribute`` in the machine
 file); the stepper records that attribute's value, and its time as ``<attribute>#t``.
+
+Clocks differ (D24): within ``skew`` seconds after the due time both the state before and the state
+after the timed transition are candidates, so a call there is judged only where both agree.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from fsm.spec.model import MachineSpec, TransitionSpec
 from fsm.stepper.entities import Entity
 from fsm.violation import Finding
 
-__all__ = ["Clock", "Timers", "due_key", "time_of"]
+__all__ = ["CLOCK_SKEW", "Clock", "Timers", "due_key", "time_of"]
+
+CLOCK_SKEW = 5.0
+"""Seconds after a due time within which a timed transition may or may not have fired (D24)."""
 
 
 def due_key(attribute: str) -> str:
@@ -53,8 +59,11 @@ class Clock:
 class Timers:
     """The timed transitions of every machine, and what they need of an entity."""
 
-    def __init__(self, machines: Mapping[str, MachineSpec], engines: Mapping[str, Engine]) -> None:
+    def __init__(
+        self, machines: Mapping[str, MachineSpec], engines: Mapping[str, Engine], skew: float = CLOCK_SKEW
+    ) -> None:
         self.engines = engines
+        self.skew = skew
         self.timed: dict[str, tuple[TransitionSpec, ...]] = {
             name: tuple(t for t in m.transitions if t.timed_attribute) for name, m in machines.items()
         }
@@ -71,6 +80,8 @@ class Timers:
             for name, m in machines.items()
         }
         """Per machine: the statuses a timed transition leaves (a server may report them late, D17)."""
+        self.after = {name: frozenset(t.dest for t in self.timed[name]) for name in machines}
+        """Per machine: the states a timed transition leads to (for 'expired at' in messages)."""
 
     def record(self, e: Entity, name: str, value: Any) -> None:
         """Keep the due time of a timed attribute beside its value."""
@@ -80,7 +91,11 @@ class Timers:
                 e.attrs[due_key(name)] = t
 
     def ticked(self, e: Entity, kind: str, now: float | None) -> tuple[tuple[str, ...], bool]:
-        """The states ``e`` is in at ``now`` once due timed transitions fire, and whether any fired."""
+        """The states ``e`` is in at ``now`` once due timed transitions fire, and whether any fired.
+
+        Within the skew after a due time (D24) a transition both fires and does not: the states
+        before and after are candidates.
+        """
         states = e.states
         fired = False
         if now is None or not e.attrs:
@@ -90,25 +105,30 @@ class Timers:
             due = e.attrs.get(key)
             if due is None or now <= due:
                 continue
+            keep = now <= due + self.skew  # (inside the tolerance: not yet, and already)
             moved = []
             for s in states:
                 dest = engine.dest(e, s, t.trigger, {})
-                moved.append(dest if dest is not None else s)
-                if dest is not None and dest != s:
-                    fired = True
+                if keep or dest is None:
+                    moved.append(s)
+                if dest is not None:
+                    moved.append(dest)
+                    fired = fired or dest != s
             states = tuple(dict.fromkeys(moved))
         return states, fired
 
     def tick(self, e: Entity, kind: str, now: float | None) -> None:
         """Fire the timed transitions (expiry, D2) whose time lies before ``now``."""
         states, fired = self.ticked(e, kind, now)
-        e.states = states
         if fired:
-            e.expired_by_clock = True
+            before = tuple(s for s in e.states if s not in self.after[kind])
+            if before:
+                e.expired_by_clock = before  # (the states before: a server may expire lazily, D24)
+        e.states = states
 
     def expired_at(self, e: Entity) -> str | None:
         """The value of the timed attribute that moved ``e`` (for messages), or None."""
-        if not e.expired_by_clock:
+        if not e.expired_by_clock or not any(s in self.after[e.kind] for s in e.states):
             return None
         for t in self.timed[e.kind]:
             if t.timed_attribute:

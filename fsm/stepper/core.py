@@ -28,7 +28,7 @@ from fsm.machines import Engine
 from fsm.matcher import Match, Matcher, Router
 from fsm.spec.model import MachineSpec, OperationSpec, Spec
 from fsm.stepper.actors import Actors
-from fsm.stepper.clock import Clock, Timers
+from fsm.stepper.clock import CLOCK_SKEW, Clock, Timers
 from fsm.stepper.coverage import Coverage
 from fsm.stepper.entities import Entity, EntityStore, Seen, seen
 from fsm.stepper.lifecycle import Lifecycle, StepPlan
@@ -45,10 +45,13 @@ __all__ = ["CHECKS", "Call", "Stepper"]
 class Call:
     """One exchange being stepped: what every check of its operation reads, and what it touched."""
 
-    __slots__ = ("ex", "op", "params", "seen", "token", "touched")
+    __slots__ = ("broken", "ex", "op", "params", "seen", "token", "touched")
 
-    def __init__(self, ex: Exchange, op: OperationSpec, params: Mapping[str, str]) -> None:
+    def __init__(
+        self, ex: Exchange, op: OperationSpec, params: Mapping[str, str], broken: bool = False
+    ) -> None:
         self.ex = ex
+        self.broken = broken  # the request breaks its schema: predicted refused (D26)
         self.op = op
         self.params = params
         self.seen: Seen = seen(ex)
@@ -74,14 +77,21 @@ the checks run."""
 class Stepper:
     """Holds the model of one run: entities, tokens, known currencies, the clock."""
 
-    def __init__(self, spec: Spec, engines: Mapping[str, Engine], *, coverage: bool = False) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        engines: Mapping[str, Engine],
+        *,
+        coverage: bool = False,
+        clock_skew: float = CLOCK_SKEW,
+    ) -> None:
         self.spec = spec
         self.engines = engines
         self.coverage: Coverage | None = Coverage() if coverage else None
         self.store = EntityStore(spec.machines, engines, spec.callers.scope)
-        self.timers = Timers(spec.machines, engines)
+        self.timers = Timers(spec.machines, engines, clock_skew)
         self.predictor = Predictor(spec.machines, engines)
-        self.terms = Terms(self.timers)
+        self.terms = Terms(self.timers, spec.terms_by_value)
         self.actors = Actors(spec, self.store)
         self.currencies = Currencies(spec)
         self.lifecycle = Lifecycle(
@@ -104,12 +114,15 @@ class Stepper:
         """An exchange earlier than the one before it in the same input is a finding (D19)."""
         return self._clock.check(ex)
 
-    def step(self, ex: Exchange, match: Match) -> list[Finding]:
-        """Judge one routed exchange against the model; return its findings."""
+    def step(self, ex: Exchange, match: Match, *, request_broken: bool = False) -> list[Finding]:
+        """Judge one routed exchange against the model; return its findings.
+
+        ``request_broken``: the request breaks its schema, so the model predicts a refusal (D26).
+        """
         findings: list[Finding] = []
         if ex.status == 0:
             return findings
-        call = Call(ex, match.operation, match.params)
+        call = Call(ex, match.operation, match.params, request_broken)
         for check in self._plans[call.op.id]:
             check(call, findings)
         self._touched = call.touched
@@ -131,7 +144,7 @@ class Stepper:
         previous: Entity | None = None
         for plan in self._steps[call.op.id]:
             entity, found, ok = self.lifecycle.step(
-                plan, call.op, call.ex, call.params, previous, call.seen, call.token
+                plan, call.op, call.ex, call.params, previous, call.seen, call.token, call.broken
             )
             if found:
                 findings.extend(found)

@@ -2,7 +2,8 @@
 
 An entity's state is a set of *candidate* states (one normally, several for an entity adopted mid-flow,
 D18). Final entities are retired to compact maps (key -> final state), so memory grows with the live
-entities, not with the length of the log; a retired entity named again comes back in its final state.
+entities, not with the length of the log; a retired entity named again comes back in its final state,
+with what later answers are held to (its terms, and whether the clock expired it: :class:`Kept`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ __all__ = ["HISTORY", "Entity", "EntityStore", "Seen", "history_location", "seen
 
 HISTORY = 5
 """Exchanges remembered per entity, for 'related' and timelines."""
+
+
+class Kept(NamedTuple):
+    """What a retired entity keeps beside its state: answers about it are still held to it (D17, D23)."""
+
+    by_clock: tuple[str, ...]  # the states before a timed transition moved it (D24), or ()
+    attrs: tuple[tuple[str, Any], ...]  # its recorded values (terms, expiresAt), parsed due times left out
 
 
 class Seen(NamedTuple):
@@ -95,7 +103,7 @@ class Entity:
         self.observed: str | None = None
         self.last_own = -1
         self.last_event: tuple[int, Seen, str | None] | None = None
-        self.expired_by_clock = False
+        self.expired_by_clock: tuple[str, ...] = ()  # the states before a timed transition fired (D24)
         self.callers: dict[str, int] | None = None  # role -> hash of its token: never the secret itself
 
     @property
@@ -125,6 +133,10 @@ class EntityStore:
         self.finished: dict[str, dict[str, str]] = {name: {} for name in machines}  # kind -> id -> state
         self.finished_codes: dict[str, dict[str, str]] = {name: {} for name in machines}
         self.finished_seen: dict[str, dict[str, int]] = {name: {} for name in machines}  # id -> count
+        self.finished_kept: dict[str, dict[str, Kept]] = {name: {} for name in machines}  # id -> kept
+        self._timed = frozenset(
+            t.timed_attribute for m in machines.values() for t in m.transitions if t.timed_attribute
+        )
 
     def find(self, kind: str, id: Any, code: Any) -> Entity | None:
         """The entity with this id (or, without an id, this code); a retired one comes back."""
@@ -136,6 +148,7 @@ class EntityStore:
             if state is not None:  # a retired entity named again: bring it back in its final state
                 back = self.adopt(kind, id, code, (state,))
                 back.seen = self.finished_seen[kind].pop(id, 0)
+                self._restore(back, self.finished_kept[kind].pop(id, None))
                 return back
         if isinstance(code, str) and not isinstance(id, str):
             found = self.by_code.get((kind, code))
@@ -154,7 +167,9 @@ class EntityStore:
                 return found
             state = self.finished[kind].get(id)
             if state is not None:
-                return Entity(kind, id, code if isinstance(code, str) else None, (state,))
+                copy = Entity(kind, id, code if isinstance(code, str) else None, (state,))
+                self._restore(copy, self.finished_kept[kind].get(id))
+                return copy
         if isinstance(code, str) and not isinstance(id, str):
             found = self.by_code.get((kind, code))
             if found is not None:
@@ -194,6 +209,9 @@ class EntityStore:
             del self.entities[(e.kind, e.id)]
             self.finished[e.kind][e.id] = state
             self.finished_seen[e.kind][e.id] = e.seen
+            kept = self._kept(e)
+            if kept is not None:
+                self.finished_kept[e.kind][e.id] = kept
         if e.code is not None and self.by_code.get((e.kind, e.code)) is e:
             del self.by_code[(e.kind, e.code)]
             self.finished_codes[e.kind][e.code] = state
@@ -203,6 +221,18 @@ class EntityStore:
         self.engines[e.kind].release(e)
         e.history = []
         e.attrs = {}
+
+    def _kept(self, e: Entity) -> Kept | None:
+        """What ``e`` keeps once retired (None: nothing but its state)."""
+        attrs = tuple((k, v) for k, v in e.attrs.items() if not k.endswith("#t"))
+        return Kept(e.expired_by_clock, attrs) if attrs or e.expired_by_clock else None
+
+    @staticmethod
+    def _restore(e: Entity, kept: Kept | None) -> None:
+        """Give a retired entity named again what it kept."""
+        if kept is not None:
+            e.expired_by_clock = kept.by_clock
+            e.attrs = dict(kept.attrs)
 
     def is_final(self, e: Entity) -> bool:
         """Every candidate state of ``e`` is final."""

@@ -35,6 +35,7 @@ class StepPlan:
     creation: CreateSpec | None
     stops_timer: bool  # the trigger is a timed transition's own: taking it clears 'expired by the clock'
     status_of: Mapping[str, str]  # state -> the status the API reports in it
+    ticks_children: bool = False  # a guard reads the children's states: their clocks run first (D24)
 
 
 class Lifecycle:
@@ -69,8 +70,16 @@ class Lifecycle:
         creation = self._creation.get((m.name, step.trigger)) if step.creates else None
         if step.creates:
             assert creation is not None  # (the spec lint: a creating step names a creation)
+        guards = {
+            g.guard for t in m.transitions_for(step.trigger) for g in (*t.refusing_guards, *t.warning_guards)
+        }
         return StepPlan(
-            step, m, creation, step.trigger in self.timers.triggers[m.name], self._status_of[m.name]
+            step,
+            m,
+            creation,
+            step.trigger in self.timers.triggers[m.name],
+            self._status_of[m.name],
+            any(m.guards[g].children is not None for g in guards),
         )
 
     def step(
@@ -82,8 +91,12 @@ class Lifecycle:
         previous: Entity | None,
         h: Seen,
         token: str | None,
+        broken: bool = False,
     ) -> tuple[Entity | None, list[Finding], bool]:
-        """Step one entity; returns it (if any), the findings, and whether later steps go on."""
+        """Step one entity; returns it (if any), the findings, and whether later steps go on.
+
+        ``broken``: the request breaks its schema, so the model predicts a refusal (D26).
+        """
         step = plan.step
         id_ = resolve(step.ref.id, ex, params) if step.ref.id else MISSING
         code = resolve(step.ref.code, ex, params) if step.ref.code else MISSING
@@ -99,14 +112,22 @@ class Lifecycle:
             found = self.store.adopt(m.name, id_, code, m.state_names)
         e = found
         self.timers.tick(e, m.name, ex.time)
+        if plan.ticks_children:
+            self._tick_children(e, ex.time)
         accepts, refuses = self.predictor.outcomes(m, e, e.states, step.trigger, ex.req_body)
         if ex.accepted:
             if not accepts:
-                out.append(self._illegal(plan, e, op, ex, refuses))
-                self.terms.record(step.record, e, ex, params)  # the server took the terms: follow it
-                self.store.remember(e, h)
-                return e, out, True
+                lazy = self._lazy(plan, e, op, ex, refuses)
+                if lazy is None:
+                    out.append(self._illegal(plan, e, op, ex, refuses))
+                    self.terms.record(step.record, e, ex, params)  # the server took the terms: follow it
+                    self.store.remember(e, h)
+                    return e, out, True
+                out.append(lazy[0])
+                accepts, refuses = lazy[1], lazy[2]
             self._accept(plan, e, accepts, refuses, ex, params, token, out)
+        elif broken:
+            pass  # a request that breaks its schema is predicted refused, with any code (D26)
         elif not refuses:
             out.append(self._unexpected_refusal(m, e, op, ex, accepts))
         elif not accepts:
@@ -176,11 +197,10 @@ class Lifecycle:
     ) -> None:
         """Follow an accepted call the model allows: warnings, the new states, roles, terms, status."""
         step, m = plan.step, plan.machine
-        if not refuses:
-            for o in accepts:
-                t = o.transition
-                if t is not None and (t.warn or t.warning_guards):
-                    out.extend(self._warnings(o, m, e, ex))
+        if not refuses and any(
+            o.transition and (o.transition.warn or o.transition.warning_guards) for o in accepts
+        ):
+            out.extend(self._agreed_warnings(accepts, m, e, ex))
         if len(accepts) == 1 and accepts[0].dest:
             if self.coverage is not None:
                 self.coverage.took(m.name, accepts[0].state, step.trigger, accepts[0].dest)
@@ -188,7 +208,7 @@ class Lifecycle:
         else:
             e.states = tuple(dict.fromkeys(o.dest for o in accepts if o.dest))
         if plan.stops_timer:
-            e.expired_by_clock = False
+            e.expired_by_clock = ()
         if token:
             for o in accepts:
                 if o.transition is not None:
@@ -199,6 +219,43 @@ class Lifecycle:
             out.extend(self._status(plan, e, ex, params))
         if step.expect:
             out.extend(self.terms.expect(step.expect, e, ex, params))
+
+    def _tick_children(self, e: Entity, now: float | None) -> None:
+        """Run the children's clocks before a guard reads them: expired by the clock is final (D4, D24)."""
+        for child in e.children or ():
+            self.timers.tick(child, child.kind, now)  # (still its parent's child: independence, D17)
+
+    def _lazy(
+        self, plan: StepPlan, e: Entity, op: OperationSpec, ex: Exchange, refuses: list[Outcome]
+    ) -> tuple[Finding, list[Outcome], list[Outcome]] | None:
+        """An accepted call refused only by a lazy refusal (D24), or None.
+
+        Returns its finding, and the outcomes from the states before the timed transition, which
+        the model then follows.
+        """
+        m, trigger = plan.machine, plan.step.trigger
+        before = e.expired_by_clock
+        if not before or not all((r := m.refusal(o.state, trigger)) is not None and r.lazy for o in refuses):
+            return None
+        accepts, refusing = self.predictor.outcomes(m, e, before, trigger, ex.req_body)
+        if not accepts:
+            return None
+        state = e.state_text()
+        finding = Finding(
+            refuses[0].rule or "machine.illegal-transition",
+            f"{op.id} was accepted but {e.key} is {state} by the clock (expired at "
+            f"{self.timers.expired_at(e)}); a server may expire lazily: the model follows it from "
+            f"{', '.join(before)}",
+            instance_path="/response/status",
+            spec_path=refuses[0].pointer,
+            entity=e.key,
+            expected="refused (any 4xx)",
+            actual=ex.status,
+            related=self.store.related(e),
+            state=state,
+        )
+        e.states = before
+        return finding, accepts, refusing
 
     def _unexpected_refusal(
         self, m: MachineSpec, e: Entity, op: OperationSpec, ex: Exchange, accepts: list[Outcome]
@@ -214,6 +271,7 @@ class Lifecycle:
             expected=f"accepted (allowed here: {allowed})",
             actual=ex.status,
             related=self.store.related(e),
+            state=e.state_text(),
         )
 
     def _refused(
@@ -238,6 +296,7 @@ class Lifecycle:
             expected=want,
             actual=actual,
             related=self.store.related(e),
+            state=e.state_text(),
         )
 
     def _illegal(
@@ -267,22 +326,36 @@ class Lifecycle:
             expected=want,
             actual=ex.status,
             related=self.store.related(e),
+            state=e.state_text(),
         )
+
+    def _agreed_warnings(
+        self, accepts: list[Outcome], m: MachineSpec, e: Entity, ex: Exchange
+    ) -> list[Finding]:
+        """The warnings every accepting outcome gives, once each.
+
+        An entity adopted in several states (D18) is warned only of what holds in all of them.
+        """
+        each = [self._warnings(o, m, e, ex) for o in accepts]
+        common = set.intersection(*({f.rule_id for f in found} for found in each))
+        return list({f.rule_id: f for f in each[0] if f.rule_id in common}.values())
 
     def _warnings(self, o: Outcome, m: MachineSpec, e: Entity, ex: Exchange) -> list[Finding]:
         acc: list[Finding] = []
         t = o.transition
         if t is None:
             return acc
+        state = e.state_text()
         if t.warn:
             rule = self.rules[t.warn]
             acc.append(
                 Finding(
                     t.warn,
-                    f"{e.key}: {rule.title.lower()}",
+                    f"{e.key} ({state}): {rule.title.lower()}",
                     spec_path=o.pointer,
                     entity=e.key,
                     related=self.store.related(e),
+                    state=state,
                 )
             )
         for use in t.warning_guards:
@@ -293,13 +366,14 @@ class Lifecycle:
                 acc.append(
                     Finding(
                         use.warn,
-                        f"{e.key}: {rule.title.lower()}"
+                        f"{e.key} ({state}): {rule.title.lower()}"
                         + (f" ({', '.join(open_children[:5])})" if open_children else ""),
                         spec_path=o.pointer,
                         entity=e.key,
                         expected=m.guards[use.guard].description,
                         actual=open_children,
                         related=self.store.related(e),
+                        state=state,
                     )
                 )
         return acc
@@ -322,14 +396,18 @@ class Lifecycle:
             e.states = tuple(s for s in e.states if status_of[s] == actual)
             e.observed = actual
             return ()
+        state = e.state_text()
         finding = Finding(
             "machine.status-mismatch",
-            f"{e.key}: the response says {actual} but the model predicts {' or '.join(sorted(predicted))}",
+            f"{e.key}: the response says {actual} but the model holds {state}"
+            + (f" (reported {' or '.join(sorted(predicted))})" if predicted != set(e.states) else "")
+            + "; the model follows the response from here",
             instance_path="/response/body" + step.status.key,
             entity=e.key,
             expected=sorted(predicted),
             actual=actual,
             related=self.store.related(e),
+            state=state,
         )
         resync = m.states_with_status(actual)
         if resync:

@@ -57,6 +57,7 @@ class Observations:
             if e is None:
                 e = self.store.adopt(m.name, id_, code, m.states_with_status(status) or m.state_names)
                 self.terms.record(obs.record, e, ex, params, item)
+                self.terms.record(obs.expect, e, ex, params, item)  # later answers are held to them (D17)
                 e.observed = status
                 self.store.remember(e, h)
                 touched.append(e)
@@ -66,6 +67,7 @@ class Observations:
             acc.extend(self._compare(m, e, status, base + obs.status.key, h))
             self.terms.record(obs.record, e, ex, params, item)
             acc.extend(self.terms.expect(obs.expect, e, ex, params, item, base))
+            self.terms.learn(obs.expect, e, ex, params, item)
             touched.append(e)
         return acc
 
@@ -78,14 +80,22 @@ class Observations:
         elif e.expired_by_clock and status in self.timers.before[m.name]:
             pass  # the server may not report expiry yet (D17: expiry allowed for)
         else:
-            acc.append(self._mismatch(e, status, predicted, where))
+            acc.append(self._mismatch(m, e, status, predicted, where))
             e.states = m.states_with_status(status) or e.states
         e.observed = status
         self.store.remember(e, h)
         return acc
 
-    def _mismatch(self, e: Entity, status: str, predicted: set[str], where: str) -> Finding:
+    def _mismatch(self, m: MachineSpec, e: Entity, status: str, predicted: set[str], where: str) -> Finding:
         """``observe.independence`` when the change follows a call on the parent, else a mismatch."""
+        state = e.state_text()
+        expired = self.timers.expired_at(e)
+        holds = (
+            f"the model holds {state}"
+            + (f" (expired at {expired})" if expired is not None else "")
+            + (f", reported {' or '.join(sorted(predicted))}" if predicted != set(e.states) else "")
+            + "; the model follows the answer from here"
+        )
         blame = e.parent.last_event if e.parent is not None else None
         independent = (
             blame is not None
@@ -99,8 +109,8 @@ class Observations:
             b_summary = summary(b_hist)
             rule = "observe.independence"
             message = (
-                f"{e.key} was {e.observed} and is now {status} with no call of its own; the last "
-                f"call in its {e.parent.kind if e.parent else 'parent'} was {b_summary}"
+                f"{e.key} was last seen {e.observed} and is now {status} with no call of its own; the last "
+                f"call in its {e.parent.kind if e.parent else 'parent'} was {b_summary}; {holds}"
             )
             related = (
                 *self.store.related(e),
@@ -108,7 +118,7 @@ class Observations:
             )
         else:
             rule = "observe.status-mismatch"
-            message = f"{e.key} is observed {status} but the model predicts {' or '.join(sorted(predicted))}"
+            message = f"{e.key} is observed {status} but {holds}"
             related = self.store.related(e)
         return Finding(
             rule,
@@ -118,4 +128,5 @@ class Observations:
             expected=sorted(predicted),
             actual=status,
             related=related,
+            state=state,
         )

@@ -21,7 +21,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parents[1]))
 
-from fsm.generate import TrafficBuilder, to_har  # noqa: E402
+from fsm.generate import TrafficBuilder, _iso, to_har  # noqa: E402
 
 Expect = list[tuple[str, int | None]]  # (rule id, 0-based record index; None = end of log)
 CASES: dict[str, Callable[[], tuple[list[Any], Expect, str]]] = {}
@@ -166,6 +166,50 @@ def _query_ok() -> tuple[list[Any], Expect]:
     f.add(f.b.discard(f.payee, v))
     f.close()
     return f.records, []
+
+
+@case(
+    "clean-lenient-server",
+    "A correct server that is not byte-identical: amounts and addresses echoed in another form (D23), "
+    "a redeem two seconds after expiresAt by the log's clock (D24), a schema-broken request refused "
+    "with validation_failed (D26).",
+)
+def _lenient() -> tuple[list[Any], Expect]:
+    f = Flow(seed=17)
+    v = f.voucher()
+    i = f.add(f.b.redeem_simple(f.payee, v, "USDC", "100"))
+    answer = f.records[i]["response"]["body"]["expectedPayment"]
+    answer["amount"] = "100.00"
+    answer["currencyAddress"] = answer["currencyAddress"].lower()
+    answer["wallet"]["address"] = answer["wallet"]["address"].upper().replace("0X", "0x")
+    f.add(f.b.get_voucher(f.payee, v))
+    f.records[-1]["response"]["body"]["expectedPayment"]["amount"] = "100.0"
+    f.add(f.b.resolve(f.payer, v))
+    f.add(f.b.get_voucher(f.payee, v))
+    f.records[-1]["response"]["body"]["expectedPayment"]["amount"] = "100.000"
+    late = f.voucher()
+    assert late.expires is not None
+    f.b.now = late.expires  # redeemed 1 s after expiresAt by the log's clock, resolved 2 s after
+    for seconds, record in ((1, f.b.redeem_simple(f.payee, late)), (2, f.b.resolve(f.payer, late))):
+        f.b.now = late.expires + timedelta(seconds=seconds)
+        f.add(dict(record, time=_iso(f.b.now)))
+    f.add(f.b.session_close(f.payee, f.session))
+    f.add(f.b.context_close(f.payer, f.ctx))
+    return f.records, []
+
+
+@case(
+    "clean-session-adopted-by-get",
+    "A log that first meets a session in a GET: adopted as OPEN, joined or not, so reserving in it is "
+    "not 'reserve before join' (D18).",
+)
+def _adopted_by_get() -> tuple[list[Any], Expect]:
+    f = Flow(seed=18)
+    f.add(f.b.get_session(f.payee, f.session))
+    v = f.voucher()
+    f.add(f.b.discard(f.payee, v))
+    f.add(f.b.session_close(f.payee, f.session))
+    return f.records[5:], []
 
 
 # ------------------------------------------------------- one case per rule
@@ -463,6 +507,51 @@ def _expired() -> tuple[list[Any], Expect]:
     i = f.add(f.b.resolve(f.payer, v))
     f.close()
     return f.records, [("time.accepted-after-expiry", i)]
+
+
+@case(
+    "time-call-after-expiry",
+    "A discard accepted three minutes after expiresAt: a server may expire lazily, so a warning, and "
+    "the model follows it: a later GET showing DISCARDED is fine (D24).",
+)
+def _call_after_expiry() -> tuple[list[Any], Expect]:
+    f = Flow(seed=36)
+    v = f.voucher()
+    f.b.now += timedelta(minutes=3)
+    i = f.add(f.b.discard(f.payee, v))
+    f.add(f.b.get_voucher(f.payee, v))
+    f.close()
+    return f.records, [("time.call-after-expiry", i)]
+
+
+@case(
+    "schema-request-refused",
+    "A redeem whose request breaks its schema, rightly refused with validation_failed: the request is "
+    "reported, the refusal draws no warning (D26).",
+)
+def _broken_refused() -> tuple[list[Any], Expect]:
+    f = Flow(seed=37)
+    v = f.voucher()
+    bad = {"expectedPayment": dict(f.b.payment(), amount="0")}
+    i = f.add(f.b.refused("POST", f"/vouchers/{v.id}/redeem-voucher", bad, "validation_failed", f.payee))
+    f.add(f.b.redeem_simple(f.payee, v))
+    f.finish(v)
+    return f.records, [("schema.request", i)]
+
+
+@case(
+    "machine-terms-changed-observed",
+    "A GET of a resolved voucher shows another amount than the redeem fixed (D17, D23).",
+)
+def _terms_observed() -> tuple[list[Any], Expect]:
+    f = Flow(seed=38)
+    v = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, v, "EURC", "100"))
+    f.add(f.b.resolve(f.payer, v))
+    i = f.add(f.b.get_voucher(f.payee, v))
+    f.records[i]["response"]["body"]["expectedPayment"]["amount"] = "100.01"
+    f.close()
+    return f.records, [("machine.terms-changed", i)]
 
 
 @case("time-backwards", "A timestamp earlier than the previous exchange's (D19).")
