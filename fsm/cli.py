@@ -123,6 +123,14 @@ def cli() -> None:
     "file's, else no).",
 )
 @click.option(
+    "--clock-skew",
+    type=click.FloatRange(0, max_open=False),
+    default=None,
+    metavar="SECONDS",
+    help="Calls up to SECONDS after a voucher's expiresAt are judged as possibly before it (D24; "
+    "default: the config file's clock-skew, else 5).",
+)
+@click.option(
     "--severity",
     "severities",
     multiple=True,
@@ -163,6 +171,7 @@ def validate(
     output: str | None,
     strict: bool | None,
     require_complete: bool | None,
+    clock_skew: float | None,
     severities: Sequence[str],
     config_path: str | None,
     engine: str,
@@ -188,6 +197,7 @@ def validate(
     config = config.merged(
         strict=strict,
         require_complete=require_complete,
+        clock_skew=clock_skew,
         format=fmt,
         severity={**config.severity, **overrides},
     )

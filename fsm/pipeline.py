@@ -432,6 +432,7 @@ class Validator:
                 expected=sorted(m.finals),
                 actual=list(e.states),
                 related=self._stepper.related(e),
+                state=e.state_text(),
             )
             if e.history:  # located at the entity's last exchange
                 self._emit([finding], history_location(e.history[-1]), e.history[-1].exchange_index, None)

@@ -633,3 +633,20 @@ def test_docs_check_tells_a_missing_page_from_a_stale_one(tmp_path: Path) -> Non
     assert code == 1
     assert f"missing: {out / 'rules.md'}" in stdout and f"stale: {out / 'reference' / 'voucher.md'}" in stdout
     assert "stale: " + str(out / "rules.md") not in stdout
+
+
+def test_the_clock_skew_is_a_flag_and_a_config_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--clock-skew and clock-skew in the config set D24's tolerance: 0 makes a redeem 1 s late an error."""
+    log = str(REPO / "tests" / "corpus" / "clean-lenient-server" / "traffic.jsonl")
+    monkeypatch.chdir(tmp_path)
+    assert run("validate", log)[0] == 0
+    code, out, _ = run("validate", "--clock-skew", "0", log)
+    assert code == 1 and "time.accepted-after-expiry" in out
+    (tmp_path / "voucher-fsm.toml").write_text("clock-skew = 0.5\n")
+    assert run("validate", log)[0] == 1
+    assert run("validate", "--clock-skew", "5", log)[0] == 0
+    (tmp_path / "voucher-fsm.toml").write_text('clock-skew = "soon"\n')
+    code, _, err = run("validate", log)
+    assert code == 2 and "clock-skew must be a number of seconds" in err

@@ -491,3 +491,47 @@ def test_every_entity_outcome_counts_every_exchange_that_named_it_final_or_not()
     outcomes = v.finish().entities
     assert {e.key: e.exchanges for e in outcomes} == named
     assert max(named.values()) > 5 and any(e.final for e in outcomes) and not all(e.final for e in outcomes)
+
+
+_JUDGES_A_STATE = ("machine.", "observe.", "session.", "time.accepted-after-expiry", "time.call-after-expiry")
+
+
+def test_every_message_about_an_entitys_state_states_the_models_state_as_the_record_carries_it() -> None:
+    """Violation.state is the state the model holds at that point, and the message says the same."""
+    logs = [REPO / "examples" / "broken.jsonl", *sorted((REPO / "tests" / "corpus").glob("*/traffic.*"))]
+    judged = 0
+    for log in logs:
+        for v in validate_log(log).violations:
+            if v.rule_id.startswith(_JUDGES_A_STATE) or v.rule_id == "entity.incomplete":
+                assert v.state is not None, f"{log.parent.name}: {v.rule_id} carries no state"
+            if v.state is not None:
+                judged += 1
+                assert v.entity is not None and v.state in v.message, f"{log.parent.name}: {v.message}"
+    assert judged >= 20
+
+
+def test_the_broken_example_never_contradicts_itself_about_a_voucher() -> None:
+    """Each voucher's messages name the state the model held then, and it ends where the last one left it."""
+    report = validate_log(REPO / "examples" / "broken.jsonl")
+    ends = {e.key: e.state for e in report.entities}
+    for key, found in report.by_entity().items():
+        stated = [v for v in found if v.state is not None]
+        if key is None or not stated:
+            continue
+        last = stated[-1]
+        follows = "the model follows the answer from here" in last.message
+        assert ends[key] == (last.actual if follows else last.state) or last.rule_id.startswith("session."), (
+            key,
+            ends[key],
+            last.message,
+        )
+
+
+def test_the_validator_takes_the_clock_skew_as_an_argument() -> None:
+    """Validator(clock_skew=0): no tolerance, so a redeem a second after expiresAt is an error (D24)."""
+    log = REPO / "tests" / "corpus" / "clean-lenient-server" / "traffic.jsonl"
+    assert validate_log(log).violations == ()
+    strict = Validator(clock_skew=0)
+    strict.feed_file(str(log))
+    assert {v.rule_id for v in strict.finish().violations} == {"time.accepted-after-expiry"}
+    assert Validator().config.clock_skew == 5

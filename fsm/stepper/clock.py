@@ -40,6 +40,11 @@ class Clock:
     def __init__(self) -> None:
         self._clocks: dict[str, float] = {}
 
+    @property
+    def latest(self) -> float | None:
+        """The latest time any input reached (None: no timed exchange yet)."""
+        return max(self._clocks.values(), default=None)
+
     def check(self, ex: Exchange) -> Finding | None:
         """An exchange earlier than the one before it in the same input is a finding (D19)."""
         if ex.time is None:

@@ -202,7 +202,14 @@ class Stepper:
         return self.store.outcomes()
 
     def unfinished(self) -> Iterator[tuple[Entity, MachineSpec]]:
-        """Entities not in a final state, in the order they were first met, with their machines."""
+        """Entities not in a final state, in the order they were first met, with their machines.
+
+        Their clocks run to the latest time of the log first: a voucher whose ``expiresAt`` lies
+        before a later exchange is expired (D2), named again or not.
+        """
+        now = self._clock.latest
+        for e in list(self.store.unfinished()):
+            self.timers.tick(e, e.kind, now)
         for e in self.store.unfinished():
             yield e, self.spec.machines[e.kind]
 

@@ -212,6 +212,24 @@ def _adopted_by_get() -> tuple[list[Any], Expect]:
     return f.records[5:], []
 
 
+@case(
+    "clean-close-after-expiry",
+    "A session closed after its open vouchers expired by the log's clock: they are final, so no "
+    "warning (D4, D24); the server reports them EXPIRED later.",
+)
+def _close_after_expiry() -> tuple[list[Any], Expect]:
+    f = Flow(seed=19)
+    reserved, redeemed = f.voucher(), f.voucher()
+    f.add(f.b.redeem_simple(f.payee, redeemed))
+    f.b.now += timedelta(minutes=3)
+    f.add(f.b.session_close(f.payee, f.session))
+    for v in (reserved, redeemed):
+        v.status = "EXPIRED"
+        f.add(f.b.get_voucher(f.payee, v))
+    f.add(f.b.context_close(f.payer, f.ctx))
+    return f.records, []
+
+
 # ------------------------------------------------------- one case per rule
 @case("input-unreadable", "A line that is not JSON is reported and the run goes on (D21).")
 def _unreadable() -> tuple[list[Any], Expect]:
