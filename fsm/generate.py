@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["TOKENS", "TrafficBuilder", "generate", "to_har"]
+__all__ = ["TOKENS", "TrafficBuilder", "generate", "to_har", "tour"]
 
 PREFIX = "/api/v1"
 # (symbol, network, address): the documented tokens (protocol-facts 4)
@@ -347,6 +347,24 @@ class TrafficBuilder:
         """Anyone polls the voucher."""
         return self.record("GET", f"/vouchers/{v.id}", response=self.voucher_body(v), token=token)
 
+    def sign(self, token: str, v: _Voucher) -> dict[str, Any]:
+        """The payer signs the voucher (D9: no change of status)."""
+        body = {"publicKey": "0x" + self._hex(64), "signature": "0x" + self._hex(130)}
+        return self.record(
+            "POST", f"/vouchers/{v.id}/sign-voucher", body, response=self.voucher_body(v), token=token
+        )
+
+    def interop_init(self, token: str, v: _Voucher) -> dict[str, Any]:
+        """A cross-chain signature submission for the voucher (D9: no change of status)."""
+        return self.record(
+            "POST",
+            f"/vouchers/{v.id}/submit/interop-init",
+            {"signature": "0x" + self._hex(130)},
+            response={"id": self._id("sig_")},
+            token=token,
+            query={"id": self._id("itx_"), "paymentIndex": 0},
+        )
+
     def refused(
         self, method: str, path: str, body: Any, code: str, token: str, status: int = 400
     ) -> dict[str, Any]:
@@ -363,15 +381,86 @@ def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
+def tour(b: TrafficBuilder) -> Iterator[dict[str, Any]]:
+    """One finished context that takes every transition and refusal a clean log can take.
+
+    Standalone and session reserves, SIMPLE and CUSTOM redeems, FX negotiation, sign and interop on
+    RESERVED and REDEEMED vouchers, discards, expiry by time, and each documented refusal code of the
+    three machines (warned transitions, such as reserving before the payer joins, excepted).
+    """
+    payer, rec = b.sign_in_payer()
+    yield rec
+    ctx, rec = b.context_open(payer)
+    yield rec
+    code = ctx["code"]
+    payee, rec = b.sign_in_payee(code)
+    yield rec
+    alone, rec = b.reserve(payee, code)  # a standalone voucher: the context's own reserve
+    yield rec
+    yield b.sign(payer, alone)
+    yield b.interop_init(payer, alone)
+    resolve = {"receipts": [{"paymentId": "pay_" + b._hex(10)}]}
+    yield b.refused("POST", f"/vouchers/{alone.id}/resolve-voucher", resolve, "not_redeemed", payer)
+    yield b.redeem_simple(payee, alone, "EURC", "100")
+    redeem_again = {"expectedPayment": b.payment()}
+    yield b.refused("POST", f"/vouchers/{alone.id}/redeem-voucher", redeem_again, "already_redeemed", payee)
+    yield b.sign(payer, alone)
+    yield b.interop_init(payer, alone)
+    yield b.negotiate(payer, alone, "USDC")  # FX: pays in USDC for EURC terms
+    elsewhere = {"suppliedPayment": dict(b.payment("USDC"), network="ethereum")}
+    yield b.refused("POST", f"/vouchers/{alone.id}/negotiate-voucher", elsewhere, "different_network", payer)
+    yield b.discard(payee, alone)
+    s, rec = b.session_open(payee, code)
+    yield rec
+    yield b.session_join(payer, s)
+    yield b.refused("POST", f"/vouchers/sessions/{s.id}/session-join", {}, "already_joined", payer)
+    custom, rec = b.session_reserve(payee, s)
+    yield rec
+    yield b.redeem_custom(payee, custom)
+    supplied = {"suppliedPayment": b.payment("USDC")}
+    yield b.refused("POST", f"/vouchers/{custom.id}/negotiate-voucher", supplied, "not_simple", payer)
+    yield b.resolve(payer, custom)
+    yield b.refused("POST", f"/vouchers/{custom.id}/resolve-voucher", resolve, "already_resolved", payer)
+    yield b.refused("POST", f"/vouchers/{custom.id}/discard-voucher", {}, "already_resolved", payee)
+    dropped, rec = b.session_reserve(payee, s)
+    yield rec
+    yield b.discard(payee, dropped)
+    lapsed, rec = b.session_reserve(payee, s, ttl=30)  # expires unredeemed
+    yield rec
+    late, rec = b.session_reserve(payee, s, ttl=30)  # expires redeemed
+    yield rec
+    yield b.redeem_simple(payee, late, "USDC", "20")
+    assert late.expires is not None
+    b.now = max(b.now, late.expires) + timedelta(seconds=10)  # past expiresAt and the clock skew (D24)
+    for v in (lapsed, late):
+        v.status = "EXPIRED"
+        yield b.get_voucher(payee, v)
+    yield b.session_close(payee, s)
+    yield b.refused("POST", f"/vouchers/sessions/{s.id}/session-join", {}, "session_closed", payer)
+    yield b.refused("POST", f"/vouchers/sessions/{s.id}/reserve-voucher", {}, "session_closed", payee)
+    yield b.refused("POST", f"/vouchers/sessions/{s.id}/session-close", {}, "already_closed", payee)
+    unjoined, rec = b.session_open(payee, code)
+    yield rec
+    yield b.session_close(payee, unjoined)  # closed before anyone joined
+    yield b.context_close(payer, ctx)
+    closing = {"payeeId": None}
+    yield b.refused("POST", f"/vouchers/contexts/{ctx['id']}/context-close", closing, "already_closed", payer)
+    yield b.refused("POST", "/vouchers/reserve-voucher", {"code": code}, "invalid_code", payee)
+    opening = {"code": code, "type": "SESSION_DEFAULT"}
+    yield b.refused("POST", "/vouchers/sessions/session-open", opening, "invalid_code", payee)
+
+
 def generate(
     sessions: int, seed: int = 0, vouchers_per_session: int | None = None, *, partial: bool = True
 ) -> Iterator[dict[str, Any]]:
     """Whole, valid flows: ``sessions`` sessions, each with 1-8 vouchers (or exactly K).
 
-    Vouchers are SIMPLE (some negotiated) or CUSTOM; some are discarded; some
-    refused calls are answered with the right codes; with ``partial`` the last
-    flows are left unfinished, as real captures are, and half the contexts stay
-    open; without it every flow ends (all contexts closed). Deterministic for a seed.
+    Then one more context takes the :func:`tour` of every transition and
+    refusal (finished, partial or not). Vouchers are SIMPLE (some negotiated) or CUSTOM; some are
+    discarded; some refused calls are answered with the right codes; with
+    ``partial`` the last flows are left unfinished, as real captures are, and
+    half the contexts stay open; without it every flow ends (all contexts
+    closed). Deterministic for a seed.
     """
     b = TrafficBuilder(seed)
     rng = b.rng
@@ -423,6 +512,7 @@ def generate(
         yield b.session_close(payee, s)
         if rng.random() < 0.5 or not partial:  # (drawn either way: the same seed, the same traffic)
             yield b.context_close(payer, ctx)
+    yield from tour(b)
 
 
 def to_har(

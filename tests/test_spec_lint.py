@@ -61,7 +61,7 @@ BREAKS: list[tuple[str, str, Callable[[dict[str, Any]], None], str]] = [
         "state-unknown",
         "voucher.machine.json",
         lambda d: d["refusals"].append({"trigger": "redeem", "states": ["GONE"], "code": None}),
-        "/refusals/8/states/0",
+        "/refusals/11/states/0",
     ),
     (
         "guard-unknown",
@@ -81,7 +81,7 @@ BREAKS: list[tuple[str, str, Callable[[dict[str, Any]], None], str]] = [
         lambda d: d["refusals"].append(
             {"trigger": "redeem", "states": ["RESERVED"], "code": "already_redeemed"}
         ),
-        "/refusals/8",
+        "/refusals/11",
     ),
     (
         "refusal-undocumented",

@@ -553,3 +553,13 @@ def test_every_prediction_on_generated_traffic_comes_true() -> None:
                 assert p.status == status
         assert v_.feed(record) == []
     assert decided > 500
+
+
+def test_a_retired_entity_named_by_its_code_alone_comes_back_with_its_id() -> None:
+    """A closed context named again by its code (a refused reserve) is the same entity, not a new key."""
+    store = _store()
+    e = store.adopt("context", "ctx_1", "ABC123", ("CLOSED",))
+    store.settle(e)
+    back = store.find("context", MISSING, "ABC123")
+    assert back is not None and back.key == "context:ctx_1" and back.states == ("CLOSED",)
+    assert store.finished["context"] == {} and store.entities[("context", "ctx_1")] is back

@@ -103,9 +103,15 @@ class CoverageTable:
     unreadable: int = 0  # of which could not be read or were not exchange records
 
     def summary(self) -> dict[str, dict[str, tuple[int, int]]]:
-        """Per machine and kind (state, transition, refusal): (seen, declared)."""
+        """Per machine and kind (state, transition, refusal): (seen, declared).
+
+        A transition the spec warns against (``advised``: its rule) is listed but not counted: clean
+        traffic never takes it.
+        """
         out: dict[str, dict[str, tuple[int, int]]] = {}
         for row in self.rows:
+            if row.get("advised"):
+                continue
             seen, total = out.setdefault(row["machine"], {}).get(row["kind"], (0, 0))
             out[row["machine"]][row["kind"]] = (seen + (row["count"] > 0), total + 1)
         return out
@@ -118,7 +124,9 @@ class CoverageTable:
         lines.append("")
         for machine, kinds in self.summary().items():
             parts = [f"{kind}s {seen}/{total}" for kind, (seen, total) in kinds.items()]
-            lines.append(f"{machine}: " + ", ".join(parts))
+            advised = sum(1 for r in self.rows if r["machine"] == machine and r.get("advised"))
+            tail = f" (+{advised} advised against, not counted)" if advised else ""
+            lines.append(f"{machine}: " + ", ".join(parts) + tail)
         return "\n".join(lines) + "\n"
 
 
@@ -151,11 +159,32 @@ def coverage_of(
                 n = cov.transitions[(name, source, t.trigger, dest)]
                 counts[(source, t.trigger, dest)] = n
                 label = t.operation or f"after {t.timed_attribute}"
-                table.rows.append(
-                    {"machine": name, "kind": "transition", "item": f"{source} -{label}-> {dest}", "count": n}
-                )
+                row: dict[str, Any] = {
+                    "machine": name,
+                    "kind": "transition",
+                    "item": f"{source} -{label}-> {dest}"
+                    + (f" (advised against: {t.warn})" if t.warn else ""),
+                    "count": n,
+                }
+                if t.warn:
+                    row["advised"] = t.warn
+                table.rows.append(row)
         for c in m.creates:
             counts[("[*]", c.trigger, c.dest)] = cov.transitions[(name, "[*]", c.trigger, c.dest)]
+        for t in m.transitions:  # a failed guard's refusal (D8)
+            for g in t.refusing_guards:
+                assert g.refuse is not None
+                for state in t.source:
+                    n = cov.refusals[(name, state, t.trigger, g.refuse)]
+                    op = t.operation or t.trigger
+                    table.rows.append(
+                        {
+                            "machine": name,
+                            "kind": "refusal",
+                            "item": f"{state}: {op} -> {g.refuse}",
+                            "count": n,
+                        }
+                    )
         for r in m.refusals:
             if r.code is None:
                 continue

@@ -15,6 +15,7 @@ from typing import Any
 from fsm.exchange import Exchange, parse_timestamp
 from fsm.machines import Engine
 from fsm.spec.model import MachineSpec, TransitionSpec
+from fsm.stepper.coverage import Coverage
 from fsm.stepper.entities import Entity
 from fsm.violation import Finding
 
@@ -65,10 +66,15 @@ class Timers:
     """The timed transitions of every machine, and what they need of an entity."""
 
     def __init__(
-        self, machines: Mapping[str, MachineSpec], engines: Mapping[str, Engine], skew: float = CLOCK_SKEW
+        self,
+        machines: Mapping[str, MachineSpec],
+        engines: Mapping[str, Engine],
+        skew: float = CLOCK_SKEW,
+        coverage: Coverage | None = None,
     ) -> None:
         self.engines = engines
         self.skew = skew
+        self.coverage = coverage
         self.timed: dict[str, tuple[TransitionSpec, ...]] = {
             name: tuple(t for t in m.transitions if t.timed_attribute) for name, m in machines.items()
         }
@@ -129,6 +135,8 @@ class Timers:
             before = tuple(s for s in e.states if s not in self.after[kind])
             if before:
                 e.expired_by_clock = before  # (the states before: a server may expire lazily, D24)
+            if self.coverage is not None and len(e.states) == 1 and len(states) == 1:
+                self.coverage.took(kind, e.states[0], self.timed[kind][0].trigger, states[0])
         e.states = states
 
     def expired_at(self, e: Entity) -> str | None:

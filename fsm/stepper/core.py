@@ -89,7 +89,7 @@ class Stepper:
         self.engines = engines
         self.coverage: Coverage | None = Coverage() if coverage else None
         self.store = EntityStore(spec.machines, engines, spec.callers.scope)
-        self.timers = Timers(spec.machines, engines, clock_skew)
+        self.timers = Timers(spec.machines, engines, clock_skew, self.coverage)
         self.predictor = Predictor(spec.machines, engines)
         self.terms = Terms(self.timers, spec.terms_by_value)
         self.actors = Actors(spec, self.store)

@@ -134,6 +134,7 @@ class EntityStore:
         self.finished_codes: dict[str, dict[str, str]] = {name: {} for name in machines}
         self.finished_seen: dict[str, dict[str, int]] = {name: {} for name in machines}  # id -> count
         self.finished_kept: dict[str, dict[str, Kept]] = {name: {} for name in machines}  # id -> kept
+        self.finished_ids: dict[str, dict[str, str]] = {name: {} for name in machines}  # code -> id
         self._timed = frozenset(
             t.timed_attribute for m in machines.values() for t in m.transitions if t.timed_attribute
         )
@@ -156,6 +157,9 @@ class EntityStore:
                 return found
             state = self.finished_codes[kind].pop(code, None)
             if state is not None:
+                known = self.finished_ids[kind].pop(code, None)  # named by code, retired with its id
+                if known is not None and known in self.finished[kind]:
+                    return self.find(kind, known, code)
                 return self.adopt(kind, None, code, (state,))
         return None
 
@@ -215,6 +219,8 @@ class EntityStore:
         if e.code is not None and self.by_code.get((e.kind, e.code)) is e:
             del self.by_code[(e.kind, e.code)]
             self.finished_codes[e.kind][e.code] = state
+            if e.id is not None:
+                self.finished_ids[e.kind][e.code] = e.id
         parent = e.parent
         if parent is not None and parent.children is not None and e in parent.children:
             parent.children.remove(e)

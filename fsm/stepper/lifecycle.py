@@ -280,7 +280,7 @@ class Lifecycle:
         """A refusal the model predicts: counted; a finding when its code is not the one predicted."""
         codes = {o.code for o in refuses}
         actual = ex.error_code
-        if self.coverage is not None and len(refuses) == 1:
+        if self.coverage is not None and len({(o.state, o.code) for o in refuses}) == 1:
             self.coverage.refused(
                 plan.machine.name, refuses[0].state, plan.step.trigger, actual or str(ex.status)
             )
