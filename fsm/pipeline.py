@@ -376,13 +376,15 @@ class Validator:
                 self._untold[(v.rule_id, severity)] += 1
         return out
 
-    def state_of(self, entity: str) -> tuple[str, ...] | None:
+    def state_of(self, entity: str, *, at: str | None = None) -> tuple[str, ...] | None:
         """The model's state(s) for ``kind:id`` (e.g. ``voucher:vch_1``), or None if never met.
 
-        One state normally; several for an entity adopted mid-flow whose past is unknown (D18).
+        One state normally; several for an entity adopted mid-flow whose past is unknown (D18), or
+        within the clock skew of its expiry (D24). ``at`` (ISO 8601): the states at that time, once
+        due timed transitions fire (expiry, D2); the model is not changed.
         """
         kind, _, ident = entity.partition(":")
-        return self._stepper.state_of(kind, ident)
+        return self._stepper.state_of(kind, ident, at=at)
 
     def predict(
         self,

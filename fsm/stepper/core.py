@@ -183,9 +183,12 @@ class Stepper:
         """The keys of the entities the last exchange named, in order."""
         return tuple(dict.fromkeys(e.key for e in self._touched))
 
-    def state_of(self, kind: str, ident: str) -> tuple[str, ...] | None:
-        """The model's states for ``kind:ident``, or None if never met."""
-        return self.store.state_of(kind, ident)
+    def state_of(self, kind: str, ident: str, *, at: str | None = None) -> tuple[str, ...] | None:
+        """The model's states for ``kind:ident``, or None if never met; ``at``: once due timers fire."""
+        live = self.store.entities.get((kind, ident)) if at is not None else None
+        if live is None:
+            return self.store.state_of(kind, ident)
+        return self.timers.ticked(live, kind, parse_timestamp(at))[0]
 
     def caller_role(self, token: str) -> str | None:
         """The role the run knows for ``token`` (D10), or None."""
