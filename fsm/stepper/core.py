@@ -185,8 +185,8 @@ class Stepper:
 
     def state_of(self, kind: str, ident: str, *, at: str | None = None) -> tuple[str, ...] | None:
         """The model's states for ``kind:ident``, or None if never met; ``at``: once due timers fire."""
-        live = self.store.entities.get((kind, ident)) if at is not None else None
-        if live is None:
+        live = self.store.entities.get((kind, ident))
+        if live is None or at is None:
             return self.store.state_of(kind, ident)
         return self.timers.ticked(live, kind, parse_timestamp(at))[0]
 
