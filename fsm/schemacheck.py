@@ -49,7 +49,7 @@ class SchemaChecker:
         self._validators = {
             rel: validator(rel, fast)
             for op in spec.operations
-            for rel in (op.request, *op.responses.values())
+            for rel in (op.request, op.query_schema, *op.responses.values())
             if rel is not None
         }
         schemas = load_schemas()
@@ -117,7 +117,7 @@ class SchemaChecker:
         """Every payload finding for one exchange (or only one side of it)."""
         op = match.operation
         out: list[Finding] = []
-        if request and op.query and ex.query:
+        if request and (op.query_schema is not None or (op.query and ex.query)):
             out.extend(self._query(ex, op))
         if request and op.request is not None:
             out.extend(self._request(ex, op))
@@ -126,6 +126,8 @@ class SchemaChecker:
         return out
 
     def _query(self, ex: Exchange, op: OperationSpec) -> list[Finding]:
+        if op.query_schema is not None:
+            return self._query_schema(ex, op, op.query_schema)
         acc: list[Finding] = []
         for name, kind in op.query.items():
             value = ex.query.get(name)
@@ -144,6 +146,27 @@ class SchemaChecker:
                     )
                 )
         return acc
+
+    def _query_schema(self, ex: Exchange, op: OperationSpec, rel: str) -> list[Finding]:
+        """The query parameters against their schema: missing, out of range, not in an enum."""
+        typed = {  # a query holds text: integer parameters are read from it first
+            name: int(value) if op.query.get(name) == "integer" and _is_integer_text(value) else value
+            for name, value in ex.query.items()
+        }
+        v = self._validator(rel)
+        if v.is_valid(typed):
+            return []
+        return [
+            Finding(
+                "schema.query",
+                f"the query of {op.id} breaks {rel}: {i.pointer.lstrip('/') or '(query)'}: {i.message}",
+                instance_path=f"/request/query{i.pointer}",
+                spec_path=i.schema_path,
+                expected=rel,
+                actual=typed.get(i.pointer.lstrip("/")) if i.pointer else None,
+            )
+            for i in v.issues(typed)[:_MAX_DETAIL]
+        ]
 
     def _request(self, ex: Exchange, op: OperationSpec) -> list[Finding]:
         acc: list[Finding] = []
@@ -224,6 +247,18 @@ class SchemaChecker:
             )
             return acc
         code = body["code"]
+        documented_at = self.spec.error_status(op, code)
+        listed = status in op.errors or status in self.spec.general_statuses  # (else: reported above)
+        if documented_at is not None and documented_at != status and listed:
+            acc.append(
+                Finding(
+                    "schema.error-status",
+                    f"{op.id} refused with {code!r} as HTTP {status}; the docs give it as {documented_at}",
+                    instance_path="/response/status",
+                    expected=documented_at,
+                    actual=status,
+                )
+            )
         if code not in op.documented_codes and code not in self.spec.generic_errors:
             documented = sorted(op.documented_codes | self.spec.generic_errors)
             acc.append(
@@ -358,6 +393,13 @@ def _names_secret(schema: Any, depth: int = 0) -> bool:
     if isinstance(schema, list):
         return any(_names_secret(v, depth + 1) for v in schema)
     return False
+
+
+_INTEGER_TEXT = re.compile(r"-?[0-9]{1,19}")
+
+
+def _is_integer_text(value: Any) -> bool:
+    return isinstance(value, str) and _INTEGER_TEXT.fullmatch(value) is not None
 
 
 def _safe(pointer: str, message: str, keyword: str) -> str:

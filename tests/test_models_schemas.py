@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -411,3 +413,48 @@ def test_a_style_check_no_schema_can_express_is_still_applied_to_every_body(tmp_
         }
     )
     assert [v.rule_id for v in found if v.rule_id.startswith("style.")] == ["style.id-prefix"]
+
+
+_CITE = re.compile(r"protocol-facts [0-9]|\bD[0-9]+\b")
+_CONSTRAINTS = {
+    "pattern",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "minimum",
+    "maximum",
+    "enum",
+    "const",
+}
+_SAME_VALUE = {"anyOf", "oneOf", "allOf", "items", "not"}  # sub-schemas of the same field
+
+
+def _uncited(node: Any, path: str, cited: bool) -> Iterator[str]:
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _uncited(item, f"{path}/{i}", cited)
+        return
+    if not isinstance(node, dict):
+        return
+    here = cited or bool(_CITE.search(str(node.get("description", ""))))
+    if _CONSTRAINTS & node.keys() and not here:
+        yield path
+    for key, value in node.items():
+        if key in ("properties", "$defs") and isinstance(value, dict):
+            for name, sub in value.items():  # each field and each model cites for itself
+                yield from _uncited(sub, f"{path}/{key}/{name}", False)
+        elif key in _SAME_VALUE:
+            yield from _uncited(value, f"{path}/{key}", here)
+
+
+def test_every_payload_schema_and_each_of_its_constraints_cites_its_source() -> None:
+    """A schema's description, and every field with a constraint, name a docs section or a D-number."""
+    from fsm.models._export import build_schemas
+
+    payloads = {rel: s for rel, s in build_schemas().items() if rel not in ("exchange", "report")}
+    unnamed = [rel for rel, s in payloads.items() if not _CITE.search(s.get("description", ""))]
+    assert unnamed == []
+    uncited = [f"{rel}#{p}" for rel, s in payloads.items() for p in _uncited(s, "", False)]
+    assert uncited == []
+    assert len(payloads) == 37

@@ -15,6 +15,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 
 __all__ = [
     "AMOUNT_PATTERN",
+    "TIMESTAMP_PATTERN",
+    "Address",
     "Amount",
     "Code",
     "Currency",
@@ -23,9 +25,21 @@ __all__ = [
     "Model",
     "NetworkName",
     "Timestamp",
+    "WalletAddress",
+    "integral",
 ]
 
 AMOUNT_PATTERN = r"^(?:[0-9]*[1-9][0-9]*(?:\.[0-9]+)?|[0-9]+\.[0-9]*[1-9][0-9]*)$"
+_DAY = (
+    r"(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+    r"|02-(?:0[1-9]|1[0-9]|2[0-9]))"
+)
+TIMESTAMP_PATTERN = (
+    r"^[0-9]{4}-" + _DAY + r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)(?:\.[0-9]+)?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+"""ISO 8601 with a real month, day (up to 29 in February), hour, minute and second (leap second 60)."""
 
 
 class Model(BaseModel):
@@ -34,40 +48,54 @@ class Model(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow")
 
 
-def _integral(value: Any) -> Any:
-    # JSON Schema's "integer" accepts 1.0; strict pydantic would not. Accept integral floats
-    # so that model and schema agree (booleans stay rejected by both).
+def integral(value: Any) -> Any:
+    """An integral float as an int (the JSON Schema "integer" accepts 1.0); anything else unchanged."""
+    # strict pydantic would refuse 1.0: accepted so that model and schema agree (booleans stay refused)
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
 
 
-Integer = Annotated[int, BeforeValidator(_integral)]
+Integer = Annotated[int, BeforeValidator(integral)]
 Amount = Annotated[
     str,
     StringConstraints(pattern=AMOUNT_PATTERN),
-    Field(description='A decimal string greater than zero, e.g. "100" or "105.23" (D13).'),
+    Field(description='A decimal string greater than zero, e.g. "100" or "105.23" (protocol-facts 3; D13).'),
 ]
 Currency = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Z0-9]{2,8}$"),
-    Field(description="A currency symbol: 2-8 uppercase letters or digits (D13)."),
+    Field(description="A currency symbol: 2-8 uppercase letters or digits (protocol-facts 4; D13)."),
 ]
 Code = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Z0-9]{6}$"),
-    Field(description="A 6-character code of uppercase letters and digits (D13)."),
+    Field(description="A 6-character code of uppercase letters and digits (protocol-facts 3; D13)."),
 ]
 Id = Annotated[
     str, StringConstraints(min_length=1), Field(description="An identifier (prefixes are style, D11).")
 ]
 Timestamp = Annotated[
     str,
-    StringConstraints(
-        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?(?:Z|[+-][0-9]{2}:[0-9]{2})$"
+    StringConstraints(pattern=TIMESTAMP_PATTERN),
+    Field(
+        description="An ISO 8601 timestamp of a real date and time, milliseconds optional (protocol-facts 3)."
     ),
-    Field(description="An ISO 8601 timestamp, with or without milliseconds."),
 ]
 NetworkName = Annotated[
-    str, StringConstraints(min_length=4, max_length=32), Field(description="A network name, e.g. polygon.")
+    str,
+    StringConstraints(min_length=4, max_length=32),
+    Field(description="A network name, e.g. polygon: 4-32 characters (protocol-facts 4)."),
+]
+Address = Annotated[
+    str,
+    StringConstraints(max_length=66),
+    Field(
+        description="A token's contract address: 0-66 characters, empty for a native coin (protocol-facts 4)."
+    ),
+]
+WalletAddress = Annotated[
+    str,
+    StringConstraints(min_length=1),
+    Field(description="A wallet address: required, so never empty; hex is style (protocol-facts 2.3; D11)."),
 ]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import Field, RootModel, StringConstraints
+from pydantic import Field, RootModel
 
-from fsm.models._base import Amount, Currency, Model, NetworkName
+from fsm.models._base import Address, Amount, Currency, Model, NetworkName, WalletAddress
 
 __all__ = ["EmptyObject", "ErrorEnvelope", "Payment", "Wallet"]
 
@@ -19,23 +19,21 @@ class ErrorEnvelope(Model):
 
 
 class EmptyObject(RootModel[dict[str, Any]]):
-    """A body the docs show as {} (session join, reserve in session, close, discard)."""
+    """A body the docs show as {}: session join, reserve, close, discard (protocol-facts 2.3, 2.4)."""
 
 
 class Wallet(Model):
-    """A wallet."""
+    """A wallet (protocol-facts 4)."""
 
-    address: str = Field(description="The wallet address (hex is style, not a rule: D11).")
+    address: WalletAddress
 
 
 class Payment(Model):
-    """Payment terms: expectedPayment (the payee's) or suppliedPayment (the payer's, after FX)."""
+    """Payment terms: expectedPayment (the payee's) or suppliedPayment (the payer's; protocol-facts 4)."""
 
     network: NetworkName
     currency: Currency
-    currencyAddress: Annotated[str, StringConstraints(max_length=66)] = Field(
-        description="The token's contract address (0-66 characters; empty for a native coin)."
-    )
+    currencyAddress: Address
     amount: Amount
     wallet: Wallet = Field(
         description="Where the payee is paid (expected) or what the payer pays from (supplied)."

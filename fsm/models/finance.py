@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pydantic import Field, RootModel
 
-from pydantic import Field, RootModel, StringConstraints
+from fsm.models._base import Address, Amount, Currency, Integer, Model, NetworkName
 
-from fsm.models._base import Amount, Currency, Integer, Model, NetworkName
-
-__all__ = ["ConvertRequest", "ConvertResponse", "CurrencyInfo", "CurrencyList", "NetworkInfo", "NetworkList"]
-
-Address = Annotated[str, StringConstraints(max_length=66)]
+__all__ = [
+    "ConvertRequest",
+    "ConvertResponse",
+    "CurrenciesQuery",
+    "CurrencyInfo",
+    "CurrencyList",
+    "NetworkInfo",
+    "NetworkList",
+    "NetworksQuery",
+]
 
 
 class NetworkInfo(Model):
-    """A supported network."""
+    """A supported network (protocol-facts 2.5)."""
 
-    network: str
+    network: NetworkName
     type: str = Field(description="evm, solana, etc.")
     chainId: str
     nativeCurrency: str
@@ -24,35 +29,59 @@ class NetworkInfo(Model):
 
 
 class NetworkList(RootModel[list[NetworkInfo]]):
-    """GET /finance/networks."""
+    """GET /finance/networks (protocol-facts 2.5)."""
 
 
 class CurrencyInfo(Model):
-    """A supported token; the validator learns network/address pairs from these (D14)."""
+    """A supported token (protocol-facts 2.5); the validator learns network/address pairs from these (D14)."""
 
     symbol: Currency
-    network: str
-    address: str
+    network: NetworkName
+    address: Address
     decimals: Integer
     bridgeable: bool
     enabled: bool
 
 
 class CurrencyList(RootModel[list[CurrencyInfo]]):
-    """GET /finance/currencies."""
+    """GET /finance/currencies (protocol-facts 2.5)."""
 
 
 class ConvertRequest(Model):
-    """POST /finance/currencies/convert: every field required."""
+    """POST /finance/currencies/convert: every field required (protocol-facts 2.5)."""
 
     sourceNetwork: NetworkName
     targetNetwork: NetworkName
     sourceCurrency: Currency
     targetCurrency: Currency
-    sourceCurrencyAddress: Address = Field(description="0-66 characters.")
-    targetCurrencyAddress: Address = Field(description="0-66 characters.")
+    sourceCurrencyAddress: Address
+    targetCurrencyAddress: Address
     amount: Amount
 
 
 class ConvertResponse(RootModel[Amount]):
-    """The converted amount, a bare JSON string such as "92.15"."""
+    """The converted amount, a bare JSON string such as "92.15" (protocol-facts 2.5)."""
+
+
+class NetworksQuery(Model):
+    """GET /finance/networks query parameters (protocol-facts 2.5)."""
+
+    network: NetworkName | None = None
+    srcNetwork: str | None = None
+    dstNetwork: str | None = None
+    limit: Integer | None = Field(default=None, description="How many, an integer (protocol-facts 2.5, 3).")
+    offset: Integer | None = Field(
+        default=None, description="How many to skip, an integer (protocol-facts 3)."
+    )
+
+
+class CurrenciesQuery(Model):
+    """GET /finance/currencies query parameters (protocol-facts 2.5)."""
+
+    network: str | None = None
+    symbol: str | None = None
+    address: str | None = None
+    limit: Integer | None = Field(default=None, description="How many, an integer (protocol-facts 2.5, 3).")
+    offset: Integer | None = Field(
+        default=None, description="How many to skip, an integer (protocol-facts 3)."
+    )

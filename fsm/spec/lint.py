@@ -134,6 +134,7 @@ def _schemas(spec: Spec) -> Iterator[LintFinding]:
     for op in spec.operations:
         named: list[tuple[str, str | None]] = [
             ("/request", op.request),
+            ("/query_schema", op.query_schema),
             *((f"/responses/{status}", rel) for status, rel in op.responses.items()),
         ]
         for where, schema_id in named:

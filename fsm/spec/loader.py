@@ -188,6 +188,7 @@ def _operation(doc: Mapping[str, Any], index: int, optional_body: str) -> Operat
         cite=doc["cite"],
         pointer=f"/operations/{index}",
         query=dict(doc.get("query", {})),
+        query_schema=doc.get("query_schema"),
         steps=steps,
         observes=observes,
         issues_token=TokenSpec(

@@ -315,6 +315,7 @@ class OperationSpec(Record):
     cite: str
     pointer: str
     query: Mapping[str, str] = field(default_factory=dict)
+    query_schema: str | None = None
     steps: tuple[StepSpec, ...] = ()
     observes: tuple[ObserveSpec, ...] = ()
     issues_token: TokenSpec | None = None
@@ -441,6 +442,13 @@ class Spec(Record):
     def generic_errors(self) -> frozenset[str]:
         """The codes any operation may answer (D15)."""
         return self._generic_errors
+
+    def error_status(self, op: OperationSpec, code: object) -> int | None:
+        """The HTTP status the docs give ``code`` for ``op`` (its own errors, then the generic ones)."""
+        for status, codes in op.errors.items():
+            if code in codes:
+                return status
+        return self.generic_statuses.get(code) if isinstance(code, str) else None
 
     def operation(self, op_id: str) -> OperationSpec:
         """The operation with id ``op_id``."""

@@ -310,9 +310,4 @@ class Stepper:
 
     def _status_for(self, op: OperationSpec, code: str | None) -> int | None:
         """The HTTP status the docs give ``code`` for ``op`` (its own errors, then the generic ones)."""
-        if code is None:
-            return None
-        for status, codes in op.errors.items():
-            if code in codes:
-                return status
-        return self.spec.generic_statuses.get(code)
+        return None if code is None else self.spec.error_status(op, code)

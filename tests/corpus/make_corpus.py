@@ -158,11 +158,18 @@ def _partial() -> tuple[list[Any], Expect]:
     return f.records[6:], []
 
 
-@case("clean-query-vouchers", "A payee lists its vouchers with integer paging parameters.")
+@case(
+    "clean-query-vouchers",
+    "A payee lists its vouchers with integer paging parameters and a status filter; the payer starts an "
+    "interop submission with its id and a payment index.",
+)
 def _query_ok() -> tuple[list[Any], Expect]:
     f = Flow(seed=16)
     v = f.voucher()
     f.add(f.b.record("GET", "/vouchers", response=[], query={"limit": "10", "offset": "0"}, token=f.payee))
+    f.add(f.b.record("GET", "/vouchers", response=[], query={"status": "RESERVED"}, token=f.payee))
+    f.add(f.b.interop_init(f.payer, v))
+    f.records[-1]["request"]["query"]["paymentIndex"] = "10"
     f.add(f.b.discard(f.payee, v))
     f.close()
     return f.records, []
@@ -336,6 +343,71 @@ def _schema_query() -> tuple[list[Any], Expect]:
     f.add(f.b.discard(f.payee, v))
     f.close()
     return f.records, [("schema.query", i)]
+
+
+@case(
+    "schema-query-interop",
+    "interop-init without its required id and with paymentIndex 11, beyond 0-10 (protocol-facts 2.3, 3).",
+)
+def _schema_query_interop() -> tuple[list[Any], Expect]:
+    f = Flow(seed=22)
+    v = f.voucher()
+    i = f.add(f.b.interop_init(f.payer, v))
+    f.records[i]["request"]["query"] = {"paymentIndex": "11"}
+    f.add(f.b.discard(f.payee, v))
+    f.close()
+    return f.records, [("schema.query", i), ("schema.query", i)]
+
+
+@case("schema-query-status", "query-vouchers filtered by a status that is none of the voucher statuses.")
+def _schema_query_status() -> tuple[list[Any], Expect]:
+    f = Flow(seed=23)
+    v = f.voucher()
+    i = f.add(f.b.record("GET", "/vouchers", response=[], query={"status": "LOST"}, token=f.payee))
+    f.add(f.b.discard(f.payee, v))
+    f.close()
+    return f.records, [("schema.query", i)]
+
+
+@case(
+    "schema-request-empty-receipt",
+    "A resolve whose receipt names an empty paymentId (required, protocol-facts 2.3).",
+)
+def _empty_receipt() -> tuple[list[Any], Expect]:
+    f = Flow(seed=24)
+    v = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, v))
+    i = f.add(f.b.resolve(f.payer, v))
+    f.records[i]["request"]["body"]["receipts"][0]["paymentId"] = ""
+    f.close()
+    return f.records, [("schema.request", i)]
+
+
+@case("schema-response-unreal-date", "A reserve answer whose expiresAt is February 30th (protocol-facts 3).")
+def _unreal_date() -> tuple[list[Any], Expect]:
+    f = Flow(seed=25)
+    v = f.voucher()
+    i = len(f.records) - 1
+    f.records[i]["response"]["body"]["expiresAt"] = "2026-02-30T12:02:00.000Z"
+    f.add(f.b.discard(f.payee, v))
+    f.close()
+    return f.records, [("schema.response", i)]
+
+
+@case(
+    "schema-error-status",
+    "already_redeemed answered as 404 where the docs give it as 400 (protocol-facts 2.3).",
+)
+def _error_status() -> tuple[list[Any], Expect]:
+    f = Flow(seed=26)
+    v = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, v))
+    again = {"expectedPayment": f.b.payment()}
+    i = f.add(
+        f.b.refused("POST", f"/vouchers/{v.id}/redeem-voucher", again, "already_redeemed", f.payee, 404)
+    )
+    f.finish(v)
+    return f.records, [("schema.error-status", i)]
 
 
 @case("schema-error-envelope", "A refusal whose body is a bare string, not {code, message} (D15).")
