@@ -169,6 +169,7 @@ def _operation(doc: Mapping[str, Any], index: int, optional_body: str) -> Operat
             each=Ref.parse(o["each"]) if "each" in o else None,
             record=_record(o.get("record", {})),
             expect={k: Ref.parse(v) for k, v in o.get("expect", {}).items()},
+            member_of=o.get("member_of"),
         )
         for o in doc.get("observes", ())
     )

@@ -288,6 +288,7 @@ class ObserveSpec(Record):
     each: Ref | None = None
     record: Mapping[str, Ref | tuple[Ref, str, str]] = field(default_factory=dict)
     expect: Mapping[str, Ref] = field(default_factory=dict)
+    member_of: str | None = None  # the items are children of the call's entity of this machine
 
 
 @dataclass(frozen=True, slots=True)

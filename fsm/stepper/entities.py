@@ -262,11 +262,20 @@ class EntityStore:
             e.parent.children.remove(e)
 
     @staticmethod
-    def remember(e: Entity, h: Seen) -> None:
-        """``h`` happened to ``e``: its history, its own last call and its parent's last event."""
+    def remember(e: Entity, h: Seen, *, own: bool = True) -> None:
+        """``h`` happened to ``e``: its history, its own last call and its parent's last event.
+
+        ``own=False``: ``e`` was only read in an answer about its parent (a session listing its
+        vouchers): history and count, but no call of its own (independence, D17).
+        """
+        if not own and e.history and e.history[-1].exchange_index == h.exchange_index:
+            return  # (already named by this exchange)
         e.history.append(h)
         if len(e.history) > HISTORY:
             del e.history[0]
+        if not own:
+            e.seen += 1
+            return
         if e.last_own != h.exchange_index:
             e.seen += 1
         e.last_own = h.exchange_index

@@ -119,7 +119,7 @@ class Lifecycle:
             if not accepts:
                 lazy = self._lazy(plan, e, op, ex, refuses)
                 if lazy is None:
-                    out.append(self._illegal(plan, e, op, ex, refuses))
+                    out.append(self._illegal(plan, e, op, ex, refuses, self._reported(plan, e, ex, params)))
                     self.terms.record(step.record, e, ex, params)  # the server took the terms: follow it
                     self.store.remember(e, h)
                     return e, out, True
@@ -299,10 +299,31 @@ class Lifecycle:
             state=e.state_text(),
         )
 
+    def _reported(
+        self, plan: StepPlan, e: Entity, ex: Exchange, params: Mapping[str, str]
+    ) -> tuple[str, ...] | None:
+        """The states the answer reports ``e`` in, where they differ from the model's (else None)."""
+        if plan.step.status is None:
+            return None
+        actual = resolve(plan.step.status, ex, params)
+        if not isinstance(actual, str) or actual not in plan.machine.statuses:
+            return None
+        states = plan.machine.states_with_status(actual)
+        return states if states and set(states) != set(e.states) else None
+
     def _illegal(
-        self, plan: StepPlan, e: Entity, op: OperationSpec, ex: Exchange, refuses: list[Outcome]
+        self,
+        plan: StepPlan,
+        e: Entity,
+        op: OperationSpec,
+        ex: Exchange,
+        refuses: list[Outcome],
+        reported: tuple[str, ...] | None = None,
     ) -> Finding:
-        """The call was accepted where every outcome refuses it."""
+        """The call was accepted where every outcome refuses it.
+
+        The model then follows the states the answer reports (``reported``), as the message says.
+        """
         m, step = plan.machine, plan.step
         rules = {o.rule for o in refuses}
         only = rules.pop() if len(rules) == 1 else None
@@ -316,17 +337,22 @@ class Lifecycle:
         allowed = self.predictor.allowed(m, e.states)
         expired = self.timers.expired_at(e)
         why = f" (expired at {expired})" if expired is not None else ""
+        state = e.state_text()
+        follows = ""
+        if reported is not None:
+            e.states = reported
+            follows = f"; the model follows the answer ({e.state_text()}) from here"
         return Finding(
             rule,
-            f"{op.id} was accepted but {e.key} is {e.state_text()}{why}: {step.trigger} must be "
-            f"{want}; allowed here: {', '.join(allowed) if allowed else 'nothing (final)'}",
+            f"{op.id} was accepted but {e.key} is {state}{why}: {step.trigger} must be "
+            f"{want}; allowed here: {', '.join(allowed) if allowed else 'nothing (final)'}{follows}",
             instance_path="/response/status",
             spec_path=refuses[0].pointer,
             entity=e.key,
             expected=want,
             actual=ex.status,
             related=self.store.related(e),
-            state=e.state_text(),
+            state=state,
         )
 
     def _agreed_warnings(
@@ -401,7 +427,7 @@ class Lifecycle:
             "machine.status-mismatch",
             f"{e.key}: the response says {actual} but the model holds {state}"
             + (f" (reported {' or '.join(sorted(predicted))})" if predicted != set(e.states) else "")
-            + "; the model follows the response from here",
+            + f"; the model follows the answer ({actual}) from here",
             instance_path="/response/body" + step.status.key,
             entity=e.key,
             expected=sorted(predicted),

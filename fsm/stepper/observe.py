@@ -39,6 +39,7 @@ class Observations:
         if not ex.accepted:
             return acc
         m = self.machines[obs.machine]
+        parent = self._parent(obs, touched)
         if obs.each is not None:
             items = resolve(obs.each, ex, params)
             if not isinstance(items, list):
@@ -52,26 +53,62 @@ class Observations:
             status = resolve(obs.status, ex, params, item)
             if not isinstance(status, str) or (id_ is MISSING and code is MISSING):
                 continue
-            base = "/response/body" + (f"/{n}" if n is not None else "")
+            base = "/response/body" + (f"{obs.each.key}/{n}" if obs.each is not None else "")
             e = self.store.find(m.name, id_, code)
             if e is None:
                 e = self.store.adopt(m.name, id_, code, m.states_with_status(status) or m.state_names)
                 self.terms.record(obs.record, e, ex, params, item)
                 self.terms.record(obs.expect, e, ex, params, item)  # later answers are held to them (D17)
                 e.observed = status
-                self.store.remember(e, h)
+                self.store.link(e, parent)
+                self.store.remember(e, h, own=parent is None)
                 touched.append(e)
                 continue
             self.store.file_code(e, code)
+            if parent is not None:
+                acc.extend(self._membership(e, parent, base))
             self.timers.tick(e, m.name, ex.time)
-            acc.extend(self._compare(m, e, status, base + obs.status.key, h))
+            acc.extend(self._compare(m, e, status, base + obs.status.key, h, own=parent is None))
             self.terms.record(obs.record, e, ex, params, item)
             acc.extend(self.terms.expect(obs.expect, e, ex, params, item, base))
             self.terms.learn(obs.expect, e, ex, params, item)
             touched.append(e)
         return acc
 
-    def _compare(self, m: MachineSpec, e: Entity, status: str, where: str, h: Seen) -> list[Finding]:
+    @staticmethod
+    def _parent(obs: ObserveSpec, touched: list[Entity]) -> Entity | None:
+        """The entity whose children the observation reads (``member_of``), if the call named one."""
+        if obs.member_of is None:
+            return None
+        return next((e for e in reversed(touched) if e.kind == obs.member_of), None)
+
+    def _membership(self, e: Entity, parent: Entity, where: str) -> list[Finding]:
+        """An entity read among ``parent``'s children must be one of them (D17).
+
+        One of unknown membership (adopted, D18) becomes one.
+        """
+        if e.parent is None:
+            self.store.link(e, parent)
+            return []
+        if e.parent is parent:
+            return []
+        state = e.state_text()
+        return [
+            Finding(
+                "observe.membership",
+                f"{e.key} ({state}) is listed in {parent.key} but belongs to {e.parent.key}",
+                instance_path=where,
+                entity=e.key,
+                expected=e.parent.key,
+                actual=parent.key,
+                related=self.store.related(e),
+                state=state,
+            )
+        ]
+
+    def _compare(
+        self, m: MachineSpec, e: Entity, status: str, where: str, h: Seen, *, own: bool = True
+    ) -> list[Finding]:
         acc: list[Finding] = []
         status_of = self._status_of[m.name]
         predicted = {status_of[s] for s in e.states}
@@ -83,7 +120,7 @@ class Observations:
             acc.append(self._mismatch(m, e, status, predicted, where))
             e.states = m.states_with_status(status) or e.states
         e.observed = status
-        self.store.remember(e, h)
+        self.store.remember(e, h, own=own)
         return acc
 
     def _mismatch(self, m: MachineSpec, e: Entity, status: str, predicted: set[str], where: str) -> Finding:
@@ -94,7 +131,7 @@ class Observations:
             f"the model holds {state}"
             + (f" (expired at {expired})" if expired is not None else "")
             + (f", reported {' or '.join(sorted(predicted))}" if predicted != set(e.states) else "")
-            + "; the model follows the answer from here"
+            + f"; the model follows the answer ({status}) from here"
         )
         blame = e.parent.last_event if e.parent is not None else None
         independent = (

@@ -214,6 +214,7 @@ def _adopted_by_get() -> tuple[list[Any], Expect]:
     f = Flow(seed=18)
     f.add(f.b.get_session(f.payee, f.session))
     v = f.voucher()
+    f.add(f.b.get_session(f.payee, f.session))  # lists its voucher
     f.add(f.b.discard(f.payee, v))
     f.add(f.b.session_close(f.payee, f.session))
     return f.records[5:], []
@@ -570,11 +571,12 @@ def _status_mismatch() -> tuple[list[Any], Expect]:
     f.add(f.b.redeem_simple(f.payee, v))
     i = f.add(f.b.resolve(f.payer, v))
     f.records[i]["response"]["body"]["status"] = "REDEEMED"
+    v.status = "REDEEMED"  # (and so the session's answers list it)
     f.close()
     return f.records, [
         ("machine.status-mismatch", i),
         ("session.close-with-open-vouchers", i + 1),
-        ("entity.incomplete", i),  # the voucher, at its last exchange
+        ("entity.incomplete", i + 1),  # the voucher, at its last exchange (the close's answer lists it)
     ]
 
 
@@ -642,6 +644,26 @@ def _terms_observed() -> tuple[list[Any], Expect]:
     f.records[i]["response"]["body"]["expectedPayment"]["amount"] = "100.01"
     f.close()
     return f.records, [("machine.terms-changed", i)]
+
+
+@case(
+    "observe-membership",
+    "A session's answer lists a voucher reserved in another session of the same context (D17).",
+)
+def _membership() -> tuple[list[Any], Expect]:
+    f = Flow(seed=39)
+    v = f.voucher()
+    other, rec = f.b.session_open(f.payee, f.ctx["code"])
+    f.add(rec)
+    f.add(f.b.session_join(f.payer, other))
+    other.vouchers.append(v)  # the server lists it in the other session too
+    i = f.add(f.b.get_session(f.payee, other))
+    f.add(f.b.discard(f.payee, v))
+    f.add(f.b.session_close(f.payee, f.session))
+    other.vouchers.clear()
+    f.add(f.b.session_close(f.payee, other))
+    f.add(f.b.context_close(f.payer, f.ctx))
+    return f.records, [("observe.membership", i)]
 
 
 @case("time-backwards", "A timestamp earlier than the previous exchange's (D19).")
@@ -807,6 +829,7 @@ def _reused() -> tuple[list[Any], Expect]:
     v = f.voucher()
     _, rec = f.b.session_reserve(f.payee, f.session)
     rec["response"]["body"]["id"] = v.id
+    f.session.vouchers.pop()  # (the session's answers list the voucher under the id it was given)
     i = f.add(rec)
     f.add(f.b.discard(f.payee, v))
     f.close()
