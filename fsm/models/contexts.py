@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import Field, RootModel, StringConstraints
+from pydantic.json_schema import SkipJsonSchema
 
 from fsm.models._base import Code, Id, Integer, Model, Timestamp, WalletAddress
 
@@ -65,14 +66,16 @@ class ContextCloseRequest(Model):
 class PageQuery(Model):
     """Paging query parameters of a list (protocol-facts 2.2, 2.3, 3)."""
 
-    limit: Integer | None = Field(default=None, description="How many, an integer (protocol-facts 2.2, 3).")
-    offset: Integer | None = Field(
+    limit: Integer | SkipJsonSchema[None] = Field(
+        default=None, description="How many, an integer (protocol-facts 2.2, 3)."
+    )
+    offset: Integer | SkipJsonSchema[None] = Field(
         default=None, description="How many to skip, an integer (protocol-facts 3)."
     )
-    since: Integer | None = Field(
+    since: Integer | SkipJsonSchema[None] = Field(
         default=None, description="Unix milliseconds, an integer (protocol-facts 2.2)."
     )
-    until: Integer | None = Field(
+    until: Integer | SkipJsonSchema[None] = Field(
         default=None, description="Unix milliseconds, an integer (protocol-facts 2.2)."
     )
 

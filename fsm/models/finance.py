@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import Field, RootModel
+from pydantic.json_schema import SkipJsonSchema
 
 from fsm.models._base import Address, Amount, Currency, Integer, Model, NetworkName
 
@@ -66,11 +67,13 @@ class ConvertResponse(RootModel[Amount]):
 class NetworksQuery(Model):
     """GET /finance/networks query parameters (protocol-facts 2.5)."""
 
-    network: NetworkName | None = None
-    srcNetwork: str | None = None
-    dstNetwork: str | None = None
-    limit: Integer | None = Field(default=None, description="How many, an integer (protocol-facts 2.5, 3).")
-    offset: Integer | None = Field(
+    network: NetworkName | SkipJsonSchema[None] = None
+    srcNetwork: str | SkipJsonSchema[None] = None
+    dstNetwork: str | SkipJsonSchema[None] = None
+    limit: Integer | SkipJsonSchema[None] = Field(
+        default=None, description="How many, an integer (protocol-facts 2.5, 3)."
+    )
+    offset: Integer | SkipJsonSchema[None] = Field(
         default=None, description="How many to skip, an integer (protocol-facts 3)."
     )
 
@@ -78,10 +81,12 @@ class NetworksQuery(Model):
 class CurrenciesQuery(Model):
     """GET /finance/currencies query parameters (protocol-facts 2.5)."""
 
-    network: str | None = None
-    symbol: str | None = None
-    address: str | None = None
-    limit: Integer | None = Field(default=None, description="How many, an integer (protocol-facts 2.5, 3).")
-    offset: Integer | None = Field(
+    network: str | SkipJsonSchema[None] = None
+    symbol: str | SkipJsonSchema[None] = None
+    address: str | SkipJsonSchema[None] = None
+    limit: Integer | SkipJsonSchema[None] = Field(
+        default=None, description="How many, an integer (protocol-facts 2.5, 3)."
+    )
+    offset: Integer | SkipJsonSchema[None] = Field(
         default=None, description="How many to skip, an integer (protocol-facts 3)."
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, ConfigDict, Field, RootModel, StringConstraints, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from fsm.models._base import Code, Id, Model, NetworkName, Timestamp, integral
 from fsm.models.common import Payment
@@ -214,7 +215,9 @@ class VoucherList(RootModel[list[Voucher]]):
 class VoucherListQuery(PageQuery):
     """GET /vouchers query parameters (protocol-facts 2.3)."""
 
-    status: VoucherStatus | None = Field(default=None, description="Only vouchers in this status: " + _STATUS)
+    status: VoucherStatus | SkipJsonSchema[None] = Field(
+        default=None, description="Only vouchers in this status: " + _STATUS
+    )
 
 
 class InteropQuery(Model):
@@ -223,10 +226,10 @@ class InteropQuery(Model):
     id: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
         description="The submission's id: required, 1-128 characters (protocol-facts 2.3)."
     )
-    paymentIndex: Annotated[int, Field(ge=0, le=10), BeforeValidator(integral)] | None = Field(
-        default=None, description="Which payment: an integer 0-10 (protocol-facts 2.3, 3)."
+    paymentIndex: Annotated[int, Field(ge=0, le=10), BeforeValidator(integral)] | SkipJsonSchema[None] = (
+        Field(default=None, description="Which payment: an integer 0-10 (protocol-facts 2.3, 3).")
     )
-    vid: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = Field(
+    vid: Annotated[str, StringConstraints(min_length=1, max_length=32)] | SkipJsonSchema[None] = Field(
         default=None, description="An override: 1-32 characters (protocol-facts 2.3)."
     )
 
