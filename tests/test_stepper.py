@@ -563,3 +563,18 @@ def test_a_retired_entity_named_by_its_code_alone_comes_back_with_its_id() -> No
     back = store.find("context", MISSING, "ABC123")
     assert back is not None and back.key == "context:ctx_1" and back.states == ("CLOSED",)
     assert store.finished["context"] == {} and store.entities[("context", "ctx_1")] is back
+
+
+def test_predict_refuses_a_request_that_breaks_its_schema() -> None:
+    """D26: a redeem whose amount is 0 is predicted refused (any 4xx), though the voucher may redeem."""
+    b = TrafficBuilder(seed=13)
+    names = _flow(b)
+    v_ = Validator()
+    for record in names["log"]:
+        v_.feed(record)
+    headers = {"authorization": f"Bearer {names['payee']}"}
+    path = f"/api/v1/vouchers/{names['voucher'].id}/redeem-voucher"
+    assert v_.predict("POST", path, headers, {"expectedPayment": b.payment()}).accepted is True
+    broken = v_.predict("POST", path, headers, {"expectedPayment": b.payment(amount="0")})
+    assert (broken.accepted, broken.rule, broken.code, broken.status) == (False, "schema.request", None, None)
+    assert "amount" in broken.reason

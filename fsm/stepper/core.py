@@ -26,6 +26,7 @@ from typing import Any
 from fsm.exchange import Exchange, build_exchange, parse_timestamp
 from fsm.machines import Engine
 from fsm.matcher import Match, Matcher, Router
+from fsm.schemacheck import SchemaChecker
 from fsm.spec.model import MachineSpec, OperationSpec, Spec
 from fsm.stepper.actors import Actors
 from fsm.stepper.clock import CLOCK_SKEW, Clock, Timers
@@ -108,6 +109,7 @@ class Stepper:
             op.id: tuple(self.lifecycle.plan(s) for s in op.steps) for op in spec.operations
         }
         self._matcher: Matcher | None = None  # (for predict only, made when first asked)
+        self._schemas: SchemaChecker | None = None  # (likewise)
 
     # --------------------------------------------------------------- stepping
     def clock(self, ex: Exchange) -> Finding | None:
@@ -254,6 +256,9 @@ class Stepper:
             return Prediction(
                 op.id, False, rule="actor.unauthenticated", reason=f"{op.id} needs an Authorization token"
             )
+        broken = self._breaks_its_schema(ex, routed)
+        if broken is not None:
+            return Prediction(op.id, False, rule=broken.rule_id, reason=broken.message)
         now = parse_timestamp(at) if at else None
         leads: Prediction = Prediction(op.id, True, reason="no lifecycle step refuses it")
         for plan in self._steps[op.id]:
@@ -261,6 +266,13 @@ class Stepper:
             if leads.accepted is not True:
                 return leads
         return leads
+
+    def _breaks_its_schema(self, ex: Exchange, routed: Match) -> Finding | None:
+        """The first way the request breaks its schema (then it is predicted refused, any 4xx: D26)."""
+        if self._schemas is None:
+            self._schemas = SchemaChecker(self.spec)
+        found = self._schemas.check(ex, routed, response=False)
+        return next((f for f in found if f.rule_id in ("schema.request", "schema.query")), None)
 
     def _predict_step(
         self, plan: StepPlan, op: OperationSpec, ex: Exchange, params: Mapping[str, str], now: float | None
