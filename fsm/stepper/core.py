@@ -268,11 +268,15 @@ class Stepper:
         return leads
 
     def _breaks_its_schema(self, ex: Exchange, routed: Match) -> Finding | None:
-        """The first way the request breaks its schema (then it is predicted refused, any 4xx: D26)."""
+        """The first way the request's body or query breaks its schema: predicted refused (D26).
+
+        A request asked about without a body or a query is not judged on them.
+        """
         if self._schemas is None:
             self._schemas = SchemaChecker(self.spec)
+        given = {"schema.request": ex.req_has_body, "schema.query": bool(ex.query)}
         found = self._schemas.check(ex, routed, response=False)
-        return next((f for f in found if f.rule_id in ("schema.request", "schema.query")), None)
+        return next((f for f in found if given.get(f.rule_id, False)), None)
 
     def _predict_step(
         self, plan: StepPlan, op: OperationSpec, ex: Exchange, params: Mapping[str, str], now: float | None
