@@ -112,14 +112,18 @@ def replay_status(port: int) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def mitm_reverse(upstream_port: int, har: Path) -> Iterator[int]:
-    """mitmdump as a reverse proxy to the server; writes ``har`` when it stops. Yields its port."""
+def mitm_reverse(upstream_port: int, har: Path, *, flows: bool = False) -> Iterator[int]:
+    """mitmdump as a reverse proxy to the server; writes ``har`` when it stops. Yields its port.
+
+    With ``flows``, ``har`` is instead mitmproxy's own flow file (``-w``), as ``mitmdump -r`` reads it.
+    """
     exe = mitmdump_path()
     if exe is None:
         raise RuntimeError("mitmdump is not installed (see .ci/run)")
     port = free_port()
     cmd = [str(exe), "-q", "--mode", f"reverse:http://127.0.0.1:{upstream_port}"]
-    cmd += ["--listen-host", "127.0.0.1", "-p", str(port), "--set", f"hardump={har.resolve()}"]
+    cmd += ["--listen-host", "127.0.0.1", "-p", str(port)]
+    cmd += ["-w", str(har.resolve())] if flows else ["--set", f"hardump={har.resolve()}"]
     har.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(cmd, cwd=har.parent)
     try:
@@ -145,10 +149,12 @@ def _check_replayed(port: int, log: Path, want_all: bool = True) -> None:
         raise RuntimeError(f"the replay of {log.name} went wrong: {state}")
 
 
-def capture_mitm_client(log: Path, out: Path, prefix: str = LOG_PREFIX) -> dict[str, str]:
-    """An httpx client through mitmproxy (reverse proxy); mitmproxy's HAR at ``out``."""
+def capture_mitm_client(
+    log: Path, out: Path, prefix: str = LOG_PREFIX, *, flows: bool = False
+) -> dict[str, str]:
+    """An httpx client through mitmproxy (reverse proxy); mitmproxy's HAR (or flow file) at ``out``."""
     with replay_server(log, prefix) as port:
-        with mitm_reverse(port, out) as proxy:
+        with mitm_reverse(port, out, flows=flows) as proxy:
             _client_calls(f"http://127.0.0.1:{proxy}", log, prefix)
         _check_replayed(port, log)
     return {
