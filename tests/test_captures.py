@@ -43,7 +43,7 @@ def _cases() -> list[Any]:
 
 
 def _tools_missing(row: dict[str, Any]) -> str | None:
-    if row["capture"] != "mitm-client" and not CHROMIUM.is_file():
+    if not row["capture"].startswith("mitm-client") and not CHROMIUM.is_file():
         return f"{CHROMIUM} is absent (.ci/run installs Debian's chromium)"
     if "mitm" in row["capture"] and mitmdump_path() is None:
         return "mitmdump is absent (.ci/run installs mitmproxy into .venv-mitm; or set VOUCHER_FSM_MITMDUMP)"
@@ -55,6 +55,7 @@ def test_the_corpus_holds_every_kind_of_capture_the_issue_names() -> None:
     kinds = {row["capture"] for row in ROWS}
     assert kinds == {
         "mitm-client",
+        "mitm-client-redirect",
         "chromium-embed",
         "chromium-attach-zip",
         "chromium-mitm",

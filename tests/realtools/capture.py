@@ -5,6 +5,8 @@ and stops them by PID:
 
 - ``mitm-client``: an httpx client calls the API through mitmproxy as a reverse proxy; mitmproxy
   writes the HAR when it stops (``--set hardump=FILE``).
+- ``mitm-client-redirect``: the same client calls each path with a trailing slash; the server
+  redirects (307) to the path without it and the client follows, all through mitmproxy.
 - ``chromium-embed`` / ``chromium-attach-zip``: a page on one origin calls the API on another with
   ``fetch()`` (so CORS preflights appear) in Debian's Chromium driven by Playwright
   (``executable_path``, never ``playwright install``), which records the HAR
@@ -135,12 +137,13 @@ def mitm_reverse(upstream_port: int, har: Path, *, flows: bool = False) -> Itera
         raise RuntimeError(f"mitmdump exited with {proc.returncode} and wrote no {har}")
 
 
-def _client_calls(base: str, log: Path, prefix: str) -> None:
+def _client_calls(base: str, log: Path, prefix: str, slash: bool = False) -> None:
     import httpx
 
-    with httpx.Client(base_url=base, timeout=TIMEOUT) as client:
+    with httpx.Client(base_url=base, timeout=TIMEOUT, follow_redirects=True) as client:
         for call in plan(load_log(log), prefix):
-            client.request(call["method"], call["path"], headers=call["headers"], content=call["body"])
+            path = call["path"] + ("/" if slash else "")
+            client.request(call["method"], path, headers=call["headers"], content=call["body"])
 
 
 def _check_replayed(port: int, log: Path, want_all: bool = True) -> None:
@@ -150,12 +153,15 @@ def _check_replayed(port: int, log: Path, want_all: bool = True) -> None:
 
 
 def capture_mitm_client(
-    log: Path, out: Path, prefix: str = LOG_PREFIX, *, flows: bool = False
+    log: Path, out: Path, prefix: str = LOG_PREFIX, *, flows: bool = False, slash: bool = False
 ) -> dict[str, str]:
-    """An httpx client through mitmproxy (reverse proxy); mitmproxy's HAR (or flow file) at ``out``."""
+    """An httpx client through mitmproxy (reverse proxy); mitmproxy's HAR (or flow file) at ``out``.
+
+    With ``slash`` every path is called with a trailing slash, which the server redirects (307).
+    """
     with replay_server(log, prefix) as port:
         with mitm_reverse(port, out, flows=flows) as proxy:
-            _client_calls(f"http://127.0.0.1:{proxy}", log, prefix)
+            _client_calls(f"http://127.0.0.1:{proxy}", log, prefix, slash)
         _check_replayed(port, log)
     return {
         "tool": "mitmproxy",
@@ -223,6 +229,7 @@ def capture_chromium_no_api(log: Path, out: Path) -> dict[str, str]:
 
 CAPTURE = {
     "mitm-client": capture_mitm_client,
+    "mitm-client-redirect": lambda log, out, prefix=LOG_PREFIX: capture_mitm_client(log, out, slash=True),
     "chromium-embed": lambda log, out, prefix=LOG_PREFIX: capture_chromium(log, out, "embed"),
     "chromium-attach-zip": lambda log, out, prefix=LOG_PREFIX: capture_chromium(log, out, "attach"),
     "chromium-mitm": lambda log, out, prefix=LOG_PREFIX: capture_chromium_mitm(log, out),

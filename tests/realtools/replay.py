@@ -12,6 +12,9 @@ helper, not the kit's sandbox: it knows nothing of the protocol.
 - CORS: the browser page lives on another origin, so preflights (``OPTIONS`` with
   ``Access-Control-Request-Method``) are answered 204 with the headers a browser needs, and every
   API answer carries ``Access-Control-Allow-Origin``. Preflights consume no record.
+- Redirects: an API path with a trailing slash is answered ``307 Temporary Redirect`` to the path
+  without it, as Starlette's ``redirect_slashes`` does; the client follows (a 307 keeps method and
+  body) and gets the record's answer. Redirects consume no record.
 - ``GET /app`` is the page that calls the API with ``fetch()`` (the plan of calls is ``GET /plan.json``:
   the log's requests); ``GET /static/*`` are non-API resources for a capture with no API traffic.
 - ``GET /_replay/status`` says how many records were answered and what went wrong (for the driver).
@@ -125,6 +128,8 @@ class Replay:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         status, content_type, body = self.answer(scope["method"], scope["path"], headers)
         out = [(b"content-type", content_type.encode())]
+        if status == 307:
+            out.append((b"location", scope["path"].rstrip("/").encode()))
         origin = headers.get("origin")
         if origin:
             out += [(b"access-control-allow-origin", origin.encode()), (b"vary", b"Origin")]
@@ -152,6 +157,8 @@ class Replay:
             return 200, "text/css", b"body { margin: 0 }\n"
         if not path.startswith(self.prefix + "/"):
             return 404, "text/plain", b"not found\n"
+        if path.endswith("/"):
+            return 307, "text/plain", b""
         return self.replay(method, path)
 
     def replay(self, method: str, path: str) -> tuple[int, str, bytes]:
