@@ -102,3 +102,10 @@ def test_every_rule_has_an_example_and_the_examples_file_is_up_to_date(spec: Spe
     examples = json.loads(text())["examples"]
     assert set(examples) == set(spec.rules)
     assert all(rule in e["report"][0] for rule, e in examples.items())
+
+
+def test_hints_name_only_what_an_installed_kit_can_show(spec: Spec) -> None:
+    """No hint sends a user to a docs/ page (a wheel has none): commands and shipped files instead."""
+    for rule in spec.rules.values():
+        assert "docs/" not in rule.hint and ".md" not in rule.hint, rule.id
+    assert "voucher-fsm openapi" in spec.rules["route.unknown-path"].hint
