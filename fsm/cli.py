@@ -386,7 +386,8 @@ def check_payload(method: str, path: str, side: str, file: str, status: int) -> 
     if not isinstance(routed, Match):
         allowed = f"; {path} takes {', '.join(routed)}" if routed else ""
         raise UsageError(
-            f"no operation matches {method.upper()} {path}{allowed} (`voucher-fsm openapi` lists every operation)"
+            f"no operation matches {method.upper()} {path}{allowed}"
+            " (`voucher-fsm openapi` lists every operation)"
         )
     op = routed.operation
     ex = Exchange(

@@ -227,20 +227,18 @@ def capture_chromium_no_api(log: Path, out: Path) -> dict[str, str]:
     return {"tool": "chromium", "version": version, "client": f"playwright {metadata.version('playwright')}"}
 
 
-CAPTURE = {
-    "mitm-client": capture_mitm_client,
-    "mitm-client-redirect": lambda log, out, prefix=LOG_PREFIX: capture_mitm_client(log, out, slash=True),
-    "chromium-embed": lambda log, out, prefix=LOG_PREFIX: capture_chromium(log, out, "embed"),
-    "chromium-attach-zip": lambda log, out, prefix=LOG_PREFIX: capture_chromium(log, out, "attach"),
-    "chromium-mitm": lambda log, out, prefix=LOG_PREFIX: capture_chromium_mitm(log, out),
-    "chromium-no-api": lambda log, out, prefix=LOG_PREFIX: capture_chromium_no_api(log, out),
-}
-
-
 def capture(row: dict[str, Any], out: Path) -> dict[str, str]:
     """Take the capture an index row describes, into ``out``; returns tool, version and client."""
-    how = CAPTURE[row["capture"]]
-    return how(REPO / row["log"], out, row.get("prefix", LOG_PREFIX))  # type: ignore[operator]
+    log, kind = REPO / row["log"], row["capture"]
+    if kind.startswith("mitm-client"):
+        return capture_mitm_client(log, out, row.get("prefix", LOG_PREFIX), slash=kind.endswith("-redirect"))
+    if kind in ("chromium-embed", "chromium-attach-zip"):
+        return capture_chromium(log, out, "embed" if kind == "chromium-embed" else "attach")
+    if kind == "chromium-mitm":
+        return capture_chromium_mitm(log, out)
+    if kind == "chromium-no-api":
+        return capture_chromium_no_api(log, out)
+    raise ValueError(f"{row['file']}: no capture kind {kind!r}")
 
 
 def index() -> list[dict[str, Any]]:
