@@ -349,8 +349,8 @@ class Validator:
         self._told.add((file, kind.id))
         finding = Finding(
             kind.rule,
-            f"{file} holds {kind.name}, first {transport.said} -> {ex.status}: HTTP mechanics, not a "
-            "protocol call; such exchanges are counted as transport and not judged (said once a file)",
+            f"{transport.said} -> {ex.status} is {kind.name}: HTTP mechanics, not a protocol call; "
+            f"such exchanges are counted as transport, not judged (said once for {file})",
             actual=ex.status,
         )
         return self._emit([finding], ex.location, ex.index, None)
