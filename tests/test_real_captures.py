@@ -440,3 +440,12 @@ def test_a_record_without_a_host_is_judged_whatever_the_hosts(tmp_path: Path) ->
     path.write_text("\n".join(json.dumps(r) for r in _session()) + "\n")
     report = _report(path, hosts=("api.example.com",))
     assert report.exit_code == 0 and report.totals.judged == 12
+
+
+def test_check_traffic_fails_a_test_whose_capture_judged_nothing() -> None:
+    """The pytest helper holds D25 too: the gateway capture fails, and passes with its prefix."""
+    from fsm.pytest_plugin import check_traffic
+
+    with pytest.raises(pytest.fail.Exception, match="judged nothing"):
+        check_traffic(SAMPLES / "gateway.har", config=Config())
+    assert check_traffic(SAMPLES / "gateway.har", config=Config(api_prefix="/gateway/api/v1")).routed == 14
