@@ -156,6 +156,8 @@ class Matcher:
         self._under = router.prefix + "/"
         self._hosts = frozenset(h.lower() for h in hosts)
         self._transport = transport
+        self._asked = tuple(sorted({h for k in transport for h in k.request_headers}))
+        self._kinds: dict[tuple[object, ...], TransportKind | None] = {}  # the answer per shape of exchange
         self._body_kept = body_kept
         self._followed: dict[tuple[str, str, str], None] = {}  # (file, method, path) a 307/308 sent on
 
@@ -177,16 +179,24 @@ class Matcher:
         headers = ex.headers
         if "cookie" in headers or "set-cookie" in ex.resp_headers:
             self.cookies.add(ex.file)
-        for kind in self._transport:
-            if kind.fits(ex.method, ex.status, headers, ex.scheme):
-                if ex.status in self._body_kept and (ex.req_has_body or ex.req_text is not None):
-                    target = _location_path(ex.resp_headers.get("location"), ex.path)
-                    if target is not None:
-                        if len(self._followed) >= _FOLLOWED:
-                            del self._followed[next(iter(self._followed))]
-                        self._followed[(ex.file, ex.method, target)] = None
-                return Transport(kind, f"{shown(ex.method)} {shown_path(ex.path)}")
-        return None
+        # the answer depends only on these: asked once per shape (a dict lookup for most exchanges)
+        shape = (ex.method, ex.status, ex.scheme, *[name in headers for name in self._asked])
+        try:
+            kind = self._kinds[shape]
+        except KeyError:
+            fits = (k for k in self._transport if k.fits(ex.method, ex.status, headers, ex.scheme))
+            kind = next(fits, None)
+            if len(self._kinds) < _SHAPES:
+                self._kinds[shape] = kind
+        if kind is None:
+            return None
+        if ex.status in self._body_kept and (ex.req_has_body or ex.req_text is not None):
+            target = _location_path(ex.resp_headers.get("location"), ex.path)
+            if target is not None:
+                if len(self._followed) >= _FOLLOWED:
+                    del self._followed[next(iter(self._followed))]
+                self._followed[(ex.file, ex.method, target)] = None
+        return Transport(kind, f"{shown(ex.method)} {shown_path(ex.path)}")
 
     def body_lost(self, ex: Exchange) -> bool:
         """True when ``ex`` followed a 307/308 that carried a body, and was recorded without one."""
@@ -256,6 +266,7 @@ class Matcher:
 
 
 _FOLLOWED = 1024  # redirects remembered at once: a request follows its redirect closely
+_SHAPES = 4096  # (method, status, scheme, headers asked) answers kept: traffic may bring any method
 
 
 def _location_path(location: str | None, base: str) -> str | None:
