@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urljoin, urlsplit
 
+from fsm._record import Record
 from fsm.exchange import Exchange
 from fsm.secrets import shown, shown_path
 from fsm.spec.model import OperationSpec, Spec, TransportKind
@@ -52,7 +53,7 @@ class _Node:
 
 
 @dataclass(frozen=True, slots=True)
-class Transport:
+class Transport(Record):
     """An exchange that is HTTP mechanics, not a protocol call (D22): its kind, and what it was.
 
     ``said``: method and path as a report may show them (D20).
