@@ -72,7 +72,7 @@ def _rules(report: Report) -> set[str]:
 # ----------------------------------------------------------------------------- real samples
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_a_capture_a_real_tool_wrote_gets_its_expected_verdict(name: str) -> None:
-    """Playwright (embed, attach, .zip) and mitmproxy (.har, .zhar) captures of a clean session."""
+    """Playwright (embed, attach, .zip) and mitmproxy (.har, .zhar): only the broken server errs."""
     want = EXPECTED[name]
     code, out, err = run("validate", "--format", "json", *want["args"], str(SAMPLES / want.get("file", name)))
     doc = json.loads(out)
@@ -80,7 +80,8 @@ def test_a_capture_a_real_tool_wrote_gets_its_expected_verdict(name: str) -> Non
     assert code == want["exit"], err
     assert sorted({v["rule"] for v in doc["violations"]}) == want["rules"]
     totals = doc["totals"]
-    assert (totals["errors"], totals["warnings"], totals["transport"]) == (0, 0, want["transport"])
+    assert (totals["errors"], totals["warnings"]) == (want.get("errors", 0), 0)
+    assert totals["transport"] == want["transport"]
     assert totals["read"] == totals["judged"] + totals["transport"] + totals["unreadable"]
     assert totals["unreadable"] == 0
 

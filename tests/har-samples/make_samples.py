@@ -7,7 +7,7 @@ install``) loads a page from ``http://127.0.0.1:PORT`` that calls the API at
 answers one call with a 307 redirect (the browser follows it with the body), one GET twice (the
 second a 304 revalidation) and a HEAD. The same page is captured by Playwright (embed, attach,
 ``.zip``) and through mitmproxy 11 as a reverse proxy (``.har`` and ``.zhar``), and once more
-with the API behind a gateway prefix.
+with the API behind a gateway prefix, and once of a server that accepts the same redeem twice.
 
 Needs uvicorn, playwright and mitmproxy (a scratch virtual environment will do: mitmproxy pins
 what the kit's test environment may not)::
@@ -260,6 +260,11 @@ def main() -> None:
     asyncio.set_event_loop_policy(None)
     capture(records, out, "/api/v1", "chromium", ["embed", "attach", "zip", "mitm", "zhar"])
     capture(records, out, "/gateway/api/v1", "gateway", ["embed"])
+    # a broken server: it accepts the same redeem twice (the second must be refused, D16)
+    redeem = next(i for i, r in enumerate(records) if r["request"]["path"].endswith("/redeem-voucher"))
+    capture(
+        [*records[: redeem + 1], records[redeem], *records[redeem + 1 :]], out, "/api/v1", "broken", ["mitm"]
+    )
 
 
 if __name__ == "__main__":
