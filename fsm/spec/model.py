@@ -30,6 +30,7 @@ __all__ = [
     "PaymentFields",
     "Ref",
     "RefusalSpec",
+    "Ruling",
     "Spec",
     "StateSpec",
     "StepSpec",
@@ -74,6 +75,16 @@ class EntityRef(Record):
 
     id: Ref | None = None
     code: Ref | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ruling(Record):
+    """One of the kit's rulings (D1, D2, ...) where the Bleepay docs are silent or disagree."""
+
+    id: str
+    section: str
+    title: str
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,6 +458,7 @@ class Spec(Record):
     """Redirect statuses after which the client sends the same body again (307, 308)."""
     body_lost_rule: str = ""
     """The rule said when a request that followed such a redirect was recorded without its body."""
+    rulings: Mapping[str, Ruling] = field(default_factory=dict)  # D1, D2, ... in order
 
     _generic_errors: frozenset[str] = field(init=False, repr=False, compare=False, default=frozenset())
 
