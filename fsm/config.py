@@ -30,10 +30,13 @@ _KEYS = {
     "longest-record",
     "most-values",
     "clock-skew",
+    "api-prefix",
+    "hosts",
 }
 CLOCK_SKEW = 5.0
 KEPT_PER_RULE = 1000
 _BOUNDS = ("kept-per-rule", "longest-record", "most-values")
+_HOST = re.compile(r"^(?:[A-Za-z0-9._~%!$&'()*+,;=-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 _OUR_TABLE = re.compile(r"""^\s*\[\s*(["']?)tool\1\s*\.\s*(["']?)voucher-fsm\2\s*[\].]""", re.MULTILINE)
 """A ``[tool.voucher-fsm]`` (or ``.severity``) table header, found in a file TOML cannot read."""
 
@@ -59,6 +62,10 @@ class Config:
     """Most JSON values one record (or HAR entry) may hold; a bigger one is reported and skipped."""
     clock_skew: float = CLOCK_SKEW
     """Seconds within which a call after a voucher's ``expiresAt`` is judged as possibly before (D24)."""
+    api_prefix: str | None = None
+    """Where the API lives (D25): the path prefix of its operations (None: the spec's ``/api/v1``)."""
+    hosts: tuple[str, ...] = ()
+    """The API's hosts (D25), ``name`` or ``name:port``: exchanges on others are not judged (empty: any)."""
 
     def __post_init__(self) -> None:
         for name in ("kept_per_rule", "longest_record", "most_values"):
@@ -70,6 +77,18 @@ class Config:
         if type(skew) not in (int, float) or not 0 <= skew < float("inf"):
             where = self.source or "Config(clock_skew=...)"
             raise UsageError(f"{where}: clock-skew must be a number of seconds, 0 or more, not {skew!r}")
+        where = self.source or "Config"
+        prefix: Any = self.api_prefix
+        if prefix is not None:
+            if not isinstance(prefix, str) or not prefix.startswith("/") or "?" in prefix or "#" in prefix:
+                raise UsageError(f"{where}: api-prefix must be a path starting with /, not {prefix!r}")
+            object.__setattr__(self, "api_prefix", prefix.rstrip("/"))
+        hosts: Any = self.hosts
+        if not isinstance(hosts, (list, tuple)) or not all(
+            isinstance(h, str) and _HOST.match(h) for h in hosts
+        ):
+            raise UsageError(f"{where}: hosts must be a list of names (name or name:port), not {hosts!r}")
+        object.__setattr__(self, "hosts", tuple(h.lower() for h in hosts))
         # levels may be written as in a config file ("warning", "off"): read them now, not mid-run
         given: Mapping[str, Any] = self.severity  # (typed as it should be, given as it may be)
         if any(v is not None and not isinstance(v, Severity) for v in given.values()):
@@ -184,5 +203,7 @@ def load_config(path: Path) -> Config:
         require_complete=table.get("require-complete", False),
         format=fmt,
         source=str(path),
+        api_prefix=table.get("api-prefix"),
+        hosts=tuple(hosts) if isinstance(hosts := table.get("hosts", ()), list) else hosts,
         **{key.replace("-", "_"): table[key] for key in (*_BOUNDS, "clock-skew") if key in table},
     )
