@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["TOKENS", "TrafficBuilder", "generate", "to_har", "tour"]
+__all__ = ["TOKENS", "TrafficBuilder", "generate", "to_har"]
 
 PREFIX = "/api/v1"
 # (symbol, network, address): the documented tokens (protocol-facts 4)
@@ -381,7 +381,7 @@ def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
-def tour(b: TrafficBuilder) -> Iterator[dict[str, Any]]:
+def _tour(b: TrafficBuilder) -> Iterator[dict[str, Any]]:
     """One finished context that takes every transition and refusal a clean log can take.
 
     Standalone and session reserves, SIMPLE and CUSTOM redeems, FX negotiation, sign and interop on
@@ -451,16 +451,21 @@ def tour(b: TrafficBuilder) -> Iterator[dict[str, Any]]:
 
 
 def generate(
-    sessions: int, seed: int = 0, vouchers_per_session: int | None = None, *, partial: bool = True
+    sessions: int,
+    seed: int = 0,
+    vouchers_per_session: int | None = None,
+    *,
+    partial: bool = True,
+    tour: bool = True,
 ) -> Iterator[dict[str, Any]]:
     """Whole, valid flows: ``sessions`` sessions, each with 1-8 vouchers (or exactly K).
 
-    Then one more context takes the :func:`tour` of every transition and
-    refusal (finished, partial or not). Vouchers are SIMPLE (some negotiated) or CUSTOM; some are
-    discarded; some refused calls are answered with the right codes; with
-    ``partial`` the last flows are left unfinished, as real captures are, and
-    half the contexts stay open; without it every flow ends (all contexts
-    closed). Deterministic for a seed.
+    Vouchers are SIMPLE (some negotiated) or CUSTOM; some are discarded; some
+    refused calls are answered with the right codes; with ``partial`` the last
+    flows are left unfinished, as real captures are, and half the contexts stay
+    open; without it every flow ends (all contexts closed). Then (``tour``) one
+    more context takes the tour (:func:`_tour`) of every transition and refusal,
+    finished, partial or not. Deterministic for a seed.
     """
     b = TrafficBuilder(seed)
     rng = b.rng
@@ -512,7 +517,8 @@ def generate(
         yield b.session_close(payee, s)
         if rng.random() < 0.5 or not partial:  # (drawn either way: the same seed, the same traffic)
             yield b.context_close(payer, ctx)
-    yield from tour(b)
+    if tour:
+        yield from _tour(b)
 
 
 def to_har(
