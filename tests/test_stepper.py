@@ -296,13 +296,13 @@ def test_a_recorded_term_that_a_later_answer_contradicts_is_a_terms_changed_find
     e = _store().adopt("voucher", names["voucher"].id, None, ("RESERVED",))
     ex, routed = _exchange(b.redeem_simple(names["payee"], names["voucher"], "EURC", "100"))
     step = routed.operation.steps[0]
-    terms.record(step.record, e, ex, routed.params)
+    terms.record(terms.compile(step.record), e, ex, routed.params)
     assert e.attrs["type"] == "SIMPLE" and e.attrs["expectedPayment"]["amount"] == "100"
-    assert terms.expect(step.expect, e, ex, routed.params) == []
+    assert terms.expect(terms.compile(step.expect), e, ex, routed.params) == []
     later = b.get_voucher(names["payee"], names["voucher"])
     later["response"]["body"]["type"] = "CUSTOM"
     ex, routed = _exchange(later, 1)
-    found = terms.expect(routed.operation.observes[0].expect, e, ex, routed.params)
+    found = terms.expect(terms.compile(routed.operation.observes[0].expect), e, ex, routed.params)
     assert [(f.rule_id, f.instance_path) for f in found] == [("machine.terms-changed", "/response/body/type")]
 
 

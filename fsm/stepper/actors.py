@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from fsm.exchange import Exchange
 from fsm.secrets import fingerprint
 from fsm.spec.model import CallerSpec, OperationSpec, Spec
+from fsm.stepper.call import Call
 from fsm.stepper.entities import Entity, EntityStore
 from fsm.stepper.refs import resolve
 from fsm.violation import Finding
@@ -32,6 +34,10 @@ class TokenInfo:
 
     role: str
     code: str | None
+
+
+_UNSEEN: Any = object()
+"""A token the registry has not looked at yet (``None`` is one it could not tell)."""
 
 
 class Actors:
@@ -51,8 +57,9 @@ class Actors:
     def info(self, token: str) -> TokenInfo | None:
         """What the run knows of ``token`` (learnt from a sign-in, else from its claims), or None."""
         key = hash(token)
-        if key in self.tokens:
-            return self.tokens[key]
+        known = self.tokens.get(key, _UNSEEN)
+        if known is not _UNSEEN:
+            return known
         info = self.claims(token)
         self.tokens[key] = info
         return info
@@ -135,23 +142,24 @@ class Actors:
             e = e.parent
         return found
 
-    def check(self, op: OperationSpec, ex: Exchange, token: str, touched: Sequence[Entity]) -> list[Finding]:
-        """``actor.wrong-role`` and ``actor.wrong-context`` findings of an accepted call."""
-        acc: list[Finding] = []
-        if not ex.accepted:
-            return acc
+    def check(self, call: Call, findings: list[Finding]) -> None:
+        """``actor.wrong-role`` and ``actor.wrong-context`` findings of an accepted call with a token."""
+        token = call.token
+        if token is None or not call.accepted:
+            return
         info = self.info(token)
+        touched = call.touched
         target = touched[-1] if touched else None
-        need = self.need[op.id]
+        need = self.need[call.op.id]
         resource_role = self.callers.resource_role
+        resource = info is not None and info.role == resource_role
         if need is not None:
-            role = resource_role if info is not None and info.role == resource_role else None
-            role = role or self.role_in(token, target)
+            role = resource_role if resource else self.role_in(token, target)
             if role is not None and role != need:
-                acc.append(
+                findings.append(
                     Finding(
                         "actor.wrong-role",
-                        f"{op.id} is for the {need} only but was accepted from the {role}'s token "
+                        f"{call.op.id} is for the {need} only but was accepted from the {role}'s token "
                         f"{fingerprint(token)}",
                         instance_path="/request/headers/authorization",
                         entity=target.key if target else None,
@@ -159,14 +167,14 @@ class Actors:
                         actual=role,
                     )
                 )
-        if info is not None and info.role == resource_role and info.code is not None:
+        if info is not None and resource and info.code is not None:
             scope = None
             for e in touched:
                 scope = self.store.scope_of(e)
                 if scope is not None:
                     break
             if scope is not None and scope.code is not None and scope.code != info.code:
-                acc.append(
+                findings.append(
                     Finding(
                         "actor.wrong-context",
                         f"resource token {fingerprint(token)} is scoped to context code {info.code} "
@@ -178,4 +186,3 @@ class Actors:
                         actual=scope.code,
                     )
                 )
-        return acc

@@ -228,16 +228,18 @@ class EntityStore:
     @staticmethod
     def remember(e: Entity, h: Seen) -> None:
         """``h`` happened to ``e``: its history, its own last call and its parent's last event."""
-        e.history.append(h)
-        if len(e.history) > HISTORY:
-            del e.history[0]
-        if e.last_own != h.exchange_index:
+        history = e.history
+        history.append(h)
+        if len(history) > HISTORY:
+            del history[0]
+        index = h.exchange_index
+        if e.last_own != index:
             e.seen += 1
-        e.last_own = h.exchange_index
+        e.last_own = index
         parent = e.parent
         if parent is not None:
-            parent.last_event = (h.exchange_index, h, e.id)
-        e.last_event = (h.exchange_index, h, None)
+            parent.last_event = (index, h, e.id)
+        e.last_event = (index, h, None)
 
     @staticmethod
     def related(e: Entity) -> tuple[RelatedExchange, ...]:
