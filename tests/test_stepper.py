@@ -162,7 +162,7 @@ def test_history_keeps_the_last_exchanges_and_tells_the_parent_which_child_moved
         store.remember(child, seen(_exchange(record, n)[0]))
     assert [h.exchange_index for h in child.history] == list(range(2, HISTORY + 2))
     assert child.last_own == HISTORY + 1
-    assert parent.last_event is not None and parent.last_event[2] == child.id
+    assert parent.last_event is not None and parent.last_child == child.id
     assert [r.index for r in store.related(child)] == list(range(2, HISTORY + 2))
     assert store.related(child)[0].summary.startswith("GET /api/v1/vouchers/")
 

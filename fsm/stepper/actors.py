@@ -59,7 +59,8 @@ class Actors:
         key = hash(token)
         known = self.tokens.get(key, _UNSEEN)
         if known is not _UNSEEN:
-            return known
+            found: TokenInfo | None = known
+            return found
         info = self.claims(token)
         self.tokens[key] = info
         return info
@@ -148,13 +149,12 @@ class Actors:
         if token is None or not call.accepted:
             return
         info = self.info(token)
-        touched = call.touched
-        target = touched[-1] if touched else None
+        resource = info is not None and info.role == self.callers.resource_role
         need = self.need[call.op.id]
-        resource_role = self.callers.resource_role
-        resource = info is not None and info.role == resource_role
         if need is not None:
-            role = resource_role if resource else self.role_in(token, target)
+            touched = call.touched
+            target = touched[-1] if touched else None
+            role = self.callers.resource_role if resource else self.role_in(token, target)
             if role is not None and role != need:
                 findings.append(
                     Finding(
@@ -168,21 +168,26 @@ class Actors:
                     )
                 )
         if info is not None and resource and info.code is not None:
-            scope = None
-            for e in touched:
-                scope = self.store.scope_of(e)
-                if scope is not None:
-                    break
-            if scope is not None and scope.code is not None and scope.code != info.code:
-                findings.append(
-                    Finding(
-                        "actor.wrong-context",
-                        f"resource token {fingerprint(token)} is scoped to context code {info.code} "
-                        "but was used on "
-                        f"{(target or scope).key} of context {scope.code}",
-                        instance_path="/request/headers/authorization",
-                        entity=(target or scope).key,
-                        expected=info.code,
-                        actual=scope.code,
-                    )
+            self._check_scope(call.touched, token, info.code, findings)
+
+    def _check_scope(self, touched: list[Entity], token: str, code: str, findings: list[Finding]) -> None:
+        """A resource token used on an entity of another context than its own: ``actor.wrong-context``."""
+        scope = None
+        for e in touched:
+            scope = self.store.scope_of(e)
+            if scope is not None:
+                break
+        if scope is not None and scope.code is not None and scope.code != code:
+            target = touched[-1] if touched else None
+            findings.append(
+                Finding(
+                    "actor.wrong-context",
+                    f"resource token {fingerprint(token)} is scoped to context code {code} "
+                    "but was used on "
+                    f"{(target or scope).key} of context {scope.code}",
+                    instance_path="/request/headers/authorization",
+                    entity=(target or scope).key,
+                    expected=code,
+                    actual=scope.code,
                 )
+            )

@@ -33,7 +33,7 @@ from fsm.stepper.clock import Clock, Timers
 from fsm.stepper.coverage import Coverage
 from fsm.stepper.entities import Entity, EntityStore
 from fsm.stepper.lifecycle import Lifecycle, StepPlan
-from fsm.stepper.observe import ObservePlan, Observations
+from fsm.stepper.observe import Observations, ObservePlan
 from fsm.stepper.payments import Currencies
 from fsm.stepper.predict import Prediction, Predictor
 from fsm.stepper.refs import MISSING

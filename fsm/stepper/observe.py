@@ -19,7 +19,7 @@ from fsm.stepper.refs import MISSING, Reader, reader
 from fsm.stepper.terms import Term, Terms
 from fsm.violation import Finding, RelatedExchange
 
-__all__ = ["ObservePlan", "Observations"]
+__all__ = ["Observations", "ObservePlan"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,13 +116,14 @@ class Observations:
         blame = e.parent.last_event if e.parent is not None else None
         independent = (
             blame is not None
-            and blame[0] > e.last_own
-            and blame[2] != e.id
+            and e.parent is not None
+            and blame.exchange_index > e.last_own
+            and e.parent.last_child != e.id
             and e.observed is not None
             and e.observed != status
         )
         if independent and blame is not None:
-            b_hist = blame[1]
+            b_hist = blame
             b_summary = summary(b_hist)
             rule = "observe.independence"
             message = (
