@@ -22,7 +22,7 @@ from fsm.secrets import fingerprint
 from fsm.spec.model import CallerSpec, OperationSpec, Spec
 from fsm.stepper.call import Call
 from fsm.stepper.entities import Entity, EntityStore
-from fsm.stepper.refs import resolve
+from fsm.stepper.refs import MISSING, Reader, reader
 from fsm.violation import Finding
 
 __all__ = ["Actors", "TokenInfo"]
@@ -52,6 +52,16 @@ class Actors:
         roles = set(self.callers.roles)
         self.need = {op.id: next((a for a in op.actors if a in roles), None) for op in spec.operations}
         """Per operation: the one role it is for (None: any caller)."""
+        self._issues: dict[str, tuple[Reader, Reader, Reader | None]] = {
+            op.id: (
+                reader(op.issues_token.token),
+                reader(op.issues_token.type),
+                reader(op.issues_token.resource) if op.issues_token.resource is not None else None,
+            )
+            for op in spec.operations
+            if op.issues_token is not None
+        }
+        """Per operation that issues a token: where its answer carries the token, its type and resource."""
 
     # ------------------------------------------------------------------ tokens
     def info(self, token: str) -> TokenInfo | None:
@@ -94,14 +104,15 @@ class Actors:
         spec = op.issues_token
         if spec is None or not ex.accepted:
             return
-        token = resolve(spec.token, ex, params)
-        kind = resolve(spec.type, ex, params)
+        read_token, read_type, read_resource = self._issues[op.id]
+        token = read_token(ex, params, MISSING)
+        kind = read_type(ex, params, MISSING)
         if not isinstance(token, str) or not isinstance(kind, str):
             return
         role = self.token_types.get(kind)
         if role is None:
             return
-        code = self._scope_code(resolve(spec.resource, ex, params)) if spec.resource is not None else None
+        code = self._scope_code(read_resource(ex, params, MISSING)) if read_resource is not None else None
         self.tokens[hash(token)] = TokenInfo(role, code)
 
     # ------------------------------------------------------------------- roles

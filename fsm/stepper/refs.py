@@ -3,8 +3,8 @@
 :func:`resolve` reads a :class:`~fsm.spec.model.Ref` in one exchange with the kit's one JSON-pointer
 walker (:mod:`fsm.pointer`). A value that is not there is :data:`MISSING` (``None`` is a value a body
 may hold). :func:`reader` compiles a reference once, at load, into a function that reads the same
-value without interpreting the reference again (a path parameter, or one member of a body or item,
-are read directly; any other pointer goes through :func:`resolve`).
+value without interpreting the reference again (a path parameter, a member or pointer of a body, a
+member of an item are read directly; an item's deeper pointers go through :func:`resolve`).
 """
 
 from __future__ import annotations
@@ -57,6 +57,10 @@ def reader(ref: Ref | None) -> Reader:
         if ref.source == "request":
             return _request_member(ref.tokens[0])
         return _item_member(ref.tokens[0])
+    if ref.source == "response":
+        return _response_pointer(ref.tokens)
+    if ref.source == "request":
+        return _request_pointer(ref.tokens)
     return _generic(ref)
 
 
@@ -96,6 +100,20 @@ def _item_member(name: str) -> Reader:
         if type(item) is dict:
             return item.get(name, MISSING)
         return get(item, (name,)) if item is not MISSING else MISSING
+
+    return read
+
+
+def _response_pointer(tokens: tuple[str, ...]) -> Reader:
+    def read(ex: Exchange, params: Mapping[str, str], item: Any) -> Any:
+        return get(ex.resp_body, tokens) if ex.resp_has_body else MISSING
+
+    return read
+
+
+def _request_pointer(tokens: tuple[str, ...]) -> Reader:
+    def read(ex: Exchange, params: Mapping[str, str], item: Any) -> Any:
+        return get(ex.req_body, tokens) if ex.req_has_body else MISSING
 
     return read
 
