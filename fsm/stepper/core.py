@@ -13,9 +13,10 @@ operation, the check of every key the operation declares, in this order:
 ``payments``              :meth:`~fsm.stepper.payments.Currencies.check` (D14)
 ========================  ==============================================================
 
-Each operation's plan (the checks it needs, its steps compiled against the machines) is made once,
-when the stepper is made, so the hot path does not interpret the spec again for every exchange. A new
-check is a key in the data, a function here, and a row in :data:`CHECKS`.
+Each operation's plan (the checks it needs; its steps and observations compiled against the machines,
+their references turned into readers) is made once, when the stepper is made, so the hot path does
+not interpret the spec again for every exchange. A new check is a key in the data, a function here
+(taking the :class:`~fsm.stepper.call.Call` and the findings list), and a row in :data:`CHECKS`.
 """
 
 from __future__ import annotations
