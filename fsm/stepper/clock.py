@@ -130,6 +130,14 @@ class Timers:
 
     def tick(self, e: Entity, kind: str, now: float | None) -> None:
         """Fire the timed transitions (expiry, D2) whose time lies before ``now``."""
+        if now is None or not e.attrs:
+            return
+        for _, key in self._due[kind]:
+            due = e.attrs.get(key)
+            if due is not None and now > due:  # (one is due: fire them all, in order)
+                break
+        else:
+            return
         states, fired = self.ticked(e, kind, now)
         if fired:
             before = tuple(s for s in e.states if s not in self.after[kind])

@@ -45,15 +45,18 @@ class Seen(NamedTuple):
 
 def seen(ex: Exchange) -> Seen:
     """What an entity remembers of ``ex``."""
-    return Seen(
-        ex.index,
-        ex.file,
-        ex.position,
-        ex.is_entry,
-        ex.method,
-        ex.path,
-        ex.status,
-        ex.error_code if not ex.accepted else None,
+    return tuple.__new__(  # (Seen's own __new__ is a Python function: one call fewer per exchange)
+        Seen,
+        (
+            ex.index,
+            ex.file,
+            ex.position,
+            ex.is_entry,
+            ex.method,
+            ex.path,
+            ex.status,
+            ex.error_code if not ex.accepted else None,
+        ),
     )
 
 
@@ -80,6 +83,7 @@ class Entity:
         "history",
         "id",
         "kind",
+        "last_child",
         "last_event",
         "last_own",
         "model",
@@ -102,7 +106,8 @@ class Entity:
         self.model: Any = None
         self.observed: str | None = None
         self.last_own = -1
-        self.last_event: tuple[int, Seen, str | None] | None = None
+        self.last_event: Seen | None = None  # the last exchange that named it or one of its children
+        self.last_child: str | None = None  # the id of the child that exchange named (None: itself)
         self.expired_by_clock: tuple[str, ...] = ()  # the states before a timed transition fired (D24)
         self.callers: dict[str, int] | None = None  # role -> hash of its token: never the secret itself
 
@@ -268,21 +273,25 @@ class EntityStore:
         ``own=False``: ``e`` was only read in an answer about its parent (a session listing its
         vouchers): history and count, but no call of its own (independence, D17).
         """
-        if not own and e.history and e.history[-1].exchange_index == h.exchange_index:
+        history = e.history
+        index = h.exchange_index
+        if not own and history and history[-1].exchange_index == index:
             return  # (already named by this exchange)
-        e.history.append(h)
-        if len(e.history) > HISTORY:
-            del e.history[0]
+        history.append(h)
+        if len(history) > HISTORY:
+            del history[0]
         if not own:
             e.seen += 1
             return
-        if e.last_own != h.exchange_index:
+        if e.last_own != index:
             e.seen += 1
-        e.last_own = h.exchange_index
+        e.last_own = index
         parent = e.parent
         if parent is not None:
-            parent.last_event = (h.exchange_index, h, e.id)
-        e.last_event = (h.exchange_index, h, None)
+            parent.last_event = h
+            parent.last_child = e.id
+        e.last_event = h
+        e.last_child = None
 
     @staticmethod
     def related(e: Entity) -> tuple[RelatedExchange, ...]:
