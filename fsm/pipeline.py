@@ -29,7 +29,7 @@ from fsm.spec import Spec, load_spec
 from fsm.stepper import Coverage, Prediction, Stepper, history_location
 from fsm.violation import Finding, RelatedExchange, Severity, SourceLocation, Violation
 
-__all__ = ["ExchangeCallback", "Validator", "validate_log"]
+__all__ = ["ExchangeCallback", "Validator", "distinct_label", "validate_log"]
 
 Progress = Callable[[int, float | None], None]
 """Called now and then during feed_file with (records read so far, fraction of the file read or None)."""
@@ -187,11 +187,7 @@ class Validator:
 
         Each input has its own clock (D19), keyed by its label: two files must not share one.
         """
-        n, shown = 1, label
-        while self._labels.setdefault(shown, path) != path:
-            n += 1
-            shown = f"{label} ({n})"
-        return shown
+        return distinct_label(self._labels, label, path)
 
     def _check_open(self) -> None:
         if self._finished is not None:
@@ -527,6 +523,15 @@ def _redacted(related: tuple[RelatedExchange, ...]) -> tuple[RelatedExchange, ..
         summary = redact(r.summary)
         out.append(r if summary == r.summary else replace(r, summary=summary))
     return tuple(out)
+
+
+def distinct_label(labels: dict[str, str], label: str, path: str) -> str:
+    """``label``, or ``label (2)`` when ``labels`` (label shown -> path) holds it for another path."""
+    n, shown = 1, label
+    while labels.setdefault(shown, path) != path:
+        n += 1
+        shown = f"{label} ({n})"
+    return shown
 
 
 def validate_log(

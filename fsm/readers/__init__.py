@@ -107,6 +107,7 @@ def open_input(
     *,
     longest: int = LONGEST_RECORD,
     most_values: int = MOST_VALUES,
+    keep: Callable[[int], bool] | None = None,
 ) -> tuple[InputFile, Iterator[RawItem]]:
     """Open ``path`` (``-`` for standard input) and return its description and record stream.
 
@@ -115,6 +116,9 @@ def open_input(
 
     A file that cannot be opened (a folder, no permission) is one unreadable file-level record;
     raises :class:`LogFormatError` only for standard input that is closed or was read already.
+
+    ``keep``: JSONL lines for which ``keep(line number)`` is false are not parsed nor yielded
+    (other formats yield every record: the caller filters).
     """
     if path == "-":
         if stdin is None and sys.stdin is None:  # (file descriptor 0 closed: Python sets it so)
@@ -167,7 +171,7 @@ def open_input(
     if fmt == "har":
         return info, _closing(_har_items(stream, reread, most_values), handle)
     # (one generator less per record)
-    return info, read_jsonl(stream, also_close=handle, longest=longest, most_values=most_values)
+    return info, read_jsonl(stream, also_close=handle, longest=longest, most_values=most_values, keep=keep)
 
 
 def _wide_text(head: bytes) -> str | None:

@@ -1,0 +1,522 @@
+"""Shards by payment context: one run on N processes, the same report as one process (issue 19).
+
+A cheap first pass reads every record once, types it, routes it and notes only the ids it names
+(context id and code, session id and code, voucher id and code: the ``ref`` of each of its
+operation's ``steps`` and ``observes`` in the operation table). Exchanges that name a common id
+are one connected component (union-find); bearer tokens are no link (one payer's token spans
+many contexts). Components are packed into N shards, largest first. Each shard is judged by
+the same pipeline (:class:`fsm.pipeline.Validator`), in log order within the shard, and the
+findings are merged back in log order.
+
+What spans contexts is handed over explicitly, each from the log position it holds:
+
+- the token table and the currency registry: every exchange whose operation ``issues_token``
+  or ``learns`` (D10, D14) is replayed, without being judged, in every other shard, just
+  before the first exchange that follows it in the log;
+- each file's clock (D19): the time of the exchange before, in the whole file;
+- once-per-file infos (``time.missing``, ``time.no-offset``): told by the shard holding the
+  file's first such exchange; once-per-path infos (D1) and everything not routed to an
+  operation form one component, so one matcher sees them all, in order;
+- exchange numbers: each exchange keeps its number in the whole log;
+- first-N-per-rule details, counts, entity outcomes and totals: merged in the order one
+  process would have made them (:func:`merge`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import multiprocessing
+import os
+from array import array
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from fsm import worker
+from fsm.config import Config
+from fsm.exchange import Exchange, build_exchange, has_no_offset
+from fsm.matcher import Match, Matcher, Router
+from fsm.pipeline import Validator, distinct_label
+from fsm.readers import input_uri, open_input
+from fsm.report import EntityOutcome, InputSummary, Report, Totals, sort_violations
+from fsm.spec import Spec, load_spec
+from fsm.spec.model import EntityRef, OperationSpec
+from fsm.stepper import Stepper
+from fsm.stepper.core import CHECKS, Call
+from fsm.stepper.entities import Entity, EntityStore
+from fsm.stepper.refs import MISSING, resolve
+from fsm.violation import Finding, Severity, Violation
+
+__all__ = ["Plan", "ShardResult", "cores", "merge", "plan", "run_shard", "validate_sharded"]
+
+_NONE = float("nan")  # no previous time in the file
+_UNLINKED = 0  # the component of every record no operation's ids place: unreadable, unrouted, no answer
+_LEARNING = ("issues_token", "learns")  # the operation keys whose effect spans contexts (CHECKS)
+
+
+def cores() -> int:
+    """The processors this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # (not Linux)
+        return os.cpu_count() or 1
+
+
+# ------------------------------------------------------------------ first pass
+@dataclass
+class PlannedFile:
+    """One input as the first pass read it: where its records sit in the run's numbering."""
+
+    path: str
+    label: str
+    format: str
+    uri: str | None
+    is_entry: bool
+    base: int  # the run-wide number (ordinal) of its first record
+    positions: array[int] = field(default_factory=lambda: array("q"))  # line or entry of each record
+
+
+@dataclass
+class Plan:
+    """What the first pass learnt: each record's shard and what its shard needs to judge it."""
+
+    files: list[PlannedFile]
+    shards: int
+    shard_of: array[int]  # per record (ordinal): its shard
+    index: array[int]  # per record: the exchange number the pipeline gives its exchange
+    previous: array[float]  # per record: the time of its file's last timed exchange before it (nan: none)
+    first: bytearray  # per record: 1 = its file's first exchange without a time, 2 = first without an offset
+    learned: list[int]  # ordinals of the exchanges whose operation learns what spans contexts
+    replays: dict[int, tuple[Any, int, str, dict[str, str]]]  # ordinal -> record, file, operation, params
+    sizes: list[int]  # records per shard
+    components: int
+    largest: int  # records in the largest component
+
+    def keeper(self, f: PlannedFile, shard: int) -> Callable[[int], bool]:
+        """Whether the record at a line (or entry) of ``f`` belongs to ``shard``."""
+        positions, shard_of, base = f.positions, self.shard_of, f.base
+
+        def keep(position: int) -> bool:
+            j = bisect_left(positions, position)
+            return j < len(positions) and positions[j] == position and shard_of[base + j] == shard
+
+        return keep
+
+    def ordinal(self, f: PlannedFile, position: int | None) -> int:
+        """The run-wide number of the record at ``position`` of ``f``."""
+        return f.base + bisect_left(f.positions, -1 if position is None else position)
+
+    @property
+    def skew(self) -> float:
+        """The largest shard over the mean shard (1.0: perfectly even)."""
+        total = sum(self.sizes)
+        return max(self.sizes) * len(self.sizes) / total if total else 1.0
+
+
+class _Components:
+    """Union-find over the ids exchanges name."""
+
+    def __init__(self) -> None:
+        self.parent = [_UNLINKED]
+        self.nodes: dict[tuple[str, str, str], int] = {}
+
+    def new(self) -> int:
+        self.parent.append(len(self.parent))
+        return len(self.parent) - 1
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    def join(self, names: Iterable[tuple[str, str, str]]) -> int:
+        """The component of the ids ``names`` (a new one if none), all of them joined."""
+        root = -1
+        for name in names:
+            node = self.nodes.get(name)
+            if node is None:
+                node = self.nodes[name] = self.new()
+            node = self.find(node)
+            if root < 0:
+                root = node
+            elif node != root:
+                self.parent[node] = root
+        return root if root >= 0 else self.new()
+
+
+def named_ids(op: OperationSpec, ex: Exchange, params: dict[str, str]) -> Iterator[tuple[str, str, str]]:
+    """``(machine, "id" or "code", value)`` of every entity the operation table says ``ex`` names."""
+    for step in op.steps:
+        yield from _refs(step.machine, step.ref, ex, params, MISSING)
+    for obs in op.observes:
+        if obs.each is None:
+            yield from _refs(obs.machine, obs.ref, ex, params, MISSING)
+            continue
+        items = resolve(obs.each, ex, params)
+        if isinstance(items, list):
+            for item in items:
+                yield from _refs(obs.machine, obs.ref, ex, params, item)
+
+
+def _refs(machine: str, ref: EntityRef, ex: Exchange, params: dict[str, str], item: Any) -> Iterator[tuple[str, str, str]]:
+    for what, r in (("id", ref.id), ("code", ref.code)):
+        if r is not None:
+            value = resolve(r, ex, params, item)
+            if isinstance(value, str):
+                yield machine, what, value
+
+
+def plan(
+    paths: Sequence[str], shards: int, *, spec: Spec | None = None, config: Config | None = None
+) -> Plan:
+    """The first pass: read, type and route every record, link them by the ids they name, pack shards."""
+    spec = spec if spec is not None else load_spec()
+    config = config if config is not None else Config()
+    matcher = Matcher(Router(spec))
+    learning = {op.id for op in spec.operations if any(CHECKS[k][0](op) for k in _LEARNING)}
+    uf = _Components()
+    comp = array("q")
+    index_of, previous, first = array("q"), array("d"), bytearray()
+    learned: list[int] = []
+    replays: dict[int, tuple[Any, int, str, dict[str, str]]] = {}
+    labels: dict[str, str] = {}
+    files: list[PlannedFile] = []
+    clocks: dict[str, float] = {}
+    untimed: set[str] = set()
+    offsetless: set[str] = set()
+    index = 0
+    for path in paths:
+        info, items = open_input(path, longest=config.longest_record, most_values=config.most_values)
+        label = distinct_label(labels, info.label, path)
+        is_entry = info.positions_are_entries
+        f = PlannedFile(path, label, info.format, input_uri(path), is_entry, len(comp))
+        files.append(f)
+        for position, record, error in items:
+            o = len(comp)
+            f.positions.append(-1 if position is None else position)
+            index_of.append(index)
+            previous.append(clocks.get(label, _NONE))
+            first.append(0)
+            comp.append(_UNLINKED)
+            if error is not None:
+                continue
+            try:
+                built = build_exchange(record, index, label, position, is_entry)
+            except Exception:  # (the shard reports the kit's failure on it, as one process does)
+                continue
+            if isinstance(built, Finding):
+                continue
+            index += 1
+            if built.time is None:
+                if label not in untimed:
+                    untimed.add(label)
+                    first[o] = 1
+            else:
+                clocks[label] = built.time
+                if label not in offsetless and has_no_offset(built.time_text or ""):
+                    offsetless.add(label)
+                    first[o] = 2
+            if built.status == 0:
+                continue
+            try:
+                routed = matcher.match(built)
+            except Exception:
+                continue
+            if not isinstance(routed, Match):
+                continue
+            op = routed.operation
+            if op.id in learning:
+                learned.append(o)
+                replays[o] = (record, len(files) - 1, op.id, routed.params)
+            comp[o] = uf.join(named_ids(op, built, routed.params))
+    return _pack(files, shards, uf, comp, index_of, previous, first, learned, replays)
+
+
+def _pack(
+    files: list[PlannedFile],
+    shards: int,
+    uf: _Components,
+    comp: array[int],
+    index_of: array[int],
+    previous: array[float],
+    first: bytearray,
+    learned: list[int],
+    replays: dict[int, tuple[Any, int, str, dict[str, str]]],
+) -> Plan:
+    """Components packed into ``shards`` shards, largest first, each into the least loaded."""
+    roots = array("q", (uf.find(c) for c in comp))
+    sizes = Counter(roots)
+    order = sorted(sizes, key=lambda r: (-sizes[r], r))
+    loads = [(0, k) for k in range(shards)]
+    shard_of_root: dict[int, int] = {}
+    for r in order:
+        load, k = heapq.heappop(loads)
+        shard_of_root[r] = k
+        heapq.heappush(loads, (load + sizes[r], k))
+    shard_of = array("h", (shard_of_root[r] for r in roots))
+    per_shard = [0] * shards
+    for load, k in loads:
+        per_shard[k] = load
+    return Plan(
+        files,
+        shards,
+        shard_of,
+        index_of,
+        previous,
+        first,
+        learned,
+        replays,
+        per_shard,
+        len(sizes),
+        max(sizes.values(), default=0),
+    )
+
+
+# ------------------------------------------------------------------ one shard
+class ShardStore(EntityStore):
+    """The entity store, noting the exchange at which each entry entered each of its tables.
+
+    One process lists entities in the order its tables hold them; a shard holds a part of those
+    tables, in the same relative order, and these numbers interleave the parts again.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.now = -1
+        self.born: dict[tuple[str, str], int] = {}
+        self.code_born: dict[tuple[str, str], int] = {}
+        self.done_at: dict[tuple[str, str], int] = {}
+
+    def adopt(self, kind: str, id: Any, code: Any, states: tuple[str, ...]) -> Entity:
+        new_id = isinstance(id, str) and (kind, id) not in self.entities
+        new_code = isinstance(code, str) and (kind, code) not in self.by_code
+        e = super().adopt(kind, id, code, states)
+        if new_id:
+            self.born[(kind, id)] = self.now
+        if new_code:
+            self.code_born[(kind, code)] = self.now
+        return e
+
+    def file_code(self, e: Entity, code: Any) -> None:
+        if e.code is None and isinstance(code, str) and (e.kind, code) not in self.by_code:
+            self.code_born[(e.kind, code)] = self.now
+        super().file_code(e, code)
+
+    def settle(self, e: Entity) -> None:
+        new = e.id is not None and e.id not in self.finished[e.kind]
+        super().settle(e)
+        if new and e.id in self.finished[e.kind]:
+            self.done_at[(e.kind, e.id)] = self.now  # type: ignore[index]
+
+    def outcome_keys(self) -> list[tuple[int, int, int]]:
+        """Where each of :meth:`outcomes` stands in one process's order."""
+        keys = [(0, 0, self.born[k]) for k in self.entities]
+        for rank, (kind, done) in enumerate(self.finished.items(), 1):
+            keys.extend((1, rank, self.done_at[(kind, id_)]) for id_ in done)
+        return keys
+
+    def unfinished_keys(self) -> list[tuple[int, int, int]]:
+        """Where each of :meth:`unfinished` stands in one process's order."""
+        keys = [(1, 0, self.born[k]) for k, e in self.entities.items() if not self.is_final(e)]
+        keys.extend(
+            (1, 1, self.code_born[k]) for k, e in self.by_code.items() if e.id is None and not self.is_final(e)
+        )
+        return keys
+
+
+class ShardStepper(Stepper):
+    """The stepper of one shard: its store notes order, and it replays what other shards learnt."""
+
+    store_class = ShardStore
+
+    def step(self, ex: Exchange, match: Match) -> list[Finding]:
+        self.store.now = ex.index  # type: ignore[attr-defined]
+        return super().step(ex, match)
+
+    def learn(self, ex: Exchange, match: Match) -> None:
+        """Apply what an exchange judged in another shard teaches (tokens, currencies), judging nothing."""
+        call = Call(ex, match.operation, match.params)
+        for key in _LEARNING:
+            declared, check = CHECKS[key]
+            if declared(match.operation):
+                getattr(self, check)(call, [])
+
+    def resume_clock(self, file: str, time: float | None) -> None:
+        """``file``'s clock as the exchanges before, in other shards too, left it (D19)."""
+        self._clock.resume(file, time)
+
+
+@dataclass
+class ShardResult:
+    """What one shard hands back: its kept violations and entities, each with its place in one run's order."""
+
+    violations: list[tuple[tuple[int, ...], Violation]]
+    kept: Counter[str]
+    untold: Counter[tuple[str, Severity]]
+    entities: list[tuple[tuple[int, ...], EntityOutcome]]
+    report: Report  # (inputs and totals: this shard's part)
+
+
+class ShardValidator(Validator):
+    """The pipeline's validator judging one shard of a planned run."""
+
+    def __init__(self, spec: Spec, *, config: Config, engine: str) -> None:
+        super().__init__(spec, config=config, engine=engine, stepper=ShardStepper)
+
+    def run(self, p: Plan, shard: int) -> ShardResult:
+        stepper: ShardStepper = self._stepper  # type: ignore[assignment]
+        ops = {op.id: op for op in self.spec.operations}
+        self._untimed.update(f.label for f in p.files)  # told by the shard holding the first
+        self._offsetless.update(f.label for f in p.files)
+        learned, li = p.learned, 0
+        marks: list[tuple[int, int]] = []  # (violations kept before, ordinal) at each record that kept any
+        for f in p.files:
+            label, is_entry = f.label, f.is_entry
+            bounds = self.config
+            info, items = open_input(
+                f.path, longest=bounds.longest_record, most_values=bounds.most_values, keep=p.keeper(f, shard)
+            )
+            read, judged = self._read, self._judged
+            for item in items:
+                o = p.ordinal(f, item[0])
+                if p.shard_of[o] != shard:
+                    continue
+                while li < len(learned) and learned[li] < o:
+                    if p.shard_of[learned[li]] != shard:
+                        self._replay(p, learned[li], ops)
+                    li += 1
+                self._index = p.index[o]
+                if p.first[o] & 1:
+                    self._untimed.discard(label)
+                elif p.first[o] & 2:
+                    self._offsetless.discard(label)
+                t = p.previous[o]
+                stepper.resume_clock(label, None if math.isnan(t) else t)
+                n = len(self._violations)
+                self._judge(self._front(item, label, is_entry), label, is_entry)
+                if len(self._violations) != n:
+                    marks.append((n, o))
+            self._inputs.append(
+                InputSummary(label, info.format, self._read - read, self._judged - judged, f.uri)
+            )
+        ended = len(self._violations)
+        report = self.finish()
+        store: ShardStore = stepper.store  # type: ignore[assignment]
+        starts = [m[0] for m in marks]
+        keyed: list[tuple[tuple[int, ...], Violation]] = []
+        for i, v in enumerate(self._violations[:ended]):
+            keyed.append(((0, marks[bisect_left(starts, i + 1) - 1][1], 0, i), v))
+        for i, (v, key) in enumerate(zip(self._violations[ended:], store.unfinished_keys(), strict=False)):
+            keyed.append(((*key, ended + i), v))
+        entities = [
+            ((*key, i), e) for i, (key, e) in enumerate(zip(store.outcome_keys(), report.entities, strict=True))
+        ]
+        return ShardResult(keyed, Counter(self._kept), Counter(self._untold), entities, report)
+
+    def _replay(self, p: Plan, o: int, ops: dict[str, OperationSpec]) -> None:
+        record, file_no, op_id, params = p.replays[o]
+        f = p.files[file_no]
+        ex = build_exchange(record, p.index[o], f.label, f.positions[o - f.base], f.is_entry)
+        if isinstance(ex, Exchange):
+            self._stepper.learn(ex, Match(ops[op_id], params))  # type: ignore[attr-defined]
+
+
+def run_shard(p: Plan, shard: int, *, spec: Spec, config: Config, engine: str = "table") -> ShardResult:
+    """Judge shard ``shard`` of ``p``."""
+    return ShardValidator(spec, config=config, engine=engine).run(p, shard)
+
+
+# ------------------------------------------------------------------ merge
+def merge(p: Plan, results: Sequence[ShardResult], *, spec: Spec, config: Config) -> Report:
+    """One report from the shards' parts, as one process would have made it."""
+    keep = config.kept_per_rule or 2**63
+    kept: Counter[str] = Counter()
+    untold: Counter[tuple[str, Severity]] = Counter()
+    violations: list[Violation] = []
+    for _, v in sorted((kv for r in results for kv in r.violations), key=lambda kv: kv[0]):
+        if kept[v.rule_id] < keep:
+            kept[v.rule_id] += 1
+            violations.append(v)
+        else:
+            untold[(v.rule_id, v.severity)] += 1
+    for r in results:
+        untold.update(r.untold)
+    entities = tuple(e for _, e in sorted((ke for r in results for ke in r.entities), key=lambda ke: ke[0]))
+    inputs = []
+    for i, f in enumerate(p.files):
+        parts = [r.report.inputs[i] for r in results]
+        inputs.append(
+            InputSummary(
+                f.label,
+                parts[0].format if parts else f.format,
+                sum(x.records for x in parts),
+                sum(x.judged for x in parts),
+                f.uri,
+            )
+        )
+    totals = Totals(*(sum(getattr(r.report.totals, t.name) for r in results) for t in fields(Totals)))
+    return Report(
+        inputs=tuple(inputs),
+        totals=totals,
+        violations=sort_violations(violations),
+        entities=entities,
+        rules=spec.rules,
+        strict=config.strict,
+        untold=tuple(sorted(((rule, level, n) for (rule, level), n in untold.items()), key=str)),
+    )
+
+
+# ------------------------------------------------------------------ processes
+_RUN: tuple[Plan, Spec, Config, str] | None = None  # (inherited by forked shard processes)
+
+
+def _in_child(shard: int) -> ShardResult:
+    assert _RUN is not None
+    p, spec, config, engine = _RUN
+    return run_shard(p, shard, spec=spec, config=config, engine=engine)
+
+
+def validate_sharded(
+    paths: str | Path | Iterable[str | Path],
+    *,
+    jobs: int | None = None,
+    config: Config | None = None,
+    spec: Spec | None = None,
+    engine: str = "table",
+    on_plan: Callable[[Plan], None] | None = None,
+) -> Report:
+    """Validate log files on ``jobs`` processes (default: the cores available); the report is
+    the one :func:`fsm.validate_log` makes in one process, byte for byte in every format.
+
+    Standard input (``-``) cannot be read twice: with it, or where processes cannot be forked,
+    the run is one process. ``on_plan`` is called with the first pass's :class:`Plan` (shard
+    sizes, components, the largest component).
+    """
+    global _RUN
+    names = [str(paths)] if isinstance(paths, (str, Path)) else [str(x) for x in paths]
+    jobs = cores() if jobs is None else jobs
+    spec = spec if spec is not None else load_spec()
+    config = config if config is not None else Config()
+    if jobs <= 1 or "-" in names or not worker.available():
+        v = Validator(spec, config=config, engine=engine)
+        for name in names:
+            v.feed_file(name)
+        return v.finish()
+    p = plan(names, jobs, spec=spec, config=config)
+    if on_plan is not None:
+        on_plan(p)
+    _RUN = (p, spec, config, engine)
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            results = pool.map(_in_child, range(jobs), chunksize=1)
+    finally:
+        _RUN = None
+    return merge(p, results, spec=spec, config=config)
