@@ -24,6 +24,7 @@ What spans contexts is handed over explicitly, each from the log position it hol
 
 from __future__ import annotations
 
+import glob
 import heapq
 import math
 import multiprocessing
@@ -38,6 +39,7 @@ from typing import Any
 
 from fsm import worker
 from fsm.config import Config
+from fsm.errors import UsageError
 from fsm.exchange import Exchange, build_exchange, has_no_offset
 from fsm.matcher import Match, Matcher, Router
 from fsm.pipeline import Validator, distinct_label
@@ -51,7 +53,7 @@ from fsm.stepper.entities import Entity, EntityStore
 from fsm.stepper.refs import MISSING, resolve
 from fsm.violation import Finding, Severity, Violation
 
-__all__ = ["Plan", "ShardResult", "cores", "merge", "plan", "run_shard", "validate_sharded"]
+__all__ = ["Plan", "ShardResult", "cores", "expand", "merge", "plan", "run_shard", "validate_sharded"]
 
 _NONE = float("nan")  # no previous time in the file
 _UNLINKED = 0  # the component of every record no operation's ids place: unreadable, unrouted, no answer
@@ -64,6 +66,28 @@ def cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # (not Linux)
         return os.cpu_count() or 1
+
+
+_GLOB = frozenset("*?[")
+
+
+def expand(paths: Iterable[str | Path]) -> list[str]:
+    """Inputs with glob patterns (``logs/*.jsonl.gz``) replaced by the files they match, sorted.
+
+    A name that is a file is itself, wildcards or not; a pattern that matches nothing is a
+    :class:`~fsm.errors.UsageError`.
+    """
+    out = []
+    for given in paths:
+        name = str(given)
+        if name == "-" or Path(name).exists() or not _GLOB & set(name):
+            out.append(name)
+            continue
+        found = sorted(glob.glob(name, recursive=True))
+        if not found:
+            raise UsageError(f"{name}: no file matches")
+        out.extend(found)
+    return out
 
 
 # ------------------------------------------------------------------ first pass
@@ -166,7 +190,9 @@ def named_ids(op: OperationSpec, ex: Exchange, params: dict[str, str]) -> Iterat
                 yield from _refs(obs.machine, obs.ref, ex, params, item)
 
 
-def _refs(machine: str, ref: EntityRef, ex: Exchange, params: dict[str, str], item: Any) -> Iterator[tuple[str, str, str]]:
+def _refs(
+    machine: str, ref: EntityRef, ex: Exchange, params: dict[str, str], item: Any
+) -> Iterator[tuple[str, str, str]]:
     for what, r in (("id", ref.id), ("code", ref.code)):
         if r is not None:
             value = resolve(r, ex, params, item)
@@ -314,7 +340,7 @@ class ShardStore(EntityStore):
         new = e.id is not None and e.id not in self.finished[e.kind]
         super().settle(e)
         if new and e.id in self.finished[e.kind]:
-            self.done_at[(e.kind, e.id)] = self.now  # type: ignore[index]
+            self.done_at[(e.kind, e.id)] = self.now
 
     def outcome_keys(self) -> list[tuple[int, int, int]]:
         """Where each of :meth:`outcomes` stands in one process's order."""
@@ -327,7 +353,9 @@ class ShardStore(EntityStore):
         """Where each of :meth:`unfinished` stands in one process's order."""
         keys = [(1, 0, self.born[k]) for k, e in self.entities.items() if not self.is_final(e)]
         keys.extend(
-            (1, 1, self.code_born[k]) for k, e in self.by_code.items() if e.id is None and not self.is_final(e)
+            (1, 1, self.code_born[k])
+            for k, e in self.by_code.items()
+            if e.id is None and not self.is_final(e)
         )
         return keys
 
@@ -416,8 +444,9 @@ class ShardValidator(Validator):
             keyed.append(((0, marks[bisect_left(starts, i + 1) - 1][1], 0, i), v))
         for i, (v, key) in enumerate(zip(self._violations[ended:], store.unfinished_keys(), strict=False)):
             keyed.append(((*key, ended + i), v))
-        entities = [
-            ((*key, i), e) for i, (key, e) in enumerate(zip(store.outcome_keys(), report.entities, strict=True))
+        outcomes = zip(store.outcome_keys(), report.entities, strict=True)
+        entities: list[tuple[tuple[int, ...], EntityOutcome]] = [
+            ((*key, i), e) for i, (key, e) in enumerate(outcomes)
         ]
         return ShardResult(keyed, Counter(self._kept), Counter(self._untold), entities, report)
 
@@ -493,15 +522,17 @@ def validate_sharded(
     engine: str = "table",
     on_plan: Callable[[Plan], None] | None = None,
 ) -> Report:
-    """Validate log files on ``jobs`` processes (default: the cores available); the report is
-    the one :func:`fsm.validate_log` makes in one process, byte for byte in every format.
+    """Validate log files on ``jobs`` processes (default: the cores available).
+
+    The report is the one :func:`fsm.validate_log` makes in one process, byte for byte in every
+    format. Inputs may be glob patterns (:func:`expand`).
 
     Standard input (``-``) cannot be read twice: with it, or where processes cannot be forked,
     the run is one process. ``on_plan`` is called with the first pass's :class:`Plan` (shard
     sizes, components, the largest component).
     """
     global _RUN
-    names = [str(paths)] if isinstance(paths, (str, Path)) else [str(x) for x in paths]
+    names = expand([paths] if isinstance(paths, (str, Path)) else paths)
     jobs = cores() if jobs is None else jobs
     spec = spec if spec is not None else load_spec()
     config = config if config is not None else Config()
