@@ -43,7 +43,7 @@ from fsm.errors import UsageError
 from fsm.exchange import Exchange, build_exchange, has_no_offset
 from fsm.matcher import Match, Matcher, Router
 from fsm.pipeline import Validator, distinct_label
-from fsm.readers import input_uri, open_input
+from fsm.readers import RawItem, input_uri, open_input, printable
 from fsm.report import EntityOutcome, InputSummary, Report, Totals, sort_violations
 from fsm.spec import Spec, load_spec
 from fsm.spec.model import EntityRef, OperationSpec
@@ -145,12 +145,18 @@ class _Components:
     """Union-find over the ids exchanges name."""
 
     def __init__(self) -> None:
-        self.parent = [_UNLINKED]
+        self.parent = array("q", [_UNLINKED])
         self.nodes: dict[tuple[str, str, str], int] = {}
 
     def new(self) -> int:
         self.parent.append(len(self.parent))
         return len(self.parent) - 1
+
+    def node(self, name: tuple[str, str, str]) -> int:
+        found = self.nodes.get(name)
+        if found is None:
+            found = self.nodes[name] = self.new()
+        return found
 
     def find(self, x: int) -> int:
         parent = self.parent
@@ -161,18 +167,18 @@ class _Components:
             parent[x], x = root, parent[x]
         return root
 
+    def union(self, a: int, b: int) -> int:
+        a, b = self.find(a), self.find(b)
+        if a != b:
+            self.parent[b] = a
+        return a
+
     def join(self, names: Iterable[tuple[str, str, str]]) -> int:
         """The component of the ids ``names`` (a new one if none), all of them joined."""
         root = -1
         for name in names:
-            node = self.nodes.get(name)
-            if node is None:
-                node = self.nodes[name] = self.new()
-            node = self.find(node)
-            if root < 0:
-                root = node
-            elif node != root:
-                self.parent[node] = root
+            node = self.node(name)
+            root = self.find(node) if root < 0 else self.union(root, node)
         return root if root >= 0 else self.new()
 
 
@@ -200,56 +206,55 @@ def _refs(
                 yield machine, what, value
 
 
-def plan(
-    paths: Sequence[str], shards: int, *, spec: Spec | None = None, config: Config | None = None
-) -> Plan:
-    """The first pass: read, type and route every record, link them by the ids they name, pack shards."""
-    spec = spec if spec is not None else load_spec()
-    config = config if config is not None else Config()
-    matcher = Matcher(Router(spec))
-    learning = {op.id for op in spec.operations if any(CHECKS[k][0](op) for k in _LEARNING)}
-    uf = _Components()
-    comp = array("q")
-    index_of, previous, first = array("q"), array("d"), bytearray()
-    learned: list[int] = []
-    replays: dict[int, tuple[Any, int, str, dict[str, str]]] = {}
-    labels: dict[str, str] = {}
-    files: list[PlannedFile] = []
-    clocks: dict[str, float] = {}
-    untimed: set[str] = set()
-    offsetless: set[str] = set()
-    index = 0
-    for path in paths:
-        info, items = open_input(path, longest=config.longest_record, most_values=config.most_values)
-        label = distinct_label(labels, info.label, path)
-        is_entry = info.positions_are_entries
-        f = PlannedFile(path, label, info.format, input_uri(path), is_entry, len(comp))
-        files.append(f)
+@dataclass
+class Scan:
+    """The first pass over some inputs: per record, its component and what its shard needs."""
+
+    files: list[PlannedFile] = field(default_factory=list)
+    uf: _Components = field(default_factory=_Components)
+    comp: array[int] = field(default_factory=lambda: array("q"))
+    index_of: array[int] = field(default_factory=lambda: array("q"))
+    previous: array[float] = field(default_factory=lambda: array("d"))
+    first: bytearray = field(default_factory=bytearray)
+    learned: list[int] = field(default_factory=list)
+    replays: dict[int, tuple[Any, int, str, dict[str, str]]] = field(default_factory=dict)
+    index: int = 0  # exchanges numbered so far
+    clocks: dict[str, float] = field(default_factory=dict)  # per label: the last time (D19)
+    untimed: set[str] = field(default_factory=set)  # labels told they have exchanges without a time
+    offsetless: set[str] = field(default_factory=set)  # ... without a UTC offset
+
+    def read(self, f: PlannedFile, items: Iterable[RawItem], spec: Spec) -> None:
+        """Read one input's records (``f`` says where they come from)."""
+        f.base = len(self.comp)
+        self.files.append(f)
+        matcher = Matcher(Router(spec))  # (its once-per-path state is not used here: the shards' is)
+        learning = {op.id for op in spec.operations if any(CHECKS[k][0](op) for k in _LEARNING)}
+        label, is_entry, comp, first, uf = f.label, f.is_entry, self.comp, self.first, self.uf
+        last: float = self.clocks.get(label, _NONE)  # the file's clock
+        untimed, offsetless = label in self.untimed, label in self.offsetless
         for position, record, error in items:
             o = len(comp)
             f.positions.append(-1 if position is None else position)
-            index_of.append(index)
-            previous.append(clocks.get(label, _NONE))
+            self.index_of.append(self.index)
+            self.previous.append(last)
             first.append(0)
             comp.append(_UNLINKED)
             if error is not None:
                 continue
             try:
-                built = build_exchange(record, index, label, position, is_entry)
+                built = build_exchange(record, self.index, label, position, is_entry)
             except Exception:  # (the shard reports the kit's failure on it, as one process does)
                 continue
             if isinstance(built, Finding):
                 continue
-            index += 1
+            self.index += 1
             if built.time is None:
-                if label not in untimed:
-                    untimed.add(label)
-                    first[o] = 1
+                if not untimed:
+                    untimed, first[o] = True, 1
             else:
-                clocks[label] = built.time
-                if label not in offsetless and has_no_offset(built.time_text or ""):
-                    offsetless.add(label)
-                    first[o] = 2
+                last = built.time
+                if not offsetless and has_no_offset(built.time_text or ""):
+                    offsetless, first[o] = True, 2
             if built.status == 0:
                 continue
             try:
@@ -260,25 +265,78 @@ def plan(
                 continue
             op = routed.operation
             if op.id in learning:
-                learned.append(o)
-                replays[o] = (record, len(files) - 1, op.id, routed.params)
+                self.learned.append(o)
+                self.replays[o] = (record, len(self.files) - 1, op.id, routed.params)
             comp[o] = uf.join(named_ids(op, built, routed.params))
-    return _pack(files, shards, uf, comp, index_of, previous, first, learned, replays)
+        if not math.isnan(last):
+            self.clocks[label] = last
+        if untimed:
+            self.untimed.add(label)
+        if offsetless:
+            self.offsetless.add(label)
+
+    def extend(self, other: Scan) -> None:
+        """Append the scan of the inputs that follow (scanned apart, e.g. on other machines)."""
+        base, files = len(self.comp), len(self.files)
+        ours: dict[int, int] = {_UNLINKED: _UNLINKED}  # other's roots -> our nodes
+        for name, node in other.uf.nodes.items():
+            root = other.uf.find(node)
+            mine = ours.get(root)
+            if mine is None:
+                mine = ours[root] = self.uf.new()
+            self.uf.union(mine, self.uf.node(name))
+        for c in other.comp:
+            root = other.uf.find(c)
+            mine = ours.get(root)
+            if mine is None:
+                mine = ours[root] = self.uf.new()
+            self.comp.append(mine)
+        for f in other.files:
+            f.base += base
+            self.files.append(f)
+        self.index_of.extend(i + self.index for i in other.index_of)
+        self.previous.extend(other.previous)
+        self.first.extend(other.first)
+        self.learned.extend(o + base for o in other.learned)
+        for o, (record, file_no, op_id, params) in other.replays.items():
+            self.replays[o + base] = (record, file_no + files, op_id, params)
+        self.index += other.index
 
 
-def _pack(
-    files: list[PlannedFile],
-    shards: int,
-    uf: _Components,
-    comp: array[int],
-    index_of: array[int],
-    previous: array[float],
-    first: bytearray,
-    learned: list[int],
-    replays: dict[int, tuple[Any, int, str, dict[str, str]]],
+def planned_files(paths: Sequence[str]) -> list[PlannedFile]:
+    """Each input with the label reports give it (two inputs shown alike are told apart, as one run does)."""
+    labels: dict[str, str] = {}
+    return [
+        PlannedFile(p, distinct_label(labels, printable(p), p), "", input_uri(p), False, 0) for p in paths
+    ]
+
+
+def scan_file(
+    f: PlannedFile, spec: Spec, config: Config, local: str | None = None, scan: Scan | None = None
+) -> Scan:
+    """The first pass over one input (read from ``local`` when given: a copy of a remote file)."""
+    info, items = open_input(local or f.path, longest=config.longest_record, most_values=config.most_values)
+    f.format, f.is_entry = info.format, info.positions_are_entries
+    scan = scan if scan is not None else Scan()
+    scan.read(f, items, spec)
+    return scan
+
+
+def plan(
+    paths: Sequence[str], shards: int, *, spec: Spec | None = None, config: Config | None = None
 ) -> Plan:
+    """The first pass: read, type and route every record, link them by the ids they name, pack shards."""
+    spec = spec if spec is not None else load_spec()
+    config = config if config is not None else Config()
+    scan = Scan()
+    for f in planned_files(paths):
+        scan_file(f, spec, config, scan=scan)
+    return pack(scan, shards)
+
+
+def pack(scan: Scan, shards: int) -> Plan:
     """Components packed into ``shards`` shards, largest first, each into the least loaded."""
-    roots = array("q", (uf.find(c) for c in comp))
+    roots = array("q", (scan.uf.find(c) for c in scan.comp))
     sizes = Counter(roots)
     order = sorted(sizes, key=lambda r: (-sizes[r], r))
     loads = [(0, k) for k in range(shards)]
@@ -292,14 +350,14 @@ def _pack(
     for load, k in loads:
         per_shard[k] = load
     return Plan(
-        files,
+        scan.files,
         shards,
         shard_of,
-        index_of,
-        previous,
-        first,
-        learned,
-        replays,
+        scan.index_of,
+        scan.previous,
+        scan.first,
+        scan.learned,
+        scan.replays,
         per_shard,
         len(sizes),
         max(sizes.values(), default=0),
@@ -393,13 +451,20 @@ class ShardResult:
     report: Report  # (inputs and totals: this shard's part)
 
 
+ItemSource = Callable[[Plan, PlannedFile, int], tuple[str, Iterator[RawItem]]]
+"""(plan, file, shard) -> the file's format and the shard's records of it, in log order (others may
+come too: they are skipped)."""
+
+
 class ShardValidator(Validator):
     """The pipeline's validator judging one shard of a planned run."""
 
     def __init__(self, spec: Spec, *, config: Config, engine: str) -> None:
         super().__init__(spec, config=config, engine=engine, stepper=ShardStepper)
 
-    def run(self, p: Plan, shard: int) -> ShardResult:
+    def run(self, p: Plan, shard: int, items: ItemSource | None = None) -> ShardResult:
+        """Judge the records of ``shard``: read from the files (``items``: from elsewhere, in log order)."""
+        items = items if items is not None else self._read_own
         stepper: ShardStepper = self._stepper  # type: ignore[assignment]
         ops = {op.id: op for op in self.spec.operations}
         self._untimed.update(f.label for f in p.files)  # told by the shard holding the first
@@ -408,12 +473,9 @@ class ShardValidator(Validator):
         marks: list[tuple[int, int]] = []  # (violations kept before, ordinal) at each record that kept any
         for f in p.files:
             label, is_entry = f.label, f.is_entry
-            bounds = self.config
-            info, items = open_input(
-                f.path, longest=bounds.longest_record, most_values=bounds.most_values, keep=p.keeper(f, shard)
-            )
+            fmt, records = items(p, f, shard)
             read, judged = self._read, self._judged
-            for item in items:
+            for item in records:
                 o = p.ordinal(f, item[0])
                 if p.shard_of[o] != shard:
                     continue
@@ -432,9 +494,7 @@ class ShardValidator(Validator):
                 self._judge(self._front(item, label, is_entry), label, is_entry)
                 if len(self._violations) != n:
                     marks.append((n, o))
-            self._inputs.append(
-                InputSummary(label, info.format, self._read - read, self._judged - judged, f.uri)
-            )
+            self._inputs.append(InputSummary(label, fmt, self._read - read, self._judged - judged, f.uri))
         ended = len(self._violations)
         report = self.finish()
         store: ShardStore = stepper.store  # type: ignore[assignment]
@@ -450,6 +510,15 @@ class ShardValidator(Validator):
         ]
         return ShardResult(keyed, Counter(self._kept), Counter(self._untold), entities, report)
 
+    def _read_own(self, p: Plan, f: PlannedFile, shard: int) -> tuple[str, Iterator[RawItem]]:
+        """The format of ``f`` and its records of ``shard`` (the others are not even parsed)."""
+        bounds = self.config
+        keep = p.keeper(f, shard)
+        info, items = open_input(
+            f.path, longest=bounds.longest_record, most_values=bounds.most_values, keep=keep
+        )
+        return info.format, items
+
     def _replay(self, p: Plan, o: int, ops: dict[str, OperationSpec]) -> None:
         record, file_no, op_id, params = p.replays[o]
         f = p.files[file_no]
@@ -458,9 +527,17 @@ class ShardValidator(Validator):
             self._stepper.learn(ex, Match(ops[op_id], params))  # type: ignore[attr-defined]
 
 
-def run_shard(p: Plan, shard: int, *, spec: Spec, config: Config, engine: str = "table") -> ShardResult:
-    """Judge shard ``shard`` of ``p``."""
-    return ShardValidator(spec, config=config, engine=engine).run(p, shard)
+def run_shard(
+    p: Plan,
+    shard: int,
+    *,
+    spec: Spec,
+    config: Config,
+    engine: str = "table",
+    items: ItemSource | None = None,
+) -> ShardResult:
+    """Judge shard ``shard`` of ``p`` (its records read from the files, or from ``items``)."""
+    return ShardValidator(spec, config=config, engine=engine).run(p, shard, items)
 
 
 # ------------------------------------------------------------------ merge
