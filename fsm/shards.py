@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import glob
 import heapq
+import io
 import math
 import multiprocessing
 import os
@@ -33,7 +34,7 @@ from array import array
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ from fsm.errors import UsageError
 from fsm.exchange import Exchange, build_exchange, has_no_offset
 from fsm.matcher import Match, Matcher, Router
 from fsm.pipeline import Validator, distinct_label
-from fsm.readers import RawItem, input_uri, open_input, printable
+from fsm.readers import RawItem, input_uri, open_input, printable, read_jsonl
 from fsm.report import EntityOutcome, InputSummary, Report, Totals, sort_violations
 from fsm.spec import Spec, load_spec
 from fsm.spec.model import EntityRef, OperationSpec
@@ -101,6 +102,7 @@ class PlannedFile:
     uri: str | None
     is_entry: bool
     base: int  # the run-wide number (ordinal) of its first record
+    continues: bool = False  # a later part of the file the scan before read the start of
     positions: array[int] = field(default_factory=lambda: array("q"))  # line or entry of each record
 
 
@@ -276,7 +278,11 @@ class Scan:
             self.offsetless.add(label)
 
     def extend(self, other: Scan) -> None:
-        """Append the scan of the inputs that follow (scanned apart, e.g. on other machines)."""
+        """Append the scan of the inputs that follow (scanned apart: other processes or machines).
+
+        ``other`` may start with the rest of this scan's last file (``continues``): its clock and
+        once-per-file flags then carry on from where this scan left the file.
+        """
         base, files = len(self.comp), len(self.files)
         ours: dict[int, int] = {_UNLINKED: _UNLINKED}  # other's roots -> our nodes
         for name, node in other.uf.nodes.items():
@@ -291,16 +297,40 @@ class Scan:
             if mine is None:
                 mine = ours[root] = self.uf.new()
             self.comp.append(mine)
-        for f in other.files:
+        previous, first = array("d", other.previous), bytearray(other.first)
+        numbers = []
+        for k, f in enumerate(other.files):
+            if k == 0 and f.continues and self.files:
+                head = self.files[-1]
+                head.positions.extend(f.positions)
+                numbers.append(files - 1)
+                self._carry_on(head.label, previous, first, len(f.positions))
+                continue
             f.base += base
+            numbers.append(len(self.files))
             self.files.append(f)
         self.index_of.extend(i + self.index for i in other.index_of)
-        self.previous.extend(other.previous)
-        self.first.extend(other.first)
+        self.previous.extend(previous)
+        self.first.extend(first)
         self.learned.extend(o + base for o in other.learned)
         for o, (record, file_no, op_id, params) in other.replays.items():
-            self.replays[o + base] = (record, file_no + files, op_id, params)
+            self.replays[o + base] = (record, numbers[file_no], op_id, params)
         self.index += other.index
+        self.clocks.update(other.clocks)
+        self.untimed |= other.untimed
+        self.offsetless |= other.offsetless
+
+    def _carry_on(self, label: str, previous: array[float], first: bytearray, n: int) -> None:
+        """The first ``n`` records continue ``label``: its clock and what it was told already."""
+        last = self.clocks.get(label, _NONE)
+        for j in range(n):
+            if not math.isnan(previous[j]):
+                break
+            previous[j] = last
+        told = (1 if label in self.untimed else 0) | (2 if label in self.offsetless else 0)
+        if told:
+            for j in range(n):
+                first[j] &= ~told
 
 
 def planned_files(paths: Sequence[str]) -> list[PlannedFile]:
@@ -322,16 +352,92 @@ def scan_file(
     return scan
 
 
+_PART_FROM = 8 << 20  # bytes: a plain JSONL file this big has its first pass split over processes
+
+
+def _parts(path: str, n: int) -> list[tuple[int, int, int]]:
+    """``n`` (start byte, end byte, lines before) ranges of a plain file, each ending at a line end."""
+    size = os.path.getsize(path)
+    cuts, lines = [0], [0]
+    with open(path, "rb") as fh:
+        counted = 0
+        for k in range(1, n):
+            fh.seek(max(size * k // n, cuts[-1]))
+            fh.readline()  # (to the end of the line the cut falls in)
+            cut = fh.tell()
+            if cut >= size or cut <= cuts[-1]:
+                break
+            fh.seek(cuts[-1])
+            counted += _newlines(fh, cut - cuts[-1])
+            cuts.append(cut)
+            lines.append(counted)
+    cuts.append(size)
+    return [(cuts[i], cuts[i + 1], lines[i]) for i in range(len(cuts) - 1)]
+
+
+def _newlines(fh: Any, size: int) -> int:
+    count = 0
+    while size > 0:
+        block = fh.read(min(size, 1 << 22))
+        if not block:
+            break
+        count += block.count(b"\n")
+        size -= len(block)
+    return count
+
+
+def _scan_part(job: tuple[PlannedFile, int, int, int, Spec, Config]) -> Scan:
+    """The first pass over bytes ``start`` to ``end`` of a plain JSONL file (lines numbered as in it)."""
+    f, start, end, lines, spec, config = job
+    with open(f.path, "rb") as fh:
+        fh.seek(start)
+        data = io.BytesIO(fh.read(end - start))
+    items = read_jsonl(data, longest=config.longest_record, most_values=config.most_values)
+    shifted = ((None if pos is None else pos + lines, record, error) for pos, record, error in items)
+    scan = Scan()
+    scan.read(replace(f, format="jsonl", continues=start > 0, positions=array("q")), shifted, spec)
+    return scan
+
+
 def plan(
-    paths: Sequence[str], shards: int, *, spec: Spec | None = None, config: Config | None = None
+    paths: Sequence[str],
+    shards: int,
+    *,
+    spec: Spec | None = None,
+    config: Config | None = None,
+    processes: int = 1,
 ) -> Plan:
-    """The first pass: read, type and route every record, link them by the ids they name, pack shards."""
+    """The first pass: read, type and route every record, link them by the ids they name, pack shards.
+
+    ``processes``: a plain JSONL file over 8 MB is read in that many parts at once (forked).
+    """
     spec = spec if spec is not None else load_spec()
     config = config if config is not None else Config()
     scan = Scan()
     for f in planned_files(paths):
-        scan_file(f, spec, config, scan=scan)
+        parts = _parts(f.path, processes) if processes > 1 and _plain_jsonl(f.path) else []
+        if len(parts) < 2:
+            scan_file(f, spec, config, scan=scan)
+            continue
+        with multiprocessing.get_context("fork").Pool(len(parts)) as pool:
+            scans = pool.map(_scan_part, [(f, *part, spec, config) for part in parts], chunksize=1)
+        for part_scan in scans:
+            scan.extend(part_scan)
     return pack(scan, shards)
+
+
+def _plain_jsonl(path: str) -> bool:
+    """A regular JSONL file, not compressed, big enough to read in parts."""
+    if path == "-" or not os.path.isfile(path) or os.path.getsize(path) < _PART_FROM:
+        return False
+    info, items = open_input(path)
+    try:
+        return info.format == "jsonl" and not info.compressed and info.size is not None
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+        info.close()
 
 
 def pack(scan: Scan, shards: int) -> Plan:
@@ -618,7 +724,7 @@ def validate_sharded(
         for name in names:
             v.feed_file(name)
         return v.finish()
-    p = plan(names, jobs, spec=spec, config=config)
+    p = plan(names, jobs, spec=spec, config=config, processes=jobs)
     if on_plan is not None:
         on_plan(p)
     _RUN = (p, spec, config, engine)

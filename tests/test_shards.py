@@ -258,3 +258,24 @@ def test_a_plan_packs_components_largest_first_into_the_least_loaded_shard(tmp_p
     p = plan([str(path)], 2)
     assert sum(p.sizes) == p.shard_of.__len__() and p.components > 30
     assert max(p.sizes) - min(p.sizes) <= p.largest and p.skew < 1.2
+
+
+def test_a_plain_file_read_in_parts_by_the_first_pass_plans_what_one_pass_plans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each part's clock, once-per-file flags, line numbers, exchange numbers and ids carry on."""
+    records = list(generate(20, seed=15, partial=True))
+    for i in range(len(records) // 2, len(records)):
+        del records[i]["time"]  # the file's first untimed exchange lies in a later part
+    records[3]["time"] = records[3]["time"].rstrip("Z")
+    lines = [orjson.dumps(r) for r in records]
+    lines[40:40] = [b"", b"not json"]
+    path = tmp_path / "parts.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    monkeypatch.setattr("fsm.shards._PART_FROM", 0)
+    whole, parts = plan([str(path)], 3), plan([str(path)], 3, processes=3)
+    assert parts.files[0].positions == whole.files[0].positions and len(parts.files) == 1
+    for name in ("shard_of", "index", "first", "learned", "sizes", "components", "largest"):
+        assert getattr(parts, name) == getattr(whole, name), name
+    assert [str(t) for t in parts.previous] == [str(t) for t in whole.previous]
+    same_report([path], jobs=(3,))
