@@ -42,8 +42,8 @@ from fsm import worker
 from fsm.config import Config
 from fsm.errors import UsageError
 from fsm.exchange import Exchange, build_exchange, has_no_offset
-from fsm.matcher import Match, Matcher, Router
-from fsm.pipeline import Validator, distinct_label
+from fsm.matcher import Match
+from fsm.pipeline import Validator, distinct_label, make_matcher
 from fsm.readers import RawItem, input_uri, open_input, printable, read_jsonl
 from fsm.report import EntityOutcome, InputSummary, Report, Totals, sort_violations
 from fsm.spec import Spec, load_spec
@@ -119,6 +119,7 @@ class Plan:
     learned: list[int]  # ordinals of the exchanges whose operation learns what spans contexts
     replays: dict[int, tuple[Any, int, str, dict[str, str]]]  # ordinal -> record, file, operation, params
     sizes: list[int]  # records per shard
+    authorized: set[str]  # labels of the files with a token or a cookie in some exchange
     components: int
     largest: int  # records in the largest component
 
@@ -224,12 +225,13 @@ class Scan:
     clocks: dict[str, float] = field(default_factory=dict)  # per label: the last time (D19)
     untimed: set[str] = field(default_factory=set)  # labels told they have exchanges without a time
     offsetless: set[str] = field(default_factory=set)  # ... without a UTC offset
+    authorized: set[str] = field(default_factory=set)  # labels with a token or a cookie somewhere
 
-    def read(self, f: PlannedFile, items: Iterable[RawItem], spec: Spec) -> None:
+    def read(self, f: PlannedFile, items: Iterable[RawItem], spec: Spec, config: Config) -> None:
         """Read one input's records (``f`` says where they come from)."""
         f.base = len(self.comp)
         self.files.append(f)
-        matcher = Matcher(Router(spec))  # (its once-per-path state is not used here: the shards' is)
+        matcher = make_matcher(spec, config)
         learning = {op.id for op in spec.operations if any(CHECKS[k][0](op) for k in _LEARNING)}
         label, is_entry, comp, first, uf = f.label, f.is_entry, self.comp, self.first, self.uf
         last: float = self.clocks.get(label, _NONE)  # the file's clock
@@ -250,6 +252,10 @@ class Scan:
             if isinstance(built, Finding):
                 continue
             self.index += 1
+            if matcher.transport(built) is not None:  # HTTP mechanics (D22): all in one component
+                continue
+            if "authorization" in built.headers:
+                self.authorized.add(label)
             if built.time is None:
                 if not untimed:
                     untimed, first[o] = True, 1
@@ -270,6 +276,14 @@ class Scan:
                 self.learned.append(o)
                 self.replays[o] = (record, len(self.files) - 1, op.id, routed.params)
             comp[o] = uf.join(named_ids(op, built, routed.params))
+            if matcher.body_lost(built):  # it follows a 307/308 (D22): judged with the transport
+                uf.union(_UNLINKED, comp[o])
+        if matcher.cookies:
+            self.authorized.add(label)
+        if f.format == "har" and label not in self.authorized:
+            # (a sanitized HAR, perhaps: which calls lack a token is told for the whole file at once)
+            for o in range(f.base, len(comp)):
+                uf.union(_UNLINKED, comp[o])
         if not math.isnan(last):
             self.clocks[label] = last
         if untimed:
@@ -319,6 +333,7 @@ class Scan:
         self.clocks.update(other.clocks)
         self.untimed |= other.untimed
         self.offsetless |= other.offsetless
+        self.authorized |= other.authorized
 
     def _carry_on(self, label: str, previous: array[float], first: bytearray, n: int) -> None:
         """The first ``n`` records continue ``label``: its clock and what it was told already."""
@@ -348,7 +363,7 @@ def scan_file(
     info, items = open_input(local or f.path, longest=config.longest_record, most_values=config.most_values)
     f.format, f.is_entry = info.format, info.positions_are_entries
     scan = scan if scan is not None else Scan()
-    scan.read(f, items, spec)
+    scan.read(f, items, spec, config)
     return scan
 
 
@@ -395,7 +410,7 @@ def _scan_part(job: tuple[PlannedFile, int, int, int, Spec, Config]) -> Scan:
     items = read_jsonl(data, longest=config.longest_record, most_values=config.most_values)
     shifted = ((None if pos is None else pos + lines, record, error) for pos, record, error in items)
     scan = Scan()
-    scan.read(replace(f, format="jsonl", continues=start > 0, positions=array("q")), shifted, spec)
+    scan.read(replace(f, format="jsonl", continues=start > 0, positions=array("q")), shifted, spec, config)
     return scan
 
 
@@ -465,6 +480,7 @@ def pack(scan: Scan, shards: int) -> Plan:
         scan.learned,
         scan.replays,
         per_shard,
+        scan.authorized,
         len(sizes),
         max(sizes.values(), default=0),
     )
@@ -575,12 +591,14 @@ class ShardValidator(Validator):
         ops = {op.id: op for op in self.spec.operations}
         self._untimed.update(f.label for f in p.files)  # told by the shard holding the first
         self._offsetless.update(f.label for f in p.files)
+        self._authorized |= p.authorized  # (a file told it has tokens somewhere, in other shards too)
         learned, li = p.learned, 0
-        marks: list[tuple[int, int]] = []  # (violations kept before, ordinal) at each record that kept any
+        tags: dict[int, tuple[int, ...]] = {}  # id(violation) -> where one process emits it
+        vs = self._violations
         for f in p.files:
             label, is_entry = f.label, f.is_entry
             fmt, records = items(p, f, shard)
-            read, judged = self._read, self._judged
+            read, judged, transport, first = self._read, self._judged, self._transport, len(vs)
             for item in records:
                 o = p.ordinal(f, item[0])
                 if p.shard_of[o] != shard:
@@ -596,19 +614,25 @@ class ShardValidator(Validator):
                     self._offsetless.discard(label)
                 t = p.previous[o]
                 stepper.resume_clock(label, None if math.isnan(t) else t)
-                n = len(self._violations)
+                n = len(vs)
                 self._judge(self._front(item, label, is_entry), label, is_entry)
-                if len(self._violations) != n:
-                    marks.append((n, o))
-            self._inputs.append(InputSummary(label, fmt, self._read - read, self._judged - judged, f.uri))
-        ended = len(self._violations)
+                for j in range(n, len(vs)):
+                    tags[id(vs[j])] = (0, o, 0, j)
+            if fmt == "har":  # (after the file's last record, as one process says it)
+                n = len(vs)
+                self._sanitized(label, first)
+                for j in range(n, len(vs)):
+                    tags[id(vs[j])] = (0, f.base + len(f.positions) - 1, 1, j)
+            self._inputs.append(
+                InputSummary(
+                    label, fmt, self._read - read, self._judged - judged, f.uri, self._transport - transport
+                )
+            )
+        ended = len(vs)
         report = self.finish()
         store: ShardStore = stepper.store  # type: ignore[assignment]
-        starts = [m[0] for m in marks]
-        keyed: list[tuple[tuple[int, ...], Violation]] = []
-        for i, v in enumerate(self._violations[:ended]):
-            keyed.append(((0, marks[bisect_left(starts, i + 1) - 1][1], 0, i), v))
-        for i, (v, key) in enumerate(zip(self._violations[ended:], store.unfinished_keys(), strict=False)):
+        keyed = [(tags[id(v)], v) for v in vs[:ended]]
+        for i, (v, key) in enumerate(zip(vs[ended:], store.unfinished_keys(), strict=False)):
             keyed.append(((*key, ended + i), v))
         outcomes = zip(store.outcome_keys(), report.entities, strict=True)
         entities: list[tuple[tuple[int, ...], EntityOutcome]] = [
@@ -672,12 +696,19 @@ def merge(p: Plan, results: Sequence[ShardResult], *, spec: Spec, config: Config
                 sum(x.records for x in parts),
                 sum(x.judged for x in parts),
                 f.uri,
+                sum(x.transport for x in parts),
             )
         )
     totals = Totals(*(sum(getattr(r.report.totals, t.name) for r in results) for t in fields(Totals)))
+    routed = sum(r.report.routed or 0 for r in results)
+    told = next((r.report for r in results if r.report.paths_seen or r.report.advice), None)
     return Report(
         inputs=tuple(inputs),
         totals=totals,
+        routed=routed,
+        # (every exchange not routed to an operation is in one shard: its paths are all the paths)
+        paths_seen=told.paths_seen if told is not None and not routed else (),
+        advice=told.advice if told is not None and not routed else "",
         violations=sort_violations(violations),
         entities=entities,
         rules=spec.rules,
