@@ -618,11 +618,13 @@ class ShardValidator(Validator):
                 self._judge(self._front(item, label, is_entry), label, is_entry)
                 for j in range(n, len(vs)):
                     tags[id(vs[j])] = (0, o, 0, j)
-            if fmt == "har":  # (after the file's last record, as one process says it)
-                n = len(vs)
+            if fmt == "har":  # (after the file's last record, as one process says it; it may withdraw some)
+                before = {id(v) for v in vs[first:]}
                 self._sanitized(label, first)
-                for j in range(n, len(vs)):
-                    tags[id(vs[j])] = (0, f.base + len(f.positions) - 1, 1, j)
+                for gone in before - {id(v) for v in vs[first:]}:
+                    del tags[gone]
+                for j in range(first, len(vs)):
+                    tags.setdefault(id(vs[j]), (0, f.base + len(f.positions) - 1, 1, j))
             self._inputs.append(
                 InputSummary(
                     label, fmt, self._read - read, self._judged - judged, f.uri, self._transport - transport

@@ -79,6 +79,19 @@ def test_the_corpus_in_one_run_is_reported_the_same_on_two_and_three_processes()
     assert report.violations and report.totals.read > 300
 
 
+CAPTURES = ROOT / "tests" / "captures"
+
+
+def test_the_real_tools_captures_are_reported_the_same_with_and_without_an_api_prefix() -> None:
+    """HAR, .zhar and .zip from mitmproxy and Chromium: transport (D22), sanitized HARs, D25's advice."""
+    listed = json.loads((CAPTURES / "index.json").read_text())["captures"]
+    paths = [CAPTURES / c["file"] for c in listed]
+    same_report(paths, jobs=(2,))
+    same_report(paths, jobs=(3,), config=Config(api_prefix="/gateway/api/v1"))
+    nothing = same_report([CAPTURES / "chromium-no-api.har"], jobs=(2,))
+    assert nothing.nothing_judged and nothing.paths_seen
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_each_example_is_reported_the_same_on_two_processes(example: Path) -> None:
     same_report([example], jobs=(2,))
@@ -185,6 +198,21 @@ def test_the_first_n_violations_of_a_rule_are_the_first_in_the_log_across_shards
     kept = [v for v in report.violations if v.rule_id == "entity.incomplete"]
     assert len(incomplete) > 2 and len(kept) == 2 and all(v in incomplete for v in kept)
     assert report.by_rule()["entity.incomplete"] == len(incomplete)
+
+
+def test_a_har_with_a_token_in_one_shard_only_is_not_taken_for_a_sanitized_export(tmp_path: Path) -> None:
+    """Whether a HAR has Authorization anywhere is the whole file's, whichever shard holds it."""
+    records = list(generate(12, seed=16, partial=False))
+    with_token = [i for i, r in enumerate(records) if "authorization" in r["request"]["headers"]]
+    keep = with_token[0]
+    for i in with_token[1:]:
+        del records[i]["request"]["headers"]["authorization"]
+    path = tmp_path / "one-token.har"
+    path.write_text(json.dumps(to_har(records)))
+    p = plan([str(path)], 3)
+    assert apart(p, keep, with_token[-1])
+    report = same_report([path], jobs=(3,))
+    assert "input.sanitized" not in report.by_rule() and report.by_rule()["actor.unauthenticated"] > 10
 
 
 def test_an_id_reused_by_two_contexts_puts_both_in_one_shard(tmp_path: Path) -> None:
