@@ -49,7 +49,8 @@ from fsm.report import EntityOutcome, InputSummary, Report, Totals, sort_violati
 from fsm.spec import Spec, load_spec
 from fsm.spec.model import EntityRef, OperationSpec
 from fsm.stepper import Stepper
-from fsm.stepper.core import CHECKS, Call
+from fsm.stepper.call import Call
+from fsm.stepper.core import CHECKS
 from fsm.stepper.entities import Entity, EntityStore
 from fsm.stepper.refs import MISSING, resolve
 from fsm.violation import Finding, Severity, Violation
