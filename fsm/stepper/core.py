@@ -63,6 +63,9 @@ the checks run."""
 class Stepper:
     """Holds the model of one run: entities, tokens, known currencies, the clock."""
 
+    store_class: type[EntityStore] = EntityStore
+    """The entity store's class (a subclass may record more, e.g. the order shards merge in)."""
+
     def __init__(
         self,
         spec: Spec,
@@ -74,7 +77,7 @@ class Stepper:
         self.spec = spec
         self.engines = engines
         self.coverage: Coverage | None = Coverage() if coverage else None
-        self.store = EntityStore(spec.machines, engines, spec.callers.scope)
+        self.store = self.store_class(spec.machines, engines, spec.callers.scope)
         self.timers = Timers(spec.machines, engines, clock_skew, self.coverage)
         self.predictor = Predictor(spec.machines, engines)
         self.terms = Terms(self.timers, spec.terms_by_value)
