@@ -123,6 +123,14 @@ def cli() -> None:
     "file's, else no).",
 )
 @click.option(
+    "--view",
+    type=click.Choice(["all", "payee", "payer"]),
+    default=None,
+    help="Whose calls the traffic holds (D28): all, or one party's; then a change the other party's "
+    "unseen calls explain is info (observe.unseen-call), not an error (default: the config file's, "
+    "else all).",
+)
+@click.option(
     "--severity",
     "severities",
     multiple=True,
@@ -163,6 +171,7 @@ def validate(
     output: str | None,
     strict: bool | None,
     require_complete: bool | None,
+    view: str | None,
     severities: Sequence[str],
     config_path: str | None,
     engine: str,
@@ -188,6 +197,7 @@ def validate(
     config = config.merged(
         strict=strict,
         require_complete=require_complete,
+        view=view,
         format=fmt,
         severity={**config.severity, **overrides},
     )

@@ -21,7 +21,18 @@ from fsm.violation import Rule, Severity
 
 __all__ = ["Config", "find_config", "load_config", "parse_severity_overrides"]
 
-_KEYS = {"strict", "require-complete", "severity", "format", "kept-per-rule", "longest-record", "most-values"}
+_KEYS = {
+    "strict",
+    "require-complete",
+    "severity",
+    "format",
+    "kept-per-rule",
+    "longest-record",
+    "most-values",
+    "view",
+}
+VIEWS = ("all", "payee", "payer")
+"""Whose traffic a run sees (D28): every party's, or one party's calls only."""
 KEPT_PER_RULE = 1000
 _BOUNDS = ("kept-per-rule", "longest-record", "most-values")
 _OUR_TABLE = re.compile(r"""^\s*\[\s*(["']?)tool\1\s*\.\s*(["']?)voucher-fsm\2\s*[\].]""", re.MULTILINE)
@@ -47,8 +58,14 @@ class Config:
     """Longest JSONL line read as a record, in bytes; a longer one is reported and skipped."""
     most_values: int = MOST_VALUES
     """Most JSON values one record (or HAR entry) may hold; a bigger one is reported and skipped."""
+    view: str = "all"
+    """Whose calls the traffic holds (D28): ``all``, or one party's (``payee``, ``payer``); changes the
+    other party's unseen calls explain are then adopted (``observe.unseen-call``), not reported."""
 
     def __post_init__(self) -> None:
+        if self.view not in VIEWS:
+            where = self.source or "Config(view=...)"
+            raise UsageError(f"{where}: view must be one of {', '.join(VIEWS)}, not {self.view!r}")
         for name in ("kept_per_rule", "longest_record", "most_values"):
             value = getattr(self, name)
             if type(value) is not int or value < (0 if name == "kept_per_rule" else 1):
@@ -159,6 +176,9 @@ def load_config(path: Path) -> Config:
     severity = table.get("severity", {})
     if not isinstance(severity, dict):
         raise UsageError(f"{where}: severity must be a table of rule = level")
+    view = table.get("view", "all")
+    if view not in VIEWS:
+        raise UsageError(f"{where}: view must be one of {', '.join(VIEWS)}")
     fmt = table.get("format", "text")
     if fmt not in REPORT_FORMATS:
         raise UsageError(f"{where}: format must be one of {', '.join(REPORT_FORMATS)}")
@@ -167,6 +187,7 @@ def load_config(path: Path) -> Config:
         strict=table.get("strict", False),
         require_complete=table.get("require-complete", False),
         format=fmt,
+        view=view,
         source=str(path),
         **{key.replace("-", "_"): table[key] for key in _BOUNDS if key in table},
     )

@@ -83,7 +83,11 @@ class Validator:
         self._keep = self.config.kept_per_rule or 2**63
         self._matcher = Matcher(Router(self.spec))
         self._schemas = SchemaChecker(self.spec, fast=engine == "table")
-        self._stepper = stepper(self.spec, engines_for(self.spec, engine), coverage=coverage)
+        stepping = engines_for(self.spec, engine)
+        if self.config.view == "all":  # (a Stepper subclass of an older signature still fits)
+            self._stepper = stepper(self.spec, stepping, coverage=coverage)
+        else:
+            self._stepper = stepper(self.spec, stepping, coverage=coverage, view=self.config.view)
         self._on_exchange = on_exchange
         self._violations: list[Violation] = []
         self._read = self._judged = self._unreadable = 0

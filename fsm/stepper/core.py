@@ -37,9 +37,13 @@ from fsm.stepper.payments import Currencies
 from fsm.stepper.predict import Prediction, Predictor
 from fsm.stepper.refs import MISSING, resolve
 from fsm.stepper.terms import Terms
+from fsm.stepper.unseen import Unseen
 from fsm.violation import Finding, RelatedExchange
 
 __all__ = ["CHECKS", "Call", "Stepper"]
+
+
+_UNAUTHORIZED = "unauthorized"  # the generic code of a call without a token (D15)
 
 
 class Call:
@@ -74,8 +78,11 @@ the checks run."""
 class Stepper:
     """Holds the model of one run: entities, tokens, known currencies, the clock."""
 
-    def __init__(self, spec: Spec, engines: Mapping[str, Engine], *, coverage: bool = False) -> None:
+    def __init__(
+        self, spec: Spec, engines: Mapping[str, Engine], *, coverage: bool = False, view: str = "all"
+    ) -> None:
         self.spec = spec
+        self.unseen = Unseen(spec, view)  # one party's view (D28): what the other party's calls may change
         self.engines = engines
         self.coverage: Coverage | None = Coverage() if coverage else None
         self.store = EntityStore(spec.machines, engines, spec.callers.scope)
@@ -85,9 +92,9 @@ class Stepper:
         self.actors = Actors(spec, self.store)
         self.currencies = Currencies(spec)
         self.lifecycle = Lifecycle(
-            spec, self.store, self.predictor, self.timers, self.terms, self.actors, self.coverage
+            spec, self.store, self.predictor, self.timers, self.terms, self.actors, self.coverage, self.unseen
         )
-        self.observations = Observations(spec, self.store, self.timers, self.terms)
+        self.observations = Observations(spec, self.store, self.timers, self.terms, self.unseen)
         self._clock = Clock()
         self._touched: list[Entity] = []
         self._plans: dict[str, tuple[Check, ...]] = {
@@ -229,7 +236,12 @@ class Stepper:
         op = routed.operation
         if op.auth == "required" and ex.token is None:
             return Prediction(
-                op.id, False, rule="actor.unauthenticated", reason=f"{op.id} needs an Authorization token"
+                op.id,
+                False,
+                status=self.spec.generic_statuses.get(_UNAUTHORIZED),
+                code=_UNAUTHORIZED if _UNAUTHORIZED in self.spec.generic_errors else None,
+                rule="actor.unauthenticated",
+                reason=f"{op.id} needs an Authorization token",
             )
         now = parse_timestamp(at) if at else None
         leads: Prediction = Prediction(op.id, True, reason="no lifecycle step refuses it")

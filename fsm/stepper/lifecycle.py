@@ -21,6 +21,7 @@ from fsm.stepper.entities import Entity, EntityStore, Seen
 from fsm.stepper.predict import Outcome, Predictor
 from fsm.stepper.refs import MISSING, resolve
 from fsm.stepper.terms import Terms
+from fsm.stepper.unseen import Unseen
 from fsm.violation import Finding
 
 __all__ = ["Lifecycle", "StepPlan"]
@@ -49,8 +50,10 @@ class Lifecycle:
         terms: Terms,
         actors: Actors,
         coverage: Coverage | None,
+        unseen: Unseen | None = None,
     ) -> None:
         self.rules = spec.rules
+        self.unseen = unseen if unseen is not None else Unseen(spec)
         self.store = store
         self.predictor = predictor
         self.timers = timers
@@ -100,6 +103,8 @@ class Lifecycle:
         e = found
         self.timers.tick(e, m.name, ex.time)
         accepts, refuses = self.predictor.outcomes(m, e, e.states, step.trigger, ex.req_body)
+        if self.unseen and (not accepts if ex.accepted else not refuses):
+            accepts, refuses = self._unseen(plan, e, ex, accepts, refuses, out)
         if ex.accepted:
             if not accepts:
                 out.append(self._illegal(plan, e, op, ex, refuses))
@@ -115,6 +120,55 @@ class Lifecycle:
                 out.append(wrong)
         self.store.remember(e, h)
         return e, out, ex.accepted
+
+    def _unseen(
+        self,
+        plan: StepPlan,
+        e: Entity,
+        ex: Exchange,
+        accepts: list[Outcome],
+        refuses: list[Outcome],
+        out: list[Finding],
+    ) -> tuple[list[Outcome], list[Outcome]]:
+        """An answer the model did not predict that an unseen call of the other party explains (D28).
+
+        Accepted where every outcome refuses, or refused (with the code the docs give) where every
+        outcome accepts: when a state that unseen transitions reach predicts the answer, the entity
+        is adopted there with an ``observe.unseen-call`` info; otherwise the outcomes stand.
+        """
+        m, trigger = plan.machine, plan.step.trigger
+        fits: list[str] = []
+        for state in self.unseen.reach(m.name, e.states):
+            acc, ref = self.predictor.outcomes(m, e, (state,), trigger, ex.req_body)
+            if ex.accepted:
+                fit = bool(acc) and not ref
+            else:
+                codes = {o.code for o in ref}  # (None: any 4xx)
+                fit = bool(ref) and not acc and (None in codes or ex.error_code in codes)
+            if fit:
+                fits.append(state)
+        if not fits:
+            return accepts, refuses
+        did = "was accepted" if ex.accepted else f"was refused with {ex.error_code!r}"
+        out.append(self.unseen.finding(e.key, m.name, e.states, tuple(fits), f"{plan.step.trigger} {did}"))
+        e.states = tuple(fits)
+        return self.predictor.outcomes(m, e, e.states, trigger, ex.req_body)
+
+    def _unseen_clean(
+        self, plan: StepPlan, e: Entity, ex: Exchange, accepts: list[Outcome], out: list[Finding]
+    ) -> tuple[list[Outcome], list[Outcome]]:
+        """An accepted call that warns where the model is, but not where an unseen call leads (D28)."""
+        m, trigger = plan.machine, plan.step.trigger
+        fits = []
+        for state in self.unseen.reach(m.name, e.states):
+            acc, ref = self.predictor.outcomes(m, e, (state,), trigger, ex.req_body)
+            if acc and not ref and not any(_warns(o) for o in acc):
+                fits.append(state)
+        if not fits:
+            return accepts, []
+        out.append(self.unseen.finding(e.key, m.name, e.states, tuple(fits), f"{trigger} was accepted"))
+        e.states = tuple(fits)
+        return self.predictor.outcomes(m, e, e.states, trigger, ex.req_body)
 
     def _create(
         self,
@@ -176,6 +230,8 @@ class Lifecycle:
     ) -> None:
         """Follow an accepted call the model allows: warnings, the new states, roles, terms, status."""
         step, m = plan.step, plan.machine
+        if not refuses and self.unseen and any(_warns(o) for o in accepts):
+            accepts, refuses = self._unseen_clean(plan, e, ex, accepts, out)
         if not refuses:
             for o in accepts:
                 t = o.transition
@@ -322,6 +378,11 @@ class Lifecycle:
             e.states = tuple(s for s in e.states if status_of[s] == actual)
             e.observed = actual
             return ()
+        unseen = tuple(s for s in self.unseen.reach(m.name, e.states) if status_of[s] == actual)
+        if unseen:
+            adopted = self.unseen.finding(e.key, m.name, e.states, unseen, f"is answered {actual}")
+            e.states, e.observed = unseen, actual
+            return (adopted,)
         finding = Finding(
             "machine.status-mismatch",
             f"{e.key}: the response says {actual} but the model predicts {' or '.join(sorted(predicted))}",
@@ -336,3 +397,8 @@ class Lifecycle:
             e.states = resync
         e.observed = actual
         return (finding,)
+
+
+def _warns(o: Outcome) -> bool:
+    """Whether taking ``o``'s transition warns whatever the guards say (its own ``warn``)."""
+    return o.transition is not None and o.transition.warn is not None
