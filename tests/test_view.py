@@ -17,7 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _records() -> list[dict]:
-    return [json.loads(line) for line in (REPO / "examples/session-two-payments.jsonl").read_text().splitlines()]
+    return [
+        json.loads(line) for line in (REPO / "examples/session-two-payments.jsonl").read_text().splitlines()
+    ]
 
 
 def _payee_only() -> list[dict]:
@@ -25,7 +27,11 @@ def _payee_only() -> list[dict]:
     records = _records()
     sign_in = next(r for r in records if r["request"]["body"].get("type") == "resource")
     token = sign_in["response"]["body"]["authorization"]["token"]
-    return [r for r in records if r is sign_in or token in r["request"].get("headers", {}).get("authorization", "")]
+    return [
+        r
+        for r in records
+        if r is sign_in or token in r["request"].get("headers", {}).get("authorization", "")
+    ]
 
 
 def _rules(view: str, records: list[dict]) -> list[tuple[str, str]]:
