@@ -80,9 +80,15 @@ class _Lines:
             self._file.flush()
 
     def close(self) -> None:
-        """Close the file."""
+        """Close the file (the sink writes nothing more)."""
         with self._lock:
             self._file.close()
+
+    def __enter__(self) -> _Lines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class JsonlFindings(_Lines):

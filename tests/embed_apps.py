@@ -10,7 +10,8 @@ Each app is made in its own server process from the environment:
 - ``FAKE_BLEEPAY_MODE``: ``observe`` or ``enforce``; ``FAKE_BLEEPAY_LIMIT``: the body bound.
 
 Outside the API prefix: ``GET /_monitor`` answers the monitor's ``stats()`` and ``snapshot()`` and
-how many calls reached the app; ``POST /_release`` lets a streamed answer go on. ``GET
+how many calls reached the app; ``POST /_release`` lets a streamed answer go on; ``POST /_reset``
+(Starlette and FastAPI) makes every recorded answer ready again. ``GET
 /api/v1/vouchers?stream=N`` streams a list of N vouchers, one chunk each, pausing after the first
 until released (a middleware that buffered the answer would never deliver the first chunk).
 """
@@ -52,24 +53,41 @@ def _moved(value: Any, delta: timedelta, key: str = "") -> Any:
     return value
 
 
+def moved(records: list[dict[str, Any]], now: datetime | None = None) -> list[dict[str, Any]]:
+    """The records with their times, and every ``...At`` time of their bodies, moved to start now."""
+    first = next((r["time"] for r in records if r.get("time")), None)
+    start = datetime.fromisoformat(first.replace("Z", "+00:00")) if first else datetime.now(UTC)
+    delta = (now or datetime.now(UTC)) - start
+    out = []
+    for r in records:
+        m = _moved(r, delta)
+        if isinstance(r.get("time"), str):
+            m["time"] = _moved({"timeAt": r["time"]}, delta)["timeAt"]
+        out.append(m)
+    return out
+
+
 class Replay:
     """Recorded answers, handed out in order per request (thread-safe)."""
 
     def __init__(self, records: list[dict[str, Any]], now: datetime | None = None) -> None:
         self._lock = threading.Lock()
         self.calls = 0
-        first = next((r["time"] for r in records if r.get("time")), None)
-        start = datetime.fromisoformat(first.replace("Z", "+00:00")) if first else datetime.now(UTC)
-        delta = (now or datetime.now(UTC)) - start
-        self._exact: dict[tuple[Any, ...], deque[tuple[int, bytes]]] = {}
-        self._loose: dict[tuple[str, str], deque[tuple[int, bytes]]] = {}
-        for r in records:
-            req, resp = r["request"], r["response"]
-            answer = (resp["status"], orjson.dumps(_moved(resp.get("body"), delta)))
-            self._exact.setdefault(
-                self.key(req["method"], req["path"], req.get("body"), req.get("headers")), deque()
-            ).append(answer)
-            self._loose.setdefault((req["method"], req["path"]), deque()).append(answer)
+        self._records = records
+        self.reset(now)
+
+    def reset(self, now: datetime | None = None) -> None:
+        """Every recorded answer ready to be given again."""
+        exact: dict[tuple[Any, ...], deque[tuple[int, bytes]]] = {}
+        loose: dict[tuple[str, str], deque[tuple[int, bytes]]] = {}
+        for r, now_r in zip(self._records, moved(self._records, now), strict=True):
+            req, resp = r["request"], now_r["response"]  # (asked as recorded, answered with times moved)
+            answer = (resp["status"], orjson.dumps(resp.get("body")))
+            key = self.key(req["method"], req["path"], req.get("body"), req.get("headers"))
+            exact.setdefault(key, deque()).append(answer)
+            loose.setdefault((req["method"], req["path"]), deque()).append(answer)
+        with self._lock:
+            self._exact, self._loose = exact, loose
 
     @staticmethod
     def key(method: str, path: str, body: Any, headers: Any) -> tuple[Any, ...]:
@@ -169,12 +187,17 @@ def starlette_app(fastapi: bool = False) -> Any:
         released.set()
         return Response(b"{}", media_type="application/json")
 
+    async def reset(request: Request) -> Response:
+        replay.reset()
+        return Response(b"{}", media_type="application/json")
+
     if fastapi:
         from fastapi import FastAPI
 
         app: Any = FastAPI()
         app.add_api_route("/_monitor", state, methods=["GET"])
         app.add_api_route("/_release", release, methods=["POST"])
+        app.add_api_route("/_reset", reset, methods=["POST"])
         app.add_api_route("/{path:path}", api, methods=["GET", "POST"])
         app.add_middleware(ASGIMiddleware, monitor=monitor)  # (the FastAPI way)
         return app
@@ -185,6 +208,7 @@ def starlette_app(fastapi: bool = False) -> Any:
         routes=[
             Route("/_monitor", state),
             Route("/_release", release, methods=["POST"]),
+            Route("/_reset", reset, methods=["POST"]),
             Route("/{path:path}", api, methods=["GET", "POST"]),
         ]
     )
