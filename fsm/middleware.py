@@ -83,7 +83,7 @@ class ASGIMiddleware:
                 method=scope["method"],
                 path=path + ("?" + query.decode("latin-1") if query else ""),
                 headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
-                time=now_iso(),
+                time=now_iso() if mon.enforcing else "",  # (stamped again when fed)
             )
         except Exception:
             mon.failed("asgi request")
@@ -240,7 +240,7 @@ class WSGIMiddleware:
                 method=environ["REQUEST_METHOD"],
                 path=path + ("?" + query if query else ""),
                 headers=headers,
-                time=now_iso(),
+                time=now_iso() if mon.enforcing else "",  # (stamped again when fed)
             )
             length_text = environ.get("CONTENT_LENGTH") or ""
             chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
