@@ -292,10 +292,48 @@ def end_to_end(log: Path, requests: int, handler_ms: float, middleware: bool) ->
         server.wait(10)
 
 
+def soak(exchanges: int, every: int = 100_000) -> None:
+    """Feed ``exchanges`` exchanges of ever-new flows through one Monitor; print the RSS as it goes.
+
+    The memory issue's target: under 20 MB of growth per million exchanges after warm-up (finished
+    entities forgotten after the monitor's retention time, live ones capped, D27).
+    """
+    import resource
+
+    from fsm.monitor import Captured, Monitor
+
+    def rss_mb() -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    monitor = Monitor()
+    fed, seed, marks = 0, 100, []
+    start = time.process_time()
+    while fed < exchanges:
+        seed += 1
+        for r in request_mix(2000, seed=seed):
+            q, a = r["request"], r["response"]
+            c = Captured(q["method"], q["path"], q.get("headers", {}), "", json.dumps(q.get("body")).encode()
+                         if "body" in q else b"")  # fmt: skip
+            c.status, c.resp_body = a["status"], json.dumps(a.get("body")).encode()
+            monitor.feed(c)
+            fed += 1
+            if fed % every == 0:
+                marks.append((fed, rss_mb()))
+                cpu = time.process_time() - start
+                print(f"{fed:>10} exchanges  RSS {marks[-1][1]:7.1f} MB  ({cpu:.0f} s CPU)")
+    if len(marks) >= 3:
+        (n0, m0), (n1, m1) = marks[1], marks[-1]  # after the first mark (warm-up)
+        print(f"growth after warm-up: {(m1 - m0) / (n1 - n0) * 1e6:.1f} MB per million exchanges")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--exchanges", type=int, default=5000, help="request mix size, in process")
     p.add_argument("--requests", type=int, default=1500, help="requests per server end to end (0: skip)")
+    p.add_argument("--soak", type=int, default=0, help="feed N exchanges through one monitor, print RSS")
     p.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
     p.add_argument("--load", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -305,6 +343,9 @@ def main() -> None:
         return
     if args.load:
         load(args.load[0], args.load[1], int(args.load[2]))
+        return
+    if args.soak:
+        soak(args.soak)
         return
     from fsm._version import __version__
 

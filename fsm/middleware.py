@@ -309,6 +309,7 @@ class _Passing:
         for chunk in self.inner:
             self.body.add(chunk)
             yield chunk
+        self._done()  # (whole: judged now, even where a server is late to call close)
 
     def close(self) -> None:
         try:
@@ -316,6 +317,9 @@ class _Passing:
             if close is not None:
                 close()
         finally:
-            finish, self._finish = self._finish, None
-            if finish is not None:
-                finish()
+            self._done()
+
+    def _done(self) -> None:
+        finish, self._finish = self._finish, None
+        if finish is not None:
+            finish()
