@@ -92,7 +92,11 @@ class ASGIMiddleware:
         limit = mon.body_limit
         request = _Body(limit)
         response = _Body(limit)
-        complete = False  # the request body was read to its end (by us or the app)
+        # the request body was read to its end (by us or the app); a request that declares no body
+        # (no Content-Length, or 0, and no Transfer-Encoding: RFC 9112 6.3) has it whole already
+        complete = "transfer-encoding" not in captured.headers and captured.headers.get(
+            "content-length", "0"
+        ).strip() in ("", "0")
         pending: list[Message] = []
 
         if mon.enforcing:  # read the body first (up to the bound), then hand the same messages on

@@ -149,6 +149,22 @@ def _again(body: bytes) -> Any:
     return receive
 
 
+def test_a_body_the_app_never_reads_is_not_checked_but_a_request_without_one_is_whole() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # answers without reading the request
+        await send({"type": "http.response.start", "status": 400, "headers": []})
+        await send({"type": "http.response.body", "body": b'{"code": "validation_failed"}'})
+
+    mw = ASGIMiddleware(app)
+    token = {"authorization": "Bearer abc.def.ghi"}
+    _call(mw, {"request": {"method": "GET", "path": "/api/v1/vouchers/vch_1", "headers": token}})
+    assert mw.monitor.stats()["bodies_not_checked"] == 0
+    redeem = {"method": "POST", "path": "/api/v1/vouchers/vch_1/redeem-voucher", "headers": {
+        **token, "content-length": "2"}, "body": {}}  # fmt: skip
+    _call(mw, {"request": redeem})
+    assert mw.monitor.stats()["bodies_not_checked"] == 1
+    assert "input.body-not-checked" in mw.monitor.snapshot().by_rule
+
+
 def test_enforce_answers_with_the_predicted_status_and_envelope_and_the_app_is_not_called() -> None:
     records = _records(SESSION)
     app, calls = _replaying(records)
