@@ -29,9 +29,8 @@ import orjson
 from fsm.config import Config, load_config
 from fsm.errors import UsageError
 from fsm.pipeline import Validator
-from fsm.secrets import redact
 from fsm.stepper import Prediction
-from fsm.violation import Severity, SourceLocation, Violation
+from fsm.violation import Severity, Violation
 
 __all__ = [
     "BODY_LIMIT",
@@ -114,23 +113,15 @@ class Captured:
             path = SPEC_PREFIX + path[len(prefix) :]
         request: dict[str, Any] = {"method": self.method, "path": path, "headers": dict(self.headers)}
         response: dict[str, Any] = {"status": self.status, "headers": dict(self.resp_headers)}
-        _put_body(request, self.body)
-        _put_body(response, self.resp_body)
-        out = {"time": self.time, "request": request, "response": response}
-        sides = (("request", self.body), ("response", self.resp_body))
-        unkept = [side for side, body in sides if body is None]
-        if unkept:  # (readers ignore this key; it tells a re-validation why a body is missing)
-            out["voucherFsm"] = {"bodyNotKept": unkept}
-        return out
-
-
-def _put_body(half: dict[str, Any], body: bytes | None) -> None:
-    if not body:
-        return
-    try:
-        half["body"] = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        half["bodyText"] = body.decode("utf-8", "replace")
+        for half, body in ((request, self.body), (response, self.resp_body)):
+            if body is None:  # passed on, not kept: the validator says it is not checked
+                half["bodyNotKept"] = True
+            elif body:
+                try:
+                    half["body"] = orjson.loads(body)
+                except orjson.JSONDecodeError:
+                    half["bodyText"] = body.decode("utf-8", "replace")
+        return {"time": self.time, "request": request, "response": response}
 
 
 def decode_body(body: bytes | None) -> Any:
@@ -243,7 +234,6 @@ class Monitor:
         self._by_severity: Counter[str] = Counter()
         self._stats: Counter[str] = Counter()
         self._told: set[str] = set()  # internal failures already logged with their traceback
-        self._body_severity = validator.config.effective(validator.spec.rules).get("input.body-not-checked")
         self._on_record: list[Callable[[dict[str, Any]], None]] = []
 
     @classmethod
@@ -329,7 +319,6 @@ class Monitor:
                 self._stats["skipped"] += 1
             return []
         record = captured.record(self.prefix or "")
-        unchecked = record.get("voucherFsm", {}).get("bodyNotKept", [])
         with self._lock:
             # stamped when fed: exchanges that ran at once finish in another order than they began,
             # and the validator judges in the order fed (D19), so their times must not go backwards
@@ -337,8 +326,7 @@ class Monitor:
             for write in self._on_record:
                 write(record)
             found = self.validator.feed(record, source="<monitor>")
-            if unchecked:
-                found = self._unchecked(found, unchecked, captured)
+            self._stats["bodies_not_checked"] += (captured.body is None) + (captured.resp_body is None)
             self._stats["exchanges"] += 1
             if captured.enforced:
                 self._stats["enforced"] += 1
@@ -353,26 +341,6 @@ class Monitor:
                 except Exception:
                     self.failed(f"sink {type(sink).__name__}")
         return found
-
-    def _unchecked(self, found: list[Violation], sides: list[str], captured: Captured) -> list[Violation]:
-        """Findings about a body that was not kept are not the traffic's: one info says so instead."""
-        self._stats["bodies_not_checked"] += len(sides)
-        out = [v for v in found if not any(v.instance_path.startswith(f"/{s}/body") for s in sides)]
-        severity = self._body_severity
-        if severity is not None:
-            out.append(
-                Violation(
-                    rule_id="input.body-not-checked",
-                    severity=severity,
-                    message=f"{captured.method} {redact(captured.path.partition('?')[0])}: the "
-                    f"{' and '.join(sides)} "
-                    f"body was longer than {self.body_limit} bytes (or not read whole) and was not checked",
-                    location=SourceLocation("<monitor>"),
-                    exchange_index=-1,
-                    instance_path=f"/{sides[0]}/body",
-                )
-            )
-        return out
 
     def failed(self, where: str) -> None:
         """Count an internal failure; log it with its traceback the first time it happens there."""

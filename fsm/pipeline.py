@@ -234,7 +234,14 @@ class Validator:
             return position, built, None, []
         routed = self._matcher.match(built)
         if isinstance(routed, Match):
-            schema = self._schemas.check(built, routed)
+            unkept = _not_kept(record)
+            if unkept:  # a body the capture did not keep: not checked, and said so (D21)
+                schema = self._schemas.check(
+                    built, routed, request="request" not in unkept, response="response" not in unkept
+                )
+                schema.extend(_unkept_finding(side) for side in unkept)
+            else:
+                schema = self._schemas.check(built, routed)
             if schema:  # scrubbed here, where the whole exchange is at hand (the stepping side gets less)
                 scrub = self._scrubber(built, routed, schema, whole=True)
                 schema = [_scrubbed(scrub, f) for f in schema]
@@ -464,6 +471,26 @@ def _kit_failed(exc: Exception) -> Finding:
         "input.unreadable",
         f"voucher-fsm failed on this record ({type(exc).__name__}) and could not judge it; this is "
         "a bug in voucher-fsm: please report it with this record (secrets removed)",
+    )
+
+
+def _not_kept(record: Any) -> tuple[str, ...]:
+    """The sides whose body the record says the capture did not keep (``bodyNotKept: true``)."""
+    if not isinstance(record, Mapping):
+        return ()
+    return tuple(
+        side
+        for side in ("request", "response")
+        if isinstance(record.get(side), Mapping) and record[side].get("bodyNotKept") is True
+    )
+
+
+def _unkept_finding(side: str) -> Finding:
+    return Finding(
+        "input.body-not-checked",
+        f"the {side} body was passed on but not kept by the capture (longer than its bound); it is not "
+        "checked, the rest of the exchange is",
+        instance_path=f"/{side}/body",
     )
 
 
