@@ -178,6 +178,8 @@ class Monitor:
         body_limit: bytes of a body kept for checking; a longer body is passed on whole but not
             checked (``input.body-not-checked``, info).
         kept: violations kept for :meth:`snapshot` (all are counted).
+        validator_options: more keyword arguments for the :class:`fsm.Validator` made here (e.g. the
+            memory bounds of a process that runs for weeks, D27: ``max_live``, ``retain_finished``).
         validator: a ready :class:`fsm.Validator` (its own settings win over ``config`` and ``view``).
     """
 
@@ -195,6 +197,7 @@ class Monitor:
         skip_operations: Iterable[str] = (),
         body_limit: int = BODY_LIMIT,
         kept: int = 1000,
+        validator_options: Mapping[str, Any] | None = None,
         validator: Validator | None = None,
     ) -> None:
         if mode not in MODES:
@@ -211,7 +214,7 @@ class Monitor:
                 cfg = cfg.merged(severity={**cfg.severity, **severity})
             if view is not None:
                 cfg = cfg.merged(view=view)
-            validator = Validator(config=cfg)
+            validator = Validator(config=cfg, **(validator_options or {}))
         self.validator = validator
         known = {op.id for op in validator.spec.operations}
         unknown = sorted((set(modes or {}) | set(skip_operations)) - known)

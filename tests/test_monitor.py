@@ -324,6 +324,13 @@ def test_snapshot_and_stats_count_without_finishing_and_finish_still_reports() -
     assert report.totals.judged == len(records)
 
 
+def test_validator_options_reach_the_validator_the_monitor_makes() -> None:
+    monitor = Monitor(validator_options={"engine": "transitions", "coverage": True})
+    assert monitor.validator.coverage is not None
+    with pytest.raises(TypeError):
+        Monitor(validator_options={"no_such_option": 1})
+
+
 # ------------------------------------------------------------------ sinks
 def test_the_logging_sink_writes_one_structured_record_per_finding(caplog: pytest.LogCaptureFixture) -> None:
     mw = ASGIMiddleware(_replaying(_records(BROKEN))[0], sinks=[LoggingSink()])
