@@ -53,6 +53,14 @@ def test_a_payee_view_adopts_the_unseen_join_instead_of_warning_about_reserving_
     assert ("session.reserve-before-join", "warning") not in _rules("payee", records)
 
 
+def test_a_payee_view_does_not_warn_of_a_close_the_payers_unseen_resolve_may_have_made_clean() -> None:
+    records = _payee_only()
+    assert ("session.close-with-open-vouchers", "warning") in _rules("all", records)
+    payee = _rules("payee", records)
+    assert ("session.close-with-open-vouchers", "warning") not in payee
+    assert payee.count(("observe.unseen-call", "info")) == 3  # the join, the resolve read, the close
+
+
 def test_a_payer_view_does_not_excuse_what_only_the_payers_own_calls_could_do() -> None:
     # the payer's view sees its own resolve; a RESOLVED answer no payee call explains stays an error
     assert ("observe.status-mismatch", "error") in _rules("payer", _payee_only())

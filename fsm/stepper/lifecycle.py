@@ -154,6 +154,11 @@ class Lifecycle:
         e.states = tuple(fits)
         return self.predictor.outcomes(m, e, e.states, trigger, ex.req_body)
 
+    def _may_have_finished(self, c: Entity) -> bool:
+        """Whether calls this view does not see could have brought ``c`` to a final state (D28)."""
+        finals = self._machines[c.kind].finals
+        return any(s in finals for s in self.unseen.reach(c.kind, c.states))
+
     def _unseen_clean(
         self, plan: StepPlan, e: Entity, ex: Exchange, accepts: list[Outcome], out: list[Finding]
     ) -> tuple[list[Outcome], list[Outcome]]:
@@ -345,7 +350,11 @@ class Lifecycle:
             if self.predictor.guard(m.guards[use.guard], e, ex.req_body) is False:
                 assert use.warn is not None
                 rule = self.rules[use.warn]
-                open_children = [c.key for c in e.children or () if not self.store.is_final(c)]
+                unfinished = [c for c in e.children or () if not self.store.is_final(c)]
+                open_children = [c.key for c in unfinished]
+                if self.unseen and unfinished and all(self._may_have_finished(c) for c in unfinished):
+                    acc.append(self.unseen.unproven(e.key, open_children, use.warn))
+                    continue
                 acc.append(
                     Finding(
                         use.warn,

@@ -77,3 +77,18 @@ class Unseen:
             expected=list(was),
             actual=list(now),
         )
+
+    def unproven(self, key: str, children: list[str], rule: str) -> Finding:
+        """The ``observe.unseen-call`` info for a warning this view cannot prove (``rule`` not given).
+
+        ``children`` are not final in the model, but calls this view does not see could have
+        finished each of them.
+        """
+        shown = ", ".join(children[:5]) + (", ..." if len(children) > 5 else "")
+        return Finding(
+            "observe.unseen-call",
+            f"{key}: {rule} not reported: {shown} may have been finished by calls this {self.view}'s "
+            "view does not see",
+            entity=key,
+            actual=children,
+        )
