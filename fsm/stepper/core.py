@@ -65,6 +65,9 @@ the checks run."""
 class Stepper:
     """Holds the model of one run: entities, tokens, known currencies, the clock."""
 
+    store_class: type[EntityStore] = EntityStore
+    """The entity store's class (a subclass may record more, e.g. the order shards merge in)."""
+
     def __init__(
         self, spec: Spec, engines: Mapping[str, Engine], *, coverage: bool = False, view: str = "all"
     ) -> None:
@@ -72,7 +75,7 @@ class Stepper:
         self.unseen = Unseen(spec, view)  # one party's view (D28): what the other party's calls may change
         self.engines = engines
         self.coverage: Coverage | None = Coverage() if coverage else None
-        self.store = EntityStore(spec.machines, engines, spec.callers.scope)
+        self.store = self.store_class(spec.machines, engines, spec.callers.scope)
         self.timers = Timers(spec.machines, engines)
         self.predictor = Predictor(spec.machines, engines)
         self.terms = Terms(self.timers)
