@@ -82,7 +82,7 @@ class Validator:
         self._severity = self.config.effective(self.spec.rules)
         self._keep = self.config.kept_per_rule or 2**63
         self._matcher = Matcher(Router(self.spec))
-        self._schemas = SchemaChecker(self.spec, fast=engine == "table")
+        self._schemas = SchemaChecker.shared(self.spec, fast=engine == "table")  # compiled once a spec
         self._stepper = stepper(self.spec, engines_for(self.spec, engine), coverage=coverage)
         self._on_exchange = on_exchange
         self._violations: list[Violation] = []
@@ -370,13 +370,16 @@ class Validator:
                 self._untold[(v.rule_id, severity)] += 1
         return out
 
-    def state_of(self, entity: str) -> tuple[str, ...] | None:
+    def state_of(self, entity: str, *, at: str | None = None) -> tuple[str, ...] | None:
         """The model's state(s) for ``kind:id`` (e.g. ``voucher:vch_1``), or None if never met.
 
         One state normally; several for an entity adopted mid-flow whose past is unknown (D18).
+        ``at`` (ISO 8601): the state(s) at that time, with timed transitions such as expiry (D2)
+        taken, without changing the model.
         """
         kind, _, ident = entity.partition(":")
-        return self._stepper.state_of(kind, ident)
+        with self._lock:
+            return self._stepper.state_of(kind, ident, at)
 
     def predict(
         self,

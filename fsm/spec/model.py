@@ -416,6 +416,7 @@ class Spec(Record):
     style: tuple[StyleCheck, ...] = ()
     flows: tuple[FlowSpec, ...] = ()
     participants: Mapping[str, str] = field(default_factory=dict)
+    refusal_codes: Mapping[str, str] = field(default_factory=dict)  # rule an acceptance would break -> code
 
     _generic_errors: frozenset[str] = field(init=False, repr=False, compare=False, default=frozenset())
 

@@ -137,9 +137,13 @@ class Actors:
 
     def check(self, op: OperationSpec, ex: Exchange, token: str, touched: Sequence[Entity]) -> list[Finding]:
         """``actor.wrong-role`` and ``actor.wrong-context`` findings of an accepted call."""
-        acc: list[Finding] = []
         if not ex.accepted:
-            return acc
+            return []
+        return self.breaches(op, token, touched)
+
+    def breaches(self, op: OperationSpec, token: str, touched: Sequence[Entity]) -> list[Finding]:
+        """The ``actor.wrong-role`` and ``actor.wrong-context`` findings ``op`` would draw if accepted."""
+        acc: list[Finding] = []
         info = self.info(token)
         target = touched[-1] if touched else None
         need = self.need[op.id]
