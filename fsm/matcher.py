@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+from fsm._shared import per_spec
 from fsm.exchange import Exchange
 from fsm.secrets import shown, shown_path
 from fsm.spec.model import OperationSpec, Spec
@@ -57,6 +58,11 @@ class Router:
     trie's answer depends only on the path's *shape* (literals kept, others as
     ``{}``); answers are cached per shape, making routing one dict lookup.
     """
+
+    @classmethod
+    def shared(cls, spec: Spec) -> Router:
+        """The router of ``spec``, built once and shared (its cache of path shapes is a pure memo)."""
+        return per_spec("router", spec, lambda: cls(spec))
 
     def __init__(self, spec: Spec) -> None:
         self.prefix = spec.prefix.rstrip("/")

@@ -81,7 +81,7 @@ class Validator:
         self.config = config if config is not None else Config()
         self._severity = self.config.effective(self.spec.rules)
         self._keep = self.config.kept_per_rule or 2**63
-        self._matcher = Matcher(Router(self.spec))
+        self._matcher = Matcher(Router.shared(self.spec))
         self._schemas = SchemaChecker.shared(self.spec, fast=engine == "table")  # compiled once a spec
         self._stepper = stepper(self.spec, engines_for(self.spec, engine), coverage=coverage)
         self._on_exchange = on_exchange

@@ -7,13 +7,13 @@ prefixed ``/request`` or ``/response``, grouped under one finding per body.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
 
 from fsm._resources import load_schemas
+from fsm._shared import per_spec
 from fsm._text import clip
 from fsm._validators import SchemaValidator, compiled, ecma_regex, validator
 from fsm.exchange import Exchange
@@ -27,11 +27,6 @@ __all__ = ["SchemaChecker"]
 
 _Pointer = tuple[str, tuple[str, ...], bool]  # (pointer, tokens, has a '*')
 _MAX_DETAIL = 20  # schema errors listed per body; the rest are counted
-
-
-_SHARED: dict[tuple[int, bool], SchemaChecker] = {}  # (id of the spec, fast) -> its checker
-_SHARED_LOCK = threading.Lock()
-_SHARED_MOST = 8
 
 
 class SchemaChecker:
@@ -86,22 +81,8 @@ class SchemaChecker:
 
     @classmethod
     def shared(cls, spec: Spec, *, fast: bool = True) -> SchemaChecker:
-        """The checker of ``spec``, compiled once and shared (it keeps no state between exchanges).
-
-        Validators made one after another (a sandbox makes one a context) skip compiling every
-        schema again: about 9 ms each.
-        """
-        key = (id(spec), fast)
-        with _SHARED_LOCK:
-            hit = _SHARED.get(key)
-            if hit is not None and hit.spec is spec:
-                return hit
-        made = cls(spec, fast=fast)
-        with _SHARED_LOCK:
-            if len(_SHARED) >= _SHARED_MOST:  # (a few specs a process: the oldest goes)
-                del _SHARED[next(iter(_SHARED))]
-            _SHARED[key] = made
-        return made
+        """The checker of ``spec``, compiled once and shared (it keeps no state between exchanges)."""
+        return per_spec(f"schemas:{fast}", spec, lambda: cls(spec, fast=fast))
 
     def secrets(self, ex: Exchange, op: OperationSpec, findings: Iterable[Finding]) -> set[str]:
         """Every secret string the exchange's payloads hold, to be scrubbed from what is said of it (D20).

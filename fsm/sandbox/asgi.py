@@ -27,6 +27,7 @@ Send = Callable[[Message], Awaitable[None]]
 ADMIN = "/_sandbox"
 _MOST_BODY = 1 << 20  # bytes: a larger request body is refused
 _KEPT_HEADERS = ("authorization", "content-type")  # the request headers an exchange record keeps
+_READ = frozenset({b"authorization", b"content-type", b"origin", b"access-control-request-method"})
 _CORS_METHODS = b"GET, POST, OPTIONS"
 _CORS_HEADERS = b"authorization, content-type"
 _JSON = (b"content-type", b"application/json")
@@ -45,12 +46,17 @@ class SandboxApp:
             return
         if kind != "http":
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = {}  # only the headers the sandbox reads (uvicorn gives their names in lower case)
+        for k, v in scope["headers"]:
+            if k in _READ:
+                headers[k.decode()] = v.decode("latin-1")
         origin = headers.get("origin")
         method = scope["method"]
         path = scope["path"]
         if method == "OPTIONS" and "access-control-request-method" in headers:
-            await _send(send, 204, b"", [*_cors(origin), (b"access-control-max-age", b"600")], preflight=True)
+            await _send(
+                send, 204, b"", [*_cors(origin or "*"), (b"access-control-max-age", b"600")], preflight=True
+            )
             return
         raw, too_big = await _body(receive)
         try:
@@ -59,7 +65,8 @@ class SandboxApp:
             elif too_big:
                 status, out, extra, ctype = 400, _err("validation_failed", "the body is over 1 MB"), {}, None
             else:
-                query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+                qs = scope["query_string"]
+                query = dict(parse_qsl(qs.decode("latin-1"), keep_blank_values=True)) if qs else {}
                 kept = {k: headers[k] for k in _KEPT_HEADERS if k in headers}
                 status, out, extra = self.sandbox.handle(method, path, query, kept, raw)
                 ctype = None
@@ -72,7 +79,8 @@ class SandboxApp:
                 None,
             )
         body = out if isinstance(out, bytes) else orjson.dumps(out) if out is not None else b""
-        head = _cors(origin) + [(k.encode(), v.encode()) for k, v in extra.items()]
+        head = _cors(origin) if origin else []  # (a browser sends Origin; other clients need no CORS)
+        head += [(k.encode(), v.encode()) for k, v in extra.items()]
         await _send(send, status, body, head, ctype=ctype)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -177,9 +185,9 @@ def _err(code: str, message: str) -> dict[str, str]:
     return {"code": code, "message": message}
 
 
-def _cors(origin: str | None) -> list[tuple[bytes, bytes]]:
+def _cors(origin: str) -> list[tuple[bytes, bytes]]:
     return [
-        (b"access-control-allow-origin", origin.encode("latin-1") if origin else b"*"),
+        (b"access-control-allow-origin", origin.encode("latin-1")),
         (b"access-control-allow-methods", _CORS_METHODS),
         (b"access-control-allow-headers", _CORS_HEADERS),
         (b"access-control-expose-headers", b"x-sandbox-fault"),

@@ -192,7 +192,7 @@ class Sandbox:
 
         self.spec = spec if spec is not None else load_spec()
         self.prefix = self.spec.prefix
-        self.router = Router(self.spec)
+        self.router = Router.shared(self.spec)
         self._resource = re.compile(self.spec.resource_pattern)
         self.schemas = SchemaChecker.shared(self.spec)
         self.clock = SandboxClock(real_clock)
@@ -448,12 +448,12 @@ class Sandbox:
     # ------------------------------------------------------------------ draws
     def _hex(self, n: int) -> str:
         with self._rng_lock:
-            return "".join(self.rng.choice("0123456789abcdef") for _ in range(n))
+            return f"{self.rng.getrandbits(4 * n):0{n}x}"
 
     def _code(self, digits: bool = False) -> str:
         alphabet = "0123456789" if digits else _ALNUM
         with self._rng_lock:
-            return "".join(self.rng.choice(alphabet) for _ in range(6))
+            return "".join(self.rng.choices(alphabet, k=6))
 
     def _new_id(self, prefix: str) -> str:
         with self._lock:

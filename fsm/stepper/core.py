@@ -23,8 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from fsm._shared import per_spec
 from fsm.exchange import Exchange, build_exchange, parse_timestamp
-from fsm.machines import Engine
+from fsm.machines import Engine, engines_for
 from fsm.matcher import Match, Matcher, Router
 from fsm.spec.model import MachineSpec, OperationSpec, Spec
 from fsm.stepper.actors import Actors
@@ -73,6 +74,13 @@ CHECKS: dict[str, tuple[Callable[[OperationSpec], bool], str]] = {
 the checks run."""
 
 
+def _check_names(spec: Spec) -> dict[str, tuple[str, ...]]:
+    """Per operation, the names of the Stepper methods that check it, in order."""
+    return {
+        op.id: tuple(check for declared, check in CHECKS.values() if declared(op)) for op in spec.operations
+    }
+
+
 class Stepper:
     """Holds the model of one run: entities, tokens, known currencies, the clock."""
 
@@ -82,7 +90,10 @@ class Stepper:
         self.coverage: Coverage | None = Coverage() if coverage else None
         self.store = EntityStore(spec.machines, engines, spec.callers.scope)
         self.timers = Timers(spec.machines, engines)
-        self.predictor = Predictor(spec.machines, engines)
+        if engines is engines_for(spec):  # the shared tables: so is the predictor (its memo is per state)
+            self.predictor = per_spec("predictor", spec, lambda: Predictor(spec.machines, engines))
+        else:
+            self.predictor = Predictor(spec.machines, engines)
         self.terms = Terms(self.timers)
         self.actors = Actors(spec, self.store)
         self.currencies = Currencies(spec)
@@ -92,13 +103,15 @@ class Stepper:
         self.observations = Observations(spec, self.store, self.timers, self.terms)
         self._clock = Clock()
         self._touched: list[Entity] = []
+        names = per_spec("checks", spec, lambda: _check_names(spec))  # (planned once a spec)
         self._plans: dict[str, tuple[Check, ...]] = {
-            op.id: tuple(getattr(self, check) for declared, check in CHECKS.values() if declared(op))
-            for op in spec.operations
+            op_id: tuple(getattr(self, check) for check in checks) for op_id, checks in names.items()
         }
-        self._steps: dict[str, tuple[StepPlan, ...]] = {
-            op.id: tuple(self.lifecycle.plan(s) for s in op.steps) for op in spec.operations
-        }
+        self._steps: dict[str, tuple[StepPlan, ...]] = per_spec(
+            "steps",
+            spec,
+            lambda: {op.id: tuple(self.lifecycle.plan(s) for s in op.steps) for op in spec.operations},
+        )
         self._matcher: Matcher | None = None  # (for predict only, made when first asked)
         self._refusals = spec.refusal_codes
 
@@ -262,7 +275,7 @@ class Stepper:
         if not isinstance(ex, Exchange):
             return Prediction(None, None, reason=ex.message)
         if self._matcher is None:
-            self._matcher = Matcher(Router(self.spec))
+            self._matcher = Matcher(Router.shared(self.spec))
         routed = self._matcher.match(ex)
         if not isinstance(routed, Match):
             return Prediction(None, None, reason=routed.message if routed is not None else "not checked")
