@@ -38,6 +38,7 @@ class SandboxApp:
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
+        self.preflights = 0  # CORS preflights answered (transport, D22: never recorded)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -54,6 +55,7 @@ class SandboxApp:
         method = scope["method"]
         path = scope["path"]
         if method == "OPTIONS" and "access-control-request-method" in headers:
+            self.preflights += 1
             await _send(
                 send, 204, b"", [*_cors(origin or "*"), (b"access-control-max-age", b"600")], preflight=True
             )
@@ -152,6 +154,7 @@ class SandboxApp:
         sb = self.sandbox
         return {
             "exchanges": sb.exchanges,
+            "preflights": self.preflights,
             "contexts": len(sb.contexts),
             "clock": _iso(sb.clock.peek()),
             "faults": sorted(sb.faults),
