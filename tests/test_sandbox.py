@@ -35,6 +35,8 @@ from tests.sandbox_flows import (
     two_payments,
 )
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
@@ -396,3 +398,40 @@ def test_serve_starts_on_the_port_given_and_stops_on_sigterm(tmp_path: Path) -> 
         assert proc.wait(timeout=10) in (0, -signal.SIGTERM)  # (uvicorn re-raises the signal it stopped on)
         assert proc.stderr is not None and b"Traceback" not in proc.stderr.read()
         proc.stderr.close()
+
+
+def test_the_sandbox_pages_shell_session_runs_as_written(tmp_path: Path) -> None:
+    """docs/sandbox.md's sh block (but its pip line, and on a free port instead of 8000) runs."""
+    import re
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "sandbox.md").read_text()
+    block = re.search(r"```sh\n(.*?)```", page, re.S)
+    assert block is not None
+    script = "\n".join(line for line in block.group(1).splitlines() if not line.startswith("pip install"))
+    script = script.replace("8000", str(free_port())).replace("voucher-fsm ", f"{sys.executable} -m fsm ")
+    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert '"status":"OPEN"' in done.stdout and '"exchanges":2' in done.stdout
+    assert "2 records read, 2 judged" in done.stdout
+
+
+def test_the_plugins_voucher_sandbox_fixture_runs_the_pages_example_and_takes_a_fault_marker(
+    pytester: pytest.Pytester,
+) -> None:
+    """docs/sandbox.md's pytest example passes; a marked fault reaches the server the fixture starts."""
+    import re
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "sandbox.md").read_text()
+    example = next(b for b in re.findall(r"```python\n(.*?)```", page, re.S) if "voucher_sandbox" in b)
+    pytester.makepyfile(
+        example
+        + """
+
+@pytest.mark.voucher_sandbox(faults=["drop-field"])
+def test_a_fault_from_the_marker(voucher_sandbox):
+    faults = httpx.get(voucher_sandbox + "/_sandbox/faults").json()
+    assert [f["name"] for f in faults if f["on"]] == ["drop-field"]
+"""
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)

@@ -78,6 +78,7 @@ class Recorder:
         self.har = self.path.suffix.lower() == ".har"
         self.keep_secrets = keep_secrets
         self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "wb")  # noqa: SIM115 (open for the server's life, closed by close())
         self._entries = 0
         if self.har:
