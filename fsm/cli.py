@@ -635,6 +635,10 @@ def serve(
     import gc
 
     from fsm.sandbox import app
+    from fsm.sandbox.serve import free_port
+
+    if port == 0:  # (chosen here, so it can be said)
+        port = free_port(host)
 
     # A server keeps one model a context: fewer full collections of a heap that only grows (about
     # 20% less CPU a request after some thousand sessions); objects made at start-up are never scanned.

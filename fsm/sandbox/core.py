@@ -27,8 +27,10 @@ from fsm.errors import UsageError
 from fsm.exchange import build_exchange
 from fsm.matcher import Match, Router
 from fsm.pipeline import Validator
+from fsm.pointer import get
 from fsm.schemacheck import SchemaChecker
 from fsm.spec import Spec, load_spec
+from fsm.spec.model import EntityRef
 from fsm.stepper import Prediction
 
 __all__ = ["FAULTS", "Answer", "Fault", "Sandbox", "SandboxClock"]
@@ -410,27 +412,33 @@ class Sandbox:
 
     # ----------------------------------------------------------------- lookup
     def _context_of(self, call: _Call) -> _Context | None:
-        """The context a call is about (None: none), found by id, code or a path parameter."""
-        params, body = call.match.params, call.body if isinstance(call.body, dict) else {}
-        op = call.op
-        if (op.steps and op.steps[0].creates) or (not op.steps and not op.observes):
-            return None  # it makes its context, or names none
-        with self._lock:
-            if "contextId" in params:
-                ctx = self.contexts.get(params["contextId"])
-            elif "sessionId" in params:
-                ctx = self.owner_of.get(params["sessionId"])
-            elif "voucherId" in params:
-                ctx = self.owner_of.get(params["voucherId"])
-            elif isinstance(body.get("code"), str):
-                ctx = self.by_code.get(body["code"])
-                if ctx is None:
+        """The context a call is about (None: none), found as its steps name their entities (the spec).
+
+        An entity named by a path parameter is looked up by id; a context named by a code in the
+        request body, by its code. A call that makes its context, or names no entity, has none yet.
+        """
+        op, params = call.op, call.match.params
+        if op.steps and op.steps[0].creates:
+            return None
+        scope = self.spec.callers.scope  # the machine whose entity holds a model (the context)
+        names: list[tuple[str, EntityRef]] = [(n.machine, n.ref) for n in op.steps]
+        names += [(n.machine, n.ref) for n in op.observes]
+        for machine, ref in names:
+            ident, code = ref.id, ref.code
+            if ident is not None and ident.source == "path" and ident.key in params:
+                with self._lock:
+                    found = (self.contexts if machine == scope else self.owner_of).get(params[ident.key])
+                if found is None:
+                    raise _Refused(_error(404, "not_found", f"{op.id}: no such {machine}"))
+                return found
+            if machine == scope and code is not None and code.source == "request":
+                value = get(call.body, code.tokens)
+                with self._lock:
+                    found = self.by_code.get(value) if isinstance(value, str) else None
+                if found is None:
                     raise _Refused(_error(*self._unknown_code(op), "no open context has this code"))
-            else:
-                return None
-        if ctx is None:
-            raise _Refused(_error(404, "not_found", f"{op.id}: no such entity"))
-        return ctx
+                return found
+        return None
 
     def _unknown_code(self, op: Any) -> tuple[int, str]:
         code = _ANSWERS["unknown_context_code"]
