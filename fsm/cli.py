@@ -604,6 +604,7 @@ def coverage(files: Sequence[str], fmt: str, out: str | None) -> None:
 @click.option(
     "--real-clock", is_flag=True, help="Use the wall clock (default: a fixed clock, 5 ms a request)."
 )
+@click.option("--keep-secrets", is_flag=True, help="Record tokens and passwords as they were (D29: warns).")
 def serve(
     host: str,
     port: int,
@@ -612,6 +613,7 @@ def serve(
     faults: Sequence[str],
     list_faults: bool,
     real_clock: bool,
+    keep_secrets: bool,
 ) -> None:
     """Answer the API as the protocol says, one state per context (docs/sandbox.md).
 
@@ -645,7 +647,13 @@ def serve(
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 1000)
-    asgi = app(seed=seed, record=record, faults=list(faults), real_clock=real_clock)
+    if keep_secrets and record:
+        click.echo(
+            f"warning: {record} will hold tokens and passwords in the clear (--keep-secrets)", err=True
+        )
+    asgi = app(
+        seed=seed, record=record, faults=list(faults), real_clock=real_clock, keep_secrets=keep_secrets
+    )
     click.echo(f"voucher-fsm sandbox on http://{host}:{port}  (control: /_sandbox/)", err=True)
     uvicorn.run(asgi, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
 

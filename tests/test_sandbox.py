@@ -472,3 +472,25 @@ def test_any_request_to_any_operation_gets_a_json_answer_never_a_500(
     assert r.headers["content-type"] == "application/json" and isinstance(r.json(), (dict, list, str))
     if r.status_code >= 400:
         assert isinstance(r.json()["code"], str)
+
+
+def test_keep_secrets_records_the_tokens_as_they_were_and_warns(tmp_path: Path) -> None:
+    record = tmp_path / "raw.jsonl"
+    with (
+        running(seed=4, record=record, keep_secrets=True) as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
+        payer = sign_in_payer(http)
+        open_context(payer)
+    assert payer.token is not None and payer.token in record.read_text()
+    args = ["--record", str(tmp_path / "x.jsonl"), "--keep-secrets", "--port", str(free_port())]
+    proc = subprocess.Popen([sys.executable, "-m", "fsm", "serve", *args], stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()  # (said before the server starts)
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+        if proc.stderr is not None:
+            proc.stderr.close()
+    assert first.startswith("warning:") and "in the clear (--keep-secrets)" in first

@@ -170,14 +170,18 @@ def app(
     record: str | None = None,
     faults: tuple[str, ...] | list[str] = (),
     real_clock: bool = False,
+    keep_secrets: bool = False,
 ) -> SandboxApp:
     """A stateful Bleepay sandbox as an ASGI app (serve it with uvicorn).
 
     Arguments as :class:`fsm.sandbox.Sandbox`: ``seed`` fixes ids, codes and tokens; ``record`` a
     JSONL (or ``.har``) file for the served traffic, secrets fingerprinted; ``faults`` names of
-    deliberate bugs switched on; ``real_clock`` the wall clock instead of the fixed one.
+    deliberate bugs switched on; ``real_clock`` the wall clock instead of the fixed one;
+    ``keep_secrets`` records tokens and passwords as they were (D29: only on purpose).
     """
-    return SandboxApp(Sandbox(seed=seed, faults=faults, record=record, real_clock=real_clock))
+    return SandboxApp(
+        Sandbox(seed=seed, faults=faults, record=record, real_clock=real_clock, keep_secrets=keep_secrets)
+    )
 
 
 def _iso(t: datetime) -> str:

@@ -178,6 +178,7 @@ class Sandbox:
         record: a file to write the served traffic to (JSONL, or HAR for ``.har``), secrets
             fingerprinted (D29).
         real_clock: use the wall clock instead of the fixed one (for browsers, whose HARs have wall times).
+        keep_secrets: record tokens, passwords and signatures as they were (D29: only on purpose).
         spec: the protocol (default: the shipped one).
     """
 
@@ -188,6 +189,7 @@ class Sandbox:
         faults: tuple[str, ...] | list[str] = (),
         record: str | None = None,
         real_clock: bool = False,
+        keep_secrets: bool = False,
         spec: Spec | None = None,
     ) -> None:
         from fsm.sandbox.recorder import Recorder
@@ -204,7 +206,7 @@ class Sandbox:
         self.faults: set[str] = set()
         self.set_faults(on=faults)
         self.acted: list[dict[str, Any]] = []  # where each fault acted: {"fault", "exchange", "operation"}
-        self.recorder = Recorder(record) if record else None
+        self.recorder = Recorder(record, keep_secrets=keep_secrets) if record else None
         self.exchanges = 0  # answered (and recorded) so far
         self.self_findings = 0  # findings the sandbox's own models reported on its answers
         self._status = {name: {s.name: s.status for s in m.states} for name, m in self.spec.machines.items()}

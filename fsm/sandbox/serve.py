@@ -42,6 +42,7 @@ def running(
     record: str | Path | None = None,
     faults: Sequence[str] = (),
     real_clock: bool = False,
+    keep_secrets: bool = False,
     timeout: float = 30.0,
     host: str = "127.0.0.1",
 ) -> Iterator[RunningSandbox]:
@@ -57,6 +58,8 @@ def running(
         args += ["--fault", name]
     if real_clock:
         args.append("--real-clock")
+    if keep_secrets:
+        args.append("--keep-secrets")
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://{host}:{port}"
     try:
