@@ -221,6 +221,9 @@ def test_the_admin_api_inspects_resets_moves_the_clock_and_lists_faults(scratch:
     assert http.get(f"/_sandbox/entities/voucher/{v['id']}").status_code == 404
     assert payee.call("GET", f"/vouchers/{v['id']}")[0] == 404
     assert http.post("/_sandbox/reset", json={"context": "ctx_nope"}).status_code == 404
+    other = open_context(payer)
+    assert http.post("/_sandbox/reset", json={}).json()["contexts"] == 0  # all of them, tokens too
+    assert payer.call("GET", f"/vouchers/contexts/{other['id']}")[0] == 401
 
 
 def test_browsers_on_another_origin_get_cors_answers_and_preflights(scratch: httpx.Client) -> None:

@@ -210,7 +210,6 @@ class Sandbox:
         self.exchanges = 0  # answered (and recorded) so far
         self.self_findings = 0  # findings the sandbox's own models reported on its answers
         self._status = {name: {s.name: s.status for s in m.states} for name, m in self.spec.machines.items()}
-        self._statuses = {name: sorted(set(st.values())) for name, st in self._status.items()}
         self._handlers: dict[str, Callable[[_Call], Any]] = {
             op.id: getattr(self, "_op_" + op.id.replace("-", "_")) for op in self.spec.operations
         }
@@ -668,8 +667,12 @@ class Sandbox:
         ctx = self._own(call)
         ctx.updated = call.now
         body = self._context_body(ctx, call.now)
-        body["status"] = self._status["context"][self._leads(call, "context")]
+        body["status"] = self._status_after(call, "context")
         return body
+
+    def _status_after(self, call: _Call, kind: str) -> str:
+        """The status the API shows for the ``kind`` entity an accepted call leads to."""
+        return self._status[kind][self._leads(call, kind)]
 
     def _leads(self, call: _Call, kind: str) -> str:
         """The state an accepted call leads to (a fault's accepted call: the transition's own dest)."""
@@ -701,7 +704,7 @@ class Sandbox:
         if session is not None:
             session.vouchers.append(vid)
             session.updated = call.now
-        status = self._status["voucher"][self._leads(call, "voucher")]
+        status = self._status_after(call, "voucher")
         return {"id": v.id, "code": v.code, "status": status, "expiresAt": v.expires}
 
     def _op_reserve_voucher(self, call: _Call) -> Any:
@@ -725,7 +728,7 @@ class Sandbox:
                 **{k: body[k] for k in ("networks", "payments", "extras") if k in body},
             }
         v.updated = call.now
-        status = self._status["voucher"][self._leads(call, "voucher")]
+        status = self._status_after(call, "voucher")
         return {"id": v.id, "status": status, **v.terms}
 
     def _op_negotiate_voucher(self, call: _Call) -> Any:
@@ -735,7 +738,7 @@ class Sandbox:
         amount = convert(expected["amount"], expected["currency"], supplied["currency"])
         v.terms = {**v.terms, "suppliedPayment": {**supplied, "amount": amount}}
         v.updated = call.now
-        status = self._status["voucher"][self._leads(call, "voucher")]
+        status = self._status_after(call, "voucher")
         return {
             "id": v.id,
             "status": status,
@@ -746,21 +749,21 @@ class Sandbox:
     def _op_resolve_voucher(self, call: _Call) -> Any:
         v = self._voucher(call)
         v.updated = call.now
-        return {"id": v.id, "status": self._status["voucher"][self._leads(call, "voucher")]}
+        return {"id": v.id, "status": self._status_after(call, "voucher")}
 
     def _op_sign_voucher(self, call: _Call) -> Any:
         v = self._voucher(call)
         v.signed = True
         v.updated = call.now
         body = self._voucher_body(v, call.now)
-        body["status"] = self._status["voucher"][self._leads(call, "voucher")]
+        body["status"] = self._status_after(call, "voucher")
         return body
 
     def _op_discard_voucher(self, call: _Call) -> Any:
         v = self._voucher(call)
         v.updated = call.now
         body = self._voucher_body(v, call.now)
-        body["status"] = self._status["voucher"][self._leads(call, "voucher")]
+        body["status"] = self._status_after(call, "voucher")
         return body
 
     def _op_get_voucher(self, call: _Call) -> Any:
@@ -821,7 +824,7 @@ class Sandbox:
         s = self._session(call)
         s.updated = call.now
         body = self._session_body(s, call.now)
-        body["status"] = self._status["session"][self._leads(call, "session")]
+        body["status"] = self._status_after(call, "session")
         return body
 
     def _op_session_reserve_voucher(self, call: _Call) -> Any:
@@ -834,7 +837,7 @@ class Sandbox:
         s = self._session(call)
         s.updated = call.now
         body = self._session_body(s, call.now)
-        body["status"] = self._status["session"][self._leads(call, "session")]
+        body["status"] = self._status_after(call, "session")
         return body
 
     def _op_get_networks(self, call: _Call) -> Any:
@@ -877,9 +880,6 @@ class Sandbox:
             }
             for f in FAULTS.values()
         ]
-
-
-_RESPONSE_STATUSES = frozenset({"OPEN", "CLOSED", "RESERVED", "REDEEMED", "RESOLVED", "DISCARDED", "EXPIRED"})
 
 
 def convert(amount: str, source: str, target: str) -> str:
@@ -943,5 +943,4 @@ class _Call:
         self.ctx: _Context | None = None
         self.prediction: Prediction | None = None
         self.acted: list[str] = []
-        self.coupled: list[str] = []
         self.extra: dict[str, str] = {}
