@@ -417,21 +417,6 @@ def test_serve_starts_on_the_port_given_and_stops_on_sigterm(tmp_path: Path) -> 
         proc.stderr.close()
 
 
-def test_the_sandbox_pages_shell_session_runs_as_written(tmp_path: Path) -> None:
-    """docs/sandbox.md's sh block (but its pip line, and on a free port instead of 8000) runs."""
-    import re
-
-    page = (Path(__file__).resolve().parents[1] / "docs" / "sandbox.md").read_text()
-    block = re.search(r"```sh\n(.*?)```", page, re.S)
-    assert block is not None
-    script = "\n".join(line for line in block.group(1).splitlines() if not line.startswith("pip install"))
-    script = script.replace("8000", str(free_port())).replace("voucher-fsm ", f"{sys.executable} -m fsm ")
-    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert '"status":"OPEN"' in done.stdout and '"exchanges":2' in done.stdout
-    assert "2 records read, 2 judged" in done.stdout
-
-
 def test_the_plugins_voucher_sandbox_fixture_runs_the_pages_example_and_takes_a_fault_marker(
     pytester: pytest.Pytester,
 ) -> None:
