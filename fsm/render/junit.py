@@ -33,8 +33,16 @@ def render_junit(report: Report) -> str:
         cases[str(key)] = vs
     suites = ET.Element("testsuites", name="voucher-fsm")
     suite = ET.SubElement(suites, "testsuite", name="voucher-fsm validate")
+    props = ET.SubElement(suite, "properties")
+    t = report.totals
+    for name, n in (
+        ("read", t.read),
+        ("judged", t.judged),
+        ("transport", t.transport),
+        ("unreadable", t.unreadable),
+    ):
+        ET.SubElement(props, "property", name=f"records.{name}", value=str(n))
     if report.untold:  # (counted in the totals, details not kept: kept-per-rule)
-        props = ET.SubElement(suite, "properties")
         for rule, level, n in report.untold:
             ET.SubElement(props, "property", name=f"untold.{rule}.{level.value}", value=str(n))
     failures = 0
@@ -58,7 +66,11 @@ def render_junit(report: Report) -> str:
     for label in report.unreadable_inputs:  # not a verdict on traffic: an error, not a failure
         case = ET.SubElement(suite, "testcase", classname="voucher-fsm.input", name=_x(label))
         ET.SubElement(case, "error", message=_x(f"nothing readable in {label}"), type="input.unreadable")
-    tests, errors = len(cases) + len(report.unreadable_inputs), len(report.unreadable_inputs)
+    if report.nothing_judged:  # no verdict on traffic (D25): an error, not a failure
+        case = ET.SubElement(suite, "testcase", classname="voucher-fsm.input", name="protocol")
+        ET.SubElement(case, "error", message=_x(report.nothing_judged_line()), type="not-judged")
+    unjudged = len(report.unreadable_inputs) + report.nothing_judged
+    tests, errors = len(cases) + unjudged, unjudged
     suite.set("tests", str(tests))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))

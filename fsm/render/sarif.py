@@ -103,10 +103,17 @@ def render_sarif(report: Report) -> str:
                 ],
                 "invocations": [_invocation(report, uri)],
                 "results": results,
+                "properties": {"totals": _totals(report)},
             }
         ],
     }
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str).decode() + "\n"
+
+
+def _totals(report: Report) -> dict[str, int]:
+    """Records read, judged, transport and unreadable (D21, D22)."""
+    t = report.totals
+    return {"read": t.read, "judged": t.judged, "transport": t.transport, "unreadable": t.unreadable}
 
 
 def _invocation(report: Report, uri: Callable[[str], str]) -> dict[str, Any]:
@@ -119,6 +126,8 @@ def _invocation(report: Report, uri: Callable[[str], str]) -> dict[str, Any]:
         }
         for label in report.unreadable_inputs
     ]
+    if report.nothing_judged:  # (D25: no verdict on traffic)
+        notes.append({"level": "error", "message": {"text": report.nothing_judged_line()}})
     told: list[dict[str, Any]] = (
         [{"level": "note", "message": {"text": report.untold_line()}}] if report.untold else []
     )
