@@ -37,15 +37,18 @@ class Seen(NamedTuple):
 
 def seen(ex: Exchange) -> Seen:
     """What an entity remembers of ``ex``."""
-    return Seen(
-        ex.index,
-        ex.file,
-        ex.position,
-        ex.is_entry,
-        ex.method,
-        ex.path,
-        ex.status,
-        ex.error_code if not ex.accepted else None,
+    return tuple.__new__(  # (Seen's own __new__ is a Python function: one call fewer per exchange)
+        Seen,
+        (
+            ex.index,
+            ex.file,
+            ex.position,
+            ex.is_entry,
+            ex.method,
+            ex.path,
+            ex.status,
+            ex.error_code if not ex.accepted else None,
+        ),
     )
 
 
@@ -72,6 +75,7 @@ class Entity:
         "history",
         "id",
         "kind",
+        "last_child",
         "last_event",
         "last_own",
         "model",
@@ -94,7 +98,8 @@ class Entity:
         self.model: Any = None
         self.observed: str | None = None
         self.last_own = -1
-        self.last_event: tuple[int, Seen, str | None] | None = None
+        self.last_event: Seen | None = None  # the last exchange that named it or one of its children
+        self.last_child: str | None = None  # the id of the child that exchange named (None: itself)
         self.expired_by_clock = False
         self.callers: dict[str, int] | None = None  # role -> hash of its token: never the secret itself
 
@@ -228,16 +233,20 @@ class EntityStore:
     @staticmethod
     def remember(e: Entity, h: Seen) -> None:
         """``h`` happened to ``e``: its history, its own last call and its parent's last event."""
-        e.history.append(h)
-        if len(e.history) > HISTORY:
-            del e.history[0]
-        if e.last_own != h.exchange_index:
+        history = e.history
+        history.append(h)
+        if len(history) > HISTORY:
+            del history[0]
+        index = h.exchange_index
+        if e.last_own != index:
             e.seen += 1
-        e.last_own = h.exchange_index
+        e.last_own = index
         parent = e.parent
         if parent is not None:
-            parent.last_event = (h.exchange_index, h, e.id)
-        e.last_event = (h.exchange_index, h, None)
+            parent.last_event = h
+            parent.last_child = e.id
+        e.last_event = h
+        e.last_child = None
 
     @staticmethod
     def related(e: Entity) -> tuple[RelatedExchange, ...]:
