@@ -29,7 +29,7 @@ from fsm.spec import Spec, load_spec
 from fsm.stepper import Coverage, Prediction, Stepper, history_location
 from fsm.violation import Finding, RelatedExchange, Severity, SourceLocation, Violation
 
-__all__ = ["ExchangeCallback", "Validator", "validate_log"]
+__all__ = ["ExchangeCallback", "Validator", "distinct_label", "make_matcher", "validate_log"]
 
 Progress = Callable[[int, float | None], None]
 """Called now and then during feed_file with (records read so far, fraction of the file read or None)."""
@@ -94,13 +94,8 @@ class Validator:
         self.config = config
         self._severity = self.config.effective(self.spec.rules)
         self._keep = self.config.kept_per_rule or 2**63
-        router = Router.shared(self.spec, self.config.api_prefix)
-        self._matcher = Matcher(
-            router,
-            self.config.hosts,
-            self.spec.transport,
-            self.spec.body_kept,
-        )
+        self._matcher = make_matcher(self.spec, self.config)
+        router = self._matcher.router
         self._schemas = SchemaChecker.shared(self.spec, fast=engine == "table")  # compiled once a spec
         self._stepper = stepper(self.spec, engines_for(self.spec, engine), coverage=coverage)
         self._on_exchange = on_exchange
@@ -258,11 +253,7 @@ class Validator:
 
         Each input has its own clock (D19), keyed by its label: two files must not share one.
         """
-        n, shown = 1, label
-        while self._labels.setdefault(shown, path) != path:
-            n += 1
-            shown = f"{label} ({n})"
-        return shown
+        return distinct_label(self._labels, label, path)
 
     def _check_open(self) -> None:
         if self._finished is not None:
@@ -684,6 +675,20 @@ def _redacted(related: tuple[RelatedExchange, ...]) -> tuple[RelatedExchange, ..
         summary = redact(r.summary)
         out.append(r if summary == r.summary else replace(r, summary=summary))
     return tuple(out)
+
+
+def make_matcher(spec: Spec, config: Config) -> Matcher:
+    """The matcher a run with these settings routes with (the API prefix and hosts, D25)."""
+    return Matcher(Router.shared(spec, config.api_prefix), config.hosts, spec.transport, spec.body_kept)
+
+
+def distinct_label(labels: dict[str, str], label: str, path: str) -> str:
+    """``label``, or ``label (2)`` when ``labels`` (label shown -> path) holds it for another path."""
+    n, shown = 1, label
+    while labels.setdefault(shown, path) != path:
+        n += 1
+        shown = f"{label} ({n})"
+    return shown
 
 
 def validate_log(

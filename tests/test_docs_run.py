@@ -41,6 +41,8 @@ SKIPPED = {
     "clean clone, tests/test_packaging.py installs the wheel into a fresh virtual environment",
     "apt-get install": "installs a Debian package as root from the network: .ci/run does it",
     "python -m pytest": "runs the whole suite, this test included: .ci/run runs it",
+    "voucher-fsm validate --dask": "needs a Dask cluster at that address: tests/test_distributed.py runs "
+    "the same on a 2-worker LocalCluster",
     "python benchmarks/": "a benchmark of minutes: its figures are in docs/performance.md",
     "mkdir -p /tmp/voucher-fsm-src": "builds the compiled wheel (minutes): tests/test_packaging.py (slow)",
     "HATCH_BUILD_HOOK_ENABLE_MYPYC": "builds the compiled wheel (minutes): tests/test_packaging.py (slow)",

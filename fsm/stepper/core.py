@@ -72,11 +72,14 @@ def _check_names(spec: Spec) -> dict[str, tuple[str, ...]]:
 class Stepper:
     """Holds the model of one run: entities, tokens, known currencies, the clock."""
 
+    store_class: type[EntityStore] = EntityStore
+    """The entity store's class (a subclass may record more, e.g. the order shards merge in)."""
+
     def __init__(self, spec: Spec, engines: Mapping[str, Engine], *, coverage: bool = False) -> None:
         self.spec = spec
         self.engines = engines
         self.coverage: Coverage | None = Coverage() if coverage else None
-        self.store = EntityStore(spec.machines, engines, spec.callers.scope)
+        self.store = self.store_class(spec.machines, engines, spec.callers.scope)
         self.timers = Timers(spec.machines, engines)
         if engines is engines_for(spec):  # the shared tables: so is the predictor (its memo is per state)
             self.predictor = per_spec("predictor", spec, lambda: Predictor(spec.machines, engines))
