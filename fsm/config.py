@@ -32,8 +32,11 @@ _KEYS = {
     "clock-skew",
     "api-prefix",
     "hosts",
+    "view",
 }
 CLOCK_SKEW = 5.0
+VIEWS = ("all", "payee", "payer")
+"""Whose traffic a run sees (D28): every party's, or one party's calls only."""
 KEPT_PER_RULE = 1000
 _BOUNDS = ("kept-per-rule", "longest-record", "most-values")
 _HOST = re.compile(r"^(?:[A-Za-z0-9._~%!$&'()*+,;=-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
@@ -66,8 +69,14 @@ class Config:
     """Where the API lives (D25): the path prefix of its operations (None: the spec's ``/api/v1``)."""
     hosts: tuple[str, ...] = ()
     """The API's hosts (D25), ``name`` or ``name:port``: exchanges on others are not judged (empty: any)."""
+    view: str = "all"
+    """Whose calls the traffic holds (D28): ``all``, or one party's (``payee``, ``payer``); changes the
+    other party's unseen calls explain are then adopted (``observe.unseen-call``), not reported."""
 
     def __post_init__(self) -> None:
+        if self.view not in VIEWS:
+            where = self.source or "Config(view=...)"
+            raise UsageError(f"{where}: view must be one of {', '.join(VIEWS)}, not {self.view!r}")
         for name in ("kept_per_rule", "longest_record", "most_values"):
             value = getattr(self, name)
             if type(value) is not int or value < (0 if name == "kept_per_rule" else 1):
@@ -194,6 +203,9 @@ def load_config(path: Path) -> Config:
     severity = table.get("severity", {})
     if not isinstance(severity, dict):
         raise UsageError(f"{where}: severity must be a table of rule = level")
+    view = table.get("view", "all")
+    if view not in VIEWS:
+        raise UsageError(f"{where}: view must be one of {', '.join(VIEWS)}")
     fmt = table.get("format", "text")
     if fmt not in REPORT_FORMATS:
         raise UsageError(f"{where}: format must be one of {', '.join(REPORT_FORMATS)}")
@@ -202,6 +214,7 @@ def load_config(path: Path) -> Config:
         strict=table.get("strict", False),
         require_complete=table.get("require-complete", False),
         format=fmt,
+        view=view,
         source=str(path),
         api_prefix=table.get("api-prefix"),
         hosts=tuple(hosts) if isinstance(hosts := table.get("hosts", ()), list) else hosts,

@@ -99,10 +99,15 @@ class Validator:
         self._keep = self.config.kept_per_rule or 2**63
         self._matcher = make_matcher(self.spec, self.config)
         router = self._matcher.router
-        self._schemas = SchemaChecker(self.spec, fast=engine == "table")
-        self._stepper = stepper(
-            self.spec, engines_for(self.spec, engine), coverage=coverage, clock_skew=self.config.clock_skew
-        )
+        self._schemas = SchemaChecker.shared(self.spec, fast=engine == "table")  # compiled once a spec
+        stepping = engines_for(self.spec, engine)
+        skew = self.config.clock_skew
+        if self.config.view == "all":  # (a Stepper subclass of an older signature still fits)
+            self._stepper = stepper(self.spec, stepping, coverage=coverage, clock_skew=skew)
+        else:
+            self._stepper = stepper(
+                self.spec, stepping, coverage=coverage, clock_skew=skew, view=self.config.view
+            )
         self._on_exchange = on_exchange
         self._violations: list[Violation] = []
         self._read = self._judged = self._unreadable = self._transport = 0
@@ -301,7 +306,13 @@ class Validator:
         routed = self._matcher.match(built)
         if isinstance(routed, Match):
             lost = self._matcher.body_lost(built)
-            schema = self._schemas.check(built, routed, request=not lost)
+            unkept = _not_kept(record)  # a body the capture did not keep: not checked, said so (D21)
+            schema = self._schemas.check(
+                built,
+                routed,
+                request=not lost and "request" not in unkept,
+                response="response" not in unkept,
+            )
             if lost:
                 schema.append(
                     Finding(
@@ -311,6 +322,7 @@ class Validator:
                         instance_path="/request/body",
                     )
                 )
+            schema.extend(_unkept_finding(side) for side in unkept)
             if schema:  # scrubbed here, where the whole exchange is at hand (the stepping side gets less)
                 scrub = self._scrubber(built, routed, schema, whole=True)
                 schema = [_scrubbed(scrub, f) for f in schema]
@@ -488,7 +500,8 @@ class Validator:
         due timed transitions fire (expiry, D2); the model is not changed.
         """
         kind, _, ident = entity.partition(":")
-        return self._stepper.state_of(kind, ident, at=at)
+        with self._lock:
+            return self._stepper.state_of(kind, ident, at)
 
     def predict(
         self,
@@ -621,6 +634,26 @@ def _kit_failed(exc: Exception) -> Finding:
     )
 
 
+def _not_kept(record: Any) -> tuple[str, ...]:
+    """The sides whose body the record says the capture did not keep (``bodyNotKept: true``)."""
+    if not isinstance(record, Mapping):
+        return ()
+    return tuple(
+        side
+        for side in ("request", "response")
+        if isinstance(record.get(side), Mapping) and record[side].get("bodyNotKept") is True
+    )
+
+
+def _unkept_finding(side: str) -> Finding:
+    return Finding(
+        "input.body-not-checked",
+        f"the {side} body was passed on but not kept by the capture (longer than its bound); it is not "
+        "checked, the rest of the exchange is",
+        instance_path=f"/{side}/body",
+    )
+
+
 def _scrubbed(scrub: Scrubber, f: Finding) -> Finding:
     """``f`` with what ``scrub`` knows of fingerprinted in everything it says (its context too)."""
     if not scrub:
@@ -690,7 +723,7 @@ def _redacted(related: tuple[RelatedExchange, ...]) -> tuple[RelatedExchange, ..
 
 def make_matcher(spec: Spec, config: Config) -> Matcher:
     """The matcher a run with these settings routes with (the API prefix and hosts, D25)."""
-    return Matcher(Router(spec, config.api_prefix), config.hosts, spec.transport, spec.body_kept)
+    return Matcher(Router.shared(spec, config.api_prefix), config.hosts, spec.transport, spec.body_kept)
 
 
 def distinct_label(labels: dict[str, str], label: str, path: str) -> str:

@@ -21,11 +21,12 @@ not interpret the spec again for every exchange. A new check is a key in the dat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from fsm._shared import per_spec
 from fsm.exchange import Exchange, build_exchange, parse_timestamp
-from fsm.machines import Engine
+from fsm.machines import Engine, engines_for
 from fsm.matcher import Match, Matcher, Router
 from fsm.schemacheck import SchemaChecker
 from fsm.spec.model import MachineSpec, OperationSpec, Spec
@@ -40,9 +41,13 @@ from fsm.stepper.payments import Currencies
 from fsm.stepper.predict import Prediction, Predictor
 from fsm.stepper.refs import MISSING
 from fsm.stepper.terms import Terms
+from fsm.stepper.unseen import Unseen
 from fsm.violation import Finding, RelatedExchange
 
 __all__ = ["CHECKS", "Check", "Stepper"]
+
+_UNAUTHORIZED = "unauthorized"  # the generic code of a call without a token (D15)
+_UNEXPECTED = "machine.unexpected-refusal"
 
 
 Check = Callable[[Call, list[Finding]], None]
@@ -60,6 +65,13 @@ CHECKS: dict[str, tuple[Callable[[OperationSpec], bool], str]] = {
 the checks run."""
 
 
+def _check_names(spec: Spec) -> dict[str, tuple[str, ...]]:
+    """Per operation, the names of the Stepper methods that check it, in order."""
+    return {
+        op.id: tuple(check for declared, check in CHECKS.values() if declared(op)) for op in spec.operations
+    }
+
+
 class Stepper:
     """Holds the model of one run: entities, tokens, known currencies, the clock."""
 
@@ -73,25 +85,30 @@ class Stepper:
         *,
         coverage: bool = False,
         clock_skew: float = CLOCK_SKEW,
+        view: str = "all",
     ) -> None:
         self.spec = spec
+        self.unseen = Unseen(spec, view)  # one party's view (D28): what the other party's calls may change
         self.engines = engines
         self.coverage: Coverage | None = Coverage() if coverage else None
         self.store = self.store_class(spec.machines, engines, spec.callers.scope)
         self.timers = Timers(spec.machines, engines, clock_skew, self.coverage)
-        self.predictor = Predictor(spec.machines, engines)
+        if engines is engines_for(spec):  # the shared tables: so is the predictor (its memo is per state)
+            self.predictor = per_spec("predictor", spec, lambda: Predictor(spec.machines, engines))
+        else:
+            self.predictor = Predictor(spec.machines, engines)
         self.terms = Terms(self.timers, spec.terms_by_value)
         self.actors = Actors(spec, self.store)
         self.currencies = Currencies(spec)
         self.lifecycle = Lifecycle(
-            spec, self.store, self.predictor, self.timers, self.terms, self.actors, self.coverage
+            spec, self.store, self.predictor, self.timers, self.terms, self.actors, self.coverage, self.unseen
         )
-        self.observations = Observations(spec, self.store, self.timers, self.terms)
+        self.observations = Observations(spec, self.store, self.timers, self.terms, self.unseen)
         self._clock = Clock()
         self._touched: list[Entity] = []
+        names = per_spec("checks", spec, lambda: _check_names(spec))  # (planned once a spec)
         self._plans: dict[str, tuple[Check, ...]] = {
-            op.id: tuple(getattr(self, check) for declared, check in CHECKS.values() if declared(op))
-            for op in spec.operations
+            op_id: tuple(getattr(self, check) for check in checks) for op_id, checks in names.items()
         }
         self._steps: dict[str, tuple[StepPlan, ...]] = {
             op.id: tuple(self.lifecycle.plan(s) for s in op.steps) for op in spec.operations
@@ -101,6 +118,7 @@ class Stepper:
         }
         self._matcher: Matcher | None = None  # (for predict only, made when first asked)
         self._schemas: SchemaChecker | None = None  # (likewise)
+        self._refusals = spec.refusal_codes
 
     # --------------------------------------------------------------- stepping
     def clock(self, ex: Exchange) -> Finding | None:
@@ -118,12 +136,34 @@ class Stepper:
         call = Call(ex, match.operation, match.params, request_broken)
         for check in self._plans[call.op.id]:
             check(call, findings)
+        if not call.accepted and findings and self._refusals:
+            self._explained(call, findings)
         self._touched = touched = call.touched
         finals = self.store.finals
         for e in touched:
             if len(e.states) == 1 and e.states[0] in finals[e.kind]:
                 self.store.settle(e)  # (only final entities are retired)
         return findings
+
+    def _explained(self, call: Call, findings: list[Finding]) -> None:
+        """Drop ``machine.unexpected-refusal`` where accepting would break a rule refused for (its code)."""
+        if not any(f.rule_id == _UNEXPECTED for f in findings):
+            return
+        breaches = self._breaches(call.op, call.ex, call.params, call.touched)
+        codes = {self._refusals[f.rule_id] for f in breaches}
+        if call.ex.error_code in codes:
+            findings[:] = [f for f in findings if f.rule_id != _UNEXPECTED]
+
+    def _breaches(
+        self, op: OperationSpec, ex: Exchange, params: Mapping[str, str], touched: Sequence[Entity]
+    ) -> list[Finding]:
+        """The findings accepting this call would draw that a server refuses it for (``refusal_codes``)."""
+        found: list[Finding] = []
+        if ex.token is not None and op.actors:
+            self.actors.breaches(op, ex.token, touched, found)
+        if op.payments:
+            found.extend(self.currencies.check(op, ex, params))
+        return [f for f in found if f.rule_id in self._refusals]
 
     def _auth(self, call: Call, findings: list[Finding]) -> None:
         if call.token is None and call.ex.accepted:
@@ -168,12 +208,24 @@ class Stepper:
         """The keys of the entities the last exchange named, in order."""
         return tuple(dict.fromkeys(e.key for e in self._touched))
 
-    def state_of(self, kind: str, ident: str, *, at: str | None = None) -> tuple[str, ...] | None:
-        """The model's states for ``kind:ident``, or None if never met; ``at``: once due timers fire."""
-        live = self.store.entities.get((kind, ident))
-        if live is None or at is None:
-            return self.store.state_of(kind, ident)
-        return self.timers.ticked(live, kind, parse_timestamp(at))[0]
+    def state_of(self, kind: str, ident: str, at: str | None = None) -> tuple[str, ...] | None:
+        """The model's states for ``kind:ident``, or None if never met.
+
+        ``at`` (ISO 8601): the states at that time, timed transitions (expiry, D2) taken, without
+        changing the model.
+        """
+        states = self.store.state_of(kind, ident)
+        if states is None or at is None or kind not in self.spec.machines:
+            return states
+        e = self.store.peek(kind, ident, MISSING)
+        if e is None:
+            return states
+        try:
+            ticked, _ = self.timers.ticked(e, kind, parse_timestamp(at))
+        finally:
+            if not self.store.is_filed(e):
+                self.engines[kind].release(e)  # (a detached entity: no engine model left behind)
+        return ticked
 
     def caller_role(self, token: str) -> str | None:
         """The role the run knows for ``token`` (D10), or None."""
@@ -230,24 +282,45 @@ class Stepper:
         if not isinstance(ex, Exchange):
             return Prediction(None, None, reason=ex.message)
         if self._matcher is None:
-            self._matcher = Matcher(Router(self.spec))
+            self._matcher = Matcher(Router.shared(self.spec))
         routed = self._matcher.match(ex)
         if not isinstance(routed, Match):
             return Prediction(None, None, reason=routed.message if routed is not None else "not checked")
         op = routed.operation
         if op.auth == "required" and ex.token is None:
             return Prediction(
-                op.id, False, rule="actor.unauthenticated", reason=f"{op.id} needs an Authorization token"
+                op.id,
+                False,
+                status=self.spec.generic_statuses.get(_UNAUTHORIZED),
+                code=_UNAUTHORIZED if _UNAUTHORIZED in self.spec.generic_errors else None,
+                rule="actor.unauthenticated",
+                reason=f"{op.id} needs an Authorization token",
             )
         broken = self._breaks_its_schema(ex, routed)
         if broken is not None:
             return Prediction(op.id, False, rule=broken.rule_id, reason=broken.message)
         now = parse_timestamp(at) if at else None
         leads: Prediction = Prediction(op.id, True, reason="no lifecycle step refuses it")
+        touched: list[Entity] = []
         for plan in self._steps[op.id]:
-            leads = self._predict_step(plan, op, ex, routed.params, now)
-            if leads.accepted is not True:
+            leads = self._predict_step(plan, op, ex, routed.params, now, touched)
+            if leads.accepted is False:
                 return leads
+            if leads.accepted is None:
+                break
+        if self._refusals:  # accepting would break a rule a server refuses for: refused with its code
+            for f in self._breaches(op, ex, routed.params, touched):
+                code = self._refusals[f.rule_id]
+                return Prediction(
+                    op.id,
+                    False,
+                    f.entity or leads.entity,
+                    status=self._status_for(op, code),
+                    code=code,
+                    rule=f.rule_id,
+                    spec_path="operations.json#/refusal_codes",
+                    reason=f"refused for {f.rule_id} (accepting it would break it): {f.message}",
+                )
         return leads
 
     def _breaks_its_schema(self, ex: Exchange, routed: Match) -> Finding | None:
@@ -256,13 +329,19 @@ class Stepper:
         A request asked about without a body or a query is not judged on them.
         """
         if self._schemas is None:
-            self._schemas = SchemaChecker(self.spec)
+            self._schemas = SchemaChecker.shared(self.spec)
         given = {"schema.request": ex.req_has_body, "schema.query": bool(ex.query)}
         found = self._schemas.check(ex, routed, response=False)
         return next((f for f in found if given.get(f.rule_id, False)), None)
 
     def _predict_step(
-        self, plan: StepPlan, op: OperationSpec, ex: Exchange, params: Mapping[str, str], now: float | None
+        self,
+        plan: StepPlan,
+        op: OperationSpec,
+        ex: Exchange,
+        params: Mapping[str, str],
+        now: float | None,
+        touched: list[Entity],
     ) -> Prediction:
         m, step = plan.machine, plan.step
         if plan.creation is not None:
@@ -272,6 +351,8 @@ class Stepper:
         if id_ is MISSING and code is MISSING:
             return Prediction(op.id, True, reason=f"names no {m.name}")
         live = self.store.peek(m.name, id_, code)
+        if live is not None:
+            touched.append(live)
         e = live if live is not None else Entity(m.name, None, None, m.state_names)
         try:
             states, _ = self.timers.ticked(e, m.name, now)

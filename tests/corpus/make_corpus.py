@@ -25,10 +25,13 @@ from fsm.generate import TrafficBuilder, _iso, to_har  # noqa: E402
 
 Expect = list[tuple[str, int | None]]  # (rule id, 0-based record index; None = end of log)
 CASES: dict[str, Callable[[], tuple[list[Any], Expect, str]]] = {}
+SETTINGS: dict[str, dict[str, Any]] = {}  # case -> the settings it runs with (config file keys)
 
 
-def case(name: str, doc: str, fmt: str = "jsonl") -> Callable[..., Any]:
-    """Register a case builder: it returns (records, expected)."""
+def case(
+    name: str, doc: str, fmt: str = "jsonl", settings: dict[str, Any] | None = None
+) -> Callable[..., Any]:
+    """Register a case builder: it returns (records, expected); ``settings`` it runs with, if any."""
 
     def register(fn: Callable[[], tuple[list[Any], Expect]]) -> Callable[[], tuple[list[Any], Expect]]:
         def build() -> tuple[list[Any], Expect, str]:
@@ -37,6 +40,8 @@ def case(name: str, doc: str, fmt: str = "jsonl") -> Callable[..., Any]:
 
         build.__doc__ = doc
         CASES[name] = build
+        if settings:
+            SETTINGS[name] = settings
         return fn
 
     return register
@@ -932,6 +937,43 @@ def _incomplete() -> tuple[list[Any], Expect]:
     ]
 
 
+@case(
+    "view-payee-unseen-calls",
+    "Run with view payee: the payee's server sees its own calls only. The payer's unseen join explains "
+    "the reserve in a session the model had waiting, and its unseen resolve the RESOLVED read; both are "
+    "adopted with an info (D28). The context, opened and closed by the payer, stays open in this view.",
+    settings={"view": "payee"},
+)
+def _payee_view() -> tuple[list[Any], Expect]:
+    f = Flow(seed=61)  # sign-in payer, context-open, sign-in payee, session-open, join
+    v = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, v))
+    f.add(f.b.resolve(f.payer, v))
+    f.add(f.b.get_voucher(f.payee, v))
+    f.close()  # session-close (payee), context-close (payer)
+    payees = [r for r in f.records if f.payee in r["request"].get("headers", {}).get("authorization", "")]
+    seen = [f.records[2], *payees]  # the payee's sign-in, then every call with its token
+    # sign-in, session-open, reserve (join unseen), redeem, get (resolve unseen), session-close
+    return seen, [("observe.unseen-call", 2), ("observe.unseen-call", 4), ("entity.incomplete", 1)]
+
+
+@case(
+    "body-not-kept",
+    "A capture that passed a voucher's answer on without keeping its body says so (bodyNotKept): "
+    "not checked, one info (D21).",
+)
+def _body_not_kept() -> tuple[list[Any], Expect]:
+    f = Flow(seed=62)
+    v = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, v))
+    f.add(f.b.resolve(f.payer, v))
+    at = f.add(f.b.get_voucher(f.payee, v))
+    f.records[at]["response"].pop("body")
+    f.records[at]["response"]["bodyNotKept"] = True
+    f.close()
+    return f.records, [("input.body-not-checked", at)]
+
+
 def write(root: Path = ROOT) -> list[Path]:
     """Write every case; return the files written."""
     written = []
@@ -954,6 +996,7 @@ def write(root: Path = ROOT) -> list[Path]:
         doc = {
             "description": (build.__doc__ or "").strip(),
             "traffic": traffic.name,
+            **({"settings": SETTINGS[name]} if name in SETTINGS else {}),
             "violations": sorted(
                 [{"rule": r, "location": where(i)} for r, i in expected],
                 key=lambda d: (d["location"], d["rule"]),

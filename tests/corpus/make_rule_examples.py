@@ -19,6 +19,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parents[1]))
 
+from fsm.config import Config  # noqa: E402
 from fsm.pipeline import validate_log  # noqa: E402
 from fsm.render.text import _violation  # noqa: E402
 from fsm.spec import load_spec  # noqa: E402
@@ -43,7 +44,9 @@ def examples() -> dict[str, Any]:
         for case in _cases_for(rule):
             expected = json.loads((case / "expected.json").read_text())
             with contextlib.chdir(case):
-                report = validate_log(expected["traffic"])
+                settings = expected.get("settings", {})  # (the settings the case runs with)
+                config = Config(**{key.replace("-", "_"): value for key, value in settings.items()})
+                report = validate_log(expected["traffic"], config=config)
             found = [v for v in report.violations if v.rule_id == rule]
             if found:
                 out[rule] = {
