@@ -145,7 +145,7 @@ def _flows(sessions: int) -> tuple[list[list[dict[str, Any]]], int]:
     redeemed, and how many of those there are."""
     flows: list[list[dict[str, Any]]] = []
     again = 0
-    for r in generate(sessions, seed=7, vouchers_per_session=2, partial=False):
+    for r in generate(sessions, seed=7, vouchers_per_session=2, partial=False, tour=False):
         if r["request"]["path"].endswith("/sign-in") and r["request"]["body"].get("type") == "mobile-device":
             flows.append([])
         flows[-1].append(r)
