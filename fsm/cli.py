@@ -14,7 +14,7 @@ import stat
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar, cast
 
 import click
 import orjson
@@ -80,6 +80,28 @@ def _write(text: str, output: str | None) -> None:
         click.echo(f"wrote {output}", err=True)
     else:
         click.echo(text, nl=False)
+
+
+def _write_report(writer: Callable[[TextIO], None], output: str | None) -> None:
+    """Stream a report to ``output`` (a file, or standard output for None or ``-``)."""
+    if output and output != "-":
+        try:
+            Path(output).parent.mkdir(parents=True, exist_ok=True)
+            with open(output, "w", encoding="utf-8", newline="") as fh:
+                writer(fh)
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+        click.echo(f"wrote {output}", err=True)
+    else:
+        writer(cast(TextIO, _Echo()))
+
+
+class _Echo:
+    """Standard output as a file for :func:`_write_report`: each piece goes through ``click.echo``."""
+
+    def write(self, text: str) -> int:
+        click.echo(text, nl=False)
+        return len(text)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -157,6 +179,16 @@ def cli() -> None:
     show_default=True,
     help="Text format: spell out at most N violations of each rule (0: all). Totals count all.",
 )
+@click.option(
+    "--max-live",
+    type=click.IntRange(0),
+    default=None,
+    metavar="N",
+    help="Live (unfinished) entities kept in memory (default: the config's max-live, else 200,000; "
+    "0: no cap). Past it the longest idle are forgotten: a later call on one is adopted as first "
+    "met (D18), and one entity.forgotten info counts them (D27). Finished entities are never "
+    "forgotten here: past a number they move to a temporary file.",
+)
 def validate(
     files: Sequence[str],
     fmt: str | None,
@@ -169,6 +201,7 @@ def validate(
     progress: bool | None,
     parallel: bool | None,
     max_per_rule: int,
+    max_live: int | None,
 ) -> None:
     """Check recorded traffic (JSONL, JSONL.gz or HAR; - for stdin) against the protocol.
 
@@ -177,7 +210,7 @@ def validate(
     """
     from fsm.config import Config, find_config, load_config, parse_severity_overrides
     from fsm.pipeline import Validator
-    from fsm.render import render
+    from fsm.render import write
     from fsm.render.text import render_text, summary_line
 
     found = Path(config_path) if config_path else find_config()
@@ -190,6 +223,7 @@ def validate(
         require_complete=require_complete,
         format=fmt,
         severity={**config.severity, **overrides},
+        max_live=max_live,
     )
     _check_inputs(files, output)
     validator = Validator(config=config, engine=engine)
@@ -237,11 +271,10 @@ def validate(
         for f in files:
             validator.feed_file(f, parallel=two_processes(f))
     report = validator.finish()
-    text = render_text(report, max_per_rule) if config.format == "text" else render(report, config.format)
     if config.format == "text" and not output and sys.stdout.isatty():
-        _print_colour(text)
-    else:
-        _write(text, output)
+        _print_colour(render_text(report, max_per_rule))
+    else:  # (streamed: a report of millions of entities is never held whole, D27)
+        _write_report(lambda out: write(report, config.format, out, max_per_rule=max_per_rule), output)
         if output or config.format != "text":
             click.echo(summary_line(report), err=True)
     for i in report.inputs:  # input that cannot be read at all is not a verdict on traffic

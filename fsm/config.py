@@ -21,9 +21,20 @@ from fsm.violation import Rule, Severity
 
 __all__ = ["Config", "find_config", "load_config", "parse_severity_overrides"]
 
-_KEYS = {"strict", "require-complete", "severity", "format", "kept-per-rule", "longest-record", "most-values"}
+_KEYS = {
+    "strict",
+    "require-complete",
+    "severity",
+    "format",
+    "kept-per-rule",
+    "longest-record",
+    "most-values",
+    "max-live",
+}
 KEPT_PER_RULE = 1000
-_BOUNDS = ("kept-per-rule", "longest-record", "most-values")
+MAX_LIVE = 200_000
+"""Live entities kept by default: under 1 KB each, at most about 200 MB of them (D27)."""
+_BOUNDS = ("kept-per-rule", "longest-record", "most-values", "max-live")
 _OUR_TABLE = re.compile(r"""^\s*\[\s*(["']?)tool\1\s*\.\s*(["']?)voucher-fsm\2\s*[\].]""", re.MULTILINE)
 """A ``[tool.voucher-fsm]`` (or ``.severity``) table header, found in a file TOML cannot read."""
 
@@ -47,11 +58,13 @@ class Config:
     """Longest JSONL line read as a record, in bytes; a longer one is reported and skipped."""
     most_values: int = MOST_VALUES
     """Most JSON values one record (or HAR entry) may hold; a bigger one is reported and skipped."""
+    max_live: int = MAX_LIVE
+    """Live entities kept (0: no cap); past it the longest idle are forgotten (D27, ``entity.forgotten``)."""
 
     def __post_init__(self) -> None:
-        for name in ("kept_per_rule", "longest_record", "most_values"):
+        for name in ("kept_per_rule", "longest_record", "most_values", "max_live"):
             value = getattr(self, name)
-            if type(value) is not int or value < (0 if name == "kept_per_rule" else 1):
+            if type(value) is not int or value < (0 if name in ("kept_per_rule", "max_live") else 1):
                 where = self.source or f"Config({name}=...)"
                 raise UsageError(f"{where}: {name.replace('_', '-')} must be a whole number, not {value!r}")
         # levels may be written as in a config file ("warning", "off"): read them now, not mid-run

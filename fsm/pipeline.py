@@ -1,7 +1,8 @@
 """The only module that wires the stages: reader -> exchange -> match -> schema -> step -> report.
 
 Records stream through one at a time; memory grows with the number of live
-entities, not with the length of the log.
+entities, not with the length of the log, and is bounded (D27): finished entities past a number
+move to disk, live ones past ``max-live`` are forgotten.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,11 +23,12 @@ from fsm.exchange import Exchange, build_exchange, has_no_offset
 from fsm.machines import engines_for
 from fsm.matcher import Match, Matcher, Router
 from fsm.readers import input_uri, open_input, printable
-from fsm.report import EntityOutcome, InputSummary, Report, Totals, sort_violations
+from fsm.report import EntityOutcome, EntityOutcomes, InputSummary, Report, Totals, sort_violations
 from fsm.schemacheck import SchemaChecker
 from fsm.secrets import Scrubber, bounded, redact, redact_value, unsafe_strings
 from fsm.spec import Spec, load_spec
 from fsm.stepper import Coverage, Prediction, Stepper, history_location
+from fsm.stepper.entities import FINISHED_IN_RAM, EntityStore
 from fsm.violation import Finding, RelatedExchange, Severity, SourceLocation, Violation
 
 __all__ = ["ExchangeCallback", "Validator", "validate_log"]
@@ -53,6 +55,14 @@ class Validator:
             keys of the entities it named.
         stepper: the model's class (a :class:`fsm.stepper.Stepper` or a subclass, e.g. a model made
             wrong on purpose to prove that property tests catch it).
+        max_live: live entities kept (default: the config's ``max-live``; 0: no cap). Past it the
+            longest idle are forgotten: a later call on one is adopted as first met (D18), and the
+            report says how many with one ``entity.forgotten`` info (D27).
+        retain_finished: seconds, by the log's clock, that a finished entity is remembered (None:
+            the whole run). For a validator that never finishes (a monitor): its memory stays flat;
+            a call on an entity forgotten so is adopted (D18) and counted in ``entity.forgotten``.
+        finished_in_ram: finished entities of a kind kept in RAM; past that they move to a temporary
+            file on disk, read back when named again (0: all in RAM). Verdicts do not change (D27).
 
     Example::
 
@@ -75,15 +85,42 @@ class Validator:
         coverage: bool = False,
         on_exchange: ExchangeCallback | None = None,
         stepper: type[Stepper] = Stepper,
+        max_live: int | None = None,
+        retain_finished: float | None = None,
+        finished_in_ram: int | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self.spec = spec if spec is not None else load_spec()
         self.config = config if config is not None else Config()
+        if max_live is None:
+            max_live = self.config.max_live
+        if type(max_live) is not int or max_live < 0:
+            raise UsageError(f"Validator(max_live=...) must be a whole number (0: no cap), not {max_live!r}")
+        if retain_finished is not None and (
+            type(retain_finished) not in (int, float) or not 0 <= retain_finished < float("inf")
+        ):
+            raise UsageError(
+                f"Validator(retain_finished=...) must be a number of seconds, not {retain_finished!r}"
+            )
+        if finished_in_ram is None:
+            finished_in_ram = FINISHED_IN_RAM
+        if type(finished_in_ram) is not int or finished_in_ram < 0:
+            raise UsageError(
+                "Validator(finished_in_ram=...) must be a whole number (0: never spill), "
+                f"not {finished_in_ram!r}"
+            )
         self._severity = self.config.effective(self.spec.rules)
         self._keep = self.config.kept_per_rule or 2**63
         self._matcher = Matcher(Router(self.spec))
         self._schemas = SchemaChecker(self.spec, fast=engine == "table")
-        self._stepper = stepper(self.spec, engines_for(self.spec, engine), coverage=coverage)
+        self._stepper = stepper(
+            self.spec,
+            engines_for(self.spec, engine),
+            coverage=coverage,
+            max_live=max_live,
+            finished_in_ram=finished_in_ram,
+            retain_finished=None if retain_finished is None else float(retain_finished),
+        )
         self._on_exchange = on_exchange
         self._violations: list[Violation] = []
         self._read = self._judged = self._unreadable = 0
@@ -417,7 +454,6 @@ class Validator:
 
     def _report(self) -> Report:
         end = SourceLocation(self._inputs[-1].label if self._inputs else "<end of log>")
-        entities = []
         for e, m in self._stepper.unfinished():
             finding = Finding(
                 "entity.incomplete",
@@ -431,13 +467,20 @@ class Validator:
                 self._emit([finding], history_location(e.history[-1]), e.history[-1].exchange_index, None)
             else:
                 self._emit([finding], end, -1, None)
-        for key, kind, state, final, seen in self._stepper.outcomes():
-            entities.append(EntityOutcome(redact(key), kind, state, final, seen))  # ids come from traffic
+        store = self._stepper.store
+        if store.forgotten:
+            self._emit([_forgotten(store)], end, -1, None)
+        outcomes = self._stepper.outcomes
+
+        def entities() -> Iterator[EntityOutcome]:  # (made again each time: those on disk read back)
+            for key, kind, state, final, seen in outcomes():
+                yield EntityOutcome(redact(key), kind, state, final, seen)  # ids come from traffic
+
         return Report(
             inputs=tuple(self._inputs),
             totals=Totals(self._read, self._judged, self._unreadable),
             violations=sort_violations(self._violations),
-            entities=tuple(entities),
+            entities=EntityOutcomes(entities, store.count()),
             rules=self.spec.rules,
             strict=self.config.strict,
             untold=tuple(sorted(((rule, level, n) for (rule, level), n in self._untold.items()), key=str)),
@@ -460,6 +503,22 @@ def _kit_failed(exc: Exception) -> Finding:
         "input.unreadable",
         f"voucher-fsm failed on this record ({type(exc).__name__}) and could not judge it; this is "
         "a bug in voucher-fsm: please report it with this record (secrets removed)",
+    )
+
+
+def _forgotten(store: EntityStore) -> Finding:
+    """The one ``entity.forgotten`` info of a run: how many entities memory bounds forgot (D27)."""
+    why = []
+    if store.evicted:
+        why.append(f"{store.evicted:,} live, idle longest, past the cap of {store.max_live:,} (max-live)")
+    if store.expired:
+        why.append(f"{store.expired:,} finished, past the retention time of {store.retain:g} s")
+    n = store.forgotten
+    return Finding(
+        "entity.forgotten",
+        f"{n:,} {'entity was' if n == 1 else 'entities were'} forgotten to bound memory ({'; '.join(why)}); "
+        "a later call on one was adopted as if first met, its past unknown",
+        actual=n,
     )
 
 

@@ -74,11 +74,32 @@ the checks run."""
 class Stepper:
     """Holds the model of one run: entities, tokens, known currencies, the clock."""
 
-    def __init__(self, spec: Spec, engines: Mapping[str, Engine], *, coverage: bool = False) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        engines: Mapping[str, Engine],
+        *,
+        coverage: bool = False,
+        max_live: int = 0,
+        finished_in_ram: int = 0,
+        retain_finished: float | None = None,
+    ) -> None:
+        """The model of one run.
+
+        ``max_live``, ``finished_in_ram``, ``retain_finished``: memory bounds (D27), see
+        :class:`~fsm.stepper.entities.EntityStore`.
+        """
         self.spec = spec
         self.engines = engines
         self.coverage: Coverage | None = Coverage() if coverage else None
-        self.store = EntityStore(spec.machines, engines, spec.callers.scope)
+        self.store = EntityStore(
+            spec.machines,
+            engines,
+            spec.callers.scope,
+            max_live=max_live,
+            finished_in_ram=finished_in_ram,
+            retain_finished=retain_finished,
+        )
         self.timers = Timers(spec.machines, engines)
         self.predictor = Predictor(spec.machines, engines)
         self.terms = Terms(self.timers)
@@ -113,8 +134,11 @@ class Stepper:
         for check in self._plans[call.op.id]:
             check(call, findings)
         self._touched = call.touched
+        store = self.store
+        store.tick(ex.time)
         for e in call.touched:
-            self.store.settle(e)  # (only final entities are retired)
+            store.settle(e)  # (only final entities are retired)
+        store.bound()  # (past the live cap, the longest idle are forgotten: D27)
         return findings
 
     def _auth(self, call: Call, findings: list[Finding]) -> None:

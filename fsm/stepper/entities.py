@@ -3,20 +3,37 @@
 An entity's state is a set of *candidate* states (one normally, several for an entity adopted mid-flow,
 D18). Final entities are retired to compact maps (key -> final state), so memory grows with the live
 entities, not with the length of the log; a retired entity named again comes back in its final state.
+
+Memory is bounded (D27): past a number in RAM, retired entities move to a temporary file on disk
+(:mod:`fsm._spill`: the CLI's verdicts never depend on memory); past ``max_live`` live entities the
+longest idle are forgotten; an embedded validator may forget retired ones after a retention time.
 """
 
 from __future__ import annotations
 
+import heapq
+from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
+from fsm._spill import Spill
 from fsm.exchange import Exchange
 from fsm.machines import Engine
 from fsm.secrets import shown, shown_path
 from fsm.spec.model import MachineSpec
 from fsm.violation import RelatedExchange, SourceLocation
 
-__all__ = ["HISTORY", "Entity", "EntityStore", "Seen", "history_location", "seen", "summary"]
+__all__ = [
+    "FINISHED_IN_RAM",
+    "HISTORY",
+    "Entity",
+    "EntityStore",
+    "Retired",
+    "Seen",
+    "history_location",
+    "seen",
+    "summary",
+]
 
 HISTORY = 5
 """Exchanges remembered per entity, for 'related' and timelines."""
@@ -108,23 +125,147 @@ class Entity:
         return self.states[0] if len(self.states) == 1 else "one of " + ", ".join(self.states)
 
 
+class Retired:
+    """Finished entities of one kind, by id or by code: key -> final state (and how often it was named).
+
+    In the order they were retired, as a dict keeps it. Past ``limit`` of them in RAM, all move to
+    ``spill`` (on disk, :class:`fsm._spill.Spill`) as table ``table``, so the oldest are on disk and
+    the newest in RAM; ``limit`` 0 keeps them all in RAM. With ``since`` (a retention time is set)
+    each remembers when it was retired, by the log's clock.
+    """
+
+    __slots__ = ("limit", "on_disk", "ram", "seen", "since", "spill", "table")
+
+    def __init__(self, spill: Spill | None, table: int, limit: int, timed: bool) -> None:
+        self.ram: dict[str, str] = {}
+        self.seen: dict[str, int] = {}
+        self.since: dict[str, float] | None = {} if timed else None
+        self.spill = spill if limit else None
+        self.table = table
+        self.limit = limit
+        self.on_disk = 0
+
+    def __len__(self) -> int:
+        return len(self.ram) + self.on_disk
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to a dict of key -> state with the same items (in any order), or to another one."""
+        if isinstance(other, Retired):
+            other = {k: s for k, s, _ in other.items()}
+        return isinstance(other, dict) and {k: s for k, s, _ in self.items()} == other
+
+    def get(self, key: str) -> str | None:
+        """The final state of ``key``, or None."""
+        state = self.ram.get(key)
+        if state is not None or self.spill is None or not self.on_disk:
+            return state
+        row = self.spill.get(self.table, key)
+        return row[0] if row is not None else None
+
+    def take(self, key: str) -> tuple[str, int] | None:
+        """``(state, seen)`` of ``key``, which is no longer retired; or None."""
+        state = self.ram.pop(key, None)
+        if state is not None:
+            if self.since is not None:
+                self.since.pop(key, None)
+            return state, self.seen.pop(key, 0)
+        if self.spill is None or not self.on_disk:
+            return None
+        row = self.spill.pop(self.table, key)
+        if row is not None:
+            self.on_disk -= 1
+        return row
+
+    def put(self, key: str, state: str, seen: int, now: float | None) -> bool:
+        """Retire ``key`` in ``state`` (one already retired keeps its place); True when it is new."""
+        if (
+            key not in self.ram
+            and self.on_disk
+            and self.spill is not None
+            and self.spill.update(self.table, key, state, seen)
+        ):
+            return False
+        new = key not in self.ram
+        self.ram[key] = state
+        self.seen[key] = seen
+        if self.since is not None and now is not None:
+            self.since[key] = now
+        if self.spill is not None and len(self.ram) > self.limit:
+            self.spill.add(self.table, ((k, s, self.seen.get(k, 0)) for k, s in self.ram.items()))
+            self.on_disk += len(self.ram)
+            self.ram, self.seen = {}, {}  # (new dicts: a cleared one keeps its size)
+            if self.since is not None:
+                self.since = {}
+        return new
+
+    def forget(self, key: str, when: float) -> bool:
+        """Forget ``key`` if it was retired at ``when`` (not since brought back and retired again)."""
+        if self.since is None or self.since.get(key) != when:
+            return False
+        del self.ram[key], self.since[key]
+        self.seen.pop(key, None)
+        return True
+
+    def items(self) -> Iterator[tuple[str, str, int]]:
+        """``(key, state, seen)`` in the order retired: those on disk first, then those in RAM."""
+        if self.spill is not None and self.on_disk:
+            yield from self.spill.items(self.table)
+        for key, state in list(self.ram.items()):
+            yield key, state, self.seen.get(key, 0)
+
+
+FINISHED_IN_RAM = 50_000
+"""Finished entities of one kind kept in RAM before they move to disk (the CLI, D27)."""
+
+
 class EntityStore:
     """Live entities by id and by code, retired ones by their final state, and their family links.
 
     ``scope``: the machine whose entities scope a resource token (D10); :meth:`scope_of` walks up to it.
+    ``max_live``: past this many live entities, the longest idle are forgotten (D27; 0: no cap).
+    ``finished_in_ram``: finished entities of a kind kept in RAM before the oldest move to a
+    temporary file on disk (0: never). ``retain_finished``: seconds (by the log's clock) a finished
+    entity is kept before it is forgotten (D27; None: kept for the whole run).
     """
 
     def __init__(
-        self, machines: Mapping[str, MachineSpec], engines: Mapping[str, Engine], scope: str
+        self,
+        machines: Mapping[str, MachineSpec],
+        engines: Mapping[str, Engine],
+        scope: str,
+        *,
+        max_live: int = 0,
+        finished_in_ram: int = 0,
+        retain_finished: float | None = None,
     ) -> None:
         self.engines = engines
         self.scope = scope
         self.finals = {name: m.finals for name, m in machines.items()}
         self.entities: dict[tuple[str, str], Entity] = {}
         self.by_code: dict[tuple[str, str], Entity] = {}
-        self.finished: dict[str, dict[str, str]] = {name: {} for name in machines}  # kind -> id -> state
-        self.finished_codes: dict[str, dict[str, str]] = {name: {} for name in machines}
-        self.finished_seen: dict[str, dict[str, int]] = {name: {} for name in machines}  # id -> count
+        self.spill: Spill | None = Spill() if finished_in_ram else None
+        timed = retain_finished is not None
+        self.finished: dict[str, Retired] = {
+            name: Retired(self.spill, 2 * i, finished_in_ram, timed) for i, name in enumerate(machines)
+        }  # kind -> id -> final state
+        self.finished_codes: dict[str, Retired] = {
+            name: Retired(self.spill, 2 * i + 1, finished_in_ram, timed) for i, name in enumerate(machines)
+        }
+        self.max_live = max_live
+        self.retain = retain_finished
+        self.now: float | None = None  # the log's clock, as far as it has been read
+        self._retired: deque[tuple[float, Retired, str]] = deque()  # (when, where, key), for retention
+        self._codeless = 0  # live entities filed by code only
+        self.evicted = 0  # live entities forgotten under the cap (D27)
+        self.expired = 0  # finished entities forgotten past the retention time (D27)
+
+    @property
+    def live(self) -> int:
+        """Live entities (filed by id, or by code only)."""
+        return len(self.entities) + self._codeless
 
     def find(self, kind: str, id: Any, code: Any) -> Entity | None:
         """The entity with this id (or, without an id, this code); a retired one comes back."""
@@ -132,18 +273,18 @@ class EntityStore:
             found = self.entities.get((kind, id))
             if found is not None:
                 return found
-            state = self.finished[kind].pop(id, None)
-            if state is not None:  # a retired entity named again: bring it back in its final state
-                back = self.adopt(kind, id, code, (state,))
-                back.seen = self.finished_seen[kind].pop(id, 0)
+            row = self.finished[kind].take(id)
+            if row is not None:  # a retired entity named again: bring it back in its final state
+                back = self.adopt(kind, id, code, (row[0],))
+                back.seen = row[1]
                 return back
         if isinstance(code, str) and not isinstance(id, str):
             found = self.by_code.get((kind, code))
             if found is not None:
                 return found
-            state = self.finished_codes[kind].pop(code, None)
-            if state is not None:
-                return self.adopt(kind, None, code, (state,))
+            row = self.finished_codes[kind].take(code)
+            if row is not None:
+                return self.adopt(kind, None, code, (row[0],))
         return None
 
     def peek(self, kind: str, id: Any, code: Any) -> Entity | None:
@@ -170,6 +311,11 @@ class EntityStore:
         if e.id:
             self.entities[(kind, e.id)] = e
         if e.code:
+            before = self.by_code.get((kind, e.code))
+            if e.id is None and (before is None or before.id is not None):
+                self._codeless += 1
+            elif e.id is not None and before is not None and before.id is None:
+                self._codeless -= 1
             self.by_code[(kind, e.code)] = e
         return e
 
@@ -183,26 +329,80 @@ class EntityStore:
         """Learn the code of an entity met by id only."""
         if e.code is None and isinstance(code, str):
             e.code = code
+            before = self.by_code.get((e.kind, code))
+            if before is not None and before.id is None:
+                self._codeless -= 1
             self.by_code[(e.kind, code)] = e
+
+    def _unfile(self, e: Entity) -> tuple[bool, bool]:
+        """Take ``e`` out of the maps it is filed in: (was filed by id, was filed by code)."""
+        by_id = e.id is not None and self.entities.get((e.kind, e.id)) is e
+        if by_id:
+            del self.entities[(e.kind, str(e.id))]
+        by_code = e.code is not None and self.by_code.get((e.kind, e.code)) is e
+        if by_code:
+            del self.by_code[(e.kind, str(e.code))]
+            if e.id is None:
+                self._codeless -= 1
+        parent = e.parent
+        if parent is not None and parent.children is not None and e in parent.children:
+            parent.children.remove(e)
+        self.engines[e.kind].release(e)
+        e.history = []
+        return by_id, by_code
 
     def settle(self, e: Entity) -> None:
         """Retire ``e`` once it is final: keep only its state, free everything else."""
         if len(e.states) != 1 or e.states[0] not in self.finals[e.kind]:
             return
         state = e.states[0]
-        if e.id is not None and self.entities.get((e.kind, e.id)) is e:
-            del self.entities[(e.kind, e.id)]
-            self.finished[e.kind][e.id] = state
-            self.finished_seen[e.kind][e.id] = e.seen
-        if e.code is not None and self.by_code.get((e.kind, e.code)) is e:
-            del self.by_code[(e.kind, e.code)]
-            self.finished_codes[e.kind][e.code] = state
-        parent = e.parent
-        if parent is not None and parent.children is not None and e in parent.children:
-            parent.children.remove(e)
-        self.engines[e.kind].release(e)
-        e.history = []
+        by_id, by_code = self._unfile(e)
+        now = self.now
+        if by_id and e.id is not None:
+            self._retire(self.finished[e.kind], e.id, state, e.seen, now)
+        if by_code and e.code is not None:
+            self._retire(self.finished_codes[e.kind], e.code, state, 0, now)
         e.attrs = {}
+
+    def _retire(self, where: Retired, key: str, state: str, seen: int, now: float | None) -> None:
+        where.put(key, state, seen, now)
+        if self.retain is not None and now is not None:
+            self._retired.append((now, where, key))
+
+    def tick(self, now: float | None) -> None:
+        """The log's clock reads ``now``: forget finished entities retired longer ago than the retention."""
+        if now is None:
+            return
+        self.now = now
+        if self.retain is None:
+            return
+        cutoff = now - self.retain
+        retired = self._retired
+        while retired and retired[0][0] < cutoff:
+            when, where, key = retired.popleft()
+            if where.forget(key, when):
+                self.expired += 1
+
+    def bound(self) -> None:
+        """Past ``max_live`` live entities, forget the longest idle (down to nine tenths of the cap, D27).
+
+        Idle: by the last exchange that named the entity or one of its children. A forgotten
+        entity leaves every map of the store; a later call on it is adopted as first met (D18).
+        """
+        cap = self.max_live
+        if not cap or self.live <= cap:
+            return
+        keep = cap - cap // 10
+        everyone = [*self.entities.values(), *(e for e in self.by_code.values() if e.id is None)]
+        for e in heapq.nsmallest(self.live - keep, everyone, key=_last_active):
+            self._unfile(e)
+            e.attrs = {}
+            self.evicted += 1
+
+    @property
+    def forgotten(self) -> int:
+        """Entities forgotten so far (D27): evicted live ones and expired finished ones."""
+        return self.evicted + self.expired
 
     def is_final(self, e: Entity) -> bool:
         """Every candidate state of ``e`` is final."""
@@ -255,17 +455,24 @@ class EntityStore:
         live = self.entities.get((kind, ident))
         if live is not None:
             return live.states
-        final = self.finished.get(kind, {}).get(ident)
+        retired = self.finished.get(kind)
+        final = retired.get(ident) if retired is not None else None
         return (final,) if final is not None else None
 
+    def count(self) -> int:
+        """How many entities :meth:`outcomes` yields."""
+        return len(self.entities) + sum(len(done) for done in self.finished.values())
+
     def outcomes(self) -> Iterator[tuple[str, str, str, bool, int]]:
-        """(key, kind, state, final, exchanges that named it) for every entity met, live or retired."""
-        for (kind, _), e in self.entities.items():
+        """(key, kind, state, final, exchanges that named it) for every entity known, live or retired.
+
+        Those on disk are read back a batch at a time: the caller may stream them.
+        """
+        for (kind, _), e in list(self.entities.items()):
             yield e.key, kind, e.state_text(), self.is_final(e), e.seen
         for kind, done in self.finished.items():
-            seen = self.finished_seen[kind]
-            for id_, state in done.items():
-                yield f"{kind}:{id_}", kind, state, True, seen.get(id_, 0)
+            for id_, state, seen in done.items():
+                yield f"{kind}:{id_}", kind, state, True, seen
 
     def unfinished(self) -> Iterator[Entity]:
         """Entities not in a final state, in the order they were first met."""
@@ -275,3 +482,8 @@ class EntityStore:
         for e in self.by_code.values():
             if e.id is None and not self.is_final(e):
                 yield e
+
+
+def _last_active(e: Entity) -> int:
+    """The index of the last exchange that named ``e`` or one of its children (-1: none yet)."""
+    return e.last_event[0] if e.last_event is not None else e.last_own
