@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fsm.config import Config
 from fsm.pipeline import validate_log
 from fsm.spec import Spec
 
@@ -22,6 +23,12 @@ def _expected(case: str) -> dict:
     return json.loads((CORPUS / case / "expected.json").read_text())
 
 
+def _config(case: str) -> Config:
+    """The settings the case runs with (``settings`` in expected.json: config file keys)."""
+    settings = _expected(case).get("settings", {})
+    return Config(**{key.replace("-", "_"): value for key, value in settings.items()})
+
+
 @pytest.mark.parametrize("engine", ["table", "transitions"])
 @pytest.mark.parametrize("case", CASES)
 def test_case_raises_exactly_the_expected_rules_at_the_expected_places(
@@ -30,7 +37,7 @@ def test_case_raises_exactly_the_expected_rules_at_the_expected_places(
     """Rule ids and locations match expected.json, with the fast and the reference engine."""
     monkeypatch.chdir(CORPUS / case)
     expected = _expected(case)
-    report = validate_log(expected["traffic"], engine=engine)
+    report = validate_log(expected["traffic"], engine=engine, config=_config(case))
     got = sorted((v.rule_id, str(v.location)) for v in report.violations)
     want = sorted((e["rule"], e["location"]) for e in expected["violations"])
     assert got == want, "\n".join(f"{v.rule_id} {v.location}: {v.message}" for v in report.violations)
@@ -49,7 +56,9 @@ def test_every_rule_has_a_failing_case_and_a_passing_case(spec: Spec) -> None:
     assert any(c.endswith("-har") for c in clean) and len(clean) >= 5
     for c in clean:
         assert _expected(c)["violations"] == [], c
-    reports = {case: validate_log(CORPUS / case / _expected(case)["traffic"]) for case in CASES}
+    reports = {
+        case: validate_log(CORPUS / case / _expected(case)["traffic"], config=_config(case)) for case in CASES
+    }
     called = {
         case: {op for op in _operations(CORPUS / case / _expected(case)["traffic"], spec) if op}
         for case in CASES

@@ -25,10 +25,13 @@ from fsm.generate import TrafficBuilder, to_har  # noqa: E402
 
 Expect = list[tuple[str, int | None]]  # (rule id, 0-based record index; None = end of log)
 CASES: dict[str, Callable[[], tuple[list[Any], Expect, str]]] = {}
+SETTINGS: dict[str, dict[str, Any]] = {}  # case -> the settings it runs with (config file keys)
 
 
-def case(name: str, doc: str, fmt: str = "jsonl") -> Callable[..., Any]:
-    """Register a case builder: it returns (records, expected)."""
+def case(
+    name: str, doc: str, fmt: str = "jsonl", settings: dict[str, Any] | None = None
+) -> Callable[..., Any]:
+    """Register a case builder: it returns (records, expected); ``settings`` it runs with, if any."""
 
     def register(fn: Callable[[], tuple[list[Any], Expect]]) -> Callable[[], tuple[list[Any], Expect]]:
         def build() -> tuple[list[Any], Expect, str]:
@@ -37,6 +40,8 @@ def case(name: str, doc: str, fmt: str = "jsonl") -> Callable[..., Any]:
 
         build.__doc__ = doc
         CASES[name] = build
+        if settings:
+            SETTINGS[name] = settings
         return fn
 
     return register
@@ -650,6 +655,22 @@ def _incomplete() -> tuple[list[Any], Expect]:
     ]
 
 
+@case(
+    "entity-forgotten",
+    "Run with max-live 3: the context, idle longest, is forgotten when a second voucher makes four "
+    "live entities; its close is adopted (D18), and one info counts it (D27).",
+    settings={"max-live": 3},
+)
+def _forgotten() -> tuple[list[Any], Expect]:
+    f = Flow(seed=53)
+    v1 = f.voucher()
+    v2 = f.voucher()
+    f.add(f.b.discard(f.payee, v1))
+    f.add(f.b.discard(f.payee, v2))
+    f.close()
+    return f.records, [("entity.forgotten", None)]  # at the end of the log
+
+
 def write(root: Path = ROOT) -> list[Path]:
     """Write every case; return the files written."""
     written = []
@@ -672,6 +693,7 @@ def write(root: Path = ROOT) -> list[Path]:
         doc = {
             "description": (build.__doc__ or "").strip(),
             "traffic": traffic.name,
+            **({"settings": SETTINGS[name]} if name in SETTINGS else {}),
             "violations": sorted(
                 [{"rule": r, "location": where(i)} for r, i in expected],
                 key=lambda d: (d["location"], d["rule"]),
