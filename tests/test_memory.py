@@ -5,13 +5,10 @@ any size are written a batch of entities at a time. (How much memory: benchmarks
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import itertools
 import os
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import orjson
@@ -33,13 +30,20 @@ ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden"
 
 
-def _maker() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_golden", GOLDEN / "make_golden.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("make_golden", module)
-    spec.loader.exec_module(module)
-    return module
+def _one_session(seed: int, vouchers: int) -> tuple[TrafficBuilder, str, str, list[Any], list[Any]]:
+    """A session joined, ``vouchers`` reserved: (builder, payer, payee, records, vouchers)."""
+    b = TrafficBuilder(seed)
+    payer, r1 = b.sign_in_payer()
+    ctx, r2 = b.context_open(payer)
+    payee, r3 = b.sign_in_payee(ctx["code"])
+    s, r4 = b.session_open(payee, ctx["code"])
+    records = [r1, r2, r3, r4, b.session_join(payer, s)]
+    made = []
+    for _ in range(vouchers):
+        v, rec = b.session_reserve(payee, s)
+        records.append(rec)
+        made.append(v)
+    return b, payer, payee, records, made
 
 
 def _report(records: list[dict[str, Any]], **kwargs: Any) -> tuple[Report, Validator]:
@@ -59,7 +63,8 @@ def test_every_golden_input_reports_its_golden_with_one_finished_entity_a_kind_i
 ) -> None:
     """The goldens hold byte for byte when every finished entity but the last goes to disk."""
     monkeypatch.setattr(fsm.pipeline, "FINISHED_IN_RAM", 1)
-    maker = _maker()
+    from tests.test_golden import MAKER as maker
+
     spilled = 0
     real = Spill.add
 
@@ -91,17 +96,7 @@ def test_spilled_and_unspilled_runs_write_the_same_report_in_every_format(seed: 
 
 def test_a_finished_entity_on_disk_is_known_to_state_of_and_comes_back_when_named() -> None:
     """state_of reads the disk; a later call brings the entity back in its final state."""
-    b = TrafficBuilder(3)
-    payer, r1 = b.sign_in_payer()
-    ctx, r2 = b.context_open(payer)
-    payee, r3 = b.sign_in_payee(ctx["code"])
-    s, r4 = b.session_open(payee, ctx["code"])
-    records = [r1, r2, r3, r4, b.session_join(payer, s)]
-    vouchers = []
-    for _ in range(4):
-        v, rec = b.session_reserve(payee, s)
-        records.append(rec)
-        vouchers.append(v)
+    b, _, payee, records, vouchers = _one_session(3, 4)
     records += [b.discard(payee, v) for v in vouchers]
     validator = Validator(finished_in_ram=1)
     for r in records:
@@ -184,17 +179,7 @@ def test_max_live_caps_the_live_entities_and_one_info_counts_those_forgotten() -
 
 def test_a_call_on_a_forgotten_entity_is_adopted_not_blamed() -> None:
     """A voucher forgotten under the cap, redeemed later: adopted as first met (D18), no error."""
-    b = TrafficBuilder(12)
-    payer, r1 = b.sign_in_payer()
-    ctx, r2 = b.context_open(payer)
-    payee, r3 = b.sign_in_payee(ctx["code"])
-    s, r4 = b.session_open(payee, ctx["code"])
-    records = [r1, r2, r3, r4, b.session_join(payer, s)]
-    vouchers = []
-    for _ in range(8):
-        v, rec = b.session_reserve(payee, s)
-        records.append(rec)
-        vouchers.append(v)
+    b, payer, payee, records, vouchers = _one_session(12, 8)
     first = vouchers[0]
     records.append(b.redeem_simple(payee, first, "EURC", "5"))
     records.append(b.resolve(payer, first))
