@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 import fsm._spill
 import fsm.pipeline
+import fsm.stepper.entities
 from fsm._spill import Spill
 from fsm.cli import cli
 from fsm.config import Config, load_config
@@ -61,8 +62,10 @@ def _all_formats(report: Report) -> dict[str, str]:
 def test_every_golden_input_reports_its_golden_with_one_finished_entity_a_kind_in_ram(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The goldens hold byte for byte when every finished entity but the last goes to disk."""
+    """The goldens hold byte for byte when every finished entity but the last goes to disk, and
+    every live entity is packed after each exchange."""
     monkeypatch.setattr(fsm.pipeline, "FINISHED_IN_RAM", 1)
+    monkeypatch.setattr(fsm.stepper.entities, "WINDOW", 1)
     from tests.test_golden import MAKER as maker
 
     spilled = 0

@@ -99,6 +99,7 @@ class Stepper:
             max_live=max_live,
             finished_in_ram=finished_in_ram,
             retain_finished=retain_finished,
+            words=_words(spec),
         )
         self.timers = Timers(spec.machines, engines)
         self.predictor = Predictor(spec.machines, engines)
@@ -138,7 +139,7 @@ class Stepper:
         store.tick(ex.time)
         for e in call.touched:
             store.settle(e)  # (only final entities are retired)
-        store.bound()  # (past the live cap, the longest idle are forgotten: D27)
+        store.bound(ex.index)  # (resting entities packed, the longest idle forgotten past the cap: D27)
         return findings
 
     def _auth(self, call: Call, findings: list[Finding]) -> None:
@@ -317,3 +318,21 @@ class Stepper:
             if code in codes:
                 return status
         return self.spec.generic_statuses.get(code)
+
+
+def _words(spec: Spec) -> list[str]:
+    """What a resting entity's packed text is made of: calls, attribute and payment field names.
+
+    The compression dictionary of :meth:`EntityStore.pack <fsm.stepper.entities.EntityStore.pack>`.
+    """
+    out = [f'0,false,"{op.method}","{spec.prefix}{op.path}",200,null]' for op in spec.operations]
+    for op in spec.operations:
+        out += (f'"{name}":' for step in op.steps for name in step.record)
+        out += (f'"{name}":' for obs in op.observes for name in obs.record)
+    fields = spec.payment_fields
+    out += (f'"{name}":"' for name in (fields.network, fields.currency, fields.address))
+    out += (
+        f'"{network}","{fields.currency}":"{symbol}","{fields.address}":"{address}"'
+        for symbol, network, address in spec.tokens
+    )
+    return list(dict.fromkeys(out))
