@@ -93,6 +93,7 @@ def test_spilled_and_unspilled_runs_write_the_same_report_in_every_format(seed: 
     in_ram, _ = _report(records, finished_in_ram=0)
     on_disk, v = _report(records, finished_in_ram=1)
     assert v._stepper.store.spill is not None and v._stepper.store.spill.rows > 100
+    assert v._stepper.actors.tokens.on_disk > 10  # (tokens' roles spill too)
     assert _all_formats(on_disk) == _all_formats(in_ram)
     assert on_disk.entities == in_ram.entities and len(on_disk.entities) == len(in_ram.entities)
 
@@ -243,18 +244,25 @@ def test_retain_finished_forgets_finished_entities_by_the_logs_clock() -> None:
     assert v.state_of(finals[0]) is None and v.state_of(finals[-1]) is not None
 
 
-def test_a_monitor_fed_for_long_keeps_a_flat_number_of_entities() -> None:
-    """Fed sessions one after another for hours of log time: the entities held stay bounded."""
-    v = Validator(retain_finished=30.0, finished_in_ram=0)
+def _held(retain: float | None) -> list[int]:
+    """Entities and tokens a validator holds, every 500 exchanges of sessions fed one after another."""
+    v = Validator(retain_finished=retain, finished_in_ram=0)
+    store, tokens = v._stepper.store, v._stepper.actors.tokens
     held = []
     for n, r in enumerate(generate(300, seed=9, partial=False)):
         v.feed(r)
         if n % 500 == 499:
-            store = v._stepper.store
-            held.append(
-                store.live + sum(len(d) for d in (*store.finished.values(), *store.finished_codes.values()))
-            )
-    assert len(held) > 8 and max(held[len(held) // 2 :]) <= 2 * max(held[: len(held) // 2])
+            retired = sum(len(d) for d in (*store.finished.values(), *store.finished_codes.values()))
+            held.append(store.live + retired + len(tokens))
+    return held
+
+
+def test_a_monitor_fed_for_long_keeps_a_flat_number_of_entities_and_tokens() -> None:
+    """Hours of log time: with a retention time what is held stays flat; without, it grows with the log."""
+    flat, growing = _held(30.0), _held(None)
+    assert len(flat) > 8
+    assert growing[-1] > 3 * growing[len(growing) // 4]
+    assert flat[-1] < 1.5 * flat[len(flat) // 4] and max(flat) < growing[-1] / 4
 
 
 # ------------------------------------------------------------------- writing

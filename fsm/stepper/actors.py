@@ -41,7 +41,7 @@ class Actors:
         self.callers: CallerSpec = spec.callers
         self.token_types = spec.token_types
         self.store = store
-        self.tokens: dict[int, TokenInfo | None] = {}
+        self.tokens = store.known(_encode, _decode)  # hash of a token -> TokenInfo | None (bounded, D27)
         self._resource = re.compile(spec.resource_pattern)
         roles = set(self.callers.roles)
         self.need = {op.id: next((a for a in op.actors if a in roles), None) for op in spec.operations}
@@ -51,8 +51,9 @@ class Actors:
     def info(self, token: str) -> TokenInfo | None:
         """What the run knows of ``token`` (learnt from a sign-in, else from its claims), or None."""
         key = hash(token)
-        if key in self.tokens:
-            return self.tokens[key]
+        known = self.tokens.get(key, _UNKNOWN)
+        if known is not _UNKNOWN:
+            return known  # type: ignore[no-any-return]
         info = self.claims(token)
         self.tokens[key] = info
         return info
@@ -179,3 +180,20 @@ class Actors:
                     )
                 )
         return acc
+
+
+_UNKNOWN = object()
+
+
+def _encode(info: TokenInfo | None) -> tuple[str, int]:
+    """A token's role as a spilled row keeps it: (role, scope code), and whether there is one."""
+    if info is None:
+        return "", 0
+    return f"{info.role}\n{info.code or ''}", 1 if info.code is None else 2
+
+
+def _decode(text: str, kind: int) -> TokenInfo | None:
+    if not kind:
+        return None
+    role, _, code = text.partition("\n")
+    return TokenInfo(role, code if kind == 2 else None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 import zlib
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import orjson
@@ -31,6 +31,7 @@ __all__ = [
     "HISTORY",
     "Entity",
     "EntityStore",
+    "Known",
     "Retired",
     "Seen",
     "history_location",
@@ -222,7 +223,82 @@ class Retired:
             yield key, state, self.seen.get(key, 0)
 
 
-FINISHED_IN_RAM = 50_000
+class Known:
+    """What the run knows by a number (a token's hash -> its role, D10), bounded as retired entities are.
+
+    In RAM up to ``limit`` values; past it, all move to ``spill`` (``encode`` makes a value a text
+    and a number, ``decode`` takes them back), so the CLI forgets nothing (D27). With a retention
+    time instead (``retain``, seconds by the log's clock), values unused for that long are
+    forgotten: they live in two generations, the older dropped each ``retain`` seconds.
+    """
+
+    def __init__(
+        self,
+        spill: Spill | None,
+        table: int,
+        limit: int,
+        retain: float | None,
+        encode: Callable[[Any], tuple[str, int]],
+        decode: Callable[[str, int], Any],
+    ) -> None:
+        self.ram: dict[int, Any] = {}
+        self.old: dict[int, Any] = {}  # (the older generation, with a retention time)
+        self.spill = spill if limit else None
+        self.table = table
+        self.limit = limit
+        self.retain = retain
+        self.encode = encode
+        self.decode = decode
+        self.on_disk = 0
+        self.turned: float | None = None  # when the generations last turned
+
+    def __len__(self) -> int:
+        return len(self.ram) + len(self.old) + self.on_disk
+
+    def get(self, key: int, default: Any = None) -> Any:
+        """The value known for ``key``, or ``default``."""
+        ram = self.ram
+        if key in ram:
+            return ram[key]
+        if key in self.old:  # (used again: young again)
+            value = ram[key] = self.old.pop(key)
+            return value
+        if self.spill is not None and self.on_disk:
+            row = self.spill.get(self.table, str(key))
+            if row is not None:
+                return self.decode(*row)
+        return default
+
+    def __setitem__(self, key: int, value: Any) -> None:
+        if key not in self.ram and self.spill is not None and self.on_disk:
+            text, number = self.encode(value)
+            if self.spill.update(self.table, str(key), text, number):
+                return
+        self.old.pop(key, None)
+        self.ram[key] = value
+        if self.spill is not None and len(self.ram) > self.limit:
+            self.spill.add(self.table, ((str(k), *self.encode(v)) for k, v in self.ram.items()))
+            self.on_disk += len(self.ram)
+            self.ram = {}
+
+    def tick(self, now: float) -> int:
+        """The log's clock reads ``now``: with a retention time, drop what rested through two of them.
+
+        Returns how many values were forgotten.
+        """
+        if self.retain is None:
+            return 0
+        if self.turned is None:
+            self.turned = now
+        if now - self.turned < self.retain:
+            return 0
+        forgotten = len(self.old)
+        self.old, self.ram = self.ram, {}
+        self.turned = now
+        return forgotten
+
+
+FINISHED_IN_RAM = 10_000
 """Finished entities of one kind kept in RAM before they move to disk (the CLI, D27)."""
 
 
@@ -264,6 +340,8 @@ class EntityStore:
         self.retain = retain_finished
         self.now: float | None = None  # the log's clock, as far as it has been read
         self._retired: deque[tuple[float, Retired, str]] = deque()  # (when, where, key), for retention
+        self._known: list[Known] = []
+        self._in_ram = finished_in_ram
         self._codeless = 0  # live entities filed by code only
         self._recent: list[Entity] = []  # live entities touched in this window of exchanges
         self._resting: list[Entity] = []  # ... in the window before
@@ -426,6 +504,12 @@ class EntityStore:
         self._resting, self._recent = self._recent, []
         self._window = self._last + 1
 
+    def known(self, encode: Callable[[Any], tuple[str, int]], decode: Callable[[str, int], Any]) -> Known:
+        """A new :class:`Known` map bounded as this store's retired entities are (D27)."""
+        made = Known(self.spill, -1 - len(self._known), self._in_ram, self.retain, encode, decode)
+        self._known.append(made)
+        return made
+
     def _retire(self, where: Retired, key: str, state: str, seen: int, now: float | None) -> None:
         where.put(key, state, seen, now)
         if self.retain is not None and now is not None:
@@ -438,6 +522,8 @@ class EntityStore:
         self.now = now
         if self.retain is None:
             return
+        for known in self._known:
+            known.tick(now)
         cutoff = now - self.retain
         retired = self._retired
         while retired and retired[0][0] < cutoff:
