@@ -10,6 +10,7 @@ Only the standard library: :mod:`sqlite3` (no journal, no syncing: the file dies
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -55,13 +56,13 @@ class Spill:
         db.execute("CREATE UNIQUE INDEX fk ON f (t, k)")
         self._db = db
         self._resize(_FIRST_BITS)
-        weakref.finalize(self, _remove, db, self._folder)
+        weakref.finalize(self, _remove, db, self._folder, os.getpid())
         return db
 
     def close(self) -> None:
         """Delete the file now (it is deleted anyway when this object is collected)."""
         if self._db is not None:
-            _remove(self._db, self._folder)
+            _remove(self._db, self._folder, os.getpid())
             self._db = None
             self.rows = 0
 
@@ -158,6 +159,8 @@ class Spill:
                 yield str(key), str(state), int(seen)
 
 
-def _remove(db: sqlite3.Connection, folder: str) -> None:
-    db.close()
-    shutil.rmtree(folder, ignore_errors=True)
+def _remove(db: sqlite3.Connection, folder: str, owner: int) -> None:
+    """Close and delete the spill, in the process that made it only (a forked worker leaves it)."""
+    if os.getpid() == owner:
+        db.close()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -273,3 +273,22 @@ def test_writing_a_report_gives_the_text_render_gives_in_every_format() -> None:
         out = io.StringIO()
         write(report, fmt, out)
         assert out.getvalue() == render(report, fmt)
+
+
+def test_two_processes_with_spilled_entities_report_the_same_and_leave_the_spill_alone(
+    tmp_path: Path,
+) -> None:
+    """A worker forked after the spill was made neither uses nor deletes it; the reports agree."""
+    records = list(itertools.islice(generate(40, seed=2), 1500))
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records[:700]))
+    second.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records[700:]))
+    reports = []
+    for parallel in (False, True):
+        v = Validator(finished_in_ram=1)
+        for f in (first, second):
+            v.feed_file(str(f), parallel=parallel)
+        spill = v._stepper.store.spill
+        assert spill is not None and spill.rows > 50 and os.path.isdir(spill._folder)
+        reports.append(_all_formats(v.finish()))
+    assert reports[0] == reports[1]
