@@ -71,8 +71,19 @@ def validate_child(pipe: str, fmt: str, two: bool, spill: bool) -> None:
         spills.append(self)
 
     fsm._spill.Spill.__init__ = keep  # type: ignore[method-assign]  # (to read its seconds)
+    samples: dict[int, float] = {}  # exchanges read -> peak so far (MB), this process and its worker
+    feed_file = fsm.pipeline.Validator.feed_file
+
+    def sampled(self: Any, path: str, **kwargs: Any) -> None:
+        def progress(n: int, fraction: float | None) -> None:
+            if n % 1_000_000 < 4096:
+                samples[n - n % 1_000_000] = _peaks_mb()
+
+        feed_file(self, path, **{**kwargs, "on_progress": progress})
+
+    fsm.pipeline.Validator.feed_file = sampled  # type: ignore[method-assign]  # (peaks at each million)
     if not spill:
-        fsm.pipeline.FINISHED_IN_RAM = 0  # type: ignore[misc]  # (all finished entities in RAM)
+        fsm.pipeline.FINISHED_IN_RAM = 0  # type: ignore[attr-defined]  # (all finished entities in RAM)
     args = ["validate", pipe, "--format", fmt, "-o", os.devnull, "--no-progress"]
     args.append("--parallel" if two else "--no-parallel")
     start, cpu = time.perf_counter(), os.times()
@@ -98,9 +109,29 @@ def validate_child(pipe: str, fmt: str, two: bool, spill: bool) -> None:
                 "spill_s": sum(s.seconds for s in spills),
                 "spilled": sum(s.keys for s in spills),
                 "build": "compiled (mypyc)" if not fsm.stepper.__file__.endswith(".py") else "pure Python",
+                "samples": samples,
             }
         )
     )
+
+
+def _peaks_mb() -> float:
+    """The peak RSS (VmHWM) of this process and of its children now, in MB."""
+    me = os.getpid()
+    pids = [me]
+    try:
+        with open(f"/proc/{me}/task/{me}/children") as fh:
+            pids += [int(p) for p in fh.read().split()]
+    except OSError:
+        pass
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                total += next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+        except (OSError, StopIteration):
+            pass
+    return total / 1024
 
 
 def generate_live_into(path: str, target: int) -> None:
@@ -237,6 +268,15 @@ def main() -> None:
             if fmt == "text" and procs == 1:
                 cost.setdefault(n, {})[label] = r
             build = r["build"]
+            marks = {int(k): v for k, v in r["samples"].items() if int(k)}
+            if len(marks) >= 2:
+                (low, at_low), (high, at_high) = min(marks.items()), max(marks.items())
+                slope = (at_high - at_low) / ((high - low) / 1e6)
+                where = ", ".join(f"{k // 1_000_000}M {v:.0f}" for k, v in sorted(marks.items()))
+                print(
+                    f"\r  ({fmt}, {procs} process(es): peak while reading at {where} MB: "
+                    f"{slope:.1f} MB per million from {low // 1_000_000}M to {high // 1_000_000}M)"
+                )
             print(
                 f"\r| {n:,} | {fmt} | {procs} | {label} | {r['peak_mb']:.1f} | {r['wall']:.1f} | "
                 f"{r['cpu']:.1f} ({r['cpu_worker']:.1f}) | {r['spill_s']:.2f} | {r['spilled']:,} |",
