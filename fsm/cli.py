@@ -310,12 +310,30 @@ def _print_colour(text: str) -> None:
     default="text",
     show_default=True,
 )
-def rules(fmt: str) -> None:
+@click.option(
+    "--explain",
+    metavar="RULE",
+    help="Print one rule in full: what it checks, severity, source, the rulings it cites, an example.",
+)
+def rules(fmt: str, explain: str | None) -> None:
     """List every rule: id, default severity, source, and what it checks."""
-    from fsm.docs import rules_markdown
+    from fsm.docs import explain_rule, explain_text, rules_markdown
     from fsm.spec import load_spec
 
     spec = load_spec()
+    if explain is not None:
+        if explain not in spec.rules:
+            import difflib
+
+            close = difflib.get_close_matches(explain, list(spec.rules), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; `voucher-fsm rules` lists them"
+            raise UsageError(f"--explain {explain}: no such rule{hint}")
+        explained = explain_rule(spec, explain)
+        if fmt == "json":
+            click.echo(json.dumps(explained, indent=2, ensure_ascii=False))
+        else:
+            click.echo(explain_text(explained), nl=False)
+        return
     if fmt == "json":
         click.echo(
             json.dumps(
@@ -401,7 +419,8 @@ def check_payload(method: str, path: str, side: str, file: str, status: int) -> 
     if not isinstance(routed, Match):
         allowed = f"; {path} takes {', '.join(routed)}" if routed else ""
         raise UsageError(
-            f"no operation matches {method.upper()} {path}{allowed} (see docs/reference/operations.md)"
+            f"no operation matches {method.upper()} {path}{allowed}"
+            " (`voucher-fsm openapi` lists every operation)"
         )
     op = routed.operation
     ex = Exchange(

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 
 
-@pytest.mark.parametrize("page", ["docs/library.md"])
+@pytest.mark.parametrize("page", ["docs/library.md", "README.md"])
 def test_python_blocks_in_the_page_run(
     page: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -258,3 +258,32 @@ def test_a_timed_transition_waiting_for_an_undeclared_attribute_is_reported(prot
     _edit(protocol_copy, "voucher.machine.json", change)
     findings = lint_spec(load_spec(protocol_copy, lint=False))
     assert any(f.check == "timed-attribute-unknown" and "validUntil" in f.message for f in findings)
+
+
+def test_a_rule_citing_a_ruling_that_does_not_exist_is_reported(protocol_copy: Path) -> None:
+    """A hint ending [D99] names no ruling: ruling-unknown, at the rule's hint."""
+    _edit(protocol_copy, "rules.json", lambda d: d["rules"][3].update(hint="See the ruling. [D99]"))
+    findings = lint_spec(load_spec(protocol_copy, lint=False))
+    found = [(f.check, f.file, f.pointer) for f in findings]
+    assert found == [("ruling-unknown", "rules.json", "/rules/3/hint")]
+
+
+def test_a_machine_citing_a_dropped_ruling_is_reported(protocol_copy: Path) -> None:
+    """Removing D29 from rulings.json leaves nothing cited unresolved; removing D6 onwards does."""
+    _edit(protocol_copy, "rulings.json", lambda d: d.update(rulings=d["rulings"][:28]))
+    assert lint_spec(load_spec(protocol_copy, lint=False)) == []
+    _edit(protocol_copy, "rulings.json", lambda d: d.update(rulings=d["rulings"][:5]))
+    findings = lint_spec(load_spec(protocol_copy, lint=False))
+    assert {f.check for f in findings} == {"ruling-unknown"}
+    assert {f.file for f in findings} == {
+        "rules.json",
+        "voucher.machine.json",
+        "context.machine.json",
+    }
+
+
+def test_rulings_out_of_order_are_refused_at_load(protocol_copy: Path) -> None:
+    """Numbers run D1, D2, ... in file order: a gap is a SpecError naming the entry."""
+    _edit(protocol_copy, "rulings.json", lambda d: d["rulings"].pop(4))
+    with pytest.raises(SpecError, match=r"rulings\.json#/rulings/4/id: is 'D6', expected 'D5'"):
+        load_spec(protocol_copy)

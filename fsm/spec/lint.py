@@ -8,6 +8,7 @@ must exist in another.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,7 +47,10 @@ LINT_CHECKS: dict[str, str] = {
     "operation-duplicate": "operation ids and (method, path) routes are unique",
     "style-unknown": "every style check names a known rule and a shipped schema",
     "flow-operation-unknown": "every step of a declared flow names an existing operation",
+    "ruling-unknown": "every ruling (D1, D2, ...) a rule, machine, operation or flow cites exists",
 }
+
+_RULING = re.compile(r"\bD[0-9]+\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +78,7 @@ def lint_spec(spec: Spec) -> list[LintFinding]:
             LintFinding("scope-machine-unknown", "operations.json", "/callers/scope", spec.callers.scope)
         )
     findings.extend(_style(spec))
+    findings.extend(_citations(spec))
     ops = {op.id for op in spec.operations}
     for flow in spec.flows:
         for i, step in enumerate(flow.steps):
@@ -87,6 +92,25 @@ def lint_spec(spec: Spec) -> list[LintFinding]:
                     )
                 )
     return findings
+
+
+def _citations(spec: Spec) -> Iterator[LintFinding]:
+    """Each D-number in a source or hint names a ruling, so every ``[D7]`` a user reads resolves."""
+    cited: list[tuple[str, str, str]] = []
+    for i, r in enumerate(spec.rules.values()):
+        cited += [("rules.json", f"/rules/{i}/cite", r.cite), ("rules.json", f"/rules/{i}/hint", r.hint)]
+    for m in spec.machines.values():
+        cited += [(m.file, "/states", s.cite) for s in m.states]
+        cited += [(m.file, "/guards", g.cite) for g in m.guards.values()]
+        cited += [(m.file, c.pointer, c.cite) for c in m.creates]
+        cited += [(m.file, t.pointer, t.cite) for t in m.transitions]
+        cited += [(m.file, r.pointer, r.cite) for r in m.refusals]
+    cited += [("operations.json", op.pointer, op.cite) for op in spec.operations]
+    cited += [("flows.json", f.pointer, f.cite) for f in spec.flows]
+    for file, pointer, text in cited:
+        for number in _RULING.findall(text):
+            if number not in spec.rulings:
+                yield LintFinding("ruling-unknown", file, pointer, f"{number} is not in rulings.json")
 
 
 def _style(spec: Spec) -> Iterator[LintFinding]:

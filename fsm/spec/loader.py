@@ -26,6 +26,7 @@ from fsm.spec.model import (
     PaymentFields,
     Ref,
     RefusalSpec,
+    Ruling,
     Spec,
     StateSpec,
     StepSpec,
@@ -244,6 +245,7 @@ def _read(root: Path) -> Spec:
     tokens_doc = check_file(root / "tokens.json", "tokens")
     style_doc = check_file(root / "style.json", "style")
     flows_doc = check_file(root / "flows.json", "flows")
+    rulings_doc = check_file(root / "rulings.json", "rulings")
     rules = {
         r["id"]: Rule(r["id"], Severity(r["severity"]), r["cite"], r["title"], r["hint"])
         for r in rules_doc["rules"]
@@ -293,7 +295,20 @@ def _read(root: Path) -> Spec:
             for i, f in enumerate(flows_doc["flows"])
         ),
         participants=dict(flows_doc["participants"]),
+        rulings=_rulings(rulings_doc, root / "rulings.json"),
     )
+
+
+def _rulings(doc: Any, path: Path) -> dict[str, Ruling]:
+    """The rulings in file order, numbered D1, D2, ... without gaps."""
+    rulings: dict[str, Ruling] = {}
+    for i, r in enumerate(doc["rulings"]):
+        if r["id"] != f"D{i + 1}":
+            raise SpecError(
+                f"{path}#/rulings/{i}/id: is {r['id']!r}, expected 'D{i + 1}' (numbers run in order)"
+            )
+        rulings[r["id"]] = Ruling(r["id"], r["section"], r["title"], r["text"])
+    return rulings
 
 
 def load_spec(root: Path | None = None, *, lint: bool = True) -> Spec:

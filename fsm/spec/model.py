@@ -30,6 +30,7 @@ __all__ = [
     "PaymentFields",
     "Ref",
     "RefusalSpec",
+    "Ruling",
     "Spec",
     "StateSpec",
     "StepSpec",
@@ -73,6 +74,16 @@ class EntityRef(Record):
 
     id: Ref | None = None
     code: Ref | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ruling(Record):
+    """One of the kit's rulings (D1, D2, ...) where the Bleepay docs are silent or disagree."""
+
+    id: str
+    section: str
+    title: str
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,6 +427,7 @@ class Spec(Record):
     style: tuple[StyleCheck, ...] = ()
     flows: tuple[FlowSpec, ...] = ()
     participants: Mapping[str, str] = field(default_factory=dict)
+    rulings: Mapping[str, Ruling] = field(default_factory=dict)  # D1, D2, ... in order
 
     _generic_errors: frozenset[str] = field(init=False, repr=False, compare=False, default=frozenset())
 
