@@ -180,6 +180,20 @@ def cli() -> None:
     help="Text format: spell out at most N violations of each rule (0: all). Totals count all.",
 )
 @click.option(
+    "--api-prefix",
+    metavar="PATH",
+    default=None,
+    help="Where the API lives, e.g. /gateway/api/v1 (default: the config file's, else /api/v1).",
+)
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    metavar="HOST",
+    help="The API's host (name or name:port); exchanges with other hosts are not judged. Repeatable "
+    "(default: the config file's, else any host).",
+)
+@click.option(
     "--max-live",
     type=click.IntRange(0),
     default=None,
@@ -201,6 +215,8 @@ def validate(
     progress: bool | None,
     parallel: bool | None,
     max_per_rule: int,
+    api_prefix: str | None,
+    hosts: Sequence[str],
     max_live: int | None,
 ) -> None:
     """Check recorded traffic (JSONL, JSONL.gz or HAR; - for stdin) against the protocol.
@@ -218,11 +234,20 @@ def validate(
     if found:  # found by searching parent folders: say which one applies
         click.echo(f"voucher-fsm: settings from {found}", err=True)
     overrides = parse_severity_overrides(list(severities), "--severity")
+    if api_prefix is not None and not api_prefix.startswith("/"):
+        raise UsageError(
+            f"--api-prefix must be a path starting with /, e.g. /gateway/api/v1, not {api_prefix!r}"
+        )
+    for host in hosts:
+        if not host or "/" in host or " " in host:
+            raise UsageError(f"--host takes a host name (name or name:port), not {host!r}")
     config = config.merged(
         strict=strict,
         require_complete=require_complete,
         format=fmt,
         severity={**config.severity, **overrides},
+        api_prefix=api_prefix,
+        hosts=tuple(hosts) or None,
         max_live=max_live,
     )
     _check_inputs(files, output)
@@ -281,6 +306,8 @@ def validate(
         if not i.judged:
             why = f"none of its {i.records:,} records could be read" if i.records else "it holds no records"
             click.echo(f"voucher-fsm: {i.label}: {why}; nothing in it was checked", err=True)
+    if report.nothing_judged:  # no verdict on traffic (D25)
+        click.echo(f"voucher-fsm: {report.nothing_judged_line()}", err=True)
     sys.exit(report.exit_code)
 
 

@@ -29,12 +29,15 @@ _KEYS = {
     "kept-per-rule",
     "longest-record",
     "most-values",
+    "api-prefix",
+    "hosts",
     "max-live",
 }
 KEPT_PER_RULE = 1000
 MAX_LIVE = 200_000
 """Live entities kept by default: under 1 KB each, at most about 200 MB of them (D27)."""
 _BOUNDS = ("kept-per-rule", "longest-record", "most-values", "max-live")
+_HOST = re.compile(r"^(?:[A-Za-z0-9._~%!$&'()*+,;=-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 _OUR_TABLE = re.compile(r"""^\s*\[\s*(["']?)tool\1\s*\.\s*(["']?)voucher-fsm\2\s*[\].]""", re.MULTILINE)
 """A ``[tool.voucher-fsm]`` (or ``.severity``) table header, found in a file TOML cannot read."""
 
@@ -58,6 +61,10 @@ class Config:
     """Longest JSONL line read as a record, in bytes; a longer one is reported and skipped."""
     most_values: int = MOST_VALUES
     """Most JSON values one record (or HAR entry) may hold; a bigger one is reported and skipped."""
+    api_prefix: str | None = None
+    """Where the API lives (D25): the path prefix of its operations (None: the spec's ``/api/v1``)."""
+    hosts: tuple[str, ...] = ()
+    """The API's hosts (D25), ``name`` or ``name:port``: exchanges on others are not judged (empty: any)."""
     max_live: int = MAX_LIVE
     """Live entities kept (0: no cap); past it the longest idle are forgotten (D27, ``entity.forgotten``)."""
 
@@ -67,6 +74,18 @@ class Config:
             if type(value) is not int or value < (0 if name in ("kept_per_rule", "max_live") else 1):
                 where = self.source or f"Config({name}=...)"
                 raise UsageError(f"{where}: {name.replace('_', '-')} must be a whole number, not {value!r}")
+        where = self.source or "Config"
+        prefix: Any = self.api_prefix
+        if prefix is not None:
+            if not isinstance(prefix, str) or not prefix.startswith("/") or "?" in prefix or "#" in prefix:
+                raise UsageError(f"{where}: api-prefix must be a path starting with /, not {prefix!r}")
+            object.__setattr__(self, "api_prefix", prefix.rstrip("/"))
+        hosts: Any = self.hosts
+        if not isinstance(hosts, (list, tuple)) or not all(
+            isinstance(h, str) and _HOST.match(h) for h in hosts
+        ):
+            raise UsageError(f"{where}: hosts must be a list of names (name or name:port), not {hosts!r}")
+        object.__setattr__(self, "hosts", tuple(h.lower() for h in hosts))
         # levels may be written as in a config file ("warning", "off"): read them now, not mid-run
         given: Mapping[str, Any] = self.severity  # (typed as it should be, given as it may be)
         if any(v is not None and not isinstance(v, Severity) for v in given.values()):
@@ -181,5 +200,7 @@ def load_config(path: Path) -> Config:
         require_complete=table.get("require-complete", False),
         format=fmt,
         source=str(path),
+        api_prefix=table.get("api-prefix"),
+        hosts=tuple(hosts) if isinstance(hosts := table.get("hosts", ()), list) else hosts,
         **{key.replace("-", "_"): table[key] for key in _BOUNDS if key in table},
     )

@@ -34,6 +34,7 @@ class Exchange:
         "accepted",
         "file",
         "headers",
+        "host",
         "index",
         "is_entry",
         "method",
@@ -47,6 +48,7 @@ class Exchange:
         "resp_has_body",
         "resp_headers",
         "resp_text",
+        "scheme",
         "status",
         "time",
         "time_text",
@@ -72,6 +74,8 @@ class Exchange:
         resp_has_body: bool = False,
         resp_text: str | None = None,
         resp_headers: dict[str, str] | None = None,
+        host: str | None = None,
+        scheme: str | None = None,
     ) -> None:
         self.index = index
         self.file = file
@@ -93,6 +97,10 @@ class Exchange:
         self.resp_has_body = resp_has_body
         self.resp_text = resp_text
         self.resp_headers = resp_headers or {}
+        self.host = host
+        """The host (``name`` or ``name:port``, lower case) from the URL or the Host header, if recorded."""
+        self.scheme = scheme
+        """The URL's scheme (``https``, ``data``, ...) when the record gives a URL, else None."""
         self._token: str | None = ""  # read on first use ("" is never a token: see _bearer)
 
     @property
@@ -131,6 +139,8 @@ class Exchange:
             self.resp_has_body,
             self.resp_text,
             self.resp_headers,
+            self.host,
+            self.scheme,
         )
 
     def stepping_args(self) -> tuple[Any, ...]:
@@ -336,7 +346,9 @@ def build_exchange(
     resp: dict[str, Any] = rec["response"]
     path: str = req["path"]
     query: dict[str, Any] = req.get("query") or {}
-    if "?" in path or "://" in path:
+    host = req.get("host")
+    scheme = req.get("scheme")
+    if "?" in path or "://" in path or path[0] != "/":
         try:
             parts = urlsplit(path)
         except ValueError:  # (its text quotes the URL, userinfo and all: never shown, D20)
@@ -349,6 +361,9 @@ def build_exchange(
         path = parts.path or "/"
         if parts.query:
             query = {**dict(parse_qsl(parts.query, keep_blank_values=True)), **query}
+        if parts.scheme:
+            scheme = parts.scheme
+            host = parts.netloc.rpartition("@")[2] or host  # (never the userinfo: D20)
     headers: dict[str, str] = req.get("headers") or {}
     if headers and not headers.keys() <= _LOWER_NAMES:  # header names are case-insensitive
         if "".join(headers).islower():
@@ -356,6 +371,8 @@ def build_exchange(
                 _LOWER_NAMES.update(headers)
         else:
             headers = {str(k).lower(): v for k, v in headers.items()}
+    if not isinstance(host, str) or not host:
+        host = headers.get("host") or headers.get(":authority")
     time_text = rec.get("time")
     req_body = req.get("body")
     return Exchange(
@@ -377,4 +394,6 @@ def build_exchange(
         "body" in resp,
         resp.get("bodyText"),
         resp.get("headers"),
+        host.lower() if isinstance(host, str) and host else None,
+        scheme.lower() if isinstance(scheme, str) and scheme else None,
     )

@@ -7,15 +7,17 @@ once per path shape (its values replaced, D20) as ``info``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from urllib.parse import unquote
+from urllib.parse import unquote, urljoin, urlsplit
 
+from fsm._record import Record
 from fsm.exchange import Exchange
 from fsm.secrets import shown, shown_path
-from fsm.spec.model import OperationSpec, Spec
+from fsm.spec.model import OperationSpec, Spec, TransportKind
 from fsm.violation import Finding
 
-__all__ = ["Match", "Matcher", "Router"]
+__all__ = ["Match", "Matcher", "Router", "Transport", "host_matches", "shown_host"]
 
 
 class Match:
@@ -50,16 +52,29 @@ class _Node:
     ops: dict[str, OperationSpec] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Transport(Record):
+    """An exchange that is HTTP mechanics, not a protocol call (D22): its kind, and what it was.
+
+    ``said``: method and path as a report may show them (D20).
+    """
+
+    kind: TransportKind
+    said: str
+
+
 class Router:
     """The operation table as a trie over path segments.
 
     Segments that are no literal of any path template are interchangeable, so the
     trie's answer depends only on the path's *shape* (literals kept, others as
     ``{}``); answers are cached per shape, making routing one dict lookup.
+
+    ``prefix``: where the API lives (D25), instead of the spec's ``/api/v1``.
     """
 
-    def __init__(self, spec: Spec) -> None:
-        self.prefix = spec.prefix.rstrip("/")
+    def __init__(self, spec: Spec, prefix: str | None = None) -> None:
+        self.prefix = (spec.prefix if prefix is None else prefix).rstrip("/")
         self.out_of_scope = spec.out_of_scope
         self._root = _Node()
         for op in spec.operations:
@@ -118,19 +133,98 @@ class Router:
 
 
 class Matcher:
-    """Routes exchanges for one run; remembers which outside paths it already reported."""
+    """Routes exchanges for one run; remembers which outside paths it already reported.
 
-    def __init__(self, router: Router) -> None:
+    ``hosts``: the API's hosts (D25; empty: any host). An exchange on another host is outside
+    the API; one whose host was not recorded is judged. ``transport``: the kinds of HTTP
+    mechanics to recognise (D22), and ``body_kept`` the redirect statuses after which a client
+    sends the same body again.
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        hosts: tuple[str, ...] = (),
+        transport: tuple[TransportKind, ...] = (),
+        body_kept: frozenset[int] = frozenset(),
+    ) -> None:
         self.router = router
         self.reported: set[str] = set()
         """Paths already reported once (D1)."""
+        self.cookies: set[str] = set()
+        """Files with a cookie in some exchange (a sanitized HAR has none)."""
         self._scopes = tuple(scope for scope, _ in router.out_of_scope)
         self._under = router.prefix + "/"
+        self._hosts = frozenset(h.lower() for h in hosts)
+        self._transport = transport
+        self._asked = tuple(sorted({h for k in transport for h in k.request_headers}))
+        self._kinds: dict[tuple[object, ...], TransportKind | None] = {}  # the answer per shape of exchange
+        self._body_kept = body_kept
+        self._followed: dict[tuple[str, str, str], None] = {}  # (file, method, path) a 307/308 sent on
+
+    def state(self) -> tuple[set[str], set[str]]:
+        """What a copy of this matcher (in a worker process) learnt, for :meth:`take`."""
+        return self.reported, self.cookies
+
+    def take(self, state: tuple[set[str], set[str]]) -> None:
+        """Learn what a copy of this matcher learnt (see :meth:`state`)."""
+        self.reported |= state[0]
+        self.cookies |= state[1]
+
+    def transport(self, ex: Exchange) -> Transport | None:
+        """The kind of HTTP mechanics ``ex`` is (D22), or None for a call to judge.
+
+        A 307/308 that carried a body is remembered, so that the request following it can be
+        told from one sent without a body (:meth:`body_lost`).
+        """
+        headers = ex.headers
+        if "cookie" in headers or "set-cookie" in ex.resp_headers:
+            self.cookies.add(ex.file)
+        # the answer depends only on these: asked once per shape (a dict lookup for most exchanges)
+        shape = (ex.method, ex.status, ex.scheme, *[name in headers for name in self._asked])
+        try:
+            kind = self._kinds[shape]
+        except KeyError:
+            fits = (k for k in self._transport if k.fits(ex.method, ex.status, headers, ex.scheme))
+            kind = next(fits, None)
+            if len(self._kinds) < _SHAPES:
+                self._kinds[shape] = kind
+        if kind is None:
+            return None
+        if ex.status in self._body_kept and (ex.req_has_body or ex.req_text is not None):
+            target = _location_path(ex.resp_headers.get("location"), ex.path)
+            if target is not None:
+                if len(self._followed) >= _FOLLOWED:
+                    del self._followed[next(iter(self._followed))]
+                self._followed[(ex.file, ex.method, target)] = None
+        return Transport(kind, f"{shown(ex.method)} {shown_path(ex.path)}")
+
+    def body_lost(self, ex: Exchange) -> bool:
+        """True when ``ex`` followed a 307/308 that carried a body, and was recorded without one."""
+        if not self._followed or ex.req_has_body or ex.req_text is not None:
+            return False
+        try:
+            del self._followed[(ex.file, ex.method, ex.path)]
+        except KeyError:
+            return False
+        return True
 
     def match(self, ex: Exchange) -> Match | Finding | None:
         """A :class:`Match`, a routing finding, or None (outside path already reported)."""
         prefix = self.router.prefix
         path = ex.path
+        if self._hosts and ex.host is not None and not host_matches(ex.host, self._hosts):
+            host = shown_host(ex.host)
+            if f"host:{host}" in self.reported:
+                return None
+            self.reported.add(f"host:{host}")
+            listed = ", ".join(sorted(self._hosts))
+            return Finding(
+                "route.outside-api",
+                f"{shown(ex.method)} {shown_path(path)} on host {host} is not on the API's hosts "
+                f"({listed}); not checked (nor any other exchange with that host)",
+                actual=host,
+            )
         if path != prefix and not path.startswith(self._under):
             return self._once(
                 "route.outside-api",
@@ -170,3 +264,43 @@ class Matcher:
             return None
         self.reported.add(path)
         return Finding(rule, f"{shown(ex.method)} {path}{says}", actual=path)
+
+
+_FOLLOWED = 1024  # redirects remembered at once: a request follows its redirect closely
+_SHAPES = 4096  # (method, status, scheme, headers asked) answers kept: traffic may bring any method
+
+
+def _location_path(location: str | None, base: str) -> str | None:
+    """The path a redirect's ``Location`` names (absolute, or relative to ``base``), or None."""
+    if not location:
+        return None
+    try:
+        return urlsplit(urljoin(base, location)).path or "/"
+    except ValueError:
+        return None
+
+
+_PORT = re.compile(r":[0-9]*$")
+
+
+def host_matches(host: str, hosts: frozenset[str]) -> bool:
+    """True when ``host`` (``name`` or ``name:port``) is one of ``hosts`` (one given without a port: any)."""
+    host = host.lower()
+    if host in hosts:
+        return True
+    bare = host if host.endswith("]") else _PORT.sub("", host)
+    return bare in hosts
+
+
+_HOST_NAME = re.compile(
+    r"^(?:(?:[a-z0-9-]{1,63}\.)+[a-z]{1,24}|localhost|[0-9]{1,3}(?:\.[0-9]{1,3}){3}|\[[0-9a-f:.]{2,45}\])"
+    r"(?::[0-9]{1,5})?$"
+)
+
+
+def shown_host(host: str) -> str:
+    """A host as reports show it: a host name or an IP address as it is, anything else fingerprinted (D20)."""
+    host = host.lower()
+    if len(host) <= 100 and _HOST_NAME.match(host) and not host.startswith("eyj"):
+        return host
+    return str(shown(host))

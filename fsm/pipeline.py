@@ -21,11 +21,11 @@ from fsm.config import Config
 from fsm.errors import UsageError
 from fsm.exchange import Exchange, build_exchange, has_no_offset
 from fsm.machines import engines_for
-from fsm.matcher import Match, Matcher, Router
+from fsm.matcher import Match, Matcher, Router, Transport
 from fsm.readers import input_uri, open_input, printable
 from fsm.report import EntityOutcome, EntityOutcomes, InputSummary, Report, Totals, sort_violations
 from fsm.schemacheck import SchemaChecker
-from fsm.secrets import Scrubber, bounded, redact, redact_value, unsafe_strings
+from fsm.secrets import Scrubber, bounded, redact, redact_value, template, unsafe_strings
 from fsm.spec import Spec, load_spec
 from fsm.stepper import Coverage, Prediction, Stepper, history_location
 from fsm.stepper.entities import FINISHED_IN_RAM, EntityStore
@@ -55,6 +55,10 @@ class Validator:
             keys of the entities it named.
         stepper: the model's class (a :class:`fsm.stepper.Stepper` or a subclass, e.g. a model made
             wrong on purpose to prove that property tests catch it).
+        api_prefix: where the API lives (D25), e.g. ``/gateway/api/v1`` (default: the config's,
+            else ``/api/v1``).
+        hosts: the API's hosts (D25); exchanges with other hosts are not judged (default: the
+            config's, else any host).
         max_live: live entities kept (default: the config's ``max-live``; 0: no cap). Past it the
             longest idle are forgotten: a later call on one is adopted as first met (D18), and the
             report says how many with one ``entity.forgotten`` info (D27).
@@ -85,13 +89,22 @@ class Validator:
         coverage: bool = False,
         on_exchange: ExchangeCallback | None = None,
         stepper: type[Stepper] = Stepper,
+        api_prefix: str | None = None,
+        hosts: Iterable[str] | None = None,
         max_live: int | None = None,
         retain_finished: float | None = None,
         finished_in_ram: int | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self.spec = spec if spec is not None else load_spec()
-        self.config = config if config is not None else Config()
+        config = config if config is not None else Config()
+        if api_prefix is not None or hosts is not None:
+            config = replace(
+                config,
+                api_prefix=config.api_prefix if api_prefix is None else api_prefix,
+                hosts=config.hosts if hosts is None else tuple(hosts),
+            )
+        self.config = config
         if max_live is None:
             max_live = self.config.max_live
         if type(max_live) is not int or max_live < 0:
@@ -111,7 +124,13 @@ class Validator:
             )
         self._severity = self.config.effective(self.spec.rules)
         self._keep = self.config.kept_per_rule or 2**63
-        self._matcher = Matcher(Router(self.spec))
+        router = Router(self.spec, self.config.api_prefix)
+        self._matcher = Matcher(
+            router,
+            self.config.hosts,
+            self.spec.transport,
+            self.spec.body_kept,
+        )
         self._schemas = SchemaChecker(self.spec, fast=engine == "table")
         self._stepper = stepper(
             self.spec,
@@ -123,14 +142,27 @@ class Validator:
         )
         self._on_exchange = on_exchange
         self._violations: list[Violation] = []
-        self._read = self._judged = self._unreadable = 0
+        self._read = self._judged = self._unreadable = self._transport = 0
+        self._routed = 0  # exchanges judged against the protocol (D25)
+        self._paths: Counter[str] = Counter()  # templates of the paths not judged against it
+        self._told: set[tuple[str, str]] = set()  # (file, transport kind) said once (D22)
+        self._authorized: set[str] = set()  # files with an Authorization header somewhere
         self._index = 0
         self._operations = {op.id: op for op in self.spec.operations}
+        # The report's own words: what a message says from the spec and the settings (the prefix, the
+        # methods and path templates of the operation table) is never a secret of the traffic (D20),
+        # even when an exchange happens to hold the same text in a field that has no safe shape.
+        self._own_words = frozenset(
+            {router.prefix, self.spec.prefix}
+            | {op.method for op in self.spec.operations}
+            | {op.path for op in self.spec.operations}
+        )
         self._inputs: list[InputSummary] = []
         self._untimed: set[str] = set()
         self._offsetless: set[str] = set()  # files already told their times have no offset
         self._kept: Counter[str] = Counter()  # violations kept per rule
         self._untold: Counter[tuple[str, Severity]] = Counter()  # counted beyond kept_per_rule
+        self._untold_by_file: Counter[str] = Counter()  # of actor.unauthenticated, per file
         self._finished: Report | None = None
         self._in_worker_run = False
         self._labels: dict[str, str] = {}  # label shown -> path it stands for
@@ -182,9 +214,10 @@ class Validator:
     ) -> None:
         bounds = self.config
         info, items = open_input(path, stdin, longest=bounds.longest_record, most_values=bounds.most_values)
-        before, judged_before = self._read, self._judged
+        before, judged_before, transport_before = self._read, self._judged, self._transport
         label = self._distinct(info.label, path)
         is_entry = info.positions_are_entries
+        first = len(self._violations)
         judge = self._judge
         if parallel and path != "-" and worker.available():  # (a forked child gets no standard input)
             stream = worker.ChildStream(
@@ -192,7 +225,7 @@ class Validator:
                 lambda item: self._front(item, label, is_entry, parse_time=worker.TIME_IN_WORKER),
                 self._operations,
                 fraction=info.fraction,
-                final_state=lambda: self._matcher.reported,
+                final_state=self._matcher.state,
                 json_only=info.format == "jsonl",  # every value came from orjson
                 # an exchange passed to on_exchange is whole; otherwise only what is read here travels
                 stepping=(label, is_entry) if self._on_exchange is None else None,
@@ -206,18 +239,56 @@ class Validator:
             finally:
                 self._in_worker_run = False
                 info.close()  # this process's copy of the input, never read here
-            self._matcher.reported |= stream.final_state
+            self._matcher.take(stream.final_state)
         else:
             front = self._front
             for n, item in enumerate(items, 1):
                 judge(front(item, label, is_entry), label, is_entry)
                 if on_progress is not None and not n & 0xFFF:
                     on_progress(n, info.fraction())
+        if info.format == "har":
+            self._sanitized(label, first)
         self._inputs.append(
             InputSummary(
-                label, info.format, self._read - before, self._judged - judged_before, input_uri(path)
+                label,
+                info.format,
+                self._read - before,
+                self._judged - judged_before,
+                input_uri(path),
+                self._transport - transport_before,
             )
         )
+
+    def _sanitized(self, label: str, first: int) -> None:
+        """A HAR with no Authorization header and no cookie anywhere: one info, not a warning a call.
+
+        Browsers export such HARs "sanitized" (Chrome drops Authorization and cookies): who
+        called what cannot be judged, so the file's ``actor.unauthenticated`` findings are
+        withdrawn and counted in one ``input.sanitized`` info.
+        """
+        rule = "actor.unauthenticated"
+        severity = self._severity.get(rule)
+        if severity is None or label in self._authorized or label in self._matcher.cookies:
+            return
+        kept = [v for v in self._violations[first:] if v.rule_id == rule and v.location.file == label]
+        untold = self._untold_by_file.pop(label, 0)
+        if not kept and not untold:
+            return
+        self._violations[first:] = [
+            v for v in self._violations[first:] if not (v.rule_id == rule and v.location.file == label)
+        ]
+        self._kept[rule] -= len(kept)
+        self._untold[(rule, severity)] -= untold
+        if not self._untold[(rule, severity)]:
+            del self._untold[(rule, severity)]
+        n = len(kept) + untold
+        finding = Finding(
+            "input.sanitized",
+            f"{label} has no Authorization header and no cookie in any exchange (a sanitized export?): "
+            f"who called what cannot be judged; {n:,} call{'s' if n != 1 else ''} that need a token "
+            f"{'were' if n != 1 else 'was'} not judged for {'their' if n != 1 else 'its'} caller",
+        )
+        self._emit([finding], SourceLocation(label), -1, None)
 
     def _distinct(self, label: str, path: str) -> str:
         """``label``, or ``label (2)`` when another input of this run already reads the same.
@@ -263,11 +334,24 @@ class Validator:
         if isinstance(built, Finding):
             return position, built, None, []
         self._index += 1
+        mechanics = self._matcher.transport(built)
+        if mechanics is not None:  # HTTP mechanics, not a call (D22)
+            return position, built, mechanics, []
         if built.status == 0:  # no response: nothing to route (and no path marked as reported)
             return position, built, None, []
         routed = self._matcher.match(built)
         if isinstance(routed, Match):
-            schema = self._schemas.check(built, routed)
+            lost = self._matcher.body_lost(built)
+            schema = self._schemas.check(built, routed, request=not lost)
+            if lost:
+                schema.append(
+                    Finding(
+                        self.spec.body_lost_rule,
+                        f"{routed.operation.id} followed a redirect that keeps the body (307/308), and "
+                        "was recorded without one (a capture artefact); its request body is not checked",
+                        instance_path="/request/body",
+                    )
+                )
             if schema:  # scrubbed here, where the whole exchange is at hand (the stepping side gets less)
                 scrub = self._scrubber(built, routed, schema, whole=True)
                 schema = [_scrubbed(scrub, f) for f in schema]
@@ -281,6 +365,8 @@ class Validator:
         self._read += 1
         position, what, routed, schema = prepared
         if isinstance(what, Exchange):
+            if isinstance(routed, Transport):
+                return self._mechanics(what, routed, file)
             judged, count = self._judged, len(self._violations)
             try:
                 out = self._step(what, routed, schema, file)
@@ -299,11 +385,35 @@ class Validator:
         finding = what if isinstance(what, Finding) else Finding("input.unreadable", what)
         return self._emit([finding], loc, -1, None)
 
+    def _mechanics(self, ex: Exchange, transport: Transport, file: str) -> list[Violation]:
+        """HTTP mechanics (D22): counted apart, said once per kind per file, never stepped."""
+        self._index = ex.index + 1
+        self._transport += 1
+        kind = transport.kind
+        if (file, kind.id) in self._told:
+            return []
+        self._told.add((file, kind.id))
+        finding = Finding(
+            kind.rule,
+            f"{transport.said} -> {ex.status} is {kind.name}: HTTP mechanics, not a protocol call; "
+            f"such exchanges are counted as transport, not judged (said once for {file})",
+            actual=ex.status,
+        )
+        return self._emit([finding], ex.location, ex.index, None)
+
     def _step(
         self, ex: Exchange, routed: Match | Finding | None, schema: list[Finding], file: str
     ) -> list[Violation]:
         self._index = ex.index + 1  # (the front may have run in another process)
         self._judged += 1
+        if "authorization" in ex.headers:
+            self._authorized.add(file)
+        if isinstance(routed, Match):
+            self._routed += 1
+        else:
+            shape = template(ex.path)
+            if shape in self._paths or len(self._paths) < _PATHS_KEPT:
+                self._paths[shape] += 1
         findings: list[Finding] = []
         if ex.time is None and file not in self._untimed:
             self._untimed.add(file)
@@ -376,6 +486,7 @@ class Validator:
             unsafe_strings(ex.query, found)
             unsafe_strings(ex.headers, found)
             unsafe_strings(ex.resp_headers, found)
+        found -= self._own_words
         if match is not None:
             found.difference_update(match.params.values())
         if not whole:
@@ -405,6 +516,8 @@ class Validator:
                 self._violations.append(v)
             else:  # counted, its details not kept (memory stays bounded: D27)
                 self._untold[(v.rule_id, severity)] += 1
+                if v.rule_id == "actor.unauthenticated":  # (withdrawn for a sanitized HAR)
+                    self._untold_by_file[loc.file] += 1
         return out
 
     def state_of(self, entity: str) -> tuple[str, ...] | None:
@@ -478,7 +591,10 @@ class Validator:
 
         return Report(
             inputs=tuple(self._inputs),
-            totals=Totals(self._read, self._judged, self._unreadable),
+            totals=Totals(self._read, self._judged, self._unreadable, self._transport),
+            routed=self._routed,
+            paths_seen=tuple(self._paths.most_common(5)) if not self._routed else (),
+            advice="" if self._routed else _advice(self._paths, self._matcher),
             violations=sort_violations(self._violations),
             entities=EntityOutcomes(entities, store.count()),
             rules=self.spec.rules,
@@ -488,6 +604,44 @@ class Validator:
 
 
 _NO_SECRETS = Scrubber(frozenset())
+_PATHS_KEPT = 4096  # path templates counted for D25's message (more distinct ones are not counted)
+
+
+def _advice(paths: Counter[str], matcher: Matcher) -> str:
+    """What to change when no exchange was judged against the protocol (D25), from the paths seen.
+
+    A prefix before which the paths would be the protocol's (``/gateway/api/v1`` before
+    ``/vouchers/...``) is named as the ``--api-prefix`` to use; hosts that ``--host`` left out
+    are named too.
+    """
+    router = matcher.router
+    prefixes: Counter[str] = Counter()
+    for shape, n in paths.items():
+        segments = shape.split("/")
+        for i in range(1, len(segments) - 1):
+            rest = "/" + "/".join(segments[i + 1 :])
+            if rest != "/" and router.route("GET", rest) is not None:
+                prefixes["/".join(segments[: i + 1])] += n
+                break
+    others = sorted(key.removeprefix("host:") for key in matcher.reported if key.startswith("host:"))
+    said = []
+    if prefixes:
+        best = prefixes.most_common(1)[0][0] or "/"
+        if best != (router.prefix or "/"):
+            said.append(f"the API seems to sit under {best}: use --api-prefix {best} (config: api-prefix)")
+    if others:
+        said.append(
+            f"exchanges on {', '.join(others[:5])} were left out by --host: add the API's host "
+            "with --host (config: hosts)"
+        )
+    if not said:
+        said.append(
+            f"none of these paths is an operation of the protocol under {router.prefix or '/'}: "
+            "give the API's prefix with --api-prefix and its host with --host"
+        )
+    return "; ".join(said)
+
+
 _MAX_LINE = 2**53  # the largest whole number JSON readers (JavaScript's among them) hold exactly
 _LONGEST_MESSAGE = 2000  # characters: a message quoting more is cut (what it quotes is bounded already)
 

@@ -90,6 +90,8 @@ def _fail_on(report: Report, what: str) -> None:
         pytest.fail(
             f"voucher-fsm could not read any record of {where}:\n" + render_text(report), pytrace=False
         )
+    if report.nothing_judged:  # (D25)
+        pytest.fail(f"voucher-fsm judged nothing in {what}:\n" + render_text(report), pytrace=False)
     if report.failed:
         pytest.fail("voucher-fsm found protocol violations:\n" + render_text(report), pytrace=False)
 

@@ -19,16 +19,21 @@ __all__ = ["EntityOutcome", "EntityOutcomes", "InputSummary", "Report", "Totals"
 
 @dataclass(frozen=True, slots=True)
 class Totals:
-    """How many records were read, judged and unreadable: ``read == judged + unreadable``."""
+    """How many records were read, judged, transport and unreadable: they add up (D21, D22).
+
+    ``transport``: HTTP mechanics (CORS preflights, HEAD, redirects, 304s, ...), counted apart
+    and never judged.
+    """
 
     read: int = 0
     judged: int = 0
     unreadable: int = 0
+    transport: int = 0
 
     @property
     def adds_up(self) -> bool:
-        """True when every record read is accounted for."""
-        return self.read == self.judged + self.unreadable
+        """True when every record read is accounted for: ``read == judged + transport + unreadable``."""
+        return self.read == self.judged + self.transport + self.unreadable
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +48,7 @@ class InputSummary:
     records: int
     judged: int = 0
     uri: str | None = None
+    transport: int = 0
 
 
 class EntityOutcome(NamedTuple):
@@ -110,6 +116,15 @@ class Report:
     strict: bool = False
     untold: tuple[tuple[str, Severity, int], ...] = ()
     """``(rule id, severity, count)`` of violations counted but not kept (``Config.kept_per_rule``)."""
+    routed: int | None = None
+    """Exchanges judged against the protocol (routed to one of its operations); None: not counted.
+
+    0 is no pass (D25): the run exits 2, whatever else it found.
+    """
+    paths_seen: tuple[tuple[str, int], ...] = ()
+    """The most frequent paths of the exchanges not judged against the protocol, as templates (D20)."""
+    advice: str = ""
+    """What to change when nothing was judged against the protocol (``--api-prefix /gw/api/v1``)."""
 
     def count(self, severity: Severity) -> int:
         """How many violations have ``severity`` (those counted but not kept too)."""
@@ -138,16 +153,28 @@ class Report:
 
     @property
     def unreadable_inputs(self) -> tuple[str, ...]:
-        """Inputs of which no record could be judged (unreadable throughout, or empty)."""
-        return tuple(i.label for i in self.inputs if not i.judged)
+        """Inputs of which no record could be read (unreadable throughout, or empty)."""
+        return tuple(i.label for i in self.inputs if not i.judged and not i.transport)
+
+    @property
+    def nothing_judged(self) -> bool:
+        """True when records were read but no exchange was judged against the protocol (D25)."""
+        return self.routed == 0 and not self.unreadable_inputs and self.totals.read > 0
+
+    def nothing_judged_line(self) -> str:
+        """What :attr:`nothing_judged` means for this run, the paths seen and what to change, in one line."""
+        seen = ", ".join(f"{path} ({n:,})" for path, n in self.paths_seen) or "none"
+        advice = self.advice or "check --api-prefix (default /api/v1) and --host"
+        return f"no exchange was judged against the protocol; most frequent paths: {seen}; {advice}"
 
     @property
     def exit_code(self) -> int:
-        """0 when the run passes, 1 when it fails, 2 when an input could not be read at all.
+        """0 when the run passes, 1 when it fails, 2 when it is no verdict on traffic.
 
-        An input with nothing readable in it is no verdict on traffic, whatever else was found.
+        An input with nothing readable in it, or a run in which no exchange was judged against
+        the protocol (D25), is no verdict on traffic, whatever else was found.
         """
-        if self.unreadable_inputs:
+        if self.unreadable_inputs or self.nothing_judged:
             return 2
         return 1 if self.failed else 0
 

@@ -35,6 +35,7 @@ __all__ = [
     "secrets_in",
     "shown",
     "shown_path",
+    "template",
     "unsafe_strings",
 ]
 
@@ -220,6 +221,23 @@ def shown_path(path: str) -> str:
     parts = path.split("/")
     out = [p if not p or _SEGMENT.match(p) or (_safe_text(p) and len(p) <= 80) else "{value}" for p in parts]
     return "/".join(out)
+
+
+def template(path: str) -> str:
+    """A path as a template: route words kept, every other segment replaced by its shape (D20, D25).
+
+    ``/gateway/api/v1/vouchers/vch_1a2b/redeem-voucher`` -> ``/gateway/api/v1/vouchers/{id}/redeem-voucher``;
+    a segment of no known shape becomes ``{value}``. Never a raw value from traffic.
+    """
+    if len(path) > 4 * MAX_QUOTED:
+        return f"<a path of {len(path)} characters>"
+    out = []
+    for p in path.split("/")[:16]:
+        if not p or _SEGMENT.match(p):
+            out.append(p)
+        else:
+            out.append("{" + next((name for name, shape in _SHAPES if shape.match(p)), "value") + "}")
+    return "/".join(out) + ("/..." if path.count("/") >= 16 else "")
 
 
 def unsafe_strings(value: Any, found: set[str], depth: int = 0) -> None:

@@ -31,18 +31,20 @@ import orjson
 
 from fsm.errors import FsmError
 from fsm.exchange import Exchange, for_stepping, parse_time
-from fsm.matcher import Match
+from fsm.matcher import Match, Transport
 from fsm.spec.model import OperationSpec
 from fsm.violation import Finding
 
 __all__ = ["TIME_IN_WORKER", "ChildStream", "Prepared", "WorkerError", "available"]
 
-Prepared = tuple["int | None", "str | Finding | Exchange", "Match | Finding | None", "list[Finding]"]
+Prepared = tuple[
+    "int | None", "str | Finding | Exchange", "Match | Transport | Finding | None", "list[Finding]"
+]
 """One record after the stages before the stepper: (position, what it became, route, schema findings).
 
 What it became: the reason it could not be read (str), the ``input.bad-record`` finding,
-or the exchange. Route: a match, a routing finding, or None (not routed, or a path
-already reported).
+or the exchange. Route: a match, HTTP mechanics (D22), a routing finding, or None (not
+routed, or a path already reported).
 """
 
 TIME_IN_WORKER = __file__.endswith(".py")
@@ -237,7 +239,7 @@ def _decode(
     position, what, route, findings = item
     schema: list[Finding] = _unpickled(findings) if findings is not None else []
     if isinstance(what, (list, tuple)):  # an exchange's arguments
-        routed: Match | Finding | None
+        routed: Match | Transport | Finding | None
         if route is None:
             routed = None
         elif isinstance(route, str):

@@ -368,7 +368,7 @@ def test_a_corrupt_gzip_log_is_unreadable_input_not_an_internal_error(
     unreadable = [v["message"] for v in report["violations"] if v["rule"] == "input.unreadable"]
     assert any(says in m for m in unreadable), unreadable
     totals = report["totals"]
-    assert totals["read"] == totals["judged"] + totals["unreadable"]
+    assert totals["read"] == totals["judged"] + totals["transport"] + totals["unreadable"]
 
 
 def test_flags_switch_off_what_a_config_file_switches_on(

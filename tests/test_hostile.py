@@ -404,7 +404,7 @@ def test_a_hostile_case_gives_its_exit_code_and_accounts_for_every_record(case: 
     assert "Traceback" not in out + err and code == want["exit"], err
     totals = json.loads(out)["totals"]
     assert (totals["read"], totals["unreadable"]) == (want["read"], want["unreadable"])
-    assert totals["read"] == totals["judged"] + totals["unreadable"]
+    assert totals["read"] == totals["judged"] + totals["transport"] + totals["unreadable"]
     _renders_everywhere(validate_log(CASES / case))
 
 
@@ -454,3 +454,39 @@ def test_the_largest_hostile_inputs_are_read_in_bounded_memory(tmp_path: Path) -
         totals = json.loads(out)["totals"]
         assert code == 1 and (totals["read"], totals["judged"], totals["unreadable"]) == (3, 2, 1)
         assert peak < 400, f"{log.name}: {peak:.0f} MB"
+
+
+@pytest.mark.slow
+def test_a_zip_bomb_and_a_huge_attached_body_are_read_in_bounded_memory(tmp_path: Path) -> None:
+    """A Playwright-style .zip: 300 MB of blanks then junk in its HAR, a 300 MB attached body: under 400 MB.
+
+    The HAR streams (then is read again for salvage only up to longest-record); the attached body
+    is bigger than longest-record, so it is reported, not read.
+    """
+    import zipfile
+
+    entries = to_har(list(generate(1, seed=3, vouchers_per_session=1)))["log"]["entries"]
+    entries[1]["response"]["content"] = {
+        "size": 300 << 20,
+        "mimeType": "application/json",
+        "_file": "big.json",
+    }
+    head = (
+        '{"log": {"version": "1.2", "entries": [' + ",".join(json.dumps(e) for e in entries) + ","
+    ).encode()
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        with z.open("har.har", "w", force_zip64=True) as fh:
+            fh.write(head)
+            for _ in range(300):
+                fh.write(b" " * (1 << 20))
+            fh.write(b"junk")
+        with z.open("big.json", "w", force_zip64=True) as fh:
+            for _ in range(300):
+                fh.write(b"[" * (1 << 20))
+    code, out, peak = _peak_of([sys.executable, "-m", "fsm", "validate", "--format", "json", str(bomb)])
+    totals = json.loads(out)["totals"]
+    said = [v["message"] for v in json.loads(out)["violations"] if v["rule"] == "input.unreadable"]
+    assert code == 1 and totals["judged"] == len(entries) - 1, said
+    assert any("longest-record" in m for m in said)
+    assert peak < 400, f"{peak:.0f} MB"

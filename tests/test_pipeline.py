@@ -491,3 +491,27 @@ def test_every_entity_outcome_counts_every_exchange_that_named_it_final_or_not()
     outcomes = v.finish().entities
     assert {e.key: e.exchanges for e in outcomes} == named
     assert max(named.values()) > 5 and any(e.final for e in outcomes) and not all(e.final for e in outcomes)
+
+
+def test_the_reports_own_words_are_never_taken_for_secrets_of_the_traffic() -> None:
+    """A prefix or method the spec names stays readable when an exchange holds the same text (D20).
+
+    A browser's page answered ``{"api": "/api/v1"}`` (a string with no safe shape), and a plain
+    OPTIONS carried ``Allow: GET``: the messages that name the prefix and the expected method
+    must still say ``/api/v1`` and ``GET``, while a real secret in the same exchange stays hidden.
+    """
+    page = {
+        "time": "2026-06-09T12:00:00.000Z",
+        "request": {"method": "GET", "path": "/plan.json", "headers": {}},
+        "response": {"status": 200, "body": {"api": "/api/v1", "password": "hunter2-hunter2"}},
+    }
+    options = {
+        "time": "2026-06-09T12:00:01.000Z",
+        "request": {"method": "OPTIONS", "path": "/api/v1/vouchers/vch_1", "headers": {"x-note": "GET"}},
+        "response": {"status": 204, "headers": {"allow": "GET"}},
+    }
+    report = _validate([page, options])
+    said = "\n".join(f"{v.message} {v.expected} {v.actual}" for v in report.violations)
+    assert "under the API prefix /api/v1" in said, said
+    assert "expected GET" in said, said
+    assert "hunter2" not in said

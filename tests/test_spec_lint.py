@@ -12,6 +12,7 @@ import pytest
 from fsm.errors import SpecError
 from fsm.spec.lint import LINT_CHECKS, lint_spec
 from fsm.spec.loader import load_spec
+from fsm.spec.model import Spec
 
 
 def test_shipped_spec_lints_clean() -> None:
@@ -258,6 +259,40 @@ def test_a_timed_transition_waiting_for_an_undeclared_attribute_is_reported(prot
     _edit(protocol_copy, "voucher.machine.json", change)
     findings = lint_spec(load_spec(protocol_copy, lint=False))
     assert any(f.check == "timed-attribute-unknown" and "validUntil" in f.message for f in findings)
+
+
+def test_transport_kinds_must_name_known_info_rules_and_cover_the_body_kept_statuses(
+    protocol_copy: Path,
+) -> None:
+    """A kind naming an unknown or non-info rule, a kind id twice, a 307 no kind fits (D22)."""
+
+    def change(d: dict[str, Any]) -> None:
+        kinds = d["transport"]["kinds"]
+        kinds[0]["rule"] = "transport.nope"
+        kinds[1]["rule"] = "schema.request"
+        kinds[2]["id"] = kinds[3]["id"]
+        kinds[-1]["statuses"] = [301]
+
+    _edit(protocol_copy, "operations.json", change)
+    found = {(f.check, f.pointer) for f in lint_spec(load_spec(protocol_copy, lint=False))}
+    assert ("transport-rule", "/transport/kinds/0") in found
+    assert ("transport-rule", "/transport/kinds/1") in found
+    assert ("transport-rule", "/transport/kinds/3/id") in found
+    assert ("transport-body-kept", "/transport/body_kept/statuses") in found
+
+
+def test_the_transport_table_is_read_in_its_order_with_its_conditions(spec: Spec) -> None:
+    """The loaded kinds: each fits what its data says, and nothing else (D22)."""
+    kinds = {k.id: k for k in spec.transport}
+    assert kinds["preflight"].fits("OPTIONS", 204, {"access-control-request-method": "POST"}, "https")
+    assert not kinds["preflight"].fits("OPTIONS", 204, {}, "https")
+    assert kinds["not-modified"].fits("GET", 304, {}, None)
+    assert not kinds["not-modified"].fits("POST", 304, {}, None)
+    assert kinds["non-http"].fits("GET", 200, {}, "data")
+    assert not kinds["non-http"].fits("GET", 200, {}, "https") and not kinds["non-http"].fits(
+        "GET", 200, {}, None
+    )
+    assert spec.body_kept == {307, 308} and spec.body_lost_rule == "transport.body-lost"
 
 
 def test_a_rule_citing_a_ruling_that_does_not_exist_is_reported(protocol_copy: Path) -> None:

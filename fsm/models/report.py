@@ -27,15 +27,24 @@ class InputInfo(_Strict):
     format: Literal["jsonl", "har"]
     records: int = Field(ge=0)
     judged: int = Field(
-        ge=0, description="Records of this input that were judged; 0 means nothing in it could be read."
+        ge=0,
+        description="Records of this input that were judged; 0 with transport 0: nothing in it was read.",
+    )
+    transport: int = Field(
+        ge=0, description="Records of this input that were HTTP mechanics (D22), not judged."
     )
 
 
 class TotalsInfo(_Strict):
-    """Record accounting (D21: read == judged + unreadable) and violation counts."""
+    """Record accounting (D21, D22: read == judged + transport + unreadable) and violation counts."""
 
     read: int = Field(ge=0)
     judged: int = Field(ge=0)
+    transport: int = Field(
+        ge=0,
+        description="HTTP mechanics (CORS preflights, HEAD, redirects, 304s, upgrades, non-HTTP entries): "
+        "counted, never judged (D22).",
+    )
     unreadable: int = Field(ge=0)
     errors: int = Field(ge=0)
     warnings: int = Field(ge=0)
@@ -81,6 +90,21 @@ class UntoldInfo(_Strict):
     count: int = Field(ge=1)
 
 
+class PathSeen(_Strict):
+    """A path of exchanges not judged against the protocol, as a template (values replaced by shapes, D20)."""
+
+    path: str
+    count: int = Field(ge=1)
+
+
+class NotJudgedInfo(_Strict):
+    """Why a run in which no exchange was judged against the protocol is no pass (D25)."""
+
+    message: str
+    paths: list[PathSeen] = Field(description="The most frequent paths seen, as templates.")
+    advice: str = Field(description="The setting to change (--api-prefix, --host).")
+
+
 class EntityInfo(_Strict):
     """Where an entity ended up."""
 
@@ -97,12 +121,17 @@ class ReportDocument(_Strict):
     inputs: list[InputInfo]
     totals: TotalsInfo
     passed: bool = Field(
-        description="True when the run exits 0: no error (with strict, no warning either) and "
-        "every input had at least one readable record."
+        description="True when the run exits 0: no error (with strict, no warning either), "
+        "every input had at least one readable record, and some exchange was judged against the protocol."
     )
     strict: bool
     violations: list[ViolationInfo]
     entities: list[EntityInfo]
+    not_judged: NotJudgedInfo | None = Field(
+        default=None,
+        description="Present when records were read but no exchange was judged against the protocol "
+        "(exit 2, D25).",
+    )
     untold: list[UntoldInfo] | None = Field(
         default=None, description="Present when some rule had more violations than kept-per-rule keeps."
     )

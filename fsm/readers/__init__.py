@@ -6,18 +6,16 @@ problem with the whole file; ``record`` is a dict in the kit's exchange record
 format (see ``docs/log-format.md``) or None; ``error`` says why a record could
 not be read. Nothing is dropped silently (D21).
 
-The format is detected from the content (gzip magic, then a leading
-``{"log":``), not from the file name.
+The format is detected from the content (a container's magic bytes: gzip, zlib, bzip2, xz,
+zip; then a leading ``{"log":``), not from the file name.
 """
 
 from __future__ import annotations
 
 import functools
-import gzip
 import io
 import os
 import sys
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,16 @@ from urllib.parse import quote_from_bytes
 import ijson  # type: ignore[import-untyped]  # no stubs; the compiled build type-checks without our overrides
 
 from fsm.errors import LogFormatError
+from fsm.readers._containers import (
+    READ_ERRORS,
+    Container,
+    ZipInput,
+    attached_beside,
+    container_of,
+    decompress_bounded,
+    decompressing,
+    unreadable_container,
+)
 from fsm.readers._json import what_failed
 from fsm.readers._stdin import primed
 from fsm.readers.har import AfterEntries, entry_to_record, read_har, stream_entries
@@ -47,7 +55,6 @@ RawItem = tuple[int | None, Any, str | None]
 """(line or entry; the parsed record, any JSON value, None when unreadable; why it is unreadable)."""
 Format = Literal["jsonl", "har"]
 
-_GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
 _WIDE = (  # byte order marks of wider encodings (Windows tools save "Unicode" text as UTF-16)
     (b"\xff\xfe\x00\x00", "UTF-32"),
@@ -135,12 +142,20 @@ def open_input(
         except OSError as exc:
             return _unreadable(label, False, path, None, f"cannot open: {exc.strerror or 'error'}")
     buffered: Any = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
-    compressed = buffered.peek(2)[:2] == _GZIP_MAGIC
-    stream: Any = gzip.GzipFile(fileobj=buffered, mode="rb") if compressed else buffered
+    magic = buffered.peek(8)[:8]
+    alien = unreadable_container(magic)
+    if alien is not None:
+        return _unreadable(label, True, path, buffered, alien)
+    kind = container_of(magic)
+    if kind == "zip":
+        return _open_zip(path, label, buffered, longest, most_values)
+    compressed = kind is not None
+    stream: Any = decompressing(kind, buffered) if kind is not None else buffered
     try:
         head = stream.peek(4096)[:4096]
-    except (OSError, EOFError, zlib.error) as exc:  # corrupt or truncated gzip header: report, go on
-        return _unreadable(label, compressed, path, buffered, f"cannot decompress: {what_failed(exc)}")
+    except READ_ERRORS as exc:  # corrupt or truncated header: report, go on
+        why = f"cannot decompress: {what_failed(exc)} ({kind}-compressed)"
+        return _unreadable(label, compressed, path, buffered, why)
     wide = _wide_text(head)
     if wide is not None:  # every line would be unreadable: say once what the file is
         why = f"{wide} text; logs are UTF-8: iconv -f {wide} -t UTF-8 FILE > NEW"
@@ -157,7 +172,7 @@ def open_input(
     )
     # read again whole only what can be read twice: a regular file (not a pipe, not standard input)
     reread = (
-        functools.partial(_read_whole, Path(path), compressed)
+        functools.partial(_read_whole, Path(path), kind, longest)
         if path != "-" and Path(path).is_file()
         else None
     )
@@ -165,9 +180,59 @@ def open_input(
     if head.startswith(_BOM):  # as Windows tools write it: not part of the first record
         stream.read(len(_BOM))
     if fmt == "har":
-        return info, _closing(_har_items(stream, reread, most_values), handle)
+        attached = attached_beside(Path(path), longest) if path != "-" else None
+        return info, _closing(_har_items(stream, reread, most_values, attached), handle)
     # (one generator less per record)
     return info, read_jsonl(stream, also_close=handle, longest=longest, most_values=most_values)
+
+
+def _open_zip(
+    path: str, label: str, buffered: Any, longest: int, most_values: int
+) -> tuple[InputFile, Iterator[RawItem]]:
+    """A zip archive (Playwright's ``.zip`` HAR): its HAR read, its attached bodies from the archive."""
+    if path == "-":
+        why = "a zip archive, which cannot be read from standard input (it needs seeking); give its name"
+        return _unreadable(label, True, path, buffered, why)
+    try:
+        archive = ZipInput(buffered)
+    except (*READ_ERRORS, ValueError) as exc:
+        why = f"a zip archive that cannot be opened (damaged or cut short: {what_failed(exc)})"
+        return _unreadable(label, True, path, buffered, why)
+    if archive.member is None:
+        why = f"a zip archive with no .har file among its {archive.members} files"
+        return _unreadable(label, True, path, buffered, why)
+    try:
+        stream = archive.open_member()
+        head = stream.peek(4096)[:4096]
+    except (
+        *READ_ERRORS,
+        RuntimeError,
+        NotImplementedError,
+        ValueError,
+    ) as exc:  # (encrypted, unknown method)
+        why = f"a zip archive whose {printable(archive.member.filename)} cannot be read: {what_failed(exc)}"
+        return _unreadable(label, True, path, buffered, why)
+    fmt = detect_format(head, archive.member.filename)
+    info = InputFile(label, fmt, True, _size(Path(path)), buffered.tell, buffered.close)
+    both = _Both(archive, buffered)
+    if fmt == "har":
+        items = _har_items(
+            stream, functools.partial(archive.read_member, longest), most_values, archive.attached(longest)
+        )
+        return info, _closing(items, both)
+    return info, read_jsonl(stream, also_close=both, longest=longest, most_values=most_values)
+
+
+class _Both:
+    """Closes an archive, then the file under it."""
+
+    def __init__(self, archive: ZipInput, raw: Any) -> None:
+        self._archive = archive
+        self._raw = raw
+
+    def close(self) -> None:
+        self._archive.close()
+        self._raw.close()
 
 
 def _wide_text(head: bytes) -> str | None:
@@ -230,7 +295,12 @@ def _closing(items: Iterator[RawItem], handle: Any) -> Iterator[RawItem]:
             handle.close()
 
 
-def _har_items(stream: Any, reread: Callable[[], bytes] | None, most_values: int) -> Iterator[RawItem]:
+def _har_items(
+    stream: Any,
+    reread: Callable[[], bytes] | None,
+    most_values: int,
+    attached: Callable[[str], bytes] | None = None,
+) -> Iterator[RawItem]:
     """HAR entries one at a time, parsed as the file streams in (memory stays flat).
 
     A HAR that breaks the streaming parser (truncated, not UTF-8, nested too deeply, not a
@@ -240,13 +310,13 @@ def _har_items(stream: Any, reread: Callable[[], bytes] | None, most_values: int
     done = 0
     try:
         for entry, too_deep in stream_entries(stream, most_values):
-            record, error = entry_to_record(entry) if too_deep is None else (None, too_deep)
+            record, error = entry_to_record(entry, attached) if too_deep is None else (None, too_deep)
             yield done, record, error
             done += 1
     except AfterEntries:  # nothing lost: said once, no salvage
         yield None, None, f"all {done} entries were read, but the file is not valid JSON after them"
         return
-    except (ijson.JSONError, ValueError, OSError, EOFError, RecursionError, zlib.error) as exc:
+    except (ijson.JSONError, ValueError, RecursionError, *READ_ERRORS) as exc:
         lost = "later entries cannot be read"
         problem = f"the HAR cannot be read past entry {done}: {what_failed(exc)}; {lost}"
     else:
@@ -258,7 +328,7 @@ def _har_items(stream: Any, reread: Callable[[], bytes] | None, most_values: int
     data = _safely(reread)
     past = False  # whether the second reading says anything of entry `done` or later
     if data is not None:
-        for index, record, error in read_har(data):
+        for index, record, error in read_har(data, attached):
             if index is None or index >= done:
                 past = past or index is not None or (record is None and done == 0)
                 yield index, record, error
@@ -274,14 +344,11 @@ def _size(path: Path) -> int | None:
         return None
 
 
-def _read_whole(path: Path, compressed: bool) -> bytes:
+def _read_whole(path: Path, kind: Container | None, limit: int) -> bytes:
     data = path.read_bytes()
-    if not compressed:
+    if kind is None:
         return data
-    try:  # what can be decompressed, also from a truncated gzip file
-        return zlib.decompressobj(wbits=31).decompress(data)
-    except zlib.error:
-        return b""
+    return decompress_bounded(kind, data, limit)  # (also of a cut stream; a bomb stops at the limit)
 
 
 def _safely(reread: Callable[[], bytes] | None) -> bytes | None:

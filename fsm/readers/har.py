@@ -9,19 +9,23 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import ijson  # type: ignore[import-untyped]  # no stubs; the compiled build type-checks without our overrides
 import orjson
 
+from fsm.readers._containers import AttachedError
 from fsm.readers._json import DECODER
 from fsm.readers.jsonl import MOST_VALUES
 
 __all__ = ["MAX_DEPTH", "AfterEntries", "entry_to_record", "read_har", "stream_entries"]
 
 _ENTRIES = re.compile(r'"entries"\s*:\s*\[')
+
+Attached = Callable[[str], bytes]
+"""Reads a body a HAR keeps in a file of its own, by the name the HAR gives (raises AttachedError)."""
 
 MAX_DEPTH = 1024
 """Deepest nesting of arrays and objects read in a HAR (orjson's limit for a JSONL line too)."""
@@ -124,12 +128,15 @@ def _skip(events: Iterator[tuple[str, Any]], depth: int) -> None:
     raise ijson.IncompleteJSONError("the file ends inside an entry")
 
 
-def read_har(data: bytes) -> Iterator[tuple[int | None, Any, str | None]]:
-    """Yield ``(entry_index, record, error)`` for every entry of a HAR document."""
+def read_har(data: bytes, attached: Attached | None = None) -> Iterator[tuple[int | None, Any, str | None]]:
+    """Yield ``(entry_index, record, error)`` for every entry of a HAR document.
+
+    ``attached`` reads a body the HAR keeps in a file of its own (see :func:`entry_to_record`).
+    """
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError:
-        yield from _salvage(data)
+        yield from _salvage(data, attached)
         return
     log = doc.get("log") if isinstance(doc, dict) else None
     entries = log.get("entries") if isinstance(log, dict) else None
@@ -137,11 +144,11 @@ def read_har(data: bytes) -> Iterator[tuple[int | None, Any, str | None]]:
         yield None, None, "not a HAR file: no log.entries array"
         return
     for index, entry in enumerate(entries):
-        record, error = entry_to_record(entry)
+        record, error = entry_to_record(entry, attached)
         yield index, record, error
 
 
-def _salvage(data: bytes) -> Iterator[tuple[int | None, Any, str | None]]:
+def _salvage(data: bytes, attached: Attached | None) -> Iterator[tuple[int | None, Any, str | None]]:
     text = data.decode("utf-8", errors="replace")
     if "\ufffd" in text and b"\xef\xbf\xbd" not in data:
         bad = _first_bad_utf8(data)
@@ -173,7 +180,7 @@ def _salvage(data: bytes) -> Iterator[tuple[int | None, Any, str | None]]:
         except ValueError:  # NaN or Infinity, which JSON has not
             yield index, None, "entry holds a value JSON has not; later entries cannot be read"
             return
-        record, error = entry_to_record(entry)
+        record, error = entry_to_record(entry, attached)
         yield index, record, error
         index += 1
 
@@ -207,30 +214,84 @@ def _text(value: Any) -> str:
         return "<value not representable as text>"
 
 
-def _body(text: Any, encoding: Any, mime: Any) -> dict[str, Any]:
-    """A record body: ``body`` when the text is JSON, ``bodyText`` when it is not."""
-    if not isinstance(text, str) or text == "":
-        return {}
-    if encoding == "base64":
+def _body(part: dict[str, Any], attached: Attached | None) -> dict[str, Any]:
+    """A record body from a HAR ``postData`` or ``content``: ``body`` when JSON, ``bodyText`` when not.
+
+    The text may be base64 (``encoding``), sit in a file of its own (Playwright's ``_file``, read
+    with ``attached``), or, for a form, be given as ``params`` only. Raises :class:`AttachedError`.
+    """
+    text = part.get("text")
+    name = part.get("_file")
+    if (not isinstance(text, str) or text == "") and isinstance(name, str) and name:
+        if attached is None:
+            raise AttachedError("is beside a HAR read from standard input: give the HAR's file name")
+        data = attached(name)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"bodyText": "<binary body>"}
+    elif part.get("encoding") == "base64" and isinstance(text, str) and text:
         try:
             text = base64.b64decode(text, validate=False).decode("utf-8")
         except ValueError:  # not base64 (binascii.Error, non-ASCII text) or not UTF-8 once decoded
             return {"bodyText": "<binary body>"}
+    if (not isinstance(text, str) or text == "") and isinstance(part.get("params"), list) and part["params"]:
+        text = urlencode(  # a form, as HAR gives it (its values are scrubbed with the text: D20)
+            [
+                (_text(p.get("name", "")), _text(p.get("value", "")))
+                for p in part["params"]
+                if isinstance(p, dict)
+            ]
+        )
+    if not isinstance(text, str) or text == "":
+        return {}
     try:
         return {"body": orjson.loads(text)}
     except orjson.JSONDecodeError:
         return {"bodyText": text}
 
 
-def entry_to_record(entry: Any) -> tuple[dict[str, Any] | None, str | None]:
-    """Convert one HAR entry into an exchange record, or say why it cannot be (never raises)."""
+def _named(
+    read: Callable[[dict[str, Any], Attached | None], dict[str, Any]],
+    part: dict[str, Any],
+    attached: Attached | None,
+) -> dict[str, Any]:
+    """``read(part, attached)``, an :class:`AttachedError` carrying the attached file's name."""
     try:
-        return _entry_to_record(entry)
+        return read(part, attached)
+    except AttachedError as exc:
+        raise AttachedError(str(exc), part.get("_file")) from None
+
+
+def _is_websocket(entry: dict[str, Any]) -> bool:
+    """True for an entry Chrome or mitmproxy marks as a WebSocket (its messages are not read)."""
+    return entry.get("_resourceType") == "websocket" or "_webSocketMessages" in entry
+
+
+def entry_to_record(entry: Any, attached: Attached | None = None) -> tuple[dict[str, Any] | None, str | None]:
+    """Convert one HAR entry into an exchange record, or say why it cannot be (never raises).
+
+    ``attached`` reads a body kept in a file of its own (Playwright's ``record_har_content="attach"``:
+    ``postData._file``, ``content._file``), by its name; without it such a body cannot be read.
+    """
+    try:
+        return _entry_to_record(entry, attached)
+    except AttachedError as exc:
+        return None, f"the body in its attached file {_shown_name(exc.args[1])} {exc.args[0]}"
     except (ValueError, TypeError, RecursionError) as exc:  # values no HAR should hold
         return None, f"entry cannot be converted: {type(exc).__name__}"
 
 
-def _entry_to_record(entry: Any) -> tuple[dict[str, Any] | None, str | None]:
+def _shown_name(name: Any) -> str:
+    """An attached file's name as a report may show it (Playwright's are hex digests and an extension)."""
+    text = str(name)
+    return repr(text) if _FILE_NAME.match(text) else f"<a name of {len(text)} characters>"
+
+
+_FILE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
+
+
+def _entry_to_record(entry: Any, attached: Attached | None) -> tuple[dict[str, Any] | None, str | None]:
     if not isinstance(entry, dict):
         return None, "entry is not an object"
     req = entry.get("request")
@@ -252,9 +313,15 @@ def _entry_to_record(entry: Any) -> tuple[dict[str, Any] | None, str | None]:
         "query": dict(parse_qsl(parts.query, keep_blank_values=True)),
         "headers": _headers(req.get("headers")),
     }
+    if parts.scheme:
+        request["scheme"] = parts.scheme
+    if parts.netloc:
+        request["host"] = parts.netloc.rpartition("@")[2]  # (never the userinfo: D20)
+    if _is_websocket(entry) and "upgrade" not in request["headers"]:
+        request["headers"]["upgrade"] = "websocket"  # (as the handshake said it: no protocol call, D22)
     post = req.get("postData")
     if isinstance(post, dict):
-        request.update(_body(post.get("text"), post.get("encoding"), post.get("mimeType")))
+        request.update(_named(_body, post, attached))
     content = resp.get("content")
     status = resp.get("status")
     response: dict[str, Any] = {
@@ -263,7 +330,7 @@ def _entry_to_record(entry: Any) -> tuple[dict[str, Any] | None, str | None]:
         "headers": _headers(resp.get("headers")),
     }
     if isinstance(content, dict):
-        response.update(_body(content.get("text"), content.get("encoding"), content.get("mimeType")))
+        response.update(_named(_body, content, attached))
     record: dict[str, Any] = {"request": request, "response": response}
     started = entry.get("startedDateTime")
     if isinstance(started, str):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
+from fsm.readers._containers import READ_ERRORS
 from fsm.readers._json import lenient_loads, what_failed
 
 __all__ = ["LONGEST_RECORD", "MOST_VALUES", "read_jsonl"]
@@ -57,7 +57,7 @@ def read_jsonl(
                     yield line_no, lenient_loads(line), None
                 except (ValueError, RecursionError):
                     yield line_no, None, _describe(exc, line)
-    except (OSError, EOFError, zlib.error) as exc:  # truncated or corrupt gzip, read error mid-file
+    except READ_ERRORS as exc:  # truncated or corrupt compressed stream, read error mid-file
         yield line_no + 1, None, f"stream ended unexpectedly: {what_failed(exc)}"
     finally:
         close = getattr(stream, "close", None)

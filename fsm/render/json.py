@@ -53,12 +53,19 @@ def report_to_dict(report: Report, *, entities: bool = True) -> dict[str, Any]:
     return {
         "tool": {"name": "voucher-fsm", "version": __version__},
         "inputs": [
-            {"file": i.label, "format": i.format, "records": i.records, "judged": i.judged}
+            {
+                "file": i.label,
+                "format": i.format,
+                "records": i.records,
+                "judged": i.judged,
+                "transport": i.transport,
+            }
             for i in report.inputs
         ],
         "totals": {
             "read": t.read,
             "judged": t.judged,
+            "transport": t.transport,
             "unreadable": t.unreadable,
             "errors": report.errors,
             "warnings": report.warnings,
@@ -72,6 +79,17 @@ def report_to_dict(report: Report, *, entities: bool = True) -> dict[str, Any]:
         ]
         if entities
         else [],
+        **(
+            {
+                "not_judged": {
+                    "message": report.nothing_judged_line(),
+                    "paths": [{"path": p, "count": n} for p, n in report.paths_seen],
+                    "advice": report.advice,
+                }
+            }
+            if report.nothing_judged
+            else {}
+        ),
         **(
             {"untold": [{"rule": r, "severity": s.value, "count": n} for r, s, n in report.untold]}
             if report.untold

@@ -52,17 +52,29 @@ def write_junit(report: Report, out: TextIO) -> None:
     others = [(str(k), vs) for k, vs in groups.items() if str(k) not in known]
     failures = sum(1 for vs in (log, *groups.values()) if any(_fails(v, report.strict) for v in vs))
     unreadable = report.unreadable_inputs
-    tests, errors = 1 + len(report.entities) + len(others) + len(unreadable), len(unreadable)
     suites = ET.Element("testsuites", name="voucher-fsm")
     suite = ET.SubElement(suites, "testsuite", name="voucher-fsm validate")
+    props = ET.SubElement(suite, "properties")
+    t = report.totals
+    for name, n in (
+        ("read", t.read),
+        ("judged", t.judged),
+        ("transport", t.transport),
+        ("unreadable", t.unreadable),
+    ):
+        ET.SubElement(props, "property", name=f"records.{name}", value=str(n))
     if report.untold:  # (counted in the totals, details not kept: kept-per-rule)
-        props = ET.SubElement(suite, "properties")
         for rule, level, n in report.untold:
             ET.SubElement(props, "property", name=f"untold.{rule}.{level.value}", value=str(n))
     ET.SubElement(suite, _MARK)
     for label in unreadable:  # not a verdict on traffic: an error, not a failure
         case = ET.SubElement(suite, "testcase", classname="voucher-fsm.input", name=_x(label))
         ET.SubElement(case, "error", message=_x(f"nothing readable in {label}"), type="input.unreadable")
+    if report.nothing_judged:  # no verdict on traffic (D25): an error, not a failure
+        case = ET.SubElement(suite, "testcase", classname="voucher-fsm.input", name="protocol")
+        ET.SubElement(case, "error", message=_x(report.nothing_judged_line()), type="not-judged")
+    unjudged = len(unreadable) + report.nothing_judged
+    tests, errors = 1 + len(report.entities) + len(others) + unjudged, unjudged
     for node in (suite, suites):
         node.set("tests", str(tests))
         node.set("failures", str(failures))

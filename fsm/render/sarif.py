@@ -103,6 +103,7 @@ def render_sarif(report: Report) -> str:
                 ],
                 "invocations": [_invocation(report, uri)],
                 "results": results,
+                "properties": {"totals": _totals(report)},
             }
         ],
     }
@@ -112,6 +113,12 @@ def render_sarif(report: Report) -> str:
 def write_sarif(report: Report, out: TextIO) -> None:
     """Write the SARIF log to ``out`` (its results are the kept violations: no record per entity)."""
     out.write(render_sarif(report))
+
+
+def _totals(report: Report) -> dict[str, int]:
+    """Records read, judged, transport and unreadable (D21, D22)."""
+    t = report.totals
+    return {"read": t.read, "judged": t.judged, "transport": t.transport, "unreadable": t.unreadable}
 
 
 def _invocation(report: Report, uri: Callable[[str], str]) -> dict[str, Any]:
@@ -124,6 +131,8 @@ def _invocation(report: Report, uri: Callable[[str], str]) -> dict[str, Any]:
         }
         for label in report.unreadable_inputs
     ]
+    if report.nothing_judged:  # (D25: no verdict on traffic)
+        notes.append({"level": "error", "message": {"text": report.nothing_judged_line()}})
     told: list[dict[str, Any]] = (
         [{"level": "note", "message": {"text": report.untold_line()}}] if report.untold else []
     )

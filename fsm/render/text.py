@@ -52,15 +52,19 @@ def _violation(v: Violation, report: Report) -> list[str]:
 
 
 def summary_line(report: Report) -> str:
-    """``N records read, N judged, N unreadable; N errors, N warnings, N info: PASSED``."""
+    """``N records read, N judged, N transport, N unreadable; N errors, N warnings, N info: PASSED``."""
     t = report.totals
     verdict = "FAILED" if report.failed else "PASSED"
+    nothing = ""
     if report.unreadable_inputs:  # exit code 2: not a verdict on that input's traffic
         nothing = f"nothing readable in {', '.join(report.unreadable_inputs)}"
+    elif report.nothing_judged:  # exit code 2 too (D25)
+        nothing = "no exchange was judged against the protocol"
+    if nothing:
         verdict = f"FAILED; {nothing}" if report.failed else f"NOT CHECKED: {nothing}"
     strict = " (strict)" if report.strict else ""
     return (
-        f"{t.read} records read, {t.judged} judged, {t.unreadable} unreadable; "
+        f"{t.read} records read, {t.judged} judged, {t.transport} transport, {t.unreadable} unreadable; "
         f"{report.errors} errors, {report.warnings} warnings, {report.infos} info: {verdict}{strict}"
     )
 
@@ -126,6 +130,9 @@ def render_text(report: Report, max_per_rule: int = 50) -> str:
             out.append(f"not spelt out above: {listed} ({how})")
         if report.untold:
             out.append(report.untold_line())
+    if report.nothing_judged:
+        out.append("")
+        out.append(f"not judged: {report.nothing_judged_line()}")
     out.append(summary_line(report))
     return "\n".join(line.translate(_CONTROLS) for line in out) + "\n"
 

@@ -47,6 +47,8 @@ LINT_CHECKS: dict[str, str] = {
     "operation-duplicate": "operation ids and (method, path) routes are unique",
     "style-unknown": "every style check names a known rule and a shipped schema",
     "flow-operation-unknown": "every step of a declared flow names an existing operation",
+    "transport-rule": "every transport kind and the lost-body rule name a known info rule; ids unique",
+    "transport-body-kept": "every redirect status that keeps the body is a status some transport kind fits",
     "ruling-unknown": "every ruling (D1, D2, ...) a rule, machine, operation or flow cites exists",
 }
 
@@ -78,6 +80,7 @@ def lint_spec(spec: Spec) -> list[LintFinding]:
             LintFinding("scope-machine-unknown", "operations.json", "/callers/scope", spec.callers.scope)
         )
     findings.extend(_style(spec))
+    findings.extend(_transport(spec))
     findings.extend(_citations(spec))
     ops = {op.id for op in spec.operations}
     for flow in spec.flows:
@@ -92,6 +95,33 @@ def lint_spec(spec: Spec) -> list[LintFinding]:
                     )
                 )
     return findings
+
+
+def _transport(spec: Spec) -> Iterator[LintFinding]:
+    """Transport kinds (D22) are said by info rules of the catalogue, and never fail a run."""
+    seen: set[str] = set()
+    named = [(k.pointer, k.rule) for k in spec.transport]
+    named.append(("/transport/body_kept/rule", spec.body_lost_rule))
+    for pointer, rule_id in named:
+        rule = spec.rules.get(rule_id)
+        if rule is None:
+            yield LintFinding("transport-rule", "operations.json", pointer, f"unknown rule {rule_id!r}")
+        elif rule.severity.value != "info":
+            yield LintFinding(
+                "transport-rule", "operations.json", pointer, f"{rule_id} is {rule.severity.value}, not info"
+            )
+    for kind in spec.transport:
+        if kind.id in seen:
+            yield LintFinding("transport-rule", "operations.json", kind.pointer + "/id", f"{kind.id} twice")
+        seen.add(kind.id)
+    fitted = {s for k in spec.transport for s in k.statuses}
+    for status in sorted(spec.body_kept - fitted):
+        yield LintFinding(
+            "transport-body-kept",
+            "operations.json",
+            "/transport/body_kept/statuses",
+            f"{status} is no transport kind's status: such a redirect would be judged as a call",
+        )
 
 
 def _citations(spec: Spec) -> Iterator[LintFinding]:

@@ -33,6 +33,7 @@ from fsm.spec.model import (
     StyleCheck,
     TokenSpec,
     TransitionSpec,
+    TransportKind,
 )
 from fsm.violation import Rule, Severity
 
@@ -295,6 +296,21 @@ def _read(root: Path) -> Spec:
             for i, f in enumerate(flows_doc["flows"])
         ),
         participants=dict(flows_doc["participants"]),
+        transport=tuple(
+            TransportKind(
+                id=k["id"],
+                rule=k["rule"],
+                name=k["name"],
+                methods=frozenset(k.get("methods", ())),
+                statuses=frozenset(k.get("statuses", ())),
+                request_headers=tuple(k.get("request_headers", ())),
+                schemes_other_than=frozenset(k.get("schemes_other_than", ())),
+                pointer=f"/transport/kinds/{i}",
+            )
+            for i, k in enumerate(ops_doc["transport"]["kinds"])
+        ),
+        body_kept=frozenset(ops_doc["transport"]["body_kept"]["statuses"]),
+        body_lost_rule=ops_doc["transport"]["body_kept"]["rule"],
         rulings=_rulings(rulings_doc, root / "rulings.json"),
     )
 

@@ -37,6 +37,7 @@ __all__ = [
     "StyleCheck",
     "TokenSpec",
     "TransitionSpec",
+    "TransportKind",
 ]
 
 STAY = "="
@@ -406,6 +407,30 @@ class FlowSpec(Record):
     pointer: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class TransportKind(Record):
+    """HTTP mechanics that are no protocol call (D22): an exchange fits when every condition given holds."""
+
+    id: str
+    rule: str
+    name: str
+    methods: frozenset[str] = frozenset()
+    statuses: frozenset[int] = frozenset()
+    request_headers: tuple[str, ...] = ()
+    schemes_other_than: frozenset[str] = frozenset()
+    pointer: str = ""
+
+    def fits(self, method: str, status: int, headers: Mapping[str, str], scheme: str | None) -> bool:
+        """True when the exchange (its method, status, request headers, URL scheme) is of this kind."""
+        if self.methods and method not in self.methods:
+            return False
+        if self.statuses and status not in self.statuses:
+            return False
+        if self.schemes_other_than and (scheme is None or scheme in self.schemes_other_than):
+            return False
+        return all(name in headers for name in self.request_headers)
+
+
 @dataclass(frozen=True)
 class Spec(Record):
     """The whole protocol: machines, operations, rules, tokens and routing facts."""
@@ -427,6 +452,12 @@ class Spec(Record):
     style: tuple[StyleCheck, ...] = ()
     flows: tuple[FlowSpec, ...] = ()
     participants: Mapping[str, str] = field(default_factory=dict)
+    transport: tuple[TransportKind, ...] = ()
+    """HTTP mechanics recognised as transport (D22), in the order they are tried."""
+    body_kept: frozenset[int] = frozenset()
+    """Redirect statuses after which the client sends the same body again (307, 308)."""
+    body_lost_rule: str = ""
+    """The rule said when a request that followed such a redirect was recorded without its body."""
     rulings: Mapping[str, Ruling] = field(default_factory=dict)  # D1, D2, ... in order
 
     _generic_errors: frozenset[str] = field(init=False, repr=False, compare=False, default=frozenset())

@@ -252,6 +252,86 @@ def _outside() -> tuple[list[Any], Expect]:
     return records, [("route.outside-api", 1)]
 
 
+def _mechanics(f: Flow, record: Any, method: str, status: int, headers: dict[str, str]) -> Any:
+    """``record`` made into HTTP mechanics: its method, status and headers, no bodies."""
+    out = deepcopy(record)
+    out["request"]["method"] = method
+    out["request"]["headers"] = headers
+    out["request"].pop("body", None)
+    out["response"] = {"status": status, "headers": {}}
+    return out
+
+
+@case(
+    "transport-http-mechanics",
+    "A browser session with CORS preflights, a HEAD, a 307 redirect followed with its body, a 304 "
+    "revalidation, a WebSocket upgrade and a data: URL: transport, one info per kind (D22).",
+)
+def _transport() -> tuple[list[Any], Expect]:
+    f = Flow(seed=41)
+    preflight = {"access-control-request-method": "POST", "origin": "https://app.example"}
+    first = f.add(_mechanics(f, f.records[-1], "OPTIONS", 204, preflight))
+    v = f.voucher()
+    f.add(_mechanics(f, f.records[-1], "OPTIONS", 204, preflight))  # (said once a file)
+    head = f.add(f.b.record("HEAD", f"/vouchers/sessions/{f.session.id}", token=f.payee))
+    f.records[head]["response"] = {"status": 200, "headers": {}}
+    redeem = f.b.redeem_simple(f.payee, v)
+    moved = deepcopy(redeem)
+    moved["response"] = {"status": 307, "headers": {"location": redeem["request"]["path"] + "?r=1"}}
+    redirect = f.add(moved)
+    f.add(redeem)  # followed, with its body: judged, nothing said
+    get = f.b.record("GET", "/finance/networks")
+    get["response"] = {"status": 304, "headers": {"etag": '"n1"'}}
+    revalidated = f.add(get)
+    socket = f.add(_mechanics(f, get, "GET", 101, {"upgrade": "websocket", "connection": "Upgrade"}))
+    data = deepcopy(get)
+    data["request"]["path"] = "data:image/png;base64,iVBORw0KGgo="
+    data["response"] = {"status": 200, "headers": {}}
+    inline = f.add(data)
+    f.finish(v)
+    return f.records, [
+        ("transport.preflight", first),
+        ("transport.head", head),
+        ("transport.redirect", redirect),
+        ("transport.not-modified", revalidated),
+        ("transport.websocket", socket),
+        ("transport.non-http", inline),
+    ]
+
+
+@case(
+    "transport-body-lost",
+    "A redeem answered 307 and followed without the body it carried (the capture lost it): judged "
+    "as redeem, its body not checked, one info (D22).",
+    "har",
+)
+def _body_lost() -> tuple[list[Any], Expect]:
+    f = Flow(seed=42)
+    v = f.voucher()
+    redeem = f.b.redeem_simple(f.payee, v)
+    moved = deepcopy(redeem)
+    moved["response"] = {"status": 307, "headers": {"location": redeem["request"]["path"]}}
+    redirect = f.add(moved)
+    followed = deepcopy(redeem)
+    del followed["request"]["body"]
+    lost = f.add(followed)
+    f.finish(v)
+    return f.records, [("transport.redirect", redirect), ("transport.body-lost", lost)]
+
+
+@case(
+    "input-sanitized",
+    "A HAR exported sanitized: no Authorization header, no cookie anywhere. One info for the file, "
+    "not a warning a call (D10, D21).",
+    "har",
+)
+def _sanitized() -> tuple[list[Any], Expect]:
+    records, _ = _two_payments()
+    for r in records:
+        r["request"]["headers"].pop("authorization", None)
+    return records, [("input.sanitized", None)]
+
+
 @case("schema-request", "Redeem with amount 0: amounts must be greater than zero (D13).")
 def _schema_request() -> tuple[list[Any], Expect]:
     f = Flow(seed=19)
