@@ -8,6 +8,10 @@ Generates a log with fsm.generate, then in a fresh child process per run:
   of the stepping figure (their own cost is printed beside it);
 - step: a new ``Stepper`` steps every prepared exchange (``clock`` then ``step``), as the validator does.
 
+``--collector validator`` steps inside :func:`fsm._collector.fewer_collections`, as ``Validator.feed_file``
+does (the cycle collector every 50,000 new objects); the default keeps Python's (every 700), where a
+full collection over the prepared exchanges lands now and then, and its cost moves with where it lands.
+
 Each figure is the fastest of ``--repeat`` runs, in microseconds per exchange, wall time and CPU time
 (user + system of the process) side by side. ``--base REV`` measures the same figures for the sources of
 git revision ``REV`` (exported to a temporary directory, put first on ``PYTHONPATH``) in the same run, the
@@ -31,8 +35,11 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 
 
-def child(exchanges: int, seed: int) -> None:
+def child(exchanges: int, seed: int, collector: str = "default") -> None:
     """Measure in this process; print one JSON line."""
+    import contextlib
+
+    from fsm._collector import fewer_collections
     from fsm.exchange import Exchange, build_exchange
     from fsm.generate import generate
     from fsm.machines import engines_for
@@ -61,11 +68,13 @@ def child(exchanges: int, seed: int) -> None:
     front = (time.perf_counter() - wall, time.process_time() - cpu)
     stepper = Stepper(spec, engines_for(spec))
     findings = 0
-    wall, cpu = time.perf_counter(), time.process_time()
-    for ex, routed in prepared:
-        stepper.clock(ex)
-        findings += len(stepper.step(ex, routed))
-    step = (time.perf_counter() - wall, time.process_time() - cpu)
+    collecting = fewer_collections() if collector == "validator" else contextlib.nullcontext()
+    with collecting:
+        wall, cpu = time.perf_counter(), time.process_time()
+        for ex, routed in prepared:
+            stepper.clock(ex)
+            findings += len(stepper.step(ex, routed))
+        step = (time.perf_counter() - wall, time.process_time() - cpu)
     n = len(prepared)
     print(
         json.dumps(
@@ -93,13 +102,13 @@ def export(rev: str, into: Path) -> Path:
     return into / "src"
 
 
-def run(pythonpath: str | None, exchanges: int, seed: int) -> dict[str, Any]:
+def run(pythonpath: str | None, exchanges: int, seed: int, collector: str = "default") -> dict[str, Any]:
     """One measurement in a fresh child process."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     if pythonpath is not None:
         env["PYTHONPATH"] = pythonpath
     out = subprocess.run(
-        [sys.executable, __file__, "--child", str(exchanges), str(seed)],
+        [sys.executable, __file__, "--child", str(exchanges), str(seed), "--collector", collector],
         capture_output=True,
         text=True,
         check=True,
@@ -117,10 +126,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--base", default=None, help="a git revision to measure beside this checkout")
+    ap.add_argument(
+        "--collector",
+        choices=("default", "validator"),
+        default="default",
+        help="Python's collector settings, or the validator's while it steps (see above)",
+    )
     ap.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(*args.child)
+        child(*args.child, args.collector)
         return
     with tempfile.TemporaryDirectory() as tmp:
         sides: dict[str, str | None] = {"this checkout": str(HERE.parent)}
@@ -130,9 +145,12 @@ def main() -> None:
         for n in range(args.repeat):
             for name, path in sides.items():
                 print(f"\r  round {n + 1}/{args.repeat}: {name}    ", end="", file=sys.stderr, flush=True)
-                results[name].append(run(path, args.exchanges, args.seed))
+                results[name].append(run(path, args.exchanges, args.seed, args.collector))
         print(file=sys.stderr)
-    print(f"# stepper benchmark  python {sys.version.split()[0]}  {args.exchanges:,} generated exchanges")
+    print(
+        f"# stepper benchmark  python {sys.version.split()[0]}  {args.exchanges:,} generated exchanges"
+        f"  collector: {args.collector}"
+    )
     print("| side | exchanges | findings | front µs (CPU) | step µs (CPU) | step runs µs |")
     print("|:-----|----------:|---------:|---------------:|--------------:|:-------------|")
     for name, runs in results.items():

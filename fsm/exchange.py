@@ -216,6 +216,8 @@ def _bearer(auth: str | None) -> str | None:
     """The token of an Authorization header (``Bearer <token>``, or a bare token)."""
     if not auth:
         return None
+    if auth.startswith("Bearer "):  # (the usual spelling: what the general case below gives it)
+        return auth[7:].strip() or None
     scheme, _, value = auth.partition(" ")
     if scheme.lower() == "bearer":
         return value.strip() or None

@@ -26,7 +26,7 @@ from fsm.stepper.core import CHECKS
 from fsm.stepper.entities import HISTORY, EntityStore, seen
 from fsm.stepper.payments import Currencies
 from fsm.stepper.predict import Predictor
-from fsm.stepper.refs import MISSING, has_body, resolve
+from fsm.stepper.refs import MISSING, has_body, reader, resolve
 from fsm.stepper.terms import Terms, brief
 
 SPEC = load_spec()
@@ -162,7 +162,7 @@ def test_history_keeps_the_last_exchanges_and_tells_the_parent_which_child_moved
         store.remember(child, seen(_exchange(record, n)[0]))
     assert [h.exchange_index for h in child.history] == list(range(2, HISTORY + 2))
     assert child.last_own == HISTORY + 1
-    assert parent.last_event is not None and parent.last_event[2] == child.id
+    assert parent.last_event is not None and parent.last_child == child.id
     assert [r.index for r in store.related(child)] == list(range(2, HISTORY + 2))
     assert store.related(child)[0].summary.startswith("GET /api/v1/vouchers/")
 
@@ -279,6 +279,64 @@ def test_the_predictor_gives_the_same_outcomes_over_either_engine() -> None:
             assert a == b, (name, state, trigger)
 
 
+def test_the_moves_compiled_at_load_are_the_outcomes_the_transitions_machines_predict() -> None:
+    """Every step's move from every state it compiled equals the reference engine's outcomes, and the
+    states left out are exactly those a refusing guard decides."""
+    stepper = Stepper(SPEC, engines_for(SPEC))
+    reference = Predictor(SPEC.machines, engines_for(SPEC, "transitions"))
+    compiled = 0
+    for plans in stepper._steps.values():
+        for plan in plans:
+            m, trigger = plan.machine, plan.step.trigger
+            for state in m.state_names:
+                guarded = any(t.refusing_guards for t in reference.transitions(m.name, state, trigger))
+                assert (state in plan.moves) != guarded, (m.name, state, trigger)
+                if guarded:
+                    continue
+                e = _store().adopt(m.name, "x", None, (state,))
+                accepts, refuses = reference.outcomes(m, e, (state,), trigger, None)
+                mv = plan.moves[state]
+                assert (mv.accepts, mv.refuses) == (accepts, refuses), (m.name, state, trigger)
+                assert mv.states == tuple(dict.fromkeys(o.dest for o in accepts if o.dest))
+                compiled += 1
+    assert compiled > 50
+
+
+def test_every_compiled_reader_reads_what_resolve_reads() -> None:
+    """For every reference the operations name, on generated traffic (and items of several shapes)."""
+    refs: set[Ref] = set()
+    for op in SPEC.operations:
+        for s in op.steps:
+            refs.update(r for r in (s.ref.id, s.ref.code, s.status) if r is not None)
+            refs.update(h[0] if isinstance(h, tuple) else h for h in s.record.values())
+            refs.update(s.expect.values())
+        for o in op.observes:
+            refs.update(r for r in (o.ref.id, o.ref.code, o.status, o.each) if r is not None)
+            refs.update(h[0] if isinstance(h, tuple) else h for h in o.record.values())
+            refs.update(o.expect.values())
+        if op.issues_token is not None:
+            t = op.issues_token
+            refs.update(r for r in (t.token, t.type, t.resource) if r is not None)
+        refs.update((op.learns or {}).values())
+        refs.update(op.payments)
+    refs.update(Ref.parse(text) for text in ("request:", "item:", "item:/a/0", "response:/a/b"))
+    assert {r.source for r in refs} == {"path", "request", "response", "item"}
+    items = [MISSING, None, {"id": "v1", "code": 3}, [{"a": 1}], {"a": ["x"]}, "text"]
+    compiled = {r: reader(r) for r in refs}
+    checked = 0
+    for n, record in enumerate(generate(4, seed=7, partial=False)):
+        ex = build_exchange(record, n, "t.jsonl", n + 1, False)
+        assert isinstance(ex, Exchange)
+        routed = MATCHER.match(ex)
+        params = routed.params if isinstance(routed, Match) else {}
+        for ref, read in compiled.items():
+            for item in items:
+                assert read(ex, params, item) == resolve(ref, ex, params, item), (str(ref), n)
+                checked += 1
+    assert checked > 1000
+    assert reader(None)(ex, params, MISSING) is MISSING
+
+
 # -------------------------------------------------------------------------- terms
 def test_brief_quotes_strings_and_cuts_long_values_at_eighty_characters() -> None:
     """brief: strings as repr, others as JSON, at most 80 characters."""
@@ -296,13 +354,13 @@ def test_a_recorded_term_that_a_later_answer_contradicts_is_a_terms_changed_find
     e = _store().adopt("voucher", names["voucher"].id, None, ("RESERVED",))
     ex, routed = _exchange(b.redeem_simple(names["payee"], names["voucher"], "EURC", "100"))
     step = routed.operation.steps[0]
-    terms.record(step.record, e, ex, routed.params)
+    terms.record(terms.compile(step.record), e, ex, routed.params)
     assert e.attrs["type"] == "SIMPLE" and e.attrs["expectedPayment"]["amount"] == "100"
-    assert terms.expect(step.expect, e, ex, routed.params) == []
+    assert terms.expect(terms.compile(step.expect), e, ex, routed.params) == []
     later = b.get_voucher(names["payee"], names["voucher"])
     later["response"]["body"]["type"] = "CUSTOM"
     ex, routed = _exchange(later, 1)
-    found = terms.expect(routed.operation.observes[0].expect, e, ex, routed.params)
+    found = terms.expect(terms.compile(routed.operation.observes[0].expect), e, ex, routed.params)
     assert [(f.rule_id, f.instance_path) for f in found] == [("machine.terms-changed", "/response/body/type")]
 
 

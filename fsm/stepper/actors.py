@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from fsm.exchange import Exchange
 from fsm.secrets import fingerprint
 from fsm.spec.model import CallerSpec, OperationSpec, Spec
+from fsm.stepper.call import Call
 from fsm.stepper.entities import Entity, EntityStore
-from fsm.stepper.refs import resolve
+from fsm.stepper.refs import MISSING, Reader, reader
 from fsm.violation import Finding
 
 __all__ = ["Actors", "TokenInfo"]
@@ -32,6 +34,10 @@ class TokenInfo:
 
     role: str
     code: str | None
+
+
+_UNSEEN: Any = object()
+"""A token the registry has not looked at yet (``None`` is one it could not tell)."""
 
 
 class Actors:
@@ -46,14 +52,25 @@ class Actors:
         roles = set(self.callers.roles)
         self.need = {op.id: next((a for a in op.actors if a in roles), None) for op in spec.operations}
         """Per operation: the one role it is for (None: any caller)."""
+        self._issues: dict[str, tuple[Reader, Reader, Reader | None]] = {
+            op.id: (
+                reader(op.issues_token.token),
+                reader(op.issues_token.type),
+                reader(op.issues_token.resource) if op.issues_token.resource is not None else None,
+            )
+            for op in spec.operations
+            if op.issues_token is not None
+        }
+        """Per operation that issues a token: where its answer carries the token, its type and resource."""
 
     # ------------------------------------------------------------------ tokens
     def info(self, token: str) -> TokenInfo | None:
         """What the run knows of ``token`` (learnt from a sign-in, else from its claims), or None."""
         key = hash(token)
-        known = self.tokens.get(key, _UNKNOWN)
-        if known is not _UNKNOWN:
-            return known  # type: ignore[no-any-return]
+        known = self.tokens.get(key, _UNSEEN)
+        if known is not _UNSEEN:
+            found: TokenInfo | None = known
+            return found
         info = self.claims(token)
         self.tokens[key] = info
         return info
@@ -87,14 +104,15 @@ class Actors:
         spec = op.issues_token
         if spec is None or not ex.accepted:
             return
-        token = resolve(spec.token, ex, params)
-        kind = resolve(spec.type, ex, params)
+        read_token, read_type, read_resource = self._issues[op.id]
+        token = read_token(ex, params, MISSING)
+        kind = read_type(ex, params, MISSING)
         if not isinstance(token, str) or not isinstance(kind, str):
             return
         role = self.token_types.get(kind)
         if role is None:
             return
-        code = self._scope_code(resolve(spec.resource, ex, params)) if spec.resource is not None else None
+        code = self._scope_code(read_resource(ex, params, MISSING)) if read_resource is not None else None
         self.tokens[hash(token)] = TokenInfo(role, code)
 
     # ------------------------------------------------------------------- roles
@@ -136,23 +154,23 @@ class Actors:
             e = e.parent
         return found
 
-    def check(self, op: OperationSpec, ex: Exchange, token: str, touched: Sequence[Entity]) -> list[Finding]:
-        """``actor.wrong-role`` and ``actor.wrong-context`` findings of an accepted call."""
-        acc: list[Finding] = []
-        if not ex.accepted:
-            return acc
+    def check(self, call: Call, findings: list[Finding]) -> None:
+        """``actor.wrong-role`` and ``actor.wrong-context`` findings of an accepted call with a token."""
+        token = call.token
+        if token is None or not call.accepted:
+            return
         info = self.info(token)
-        target = touched[-1] if touched else None
-        need = self.need[op.id]
-        resource_role = self.callers.resource_role
+        resource = info is not None and info.role == self.callers.resource_role
+        need = self.need[call.op.id]
         if need is not None:
-            role = resource_role if info is not None and info.role == resource_role else None
-            role = role or self.role_in(token, target)
+            touched = call.touched
+            target = touched[-1] if touched else None
+            role = self.callers.resource_role if resource else self.role_in(token, target)
             if role is not None and role != need:
-                acc.append(
+                findings.append(
                     Finding(
                         "actor.wrong-role",
-                        f"{op.id} is for the {need} only but was accepted from the {role}'s token "
+                        f"{call.op.id} is for the {need} only but was accepted from the {role}'s token "
                         f"{fingerprint(token)}",
                         instance_path="/request/headers/authorization",
                         entity=target.key if target else None,
@@ -160,29 +178,30 @@ class Actors:
                         actual=role,
                     )
                 )
-        if info is not None and info.role == resource_role and info.code is not None:
-            scope = None
-            for e in touched:
-                scope = self.store.scope_of(e)
-                if scope is not None:
-                    break
-            if scope is not None and scope.code is not None and scope.code != info.code:
-                acc.append(
-                    Finding(
-                        "actor.wrong-context",
-                        f"resource token {fingerprint(token)} is scoped to context code {info.code} "
-                        "but was used on "
-                        f"{(target or scope).key} of context {scope.code}",
-                        instance_path="/request/headers/authorization",
-                        entity=(target or scope).key,
-                        expected=info.code,
-                        actual=scope.code,
-                    )
+        if info is not None and resource and info.code is not None:
+            self._check_scope(call.touched, token, info.code, findings)
+
+    def _check_scope(self, touched: list[Entity], token: str, code: str, findings: list[Finding]) -> None:
+        """A resource token used on an entity of another context than its own: ``actor.wrong-context``."""
+        scope = None
+        for e in touched:
+            scope = self.store.scope_of(e)
+            if scope is not None:
+                break
+        if scope is not None and scope.code is not None and scope.code != code:
+            target = touched[-1] if touched else None
+            findings.append(
+                Finding(
+                    "actor.wrong-context",
+                    f"resource token {fingerprint(token)} is scoped to context code {code} "
+                    "but was used on "
+                    f"{(target or scope).key} of context {scope.code}",
+                    instance_path="/request/headers/authorization",
+                    entity=(target or scope).key,
+                    expected=code,
+                    actual=scope.code,
                 )
-        return acc
-
-
-_UNKNOWN = object()
+            )
 
 
 def _encode(info: TokenInfo | None) -> tuple[str, int]:

@@ -101,10 +101,16 @@ class Timers:
 
     def tick(self, e: Entity, kind: str, now: float | None) -> None:
         """Fire the timed transitions (expiry, D2) whose time lies before ``now``."""
-        states, fired = self.ticked(e, kind, now)
-        e.states = states
-        if fired:
-            e.expired_by_clock = True
+        if now is None or not e.attrs:
+            return
+        for _, key in self._due[kind]:
+            due = e.attrs.get(key)
+            if due is not None and now > due:  # (one is due: fire them all, in order)
+                states, fired = self.ticked(e, kind, now)
+                e.states = states
+                if fired:
+                    e.expired_by_clock = True
+                return
 
     def expired_at(self, e: Entity) -> str | None:
         """The value of the timed attribute that moved ``e`` (for messages), or None."""

@@ -13,9 +13,10 @@ operation, the check of every key the operation declares, in this order:
 ``payments``              :meth:`~fsm.stepper.payments.Currencies.check` (D14)
 ========================  ==============================================================
 
-Each operation's plan (the checks it needs, its steps compiled against the machines) is made once,
-when the stepper is made, so the hot path does not interpret the spec again for every exchange. A new
-check is a key in the data, a function here, and a row in :data:`CHECKS`.
+Each operation's plan (the checks it needs; its steps and observations compiled against the machines,
+their references turned into readers) is made once, when the stepper is made, so the hot path does
+not interpret the spec again for every exchange. A new check is a key in the data, a function here
+(taking the :class:`~fsm.stepper.call.Call` and the findings list), and a row in :data:`CHECKS`.
 """
 
 from __future__ import annotations
@@ -28,32 +29,19 @@ from fsm.machines import Engine
 from fsm.matcher import Match, Matcher, Router
 from fsm.spec.model import MachineSpec, OperationSpec, Spec
 from fsm.stepper.actors import Actors
+from fsm.stepper.call import Call
 from fsm.stepper.clock import Clock, Timers
 from fsm.stepper.coverage import Coverage
-from fsm.stepper.entities import Entity, EntityStore, Seen, seen
+from fsm.stepper.entities import Entity, EntityStore
 from fsm.stepper.lifecycle import Lifecycle, StepPlan
-from fsm.stepper.observe import Observations
+from fsm.stepper.observe import Observations, ObservePlan
 from fsm.stepper.payments import Currencies
 from fsm.stepper.predict import Prediction, Predictor
-from fsm.stepper.refs import MISSING, resolve
+from fsm.stepper.refs import MISSING
 from fsm.stepper.terms import Terms
 from fsm.violation import Finding, RelatedExchange
 
-__all__ = ["CHECKS", "Call", "Stepper"]
-
-
-class Call:
-    """One exchange being stepped: what every check of its operation reads, and what it touched."""
-
-    __slots__ = ("ex", "op", "params", "seen", "token", "touched")
-
-    def __init__(self, ex: Exchange, op: OperationSpec, params: Mapping[str, str]) -> None:
-        self.ex = ex
-        self.op = op
-        self.params = params
-        self.seen: Seen = seen(ex)
-        self.token: str | None = ex.token
-        self.touched: list[Entity] = []
+__all__ = ["CHECKS", "Check", "Stepper"]
 
 
 Check = Callable[[Call, list[Finding]], None]
@@ -119,6 +107,9 @@ class Stepper:
         self._steps: dict[str, tuple[StepPlan, ...]] = {
             op.id: tuple(self.lifecycle.plan(s) for s in op.steps) for op in spec.operations
         }
+        self._observes: dict[str, tuple[ObservePlan, ...]] = {
+            op.id: tuple(self.observations.plan(o) for o in op.observes) for op in spec.operations
+        }
         self._matcher: Matcher | None = None  # (for predict only, made when first asked)
 
     # --------------------------------------------------------------- stepping
@@ -134,11 +125,15 @@ class Stepper:
         call = Call(ex, match.operation, match.params)
         for check in self._plans[call.op.id]:
             check(call, findings)
-        self._touched = call.touched
+        self._touched = touched = call.touched
         store = self.store
         store.tick(ex.time)
-        for e in call.touched:
-            store.settle(e)  # (only final entities are retired)
+        finals = store.finals
+        for e in touched:
+            if len(e.states) == 1 and e.states[0] in finals[e.kind]:
+                store.settle(e)  # (only final entities are retired)
+            else:
+                store.rests(e)  # (packed once it rests through a window: D27)
         store.bound(ex.index)  # (resting entities packed, the longest idle forgotten past the cap: D27)
         return findings
 
@@ -153,26 +148,16 @@ class Stepper:
             )
 
     def _lifecycle(self, call: Call, findings: list[Finding]) -> None:
-        previous: Entity | None = None
         for plan in self._steps[call.op.id]:
-            entity, found, ok = self.lifecycle.step(
-                plan, call.op, call.ex, call.params, previous, call.seen, call.token
-            )
-            if found:
-                findings.extend(found)
-            if entity is not None:
-                call.touched.append(entity)
-                previous = entity
-            if not ok:
+            if not self.lifecycle.step(plan, call, findings):
                 break
 
     def _observe(self, call: Call, findings: list[Finding]) -> None:
-        for obs in call.op.observes:
-            findings.extend(self.observations.observe(obs, call.ex, call.params, call.seen, call.touched))
+        for plan in self._observes[call.op.id]:
+            findings.extend(self.observations.observe(plan, call))
 
     def _actors(self, call: Call, findings: list[Finding]) -> None:
-        if call.token is not None and call.ex.accepted:
-            findings.extend(self.actors.check(call.op, call.ex, call.token, call.touched))
+        self.actors.check(call, findings)
 
     def _issue_token(self, call: Call, findings: list[Finding]) -> None:
         self.actors.issue(call.op, call.ex, call.params)
@@ -270,8 +255,8 @@ class Stepper:
         m, step = plan.machine, plan.step
         if plan.creation is not None:
             return Prediction(op.id, True, f"{m.name}:(new)", (plan.creation.dest,), reason="creates it")
-        id_ = resolve(step.ref.id, ex, params) if step.ref.id else MISSING
-        code = resolve(step.ref.code, ex, params) if step.ref.code else MISSING
+        id_ = plan.read_id(ex, params, MISSING) if plan.read_id is not None else MISSING
+        code = plan.read_code(ex, params, MISSING) if plan.read_code is not None else MISSING
         if id_ is MISSING and code is MISSING:
             return Prediction(op.id, True, reason=f"names no {m.name}")
         live = self.store.peek(m.name, id_, code)

@@ -58,15 +58,18 @@ class Seen(NamedTuple):
 
 def seen(ex: Exchange) -> Seen:
     """What an entity remembers of ``ex``."""
-    return Seen(
-        ex.index,
-        ex.file,
-        ex.position,
-        ex.is_entry,
-        ex.method,
-        ex.path,
-        ex.status,
-        ex.error_code if not ex.accepted else None,
+    return tuple.__new__(  # (Seen's own __new__ is a Python function: one call fewer per exchange)
+        Seen,
+        (
+            ex.index,
+            ex.file,
+            ex.position,
+            ex.is_entry,
+            ex.method,
+            ex.path,
+            ex.status,
+            ex.error_code if not ex.accepted else None,
+        ),
     )
 
 
@@ -93,6 +96,7 @@ class Entity:
         "history",
         "id",
         "kind",
+        "last_child",
         "last_event",
         "last_own",
         "model",
@@ -116,7 +120,8 @@ class Entity:
         self.model: Any = None
         self.observed: str | None = None
         self.last_own = -1
-        self.last_event: tuple[int, Seen, str | None] | None = None
+        self.last_event: Seen | None = None  # the last exchange that named it or one of its children
+        self.last_child: str | None = None  # the id of the child that exchange named (None: itself)
         self.expired_by_clock = False
         self.callers: dict[str, int] | None = None  # role -> hash of its token: never the secret itself
         self.packed: bytes | None = None  # attrs and history as JSON while it rests (EntityStore.pack)
@@ -427,6 +432,10 @@ class EntityStore:
                 self._codeless -= 1
             self.by_code[(e.kind, code)] = e
 
+    def rests(self, e: Entity) -> None:
+        """``e``, live, was named by this exchange: packed once it rests through a window (D27)."""
+        self._recent.append(e)
+
     def _unfile(self, e: Entity) -> tuple[bool, bool]:
         """Take ``e`` out of the maps it is filed in: (was filed by id, was filed by code)."""
         by_id = e.id is not None and self.entities.get((e.kind, e.id)) is e
@@ -450,7 +459,7 @@ class EntityStore:
     def settle(self, e: Entity) -> None:
         """Retire ``e`` once it is final: keep only its state, free everything else; else :meth:`pack` it."""
         if len(e.states) != 1 or e.states[0] not in self.finals[e.kind]:
-            self._recent.append(e)
+            self.rests(e)
             return
         state = e.states[0]
         by_id, by_code = self._unfile(e)
@@ -468,17 +477,17 @@ class EntityStore:
         exchanges 1,100 bytes, as text 500; compressed, a third less. Attributes are packed only
         when their text reads back equal (a tuple would come back a list); :meth:`find`,
         :meth:`peek` and :meth:`unfinished` hand the entity out read back, :meth:`related` reads
-        the text. A childless entity's last event keeps its index only (only a parent's last event
-        is read, and a child's first exchange sets it); a status it was seen in is the machine's
-        own string.
+        the text. A childless entity's last event, its own last exchange, is dropped (only a
+        parent's last event is read, and a child's first exchange sets it); a status it was seen in
+        is the machine's own string.
         """
         if e.observed is not None:
             e.observed = self._statuses.get(e.observed, e.observed)
         if len(e.states) == 1:
             e.states = self._one_state.get(e.states, e.states)
         last = e.last_event
-        if not e.children and last is not None and last[1] is not _NOWHERE:
-            e.last_event = None if last[0] == e.last_own else (last[0], _NOWHERE, None)
+        if not e.children and last is not None and last.exchange_index == e.last_own:
+            e.last_event = None  # (its index is last_own's)
         if e.packed is not None or not (e.attrs or e.history):
             return
         attrs: dict[str, Any] | None = e.attrs
@@ -583,16 +592,20 @@ class EntityStore:
     @staticmethod
     def remember(e: Entity, h: Seen) -> None:
         """``h`` happened to ``e``: its history, its own last call and its parent's last event."""
-        e.history.append(h)
-        if len(e.history) > HISTORY:
-            del e.history[0]
-        if e.last_own != h.exchange_index:
+        history = e.history
+        history.append(h)
+        if len(history) > HISTORY:
+            del history[0]
+        index = h.exchange_index
+        if e.last_own != index:
             e.seen += 1
-        e.last_own = h.exchange_index
+        e.last_own = index
         parent = e.parent
         if parent is not None:
-            parent.last_event = (h.exchange_index, h, e.id)
-        e.last_event = (h.exchange_index, h, None)
+            parent.last_event = h
+            parent.last_child = e.id
+        e.last_event = h
+        e.last_child = None
 
     @staticmethod
     def related(e: Entity) -> tuple[RelatedExchange, ...]:
@@ -639,9 +652,6 @@ class EntityStore:
             if e.id is None and not self.is_final(e):
                 yield _unpacked(e)
 
-
-_NOWHERE = Seen(-1, "", None, False, "", "", 0, None)
-"""The exchange a resting childless entity's last event points to (its index is kept)."""
 
 WINDOW = 2048
 """Exchanges a live entity rests untouched (one whole window) before it is packed."""

@@ -1,29 +1,74 @@
 """Lifecycle steps: one ``steps`` entry of an operation moves (or creates) one entity.
 
-Each step is compiled once at load into a :class:`StepPlan` (its machine, its creation, whether it
-stops a timer); :meth:`Lifecycle.step` judges the exchange against the prediction (D16): accepted where
-every outcome refuses is an illegal transition, refused where every outcome accepts an unexpected
-refusal, refused with another code than the one predicted a wrong code. Refused calls never change the
-model.
+Each step is compiled once at load into a :class:`StepPlan`: its machine, its creation, its references
+as readers, its terms, and a :class:`Move` for every state whose outcomes nothing else decides.
+:meth:`Lifecycle.step` judges the exchange against the prediction (D16): accepted where every outcome
+refuses is an illegal transition, refused where every outcome accepts an unexpected refusal, refused
+with another code than the one predicted a wrong code. Refused calls never change the model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from fsm.exchange import Exchange
 from fsm.spec.model import CreateSpec, MachineSpec, OperationSpec, Spec, StepSpec
 from fsm.stepper.actors import Actors
+from fsm.stepper.call import Call
 from fsm.stepper.clock import Timers
 from fsm.stepper.coverage import Coverage
-from fsm.stepper.entities import Entity, EntityStore, Seen
+from fsm.stepper.entities import Entity, EntityStore
 from fsm.stepper.predict import Outcome, Predictor
-from fsm.stepper.refs import MISSING, resolve
-from fsm.stepper.terms import Terms
+from fsm.stepper.refs import MISSING, Reader, reader
+from fsm.stepper.terms import Term, Terms
 from fsm.violation import Finding
 
-__all__ = ["Lifecycle", "StepPlan"]
+__all__ = ["Lifecycle", "Move", "StepPlan", "move"]
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """The predicted outcomes of a trigger from some candidate states, and what an accepted call does.
+
+    ``states``: where an accepted call leaves the entity; ``took``: the one outcome coverage counts (a
+    single accepting outcome with a destination); ``warns``: the accepting outcomes whose transitions
+    may warn (none when some outcome refuses); ``binds``: the roles the accepting transitions give the
+    caller, in order.
+    """
+
+    accepts: list[Outcome]
+    refuses: list[Outcome]
+    states: tuple[str, ...]
+    took: Outcome | None
+    warns: tuple[Outcome, ...]
+    binds: tuple[str, ...]
+    status: str | None  # the status the API reports in the one state an accepted call leads to
+
+
+def move(
+    accepts: list[Outcome], refuses: list[Outcome], roles: Sequence[str], status_of: Mapping[str, str]
+) -> Move:
+    """Compile predicted outcomes into a :class:`Move`.
+
+    ``roles``: the roles a caller may hold; ``status_of``: state -> the status the API reports in it.
+    """
+    first = accepts[0].dest if len(accepts) == 1 else None
+    states = (first,) if first else tuple(dict.fromkeys(o.dest for o in accepts if o.dest))
+    warns = (
+        ()
+        if refuses
+        else tuple(
+            o
+            for o in accepts
+            if o.transition is not None and (o.transition.warn or o.transition.warning_guards)
+        )
+    )
+    binds = tuple(
+        o.transition.actor for o in accepts if o.transition is not None and o.transition.actor in roles
+    )
+    status = status_of[states[0]] if len(states) == 1 else None
+    return Move(accepts, refuses, states, accepts[0] if first else None, warns, binds, status)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +80,14 @@ class StepPlan:
     creation: CreateSpec | None
     stops_timer: bool  # the trigger is a timed transition's own: taking it clears 'expired by the clock'
     status_of: Mapping[str, str]  # state -> the status the API reports in it
+    statuses: frozenset[str]  # every status of the machine
+    read_id: Reader | None
+    read_code: Reader | None
+    read_status: Reader | None
+    record: tuple[Term, ...]
+    expect: tuple[Term, ...]
+    moves: Mapping[str, Move]  # state -> the move from it, where nothing else decides the outcomes
+    timed: bool  # the machine has timed transitions
 
 
 class Lifecycle:
@@ -62,6 +115,7 @@ class Lifecycle:
             (name, c.trigger): c for name, m in spec.machines.items() for c in reversed(m.creates)
         }
         self._machines = spec.machines
+        self._roles = spec.callers.roles
 
     def plan(self, step: StepSpec) -> StepPlan:
         """Compile one step (once, at load)."""
@@ -69,80 +123,86 @@ class Lifecycle:
         creation = self._creation.get((m.name, step.trigger)) if step.creates else None
         if step.creates:
             assert creation is not None  # (the spec lint: a creating step names a creation)
+        moves: dict[str, Move] = {}
+        for state in m.state_names:
+            fixed = self.predictor.fixed(m, state, step.trigger)
+            if fixed is not None:
+                moves[state] = move(*fixed, self._roles, self._status_of[m.name])
         return StepPlan(
-            step, m, creation, step.trigger in self.timers.triggers[m.name], self._status_of[m.name]
+            step,
+            m,
+            creation,
+            step.trigger in self.timers.triggers[m.name],
+            self._status_of[m.name],
+            m.statuses,
+            reader(step.ref.id) if step.ref.id is not None else None,
+            reader(step.ref.code) if step.ref.code is not None else None,
+            reader(step.status) if step.status is not None else None,
+            self.terms.compile(step.record),
+            self.terms.compile(step.expect),
+            moves,
+            bool(self.timers.timed[m.name]),
         )
 
-    def step(
-        self,
-        plan: StepPlan,
-        op: OperationSpec,
-        ex: Exchange,
-        params: Mapping[str, str],
-        previous: Entity | None,
-        h: Seen,
-        token: str | None,
-    ) -> tuple[Entity | None, list[Finding], bool]:
-        """Step one entity; returns it (if any), the findings, and whether later steps go on."""
-        step = plan.step
-        id_ = resolve(step.ref.id, ex, params) if step.ref.id else MISSING
-        code = resolve(step.ref.code, ex, params) if step.ref.code else MISSING
-        parent = previous if previous is not None and previous.kind == step.parent else None
+    def step(self, plan: StepPlan, call: Call, findings: list[Finding]) -> bool:
+        """Step one entity (added to ``call.touched``, if any); whether the later steps go on."""
+        ex, params = call.ex, call.params
+        id_ = plan.read_id(ex, params, MISSING) if plan.read_id is not None else MISSING
+        code = plan.read_code(ex, params, MISSING) if plan.read_code is not None else MISSING
         if plan.creation is not None:
-            return self._create(plan, plan.creation, op, ex, params, id_, code, parent, h, token)
-        out: list[Finding] = []
+            return self._create(plan, plan.creation, call, id_, code, findings)
         m = plan.machine
-        found = self.store.find(m.name, id_, code)
-        if found is None:
+        e = self.store.find(m.name, id_, code)
+        if e is None:
             if id_ is MISSING and code is MISSING:
-                return None, out, True
-            found = self.store.adopt(m.name, id_, code, m.state_names)
-        e = found
-        self.timers.tick(e, m.name, ex.time)
-        accepts, refuses = self.predictor.outcomes(m, e, e.states, step.trigger, ex.req_body)
+                return True
+            e = self.store.adopt(m.name, id_, code, m.state_names)
+        call.touched.append(e)
+        if plan.timed:
+            self.timers.tick(e, m.name, ex.time)
+        mv = plan.moves.get(e.states[0]) if len(e.states) == 1 else None
+        if mv is None:  # (several candidate states, or a guard decides: predicted now)
+            accepts, refuses = self.predictor.outcomes(m, e, e.states, plan.step.trigger, ex.req_body)
+            mv = move(accepts, refuses, self._roles, plan.status_of)
         if ex.accepted:
-            if not accepts:
-                out.append(self._illegal(plan, e, op, ex, refuses))
-                self.terms.record(step.record, e, ex, params)  # the server took the terms: follow it
-                self.store.remember(e, h)
-                return e, out, True
-            self._accept(plan, e, accepts, refuses, ex, params, token, out)
-        elif not refuses:
-            out.append(self._unexpected_refusal(m, e, op, ex, accepts))
-        elif not accepts:
-            wrong = self._refused(plan, e, op, ex, refuses)
+            if not mv.accepts:
+                findings.append(self._illegal(plan, e, call.op, ex, mv.refuses))
+                self.terms.record(plan.record, e, ex, params)  # the server took the terms: follow it
+                self.store.remember(e, call.seen)
+                return True
+            self._accept(plan, e, mv, call, findings)
+        elif not mv.refuses:
+            findings.append(self._unexpected_refusal(m, e, call.op, ex, mv.accepts))
+        elif not mv.accepts:
+            wrong = self._refused(plan, e, call.op, ex, mv.refuses)
             if wrong is not None:
-                out.append(wrong)
-        self.store.remember(e, h)
-        return e, out, ex.accepted
+                findings.append(wrong)
+        self.store.remember(e, call.seen)
+        return ex.accepted
 
     def _create(
         self,
         plan: StepPlan,
         created: CreateSpec,
-        op: OperationSpec,
-        ex: Exchange,
-        params: Mapping[str, str],
+        call: Call,
         id_: object,
         code: object,
-        parent: Entity | None,
-        h: Seen,
-        token: str | None,
-    ) -> tuple[Entity | None, list[Finding], bool]:
-        out: list[Finding] = []
+        findings: list[Finding],
+    ) -> bool:
+        ex = call.ex
         if not ex.accepted:
-            return None, out, False
+            return False
         if not isinstance(id_, str):
-            return None, out, True
+            return True
         step, m = plan.step, plan.machine
         old = self.store.entities.get((m.name, id_))
         if old is None and id_ in self.store.finished[m.name]:
             old = self.store.find(m.name, id_, None)
         if old is not None:
-            out.append(
+            findings.append(
                 Finding(
                     "entity.reused-id",
-                    f"{op.id} created {m.name} {id_}, an id already seen",
+                    f"{call.op.id} created {m.name} {id_}, an id already seen",
                     instance_path="/response/body" + (step.ref.id.key if step.ref.id else ""),
                     entity=old.key,
                     actual=id_,
@@ -151,54 +211,46 @@ class Lifecycle:
             )
             self.store.unlink(old)
         e = self.store.adopt(m.name, id_, code, (created.dest,))
+        touched = call.touched
         if self.coverage is not None:
             self.coverage.took(m.name, "[*]", step.trigger, created.dest)
+        parent = touched[-1] if touched and touched[-1].kind == step.parent else None
         self.store.link(e, parent)
-        if token:
-            self.actors.bind(e, created.actor, token)
-        if step.record:
-            self.terms.record(step.record, e, ex, params)
-        if step.status is not None:
-            out.extend(self._status(plan, e, ex, params))
-        self.store.remember(e, h)
-        return e, out, True
+        touched.append(e)
+        if call.token:
+            self.actors.bind(e, created.actor, call.token)
+        if plan.record:
+            self.terms.record(plan.record, e, ex, call.params)
+        if plan.read_status is not None:
+            self._status(plan, plan.read_status(ex, call.params, MISSING), e, findings)
+        self.store.remember(e, call.seen)
+        return True
 
-    def _accept(
-        self,
-        plan: StepPlan,
-        e: Entity,
-        accepts: list[Outcome],
-        refuses: list[Outcome],
-        ex: Exchange,
-        params: Mapping[str, str],
-        token: str | None,
-        out: list[Finding],
-    ) -> None:
+    def _accept(self, plan: StepPlan, e: Entity, mv: Move, call: Call, findings: list[Finding]) -> None:
         """Follow an accepted call the model allows: warnings, the new states, roles, terms, status."""
-        step, m = plan.step, plan.machine
-        if not refuses:
-            for o in accepts:
-                t = o.transition
-                if t is not None and (t.warn or t.warning_guards):
-                    out.extend(self._warnings(o, m, e, ex))
-        if len(accepts) == 1 and accepts[0].dest:
-            if self.coverage is not None:
-                self.coverage.took(m.name, accepts[0].state, step.trigger, accepts[0].dest)
-            e.states = (accepts[0].dest,)
-        else:
-            e.states = tuple(dict.fromkeys(o.dest for o in accepts if o.dest))
+        ex = call.ex
+        for o in mv.warns:
+            findings.extend(self._warnings(o, plan.machine, e, ex))
+        if mv.took is not None and self.coverage is not None:
+            self.coverage.took(plan.machine.name, mv.took.state, plan.step.trigger, mv.states[0])
+        e.states = mv.states
         if plan.stops_timer:
             e.expired_by_clock = False
+        token = call.token
         if token:
-            for o in accepts:
-                if o.transition is not None:
-                    self.actors.bind(e, o.transition.actor, token)
-        if step.record:
-            self.terms.record(step.record, e, ex, params)
-        if step.status is not None:
-            out.extend(self._status(plan, e, ex, params))
-        if step.expect:
-            out.extend(self.terms.expect(step.expect, e, ex, params))
+            for actor in mv.binds:
+                self.actors.bind(e, actor, token)
+        if plan.record:
+            self.terms.record(plan.record, e, ex, call.params)
+        read = plan.read_status
+        if read is not None:
+            actual = read(ex, call.params, MISSING)
+            if mv.status is not None and actual == mv.status:
+                e.observed = actual  # (as the model predicts: the common case, decided here)
+            else:
+                self._status(plan, actual, e, findings)
+        if plan.expect:
+            findings.extend(self.terms.expect(plan.expect, e, ex, call.params))
 
     def _unexpected_refusal(
         self, m: MachineSpec, e: Entity, op: OperationSpec, ex: Exchange, accepts: list[Outcome]
@@ -304,35 +356,33 @@ class Lifecycle:
                 )
         return acc
 
-    def _status(
-        self, plan: StepPlan, e: Entity, ex: Exchange, params: Mapping[str, str]
-    ) -> tuple[Finding, ...]:
-        step, m = plan.step, plan.machine
-        if step.status is None:
-            return ()
-        actual = resolve(step.status, ex, params)
-        if not isinstance(actual, str) or actual not in m.statuses:
-            return ()  # not a status of this machine at all: the schema check reports it
+    def _status(self, plan: StepPlan, actual: object, e: Entity, findings: list[Finding]) -> None:
+        """The status the answer reports (``actual``) must be one the model predicts, else a mismatch."""
+        if not isinstance(actual, str) or actual not in plan.statuses:
+            return  # not a status of this machine at all: the schema check reports it
         status_of = plan.status_of
         if len(e.states) == 1 and status_of[e.states[0]] == actual:
             e.observed = actual
-            return ()
+            return
         predicted = {status_of[s] for s in e.states}
         if actual in predicted:
             e.states = tuple(s for s in e.states if status_of[s] == actual)
             e.observed = actual
-            return ()
-        finding = Finding(
-            "machine.status-mismatch",
-            f"{e.key}: the response says {actual} but the model predicts {' or '.join(sorted(predicted))}",
-            instance_path="/response/body" + step.status.key,
-            entity=e.key,
-            expected=sorted(predicted),
-            actual=actual,
-            related=self.store.related(e),
+            return
+        assert plan.step.status is not None
+        expected = " or ".join(sorted(predicted))
+        findings.append(
+            Finding(
+                "machine.status-mismatch",
+                f"{e.key}: the response says {actual} but the model predicts {expected}",
+                instance_path="/response/body" + plan.step.status.key,
+                entity=e.key,
+                expected=sorted(predicted),
+                actual=actual,
+                related=self.store.related(e),
+            )
         )
-        resync = m.states_with_status(actual)
+        resync = plan.machine.states_with_status(actual)
         if resync:
             e.states = resync
         e.observed = actual
-        return (finding,)

@@ -7,18 +7,33 @@ adopted in the states its status allows (D18).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from fsm.exchange import Exchange
 from fsm.spec.model import MachineSpec, ObserveSpec, Spec
+from fsm.stepper.call import Call
 from fsm.stepper.clock import Timers
 from fsm.stepper.entities import Entity, EntityStore, Seen, history_location, summary
-from fsm.stepper.refs import MISSING, resolve
-from fsm.stepper.terms import Terms
+from fsm.stepper.refs import MISSING, Reader, reader
+from fsm.stepper.terms import Term, Terms
 from fsm.violation import Finding, RelatedExchange
 
-__all__ = ["Observations"]
+__all__ = ["Observations", "ObservePlan"]
+
+
+@dataclass(frozen=True, slots=True)
+class ObservePlan:
+    """One ``observes`` entry compiled once at load: its machine, and its references as readers."""
+
+    obs: ObserveSpec
+    machine: MachineSpec
+    read_each: Reader | None
+    read_id: Reader
+    read_code: Reader
+    read_status: Reader
+    record: tuple[Term, ...]
+    expect: tuple[Term, ...]
 
 
 class Observations:
@@ -31,41 +46,53 @@ class Observations:
         self.terms = terms
         self._status_of = {name: {s.name: s.status for s in m.states} for name, m in spec.machines.items()}
 
-    def observe(
-        self, obs: ObserveSpec, ex: Exchange, params: Mapping[str, str], h: Seen, touched: list[Entity]
-    ) -> list[Finding]:
+    def plan(self, obs: ObserveSpec) -> ObservePlan:
+        """Compile one observation (once, at load)."""
+        return ObservePlan(
+            obs,
+            self.machines[obs.machine],
+            reader(obs.each) if obs.each is not None else None,
+            reader(obs.ref.id),
+            reader(obs.ref.code),
+            reader(obs.status),
+            self.terms.compile(obs.record),
+            self.terms.compile(obs.expect),
+        )
+
+    def observe(self, plan: ObservePlan, call: Call) -> list[Finding]:
         """Compare each entity the answer shows with the model; adopt those never met."""
         acc: list[Finding] = []
+        ex, params, h, touched = call.ex, call.params, call.seen, call.touched
         if not ex.accepted:
             return acc
-        m = self.machines[obs.machine]
-        if obs.each is not None:
-            items = resolve(obs.each, ex, params)
+        m = plan.machine
+        if plan.read_each is not None:
+            items = plan.read_each(ex, params, MISSING)
             if not isinstance(items, list):
                 return acc
             pairs: Iterator[tuple[int | None, Any]] = enumerate(items)
         else:
             pairs = iter([(None, MISSING)])
         for n, item in pairs:
-            id_ = resolve(obs.ref.id, ex, params, item) if obs.ref.id else MISSING
-            code = resolve(obs.ref.code, ex, params, item) if obs.ref.code else MISSING
-            status = resolve(obs.status, ex, params, item)
+            id_ = plan.read_id(ex, params, item)
+            code = plan.read_code(ex, params, item)
+            status = plan.read_status(ex, params, item)
             if not isinstance(status, str) or (id_ is MISSING and code is MISSING):
                 continue
             base = "/response/body" + (f"/{n}" if n is not None else "")
             e = self.store.find(m.name, id_, code)
             if e is None:
                 e = self.store.adopt(m.name, id_, code, m.states_with_status(status) or m.state_names)
-                self.terms.record(obs.record, e, ex, params, item)
+                self.terms.record(plan.record, e, ex, params, item)
                 e.observed = status
                 self.store.remember(e, h)
                 touched.append(e)
                 continue
             self.store.file_code(e, code)
             self.timers.tick(e, m.name, ex.time)
-            acc.extend(self._compare(m, e, status, base + obs.status.key, h))
-            self.terms.record(obs.record, e, ex, params, item)
-            acc.extend(self.terms.expect(obs.expect, e, ex, params, item, base))
+            acc.extend(self._compare(m, e, status, base + plan.obs.status.key, h))
+            self.terms.record(plan.record, e, ex, params, item)
+            acc.extend(self.terms.expect(plan.expect, e, ex, params, item, base))
             touched.append(e)
         return acc
 
@@ -89,13 +116,14 @@ class Observations:
         blame = e.parent.last_event if e.parent is not None else None
         independent = (
             blame is not None
-            and blame[0] > e.last_own
-            and blame[2] != e.id
+            and e.parent is not None
+            and blame.exchange_index > e.last_own
+            and e.parent.last_child != e.id
             and e.observed is not None
             and e.observed != status
         )
         if independent and blame is not None:
-            b_hist = blame[1]
+            b_hist = blame
             b_summary = summary(b_hist)
             rule = "observe.independence"
             message = (

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from fsm.exchange import Exchange
-from fsm.spec.model import OperationSpec, Spec
-from fsm.stepper.refs import resolve
+from fsm.spec.model import OperationSpec, Ref, Spec
+from fsm.stepper.refs import MISSING, Reader, reader
 from fsm.violation import Finding
 
 __all__ = ["Currencies"]
@@ -26,6 +26,14 @@ class Currencies:
         self.addresses: dict[tuple[str, str], str] = {}
         for symbol, network, address in spec.tokens:
             self.learn(symbol, network, address)
+        self._payments: dict[str, tuple[tuple[Ref, Reader], ...]] = {
+            op.id: tuple((ref, reader(ref)) for ref in op.payments) for op in spec.operations
+        }
+        self._learns: dict[str, dict[str, Reader]] = {
+            op.id: {name: reader(ref) for name, ref in op.learns.items()}
+            for op in spec.operations
+            if op.learns is not None
+        }
 
     def learn(self, symbol: str, network: str, address: str) -> None:
         """Add one token to the registry."""
@@ -34,16 +42,16 @@ class Currencies:
 
     def learn_from(self, op: OperationSpec, ex: Exchange, params: Mapping[str, str]) -> None:
         """Add every token an accepted answer lists (the operation's ``learns``)."""
-        spec = op.learns
-        if spec is None or not ex.accepted:
+        read = self._learns.get(op.id)
+        if read is None or not ex.accepted:
             return
-        items = resolve(spec["tokens"], ex, params)
+        items = read["tokens"](ex, params, MISSING)
         if not isinstance(items, list):
             return
         for item in items:
-            symbol = resolve(spec["symbol"], ex, params, item)
-            network = resolve(spec["network"], ex, params, item)
-            address = resolve(spec["address"], ex, params, item)
+            symbol = read["symbol"](ex, params, item)
+            network = read["network"](ex, params, item)
+            address = read["address"](ex, params, item)
             if isinstance(symbol, str) and isinstance(network, str) and isinstance(address, str):
                 self.learn(symbol, network, address)
 
@@ -51,17 +59,20 @@ class Currencies:
         """``network.mismatch`` or ``network.unknown-currency`` for each payment the request carries."""
         acc: list[Finding] = []
         net_key, cur_key, addr_key = self.fields.network, self.fields.currency, self.fields.address
-        for ref in op.payments:
-            pay = resolve(ref, ex, params)
+        for ref, read in self._payments[op.id]:
+            pay = read(ex, params, MISSING)
             if not isinstance(pay, dict):
                 continue
             network, symbol, address = pay.get(net_key), pay.get(cur_key), pay.get(addr_key)
             if not (isinstance(network, str) and isinstance(symbol, str) and isinstance(address, str)):
                 continue
-            where = f"/request/body{ref.key}"
+            lower = address.lower()
             known = self.currencies.get((symbol, network))
-            owner = self.addresses.get((network, address.lower()))
-            if known is not None and known != address.lower():
+            owner = self.addresses.get((network, lower))
+            if known == lower and owner == symbol:
+                continue  # (the registry agrees)
+            where = f"/request/body{ref.key}"
+            if known is not None and known != lower:
                 acc.append(
                     Finding(
                         "network.mismatch",

@@ -80,6 +80,16 @@ class Predictor:
         """The transitions ``trigger`` may take from ``state``, in file order."""
         return self._by_state[machine].get((state, trigger), ())
 
+    def fixed(self, m: MachineSpec, state: str, trigger: str) -> tuple[list[Outcome], list[Outcome]] | None:
+        """The outcomes of ``trigger`` from ``state`` when nothing else decides them, else None.
+
+        Fixed: no refusing guard on the transitions, and an engine whose answers never depend on the
+        entity (the compiled tables); the lifecycle compiles these once at load.
+        """
+        if self._memo is None or any(t.refusing_guards for t in self.transitions(m.name, state, trigger)):
+            return None
+        return self.outcomes(m, Entity(m.name, None, None, (state,)), (state,), trigger, None)
+
     def guard(self, g: GuardSpec, e: Entity, body: Any) -> bool | None:
         """The guard's value on ``e`` for a request with ``body``; None when the log cannot decide."""
         if g.children is not None:
