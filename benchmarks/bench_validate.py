@@ -106,16 +106,22 @@ def not_built_from(root: Path) -> Callable[[str, list[str]], set[str]]:
     return ignore
 
 
+def parse_floor(path: str) -> int:
+    """Read the lines and parse each with orjson: the floor every mode is measured against."""
+    loads = orjson.loads
+    count = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            loads(line)
+            count += 1
+    return count
+
+
 def child(mode: str, path: str) -> None:
     """Run one measurement in this process and print a JSON line."""
     start = time.perf_counter()
     if mode == "floor":
-        loads = orjson.loads
-        count = 0
-        with open(path, "rb") as fh:
-            for line in fh:
-                loads(line)
-                count += 1
+        count = parse_floor(path)
         extra: dict[str, object] = {}
     else:
         import fsm.stepper
@@ -137,6 +143,18 @@ def child(mode: str, path: str) -> None:
     if mode == "parallel":  # the worker has ended: add its peak
         peak_kb += resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(json.dumps({"mode": mode, "count": count, "seconds": seconds, "peak_mb": peak_kb / 1024, **extra}))
+
+
+def run_child(python: str, script: str, mode: str, log: Path) -> dict[str, Any]:
+    """Run ``script --child MODE LOG`` in a fresh process; its JSON line."""
+    out = subprocess.run(
+        [python, script, "--child", mode, str(log)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def main() -> None:
@@ -171,14 +189,7 @@ def main() -> None:
     for n in range(args.repeat):
         for mode in ("floor", "floor", "validate", "parallel"):
             print(f"\r  round {n + 1}/{args.repeat}: {mode}    ", end="", file=sys.stderr, flush=True)
-            out = subprocess.run(
-                [args.python, __file__, "--child", mode, str(log)],
-                capture_output=True,
-                text=True,
-                check=True,
-                env={**os.environ, "PYTHONHASHSEED": "0"},
-            )
-            results.setdefault(mode, []).append(json.loads(out.stdout.strip().splitlines()[-1]))
+            results.setdefault(mode, []).append(run_child(args.python, __file__, mode, log))
     print(file=sys.stderr)
     rounds = [
         (min(results["floor"][2 * n]["seconds"], results["floor"][2 * n + 1]["seconds"]), n)

@@ -38,7 +38,9 @@ __all__ = [
     "Violation",
     "__version__",
     "load_spec",
+    "validate_distributed",
     "validate_log",
+    "validate_sharded",
 ]
 
 _WHERE = {
@@ -60,17 +62,21 @@ _WHERE = {
     "Validator": "fsm.pipeline",
     "Violation": "fsm.violation",
     "load_spec": "fsm.spec",
+    "validate_distributed": "fsm.distributed",
     "validate_log": "fsm.pipeline",
+    "validate_sharded": "fsm.shards",
 }
 
 if TYPE_CHECKING:
     from fsm.config import Config
+    from fsm.distributed import validate_distributed
     from fsm.errors import FsmError, LogFormatError, SpecError, UsageError
     from fsm.exchange import Exchange
     from fsm.matcher import Match
     from fsm.models.exchange import ExchangeRecord
     from fsm.pipeline import ExchangeCallback, Validator, validate_log
     from fsm.report import Report
+    from fsm.shards import validate_sharded
     from fsm.spec import Spec, load_spec
     from fsm.stepper import Prediction
     from fsm.violation import Rule, Severity, SourceLocation, Violation

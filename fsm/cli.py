@@ -145,6 +145,14 @@ def cli() -> None:
     "file's, else no).",
 )
 @click.option(
+    "--view",
+    type=click.Choice(["all", "payee", "payer"]),
+    default=None,
+    help="Whose calls the traffic holds (D28): all, or one party's; then a change the other party's "
+    "unseen calls explain is info (observe.unseen-call), not an error (default: the config file's, "
+    "else all).",
+)
+@click.option(
     "--severity",
     "severities",
     multiple=True,
@@ -170,7 +178,24 @@ def cli() -> None:
     default=None,
     help="Read, parse and schema-check in a second process while this one steps the machines "
     "(same report, faster on two cores; Linux only; not for standard input). "
-    f"Default: for files over {_PARALLEL_FROM >> 20} MB.",
+    f"Default: for files over {_PARALLEL_FROM >> 20} MB. Only with --jobs 1: shards replace it.",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(1),
+    default=None,
+    help="Judge on N processes, the log split by payment context (the same report as one process; "
+    "Linux; not for standard input). --jobs 1: one process. "
+    f"Default: the cores available for inputs over {_PARALLEL_FROM >> 20} MB in all, else 1.",
+)
+@click.option(
+    "--dask",
+    "dask_address",
+    metavar="ADDRESS",
+    default=None,
+    help="Judge the shards on a Dask cluster (tcp://scheduler:8786; needs the dask extra). Inputs "
+    "may be fsspec URLs (s3://, gs://, file://) the workers can read.",
 )
 @click.option(
     "--max-per-rule",
@@ -209,11 +234,14 @@ def validate(
     output: str | None,
     strict: bool | None,
     require_complete: bool | None,
+    view: str | None,
     severities: Sequence[str],
     config_path: str | None,
     engine: str,
     progress: bool | None,
     parallel: bool | None,
+    jobs: int | None,
+    dask_address: str | None,
     max_per_rule: int,
     api_prefix: str | None,
     hosts: Sequence[str],
@@ -225,7 +253,6 @@ def validate(
     schemas, and the entities it names stepped through their state machines.
     """
     from fsm.config import Config, find_config, load_config, parse_severity_overrides
-    from fsm.pipeline import Validator
     from fsm.render import write
     from fsm.render.text import render_text, summary_line
 
@@ -244,13 +271,72 @@ def validate(
     config = config.merged(
         strict=strict,
         require_complete=require_complete,
+        view=view,
         format=fmt,
         severity={**config.severity, **overrides},
         api_prefix=api_prefix,
         hosts=tuple(hosts) or None,
         max_live=max_live,
     )
-    _check_inputs(files, output)
+    from fsm.shards import expand
+
+    files = expand(files) if dask_address is None else list(files)
+    if dask_address is None:
+        _check_inputs(files, output)
+    if jobs is not None and jobs > 1 and parallel:
+        raise UsageError("--parallel splits one process's work in two; with --jobs N (N > 1), shards do")
+    if dask_address is not None or (jobs is None and parallel is None and _shard_by_default(files)):
+        jobs = jobs if jobs is not None else _cores()
+    report = (
+        _validate_shards(files, jobs, dask_address, config, engine)
+        if dask_address is not None or (jobs or 1) > 1
+        else _validate_one(files, config, engine, parallel, progress)
+    )
+    if config.format == "text" and not output and sys.stdout.isatty():
+        _print_colour(render_text(report, max_per_rule))
+    else:  # (streamed: a report of millions of entities is never held whole, D27)
+        _write_report(lambda out: write(report, config.format, out, max_per_rule=max_per_rule), output)
+        if output or config.format != "text":
+            click.echo(summary_line(report), err=True)
+    for i in report.inputs:  # input that cannot be read at all is not a verdict on traffic
+        if not i.judged:
+            why = f"none of its {i.records:,} records could be read" if i.records else "it holds no records"
+            click.echo(f"voucher-fsm: {i.label}: {why}; nothing in it was checked", err=True)
+    if report.nothing_judged:  # no verdict on traffic (D25)
+        click.echo(f"voucher-fsm: {report.nothing_judged_line()}", err=True)
+    sys.exit(report.exit_code)
+
+
+def _cores() -> int:
+    from fsm.shards import cores
+
+    return cores()
+
+
+def _shard_by_default(files: Sequence[str]) -> bool:
+    """Files (no standard input) over the size a second process pays for, on more than one core."""
+    if "-" in files or _cores() < 2:
+        return False
+    return sum(Path(f).stat().st_size for f in files) >= _PARALLEL_FROM
+
+
+def _validate_shards(
+    files: Sequence[str], jobs: int | None, dask_address: str | None, config: Any, engine: str
+) -> Any:
+    from fsm.shards import validate_sharded
+
+    if dask_address is None:
+        return validate_sharded(files, jobs=jobs, config=config, engine=engine)
+    from fsm.distributed import validate_distributed
+
+    return validate_distributed(files, address=dask_address, shards=jobs, config=config, engine=engine)
+
+
+def _validate_one(
+    files: Sequence[str], config: Any, engine: str, parallel: bool | None, progress: bool | None
+) -> Any:
+    from fsm.pipeline import Validator
+
     validator = Validator(config=config, engine=engine)
 
     def two_processes(f: str) -> bool:
@@ -295,20 +381,7 @@ def validate(
     else:
         for f in files:
             validator.feed_file(f, parallel=two_processes(f))
-    report = validator.finish()
-    if config.format == "text" and not output and sys.stdout.isatty():
-        _print_colour(render_text(report, max_per_rule))
-    else:  # (streamed: a report of millions of entities is never held whole, D27)
-        _write_report(lambda out: write(report, config.format, out, max_per_rule=max_per_rule), output)
-        if output or config.format != "text":
-            click.echo(summary_line(report), err=True)
-    for i in report.inputs:  # input that cannot be read at all is not a verdict on traffic
-        if not i.judged:
-            why = f"none of its {i.records:,} records could be read" if i.records else "it holds no records"
-            click.echo(f"voucher-fsm: {i.label}: {why}; nothing in it was checked", err=True)
-    if report.nothing_judged:  # no verdict on traffic (D25)
-        click.echo(f"voucher-fsm: {report.nothing_judged_line()}", err=True)
-    sys.exit(report.exit_code)
+    return validator.finish()
 
 
 def _print_colour(text: str) -> None:

@@ -32,7 +32,10 @@ _KEYS = {
     "api-prefix",
     "hosts",
     "max-live",
+    "view",
 }
+VIEWS = ("all", "payee", "payer")
+"""Whose traffic a run sees (D28): every party's, or one party's calls only."""
 KEPT_PER_RULE = 1000
 MAX_LIVE = 200_000
 """Live entities kept by default: under 1 KB each, at most about 200 MB of them (D27)."""
@@ -67,8 +70,14 @@ class Config:
     """The API's hosts (D25), ``name`` or ``name:port``: exchanges on others are not judged (empty: any)."""
     max_live: int = MAX_LIVE
     """Live entities kept (0: no cap); past it the longest idle are forgotten (D27, ``entity.forgotten``)."""
+    view: str = "all"
+    """Whose calls the traffic holds (D28): ``all``, or one party's (``payee``, ``payer``); changes the
+    other party's unseen calls explain are then adopted (``observe.unseen-call``), not reported."""
 
     def __post_init__(self) -> None:
+        if self.view not in VIEWS:
+            where = self.source or "Config(view=...)"
+            raise UsageError(f"{where}: view must be one of {', '.join(VIEWS)}, not {self.view!r}")
         for name in ("kept_per_rule", "longest_record", "most_values", "max_live"):
             value = getattr(self, name)
             if type(value) is not int or value < (0 if name in ("kept_per_rule", "max_live") else 1):
@@ -191,6 +200,9 @@ def load_config(path: Path) -> Config:
     severity = table.get("severity", {})
     if not isinstance(severity, dict):
         raise UsageError(f"{where}: severity must be a table of rule = level")
+    view = table.get("view", "all")
+    if view not in VIEWS:
+        raise UsageError(f"{where}: view must be one of {', '.join(VIEWS)}")
     fmt = table.get("format", "text")
     if fmt not in REPORT_FORMATS:
         raise UsageError(f"{where}: format must be one of {', '.join(REPORT_FORMATS)}")
@@ -199,6 +211,7 @@ def load_config(path: Path) -> Config:
         strict=table.get("strict", False),
         require_complete=table.get("require-complete", False),
         format=fmt,
+        view=view,
         source=str(path),
         api_prefix=table.get("api-prefix"),
         hosts=tuple(hosts) if isinstance(hosts := table.get("hosts", ()), list) else hosts,

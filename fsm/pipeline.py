@@ -31,7 +31,7 @@ from fsm.stepper import Coverage, Prediction, Stepper, history_location
 from fsm.stepper.entities import FINISHED_IN_RAM, EntityStore
 from fsm.violation import Finding, RelatedExchange, Severity, SourceLocation, Violation
 
-__all__ = ["ExchangeCallback", "Validator", "validate_log"]
+__all__ = ["ExchangeCallback", "Validator", "distinct_label", "make_matcher", "validate_log"]
 
 Progress = Callable[[int, float | None], None]
 """Called now and then during feed_file with (records read so far, fraction of the file read or None)."""
@@ -124,22 +124,18 @@ class Validator:
             )
         self._severity = self.config.effective(self.spec.rules)
         self._keep = self.config.kept_per_rule or 2**63
-        router = Router(self.spec, self.config.api_prefix)
-        self._matcher = Matcher(
-            router,
-            self.config.hosts,
-            self.spec.transport,
-            self.spec.body_kept,
-        )
+        self._matcher = make_matcher(self.spec, self.config)
+        router = self._matcher.router
         self._schemas = SchemaChecker(self.spec, fast=engine == "table")
-        self._stepper = stepper(
-            self.spec,
-            engines_for(self.spec, engine),
-            coverage=coverage,
-            max_live=max_live,
-            finished_in_ram=finished_in_ram,
-            retain_finished=None if retain_finished is None else float(retain_finished),
-        )
+        stepping = engines_for(self.spec, engine)
+        bounds: dict[str, Any] = {
+            "max_live": max_live,
+            "finished_in_ram": finished_in_ram,
+            "retain_finished": None if retain_finished is None else float(retain_finished),
+        }
+        if self.config.view != "all":  # (a Stepper subclass of an older signature still fits)
+            bounds["view"] = self.config.view
+        self._stepper = stepper(self.spec, stepping, coverage=coverage, **bounds)
         self._on_exchange = on_exchange
         self._violations: list[Violation] = []
         self._read = self._judged = self._unreadable = self._transport = 0
@@ -295,11 +291,7 @@ class Validator:
 
         Each input has its own clock (D19), keyed by its label: two files must not share one.
         """
-        n, shown = 1, label
-        while self._labels.setdefault(shown, path) != path:
-            n += 1
-            shown = f"{label} ({n})"
-        return shown
+        return distinct_label(self._labels, label, path)
 
     def _check_open(self) -> None:
         if self._finished is not None:
@@ -342,7 +334,13 @@ class Validator:
         routed = self._matcher.match(built)
         if isinstance(routed, Match):
             lost = self._matcher.body_lost(built)
-            schema = self._schemas.check(built, routed, request=not lost)
+            unkept = _not_kept(record)  # a body the capture did not keep: not checked, said so (D21)
+            schema = self._schemas.check(
+                built,
+                routed,
+                request=not lost and "request" not in unkept,
+                response="response" not in unkept,
+            )
             if lost:
                 schema.append(
                     Finding(
@@ -352,6 +350,7 @@ class Validator:
                         instance_path="/request/body",
                     )
                 )
+            schema.extend(_unkept_finding(side) for side in unkept)
             if schema:  # scrubbed here, where the whole exchange is at hand (the stepping side gets less)
                 scrub = self._scrubber(built, routed, schema, whole=True)
                 schema = [_scrubbed(scrub, f) for f in schema]
@@ -676,6 +675,26 @@ def _forgotten(store: EntityStore) -> Finding:
     )
 
 
+def _not_kept(record: Any) -> tuple[str, ...]:
+    """The sides whose body the record says the capture did not keep (``bodyNotKept: true``)."""
+    if not isinstance(record, Mapping):
+        return ()
+    return tuple(
+        side
+        for side in ("request", "response")
+        if isinstance(record.get(side), Mapping) and record[side].get("bodyNotKept") is True
+    )
+
+
+def _unkept_finding(side: str) -> Finding:
+    return Finding(
+        "input.body-not-checked",
+        f"the {side} body was passed on but not kept by the capture (longer than its bound); it is not "
+        "checked, the rest of the exchange is",
+        instance_path=f"/{side}/body",
+    )
+
+
 def _scrubbed(scrub: Scrubber, f: Finding) -> Finding:
     """``f`` with what ``scrub`` knows of fingerprinted in everything it says (its context too)."""
     if not scrub:
@@ -740,6 +759,20 @@ def _redacted(related: tuple[RelatedExchange, ...]) -> tuple[RelatedExchange, ..
         summary = redact(r.summary)
         out.append(r if summary == r.summary else replace(r, summary=summary))
     return tuple(out)
+
+
+def make_matcher(spec: Spec, config: Config) -> Matcher:
+    """The matcher a run with these settings routes with (the API prefix and hosts, D25)."""
+    return Matcher(Router(spec, config.api_prefix), config.hosts, spec.transport, spec.body_kept)
+
+
+def distinct_label(labels: dict[str, str], label: str, path: str) -> str:
+    """``label``, or ``label (2)`` when ``labels`` (label shown -> path) holds it for another path."""
+    n, shown = 1, label
+    while labels.setdefault(shown, path) != path:
+        n += 1
+        shown = f"{label} ({n})"
+    return shown
 
 
 def validate_log(

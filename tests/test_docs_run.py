@@ -10,7 +10,7 @@ as the user's own (``capture.har``, ``traffic.jsonl``, ``logs/*.jsonl``, ``body.
 - ``console``: the ``$`` command runs; its exit code is the one the docs' summary line implies and
   every output line shown (``...`` elides) is in the real output;
 - ``python``: a block of test functions (docs/testing.md) runs under pytest as a test file;
-  README's and docs/library.md's run in tests/test_docs_examples.py;
+  README's, docs/library.md's and docs/embedding.md's run in tests/test_docs_examples.py;
 - ``toml``: the settings file is accepted by ``voucher-fsm validate``; ``json``: the record parses
   and has the exchange record's shape; ``text`` (report excerpts) and ``mermaid`` are output, not
   code.
@@ -41,12 +41,14 @@ SKIPPED = {
     "clean clone, tests/test_packaging.py installs the wheel into a fresh virtual environment",
     "apt-get install": "installs a Debian package as root from the network: .ci/run does it",
     "python -m pytest": "runs the whole suite, this test included: .ci/run runs it",
+    "voucher-fsm validate --dask": "needs a Dask cluster at that address: tests/test_distributed.py runs "
+    "the same on a 2-worker LocalCluster",
     "python benchmarks/": "a benchmark of minutes: its figures are in docs/performance.md",
     "mkdir -p /tmp/voucher-fsm-src": "builds the compiled wheel (minutes): tests/test_packaging.py (slow)",
     "HATCH_BUILD_HOOK_ENABLE_MYPYC": "builds the compiled wheel (minutes): tests/test_packaging.py (slow)",
 }
 # run in order, in one namespace, by tests/test_docs_examples.py
-PYTHON_ELSEWHERE = {"docs/library.md", "README.md"}
+PYTHON_ELSEWHERE = {"docs/library.md", "README.md", "docs/embedding.md"}
 OUTPUT_ONLY = {"text", "mermaid"}
 
 

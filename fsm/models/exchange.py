@@ -33,6 +33,11 @@ class RequestRecord(BaseModel):
     )
     body: Any = Field(default=None, description="The JSON body, parsed; absent or null for no body.")
     bodyText: str | None = Field(default=None, description="A captured body that is not JSON, as text.")
+    bodyNotKept: bool | None = Field(
+        default=None,
+        description="true: the capture passed a body on without keeping it (longer than its bound); it is "
+        "not checked, and an input.body-not-checked info says so.",
+    )
 
 
 class ResponseRecord(BaseModel):
@@ -46,6 +51,11 @@ class ResponseRecord(BaseModel):
     headers: dict[str, str] | None = Field(default=None, description="Headers by name.")
     body: Any = Field(default=None, description="The JSON body, parsed.")
     bodyText: str | None = Field(default=None, description="A captured body that is not JSON, as text.")
+    bodyNotKept: bool | None = Field(
+        default=None,
+        description="true: the capture passed a body on without keeping it (longer than its bound); it is "
+        "not checked, and an input.body-not-checked info says so.",
+    )
 
 
 class ExchangeRecord(BaseModel):

@@ -114,6 +114,7 @@ def open_input(
     *,
     longest: int = LONGEST_RECORD,
     most_values: int = MOST_VALUES,
+    keep: Callable[[int], bool] | None = None,
 ) -> tuple[InputFile, Iterator[RawItem]]:
     """Open ``path`` (``-`` for standard input) and return its description and record stream.
 
@@ -122,6 +123,9 @@ def open_input(
 
     A file that cannot be opened (a folder, no permission) is one unreadable file-level record;
     raises :class:`LogFormatError` only for standard input that is closed or was read already.
+
+    ``keep``: JSONL lines for which ``keep(line number)`` is false are not parsed nor yielded
+    (other formats yield every record: the caller filters).
     """
     if path == "-":
         if stdin is None and sys.stdin is None:  # (file descriptor 0 closed: Python sets it so)
@@ -183,7 +187,7 @@ def open_input(
         attached = attached_beside(Path(path), longest) if path != "-" else None
         return info, _closing(_har_items(stream, reread, most_values, attached), handle)
     # (one generator less per record)
-    return info, read_jsonl(stream, also_close=handle, longest=longest, most_values=most_values)
+    return info, read_jsonl(stream, also_close=handle, longest=longest, most_values=most_values, keep=keep)
 
 
 def _open_zip(

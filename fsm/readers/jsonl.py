@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -27,6 +27,7 @@ def read_jsonl(
     *,
     longest: int = LONGEST_RECORD,
     most_values: int = MOST_VALUES,
+    keep: Callable[[int], bool] | None = None,
 ) -> Iterator[tuple[int | None, Any, str | None]]:
     """Yield ``(line, record, error)`` for every non-blank line of a binary stream.
 
@@ -36,6 +37,9 @@ def read_jsonl(
     column; blank lines are not records. A line longer than ``longest`` bytes, or holding more
     than ``most_values`` values (counted by their separators, an upper bound), yields an error
     and is not parsed; reading goes on at the next line.
+
+    ``keep``: when given, only lines for which ``keep(line number)`` is true are parsed and
+    yielded (a shard reads the whole file but parses its own records only, :mod:`fsm.shards`).
     """
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
@@ -43,7 +47,11 @@ def read_jsonl(
     try:
         for line_no, line in enumerate(iter(functools.partial(stream.readline, longest + 1), b""), 1):
             if len(line) > longest:
-                yield line_no, None, _skip_long(stream, line, longest)
+                why = _skip_long(stream, line, longest)
+                if keep is None or keep(line_no):
+                    yield line_no, None, why
+                continue
+            if keep is not None and not keep(line_no):
                 continue
             if len(line) >= _CHECKED and _values(line) > most_values:
                 yield line_no, None, f"a record of more than {most_values:,} values is not read (most-values)"

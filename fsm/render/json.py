@@ -11,7 +11,7 @@ from fsm._version import __version__
 from fsm.report import Report
 from fsm.violation import Violation
 
-__all__ = ["render_json", "report_to_dict", "write_json"]
+__all__ = ["render_json", "report_to_dict", "violation_to_dict", "write_json"]
 
 
 def _violation(v: Violation) -> dict[str, Any]:
@@ -45,6 +45,11 @@ def _violation(v: Violation) -> dict[str, Any]:
     if v.context:
         out["context"] = [_violation(c) for c in v.context]
     return out
+
+
+def violation_to_dict(v: Violation) -> dict[str, Any]:
+    """One violation as the report's JSON writes it (``schemas/report.schema.json``, ``violations`` items)."""
+    return _violation(v)
 
 
 def report_to_dict(report: Report, *, entities: bool = True) -> dict[str, Any]:

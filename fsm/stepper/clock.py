@@ -34,6 +34,17 @@ class Clock:
     def __init__(self) -> None:
         self._clocks: dict[str, float] = {}
 
+    def last(self, file: str) -> float | None:
+        """The time of the last timed exchange of ``file`` judged so far, or None."""
+        return self._clocks.get(file)
+
+    def resume(self, file: str, time: float | None) -> None:
+        """Set ``file``'s clock as if the exchanges before (judged elsewhere, a shard's) had been."""
+        if time is None:
+            self._clocks.pop(file, None)
+        else:
+            self._clocks[file] = time
+
     def check(self, ex: Exchange) -> Finding | None:
         """An exchange earlier than the one before it in the same input is a finding (D19)."""
         if ex.time is None:

@@ -39,9 +39,12 @@ from fsm.stepper.payments import Currencies
 from fsm.stepper.predict import Prediction, Predictor
 from fsm.stepper.refs import MISSING
 from fsm.stepper.terms import Terms
+from fsm.stepper.unseen import Unseen
 from fsm.violation import Finding, RelatedExchange
 
 __all__ = ["CHECKS", "Check", "Stepper"]
+
+_UNAUTHORIZED = "unauthorized"  # the generic code of a call without a token (D15)
 
 
 Check = Callable[[Call, list[Finding]], None]
@@ -62,25 +65,30 @@ the checks run."""
 class Stepper:
     """Holds the model of one run: entities, tokens, known currencies, the clock."""
 
+    store_class: type[EntityStore] = EntityStore
+    """The entity store's class (a subclass may record more, e.g. the order shards merge in)."""
+
     def __init__(
         self,
         spec: Spec,
         engines: Mapping[str, Engine],
         *,
         coverage: bool = False,
+        view: str = "all",
         max_live: int = 0,
         finished_in_ram: int = 0,
         retain_finished: float | None = None,
     ) -> None:
-        """The model of one run.
+        """The model of one run; ``view``: whose calls the traffic holds (D28).
 
         ``max_live``, ``finished_in_ram``, ``retain_finished``: memory bounds (D27), see
         :class:`~fsm.stepper.entities.EntityStore`.
         """
         self.spec = spec
+        self.unseen = Unseen(spec, view)  # one party's view (D28): what the other party's calls may change
         self.engines = engines
         self.coverage: Coverage | None = Coverage() if coverage else None
-        self.store = EntityStore(
+        self.store = self.store_class(
             spec.machines,
             engines,
             spec.callers.scope,
@@ -95,9 +103,9 @@ class Stepper:
         self.actors = Actors(spec, self.store)
         self.currencies = Currencies(spec)
         self.lifecycle = Lifecycle(
-            spec, self.store, self.predictor, self.timers, self.terms, self.actors, self.coverage
+            spec, self.store, self.predictor, self.timers, self.terms, self.actors, self.coverage, self.unseen
         )
-        self.observations = Observations(spec, self.store, self.timers, self.terms)
+        self.observations = Observations(spec, self.store, self.timers, self.terms, self.unseen)
         self._clock = Clock()
         self._touched: list[Entity] = []
         self._plans: dict[str, tuple[Check, ...]] = {
@@ -239,7 +247,12 @@ class Stepper:
         op = routed.operation
         if op.auth == "required" and ex.token is None:
             return Prediction(
-                op.id, False, rule="actor.unauthenticated", reason=f"{op.id} needs an Authorization token"
+                op.id,
+                False,
+                status=self.spec.generic_statuses.get(_UNAUTHORIZED),
+                code=_UNAUTHORIZED if _UNAUTHORIZED in self.spec.generic_errors else None,
+                rule="actor.unauthenticated",
+                reason=f"{op.id} needs an Authorization token",
             )
         now = parse_timestamp(at) if at else None
         leads: Prediction = Prediction(op.id, True, reason="no lifecycle step refuses it")

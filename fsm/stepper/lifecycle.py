@@ -22,6 +22,7 @@ from fsm.stepper.entities import Entity, EntityStore
 from fsm.stepper.predict import Outcome, Predictor
 from fsm.stepper.refs import MISSING, Reader, reader
 from fsm.stepper.terms import Term, Terms
+from fsm.stepper.unseen import Unseen
 from fsm.violation import Finding
 
 __all__ = ["Lifecycle", "Move", "StepPlan", "move"]
@@ -102,8 +103,10 @@ class Lifecycle:
         terms: Terms,
         actors: Actors,
         coverage: Coverage | None,
+        unseen: Unseen | None = None,
     ) -> None:
         self.rules = spec.rules
+        self.unseen = unseen if unseen is not None else Unseen(spec)
         self.store = store
         self.predictor = predictor
         self.timers = timers
@@ -164,6 +167,8 @@ class Lifecycle:
         if mv is None:  # (several candidate states, or a guard decides: predicted now)
             accepts, refuses = self.predictor.outcomes(m, e, e.states, plan.step.trigger, ex.req_body)
             mv = move(accepts, refuses, self._roles, plan.status_of)
+        if self.unseen and (not mv.accepts if ex.accepted else not mv.refuses):
+            mv = self._unseen(plan, e, ex, mv, findings)
         if ex.accepted:
             if not mv.accepts:
                 findings.append(self._illegal(plan, e, call.op, ex, mv.refuses))
@@ -179,6 +184,54 @@ class Lifecycle:
                 findings.append(wrong)
         self.store.remember(e, call.seen)
         return ex.accepted
+
+    def _unseen(self, plan: StepPlan, e: Entity, ex: Exchange, mv: Move, findings: list[Finding]) -> Move:
+        """An answer the model did not predict that an unseen call of the other party explains (D28).
+
+        Accepted where every outcome refuses, or refused (with the code the docs give) where every
+        outcome accepts: when a state that unseen transitions reach predicts the answer, the entity
+        is adopted there with an ``observe.unseen-call`` info; otherwise the move stands.
+        """
+        m, trigger = plan.machine, plan.step.trigger
+        fits: list[str] = []
+        for state in self.unseen.reach(m.name, e.states):
+            acc, ref = self.predictor.outcomes(m, e, (state,), trigger, ex.req_body)
+            if ex.accepted:
+                fit = bool(acc) and not ref
+            else:
+                codes = {o.code for o in ref}  # (None: any 4xx)
+                fit = bool(ref) and not acc and (None in codes or ex.error_code in codes)
+            if fit:
+                fits.append(state)
+        if not fits:
+            return mv
+        did = "was accepted" if ex.accepted else f"was refused with {ex.error_code!r}"
+        findings.append(self.unseen.finding(e.key, m.name, e.states, tuple(fits), f"{trigger} {did}"))
+        e.states = tuple(fits)
+        accepts, refuses = self.predictor.outcomes(m, e, e.states, trigger, ex.req_body)
+        return move(accepts, refuses, self._roles, plan.status_of)
+
+    def _unseen_clean(
+        self, plan: StepPlan, e: Entity, ex: Exchange, mv: Move, findings: list[Finding]
+    ) -> Move:
+        """An accepted call that warns where the model is, but not where an unseen call leads (D28)."""
+        m, trigger = plan.machine, plan.step.trigger
+        fits = []
+        for state in self.unseen.reach(m.name, e.states):
+            acc, ref = self.predictor.outcomes(m, e, (state,), trigger, ex.req_body)
+            if acc and not ref and not any(_warns(o) for o in acc):
+                fits.append(state)
+        if not fits:
+            return mv
+        findings.append(self.unseen.finding(e.key, m.name, e.states, tuple(fits), f"{trigger} was accepted"))
+        e.states = tuple(fits)
+        accepts, refuses = self.predictor.outcomes(m, e, e.states, trigger, ex.req_body)
+        return move(accepts, refuses, self._roles, plan.status_of)
+
+    def _may_have_finished(self, c: Entity) -> bool:
+        """Whether calls this view does not see could have brought ``c`` to a final state (D28)."""
+        finals = self._machines[c.kind].finals
+        return any(s in finals for s in self.unseen.reach(c.kind, c.states))
 
     def _create(
         self,
@@ -229,6 +282,8 @@ class Lifecycle:
     def _accept(self, plan: StepPlan, e: Entity, mv: Move, call: Call, findings: list[Finding]) -> None:
         """Follow an accepted call the model allows: warnings, the new states, roles, terms, status."""
         ex = call.ex
+        if self.unseen and any(_warns(o) for o in mv.warns):
+            mv = self._unseen_clean(plan, e, ex, mv, findings)
         for o in mv.warns:
             findings.extend(self._warnings(o, plan.machine, e, ex))
         if mv.took is not None and self.coverage is not None:
@@ -341,7 +396,11 @@ class Lifecycle:
             if self.predictor.guard(m.guards[use.guard], e, ex.req_body) is False:
                 assert use.warn is not None
                 rule = self.rules[use.warn]
-                open_children = [c.key for c in e.children or () if not self.store.is_final(c)]
+                unfinished = [c for c in e.children or () if not self.store.is_final(c)]
+                open_children = [c.key for c in unfinished]
+                if self.unseen and unfinished and all(self._may_have_finished(c) for c in unfinished):
+                    acc.append(self.unseen.unproven(e.key, open_children, use.warn))
+                    continue
                 acc.append(
                     Finding(
                         use.warn,
@@ -369,6 +428,12 @@ class Lifecycle:
             e.states = tuple(s for s in e.states if status_of[s] == actual)
             e.observed = actual
             return
+        unseen = tuple(s for s in self.unseen.reach(plan.machine.name, e.states) if status_of[s] == actual)
+        if unseen:
+            answered = f"is answered {actual}"
+            findings.append(self.unseen.finding(e.key, plan.machine.name, e.states, unseen, answered))
+            e.states, e.observed = unseen, actual
+            return
         assert plan.step.status is not None
         expected = " or ".join(sorted(predicted))
         findings.append(
@@ -386,3 +451,8 @@ class Lifecycle:
         if resync:
             e.states = resync
         e.observed = actual
+
+
+def _warns(o: Outcome) -> bool:
+    """Whether taking ``o``'s transition warns whatever the guards say (its own ``warn``)."""
+    return o.transition is not None and o.transition.warn is not None

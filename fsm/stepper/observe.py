@@ -17,6 +17,7 @@ from fsm.stepper.clock import Timers
 from fsm.stepper.entities import Entity, EntityStore, Seen, history_location, summary
 from fsm.stepper.refs import MISSING, Reader, reader
 from fsm.stepper.terms import Term, Terms
+from fsm.stepper.unseen import Unseen
 from fsm.violation import Finding, RelatedExchange
 
 __all__ = ["Observations", "ObservePlan"]
@@ -39,8 +40,11 @@ class ObservePlan:
 class Observations:
     """Judges the ``observes`` of an accepted call."""
 
-    def __init__(self, spec: Spec, store: EntityStore, timers: Timers, terms: Terms) -> None:
+    def __init__(
+        self, spec: Spec, store: EntityStore, timers: Timers, terms: Terms, unseen: Unseen | None = None
+    ) -> None:
         self.machines = spec.machines
+        self.unseen = unseen if unseen is not None else Unseen(spec)
         self.store = store
         self.timers = timers
         self.terms = terms
@@ -104,6 +108,9 @@ class Observations:
             e.states = tuple(s for s in e.states if status_of[s] == status)
         elif e.expired_by_clock and status in self.timers.before[m.name]:
             pass  # the server may not report expiry yet (D17: expiry allowed for)
+        elif unseen := tuple(s for s in self.unseen.reach(m.name, e.states) if status_of[s] == status):
+            acc.append(self.unseen.finding(e.key, m.name, e.states, unseen, f"is observed {status}"))
+            e.states = unseen  # (D28: the other party's call, not seen from this view)
         else:
             acc.append(self._mismatch(e, status, predicted, where))
             e.states = m.states_with_status(status) or e.states

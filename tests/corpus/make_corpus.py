@@ -751,6 +751,43 @@ def _forgotten() -> tuple[list[Any], Expect]:
     return f.records, [("entity.forgotten", None)]  # at the end of the log
 
 
+@case(
+    "view-payee-unseen-calls",
+    "Run with view payee: the payee's server sees its own calls only. The payer's unseen join explains "
+    "the reserve in a session the model had waiting, and its unseen resolve the RESOLVED read; both are "
+    "adopted with an info (D28). The context, opened and closed by the payer, stays open in this view.",
+    settings={"view": "payee"},
+)
+def _payee_view() -> tuple[list[Any], Expect]:
+    f = Flow(seed=61)  # sign-in payer, context-open, sign-in payee, session-open, join
+    v = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, v))
+    f.add(f.b.resolve(f.payer, v))
+    f.add(f.b.get_voucher(f.payee, v))
+    f.close()  # session-close (payee), context-close (payer)
+    payees = [r for r in f.records if f.payee in r["request"].get("headers", {}).get("authorization", "")]
+    seen = [f.records[2], *payees]  # the payee's sign-in, then every call with its token
+    # sign-in, session-open, reserve (join unseen), redeem, get (resolve unseen), session-close
+    return seen, [("observe.unseen-call", 2), ("observe.unseen-call", 4), ("entity.incomplete", 1)]
+
+
+@case(
+    "body-not-kept",
+    "A capture that passed a voucher's answer on without keeping its body says so (bodyNotKept): "
+    "not checked, one info (D21).",
+)
+def _body_not_kept() -> tuple[list[Any], Expect]:
+    f = Flow(seed=62)
+    v = f.voucher()
+    f.add(f.b.redeem_simple(f.payee, v))
+    f.add(f.b.resolve(f.payer, v))
+    at = f.add(f.b.get_voucher(f.payee, v))
+    f.records[at]["response"].pop("body")
+    f.records[at]["response"]["bodyNotKept"] = True
+    f.close()
+    return f.records, [("input.body-not-checked", at)]
+
+
 def write(root: Path = ROOT) -> list[Path]:
     """Write every case; return the files written."""
     written = []

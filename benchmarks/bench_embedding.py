@@ -1,0 +1,412 @@
+"""The middleware's own cost per exchange, and its effect on a real server's throughput.
+
+    python benchmarks/bench_embedding.py --exchanges 5000 --requests 1500
+
+1. In process (``pure``): a fixed request mix (``fsm.generate`` flows, their answers' times moved to
+   now) goes through ``ASGIMiddleware`` (observe, then enforce) and ``WSGIMiddleware`` (observe)
+   around an app that answers each request with its recorded response. The middleware's own time per
+   exchange is the whole call less the time spent inside the app (measured by the app itself), wall
+   time (``perf_counter_ns``) and CPU time (``thread_time_ns``) side by side; median and p99 in
+   microseconds. The ASGI app is driven without an event loop (nothing in it awaits I/O), so the
+   figure is the middleware's and the validator's, not asyncio's. Target (pure build): median under
+   25 us, p99 under 60 us.
+
+2. End to end (``--requests N``; 0 skips it): uvicorn serves the same replaying app, once bare and once
+   in ``ASGIMiddleware`` (observe), with a handler that burns about 1 ms of CPU, and once more each
+   with no handler cost ("bare app" figures); a client process sends the request mix (each request
+   once) over 4 keep-alive connections, with a raw HTTP/1.1 client so that the server is what is
+   measured, after 400 requests of other flows that warm the server up. Throughput is requests per
+   second of wall time, beside the server's CPU time per request (user + system, from /proc,
+   steadier than throughput on a shared machine); the four servers run in one invocation, one after
+   the other. Target: under 5% drop with the 1 ms handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+def _moved(value: Any, delta: timedelta, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _moved(v, delta, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_moved(v, delta) for v in value]
+    if isinstance(value, str) and (key.endswith("At") or key == "time"):
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+        return (when + delta).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return value
+
+
+def request_mix(exchanges: int, seed: int = 1) -> list[dict[str, Any]]:
+    """``exchanges`` records of whole generated flows, their times moved so that nothing has expired."""
+    from fsm.generate import generate
+
+    records = []
+    for record in generate(exchanges // 8 + 10, seed=seed, partial=False):
+        records.append(record)
+        if len(records) >= exchanges:
+            break
+    start = datetime.fromisoformat(records[0]["time"].replace("Z", "+00:00"))
+    return [_moved(r, datetime.now(UTC) - start) for r in records]
+
+
+def _percentiles(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+# --------------------------------------------------------------------------- in process
+def in_process(records: list[dict[str, Any]], mode: str, kind: str) -> dict[str, float]:
+    """Per-exchange cost of the middleware alone (µs), wall and CPU, median and p99."""
+    from fsm.middleware import ASGIMiddleware, WSGIMiddleware
+
+    answers = [(r["response"]["status"], json.dumps(r["response"].get("body")).encode()) for r in records]
+    inside = [0, 0]  # wall, cpu spent in the app for the current call
+    current = [0]
+
+    async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
+        w, c = time.perf_counter_ns(), time.thread_time_ns()
+        await receive()
+        status, body = answers[current[0]]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        inside[0], inside[1] = time.perf_counter_ns() - w, time.thread_time_ns() - c
+
+    def wsgi_app(environ: Any, start_response: Any) -> list[bytes]:
+        w, c = time.perf_counter_ns(), time.thread_time_ns()
+        environ["wsgi.input"].read()
+        status, body = answers[current[0]]
+        start_response(f"{status} X", [("Content-Type", "application/json")])
+        inside[0], inside[1] = time.perf_counter_ns() - w, time.thread_time_ns() - c
+        return [body]
+
+    import io
+
+    mw: Any = ASGIMiddleware(asgi_app, mode=mode) if kind == "asgi" else WSGIMiddleware(wsgi_app, mode=mode)
+    calls = []
+    for r in records:
+        q = r["request"]
+        body = json.dumps(q["body"]).encode() if "body" in q else b""
+        headers = {k.lower(): v for k, v in q.get("headers", {}).items()}
+        calls.append((q["method"], q["path"], headers, body))
+    wall: list[float] = []
+    cpu: list[float] = []
+    for n, (method, path, headers, body) in enumerate(calls):
+        current[0] = n
+        if kind == "asgi":
+            scope = {"type": "http", "method": method, "path": path, "query_string": b"",
+                     "headers": [(k.encode(), v.encode()) for k, v in headers.items()]}  # fmt: skip
+
+            async def receive(body: bytes = body) -> dict[str, Any]:
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            async def send(message: Any) -> None:
+                return None
+
+            w, c = time.perf_counter_ns(), time.thread_time_ns()
+            coro = mw(scope, receive, send)
+            with contextlib.suppress(StopIteration):  # (nothing awaits I/O: one step runs it through)
+                coro.send(None)
+            w, c = time.perf_counter_ns() - w, time.thread_time_ns() - c
+        else:
+            environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "",
+                       "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
+                       **{"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}}  # fmt: skip
+            w, c = time.perf_counter_ns(), time.thread_time_ns()
+            result = mw(environ, lambda s, h, e=None: None)
+            for _ in result:
+                pass
+            result.close()
+            w, c = time.perf_counter_ns() - w, time.thread_time_ns() - c
+        wall.append((w - inside[0]) / 1000)
+        cpu.append((c - inside[1]) / 1000)
+    stats = mw.monitor.stats()
+    assert stats["internal_errors"] == 0, stats
+    assert stats["exchanges"] == len(records), stats
+    warm = len(wall) // 10  # the first tenth warms caches up
+    (wm, wp), (cm, cp) = _percentiles(wall[warm:]), _percentiles(cpu[warm:])
+    mean = statistics.fmean(cpu[warm:])  # (with the collector's passes, which the median leaves out)
+    return {"wall_median": wm, "wall_p99": wp, "cpu_median": cm, "cpu_p99": cp, "cpu_mean": mean}
+
+
+def feed_alone(records: list[dict[str, Any]]) -> dict[str, float]:
+    """The same records fed straight to a Validator (the part of the cost that is the validator's)."""
+    from fsm import Validator
+
+    v = Validator()
+    cpu = []
+    for r in records:
+        c = time.thread_time_ns()
+        v.feed(r)
+        cpu.append((time.thread_time_ns() - c) / 1000)
+    warm = len(cpu) // 10
+    median, p99 = _percentiles(cpu[warm:])
+    return {"cpu_median": median, "cpu_p99": p99, "cpu_mean": statistics.fmean(cpu[warm:])}
+
+
+# --------------------------------------------------------------------------- end to end
+def serve_app(port: int, middleware: bool, handler_ms: float, log: str) -> None:
+    """Run one uvicorn server (in a child process)."""
+    import uvicorn
+
+    records = [json.loads(line) for line in Path(log).read_text().splitlines()]
+    answers = [(r["response"]["status"], json.dumps(r["response"].get("body")).encode()) for r in records]
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        index = int(dict(scope["headers"]).get(b"x-bench-index", b"0"))
+        if handler_ms:
+            until = time.thread_time() + handler_ms / 1000
+            while time.thread_time() < until:
+                pass
+        status, body = answers[index]
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    served: Any = app
+    if middleware:
+        from fsm.middleware import ASGIMiddleware
+
+        served = ASGIMiddleware(app)
+    uvicorn.run(served, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def load(url: str, log: str, requests: int) -> None:
+    """Send the request mix (cycled, in order) over 4 keep-alive connections; print requests per second.
+
+    A raw HTTP/1.1 client (prepared request bytes, answers read by Content-Length): an ordinary
+    client library costs more per request than the server measured, and would be the bottleneck.
+    """
+    import threading
+
+    host, port = url.removeprefix("http://").split(":")
+    records = [json.loads(line) for line in Path(log).read_text().splitlines()]
+    prepared = []
+    for n, r in enumerate(records):
+        q = r["request"]
+        body = json.dumps(q["body"]).encode() if "body" in q else b""
+        head = f"{q['method']} {q['path']} HTTP/1.1\r\nhost: {host}\r\nx-bench-index: {n}\r\n"
+        head += "".join(
+            f"{k}: {v}\r\n"
+            for k, v in q.get("headers", {}).items()
+            if k.lower() not in ("host", "content-length", "connection", "transfer-encoding")
+        )
+        prepared.append((head + f"content-length: {len(body)}\r\n\r\n").encode() + body)
+    lock = threading.Lock()
+    sent = [0]
+
+    def worker() -> None:
+        with socket.create_connection((host, int(port))) as s:
+            reader = s.makefile("rb")
+            while True:
+                with lock:
+                    n = sent[0]
+                    if n >= requests:
+                        return
+                    sent[0] += 1
+                s.sendall(prepared[n % len(prepared)])
+                length = 0
+                status = reader.readline().split(b" ", 2)
+                if len(status) < 2 or (status[1] == b"400" and b"Invalid" in status[-1]):
+                    raise SystemExit(f"the server did not answer request {n} as HTTP: {status!r}")
+                while (line := reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                if len(reader.read(length)) != length:
+                    raise SystemExit(f"the server closed the connection during request {n}")
+
+    failures: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            worker()
+        except BaseException as exc:  # (a thread's exception does not reach the caller by itself)
+            failures.append(exc)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=guarded) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise SystemExit(f"load failed: {failures[0]!r}")
+    print(json.dumps({"rps": requests / (time.perf_counter() - start)}))
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def end_to_end(log: Path, requests: int, handler_ms: float, middleware: bool) -> dict[str, float]:
+    port = _port()
+    me = [sys.executable, str(Path(__file__).resolve())]
+    server = subprocess.Popen(
+        [*me, "--serve", str(port), str(int(middleware)), str(handler_ms), str(log)], cwd=REPO
+    )
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError("the server did not start") from None
+                time.sleep(0.1)
+        warm = log.with_name("warm.jsonl")  # other flows first: schemas compile and caches fill on first use
+        subprocess.run([*me, "--load", f"http://127.0.0.1:{port}", str(warm), "400"], check=True)
+        cpu = _cpu_seconds(server.pid)
+        out = subprocess.run(
+            [*me, "--load", f"http://127.0.0.1:{port}", str(log), str(requests)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        used = _cpu_seconds(server.pid) - cpu
+        return {"rps": json.loads(out.stdout)["rps"], "cpu_us": used / requests * 1e6}
+    finally:
+        os.kill(server.pid, 15)
+        server.wait(10)
+
+
+def soak(exchanges: int, every: int = 100_000) -> None:
+    """Feed ``exchanges`` exchanges of ever-new flows through one Monitor; print the RSS as it goes.
+
+    The memory issue's target: under 20 MB of growth per million exchanges after warm-up (finished
+    entities forgotten after the monitor's retention time, live ones capped, D27).
+    """
+    import resource
+
+    from fsm.monitor import Captured, Monitor
+
+    def rss_mb() -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    monitor = Monitor()
+    fed, seed, marks = 0, 100, []
+    start = time.process_time()
+    while fed < exchanges:
+        seed += 1
+        for r in request_mix(2000, seed=seed):
+            q, a = r["request"], r["response"]
+            c = Captured(q["method"], q["path"], q.get("headers", {}), "", json.dumps(q.get("body")).encode()
+                         if "body" in q else b"")  # fmt: skip
+            c.status, c.resp_body = a["status"], json.dumps(a.get("body")).encode()
+            monitor.feed(c)
+            fed += 1
+            if fed % every == 0:
+                marks.append((fed, rss_mb()))
+                cpu = time.process_time() - start
+                print(f"{fed:>10} exchanges  RSS {marks[-1][1]:7.1f} MB  ({cpu:.0f} s CPU)")
+    if len(marks) >= 3:
+        (n0, m0), (n1, m1) = marks[1], marks[-1]  # after the first mark (warm-up)
+        print(f"growth after warm-up: {(m1 - m0) / (n1 - n0) * 1e6:.1f} MB per million exchanges")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--exchanges", type=int, default=5000, help="request mix size, in process")
+    p.add_argument("--requests", type=int, default=1500, help="requests per server end to end (0: skip)")
+    p.add_argument("--soak", type=int, default=0, help="feed N exchanges through one monitor, print RSS")
+    p.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
+    p.add_argument("--load", nargs=3, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.serve:
+        port, middleware, handler_ms, log = args.serve
+        serve_app(int(port), middleware == "1", float(handler_ms), log)
+        return
+    if args.load:
+        load(args.load[0], args.load[1], int(args.load[2]))
+        return
+    if args.soak:
+        soak(args.soak)
+        return
+    from fsm._version import __version__
+
+    compiled = any(p.suffix == ".so" for p in Path(__import__("fsm").__file__).parent.rglob("*.so"))
+    print(f"voucher-fsm {__version__} ({'compiled' if compiled else 'pure'} build), {os.cpu_count()} cores")
+    records = request_mix(args.exchanges)
+    print(
+        f"\nin process: the middleware's own cost per exchange, {len(records)} exchanges "
+        "(the first tenth warms up)"
+    )
+    print(
+        f"{'':22} {'wall median':>12} {'wall p99':>9} {'CPU median':>11} {'CPU p99':>8} {'CPU mean':>9}  (µs)"
+    )
+    for kind, mode in (("asgi", "observe"), ("asgi", "enforce"), ("wsgi", "observe")):
+        r = in_process(records, mode, kind)
+        print(
+            f"{kind.upper()} {mode:17} {r['wall_median']:12.1f} {r['wall_p99']:9.1f} "
+            f"{r['cpu_median']:11.1f} {r['cpu_p99']:8.1f} {r['cpu_mean']:9.1f}"
+        )
+    r = feed_alone(records)
+    print(
+        f"{'(Validator.feed alone)':22} {'':22} "
+        f"{r['cpu_median']:11.1f} {r['cpu_p99']:8.1f} {r['cpu_mean']:9.1f}"
+    )
+    if not args.requests:
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "mix.jsonl"
+        (Path(tmp) / "warm.jsonl").write_text("".join(json.dumps(r) + "\n" for r in request_mix(400, seed=2)))
+        mix = records if len(records) >= args.requests else request_mix(args.requests)
+        log.write_text("".join(json.dumps(r) + "\n" for r in mix[: args.requests]))  # (each sent once)
+        print(f"\nend to end under uvicorn: {args.requests} requests per server, 4 client connections")
+        for handler_ms in (1.0, 0.0):
+            bare = end_to_end(log, args.requests, handler_ms, False)
+            with_mw = end_to_end(log, args.requests, handler_ms, True)
+            drop = 100 * (1 - with_mw["rps"] / bare["rps"])
+            what = "handler ~1 ms CPU" if handler_ms else "bare app (no handler cost)"
+            print(
+                f"{what:28} without {bare['rps']:6.0f} req/s ({bare['cpu_us']:5.0f} µs CPU/req)   "
+                f"with observe {with_mw['rps']:6.0f} req/s ({with_mw['cpu_us']:5.0f} µs CPU/req)   "
+                f"drop {drop:5.1f}%"
+            )
+
+
+if __name__ == "__main__":
+    main()

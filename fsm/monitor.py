@@ -1,0 +1,381 @@
+"""A long-lived validator for a running service: the engine under the middleware and the clients.
+
+Built on the library API only (:class:`fsm.Validator`, its ``feed`` and ``predict``). A
+:class:`Monitor` turns one captured HTTP exchange into a record, asks the prediction seam whether a
+request must be refused (enforce), feeds the exchange, and hands every finding to its sinks
+(:mod:`fsm.sinks`). It is shared by threads and asyncio tasks: each ``predict`` and each ``feed``
+holds the monitor's lock for that call only (tens of microseconds), never across a request, so
+exchanges are judged one at a time in the order they finish (D19), as one thread feeding them in
+that order would judge them.
+
+It fails open: an error inside the kit never breaks the caller's request; it is counted
+(``stats()["internal_errors"]``) and logged once, with its traceback, to the ``fsm.monitor`` logger.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import orjson
+
+from fsm.config import Config, load_config
+from fsm.errors import UsageError
+from fsm.pipeline import Validator
+from fsm.stepper import Prediction
+from fsm.violation import Severity, Violation
+
+__all__ = [
+    "BODY_LIMIT",
+    "Captured",
+    "Monitor",
+    "ProtocolViolation",
+    "Refusal",
+    "Sink",
+    "Snapshot",
+    "now_iso",
+]
+
+Mode = Literal["observe", "enforce"]
+MODES = ("observe", "enforce")
+BODY_LIMIT = 1 << 20
+"""Bytes of one body kept for checking (default); past it the body passes on but is not checked."""
+SPEC_PREFIX = "/api/v1"  # where the shipped operation table's paths live (D25)
+_LOG = logging.getLogger("fsm.monitor")
+_COUNTERS = ("exchanges", "enforced", "skipped", "bodies_not_checked", "internal_errors")
+
+
+class Sink(Protocol):
+    """Where findings go: called once per exchange that caused any, with its violations."""
+
+    def __call__(self, violations: Sequence[Violation], exchange: Captured) -> None: ...
+
+
+class ProtocolViolation(Exception):
+    """Raised by an enforcing client before it sends a call the model says must be refused.
+
+    ``prediction`` is the :class:`fsm.Prediction` (operation, entity, code, rule, reason).
+    """
+
+    def __init__(self, prediction: Prediction, method: str, path: str) -> None:
+        self.prediction = prediction
+        self.method = method
+        self.path = path
+        rule = prediction.rule or "machine.illegal-transition"
+        super().__init__(
+            f"{method} {path}: {prediction.operation} must be refused "
+            f"({prediction.code or 'any 4xx'}; {rule}): {prediction.reason}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """The answer an enforcing middleware gives in the server's place (the spec's prediction)."""
+
+    status: int
+    body: bytes
+    prediction: Prediction
+
+
+@dataclass(slots=True)
+class Captured:
+    """One exchange as a middleware or client saw it; bodies are bytes, ``None`` when not kept."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    time: str
+    body: bytes | None = b""
+    status: int = 0
+    resp_headers: Mapping[str, str] = field(default_factory=dict)
+    resp_body: bytes | None = b""
+    enforced: bool = False
+
+    def answered_by(self, answer: Refusal, body: bytes | None) -> None:
+        """Mark the exchange as answered by an enforced refusal (``body``: the request's, if kept)."""
+        self.body = body
+        self.status = answer.status
+        self.resp_headers = {"content-type": "application/json"}
+        self.resp_body = answer.body
+        self.enforced = True
+
+    def record(self, prefix: str) -> dict[str, Any]:
+        """The exchange record (docs/log-format.md), the path moved from ``prefix`` to the spec's."""
+        path = self.path
+        if prefix != SPEC_PREFIX and (path == prefix or path.startswith(prefix + "/")):
+            path = SPEC_PREFIX + path[len(prefix) :]
+        request: dict[str, Any] = {"method": self.method, "path": path, "headers": dict(self.headers)}
+        response: dict[str, Any] = {"status": self.status, "headers": dict(self.resp_headers)}
+        for half, body in ((request, self.body), (response, self.resp_body)):
+            if body is None:  # passed on, not kept: the validator says it is not checked
+                half["bodyNotKept"] = True
+            elif body:
+                try:
+                    half["body"] = orjson.loads(body)
+                except orjson.JSONDecodeError:
+                    half["bodyText"] = body.decode("utf-8", "replace")
+        return {"time": self.time, "request": request, "response": response}
+
+
+def decode_body(body: bytes | None) -> Any:
+    """A request body as ``predict`` takes it: parsed JSON, or None."""
+    if not body:
+        return None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def now_iso() -> str:
+    """The current time as an exchange record writes it (UTC, milliseconds: ``2026-06-09T12:00:01.250Z``)."""
+    global _second
+    now = time.time()
+    whole = int(now)
+    second, prefix = _second
+    if whole != second:  # (formatted once a second; a tuple is replaced whole, so threads see one)
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second = (whole, prefix)
+    return f"{prefix}.{int((now - whole) * 1000):03d}Z"
+
+
+_second: tuple[int, str] = (-1, "")
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Findings so far, without finishing: the last ``kept`` violations, and counts of every one."""
+
+    violations: tuple[Violation, ...]
+    by_rule: Mapping[str, int]
+    by_severity: Mapping[str, int]
+    exchanges: int
+
+
+class Monitor:
+    """A validator that lives as long as the service, with sinks, settings and fail-open guards.
+
+    Arguments:
+        mode: ``observe`` (report only) or ``enforce`` (also refuse, before the app or the network,
+            a request the model says must be refused).
+        modes: per operation id, ``observe`` or ``enforce`` (overrides ``mode``).
+        sinks: callables taking (violations, exchange) (see :mod:`fsm.sinks`).
+        config: a :class:`fsm.Config` (rule severities as in the CLI and config file), or the path of a
+            config file (``voucher-fsm.toml`` or a ``pyproject.toml``).
+        severity: rule id -> level (``"warning"``, ``"off"``...), applied over ``config``.
+        view: whose calls this process sees (D28): ``all``, ``payee`` or ``payer``.
+        api_prefix: where the API lives in the traffic (D25; default ``/api/v1``); other paths are
+            not the protocol's and are skipped.
+        skip_paths: glob patterns (``/api/v1/finance/*``) of paths never checked.
+        skip_operations: operation ids never checked.
+        body_limit: bytes of a body kept for checking; a longer body is passed on whole but not
+            checked (``input.body-not-checked``, info).
+        kept: violations kept for :meth:`snapshot` (all are counted).
+        validator_options: more keyword arguments for the :class:`fsm.Validator` made here (e.g. the
+            memory bounds of a process that runs for weeks, D27: ``max_live``, ``retain_finished``).
+        validator: a ready :class:`fsm.Validator` (its own settings win over ``config`` and ``view``).
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: str = "observe",
+        modes: Mapping[str, str] | None = None,
+        sinks: Iterable[Sink] = (),
+        config: Config | str | Path | None = None,
+        severity: Mapping[str, str | Severity | None] | None = None,
+        view: str | None = None,
+        api_prefix: str = SPEC_PREFIX,
+        skip_paths: Iterable[str] = (),
+        skip_operations: Iterable[str] = (),
+        body_limit: int = BODY_LIMIT,
+        kept: int = 1000,
+        validator_options: Mapping[str, Any] | None = None,
+        validator: Validator | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise UsageError(f"mode must be observe or enforce, not {mode!r}")
+        for op, m in (modes or {}).items():
+            if m not in MODES:
+                raise UsageError(f"modes[{op!r}] must be observe or enforce, not {m!r}")
+        if type(body_limit) is not int or body_limit < 0:
+            raise UsageError(f"body_limit must be a whole number of bytes, not {body_limit!r}")
+        prefix = "/" + api_prefix.strip("/") if api_prefix.strip("/") else ""
+        if validator is None:
+            cfg = load_config(Path(config)) if isinstance(config, (str, Path)) else config or Config()
+            if severity:
+                cfg = cfg.merged(severity={**cfg.severity, **severity})
+            if view is not None:
+                cfg = cfg.merged(view=view)
+            validator = Validator(config=cfg, **(validator_options or {}))
+        self.validator = validator
+        known = {op.id for op in validator.spec.operations}
+        unknown = sorted((set(modes or {}) | set(skip_operations)) - known)
+        if unknown:
+            raise UsageError(
+                f"unknown operation id(s) {', '.join(unknown)}; `voucher-fsm operations` lists them"
+            )
+        self.mode = mode
+        self.modes: dict[str, str] = dict(modes or {})
+        self.sinks: list[Sink] = list(sinks)
+        self.prefix = prefix
+        self.skip_paths = tuple(skip_paths)
+        self.skip_operations = frozenset(skip_operations)
+        self.body_limit = body_limit
+        self._route = bool(self.skip_operations) or bool(self.modes)  # (ask the model which operation)
+        self._enforcing = mode == "enforce" or "enforce" in self.modes.values()
+        self._lock = threading.Lock()
+        self._kept: deque[Violation] = deque(maxlen=kept)
+        self._by_rule: Counter[str] = Counter()
+        self._by_severity: Counter[str] = Counter()
+        self._stats: Counter[str] = Counter()
+        self._told: set[str] = set()  # internal failures already logged with their traceback
+        self._on_record: list[Callable[[dict[str, Any]], None]] = []
+
+    @classmethod
+    def given(cls, monitor: Monitor | None, settings: Mapping[str, Any]) -> Monitor:
+        """``monitor``, or a new one made from ``settings`` (a middleware's or client's keywords)."""
+        if monitor is None:
+            return cls(**settings)
+        if settings:
+            raise UsageError(f"pass settings to the Monitor, not beside it: {', '.join(sorted(settings))}")
+        return monitor
+
+    # ---------------------------------------------------------------- settings
+    @property
+    def enforcing(self) -> bool:
+        """Whether any operation is enforced (the request body must then be read before the app)."""
+        return self._enforcing
+
+    def wants(self, path: str) -> bool:
+        """Whether a request path is checked at all (under the API prefix, not skipped by a glob)."""
+        bare = path.partition("?")[0]
+        if self.prefix and bare != self.prefix and not bare.startswith(self.prefix + "/"):
+            return False
+        return not any(fnmatch.fnmatchcase(bare, pattern) for pattern in self.skip_paths)
+
+    def _spec_path(self, path: str) -> str:
+        if self.prefix != SPEC_PREFIX and (path == self.prefix or path.startswith(self.prefix + "/")):
+            return SPEC_PREFIX + path[len(self.prefix) :]
+        return path
+
+    def on_record(self, writer: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``writer`` with every record fed, in the order fed (the exchange log, see fsm.sinks)."""
+        self._on_record.append(writer)
+
+    # -------------------------------------------------------------- the seams
+    def refusal(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes | None, at: str | None = None
+    ) -> Prediction | None:
+        """The prediction when an enforced request must be refused; None to let it through.
+
+        Fails open: a failure inside the kit lets the request through (counted and logged once).
+        """
+        if not self._enforcing:
+            return None
+        try:
+            with self._lock:
+                p = self.validator.predict(method, self._spec_path(path), headers, decode_body(body), at=at)
+            if p.accepted is not False or p.operation is None or p.operation in self.skip_operations:
+                return None
+            if self.modes.get(p.operation, self.mode) != "enforce":
+                return None
+            return p
+        except Exception:
+            self.failed("predict")
+            return None
+
+    def refuse(self, p: Prediction) -> Refusal:
+        """The status and error envelope (D15) the spec predicts for a refused call."""
+        rule = p.rule or "machine.illegal-transition"
+        code = p.code or "validation_failed"
+        status = p.status or (self.validator.spec.generic_statuses.get(code) or 409)
+        body = orjson.dumps({"code": code, "message": f"refused by voucher-fsm ({rule}): {p.reason}"})
+        return Refusal(status, body, p)
+
+    def skipped_operation(self, captured: Captured) -> bool:
+        """Whether the exchange's operation is one of ``skip_operations`` (asked only when set)."""
+        if not self._route:
+            return False
+        with self._lock:
+            p = self.validator.predict(captured.method, self._spec_path(captured.path), captured.headers)
+        return p.operation in self.skip_operations
+
+    def feed(self, captured: Captured) -> list[Violation]:
+        """Judge one finished exchange and hand its findings to the sinks. Never raises."""
+        try:
+            return self._feed(captured)
+        except Exception:
+            self.failed("feed")
+            return []
+
+    def _feed(self, captured: Captured) -> list[Violation]:
+        if self.skip_operations and self.skipped_operation(captured):
+            with self._lock:
+                self._stats["skipped"] += 1
+            return []
+        record = captured.record(self.prefix or "")
+        with self._lock:
+            # stamped when fed: exchanges that ran at once finish in another order than they began,
+            # and the validator judges in the order fed (D19), so their times must not go backwards
+            record["time"] = now_iso()
+            for write in self._on_record:
+                write(record)
+            found = self.validator.feed(record, source="<monitor>")
+            self._stats["bodies_not_checked"] += (captured.body is None) + (captured.resp_body is None)
+            self._stats["exchanges"] += 1
+            if captured.enforced:
+                self._stats["enforced"] += 1
+            for v in found:
+                self._kept.append(v)
+                self._by_rule[v.rule_id] += 1
+                self._by_severity[v.severity.value] += 1
+        if found:
+            for sink in self.sinks:
+                try:
+                    sink(found, captured)
+                except Exception:
+                    self.failed(f"sink {type(sink).__name__}")
+        return found
+
+    def failed(self, where: str) -> None:
+        """Count an internal failure; log it with its traceback the first time it happens there."""
+        with self._lock:
+            self._stats["internal_errors"] += 1
+            first = where not in self._told
+            self._told.add(where)
+        if first:
+            _LOG.exception("voucher-fsm failed in %s; the request went on unchecked (logged once)", where)
+
+    def count(self, what: str, n: int = 1) -> None:
+        """Add to one of :meth:`stats`' counters."""
+        with self._lock:
+            self._stats[what] += n
+
+    # ------------------------------------------------------------------ output
+    def snapshot(self) -> Snapshot:
+        """Findings and counts so far, without finishing the run."""
+        with self._lock:
+            return Snapshot(
+                tuple(self._kept), dict(self._by_rule), dict(self._by_severity), self._stats["exchanges"]
+            )
+
+    def stats(self) -> dict[str, int]:
+        """Counters: exchanges fed, enforced refusals, skipped, bodies not checked, internal errors."""
+        with self._lock:
+            out = dict.fromkeys(_COUNTERS, 0)
+            out.update(self._stats)
+            out["findings"] = sum(self._by_rule.values())
+            return out
+
+    def finish(self) -> Any:
+        """Close the run and return the validator's :class:`fsm.Report` (unfinished entities, D18)."""
+        with self._lock:
+            return self.validator.finish()

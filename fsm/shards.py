@@ -1,0 +1,798 @@
+"""Shards by payment context: one run on N processes, the same report as one process (issue 19).
+
+A cheap first pass reads every record once, types it, routes it and notes only the ids it names
+(context id and code, session id and code, voucher id and code: the ``ref`` of each of its
+operation's ``steps`` and ``observes`` in the operation table). Exchanges that name a common id
+are one connected component (union-find); bearer tokens are no link (one payer's token spans
+many contexts). Components are packed into N shards, largest first. Each shard is judged by
+the same pipeline (:class:`fsm.pipeline.Validator`), in log order within the shard, and the
+findings are merged back in log order.
+
+What spans contexts is handed over explicitly, each from the log position it holds:
+
+- the token table and the currency registry: every exchange whose operation ``issues_token``
+  or ``learns`` (D10, D14) is replayed, without being judged, in every other shard, just
+  before the first exchange that follows it in the log;
+- each file's clock (D19): the time of the exchange before, in the whole file;
+- once-per-file infos (``time.missing``, ``time.no-offset``): told by the shard holding the
+  file's first such exchange; once-per-path infos (D1) and everything not routed to an
+  operation form one component, so one matcher sees them all, in order;
+- exchange numbers: each exchange keeps its number in the whole log;
+- first-N-per-rule details, counts, entity outcomes and totals: merged in the order one
+  process would have made them (:func:`merge`).
+"""
+
+from __future__ import annotations
+
+import glob
+import heapq
+import io
+import math
+import multiprocessing
+import os
+from array import array
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from fsm import worker
+from fsm.config import Config
+from fsm.errors import UsageError
+from fsm.exchange import Exchange, build_exchange, has_no_offset
+from fsm.matcher import Match
+from fsm.pipeline import Validator, distinct_label, make_matcher
+from fsm.readers import RawItem, input_uri, open_input, printable, read_jsonl
+from fsm.report import EntityOutcome, InputSummary, Report, Totals, sort_violations
+from fsm.spec import Spec, load_spec
+from fsm.spec.model import EntityRef, OperationSpec
+from fsm.stepper import Stepper
+from fsm.stepper.call import Call
+from fsm.stepper.core import CHECKS
+from fsm.stepper.entities import Entity, EntityStore
+from fsm.stepper.refs import MISSING, resolve
+from fsm.violation import Finding, Severity, Violation
+
+__all__ = [
+    "Plan",
+    "ShardResult",
+    "cores",
+    "expand",
+    "merge",
+    "one_process",
+    "plan",
+    "run_shard",
+    "validate_sharded",
+]
+
+_NONE = float("nan")  # no previous time in the file
+_UNLINKED = 0  # the component of every record no operation's ids place: unreadable, unrouted, no answer
+_LEARNING = ("issues_token", "learns")  # the operation keys whose effect spans contexts (CHECKS)
+
+
+def cores() -> int:
+    """The processors this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # (not Linux)
+        return os.cpu_count() or 1
+
+
+_GLOB = frozenset("*?[")
+
+
+def expand(paths: Iterable[str | Path]) -> list[str]:
+    """Inputs with glob patterns (``logs/*.jsonl.gz``) replaced by the files they match, sorted.
+
+    A name that is a file is itself, wildcards or not; a pattern that matches nothing is a
+    :class:`~fsm.errors.UsageError`.
+    """
+    out = []
+    for given in paths:
+        name = str(given)
+        if name == "-" or Path(name).exists() or not _GLOB & set(name):
+            out.append(name)
+            continue
+        found = sorted(glob.glob(name, recursive=True))
+        if not found:
+            raise UsageError(f"{name}: no file matches")
+        out.extend(found)
+    return out
+
+
+# ------------------------------------------------------------------ first pass
+@dataclass
+class PlannedFile:
+    """One input as the first pass read it: where its records sit in the run's numbering."""
+
+    path: str
+    label: str
+    format: str
+    uri: str | None
+    is_entry: bool
+    base: int  # the run-wide number (ordinal) of its first record
+    continues: bool = False  # a later part of the file the scan before read the start of
+    positions: array[int] = field(default_factory=lambda: array("q"))  # line or entry of each record
+
+
+@dataclass
+class Plan:
+    """What the first pass learnt: each record's shard and what its shard needs to judge it."""
+
+    files: list[PlannedFile]
+    shards: int
+    shard_of: array[int]  # per record (ordinal): its shard
+    index: array[int]  # per record: the exchange number the pipeline gives its exchange
+    previous: array[float]  # per record: the time of its file's last timed exchange before it (nan: none)
+    first: bytearray  # per record: 1 = its file's first exchange without a time, 2 = first without an offset
+    learned: list[int]  # ordinals of the exchanges whose operation learns what spans contexts
+    replays: dict[int, tuple[Any, int, str, dict[str, str]]]  # ordinal -> record, file, operation, params
+    sizes: list[int]  # records per shard
+    authorized: set[str]  # labels of the files with a token or a cookie in some exchange
+    components: int
+    largest: int  # records in the largest component
+    named: int = 0  # distinct ids and codes the exchanges name: at most this many entities live at once
+
+    def capped(self, config: Config) -> bool:
+        """Whether ``config``'s cap on live entities (max-live, D27) could forget one in this run.
+
+        Shards judge only part of the entities each, so a cap would forget others than one process
+        forgets: a run it could bite is judged in one process instead (the report stays the same).
+        """
+        return config.max_live > 0 and self.named > config.max_live
+
+    def keeper(self, f: PlannedFile, shard: int) -> Callable[[int], bool]:
+        """Whether the record at a line (or entry) of ``f`` belongs to ``shard``."""
+        positions, shard_of, base = f.positions, self.shard_of, f.base
+
+        def keep(position: int) -> bool:
+            j = bisect_left(positions, position)
+            return j < len(positions) and positions[j] == position and shard_of[base + j] == shard
+
+        return keep
+
+    def ordinal(self, f: PlannedFile, position: int | None) -> int:
+        """The run-wide number of the record at ``position`` of ``f``."""
+        return f.base + bisect_left(f.positions, -1 if position is None else position)
+
+    @property
+    def skew(self) -> float:
+        """The largest shard over the mean shard (1.0: perfectly even)."""
+        total = sum(self.sizes)
+        return max(self.sizes) * len(self.sizes) / total if total else 1.0
+
+
+class _Components:
+    """Union-find over the ids exchanges name."""
+
+    def __init__(self) -> None:
+        self.parent = array("q", [_UNLINKED])
+        self.nodes: dict[tuple[str, str, str], int] = {}
+
+    def new(self) -> int:
+        self.parent.append(len(self.parent))
+        return len(self.parent) - 1
+
+    def node(self, name: tuple[str, str, str]) -> int:
+        found = self.nodes.get(name)
+        if found is None:
+            found = self.nodes[name] = self.new()
+        return found
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    def union(self, a: int, b: int) -> int:
+        a, b = self.find(a), self.find(b)
+        if a != b:
+            self.parent[b] = a
+        return a
+
+    def join(self, names: Iterable[tuple[str, str, str]]) -> int:
+        """The component of the ids ``names`` (a new one if none), all of them joined."""
+        root = -1
+        for name in names:
+            node = self.node(name)
+            root = self.find(node) if root < 0 else self.union(root, node)
+        return root if root >= 0 else self.new()
+
+
+def named_ids(op: OperationSpec, ex: Exchange, params: dict[str, str]) -> Iterator[tuple[str, str, str]]:
+    """``(machine, "id" or "code", value)`` of every entity the operation table says ``ex`` names."""
+    for step in op.steps:
+        yield from _refs(step.machine, step.ref, ex, params, MISSING)
+    for obs in op.observes:
+        if obs.each is None:
+            yield from _refs(obs.machine, obs.ref, ex, params, MISSING)
+            continue
+        items = resolve(obs.each, ex, params)
+        if isinstance(items, list):
+            for item in items:
+                yield from _refs(obs.machine, obs.ref, ex, params, item)
+
+
+def _refs(
+    machine: str, ref: EntityRef, ex: Exchange, params: dict[str, str], item: Any
+) -> Iterator[tuple[str, str, str]]:
+    for what, r in (("id", ref.id), ("code", ref.code)):
+        if r is not None:
+            value = resolve(r, ex, params, item)
+            if isinstance(value, str):
+                yield machine, what, value
+
+
+@dataclass
+class Scan:
+    """The first pass over some inputs: per record, its component and what its shard needs."""
+
+    files: list[PlannedFile] = field(default_factory=list)
+    uf: _Components = field(default_factory=_Components)
+    comp: array[int] = field(default_factory=lambda: array("q"))
+    index_of: array[int] = field(default_factory=lambda: array("q"))
+    previous: array[float] = field(default_factory=lambda: array("d"))
+    first: bytearray = field(default_factory=bytearray)
+    learned: list[int] = field(default_factory=list)
+    replays: dict[int, tuple[Any, int, str, dict[str, str]]] = field(default_factory=dict)
+    index: int = 0  # exchanges numbered so far
+    clocks: dict[str, float] = field(default_factory=dict)  # per label: the last time (D19)
+    untimed: set[str] = field(default_factory=set)  # labels told they have exchanges without a time
+    offsetless: set[str] = field(default_factory=set)  # ... without a UTC offset
+    authorized: set[str] = field(default_factory=set)  # labels with a token or a cookie somewhere
+
+    def read(self, f: PlannedFile, items: Iterable[RawItem], spec: Spec, config: Config) -> None:
+        """Read one input's records (``f`` says where they come from)."""
+        f.base = len(self.comp)
+        self.files.append(f)
+        matcher = make_matcher(spec, config)
+        learning = {op.id for op in spec.operations if any(CHECKS[k][0](op) for k in _LEARNING)}
+        label, is_entry, comp, first, uf = f.label, f.is_entry, self.comp, self.first, self.uf
+        last: float = self.clocks.get(label, _NONE)  # the file's clock
+        untimed, offsetless = label in self.untimed, label in self.offsetless
+        for position, record, error in items:
+            o = len(comp)
+            f.positions.append(-1 if position is None else position)
+            self.index_of.append(self.index)
+            self.previous.append(last)
+            first.append(0)
+            comp.append(_UNLINKED)
+            if error is not None:
+                continue
+            try:
+                built = build_exchange(record, self.index, label, position, is_entry)
+            except Exception:  # (the shard reports the kit's failure on it, as one process does)
+                continue
+            if isinstance(built, Finding):
+                continue
+            self.index += 1
+            if matcher.transport(built) is not None:  # HTTP mechanics (D22): all in one component
+                continue
+            if "authorization" in built.headers:
+                self.authorized.add(label)
+            if built.time is None:
+                if not untimed:
+                    untimed, first[o] = True, 1
+            else:
+                last = built.time
+                if not offsetless and has_no_offset(built.time_text or ""):
+                    offsetless, first[o] = True, 2
+            if built.status == 0:
+                continue
+            try:
+                routed = matcher.match(built)
+            except Exception:
+                continue
+            if not isinstance(routed, Match):
+                continue
+            op = routed.operation
+            if op.id in learning:
+                self.learned.append(o)
+                self.replays[o] = (record, len(self.files) - 1, op.id, routed.params)
+            comp[o] = uf.join(named_ids(op, built, routed.params))
+            if matcher.body_lost(built):  # it follows a 307/308 (D22): judged with the transport
+                uf.union(_UNLINKED, comp[o])
+        if matcher.cookies:
+            self.authorized.add(label)
+        if f.format == "har" and label not in self.authorized:
+            # (a sanitized HAR, perhaps: which calls lack a token is told for the whole file at once)
+            for o in range(f.base, len(comp)):
+                uf.union(_UNLINKED, comp[o])
+        if not math.isnan(last):
+            self.clocks[label] = last
+        if untimed:
+            self.untimed.add(label)
+        if offsetless:
+            self.offsetless.add(label)
+
+    def extend(self, other: Scan) -> None:
+        """Append the scan of the inputs that follow (scanned apart: other processes or machines).
+
+        ``other`` may start with the rest of this scan's last file (``continues``): its clock and
+        once-per-file flags then carry on from where this scan left the file.
+        """
+        base, files = len(self.comp), len(self.files)
+        ours: dict[int, int] = {_UNLINKED: _UNLINKED}  # other's roots -> our nodes
+        for name, node in other.uf.nodes.items():
+            root = other.uf.find(node)
+            mine = ours.get(root)
+            if mine is None:
+                mine = ours[root] = self.uf.new()
+            self.uf.union(mine, self.uf.node(name))
+        for c in other.comp:
+            root = other.uf.find(c)
+            mine = ours.get(root)
+            if mine is None:
+                mine = ours[root] = self.uf.new()
+            self.comp.append(mine)
+        previous, first = array("d", other.previous), bytearray(other.first)
+        numbers = []
+        for k, f in enumerate(other.files):
+            if k == 0 and f.continues and self.files:
+                head = self.files[-1]
+                head.positions.extend(f.positions)
+                numbers.append(files - 1)
+                self._carry_on(head.label, previous, first, len(f.positions))
+                continue
+            f.base += base
+            numbers.append(len(self.files))
+            self.files.append(f)
+        self.index_of.extend(i + self.index for i in other.index_of)
+        self.previous.extend(previous)
+        self.first.extend(first)
+        self.learned.extend(o + base for o in other.learned)
+        for o, (record, file_no, op_id, params) in other.replays.items():
+            self.replays[o + base] = (record, numbers[file_no], op_id, params)
+        self.index += other.index
+        self.clocks.update(other.clocks)
+        self.untimed |= other.untimed
+        self.offsetless |= other.offsetless
+        self.authorized |= other.authorized
+
+    def _carry_on(self, label: str, previous: array[float], first: bytearray, n: int) -> None:
+        """The first ``n`` records continue ``label``: its clock and what it was told already."""
+        last = self.clocks.get(label, _NONE)
+        for j in range(n):
+            if not math.isnan(previous[j]):
+                break
+            previous[j] = last
+        told = (1 if label in self.untimed else 0) | (2 if label in self.offsetless else 0)
+        if told:
+            for j in range(n):
+                first[j] &= ~told
+
+
+def planned_files(paths: Sequence[str]) -> list[PlannedFile]:
+    """Each input with the label reports give it (two inputs shown alike are told apart, as one run does)."""
+    labels: dict[str, str] = {}
+    return [
+        PlannedFile(p, distinct_label(labels, printable(p), p), "", input_uri(p), False, 0) for p in paths
+    ]
+
+
+def scan_file(
+    f: PlannedFile, spec: Spec, config: Config, local: str | None = None, scan: Scan | None = None
+) -> Scan:
+    """The first pass over one input (read from ``local`` when given: a copy of a remote file)."""
+    info, items = open_input(local or f.path, longest=config.longest_record, most_values=config.most_values)
+    f.format, f.is_entry = info.format, info.positions_are_entries
+    scan = scan if scan is not None else Scan()
+    scan.read(f, items, spec, config)
+    return scan
+
+
+_PART_FROM = 8 << 20  # bytes: a plain JSONL file this big has its first pass split over processes
+
+
+def _parts(path: str, n: int) -> list[tuple[int, int, int]]:
+    """``n`` (start byte, end byte, lines before) ranges of a plain file, each ending at a line end."""
+    size = os.path.getsize(path)
+    cuts, lines = [0], [0]
+    with open(path, "rb") as fh:
+        counted = 0
+        for k in range(1, n):
+            fh.seek(max(size * k // n, cuts[-1]))
+            fh.readline()  # (to the end of the line the cut falls in)
+            cut = fh.tell()
+            if cut >= size or cut <= cuts[-1]:
+                break
+            fh.seek(cuts[-1])
+            counted += _newlines(fh, cut - cuts[-1])
+            cuts.append(cut)
+            lines.append(counted)
+    cuts.append(size)
+    return [(cuts[i], cuts[i + 1], lines[i]) for i in range(len(cuts) - 1)]
+
+
+def _newlines(fh: Any, size: int) -> int:
+    count = 0
+    while size > 0:
+        block = fh.read(min(size, 1 << 22))
+        if not block:
+            break
+        count += block.count(b"\n")
+        size -= len(block)
+    return count
+
+
+def _scan_part(job: tuple[PlannedFile, int, int, int, Spec, Config]) -> Scan:
+    """The first pass over bytes ``start`` to ``end`` of a plain JSONL file (lines numbered as in it)."""
+    f, start, end, lines, spec, config = job
+    with open(f.path, "rb") as fh:
+        fh.seek(start)
+        data = io.BytesIO(fh.read(end - start))
+    items = read_jsonl(data, longest=config.longest_record, most_values=config.most_values)
+    shifted = ((None if pos is None else pos + lines, record, error) for pos, record, error in items)
+    scan = Scan()
+    scan.read(replace(f, format="jsonl", continues=start > 0, positions=array("q")), shifted, spec, config)
+    return scan
+
+
+def plan(
+    paths: Sequence[str],
+    shards: int,
+    *,
+    spec: Spec | None = None,
+    config: Config | None = None,
+    processes: int = 1,
+) -> Plan:
+    """The first pass: read, type and route every record, link them by the ids they name, pack shards.
+
+    ``processes``: a plain JSONL file over 8 MB is read in that many parts at once (forked).
+    """
+    spec = spec if spec is not None else load_spec()
+    config = config if config is not None else Config()
+    scan = Scan()
+    for f in planned_files(paths):
+        parts = _parts(f.path, processes) if processes > 1 and _plain_jsonl(f.path) else []
+        if len(parts) < 2:
+            scan_file(f, spec, config, scan=scan)
+            continue
+        with multiprocessing.get_context("fork").Pool(len(parts)) as pool:
+            scans = pool.map(_scan_part, [(f, *part, spec, config) for part in parts], chunksize=1)
+        for part_scan in scans:
+            scan.extend(part_scan)
+    return pack(scan, shards)
+
+
+def _plain_jsonl(path: str) -> bool:
+    """A regular JSONL file, not compressed, big enough to read in parts."""
+    if path == "-" or not os.path.isfile(path) or os.path.getsize(path) < _PART_FROM:
+        return False
+    info, items = open_input(path)
+    try:
+        return info.format == "jsonl" and not info.compressed and info.size is not None
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+        info.close()
+
+
+def pack(scan: Scan, shards: int) -> Plan:
+    """Components packed into ``shards`` shards, largest first, each into the least loaded."""
+    roots = array("q", (scan.uf.find(c) for c in scan.comp))
+    sizes = Counter(roots)
+    order = sorted(sizes, key=lambda r: (-sizes[r], r))
+    loads = [(0, k) for k in range(shards)]
+    shard_of_root: dict[int, int] = {}
+    for r in order:
+        load, k = heapq.heappop(loads)
+        shard_of_root[r] = k
+        heapq.heappush(loads, (load + sizes[r], k))
+    shard_of = array("h", (shard_of_root[r] for r in roots))
+    per_shard = [0] * shards
+    for load, k in loads:
+        per_shard[k] = load
+    return Plan(
+        scan.files,
+        shards,
+        shard_of,
+        scan.index_of,
+        scan.previous,
+        scan.first,
+        scan.learned,
+        scan.replays,
+        per_shard,
+        scan.authorized,
+        len(sizes),
+        max(sizes.values(), default=0),
+        len(scan.uf.nodes),
+    )
+
+
+# ------------------------------------------------------------------ one shard
+class ShardStore(EntityStore):
+    """The entity store, noting the exchange at which each entry entered each of its tables.
+
+    One process lists entities in the order its tables hold them; a shard holds a part of those
+    tables, in the same relative order, and these numbers interleave the parts again.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.at = -1  # the exchange being stepped (``now`` is the store's clock, D27)
+        self.born: dict[tuple[str, str], int] = {}
+        self.code_born: dict[tuple[str, str], int] = {}
+        self.done_at: dict[tuple[str, str], int] = {}
+
+    def adopt(self, kind: str, id: Any, code: Any, states: tuple[str, ...]) -> Entity:
+        new_id = isinstance(id, str) and (kind, id) not in self.entities
+        new_code = isinstance(code, str) and (kind, code) not in self.by_code
+        e = super().adopt(kind, id, code, states)
+        if new_id:
+            self.born[(kind, id)] = self.at
+        if new_code:
+            self.code_born[(kind, code)] = self.at
+        return e
+
+    def file_code(self, e: Entity, code: Any) -> None:
+        if e.code is None and isinstance(code, str) and (e.kind, code) not in self.by_code:
+            self.code_born[(e.kind, code)] = self.at
+        super().file_code(e, code)
+
+    def settle(self, e: Entity) -> None:
+        new = e.id is not None and e.id not in self.finished[e.kind]
+        super().settle(e)
+        if new and e.id is not None and e.id in self.finished[e.kind]:
+            self.done_at[(e.kind, e.id)] = self.at
+
+    def outcome_keys(self) -> list[tuple[int, int, int]]:
+        """Where each of :meth:`outcomes` stands in one process's order."""
+        keys = [(0, 0, self.born[k]) for k in self.entities]
+        for rank, (kind, done) in enumerate(self.finished.items(), 1):
+            keys.extend((1, rank, self.done_at[(kind, id_)]) for id_, _, _ in done.items())
+        return keys
+
+    def unfinished_keys(self) -> list[tuple[int, int, int]]:
+        """Where each of :meth:`unfinished` stands in one process's order."""
+        keys = [(1, 0, self.born[k]) for k, e in self.entities.items() if not self.is_final(e)]
+        keys.extend(
+            (1, 1, self.code_born[k])
+            for k, e in self.by_code.items()
+            if e.id is None and not self.is_final(e)
+        )
+        return keys
+
+
+class ShardStepper(Stepper):
+    """The stepper of one shard: its store notes order, and it replays what other shards learnt."""
+
+    store_class = ShardStore
+
+    def step(self, ex: Exchange, match: Match) -> list[Finding]:
+        self.store.at = ex.index  # type: ignore[attr-defined]
+        return super().step(ex, match)
+
+    def learn(self, ex: Exchange, match: Match) -> None:
+        """Apply what an exchange judged in another shard teaches (tokens, currencies), judging nothing."""
+        call = Call(ex, match.operation, match.params)
+        for key in _LEARNING:
+            declared, check = CHECKS[key]
+            if declared(match.operation):
+                getattr(self, check)(call, [])
+
+    def resume_clock(self, file: str, time: float | None) -> None:
+        """``file``'s clock as the exchanges before, in other shards too, left it (D19)."""
+        self._clock.resume(file, time)
+
+
+@dataclass
+class ShardResult:
+    """What one shard hands back: its kept violations and entities, each with its place in one run's order."""
+
+    violations: list[tuple[tuple[int, ...], Violation]]
+    kept: Counter[str]
+    untold: Counter[tuple[str, Severity]]
+    entities: list[tuple[tuple[int, ...], EntityOutcome]]
+    report: Report  # (inputs and totals: this shard's part)
+
+
+ItemSource = Callable[[Plan, PlannedFile, int], tuple[str, Iterator[RawItem]]]
+"""(plan, file, shard) -> the file's format and the shard's records of it, in log order (others may
+come too: they are skipped)."""
+
+
+class ShardValidator(Validator):
+    """The pipeline's validator judging one shard of a planned run."""
+
+    def __init__(self, spec: Spec, *, config: Config, engine: str) -> None:
+        super().__init__(spec, config=config, engine=engine, stepper=ShardStepper, max_live=0)
+
+    def run(self, p: Plan, shard: int, items: ItemSource | None = None) -> ShardResult:
+        """Judge the records of ``shard``: read from the files (``items``: from elsewhere, in log order)."""
+        items = items if items is not None else self._read_own
+        stepper: ShardStepper = self._stepper  # type: ignore[assignment]
+        ops = {op.id: op for op in self.spec.operations}
+        self._untimed.update(f.label for f in p.files)  # told by the shard holding the first
+        self._offsetless.update(f.label for f in p.files)
+        self._authorized |= p.authorized  # (a file told it has tokens somewhere, in other shards too)
+        learned, li = p.learned, 0
+        tags: dict[int, tuple[int, ...]] = {}  # id(violation) -> where one process emits it
+        vs = self._violations
+        for f in p.files:
+            label, is_entry = f.label, f.is_entry
+            fmt, records = items(p, f, shard)
+            read, judged, transport, first = self._read, self._judged, self._transport, len(vs)
+            for item in records:
+                o = p.ordinal(f, item[0])
+                if p.shard_of[o] != shard:
+                    continue
+                while li < len(learned) and learned[li] < o:
+                    if p.shard_of[learned[li]] != shard:
+                        self._replay(p, learned[li], ops)
+                    li += 1
+                self._index = p.index[o]
+                if p.first[o] & 1:
+                    self._untimed.discard(label)
+                elif p.first[o] & 2:
+                    self._offsetless.discard(label)
+                t = p.previous[o]
+                stepper.resume_clock(label, None if math.isnan(t) else t)
+                n = len(vs)
+                self._judge(self._front(item, label, is_entry), label, is_entry)
+                for j in range(n, len(vs)):
+                    tags[id(vs[j])] = (0, o, 0, j)
+            if fmt == "har":  # (after the file's last record, as one process says it; it may withdraw some)
+                before = {id(v) for v in vs[first:]}
+                self._sanitized(label, first)
+                for gone in before - {id(v) for v in vs[first:]}:
+                    del tags[gone]
+                for j in range(first, len(vs)):
+                    tags.setdefault(id(vs[j]), (0, f.base + len(f.positions) - 1, 1, j))
+            self._inputs.append(
+                InputSummary(
+                    label, fmt, self._read - read, self._judged - judged, f.uri, self._transport - transport
+                )
+            )
+        ended = len(vs)
+        report = self.finish()
+        store: ShardStore = stepper.store  # type: ignore[assignment]
+        keyed = [(tags[id(v)], v) for v in vs[:ended]]
+        for i, (v, key) in enumerate(zip(vs[ended:], store.unfinished_keys(), strict=False)):
+            keyed.append(((*key, ended + i), v))
+        outcomes = zip(store.outcome_keys(), report.entities, strict=True)
+        entities: list[tuple[tuple[int, ...], EntityOutcome]] = [
+            ((*key, i), e) for i, (key, e) in enumerate(outcomes)
+        ]
+        return ShardResult(keyed, Counter(self._kept), Counter(self._untold), entities, report)
+
+    def _read_own(self, p: Plan, f: PlannedFile, shard: int) -> tuple[str, Iterator[RawItem]]:
+        """The format of ``f`` and its records of ``shard`` (the others are not even parsed)."""
+        bounds = self.config
+        keep = p.keeper(f, shard)
+        info, items = open_input(
+            f.path, longest=bounds.longest_record, most_values=bounds.most_values, keep=keep
+        )
+        return info.format, items
+
+    def _replay(self, p: Plan, o: int, ops: dict[str, OperationSpec]) -> None:
+        record, file_no, op_id, params = p.replays[o]
+        f = p.files[file_no]
+        ex = build_exchange(record, p.index[o], f.label, f.positions[o - f.base], f.is_entry)
+        if isinstance(ex, Exchange):
+            self._stepper.learn(ex, Match(ops[op_id], params))  # type: ignore[attr-defined]
+
+
+def run_shard(
+    p: Plan,
+    shard: int,
+    *,
+    spec: Spec,
+    config: Config,
+    engine: str = "table",
+    items: ItemSource | None = None,
+) -> ShardResult:
+    """Judge shard ``shard`` of ``p`` (its records read from the files, or from ``items``)."""
+    return ShardValidator(spec, config=config, engine=engine).run(p, shard, items)
+
+
+# ------------------------------------------------------------------ merge
+def merge(p: Plan, results: Sequence[ShardResult], *, spec: Spec, config: Config) -> Report:
+    """One report from the shards' parts, as one process would have made it."""
+    keep = config.kept_per_rule or 2**63
+    kept: Counter[str] = Counter()
+    untold: Counter[tuple[str, Severity]] = Counter()
+    violations: list[Violation] = []
+    for _, v in sorted((kv for r in results for kv in r.violations), key=lambda kv: kv[0]):
+        if kept[v.rule_id] < keep:
+            kept[v.rule_id] += 1
+            violations.append(v)
+        else:
+            untold[(v.rule_id, v.severity)] += 1
+    for r in results:
+        untold.update(r.untold)
+    entities = tuple(e for _, e in sorted((ke for r in results for ke in r.entities), key=lambda ke: ke[0]))
+    inputs = []
+    for i, f in enumerate(p.files):
+        parts = [r.report.inputs[i] for r in results]
+        inputs.append(
+            InputSummary(
+                f.label,
+                parts[0].format if parts else f.format,
+                sum(x.records for x in parts),
+                sum(x.judged for x in parts),
+                f.uri,
+                sum(x.transport for x in parts),
+            )
+        )
+    totals = Totals(*(sum(getattr(r.report.totals, t.name) for r in results) for t in fields(Totals)))
+    routed = sum(r.report.routed or 0 for r in results)
+    told = next((r.report for r in results if r.report.paths_seen or r.report.advice), None)
+    return Report(
+        inputs=tuple(inputs),
+        totals=totals,
+        routed=routed,
+        # (every exchange not routed to an operation is in one shard: its paths are all the paths)
+        paths_seen=told.paths_seen if told is not None and not routed else (),
+        advice=told.advice if told is not None and not routed else "",
+        violations=sort_violations(violations),
+        entities=entities,
+        rules=spec.rules,
+        strict=config.strict,
+        untold=tuple(sorted(((rule, level, n) for (rule, level), n in untold.items()), key=str)),
+    )
+
+
+# ------------------------------------------------------------------ processes
+_RUN: tuple[Plan, Spec, Config, str] | None = None  # (inherited by forked shard processes)
+
+
+def _in_child(shard: int) -> ShardResult:
+    assert _RUN is not None
+    p, spec, config, engine = _RUN
+    return run_shard(p, shard, spec=spec, config=config, engine=engine)
+
+
+def one_process(names: Sequence[str], spec: Spec, config: Config, engine: str) -> Report:
+    """The run of ``names`` in this process, as :func:`fsm.validate_log` makes it."""
+    v = Validator(spec, config=config, engine=engine)
+    for name in names:
+        v.feed_file(name)
+    return v.finish()
+
+
+def validate_sharded(
+    paths: str | Path | Iterable[str | Path],
+    *,
+    jobs: int | None = None,
+    config: Config | None = None,
+    spec: Spec | None = None,
+    engine: str = "table",
+    on_plan: Callable[[Plan], None] | None = None,
+) -> Report:
+    """Validate log files on ``jobs`` processes (default: the cores available).
+
+    The report is the one :func:`fsm.validate_log` makes in one process, byte for byte in every
+    format. Inputs may be glob patterns (:func:`expand`).
+
+    Standard input (``-``) cannot be read twice: with it, where processes cannot be forked, or
+    where the cap on live entities could forget one (:meth:`Plan.capped`), the run is one process.
+    ``on_plan`` is called with the first pass's :class:`Plan` (shard sizes, components, the
+    largest component).
+    """
+    global _RUN
+    names = expand([paths] if isinstance(paths, (str, Path)) else paths)
+    jobs = cores() if jobs is None else jobs
+    spec = spec if spec is not None else load_spec()
+    config = config if config is not None else Config()
+    if jobs <= 1 or "-" in names or not worker.available():
+        return one_process(names, spec, config, engine)
+    p = plan(names, jobs, spec=spec, config=config, processes=jobs)
+    if on_plan is not None:
+        on_plan(p)
+    if p.capped(config):
+        return one_process(names, spec, config, engine)
+    _RUN = (p, spec, config, engine)
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            results = pool.map(_in_child, range(jobs), chunksize=1)
+    finally:
+        _RUN = None
+    return merge(p, results, spec=spec, config=config)
