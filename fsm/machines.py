@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from transitions import Machine, MachineError
 
+from fsm._shared import per_spec
 from fsm.errors import SpecError, UsageError
 from fsm.spec.model import MachineSpec, Spec
 
@@ -177,8 +178,10 @@ class TransitionTable:
 
 def engines_for(spec: Spec, engine: str = "table") -> dict[str, Engine]:
     """One engine per machine: ``table`` (fast, compiled) or ``transitions`` (reference)."""
-    if engine == "table":
-        return {name: TransitionTable.from_spec(m) for name, m in spec.machines.items()}
+    if engine == "table":  # (tables keep no state of a run: compiled once a spec)
+        return per_spec(
+            "tables", spec, lambda: {name: TransitionTable.from_spec(m) for name, m in spec.machines.items()}
+        )
     if engine == "transitions":
         return {name: TransitionsEngine(m) for name, m in spec.machines.items()}
     raise UsageError(f"unknown engine {engine!r}; use 'table' or 'transitions'")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urljoin, urlsplit
 
 from fsm._record import Record
+from fsm._shared import per_spec
 from fsm.exchange import Exchange
 from fsm.secrets import shown, shown_path
 from fsm.spec.model import OperationSpec, Spec, TransportKind
@@ -72,6 +73,11 @@ class Router:
 
     ``prefix``: where the API lives (D25), instead of the spec's ``/api/v1``.
     """
+
+    @classmethod
+    def shared(cls, spec: Spec, prefix: str | None = None) -> Router:
+        """The router of ``spec`` and ``prefix``, built once and shared (its cache of shapes is a memo)."""
+        return per_spec(f"router:{prefix}", spec, lambda: cls(spec, prefix))
 
     def __init__(self, spec: Spec, prefix: str | None = None) -> None:
         self.prefix = (spec.prefix if prefix is None else prefix).rstrip("/")

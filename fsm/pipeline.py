@@ -126,7 +126,7 @@ class Validator:
         self._keep = self.config.kept_per_rule or 2**63
         self._matcher = make_matcher(self.spec, self.config)
         router = self._matcher.router
-        self._schemas = SchemaChecker(self.spec, fast=engine == "table")
+        self._schemas = SchemaChecker.shared(self.spec, fast=engine == "table")  # compiled once a spec
         stepping = engines_for(self.spec, engine)
         bounds: dict[str, Any] = {
             "max_live": max_live,
@@ -519,13 +519,16 @@ class Validator:
                     self._untold_by_file[loc.file] += 1
         return out
 
-    def state_of(self, entity: str) -> tuple[str, ...] | None:
+    def state_of(self, entity: str, *, at: str | None = None) -> tuple[str, ...] | None:
         """The model's state(s) for ``kind:id`` (e.g. ``voucher:vch_1``), or None if never met.
 
         One state normally; several for an entity adopted mid-flow whose past is unknown (D18).
+        ``at`` (ISO 8601): the state(s) at that time, with timed transitions such as expiry (D2)
+        taken, without changing the model.
         """
         kind, _, ident = entity.partition(":")
-        return self._stepper.state_of(kind, ident)
+        with self._lock:
+            return self._stepper.state_of(kind, ident, at)
 
     def predict(
         self,
@@ -763,7 +766,7 @@ def _redacted(related: tuple[RelatedExchange, ...]) -> tuple[RelatedExchange, ..
 
 def make_matcher(spec: Spec, config: Config) -> Matcher:
     """The matcher a run with these settings routes with (the API prefix and hosts, D25)."""
-    return Matcher(Router(spec, config.api_prefix), config.hosts, spec.transport, spec.body_kept)
+    return Matcher(Router.shared(spec, config.api_prefix), config.hosts, spec.transport, spec.body_kept)
 
 
 def distinct_label(labels: dict[str, str], label: str, path: str) -> str:

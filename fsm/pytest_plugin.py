@@ -10,7 +10,15 @@ Installed with voucher-fsm (entry point ``pytest11``). It gives two fixtures::
             assert voucher_validator.feed(record) == []
         # the run is finished after the test: end-of-log rules (unfinished entities) count too
 
-Both read the settings the ``voucher-fsm`` command reads: the nearest ``voucher-fsm.toml`` or
+A third starts the sandbox (``voucher-fsm serve``, docs/sandbox.md) on a free port of 127.0.0.1 for
+one test and yields its URL; the test controls it under ``{url}/_sandbox/``::
+
+    def test_my_client_pays(voucher_sandbox):
+        my_client.pay(base_url=voucher_sandbox + "/api/v1")
+
+``@pytest.mark.voucher_sandbox(seed=..., faults=[...], record=..., real_clock=...)`` sets its options.
+
+The first two read the settings the ``voucher-fsm`` command reads: the nearest ``voucher-fsm.toml`` or
 ``pyproject.toml`` with a ``[tool.voucher-fsm]`` table, searched from the working directory up.
 A marker overrides them for one test (or a module, with ``pytestmark``)::
 
@@ -25,7 +33,7 @@ nearest one. To set them for a whole folder, override the ``voucher_fsm_config``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +44,7 @@ if TYPE_CHECKING:
     from fsm.pipeline import Validator
     from fsm.report import Report
 
-__all__ = ["assert_valid_traffic", "voucher_fsm_config", "voucher_validator"]
+__all__ = ["assert_valid_traffic", "voucher_fsm_config", "voucher_sandbox", "voucher_validator"]
 
 _MARK = "voucher_fsm"
 _MARK_KEYS = ("config", "severity", "strict", "require_complete")
@@ -45,6 +53,11 @@ _VALIDATOR = pytest.StashKey["Validator"]()
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register the marker (so ``--strict-markers`` accepts it)."""
+    config.addinivalue_line(
+        "markers",
+        "voucher_sandbox(seed=0, faults=(), record=None, real_clock=False): options of the voucher_sandbox "
+        "fixture's server",
+    )
     config.addinivalue_line(
         "markers",
         f"{_MARK}(config=None, severity=None, strict=None, require_complete=None): voucher-fsm settings "
@@ -170,3 +183,17 @@ def assert_valid_traffic(voucher_fsm_config: Config) -> Callable[..., Report]:
         return check_traffic(source, config=voucher_fsm_config, **overrides)
 
     return check
+
+
+@pytest.fixture
+def voucher_sandbox(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of a sandbox server (``voucher-fsm serve``) on a free port, stopped after the test.
+
+    Options from the closest ``@pytest.mark.voucher_sandbox(seed=, faults=, record=, real_clock=)``.
+    """
+    from fsm.sandbox.serve import running
+
+    mark = request.node.get_closest_marker("voucher_sandbox")
+    options = dict(mark.kwargs) if mark is not None else {}
+    with running(**options) as server:
+        yield server.url

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from fsm._resources import load_schemas
+from fsm._shared import per_spec
 from fsm._text import clip
 from fsm._validators import SchemaValidator, compiled, ecma_regex, validator
 from fsm.exchange import Exchange
@@ -77,6 +78,11 @@ class SchemaChecker:
             for rel, v in self._validators.items():  # bodies without style checks: their compiled schema
                 if rel not in self._style and v.native is not None:
                     self._clean[rel] = v.native
+
+    @classmethod
+    def shared(cls, spec: Spec, *, fast: bool = True) -> SchemaChecker:
+        """The checker of ``spec``, compiled once and shared (it keeps no state between exchanges)."""
+        return per_spec(f"schemas:{fast}", spec, lambda: cls(spec, fast=fast))
 
     def secrets(self, ex: Exchange, op: OperationSpec, findings: Iterable[Finding]) -> set[str]:
         """Every secret string the exchange's payloads hold, to be scrubbed from what is said of it (D20).

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 
 
-@pytest.mark.parametrize("page", ["docs/library.md", "README.md"])
+@pytest.mark.parametrize("page", ["docs/library.md", "README.md", "docs/sandbox.md"])
 def test_python_blocks_in_the_page_run(
     page: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -48,7 +48,7 @@ SKIPPED = {
     "HATCH_BUILD_HOOK_ENABLE_MYPYC": "builds the compiled wheel (minutes): tests/test_packaging.py (slow)",
 }
 # run in order, in one namespace, by tests/test_docs_examples.py
-PYTHON_ELSEWHERE = {"docs/library.md", "README.md", "docs/embedding.md"}
+PYTHON_ELSEWHERE = {"docs/library.md", "README.md", "docs/embedding.md", "docs/sandbox.md"}
 OUTPUT_ONLY = {"text", "mermaid"}
 
 

@@ -540,8 +540,41 @@ def test_predict_forecasts_a_refusal_with_its_code_and_status_and_changes_nothin
     )
     assert p.spec_path.startswith("voucher.machine.json#/refusals/")
     assert v_.state_of(f"voucher:{v.id}") == ("REDEEMED",)
-    resolve = v_.predict("POST", f"/api/v1/vouchers/{v.id}/resolve-voucher", headers)
+    payer = {"Authorization": f"Bearer {names['payer']}"}
+    resolve = v_.predict("POST", f"/api/v1/vouchers/{v.id}/resolve-voucher", payer)
     assert (resolve.accepted, resolve.leads_to) == (True, ("RESOLVED",))
+
+
+def test_predict_refuses_the_wrong_callers_token_and_a_payment_the_registry_contradicts() -> None:
+    """refusal_codes: a payee's token on resolve (payer only) and EURC at USDC's address are refused."""
+    b = TrafficBuilder(seed=10)
+    names = _flow(b)
+    v = names["voucher"]
+    v_ = Validator()
+    for record in [*names["log"], b.redeem_simple(names["payee"], v)]:
+        v_.feed(record)
+    payee = {"Authorization": f"Bearer {names['payee']}"}
+    wrong = v_.predict("POST", f"/api/v1/vouchers/{v.id}/resolve-voucher", payee)
+    assert (wrong.accepted, wrong.status, wrong.code, wrong.rule) == (
+        False,
+        401,
+        "unauthorized",
+        "actor.wrong-role",
+    )
+    w = TrafficBuilder(seed=11)
+    fresh = _flow(w)
+    vv = Validator()
+    for record in fresh["log"]:
+        vv.feed(record)
+    pay = dict(w.payment("EURC"), currencyAddress=w.payment("USDC")["currencyAddress"])
+    path = f"/vouchers/{fresh['voucher'].id}/redeem-voucher"
+    headers = {"Authorization": f"Bearer {fresh['payee']}"}
+    bad = vv.predict("POST", "/api/v1" + path, headers, {"expectedPayment": pay})
+    assert (bad.accepted, bad.code, bad.rule) == (False, "validation_failed", "network.mismatch")
+    refused = w.refused("POST", path, {"expectedPayment": pay}, "validation_failed", fresh["payee"])
+    assert vv.feed(refused) == []  # the refusal the prediction gives draws no unexpected-refusal
+    other = w.refused("POST", path, {"expectedPayment": w.payment()}, "validation_failed", fresh["payee"])
+    assert [x.rule_id for x in vv.feed(other)] == ["machine.unexpected-refusal"]
 
 
 def test_predict_cannot_tell_for_an_entity_whose_past_the_log_does_not_show() -> None:

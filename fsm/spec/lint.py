@@ -45,6 +45,7 @@ LINT_CHECKS: dict[str, str] = {
     "machine-parent": "a machine's parent is another machine, and parents never form a cycle",
     "scope-machine-unknown": "the machine that scopes a resource token (callers.scope) exists",
     "operation-duplicate": "operation ids and (method, path) routes are unique",
+    "refusal-code-rule-unknown": "every rule in refusal_codes is a rule of the catalogue",
     "style-unknown": "every style check names a known rule and a shipped schema",
     "flow-operation-unknown": "every step of a declared flow names an existing operation",
     "transport-rule": "every transport kind and the lost-body rule name a known info rule; ids unique",
@@ -346,6 +347,14 @@ def _machine_names(spec: Spec, m: MachineSpec) -> Iterator[LintFinding]:
 
 
 def _operations(spec: Spec) -> Iterator[LintFinding]:
+    for rule, code in spec.refusal_codes.items():  # a refusal the prediction answers: a rule, a generic code
+        where = "/refusal_codes/codes/" + rule.replace("~", "~0").replace("/", "~1")
+        if rule not in spec.rules:
+            yield LintFinding("refusal-code-rule-unknown", "operations.json", where, rule)
+        elif code not in spec.generic_errors:
+            yield LintFinding(
+                "refusal-undocumented", "operations.json", where, f"{code!r} is not a generic error code"
+            )
     seen_ids: set[str] = set()
     seen_routes: set[tuple[str, str]] = set()
     for op in spec.operations:

@@ -267,6 +267,7 @@ def _read(root: Path) -> Spec:
         callers=_callers(ops_doc["callers"]),
         general_statuses=frozenset(ops_doc["general_statuses"]["statuses"]),
         optional_body=ops_doc["optional_body"]["schema"],
+        refusal_codes=dict(ops_doc.get("refusal_codes", {}).get("codes", {})),
         payment_fields=PaymentFields(
             network=ops_doc["payment_fields"]["network"],
             currency=ops_doc["payment_fields"]["currency"],

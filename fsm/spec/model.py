@@ -459,6 +459,7 @@ class Spec(Record):
     body_lost_rule: str = ""
     """The rule said when a request that followed such a redirect was recorded without its body."""
     rulings: Mapping[str, Ruling] = field(default_factory=dict)  # D1, D2, ... in order
+    refusal_codes: Mapping[str, str] = field(default_factory=dict)  # rule an acceptance would break -> code
 
     _generic_errors: frozenset[str] = field(init=False, repr=False, compare=False, default=frozenset())
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -159,18 +159,23 @@ class Actors:
         token = call.token
         if token is None or not call.accepted:
             return
+        self.breaches(call.op, token, call.touched, findings)
+
+    def breaches(
+        self, op: OperationSpec, token: str, touched: Sequence[Entity], findings: list[Finding]
+    ) -> None:
+        """The ``actor.wrong-role`` and ``actor.wrong-context`` findings ``op`` draws if accepted (added)."""
         info = self.info(token)
         resource = info is not None and info.role == self.callers.resource_role
-        need = self.need[call.op.id]
+        need = self.need[op.id]
         if need is not None:
-            touched = call.touched
             target = touched[-1] if touched else None
             role = self.callers.resource_role if resource else self.role_in(token, target)
             if role is not None and role != need:
                 findings.append(
                     Finding(
                         "actor.wrong-role",
-                        f"{call.op.id} is for the {need} only but was accepted from the {role}'s token "
+                        f"{op.id} is for the {need} only but was accepted from the {role}'s token "
                         f"{fingerprint(token)}",
                         instance_path="/request/headers/authorization",
                         entity=target.key if target else None,
@@ -179,9 +184,9 @@ class Actors:
                     )
                 )
         if info is not None and resource and info.code is not None:
-            self._check_scope(call.touched, token, info.code, findings)
+            self._check_scope(touched, token, info.code, findings)
 
-    def _check_scope(self, touched: list[Entity], token: str, code: str, findings: list[Finding]) -> None:
+    def _check_scope(self, touched: Sequence[Entity], token: str, code: str, findings: list[Finding]) -> None:
         """A resource token used on an entity of another context than its own: ``actor.wrong-context``."""
         scope = None
         for e in touched:

@@ -21,11 +21,12 @@ not interpret the spec again for every exchange. A new check is a key in the dat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from fsm._shared import per_spec
 from fsm.exchange import Exchange, build_exchange, parse_timestamp
-from fsm.machines import Engine
+from fsm.machines import Engine, engines_for
 from fsm.matcher import Match, Matcher, Router
 from fsm.spec.model import MachineSpec, OperationSpec, Spec
 from fsm.stepper.actors import Actors
@@ -45,6 +46,7 @@ from fsm.violation import Finding, RelatedExchange
 __all__ = ["CHECKS", "Check", "Stepper"]
 
 _UNAUTHORIZED = "unauthorized"  # the generic code of a call without a token (D15)
+_UNEXPECTED = "machine.unexpected-refusal"
 
 
 Check = Callable[[Call, list[Finding]], None]
@@ -60,6 +62,13 @@ CHECKS: dict[str, tuple[Callable[[OperationSpec], bool], str]] = {
 }
 """Operation key -> (does the operation declare it, the Stepper method that checks it), in the order
 the checks run."""
+
+
+def _check_names(spec: Spec) -> dict[str, tuple[str, ...]]:
+    """Per operation, the names of the Stepper methods that check it, in order."""
+    return {
+        op.id: tuple(check for declared, check in CHECKS.values() if declared(op)) for op in spec.operations
+    }
 
 
 class Stepper:
@@ -98,7 +107,10 @@ class Stepper:
             words=_words(spec),
         )
         self.timers = Timers(spec.machines, engines)
-        self.predictor = Predictor(spec.machines, engines)
+        if engines is engines_for(spec):  # the shared tables: so is the predictor (its memo is per state)
+            self.predictor = per_spec("predictor", spec, lambda: Predictor(spec.machines, engines))
+        else:
+            self.predictor = Predictor(spec.machines, engines)
         self.terms = Terms(self.timers)
         self.actors = Actors(spec, self.store)
         self.currencies = Currencies(spec)
@@ -108,9 +120,9 @@ class Stepper:
         self.observations = Observations(spec, self.store, self.timers, self.terms, self.unseen)
         self._clock = Clock()
         self._touched: list[Entity] = []
+        names = per_spec("checks", spec, lambda: _check_names(spec))  # (planned once a spec)
         self._plans: dict[str, tuple[Check, ...]] = {
-            op.id: tuple(getattr(self, check) for declared, check in CHECKS.values() if declared(op))
-            for op in spec.operations
+            op_id: tuple(getattr(self, check) for check in checks) for op_id, checks in names.items()
         }
         self._steps: dict[str, tuple[StepPlan, ...]] = {
             op.id: tuple(self.lifecycle.plan(s) for s in op.steps) for op in spec.operations
@@ -119,6 +131,7 @@ class Stepper:
             op.id: tuple(self.observations.plan(o) for o in op.observes) for op in spec.operations
         }
         self._matcher: Matcher | None = None  # (for predict only, made when first asked)
+        self._refusals = spec.refusal_codes
 
     # --------------------------------------------------------------- stepping
     def clock(self, ex: Exchange) -> Finding | None:
@@ -133,6 +146,8 @@ class Stepper:
         call = Call(ex, match.operation, match.params)
         for check in self._plans[call.op.id]:
             check(call, findings)
+        if not call.accepted and findings and self._refusals:
+            self._explained(call, findings)
         self._touched = touched = call.touched
         store = self.store
         store.tick(ex.time)
@@ -144,6 +159,26 @@ class Stepper:
                 store.rests(e)  # (packed once it rests through a window: D27)
         store.bound(ex.index)  # (resting entities packed, the longest idle forgotten past the cap: D27)
         return findings
+
+    def _explained(self, call: Call, findings: list[Finding]) -> None:
+        """Drop ``machine.unexpected-refusal`` where accepting would break a rule refused for (its code)."""
+        if not any(f.rule_id == _UNEXPECTED for f in findings):
+            return
+        breaches = self._breaches(call.op, call.ex, call.params, call.touched)
+        codes = {self._refusals[f.rule_id] for f in breaches}
+        if call.ex.error_code in codes:
+            findings[:] = [f for f in findings if f.rule_id != _UNEXPECTED]
+
+    def _breaches(
+        self, op: OperationSpec, ex: Exchange, params: Mapping[str, str], touched: Sequence[Entity]
+    ) -> list[Finding]:
+        """The findings accepting this call would draw that a server refuses it for (``refusal_codes``)."""
+        found: list[Finding] = []
+        if ex.token is not None and op.actors:
+            self.actors.breaches(op, ex.token, touched, found)
+        if op.payments:
+            found.extend(self.currencies.check(op, ex, params))
+        return [f for f in found if f.rule_id in self._refusals]
 
     def _auth(self, call: Call, findings: list[Finding]) -> None:
         if call.token is None and call.ex.accepted:
@@ -188,9 +223,24 @@ class Stepper:
         """The keys of the entities the last exchange named, in order."""
         return tuple(dict.fromkeys(e.key for e in self._touched))
 
-    def state_of(self, kind: str, ident: str) -> tuple[str, ...] | None:
-        """The model's states for ``kind:ident``, or None if never met."""
-        return self.store.state_of(kind, ident)
+    def state_of(self, kind: str, ident: str, at: str | None = None) -> tuple[str, ...] | None:
+        """The model's states for ``kind:ident``, or None if never met.
+
+        ``at`` (ISO 8601): the states at that time, timed transitions (expiry, D2) taken, without
+        changing the model.
+        """
+        states = self.store.state_of(kind, ident)
+        if states is None or at is None or kind not in self.spec.machines:
+            return states
+        e = self.store.peek(kind, ident, MISSING)
+        if e is None:
+            return states
+        try:
+            ticked, _ = self.timers.ticked(e, kind, parse_timestamp(at))
+        finally:
+            if not self.store.is_filed(e):
+                self.engines[kind].release(e)  # (a detached entity: no engine model left behind)
+        return ticked
 
     def caller_role(self, token: str) -> str | None:
         """The role the run knows for ``token`` (D10), or None."""
@@ -240,7 +290,7 @@ class Stepper:
         if not isinstance(ex, Exchange):
             return Prediction(None, None, reason=ex.message)
         if self._matcher is None:
-            self._matcher = Matcher(Router(self.spec))
+            self._matcher = Matcher(Router.shared(self.spec))
         routed = self._matcher.match(ex)
         if not isinstance(routed, Match):
             return Prediction(None, None, reason=routed.message if routed is not None else "not checked")
@@ -256,14 +306,36 @@ class Stepper:
             )
         now = parse_timestamp(at) if at else None
         leads: Prediction = Prediction(op.id, True, reason="no lifecycle step refuses it")
+        touched: list[Entity] = []
         for plan in self._steps[op.id]:
-            leads = self._predict_step(plan, op, ex, routed.params, now)
-            if leads.accepted is not True:
+            leads = self._predict_step(plan, op, ex, routed.params, now, touched)
+            if leads.accepted is False:
                 return leads
+            if leads.accepted is None:
+                break
+        if self._refusals:  # accepting would break a rule a server refuses for: refused with its code
+            for f in self._breaches(op, ex, routed.params, touched):
+                code = self._refusals[f.rule_id]
+                return Prediction(
+                    op.id,
+                    False,
+                    f.entity or leads.entity,
+                    status=self._status_for(op, code),
+                    code=code,
+                    rule=f.rule_id,
+                    spec_path="operations.json#/refusal_codes",
+                    reason=f"refused for {f.rule_id} (accepting it would break it): {f.message}",
+                )
         return leads
 
     def _predict_step(
-        self, plan: StepPlan, op: OperationSpec, ex: Exchange, params: Mapping[str, str], now: float | None
+        self,
+        plan: StepPlan,
+        op: OperationSpec,
+        ex: Exchange,
+        params: Mapping[str, str],
+        now: float | None,
+        touched: list[Entity],
     ) -> Prediction:
         m, step = plan.machine, plan.step
         if plan.creation is not None:
@@ -273,6 +345,8 @@ class Stepper:
         if id_ is MISSING and code is MISSING:
             return Prediction(op.id, True, reason=f"names no {m.name}")
         live = self.store.peek(m.name, id_, code)
+        if live is not None:
+            touched.append(live)
         e = live if live is not None else Entity(m.name, None, None, m.state_names)
         try:
             states, _ = self.timers.ticked(e, m.name, now)
