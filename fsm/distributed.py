@@ -16,6 +16,7 @@ shard: more shards than workers keep them small; one enormous payment context ca
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import shutil
@@ -23,6 +24,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from fsm.config import Config
@@ -43,6 +45,16 @@ from fsm.shards import (
     scan_file,
 )
 from fsm.spec import Spec, load_spec
+
+
+def _optional(name: str) -> ModuleType:
+    """An untyped package of the ``dask`` extra (fsspec, pandas), imported when it is used.
+
+    Imported by name so that no type checker needs its stubs: the compiled build type-checks
+    the package in a build environment where the extra may be absent.
+    """
+    return importlib.import_module(name)
+
 
 __all__ = ["validate_distributed"]
 
@@ -66,7 +78,7 @@ def expand_inputs(paths: Iterable[str | Path]) -> list[str]:
         if not _is_url(name):
             out.extend(expand([name]))
             continue
-        import fsspec
+        fsspec = _optional("fsspec")
 
         _, _, found = fsspec.core.get_fs_token_paths(name)
         if not found:
@@ -82,7 +94,7 @@ def _local(name: str) -> Iterator[str]:
     if not _is_url(name):
         yield name
         return
-    import fsspec
+    fsspec = _optional("fsspec")
 
     fd, tmp = tempfile.mkstemp(prefix="voucher-fsm-", suffix="-" + os.path.basename(name))
     try:
@@ -116,7 +128,7 @@ def _rows(p: Plan, file_no: int, config: Config) -> Any:
 
 
 def _frame(cols: dict[str, list[Any]]) -> Any:
-    import pandas as pd
+    pd = _optional("pandas")
 
     return pd.DataFrame(
         {
