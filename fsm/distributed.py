@@ -48,10 +48,10 @@ from fsm.spec import Spec, load_spec
 
 
 def _optional(name: str) -> ModuleType:
-    """An untyped package of the ``dask`` extra (fsspec, pandas), imported when it is used.
+    """A package of the ``dask`` extra (dask, fsspec, pandas), imported when it is used.
 
-    Imported by name so that no type checker needs its stubs: the compiled build type-checks
-    the package in a build environment where the extra may be absent.
+    Imported by name so that no type checker needs it or its stubs: the compiled build
+    type-checks the package in a build environment where the extra is absent.
     """
     return importlib.import_module(name)
 
@@ -198,10 +198,10 @@ def validate_distributed(
     the one one process makes (:func:`fsm.validate_log`).
     """
     try:
-        import dask
-        import dask.dataframe as dd
-        from dask.delayed import delayed
-        from dask.distributed import Client
+        dask = _optional("dask")
+        dd = _optional("dask.dataframe")
+        delayed = _optional("dask.delayed").delayed
+        Client = _optional("dask.distributed").Client
     except ImportError:
         raise UsageError("the Dask engine needs the dask extra: pip install 'voucher-fsm[dask]'") from None
     names = expand_inputs([paths] if isinstance(paths, (str, Path)) else paths)
@@ -211,7 +211,7 @@ def validate_distributed(
     if client is None:
         if address is None:
             raise UsageError("validate_distributed needs a client= or an address=")
-        client = Client(address)  # type: ignore[no-untyped-call]
+        client = Client(address)
     try:
         files = planned_files(names)
         scans = client.gather(client.map(_scan, files, spec=spec, config=config, pure=False))
