@@ -421,6 +421,7 @@ def test_coverage_guided_fuzzing_finds_no_crash_in_twenty_seconds(tmp_path: Path
             sys.executable,
             str(Path(__file__).parent / "fuzz" / "fuzz_pipeline.py"),
             "-max_total_time=20",
+            f"-artifact_prefix={tmp_path}/",  # (a crash's input lands here, not in the working folder)
             str(seeds),
         ],
         capture_output=True,
