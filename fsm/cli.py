@@ -14,7 +14,7 @@ import stat
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar, cast
 
 import click
 import orjson
@@ -80,6 +80,28 @@ def _write(text: str, output: str | None) -> None:
         click.echo(f"wrote {output}", err=True)
     else:
         click.echo(text, nl=False)
+
+
+def _write_report(writer: Callable[[TextIO], None], output: str | None) -> None:
+    """Stream a report to ``output`` (a file, or standard output for None or ``-``)."""
+    if output and output != "-":
+        try:
+            Path(output).parent.mkdir(parents=True, exist_ok=True)
+            with open(output, "w", encoding="utf-8", newline="") as fh:
+                writer(fh)
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+        click.echo(f"wrote {output}", err=True)
+    else:
+        writer(cast(TextIO, _Echo()))
+
+
+class _Echo:
+    """Standard output as a file for :func:`_write_report`: each piece goes through ``click.echo``."""
+
+    def write(self, text: str) -> int:
+        click.echo(text, nl=False)
+        return len(text)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -204,6 +226,16 @@ def cli() -> None:
     help="The API's host (name or name:port); exchanges with other hosts are not judged. Repeatable "
     "(default: the config file's, else any host).",
 )
+@click.option(
+    "--max-live",
+    type=click.IntRange(0),
+    default=None,
+    metavar="N",
+    help="Live (unfinished) entities kept in memory (default: the config's max-live, else 200,000; "
+    "0: no cap). Past it the longest idle are forgotten: a later call on one is adopted as first "
+    "met (D18), and one entity.forgotten info counts them (D27). Finished entities are never "
+    "forgotten here: past a number they move to a temporary file.",
+)
 def validate(
     files: Sequence[str],
     fmt: str | None,
@@ -222,6 +254,7 @@ def validate(
     max_per_rule: int,
     api_prefix: str | None,
     hosts: Sequence[str],
+    max_live: int | None,
 ) -> None:
     """Check recorded traffic (JSONL, JSONL.gz or HAR; - for stdin) against the protocol.
 
@@ -229,7 +262,7 @@ def validate(
     schemas, and the entities it names stepped through their state machines.
     """
     from fsm.config import Config, find_config, load_config, parse_severity_overrides
-    from fsm.render import render
+    from fsm.render import write
     from fsm.render.text import render_text, summary_line
 
     found = Path(config_path) if config_path else find_config()
@@ -253,6 +286,7 @@ def validate(
         severity={**config.severity, **overrides},
         api_prefix=api_prefix,
         hosts=tuple(hosts) or None,
+        max_live=max_live,
     )
     from fsm.shards import expand
 
@@ -268,11 +302,10 @@ def validate(
         if dask_address is not None or (jobs or 1) > 1
         else _validate_one(files, config, engine, parallel, progress)
     )
-    text = render_text(report, max_per_rule) if config.format == "text" else render(report, config.format)
     if config.format == "text" and not output and sys.stdout.isatty():
-        _print_colour(text)
-    else:
-        _write(text, output)
+        _print_colour(render_text(report, max_per_rule))
+    else:  # (streamed: a report of millions of entities is never held whole, D27)
+        _write_report(lambda out: write(report, config.format, out, max_per_rule=max_per_rule), output)
         if output or config.format != "text":
             click.echo(summary_line(report), err=True)
     for i in report.inputs:  # input that cannot be read at all is not a verdict on traffic

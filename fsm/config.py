@@ -32,13 +32,16 @@ _KEYS = {
     "clock-skew",
     "api-prefix",
     "hosts",
+    "max-live",
     "view",
 }
 CLOCK_SKEW = 5.0
 VIEWS = ("all", "payee", "payer")
 """Whose traffic a run sees (D28): every party's, or one party's calls only."""
 KEPT_PER_RULE = 1000
-_BOUNDS = ("kept-per-rule", "longest-record", "most-values")
+MAX_LIVE = 200_000
+"""Live entities kept by default: under 1 KB each, at most about 200 MB of them (D27)."""
+_BOUNDS = ("kept-per-rule", "longest-record", "most-values", "max-live")
 _HOST = re.compile(r"^(?:[A-Za-z0-9._~%!$&'()*+,;=-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 _OUR_TABLE = re.compile(r"""^\s*\[\s*(["']?)tool\1\s*\.\s*(["']?)voucher-fsm\2\s*[\].]""", re.MULTILINE)
 """A ``[tool.voucher-fsm]`` (or ``.severity``) table header, found in a file TOML cannot read."""
@@ -69,6 +72,8 @@ class Config:
     """Where the API lives (D25): the path prefix of its operations (None: the spec's ``/api/v1``)."""
     hosts: tuple[str, ...] = ()
     """The API's hosts (D25), ``name`` or ``name:port``: exchanges on others are not judged (empty: any)."""
+    max_live: int = MAX_LIVE
+    """Live entities kept (0: no cap); past it the longest idle are forgotten (D27, ``entity.forgotten``)."""
     view: str = "all"
     """Whose calls the traffic holds (D28): ``all``, or one party's (``payee``, ``payer``); changes the
     other party's unseen calls explain are then adopted (``observe.unseen-call``), not reported."""
@@ -77,9 +82,9 @@ class Config:
         if self.view not in VIEWS:
             where = self.source or "Config(view=...)"
             raise UsageError(f"{where}: view must be one of {', '.join(VIEWS)}, not {self.view!r}")
-        for name in ("kept_per_rule", "longest_record", "most_values"):
+        for name in ("kept_per_rule", "longest_record", "most_values", "max_live"):
             value = getattr(self, name)
-            if type(value) is not int or value < (0 if name == "kept_per_rule" else 1):
+            if type(value) is not int or value < (0 if name in ("kept_per_rule", "max_live") else 1):
                 where = self.source or f"Config({name}=...)"
                 raise UsageError(f"{where}: {name.replace('_', '-')} must be a whole number, not {value!r}")
         skew = self.clock_skew

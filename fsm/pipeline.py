@@ -1,7 +1,8 @@
 """The only module that wires the stages: reader -> exchange -> match -> schema -> step -> report.
 
 Records stream through one at a time; memory grows with the number of live
-entities, not with the length of the log.
+entities, not with the length of the log, and is bounded (D27): finished entities past a number
+move to disk, live ones past ``max-live`` are forgotten.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,11 +23,12 @@ from fsm.exchange import Exchange, build_exchange, has_no_offset
 from fsm.machines import engines_for
 from fsm.matcher import Match, Matcher, Router, Transport
 from fsm.readers import input_uri, open_input, printable
-from fsm.report import EntityOutcome, InputSummary, Report, Totals, sort_violations
+from fsm.report import EntityOutcome, EntityOutcomes, InputSummary, Report, Totals, sort_violations
 from fsm.schemacheck import SchemaChecker
 from fsm.secrets import Scrubber, bounded, redact, redact_value, template, unsafe_strings
 from fsm.spec import Spec, load_spec
 from fsm.stepper import Coverage, Prediction, Stepper, history_location
+from fsm.stepper.entities import FINISHED_IN_RAM, EntityStore
 from fsm.violation import Finding, RelatedExchange, Severity, SourceLocation, Violation
 
 __all__ = ["ExchangeCallback", "Validator", "distinct_label", "make_matcher", "validate_log"]
@@ -59,6 +61,14 @@ class Validator:
             else ``/api/v1``).
         hosts: the API's hosts (D25); exchanges with other hosts are not judged (default: the
             config's, else any host).
+        max_live: live entities kept (default: the config's ``max-live``; 0: no cap). Past it the
+            longest idle are forgotten: a later call on one is adopted as first met (D18), and the
+            report says how many with one ``entity.forgotten`` info (D27).
+        retain_finished: seconds, by the log's clock, that a finished entity is remembered (None:
+            the whole run). For a validator that never finishes (a monitor): its memory stays flat;
+            a call on an entity forgotten so is adopted (D18) and counted in ``entity.forgotten``.
+        finished_in_ram: finished entities of a kind kept in RAM; past that they move to a temporary
+            file on disk, read back when named again (0: all in RAM). Verdicts do not change (D27).
 
     Example::
 
@@ -84,6 +94,9 @@ class Validator:
         clock_skew: float | None = None,
         api_prefix: str | None = None,
         hosts: Iterable[str] | None = None,
+        max_live: int | None = None,
+        retain_finished: float | None = None,
+        finished_in_ram: int | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self.spec = spec if spec is not None else load_spec()
@@ -95,19 +108,38 @@ class Validator:
                 hosts=config.hosts if hosts is None else tuple(hosts),
             )
         self.config = config
+        if max_live is None:
+            max_live = self.config.max_live
+        if type(max_live) is not int or max_live < 0:
+            raise UsageError(f"Validator(max_live=...) must be a whole number (0: no cap), not {max_live!r}")
+        if retain_finished is not None and (
+            type(retain_finished) not in (int, float) or not 0 <= retain_finished < float("inf")
+        ):
+            raise UsageError(
+                f"Validator(retain_finished=...) must be a number of seconds, not {retain_finished!r}"
+            )
+        if finished_in_ram is None:
+            finished_in_ram = FINISHED_IN_RAM
+        if type(finished_in_ram) is not int or finished_in_ram < 0:
+            raise UsageError(
+                "Validator(finished_in_ram=...) must be a whole number (0: never spill), "
+                f"not {finished_in_ram!r}"
+            )
         self._severity = self.config.effective(self.spec.rules)
         self._keep = self.config.kept_per_rule or 2**63
         self._matcher = make_matcher(self.spec, self.config)
         router = self._matcher.router
         self._schemas = SchemaChecker.shared(self.spec, fast=engine == "table")  # compiled once a spec
         stepping = engines_for(self.spec, engine)
-        skew = self.config.clock_skew
-        if self.config.view == "all":  # (a Stepper subclass of an older signature still fits)
-            self._stepper = stepper(self.spec, stepping, coverage=coverage, clock_skew=skew)
-        else:
-            self._stepper = stepper(
-                self.spec, stepping, coverage=coverage, clock_skew=skew, view=self.config.view
-            )
+        bounds: dict[str, Any] = {
+            "clock_skew": self.config.clock_skew,
+            "max_live": max_live,
+            "finished_in_ram": finished_in_ram,
+            "retain_finished": None if retain_finished is None else float(retain_finished),
+        }
+        if self.config.view != "all":  # (a Stepper subclass of an older signature still fits)
+            bounds["view"] = self.config.view
+        self._stepper = stepper(self.spec, stepping, coverage=coverage, **bounds)
         self._on_exchange = on_exchange
         self._violations: list[Violation] = []
         self._read = self._judged = self._unreadable = self._transport = 0
@@ -542,7 +574,6 @@ class Validator:
 
     def _report(self) -> Report:
         end = SourceLocation(self._inputs[-1].label if self._inputs else "<end of log>")
-        entities = []
         for e, m in self._stepper.unfinished():
             finding = Finding(
                 "entity.incomplete",
@@ -557,8 +588,15 @@ class Validator:
                 self._emit([finding], history_location(e.history[-1]), e.history[-1].exchange_index, None)
             else:
                 self._emit([finding], end, -1, None)
-        for key, kind, state, final, seen in self._stepper.outcomes():
-            entities.append(EntityOutcome(redact(key), kind, state, final, seen))  # ids come from traffic
+        store = self._stepper.store
+        if store.forgotten:
+            self._emit([_forgotten(store)], end, -1, None)
+        outcomes = self._stepper.outcomes
+
+        def entities() -> Iterator[EntityOutcome]:  # (made again each time: those on disk read back)
+            for key, kind, state, final, seen in outcomes():
+                yield EntityOutcome(redact(key), kind, state, final, seen)  # ids come from traffic
+
         return Report(
             inputs=tuple(self._inputs),
             totals=Totals(self._read, self._judged, self._unreadable, self._transport),
@@ -566,7 +604,7 @@ class Validator:
             paths_seen=tuple(self._paths.most_common(5)) if not self._routed else (),
             advice="" if self._routed else _advice(self._paths, self._matcher),
             violations=sort_violations(self._violations),
-            entities=tuple(entities),
+            entities=EntityOutcomes(entities, store.count()),
             rules=self.spec.rules,
             strict=self.config.strict,
             untold=tuple(sorted(((rule, level, n) for (rule, level), n in self._untold.items()), key=str)),
@@ -631,6 +669,22 @@ def _kit_failed(exc: Exception) -> Finding:
         "input.unreadable",
         f"voucher-fsm failed on this record ({type(exc).__name__}) and could not judge it; this is "
         "a bug in voucher-fsm: please report it with this record (secrets removed)",
+    )
+
+
+def _forgotten(store: EntityStore) -> Finding:
+    """The one ``entity.forgotten`` info of a run: how many entities memory bounds forgot (D27)."""
+    why = []
+    if store.evicted:
+        why.append(f"{store.evicted:,} live, idle longest, past the cap of {store.max_live:,} (max-live)")
+    if store.expired:
+        why.append(f"{store.expired:,} finished, past the retention time of {store.retain:g} s")
+    n = store.forgotten
+    return Finding(
+        "entity.forgotten",
+        f"{n:,} {'entity was' if n == 1 else 'entities were'} forgotten to bound memory ({'; '.join(why)}); "
+        "a later call on one was adopted as if first met, its past unknown",
+        actual=n,
     )
 
 

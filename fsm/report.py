@@ -7,13 +7,14 @@ JUnit or SARIF.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from typing import NamedTuple
 
 from fsm.violation import Rule, Severity, Violation
 
-__all__ = ["EntityOutcome", "InputSummary", "Report", "Totals"]
+__all__ = ["EntityOutcome", "EntityOutcomes", "InputSummary", "Report", "Totals"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,44 @@ class EntityOutcome(NamedTuple):
     exchanges: int
 
 
+class EntityOutcomes:
+    """Every entity's outcome, made again each time it is read: never all held at once.
+
+    A run may meet millions of entities; the finished ones may be on disk (D27). ``make`` yields
+    the outcomes in report order, ``count`` says how many it yields. Compares equal to another
+    collection of the same outcomes in the same order (a tuple, a list).
+    """
+
+    __slots__ = ("_count", "_make")
+
+    def __init__(self, make: Callable[[], Iterator[EntityOutcome]], count: int) -> None:
+        self._make = make
+        self._count = count
+
+    def __iter__(self) -> Iterator[EntityOutcome]:
+        return self._make()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, item: object) -> bool:
+        return any(e == item for e in self)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, (EntityOutcomes, tuple, list)):
+            return NotImplemented
+        mark = object()
+        return len(self) == len(other) and all(a == b for a, b in zip_longest(self, other, fillvalue=mark))
+
+    __hash__ = None  # type: ignore[assignment]  # (what it reads may change while a run goes on)
+
+    def __reduce__(self) -> tuple[type[tuple[EntityOutcome, ...]], tuple[tuple[EntityOutcome, ...]]]:
+        return tuple, (tuple(self),)  # (pickled and copied as the tuple it reads)
+
+    def __repr__(self) -> str:
+        return f"<EntityOutcomes: {self._count:,} entities>"
+
+
 @dataclass(frozen=True)
 class Report:
     """The verdict of one run."""
@@ -71,7 +110,8 @@ class Report:
     inputs: tuple[InputSummary, ...]
     totals: Totals
     violations: tuple[Violation, ...]
-    entities: tuple[EntityOutcome, ...] = ()
+    entities: Collection[EntityOutcome] = ()
+    """Every entity met, where it ended (streamed: :class:`EntityOutcomes` from a run)."""
     rules: Mapping[str, Rule] = field(default_factory=dict)
     strict: bool = False
     untold: tuple[tuple[str, Severity, int], ...] = ()

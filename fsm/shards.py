@@ -55,7 +55,17 @@ from fsm.stepper.entities import Entity, EntityStore
 from fsm.stepper.refs import MISSING, resolve
 from fsm.violation import Finding, Severity, Violation
 
-__all__ = ["Plan", "ShardResult", "cores", "expand", "merge", "plan", "run_shard", "validate_sharded"]
+__all__ = [
+    "Plan",
+    "ShardResult",
+    "cores",
+    "expand",
+    "merge",
+    "one_process",
+    "plan",
+    "run_shard",
+    "validate_sharded",
+]
 
 _NONE = float("nan")  # no previous time in the file
 _UNLINKED = 0  # the component of every record no operation's ids place: unreadable, unrouted, no answer
@@ -123,7 +133,16 @@ class Plan:
     authorized: set[str]  # labels of the files with a token or a cookie in some exchange
     components: int
     largest: int  # records in the largest component
+    named: int = 0  # distinct ids and codes the exchanges name: at most this many entities live at once
     clocks: dict[str, float] = field(default_factory=dict)  # per label: its last time (D19), at the end
+
+    def capped(self, config: Config) -> bool:
+        """Whether ``config``'s cap on live entities (max-live, D27) could forget one in this run.
+
+        Shards judge only part of the entities each, so a cap would forget others than one process
+        forgets: a run it could bite is judged in one process instead (the report stays the same).
+        """
+        return config.max_live > 0 and self.named > config.max_live
 
     def keeper(self, f: PlannedFile, shard: int) -> Callable[[int], bool]:
         """Whether the record at a line (or entry) of ``f`` belongs to ``shard``."""
@@ -485,6 +504,7 @@ def pack(scan: Scan, shards: int) -> Plan:
         scan.authorized,
         len(sizes),
         max(sizes.values(), default=0),
+        len(scan.uf.nodes),
         dict(scan.clocks),
     )
 
@@ -497,9 +517,9 @@ class ShardStore(EntityStore):
     tables, in the same relative order, and these numbers interleave the parts again.
     """
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.now = -1
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.at = -1  # the exchange being stepped (``now`` is the store's clock, D27)
         self.born: dict[tuple[str, str], int] = {}
         self.code_born: dict[tuple[str, str], int] = {}
         self.done_at: dict[tuple[str, str], int] = {}
@@ -509,27 +529,27 @@ class ShardStore(EntityStore):
         new_code = isinstance(code, str) and (kind, code) not in self.by_code
         e = super().adopt(kind, id, code, states)
         if new_id:
-            self.born[(kind, id)] = self.now
+            self.born[(kind, id)] = self.at
         if new_code:
-            self.code_born[(kind, code)] = self.now
+            self.code_born[(kind, code)] = self.at
         return e
 
     def file_code(self, e: Entity, code: Any) -> None:
         if e.code is None and isinstance(code, str) and (e.kind, code) not in self.by_code:
-            self.code_born[(e.kind, code)] = self.now
+            self.code_born[(e.kind, code)] = self.at
         super().file_code(e, code)
 
     def settle(self, e: Entity) -> None:
         new = e.id is not None and e.id not in self.finished[e.kind]
         super().settle(e)
-        if new and e.id in self.finished[e.kind]:
-            self.done_at[(e.kind, e.id)] = self.now
+        if new and e.id is not None and e.id in self.finished[e.kind]:
+            self.done_at[(e.kind, e.id)] = self.at
 
     def outcome_keys(self) -> list[tuple[int, int, int]]:
         """Where each of :meth:`outcomes` stands in one process's order."""
         keys = [(0, 0, self.born[k]) for k in self.entities]
         for rank, (kind, done) in enumerate(self.finished.items(), 1):
-            keys.extend((1, rank, self.done_at[(kind, id_)]) for id_ in done)
+            keys.extend((1, rank, self.done_at[(kind, id_)]) for id_, _, _ in done.items())
         return keys
 
     def unfinished_keys(self) -> list[tuple[int, int, int]]:
@@ -549,7 +569,7 @@ class ShardStepper(Stepper):
     store_class = ShardStore
 
     def step(self, ex: Exchange, match: Match, *, request_broken: bool = False) -> list[Finding]:
-        self.store.now = ex.index  # type: ignore[attr-defined]
+        self.store.at = ex.index  # type: ignore[attr-defined]
         return super().step(ex, match, request_broken=request_broken)
 
     def learn(self, ex: Exchange, match: Match) -> None:
@@ -585,7 +605,7 @@ class ShardValidator(Validator):
     """The pipeline's validator judging one shard of a planned run."""
 
     def __init__(self, spec: Spec, *, config: Config, engine: str) -> None:
-        super().__init__(spec, config=config, engine=engine, stepper=ShardStepper)
+        super().__init__(spec, config=config, engine=engine, stepper=ShardStepper, max_live=0)
 
     def run(self, p: Plan, shard: int, items: ItemSource | None = None) -> ShardResult:
         """Judge the records of ``shard``: read from the files (``items``: from elsewhere, in log order)."""
@@ -734,6 +754,14 @@ def _in_child(shard: int) -> ShardResult:
     return run_shard(p, shard, spec=spec, config=config, engine=engine)
 
 
+def one_process(names: Sequence[str], spec: Spec, config: Config, engine: str) -> Report:
+    """The run of ``names`` in this process, as :func:`fsm.validate_log` makes it."""
+    v = Validator(spec, config=config, engine=engine)
+    for name in names:
+        v.feed_file(name)
+    return v.finish()
+
+
 def validate_sharded(
     paths: str | Path | Iterable[str | Path],
     *,
@@ -748,9 +776,10 @@ def validate_sharded(
     The report is the one :func:`fsm.validate_log` makes in one process, byte for byte in every
     format. Inputs may be glob patterns (:func:`expand`).
 
-    Standard input (``-``) cannot be read twice: with it, or where processes cannot be forked,
-    the run is one process. ``on_plan`` is called with the first pass's :class:`Plan` (shard
-    sizes, components, the largest component).
+    Standard input (``-``) cannot be read twice: with it, where processes cannot be forked, or
+    where the cap on live entities could forget one (:meth:`Plan.capped`), the run is one process.
+    ``on_plan`` is called with the first pass's :class:`Plan` (shard sizes, components, the
+    largest component).
     """
     global _RUN
     names = expand([paths] if isinstance(paths, (str, Path)) else paths)
@@ -758,13 +787,12 @@ def validate_sharded(
     spec = spec if spec is not None else load_spec()
     config = config if config is not None else Config()
     if jobs <= 1 or "-" in names or not worker.available():
-        v = Validator(spec, config=config, engine=engine)
-        for name in names:
-            v.feed_file(name)
-        return v.finish()
+        return one_process(names, spec, config, engine)
     p = plan(names, jobs, spec=spec, config=config, processes=jobs)
     if on_plan is not None:
         on_plan(p)
+    if p.capped(config):
+        return one_process(names, spec, config, engine)
     _RUN = (p, spec, config, engine)
     try:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:

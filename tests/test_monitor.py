@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from fsm import Validator
 from fsm.cli import cli
+from fsm.generate import generate
 from fsm.middleware import ASGIMiddleware, WSGIMiddleware
 from fsm.monitor import Captured, Monitor
 from fsm.sinks import Callback, ExchangeLog, JsonlFindings, LoggingSink, OpenTelemetrySink, recorded
@@ -329,6 +330,37 @@ def test_validator_options_reach_the_validator_the_monitor_makes() -> None:
     assert monitor.validator.coverage is not None
     with pytest.raises(TypeError):
         Monitor(validator_options={"no_such_option": 1})
+
+
+def _fed_for_long(**options: Any) -> tuple[Monitor, list[tuple[int, int]]]:
+    """A monitor fed generated sessions; (live, retired) entities every 500 exchanges."""
+    monitor = Monitor(validator_options=options)
+    store = monitor.validator._stepper.store
+    held = []
+    for n, r in enumerate(generate(300, seed=9, partial=False), 1):
+        q, a = r["request"], r["response"]
+        body = json.dumps(q["body"]).encode() if "body" in q else b""
+        captured = Captured(q["method"], q["path"], q.get("headers", {}), r["time"], body)
+        captured.status, captured.resp_body = a["status"], json.dumps(a.get("body")).encode()
+        monitor.feed(captured)
+        if n % 500 == 0:
+            retired = sum(len(d) for d in (*store.finished.values(), *store.finished_codes.values()))
+            held.append((store.live, retired))
+    return monitor, held
+
+
+def test_the_memory_bounds_in_validator_options_bound_what_a_monitor_holds() -> None:
+    """max_live caps its live entities, retain_finished forgets finished ones: flat, where unbounded grows."""
+    # (the monitor stamps exchanges with the wall clock: retention 0 forgets them as the clock moves on)
+    bounded, held = _fed_for_long(max_live=5, retain_finished=0)
+    _, unbounded = _fed_for_long()
+    assert len(held) > 8 and max(live for live, _ in held) <= 5 < max(live for live, _ in unbounded)
+    assert max(r for _, r in held) < unbounded[-1][1] / 10
+    store = bounded.validator._stepper.store
+    assert store.evicted > 0 and store.expired > 0
+    report = bounded.finish()
+    [info] = [v for v in report.violations if v.rule_id == "entity.forgotten"]
+    assert info.actual == store.evicted + store.expired and "max-live" in info.message
 
 
 # ------------------------------------------------------------------ sinks

@@ -79,6 +79,17 @@ def test_the_corpus_in_one_run_is_reported_the_same_on_two_and_three_processes()
     assert report.violations and report.totals.read > 300
 
 
+def test_a_cap_on_live_entities_that_could_bite_runs_in_one_process_and_reports_the_same() -> None:
+    """Shards would forget other entities than one process (D27): such a run is not split."""
+    plans: list[Plan] = []
+    report = validate_sharded(
+        [str(p) for p in CORPUS], jobs=2, config=Config(max_live=3), on_plan=plans.append
+    )
+    assert report.by_rule()["entity.forgotten"] == 1 and plans[0].capped(Config(max_live=3))
+    assert not plans[0].capped(Config(max_live=plans[0].named)) and not plans[0].capped(Config(max_live=0))
+    same_report(CORPUS, jobs=(2,), config=Config(max_live=3))
+
+
 CAPTURES = ROOT / "tests" / "captures"
 
 

@@ -186,7 +186,8 @@ class ZipInput:
 
     def __init__(self, source: Any) -> None:
         self.archive = zipfile.ZipFile(source)
-        names = [i for i in self.archive.infolist() if not i.is_dir()]
+        # (a damaged central directory may name a member "": neither a file nor a folder, skipped)
+        names = [i for i in self.archive.infolist() if i.filename and not i.filename.endswith("/")]
         hars = [i for i in names if i.filename.lower().endswith(".har")]
         self.member = hars[0] if hars else (names[0] if len(names) == 1 else None)
         self.members = len(names)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import io
+from typing import Any, TextIO
 
 import orjson
 
@@ -10,7 +11,7 @@ from fsm._version import __version__
 from fsm.report import Report
 from fsm.violation import Violation
 
-__all__ = ["render_json", "report_to_dict", "violation_to_dict"]
+__all__ = ["render_json", "report_to_dict", "violation_to_dict", "write_json"]
 
 
 def _violation(v: Violation) -> dict[str, Any]:
@@ -51,8 +52,8 @@ def violation_to_dict(v: Violation) -> dict[str, Any]:
     return _violation(v)
 
 
-def report_to_dict(report: Report) -> dict[str, Any]:
-    """The JSON report as plain data."""
+def report_to_dict(report: Report, *, entities: bool = True) -> dict[str, Any]:
+    """The JSON report as plain data (``entities=False``: an empty list of them, see :func:`write_json`)."""
     t = report.totals
     return {
         "tool": {"name": "voucher-fsm", "version": __version__},
@@ -80,7 +81,9 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "violations": [_violation(v) for v in report.violations],
         "entities": [
             {"entity": e.key, "kind": e.kind, "state": e.state, "final": e.final} for e in report.entities
-        ],
+        ]
+        if entities
+        else [],
         **(
             {
                 "not_judged": {
@@ -102,4 +105,35 @@ def report_to_dict(report: Report) -> dict[str, Any]:
 
 def render_json(report: Report) -> str:
     """The JSON report as text."""
-    return orjson.dumps(report_to_dict(report), option=orjson.OPT_INDENT_2, default=str).decode() + "\n"
+    out = io.StringIO()
+    write_json(report, out)
+    return out.getvalue()
+
+
+_EMPTY = '\n  "entities": []'  # (a top-level key: no string in the document holds a raw newline)
+
+
+def write_json(report: Report, out: TextIO) -> None:
+    """Write the JSON report to ``out``, the entities a batch at a time (never all held at once).
+
+    The same text as :func:`report_to_dict`'s document dumped with two-space indents.
+    """
+    doc = report_to_dict(report, entities=False)
+    text = orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str).decode()
+    cut = text.rindex(_EMPTY) + len(_EMPTY) - 2  # where "[]" starts
+    dumps, indent = orjson.dumps, orjson.OPT_INDENT_2
+    batch: list[bytes] = []
+    started = False
+    for e in report.entities:
+        item = dumps({"entity": e.key, "kind": e.kind, "state": e.state, "final": e.final}, option=indent)
+        batch.append(b"    " + item.replace(b"\n", b"\n    "))
+        if len(batch) == 1024:
+            out.write((text[:cut] + "[\n" if not started else ",\n") + b",\n".join(batch).decode())
+            batch, started = [], True
+    if batch:
+        out.write((text[:cut] + "[\n" if not started else ",\n") + b",\n".join(batch).decode())
+        started = True
+    if not started:  # no entity at all
+        out.write(text + "\n")
+        return
+    out.write("\n  ]" + text[cut + 2 :] + "\n")

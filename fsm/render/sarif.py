@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import quote
 
 import orjson
@@ -12,7 +12,7 @@ from fsm._version import __version__
 from fsm.report import Report
 from fsm.violation import Severity, Violation
 
-__all__ = ["SARIF_SCHEMA", "render_sarif"]
+__all__ = ["SARIF_SCHEMA", "render_sarif", "write_sarif"]
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
@@ -108,6 +108,11 @@ def render_sarif(report: Report) -> str:
         ],
     }
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str).decode() + "\n"
+
+
+def write_sarif(report: Report, out: TextIO) -> None:
+    """Write the SARIF log to ``out`` (its results are the kept violations: no record per entity)."""
+    out.write(render_sarif(report))
 
 
 def _totals(report: Report) -> dict[str, int]:

@@ -6,7 +6,7 @@ Plain text, stable and snapshot-friendly; the CLI adds colour on a terminal.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -14,7 +14,7 @@ from fsm._text import clip
 from fsm.report import Report
 from fsm.violation import NAMED_IN_MESSAGE, Violation
 
-__all__ = ["render_text", "summary_line"]
+__all__ = ["render_text", "summary_line", "write_text"]
 
 _WIDTH = 8
 
@@ -69,6 +69,11 @@ def summary_line(report: Report) -> str:
     )
 
 
+def write_text(report: Report, out: TextIO, max_per_rule: int = 50) -> None:
+    """Write the text report to ``out`` (it lists violations, not every entity: see :func:`render_text`)."""
+    out.write(render_text(report, max_per_rule))
+
+
 def render_text(report: Report, max_per_rule: int = 50) -> str:
     """The report as text; at most ``max_per_rule`` violations of each rule are spelt out (0: all).
 
@@ -93,7 +98,7 @@ def render_text(report: Report, max_per_rule: int = 50) -> str:
     for v in kept:
         groups.setdefault(v.entity, []).append(v)
     general = groups.pop(None, [])
-    states = {e.key: e.state for e in report.entities}
+    states = {e.key: e.state for e in report.entities if e.key in groups}  # (one pass, few kept)
     for key, violations in groups.items():
         assert key is not None
         out.append("")

@@ -47,7 +47,7 @@ class Actors:
         self.callers: CallerSpec = spec.callers
         self.token_types = spec.token_types
         self.store = store
-        self.tokens: dict[int, TokenInfo | None] = {}
+        self.tokens = store.known(_encode, _decode)  # hash of a token -> TokenInfo | None (bounded, D27)
         self._resource = re.compile(spec.resource_pattern)
         roles = set(self.callers.roles)
         self.need = {op.id: next((a for a in op.actors if a in roles), None) for op in spec.operations}
@@ -207,3 +207,17 @@ class Actors:
                     actual=scope.code,
                 )
             )
+
+
+def _encode(info: TokenInfo | None) -> tuple[str, int]:
+    """A token's role as a spilled row keeps it: (role, scope code), and whether there is one."""
+    if info is None:
+        return "", 0
+    return f"{info.role}\n{info.code or ''}", 1 if info.code is None else 2
+
+
+def _decode(text: str, kind: int) -> TokenInfo | None:
+    if not kind:
+        return None
+    role, _, code = text.partition("\n")
+    return TokenInfo(role, code if kind == 2 else None)

@@ -86,12 +86,28 @@ class Stepper:
         coverage: bool = False,
         clock_skew: float = CLOCK_SKEW,
         view: str = "all",
+        max_live: int = 0,
+        finished_in_ram: int = 0,
+        retain_finished: float | None = None,
     ) -> None:
+        """The model of one run; ``view``: whose calls the traffic holds (D28).
+
+        ``max_live``, ``finished_in_ram``, ``retain_finished``: memory bounds (D27), see
+        :class:`~fsm.stepper.entities.EntityStore`.
+        """
         self.spec = spec
         self.unseen = Unseen(spec, view)  # one party's view (D28): what the other party's calls may change
         self.engines = engines
         self.coverage: Coverage | None = Coverage() if coverage else None
-        self.store = self.store_class(spec.machines, engines, spec.callers.scope)
+        self.store = self.store_class(
+            spec.machines,
+            engines,
+            spec.callers.scope,
+            max_live=max_live,
+            finished_in_ram=finished_in_ram,
+            retain_finished=retain_finished,
+            words=_words(spec),
+        )
         self.timers = Timers(spec.machines, engines, clock_skew, self.coverage)
         if engines is engines_for(spec):  # the shared tables: so is the predictor (its memo is per state)
             self.predictor = per_spec("predictor", spec, lambda: Predictor(spec.machines, engines))
@@ -139,10 +155,15 @@ class Stepper:
         if not call.accepted and findings and self._refusals:
             self._explained(call, findings)
         self._touched = touched = call.touched
-        finals = self.store.finals
+        store = self.store
+        store.tick(ex.time)
+        finals = store.finals
         for e in touched:
             if len(e.states) == 1 and e.states[0] in finals[e.kind]:
-                self.store.settle(e)  # (only final entities are retired)
+                store.settle(e)  # (only final entities are retired)
+            else:
+                store.rests(e)  # (packed once it rests through a window: D27)
+        store.bound(ex.index)  # (resting entities packed, the longest idle forgotten past the cap: D27)
         return findings
 
     def _explained(self, call: Call, findings: list[Finding]) -> None:
@@ -391,3 +412,21 @@ class Stepper:
     def _status_for(self, op: OperationSpec, code: str | None) -> int | None:
         """The HTTP status the docs give ``code`` for ``op`` (its own errors, then the generic ones)."""
         return None if code is None else self.spec.error_status(op, code)
+
+
+def _words(spec: Spec) -> list[str]:
+    """What a resting entity's packed text is made of: calls, attribute and payment field names.
+
+    The compression dictionary of :meth:`EntityStore.pack <fsm.stepper.entities.EntityStore.pack>`.
+    """
+    out = [f'0,false,"{op.method}","{spec.prefix}{op.path}",200,null]' for op in spec.operations]
+    for op in spec.operations:
+        out += (f'"{name}":' for step in op.steps for name in step.record)
+        out += (f'"{name}":' for obs in op.observes for name in obs.record)
+    fields = spec.payment_fields
+    out += (f'"{name}":"' for name in (fields.network, fields.currency, fields.address))
+    out += (
+        f'"{network}","{fields.currency}":"{symbol}","{fields.address}":"{address}"'
+        for symbol, network, address in spec.tokens
+    )
+    return list(dict.fromkeys(out))

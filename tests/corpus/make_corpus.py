@@ -938,6 +938,22 @@ def _incomplete() -> tuple[list[Any], Expect]:
 
 
 @case(
+    "entity-forgotten",
+    "Run with max-live 3: the context, idle longest, is forgotten when a second voucher makes four "
+    "live entities; its close is adopted (D18), and one info counts it (D27).",
+    settings={"max-live": 3},
+)
+def _forgotten() -> tuple[list[Any], Expect]:
+    f = Flow(seed=53)
+    v1 = f.voucher()
+    v2 = f.voucher()
+    f.add(f.b.discard(f.payee, v1))
+    f.add(f.b.discard(f.payee, v2))
+    f.close()
+    return f.records, [("entity.forgotten", None)]  # at the end of the log
+
+
+@case(
     "view-payee-unseen-calls",
     "Run with view payee: the payee's server sees its own calls only. The payer's unseen join explains "
     "the reserve in a session the model had waiting, and its unseen resolve the RESOLVED read; both are "

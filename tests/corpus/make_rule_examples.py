@@ -43,9 +43,9 @@ def examples() -> dict[str, Any]:
     for rule in load_spec().rules:
         for case in _cases_for(rule):
             expected = json.loads((case / "expected.json").read_text())
+            settings = expected.get("settings", {})  # (the case's config file keys)
+            config = Config(**{key.replace("-", "_"): value for key, value in settings.items()})
             with contextlib.chdir(case):
-                settings = expected.get("settings", {})  # (the settings the case runs with)
-                config = Config(**{key.replace("-", "_"): value for key, value in settings.items()})
                 report = validate_log(expected["traffic"], config=config)
             found = [v for v in report.violations if v.rule_id == rule]
             if found:
