@@ -724,7 +724,7 @@ def _restore(e: Entity, kept: str | None) -> None:
     if kept is not None:
         by_clock, attrs = orjson.loads(kept)
         e.expired_by_clock = tuple(by_clock)
-        e.attrs = {k: v for k, v in attrs}
+        e.attrs = dict(attrs)
 
 
 WINDOW = 2048
