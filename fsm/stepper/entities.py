@@ -660,6 +660,11 @@ class EntityStore:
         e.last_child = None
 
     @staticmethod
+    def unpacked(e: Entity) -> Entity:
+        """``e`` (met through its parent's children, say) with what :meth:`pack` kept read back."""
+        return _unpacked(e)
+
+    @staticmethod
     def related(e: Entity) -> tuple[RelatedExchange, ...]:
         """The entity's recent exchanges, oldest first."""
         history = e.history if e.packed is None else _history(e.packed)

@@ -326,8 +326,8 @@ class Lifecycle:
 
     def _tick_children(self, e: Entity, now: float | None) -> None:
         """Run the children's clocks before a guard reads them: expired by the clock is final (D4, D24)."""
-        for child in e.children or ():
-            self.timers.tick(child, child.kind, now)  # (still its parent's child: independence, D17)
+        for child in e.children or ():  # (a resting child's due time is packed: read back first)
+            self.timers.tick(self.store.unpacked(child), child.kind, now)  # (still its parent's: D17)
 
     def _lazy(
         self, plan: StepPlan, e: Entity, op: OperationSpec, ex: Exchange, refuses: list[Outcome]
