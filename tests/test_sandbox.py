@@ -79,7 +79,11 @@ def problems(path: Path) -> list[str]:
 
     report = validate_log(path)
     assert report.totals.judged == report.totals.read > 0
-    return [f"{x.rule_id} {x.location}" for x in report.violations if x.severity.name in ("ERROR", "WARNING")]
+    return [
+        f"{x.rule_id} {x.location} {x.message}"
+        for x in report.violations
+        if x.severity.name in ("ERROR", "WARNING")
+    ]
 
 
 # ---------------------------------------------------------------------------- flows
@@ -180,8 +184,8 @@ def test_random_multi_session_flows_leave_a_recording_that_validates_clean(
                 "x": (payee, "POST", "/redeem-voucher", CUSTOM),
                 "g": (payer, "GET", "", None),
                 "v": (payer, "POST", "/sign-voucher", {"publicKey": "0x" + "5" * 64, "signature": "s" * 16}),
-                "i": (payee, "POST", "/submit/interop-init", {"signature": "t" * 16}),
-                "o": (payer, "GET", "/status/interop-info", None),
+                "i": (payee, "POST", "/submit/interop-init?id=int_1", {"signature": "t" * 16}),
+                "o": (payer, "GET", "/status/interop-info?id=int_1", None),
             }
             party, method, tail, body = calls.get(move, (payee, "GET", "", None))
             status, _ = party.call(method, path + tail if move != "q" else "/vouchers", body)
