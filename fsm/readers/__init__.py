@@ -27,6 +27,7 @@ import ijson  # type: ignore[import-untyped]  # no stubs; the compiled build typ
 from fsm.errors import LogFormatError
 from fsm.readers._containers import (
     READ_ERRORS,
+    ZIP_ERRORS,
     Container,
     ZipInput,
     attached_beside,
@@ -34,6 +35,7 @@ from fsm.readers._containers import (
     decompress_bounded,
     decompressing,
     unreadable_container,
+    zip_failed,
 )
 from fsm.readers._json import what_failed
 from fsm.readers._stdin import primed
@@ -199,8 +201,8 @@ def _open_zip(
         return _unreadable(label, True, path, buffered, why)
     try:
         archive = ZipInput(buffered)
-    except (*READ_ERRORS, ValueError) as exc:
-        why = f"a zip archive that cannot be opened (damaged or cut short: {what_failed(exc)})"
+    except ZIP_ERRORS as exc:
+        why = f"a zip archive that cannot be opened: {zip_failed(exc)}"
         return _unreadable(label, True, path, buffered, why)
     if archive.member is None:
         why = f"a zip archive with no .har file among its {archive.members} files"
@@ -208,13 +210,8 @@ def _open_zip(
     try:
         stream = archive.open_member()
         head = stream.peek(4096)[:4096]
-    except (
-        *READ_ERRORS,
-        RuntimeError,
-        NotImplementedError,
-        ValueError,
-    ) as exc:  # (encrypted, unknown method)
-        why = f"a zip archive whose {printable(archive.member.filename)} cannot be read: {what_failed(exc)}"
+    except ZIP_ERRORS as exc:  # (encrypted, unknown method)
+        why = f"a zip archive whose {printable(archive.member.filename)} cannot be read: {zip_failed(exc)}"
         return _unreadable(label, True, path, buffered, why)
     fmt = detect_format(head, archive.member.filename)
     info = InputFile(label, fmt, True, _size(Path(path)), buffered.tell, buffered.close)

@@ -17,6 +17,7 @@ import gzip
 import io
 import lzma
 import os
+import struct
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from typing import Any, BinaryIO, Literal
 
 __all__ = [
     "READ_ERRORS",
+    "ZIP_ERRORS",
     "AttachedError",
     "Container",
     "ZipInput",
@@ -33,6 +35,7 @@ __all__ = [
     "decompress_bounded",
     "decompressing",
     "unreadable_container",
+    "zip_failed",
 ]
 
 Container = Literal["gzip", "zlib", "bzip2", "xz", "zip"]
@@ -54,6 +57,22 @@ _UNREADABLE = (
 
 READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile)
 """What reading a compressed or archived input may raise when its bytes are damaged or cut short."""
+
+
+ZIP_ERRORS = (*READ_ERRORS, ValueError, NotImplementedError, RuntimeError, struct.error, OverflowError)
+"""What zipfile may raise on a damaged or unusual archive: its directory is parsed from the bytes as
+they are (a version it does not know, a name that does not decode, a field out of range, encryption)."""
+
+
+def zip_failed(exc: BaseException) -> str:
+    """Why a zip archive or its member cannot be read, in the kit's words (never zipfile's text)."""
+    if isinstance(exc, NotImplementedError):
+        return "it needs a zip feature not read here (a newer version or an unknown compression method)"
+    if isinstance(exc, RuntimeError):
+        return "it is encrypted"
+    if isinstance(exc, OSError) and not isinstance(exc, zipfile.BadZipFile):
+        return f"a read error ({exc.strerror or type(exc).__name__})"
+    return "it is damaged or cut short"
 
 
 class AttachedError(ValueError):
@@ -204,7 +223,7 @@ class ZipInput:
         try:
             with self.archive.open(self.member) as fh:
                 return fh.read(limit)
-        except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, NotImplementedError):
+        except ZIP_ERRORS:
             return b""
 
     def attached(self, longest: int) -> Callable[[str], bytes]:
@@ -223,8 +242,8 @@ class ZipInput:
             try:
                 with self.archive.open(info) as fh:
                     data = fh.read(longest + 1)  # (the size in the archive may lie: read no more)
-            except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, NotImplementedError):
-                raise AttachedError("cannot be read from the archive (damaged or encrypted)") from None
+            except ZIP_ERRORS as exc:
+                raise AttachedError(f"cannot be read from the archive: {zip_failed(exc)}") from None
             if len(data) > longest:
                 raise AttachedError(_too_big(None, longest))
             return data
