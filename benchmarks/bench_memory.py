@@ -80,6 +80,7 @@ def validate_child(pipe: str, fmt: str, two: bool, spill: bool) -> None:
                 samples[n - n % 1_000_000] = _peaks_mb()
 
         feed_file(self, path, **{**kwargs, "on_progress": progress})
+        samples[-1] = _peaks_mb()  # (the end of the reading, before the report is written)
 
     fsm.pipeline.Validator.feed_file = sampled  # type: ignore[method-assign]  # (peaks at each million)
     if not spill:
@@ -210,14 +211,24 @@ def main() -> None:
     """Parse arguments, run the measurements, print the tables."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100000,300000", help="exchanges per log, comma-separated")
-    ap.add_argument("--formats", default="text,json,junit,sarif")
-    ap.add_argument("--modes", default="1,2", help="processes: 1 (one), 2 (--parallel)")
+    ap.add_argument(
+        "--formats", default="text,json,junit,sarif", help="report formats (--format), comma-separated"
+    )
+    ap.add_argument(
+        "--modes",
+        default="1,2",
+        help="processes: 1 (--no-parallel), 2 (--parallel: a parse worker), comma-separated",
+    )
     ap.add_argument(
         "--spill-off", action="store_true", help="also run each size in text, one process, all in RAM"
     )
-    ap.add_argument("--live", default="", help="live entities to measure bytes per live entity at")
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--python", default=sys.executable)
+    ap.add_argument(
+        "--live", default="", help="live entities to measure bytes per live entity at, comma-separated"
+    )
+    ap.add_argument("--seed", type=int, default=1, help="the generator's seed")
+    ap.add_argument(
+        "--python", default=sys.executable, help="the interpreter to validate with (another install, say)"
+    )
     ap.add_argument("--compiled", action="store_true", help="measure the compiled (mypyc) build")
     ap.add_argument("--generate", nargs=3, help=argparse.SUPPRESS)
     ap.add_argument("--generate-live", nargs=2, help=argparse.SUPPRESS)
@@ -268,14 +279,17 @@ def main() -> None:
             if fmt == "text" and procs == 1:
                 cost.setdefault(n, {})[label] = r
             build = r["build"]
-            marks = {int(k): v for k, v in r["samples"].items() if int(k)}
-            if len(marks) >= 2:
-                (low, at_low), (high, at_high) = min(marks.items()), max(marks.items())
-                slope = (at_high - at_low) / ((high - low) / 1e6)
-                where = ", ".join(f"{k // 1_000_000}M {v:.0f}" for k, v in sorted(marks.items()))
+            marks = {int(k): v for k, v in r["samples"].items() if int(k) > 0}
+            if "-1" in r["samples"]:
+                marks[n] = r["samples"]["-1"]  # (the end of the reading)
+            if 1_000_000 in marks and n > 1_000_000:
+                where = ", ".join(f"{k / 1e6:g}M {v:.1f}" for k, v in sorted(marks.items()))
+                read = (marks[n] - marks[1_000_000]) / (n / 1e6 - 1)
+                whole = (r["peak_mb"] - marks[1_000_000]) / (n / 1e6 - 1)
                 print(
-                    f"\r  ({fmt}, {procs} process(es): peak while reading at {where} MB: "
-                    f"{slope:.1f} MB per million from {low // 1_000_000}M to {high // 1_000_000}M)"
+                    f"\r  ({fmt}, {procs} process(es): peak while reading at {where} MB; "
+                    f"{r['peak_mb']:.1f} MB with the report written: per million exchanges from 1M, "
+                    f"{read:.1f} MB while reading, {whole:.1f} MB to the peak with the report)"
                 )
             print(
                 f"\r| {n:,} | {fmt} | {procs} | {label} | {r['peak_mb']:.1f} | {r['wall']:.1f} | "

@@ -54,3 +54,36 @@ def test_the_benchmark_runs_its_rounds_and_prints_each_ratio_and_their_median(tm
         line = next(x for x in result.stdout.splitlines() if x.startswith(f"{mode}/floor: "))
         assert "the median of 2 rounds (" in line and "fastest/fastest" in line
     assert "verdict on generated traffic: 0 errors, 0 warnings" in result.stdout
+
+
+def test_the_memory_benchmark_prints_a_row_per_run_the_spilling_cost_and_bytes_per_live_entity() -> None:
+    """A small run of benchmarks/bench_memory.py with every option but --compiled (figures not asserted)."""
+    result = _run(
+        sys.executable,
+        "benchmarks/bench_memory.py",
+        "--sizes",
+        "3000",
+        "--formats",
+        "text,sarif",
+        "--modes",
+        "1,2",
+        "--spill-off",
+        "--live",
+        "500",
+        "--seed",
+        "2",
+        "--python",
+        sys.executable,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line.split(" | ")[:4] for line in result.stdout.splitlines() if line.startswith("| 3,000 |")]
+    assert rows == [
+        ["| 3,000", "text", "1", "on"],
+        ["| 3,000", "text", "2", "on"],
+        ["| 3,000", "sarif", "1", "on"],
+        ["| 3,000", "sarif", "2", "on"],
+        ["| 3,000", "text", "1", "off"],
+    ]
+    assert "build measured: pure Python" in result.stdout
+    assert "spilling at 3,000: wall " in result.stdout
+    assert "bytes each (target < 1024;" in result.stdout
