@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -160,6 +160,9 @@ class _Context:
     sessions: dict[str, _Session] = field(default_factory=dict)
     vouchers: dict[str, _Voucher] = field(default_factory=dict)
     shown: dict[str, str] = field(default_factory=dict)  # voucher id -> status a fault shows instead
+
+
+_Entity = TypeVar("_Entity", _Voucher, _Session, _Context)  # what a state-changing call stamps
 
 
 @dataclass
@@ -664,10 +667,15 @@ class Sandbox:
         return _page(items, call.query)
 
     def _op_context_close(self, call: _Call) -> Any:
-        ctx = self._own(call)
-        ctx.updated = call.now
-        body = self._context_body(ctx, call.now)
-        body["status"] = self._status_after(call, "context")
+        return self._stamped(call, "context", self._own(call), self._context_body)
+
+    def _stamped(
+        self, call: _Call, kind: str, entity: _Entity, body_of: Callable[[_Entity, str], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The body of the ``kind`` entity a call changes: stamped now, showing the status it leads to."""
+        entity.updated = call.now
+        body = body_of(entity, call.now)
+        body["status"] = self._status_after(call, kind)
         return body
 
     def _status_after(self, call: _Call, kind: str) -> str:
@@ -754,17 +762,10 @@ class Sandbox:
     def _op_sign_voucher(self, call: _Call) -> Any:
         v = self._voucher(call)
         v.signed = True
-        v.updated = call.now
-        body = self._voucher_body(v, call.now)
-        body["status"] = self._status_after(call, "voucher")
-        return body
+        return self._stamped(call, "voucher", v, self._voucher_body)
 
     def _op_discard_voucher(self, call: _Call) -> Any:
-        v = self._voucher(call)
-        v.updated = call.now
-        body = self._voucher_body(v, call.now)
-        body["status"] = self._status_after(call, "voucher")
-        return body
+        return self._stamped(call, "voucher", self._voucher(call), self._voucher_body)
 
     def _op_get_voucher(self, call: _Call) -> Any:
         return self._voucher_body(self._voucher(call), call.now)
@@ -821,11 +822,7 @@ class Sandbox:
         return s
 
     def _op_session_join(self, call: _Call) -> Any:
-        s = self._session(call)
-        s.updated = call.now
-        body = self._session_body(s, call.now)
-        body["status"] = self._status_after(call, "session")
-        return body
+        return self._stamped(call, "session", self._session(call), self._session_body)
 
     def _op_session_reserve_voucher(self, call: _Call) -> Any:
         return self._reserve(call, self._session(call))
@@ -834,11 +831,7 @@ class Sandbox:
         return self._session_body(self._session(call), call.now)
 
     def _op_session_close(self, call: _Call) -> Any:
-        s = self._session(call)
-        s.updated = call.now
-        body = self._session_body(s, call.now)
-        body["status"] = self._status_after(call, "session")
-        return body
+        return self._stamped(call, "session", self._session(call), self._session_body)
 
     def _op_get_networks(self, call: _Call) -> Any:
         items = [n for n in _FINANCE["networks"] if call.query.get("network") in (None, n["network"])]
