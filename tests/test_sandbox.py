@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fsm import Validator, Violation
+from fsm.exchange import Exchange, build_exchange
 from fsm.sandbox import FAULTS, Sandbox
 from fsm.sandbox.serve import RunningSandbox, free_port, running
 from tests.sandbox_flows import (
@@ -290,6 +291,33 @@ def test_the_same_seed_gives_the_same_answers() -> None:
 
     assert run(5) == run(5)
     assert run(5) != run(6)
+
+
+def test_the_sandbox_reads_a_callers_token_as_the_validator_reads_it() -> None:
+    """One reading (fsm.exchange.bearer_token): Bearer in any case, or a bare token; Basic is no token."""
+    sb = Sandbox(seed=1)
+    body = {"type": "mobile-device", "data": {"installationId": "i" * 40, "password": "p" * 40}}
+    _, answer, _ = sb.handle("POST", "/api/v1/auth/sign-in", {}, {}, orjson.dumps(body))
+    token = answer["authorization"]["token"]
+    ctx_body = orjson.dumps({"format": "numeric", "payers": [{"address": "0x" + "1" * 40}]})
+    for auth, status in (
+        (f"Bearer {token}", 200),
+        (f"bearer  {token} ", 200),
+        (token, 200),
+        (f"Basic {token}", 401),
+        ("Bearer ", 401),
+    ):
+        headers = {"authorization": auth}
+        got, out, _ = sb.handle("POST", "/api/v1/vouchers/contexts/context-open", {}, headers, ctx_body)
+        assert (got, auth) == (status, auth), out
+        read = build_exchange(
+            {"request": {"method": "POST", "path": "/", "headers": headers}, "response": {"status": got}},
+            0,
+            "<t>",
+            None,
+            False,
+        )
+        assert isinstance(read, Exchange) and (read.token == token) == (status == 200), auth
 
 
 # ---------------------------------------------------------------------------- faults

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import orjson
 
 from fsm.errors import UsageError
-from fsm.exchange import build_exchange
+from fsm.exchange import bearer_token, build_exchange
 from fsm.matcher import Match, Router
 from fsm.pipeline import Validator
 from fsm.pointer import get
@@ -929,9 +929,7 @@ class _Call:
         self.body = body
         self.now = now
         self.now_t = now_t
-        auth = headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
-        self.token: str | None = token.strip() if scheme.lower() == "bearer" and token.strip() else None
+        self.token = bearer_token(headers.get("authorization"))  # (as the validator reads it)
         self.caller: _Token | None = sandbox.tokens.get(self.token) if self.token else None
         self.ctx: _Context | None = None
         self.prediction: Prediction | None = None
