@@ -457,6 +457,7 @@ def generate(
     *,
     partial: bool = True,
     tour: bool = True,
+    start: datetime | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Whole, valid flows: ``sessions`` sessions, each with 1-8 vouchers (or exactly K).
 
@@ -465,9 +466,10 @@ def generate(
     flows are left unfinished, as real captures are, and half the contexts stay
     open; without it every flow ends (all contexts closed). Then (``tour``) one
     more context takes the tour (:func:`_tour`) of every transition and refusal,
-    finished, partial or not. Deterministic for a seed.
+    finished, partial or not. Deterministic for a seed. ``start``: the time of the first
+    exchange's clock (default 2026-06-09 12:00 UTC; ``datetime.now(UTC)`` for a live replay).
     """
-    b = TrafficBuilder(seed)
+    b = TrafficBuilder(seed, start)
     rng = b.rng
     for n in range(sessions):
         payer, rec = b.sign_in_payer()

@@ -470,6 +470,25 @@ def test_generated_voucher_ids_never_repeat(monkeypatch: pytest.MonkeyPatch) -> 
     assert (first.id, second.id) == ("vch_123456abcd", "vch_123456ef01")
 
 
+def test_generated_traffic_can_start_at_any_time_with_the_same_flows() -> None:
+    """generate(start=...) moves the clock, not the choices: the same records, every time shifted alike."""
+    import re
+    from datetime import UTC, datetime
+
+    stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
+    fixed = json.dumps(list(generate(2, seed=4, partial=False)))
+    later = json.dumps(list(generate(2, seed=4, partial=False, start=datetime(2030, 1, 2, tzinfo=UTC))))
+    assert stamp.sub("T", later) == stamp.sub("T", fixed)
+
+    def when(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    shifts = {when(b) - when(a) for a, b in zip(stamp.findall(fixed), stamp.findall(later), strict=True)}
+    assert len(shifts) == 1 and shifts.pop().days > 1000
+    v = Validator()
+    assert [x for r in json.loads(later) for x in v.feed(r)] == []
+
+
 def test_every_entity_outcome_counts_every_exchange_that_named_it_final_or_not() -> None:
     """EntityOutcome.exchanges counts all of an entity's exchanges, past the five a timeline keeps."""
     report = validate_log(REPO / "examples" / "session-two-payments.jsonl")
