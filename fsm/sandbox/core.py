@@ -719,11 +719,7 @@ class Sandbox:
         return self._reserve(call, None)
 
     def _voucher(self, call: _Call) -> _Voucher:
-        ctx = self._own(call)
-        v = ctx.vouchers.get(call.match.params["voucherId"])
-        if v is None:
-            raise _Refused(_error(404, "not_found", "no such voucher"))
-        return v
+        return _found(self._own(call).vouchers, call.match.params["voucherId"], "voucher")
 
     def _op_redeem_voucher(self, call: _Call) -> Any:
         v = self._voucher(call)
@@ -815,11 +811,7 @@ class Sandbox:
         }
 
     def _session(self, call: _Call) -> _Session:
-        ctx = self._own(call)
-        s = ctx.sessions.get(call.match.params["sessionId"])
-        if s is None:
-            raise _Refused(_error(404, "not_found", "no such session"))
-        return s
+        return _found(self._own(call).sessions, call.match.params["sessionId"], "session")
 
     def _op_session_join(self, call: _Call) -> Any:
         return self._stamped(call, "session", self._session(call), self._session_body)
@@ -903,6 +895,14 @@ class _Refused(Exception):
     def __init__(self, answer: Answer) -> None:
         super().__init__(answer[1])
         self.answer = answer
+
+
+def _found(table: dict[str, _Entity], ident: str, what: str) -> _Entity:
+    """The ``what`` (voucher, session) of the caller's context with id ``ident``; else refused 404."""
+    found = table.get(ident)
+    if found is None:
+        raise _Refused(_error(404, "not_found", f"no such {what}"))
+    return found
 
 
 class _Call:
