@@ -63,19 +63,15 @@ def _run(records: list[dict[str, Any]]) -> tuple[Stepper, list[list[str]]]:
 
 def _flow(b: TrafficBuilder) -> dict[str, Any]:
     """A payer, a context, a payee, a joined session and one reserved voucher (records and names)."""
-    payer, sign_in = b.sign_in_payer()
-    ctx, opened = b.context_open(payer)
-    payee, payee_in = b.sign_in_payee(ctx["code"])
-    s, session_open = b.session_open(payee, ctx["code"])
-    joined = b.session_join(payer, s)
-    v, reserved = b.session_reserve(payee, s)
+    o = b.open_session()
+    v, reserved = b.session_reserve(o.payee, o.session)
     return {
-        "payer": payer,
-        "payee": payee,
-        "ctx": ctx,
-        "session": s,
+        "payer": o.payer,
+        "payee": o.payee,
+        "ctx": o.ctx,
+        "session": o.session,
         "voucher": v,
-        "log": [sign_in, opened, payee_in, session_open, joined, reserved],
+        "log": [*o.records, reserved],
     }
 
 

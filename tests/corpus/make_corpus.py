@@ -52,17 +52,9 @@ class Flow:
 
     def __init__(self, seed: int = 1, join: bool = True) -> None:
         self.b = TrafficBuilder(seed)
-        self.records: list[Any] = []
-        self.payer, rec = self.b.sign_in_payer()
-        self.add(rec)
-        self.ctx, rec = self.b.context_open(self.payer)
-        self.add(rec)
-        self.payee, rec = self.b.sign_in_payee(self.ctx["code"])
-        self.add(rec)
-        self.session, rec = self.b.session_open(self.payee, self.ctx["code"])
-        self.add(rec)
-        if join:
-            self.add(self.b.session_join(self.payer, self.session))
+        o = self.b.open_session(join=join)
+        self.records: list[Any] = o.records
+        self.payer, self.ctx, self.payee, self.session = o.payer, o.ctx, o.payee, o.session
 
     def add(self, record: Any) -> int:
         self.records.append(record)
