@@ -12,11 +12,13 @@ Generates a log with fsm.generate, then in a fresh child process per run:
 does (the cycle collector every 50,000 new objects); the default keeps Python's (every 700), where a
 full collection over the prepared exchanges lands now and then, and its cost moves with where it lands.
 
-Each figure is the fastest of ``--repeat`` runs, in microseconds per exchange, wall time and CPU time
-(user + system of the process) side by side. ``--base REV`` measures the same figures for the sources of
-git revision ``REV`` (exported to a temporary directory, put first on ``PYTHONPATH``) in the same run, the
-two alternating, so both are measured under the same conditions. The Stepper's constructor and
-``clock``/``step`` are the interface measured: both sides must have them.
+Each figure is the run with the least CPU time (user + system of the process) of ``--repeat`` runs, in
+microseconds per exchange, CPU time first and wall time in brackets (on a shared machine CPU time is the
+one to compare: wall time carries other processes' turns). ``--base REV`` measures the same figures for
+the sources of git revision ``REV`` (exported to a temporary directory, put first on ``PYTHONPATH``) in
+the same run, the two alternating, so both are measured under the same conditions; the ratio is each
+side's CPU figure over the base's. The Stepper's constructor and ``clock``/``step`` are the interface
+measured: both sides must have them.
 """
 
 from __future__ import annotations
@@ -151,17 +153,18 @@ def main() -> None:
         f"# stepper benchmark  python {sys.version.split()[0]}  {args.exchanges:,} generated exchanges"
         f"  collector: {args.collector}"
     )
-    print("| side | exchanges | findings | front µs (CPU) | step µs (CPU) | step runs µs |")
-    print("|:-----|----------:|---------:|---------------:|--------------:|:-------------|")
+    print("| side | exchanges | findings | front µs CPU (wall) | step µs CPU (wall) | ratio | CPU runs |")
+    print("|:-----|----------:|---------:|--------------------:|-------------------:|------:|:---------|")
+    first = min(next(iter(results.values())), key=lambda r: r["step_cpu_us"])["step_cpu_us"]
     for name, runs in results.items():
-        best = min(runs, key=lambda r: r["step_us"])
-        spread = ", ".join(f"{r['step_us']:.2f}" for r in runs)
-        front = min(runs, key=lambda r: r["front_us"])
+        best = min(runs, key=lambda r: r["step_cpu_us"])
+        spread = ", ".join(f"{r['step_cpu_us']:.2f}" for r in runs)
+        front = min(runs, key=lambda r: r["front_cpu_us"])
         print(
             f"| {name} | {best['exchanges']:,} | {best['findings']} | "
-            f"{front['front_us']:.2f} ({front['front_cpu_us']:.2f}) | "
-            f"{best['step_us']:.2f} ({best['step_cpu_us']:.2f}) | "
-            f"{spread} |"
+            f"{front['front_cpu_us']:.2f} ({front['front_us']:.2f}) | "
+            f"{best['step_cpu_us']:.2f} ({best['step_us']:.2f}) | "
+            f"{best['step_cpu_us'] / first:.2f} | {spread} |"
         )
     verdicts = {(r["exchanges"], r["findings"]) for runs in results.values() for r in runs}
     if len(verdicts) != 1:
