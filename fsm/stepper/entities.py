@@ -403,7 +403,7 @@ class EntityStore:
         if isinstance(id, str):
             found = self.entities.get((kind, id))
             if found is not None:
-                return _unpacked(found)
+                return found if found.packed is None else _unpacked(found)
             row = self.finished[kind].take(id)
             if row is not None:  # a retired entity named again: bring it back in its final state
                 back = self.adopt(kind, id, code, (row[0],))
@@ -472,6 +472,25 @@ class EntityStore:
                 self._codeless -= 1
             self.by_code[(e.kind, code)] = e
 
+    def stepped(self, touched: Sequence[Entity], index: int, now: float | None) -> None:
+        """Exchange ``index``, at ``now`` by the log's clock, named ``touched`` (in order).
+
+        The final ones are retired (:meth:`settle`), the others rest (:meth:`rests`); then the
+        memory bounds (:meth:`tick`, :meth:`bound`, D27).
+        """
+        if now is not None:
+            self.now = now
+            if self.retain is not None:
+                self.tick(now)
+        finals = self.finals
+        recent = self._recent
+        for e in touched:
+            if len(e.states) == 1 and e.states[0] in finals[e.kind]:
+                self.settle(e)
+            else:
+                recent.append(e)  # (as rests does)
+        self.bound(index)
+
     def rests(self, e: Entity) -> None:
         """``e``, live, was named by this exchange: packed once it rests through a window (D27)."""
         self._recent.append(e)
@@ -489,7 +508,8 @@ class EntityStore:
         parent = e.parent
         if parent is not None and parent.children is not None and e in parent.children:
             parent.children.remove(e)
-        self.engines[e.kind].release(e)
+        if e.model is not None:  # (an engine that keeps a model per entity: the reference's)
+            self.engines[e.kind].release(e)
         e.history = []
         e.packed = None
         if e.attrs is _RESTING_ATTRS:
