@@ -198,7 +198,9 @@ class Stepper:
             findings.extend(self.observations.observe(plan, call))
 
     def _actors(self, call: Call, findings: list[Finding]) -> None:
-        self.actors.check(call, findings)
+        """``actor.wrong-role`` and ``actor.wrong-context`` findings of an accepted call with a token."""
+        if call.token is not None and call.accepted:
+            self.actors.breaches(call.op, call.token, call.touched, findings)
 
     def _issue_token(self, call: Call, findings: list[Finding]) -> None:
         self.actors.issue(call.op, call.ex, call.params)
