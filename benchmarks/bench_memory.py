@@ -142,14 +142,11 @@ def generate_live_into(path: str, target: int) -> None:
     live = 0
     with open(path, "wb", buffering=1 << 20) as fh:
         while live < target:
-            payer, r1 = b.sign_in_payer()
-            ctx, r2 = b.context_open(payer)
-            payee, r3 = b.sign_in_payee(ctx["code"])
-            s, r4 = b.session_open(payee, ctx["code"])
-            records = [r1, r2, r3, r4, b.session_join(payer, s)]
+            o = b.open_session()
+            records = o.records
             for _ in range(20):
-                voucher, rec = b.session_reserve(payee, s)
-                records += [rec, b.redeem_simple(payee, voucher, "EURC", "5")]
+                voucher, rec = b.session_reserve(o.payee, o.session)
+                records += [rec, b.redeem_simple(o.payee, voucher, "EURC", "5")]
             fh.write(b"".join(orjson.dumps(r) + b"\n" for r in records))
             live += 22
 

@@ -20,11 +20,8 @@ HERE = Path(__file__).resolve().parent
 def two_payments() -> list[dict]:
     """Payer opens a context, payee opens a session, two vouchers (EURC, USDC), all resolved."""
     b = TrafficBuilder(seed=2026)
-    payer, r1 = b.sign_in_payer()
-    ctx, r2 = b.context_open(payer)
-    payee, r3 = b.sign_in_payee(ctx["code"])
-    s, r4 = b.session_open(payee, ctx["code"])
-    out = [r1, r2, r3, r4, b.session_join(payer, s)]
+    o = b.open_session()
+    payer, ctx, payee, s, out = o.payer, o.ctx, o.payee, o.session, o.records
     eurc, rec = b.session_reserve(payee, s)
     out += [rec, b.redeem_simple(payee, eurc, "EURC", "100")]
     usdc, rec = b.session_reserve(payee, s)
@@ -42,11 +39,8 @@ def two_payments() -> list[dict]:
 def broken() -> list[dict]:
     """A session with mistakes on both sides of the wire."""
     b = TrafficBuilder(seed=7)
-    payer, r1 = b.sign_in_payer()
-    ctx, r2 = b.context_open(payer)
-    payee, r3 = b.sign_in_payee(ctx["code"])
-    s, r4 = b.session_open(payee, ctx["code"])
-    out = [r1, r2, r3, r4]
+    o = b.open_session(join=False)
+    payer, payee, s, out = o.payer, o.payee, o.session, o.records
     first, rec = b.session_reserve(payee, s)  # reserved before the payer joined (D3)
     out += [rec, b.session_join(payer, s)]
     out.append(b.redeem_simple(payee, first, "EURC", "0"))  # amount must be > 0 (D13)

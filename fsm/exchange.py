@@ -18,7 +18,15 @@ import jsonschema_rs
 from fsm._resources import load_schema
 from fsm.violation import Finding, SourceLocation
 
-__all__ = ["Exchange", "build_exchange", "for_stepping", "has_no_offset", "parse_time", "parse_timestamp"]
+__all__ = [
+    "Exchange",
+    "bearer_token",
+    "build_exchange",
+    "for_stepping",
+    "has_no_offset",
+    "parse_time",
+    "parse_timestamp",
+]
 
 
 class Exchange:
@@ -101,7 +109,7 @@ class Exchange:
         """The host (``name`` or ``name:port``, lower case) from the URL or the Host header, if recorded."""
         self.scheme = scheme
         """The URL's scheme (``https``, ``data``, ...) when the record gives a URL, else None."""
-        self._token: str | None = ""  # read on first use ("" is never a token: see _bearer)
+        self._token: str | None = ""  # read on first use ("" is never a token: see bearer_token)
 
     @property
     def token(self) -> str | None:
@@ -111,7 +119,7 @@ class Exchange:
         """
         token = self._token
         if token == "":
-            token = self._token = _bearer(self.headers.get("authorization"))
+            token = self._token = bearer_token(self.headers.get("authorization"))
         return token
 
     def args(self) -> tuple[Any, ...]:
@@ -212,8 +220,11 @@ def for_stepping(file: str, is_entry: bool, args: Sequence[Any]) -> Exchange:
     )
 
 
-def _bearer(auth: str | None) -> str | None:
-    """The token of an Authorization header (``Bearer <token>``, or a bare token)."""
+def bearer_token(auth: str | None) -> str | None:
+    """The token of an Authorization header (``Bearer <token>`` in any case, or a bare token), or None.
+
+    The one reading of a caller's token: the validator's (``Exchange.token``) and the sandbox's.
+    """
     if not auth:
         return None
     if auth.startswith("Bearer "):  # (the usual spelling: what the general case below gives it)

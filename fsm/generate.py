@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["TOKENS", "TrafficBuilder", "generate", "to_har"]
+__all__ = ["TOKENS", "Opened", "TrafficBuilder", "generate", "to_har"]
 
 PREFIX = "/api/v1"
 # (symbol, network, address): the documented tokens (protocol-facts 4)
@@ -53,6 +53,20 @@ class _Session:
     context_code: str
     status: str = "OPEN"
     vouchers: list[_Voucher] = field(default_factory=list)
+
+
+@dataclass
+class Opened:
+    """A flow's start (:meth:`TrafficBuilder.open_session`).
+
+    The parties' tokens, the context, the session, and the records of the calls that made them.
+    """
+
+    payer: str
+    ctx: dict[str, Any]
+    payee: str
+    session: _Session
+    records: list[dict[str, Any]]
 
 
 class TrafficBuilder:
@@ -205,6 +219,21 @@ class TrafficBuilder:
         return self.record(
             "POST", f"/vouchers/sessions/{s.id}/session-join", {}, response=self._session_body(s), token=token
         )
+
+    def open_session(self, *, join: bool = True) -> Opened:
+        """The start of every flow, its parties and its records.
+
+        The payer signs in and opens a context, a payee signs in with its code and opens a session,
+        and (``join``) the payer joins it.
+        """
+        payer, signed_in = self.sign_in_payer()
+        ctx, opened = self.context_open(payer)
+        payee, payee_in = self.sign_in_payee(ctx["code"])
+        s, session_open = self.session_open(payee, ctx["code"])
+        records = [signed_in, opened, payee_in, session_open]
+        if join:
+            records.append(self.session_join(payer, s))
+        return Opened(payer, ctx, payee, s, records)
 
     def session_reserve(self, token: str, s: _Session, ttl: float = 120) -> tuple[_Voucher, dict[str, Any]]:
         """The payee reserves a voucher in the session."""
@@ -457,6 +486,7 @@ def generate(
     *,
     partial: bool = True,
     tour: bool = True,
+    start: datetime | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Whole, valid flows: ``sessions`` sessions, each with 1-8 vouchers (or exactly K).
 
@@ -465,20 +495,15 @@ def generate(
     flows are left unfinished, as real captures are, and half the contexts stay
     open; without it every flow ends (all contexts closed). Then (``tour``) one
     more context takes the tour (:func:`_tour`) of every transition and refusal,
-    finished, partial or not. Deterministic for a seed.
+    finished, partial or not. Deterministic for a seed. ``start``: the time of the first
+    exchange's clock (default 2026-06-09 12:00 UTC; ``datetime.now(UTC)`` for a live replay).
     """
-    b = TrafficBuilder(seed)
+    b = TrafficBuilder(seed, start)
     rng = b.rng
     for n in range(sessions):
-        payer, rec = b.sign_in_payer()
-        yield rec
-        ctx, rec = b.context_open(payer)
-        yield rec
-        payee, rec = b.sign_in_payee(ctx["code"])
-        yield rec
-        s, rec = b.session_open(payee, ctx["code"])
-        yield rec
-        yield b.session_join(payer, s)
+        opened = b.open_session()
+        yield from opened.records
+        payer, ctx, payee, s = opened.payer, opened.ctx, opened.payee, opened.session
         if rng.random() < 0.1:
             yield b.refused("POST", f"/vouchers/sessions/{s.id}/session-join", {}, "already_joined", payer)
         count = vouchers_per_session or rng.randint(1, 8)

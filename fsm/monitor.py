@@ -47,7 +47,6 @@ Mode = Literal["observe", "enforce"]
 MODES = ("observe", "enforce")
 BODY_LIMIT = 1 << 20
 """Bytes of one body kept for checking (default); past it the body passes on but is not checked."""
-SPEC_PREFIX = "/api/v1"  # where the shipped operation table's paths live (D25)
 _LOG = logging.getLogger("fsm.monitor")
 _COUNTERS = ("exchanges", "enforced", "skipped", "bodies_not_checked", "internal_errors")
 
@@ -106,12 +105,9 @@ class Captured:
         self.resp_body = answer.body
         self.enforced = True
 
-    def record(self, prefix: str) -> dict[str, Any]:
-        """The exchange record (docs/log-format.md), the path moved from ``prefix`` to the spec's."""
-        path = self.path
-        if prefix != SPEC_PREFIX and (path == prefix or path.startswith(prefix + "/")):
-            path = SPEC_PREFIX + path[len(prefix) :]
-        request: dict[str, Any] = {"method": self.method, "path": path, "headers": dict(self.headers)}
+    def record(self) -> dict[str, Any]:
+        """The exchange record (docs/log-format.md), its path as the service saw it (D25)."""
+        request: dict[str, Any] = {"method": self.method, "path": self.path, "headers": dict(self.headers)}
         response: dict[str, Any] = {"status": self.status, "headers": dict(self.resp_headers)}
         for half, body in ((request, self.body), (response, self.resp_body)):
             if body is None:  # passed on, not kept: the validator says it is not checked
@@ -171,8 +167,9 @@ class Monitor:
             config file (``voucher-fsm.toml`` or a ``pyproject.toml``).
         severity: rule id -> level (``"warning"``, ``"off"``...), applied over ``config``.
         view: whose calls this process sees (D28): ``all``, ``payee`` or ``payer``.
-        api_prefix: where the API lives in the traffic (D25; default ``/api/v1``); other paths are
-            not the protocol's and are skipped.
+        api_prefix: where the API lives in the traffic (D25; default: the config's, else
+            ``/api/v1``); the validator routes both ``predict`` and ``feed`` under it, and other
+            paths are not the protocol's and are skipped.
         skip_paths: glob patterns (``/api/v1/finance/*``) of paths never checked.
         skip_operations: operation ids never checked.
         body_limit: bytes of a body kept for checking; a longer body is passed on whole but not
@@ -192,7 +189,7 @@ class Monitor:
         config: Config | str | Path | None = None,
         severity: Mapping[str, str | Severity | None] | None = None,
         view: str | None = None,
-        api_prefix: str = SPEC_PREFIX,
+        api_prefix: str | None = None,
         skip_paths: Iterable[str] = (),
         skip_operations: Iterable[str] = (),
         body_limit: int = BODY_LIMIT,
@@ -207,14 +204,20 @@ class Monitor:
                 raise UsageError(f"modes[{op!r}] must be observe or enforce, not {m!r}")
         if type(body_limit) is not int or body_limit < 0:
             raise UsageError(f"body_limit must be a whole number of bytes, not {body_limit!r}")
-        prefix = "/" + api_prefix.strip("/") if api_prefix.strip("/") else ""
+        prefix = None if api_prefix is None else "/" + api_prefix.strip("/")
         if validator is None:
             cfg = load_config(Path(config)) if isinstance(config, (str, Path)) else config or Config()
             if severity:
                 cfg = cfg.merged(severity={**cfg.severity, **severity})
-            if view is not None:
-                cfg = cfg.merged(view=view)
+            cfg = cfg.merged(view=view, api_prefix=prefix)
             validator = Validator(config=cfg, **(validator_options or {}))
+        routes_under = validator.config.api_prefix
+        routes_under = validator.spec.prefix if routes_under is None else routes_under
+        if prefix is not None and prefix.rstrip("/") != routes_under:
+            raise UsageError(
+                f"api_prefix {prefix!r} differs from the validator's ({routes_under!r}): "
+                "give it to the Validator, which routes what is fed and predicted (D25)"
+            )
         self.validator = validator
         known = {op.id for op in validator.spec.operations}
         unknown = sorted((set(modes or {}) | set(skip_operations)) - known)
@@ -225,7 +228,7 @@ class Monitor:
         self.mode = mode
         self.modes: dict[str, str] = dict(modes or {})
         self.sinks: list[Sink] = list(sinks)
-        self.prefix = prefix
+        self.prefix = routes_under
         self.skip_paths = tuple(skip_paths)
         self.skip_operations = frozenset(skip_operations)
         self.body_limit = body_limit
@@ -261,11 +264,6 @@ class Monitor:
             return False
         return not any(fnmatch.fnmatchcase(bare, pattern) for pattern in self.skip_paths)
 
-    def _spec_path(self, path: str) -> str:
-        if self.prefix != SPEC_PREFIX and (path == self.prefix or path.startswith(self.prefix + "/")):
-            return SPEC_PREFIX + path[len(self.prefix) :]
-        return path
-
     def on_record(self, writer: Callable[[dict[str, Any]], None]) -> None:
         """Call ``writer`` with every record fed, in the order fed (the exchange log, see fsm.sinks)."""
         self._on_record.append(writer)
@@ -282,7 +280,7 @@ class Monitor:
             return None
         try:
             with self._lock:
-                p = self.validator.predict(method, self._spec_path(path), headers, decode_body(body), at=at)
+                p = self.validator.predict(method, path, headers, decode_body(body), at=at)
             if p.accepted is not False or p.operation is None or p.operation in self.skip_operations:
                 return None
             if self.modes.get(p.operation, self.mode) != "enforce":
@@ -305,7 +303,7 @@ class Monitor:
         if not self._route:
             return False
         with self._lock:
-            p = self.validator.predict(captured.method, self._spec_path(captured.path), captured.headers)
+            p = self.validator.predict(captured.method, captured.path, captured.headers)
         return p.operation in self.skip_operations
 
     def feed(self, captured: Captured) -> list[Violation]:
@@ -321,7 +319,7 @@ class Monitor:
             with self._lock:
                 self._stats["skipped"] += 1
             return []
-        record = captured.record(self.prefix or "")
+        record = captured.record()
         with self._lock:
             # stamped when fed: exchanges that ran at once finish in another order than they began,
             # and the validator judges in the order fed (D19), so their times must not go backwards

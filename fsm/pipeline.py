@@ -128,6 +128,7 @@ class Validator:
         self._severity = self.config.effective(self.spec.rules)
         self._keep = self.config.kept_per_rule or 2**63
         self._matcher = make_matcher(self.spec, self.config)
+        self._forecasts = make_matcher(self.spec, self.config)  # (predict's: asking reports nothing)
         router = self._matcher.router
         self._schemas = SchemaChecker.shared(self.spec, fast=engine == "table")  # compiled once a spec
         stepping = engines_for(self.spec, engine)
@@ -547,10 +548,33 @@ class Validator:
         """What the model predicts for a request now (accepted into a state, or refused with a code).
 
         The model does not change: a sandbox answering as the protocol says, or a middleware that
-        enforces it, asks this before each call and feeds the exchange afterwards. Arguments as
-        :meth:`fsm.stepper.Stepper.predict`, the one prediction seam.
+        enforces it, asks this before each call and feeds the exchange afterwards.
+
+        Arguments:
+            method: the request method.
+            path: the request path as the traffic has it, under the run's API prefix (D25; a query
+                string may follow, and a full URL gives the host the run's ``hosts`` are asked about).
+            headers: the request headers (the bearer token tells the caller, D10).
+            body: the decoded JSON body (None: no body).
+            at: the request's time (ISO 8601), for timed transitions (expiry, D2).
+
+        The request is routed as :meth:`feed` routes it (by a matcher with the run's API prefix and
+        hosts, :func:`make_matcher`). One the protocol does not own (another prefix or host, an
+        unknown path) is predicted with ``operation`` None and ``accepted`` None, ``reason`` saying
+        why. The lifecycle is then asked of :meth:`fsm.stepper.Stepper.predict`, the one prediction
+        seam.
         """
-        return self._stepper.predict(method, path, headers, body, at=at)
+        request: dict[str, Any] = {"method": method, "path": path, "headers": dict(headers or {})}
+        if body is not None:
+            request["body"] = body
+        ex = build_exchange({"request": request, "response": {"status": 200}}, -1, "<predict>", None, False)
+        if not isinstance(ex, Exchange):
+            return Prediction(None, None, reason=ex.message)
+        with self._lock:
+            routed = self._forecasts.match(ex)
+            if not isinstance(routed, Match):
+                return Prediction(None, None, reason=routed.message if routed is not None else "not checked")
+            return self._stepper.predict(ex, routed, at=at)
 
     @property
     def coverage(self) -> Coverage | None:

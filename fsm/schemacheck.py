@@ -430,13 +430,7 @@ def _style(
         if not star and pattern is not None and check.when is None:
             node = get(body, tokens)  # fast path: a plain pointer
             if isinstance(node, str) and not pattern.search(node):
-                yield Finding(
-                    check.rule,
-                    f"{pointer.lstrip('/')} is {node!r}; expected {check.expected}",
-                    instance_path=f"/{side}/body{pointer}",
-                    expected=check.expected,
-                    actual=node,
-                )
+                yield _off_style(check, side, pointer, node)
             continue
         if check.required:
             if isinstance(body, dict) and not any(True for _ in expand(body, pointer)):
@@ -456,10 +450,15 @@ def _style(
                     when_ptr = when_ptr.replace("*", str(i), 1)
                 if not any(v == want for _, v, _ in expand(body, when_ptr)):
                     continue
-            yield Finding(
-                check.rule,
-                f"{path.lstrip('/')} is {value!r}; expected {check.expected}",
-                instance_path=f"/{side}/body{path}",
-                expected=check.expected,
-                actual=value,
-            )
+            yield _off_style(check, side, path, value)
+
+
+def _off_style(check: StyleCheck, side: str, path: str, value: str) -> Finding:
+    """The finding for a string at ``path`` of the ``side`` body that the style check does not match."""
+    return Finding(
+        check.rule,
+        f"{path.lstrip('/')} is {value!r}; expected {check.expected}",
+        instance_path=f"/{side}/body{path}",
+        expected=check.expected,
+        actual=value,
+    )

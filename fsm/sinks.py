@@ -102,6 +102,9 @@ class JsonlFindings(_Lines):
 class ExchangeLog(_Lines):
     """Writes every exchange a monitor feeds, in the order fed, as a JSONL log (docs/log-format.md).
 
+    Paths are as the service saw them: under a monitor's other ``api_prefix``, validate the log
+    with the same ``--api-prefix`` (D25).
+
     Secrets are replaced by stable fingerprints of the same length (D29): bearer tokens in
     Authorization headers and the same tokens where a sign-in answer issues them (so the validator
     still tells callers apart and learns their roles), passwords, signatures and the other secret

@@ -80,11 +80,16 @@ def open_context(payer: Api) -> dict:
     )
 
 
+def parties(http: httpx.Client, rng: random.Random | None = None) -> tuple[Api, dict, Api]:
+    """A payer signs in and opens a context; a payee signs in with its code: (payer, context, payee)."""
+    payer = sign_in_payer(http, rng)
+    ctx = open_context(payer)
+    return payer, ctx, sign_in_payee(http, ctx["code"])
+
+
 def two_payments(http: httpx.Client) -> dict:
     """The documented two-payment session (EURC + USDC), as in docs/guide.md."""
-    payer = sign_in_payer(http)
-    ctx = open_context(payer)
-    payee = sign_in_payee(http, ctx["code"])
+    payer, ctx, payee = parties(http)
     s = payee.ok("POST", "/vouchers/sessions/session-open", {"code": ctx["code"], "type": "SESSION_DEFAULT"})
     assert payer.ok("POST", f"/vouchers/sessions/{s['id']}/session-join", {})["status"] == "OPEN"
     vouchers = []
@@ -108,9 +113,7 @@ def two_payments(http: httpx.Client) -> dict:
 
 def simple_payment(http: httpx.Client) -> dict:
     """The documented simple payment: a standalone voucher, FX negotiated, resolved, polled."""
-    payer = sign_in_payer(http)
-    ctx = open_context(payer)
-    payee = sign_in_payee(http, ctx["code"])
+    payer, ctx, payee = parties(http)
     v = payee.ok("POST", "/vouchers/reserve-voucher", {"code": ctx["code"]})
     payee.ok("POST", f"/vouchers/{v['id']}/redeem-voucher", {"expectedPayment": payment(EURC, "100")})
     fx = payer.ok("POST", f"/vouchers/{v['id']}/negotiate-voucher", {"suppliedPayment": payment(USDC, "105")})
@@ -122,9 +125,7 @@ def simple_payment(http: httpx.Client) -> dict:
 
 def contract_call(http: httpx.Client) -> dict:
     """The documented contract call: a CUSTOM voucher with one transaction."""
-    payer = sign_in_payer(http)
-    ctx = open_context(payer)
-    payee = sign_in_payee(http, ctx["code"])
+    payer, ctx, payee = parties(http)
     v = payee.ok("POST", "/vouchers/reserve-voucher", {"code": ctx["code"]})
     out = payee.ok("POST", f"/vouchers/{v['id']}/redeem-voucher", CUSTOM)
     assert (out["type"], out["payments"]) == ("CUSTOM", CUSTOM["payments"])

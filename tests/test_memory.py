@@ -34,17 +34,14 @@ GOLDEN = ROOT / "tests" / "golden"
 def _one_session(seed: int, vouchers: int) -> tuple[TrafficBuilder, str, str, list[Any], list[Any]]:
     """A session joined, ``vouchers`` reserved: (builder, payer, payee, records, vouchers)."""
     b = TrafficBuilder(seed)
-    payer, r1 = b.sign_in_payer()
-    ctx, r2 = b.context_open(payer)
-    payee, r3 = b.sign_in_payee(ctx["code"])
-    s, r4 = b.session_open(payee, ctx["code"])
-    records = [r1, r2, r3, r4, b.session_join(payer, s)]
+    o = b.open_session()
+    records = o.records
     made = []
     for _ in range(vouchers):
-        v, rec = b.session_reserve(payee, s)
+        v, rec = b.session_reserve(o.payee, o.session)
         records.append(rec)
         made.append(v)
-    return b, payer, payee, records, made
+    return b, o.payer, o.payee, records, made
 
 
 def _report(records: list[dict[str, Any]], **kwargs: Any) -> tuple[Report, Validator]:
@@ -151,13 +148,10 @@ def _open_vouchers(sessions: int, per: int) -> list[dict[str, Any]]:
     b = TrafficBuilder(11)
     out: list[dict[str, Any]] = []
     for _ in range(sessions):
-        payer, r1 = b.sign_in_payer()
-        ctx, r2 = b.context_open(payer)
-        payee, r3 = b.sign_in_payee(ctx["code"])
-        s, r4 = b.session_open(payee, ctx["code"])
-        out += [r1, r2, r3, r4, b.session_join(payer, s)]
+        o = b.open_session()
+        out += o.records
         for _ in range(per):
-            out.append(b.session_reserve(payee, s)[1])
+            out.append(b.session_reserve(o.payee, o.session)[1])
     return out
 
 

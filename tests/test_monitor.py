@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from fsm import Validator
 from fsm.cli import cli
+from fsm.errors import UsageError
 from fsm.generate import generate
 from fsm.middleware import ASGIMiddleware, WSGIMiddleware
 from fsm.monitor import Captured, Monitor
@@ -215,7 +216,7 @@ def test_the_wsgi_middleware_observes_and_enforces() -> None:
     assert mw.monitor.stats()["enforced"] == 1
 
 
-def test_an_api_prefix_maps_the_services_paths_and_other_paths_are_not_checked() -> None:
+def test_an_api_prefix_routes_the_services_paths_and_other_paths_are_not_checked() -> None:
     records = _records(BROKEN)
     app, _ = _replaying([*records, {"response": {"status": 200, "body": {}}}])
     mw = ASGIMiddleware(app, api_prefix="/bleepay")
@@ -224,6 +225,36 @@ def test_an_api_prefix_maps_the_services_paths_and_other_paths_are_not_checked()
     _call(mw, records[0], path="/health")
     assert mw.monitor.stats()["exchanges"] == len(records)
     assert "machine.illegal-transition" in mw.monitor.snapshot().by_rule
+
+
+def test_enforce_under_an_api_prefix_refuses_as_predicted_and_logs_the_services_own_paths(
+    tmp_path: Path,
+) -> None:
+    """D25: the validator routes under the prefix; the exchange log re-validates with --api-prefix."""
+    records = _records(SESSION)
+    app, calls = _replaying(records)
+    monitor = Monitor(mode="enforce", api_prefix="/bleepay/v2")
+    assert monitor.validator.config.api_prefix == "/bleepay/v2"
+    with ExchangeLog(tmp_path / "exchanges.jsonl", monitor):
+        mw = ASGIMiddleware(app, monitor=monitor)
+        paths = [r["request"]["path"].replace("/api/v1", "/bleepay/v2", 1) for r in records]
+        for r, path in zip(records, paths, strict=True):
+            assert _call(mw, r, path=path)[0] == r["response"]["status"]
+        resolve = next(p for p in paths if p.endswith("/resolve-voucher"))
+        status, body = _call(
+            mw, next(r for r in records if r["request"]["path"].endswith("/resolve-voucher")), resolve
+        )
+    assert (status, json.loads(body)["code"], calls[0]) == (400, "already_resolved", len(records))
+    logged = [
+        json.loads(line)["request"]["path"]
+        for line in (tmp_path / "exchanges.jsonl").read_text().splitlines()
+    ]
+    assert logged == [*paths, resolve]
+    args = ["validate", str(tmp_path / "exchanges.jsonl"), "--api-prefix", "/bleepay/v2", "--format", "json"]
+    report = json.loads(CliRunner().invoke(cli, args).stdout)
+    assert [v["rule"] for v in report["violations"]] == [v.rule_id for v in monitor.snapshot().violations]
+    with pytest.raises(UsageError, match="give it to the Validator"):
+        Monitor(api_prefix="/bleepay/v2", validator=Validator())
 
 
 def test_skipped_paths_and_operations_are_not_checked() -> None:

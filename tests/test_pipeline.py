@@ -470,6 +470,25 @@ def test_generated_voucher_ids_never_repeat(monkeypatch: pytest.MonkeyPatch) -> 
     assert (first.id, second.id) == ("vch_123456abcd", "vch_123456ef01")
 
 
+def test_generated_traffic_can_start_at_any_time_with_the_same_flows() -> None:
+    """generate(start=...) moves the clock, not the choices: the same records, every time shifted alike."""
+    import re
+    from datetime import UTC, datetime
+
+    stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
+    fixed = json.dumps(list(generate(2, seed=4, partial=False)))
+    later = json.dumps(list(generate(2, seed=4, partial=False, start=datetime(2030, 1, 2, tzinfo=UTC))))
+    assert stamp.sub("T", later) == stamp.sub("T", fixed)
+
+    def when(text: str) -> datetime:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+    shifts = {when(b) - when(a) for a, b in zip(stamp.findall(fixed), stamp.findall(later), strict=True)}
+    assert len(shifts) == 1 and shifts.pop().days > 1000
+    v = Validator()
+    assert [x for r in json.loads(later) for x in v.feed(r)] == []
+
+
 def test_every_entity_outcome_counts_every_exchange_that_named_it_final_or_not() -> None:
     """EntityOutcome.exchanges counts all of an entity's exchanges, past the five a timeline keeps."""
     report = validate_log(REPO / "examples" / "session-two-payments.jsonl")
@@ -563,3 +582,39 @@ def test_the_reports_own_words_are_never_taken_for_secrets_of_the_traffic() -> N
     assert "under the API prefix /api/v1" in said, said
     assert "expected GET" in said, said
     assert "hunter2" not in said
+
+
+def _under(prefix: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records with their paths moved from the spec's /api/v1 to ``prefix`` (D25)."""
+    moved = json.loads(json.dumps(records))
+    for r in moved:
+        r["request"]["path"] = prefix + r["request"]["path"].removeprefix("/api/v1")
+    return moved
+
+
+def test_predict_routes_under_the_validators_api_prefix_and_hosts_as_feed_does() -> None:
+    """D25: under /bleepay/v2 a second redeem is refused; /api/v1 or another host is no protocol call."""
+    records = _under("/bleepay/v2", list(generate(1, seed=1, partial=False)))
+    first = next(i for i, r in enumerate(records) if r["request"]["path"].endswith("/redeem-voucher"))
+    v = Validator(api_prefix="/bleepay/v2", hosts=["pay.example"])
+    for record in records[: first + 1]:
+        assert v.feed(record) == []
+    req = records[first]["request"]
+    again = v.predict("POST", req["path"], req["headers"], req["body"])
+    assert (again.operation, again.accepted, again.code) == ("redeem-voucher", False, "already_redeemed")
+    on_host = v.predict("POST", "https://pay.example" + req["path"], req["headers"], req["body"])
+    assert (on_host.operation, on_host.accepted, on_host.code) == (
+        "redeem-voucher",
+        False,
+        "already_redeemed",
+    )
+    spec_path = "/api/v1" + req["path"].removeprefix("/bleepay/v2")
+    outside = v.predict("POST", spec_path, req["headers"], req["body"])
+    assert (outside.operation, outside.accepted) == (None, None)
+    assert "not under the API prefix /bleepay/v2" in outside.reason
+    elsewhere = v.predict("POST", "https://other.example" + req["path"], req["headers"], req["body"])
+    assert (elsewhere.operation, elsewhere.accepted) == (None, None)
+    assert "not on the API's hosts" in elsewhere.reason
+    # asking changed nothing: the run still reports the outside path it is fed, once
+    fed = dict(records[first], request={**req, "path": spec_path})
+    assert [x.rule_id for x in v.feed(fed)] == ["route.outside-api"]

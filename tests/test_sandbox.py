@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fsm import Validator, Violation
+from fsm.exchange import Exchange, build_exchange
 from fsm.sandbox import FAULTS, Sandbox
 from fsm.sandbox.serve import RunningSandbox, free_port, running
 from tests.sandbox_flows import (
@@ -29,8 +30,8 @@ from tests.sandbox_flows import (
     Api,
     contract_call,
     open_context,
+    parties,
     payment,
-    sign_in_payee,
     sign_in_payer,
     simple_payment,
     two_payments,
@@ -108,9 +109,7 @@ def test_the_documented_flows_run_against_the_sandbox_and_its_recording_validate
 
 def test_bad_requests_get_the_documented_errors_with_pointers_and_never_a_500(scratch: httpx.Client) -> None:
     http = scratch
-    payer = sign_in_payer(http)
-    ctx = open_context(payer)
-    payee = sign_in_payee(http, ctx["code"])
+    payer, ctx, payee = parties(http)
     v = payee.ok("POST", "/vouchers/reserve-voucher", {"code": ctx["code"]})
     bad = payment(EURC, "-5")
     del bad["wallet"]
@@ -160,9 +159,7 @@ def test_random_multi_session_flows_leave_a_recording_that_validates_clean(
 ) -> None:
     """Sessions with random voucher calls, legal or not: every answer is the model's, the log is clean."""
     rng = random.Random(len(plan))
-    payer = sign_in_payer(http, rng)
-    ctx = open_context(payer)
-    payee = sign_in_payee(http, ctx["code"])
+    payer, ctx, payee = parties(http, rng)
     for reserved, moves in plan:
         s = payee.ok(
             "POST", "/vouchers/sessions/session-open", {"code": ctx["code"], "type": "SESSION_DEFAULT"}
@@ -205,9 +202,7 @@ def test_random_multi_session_flows_leave_a_recording_that_validates_clean(
 # ---------------------------------------------------------------------------- control
 def test_the_admin_api_inspects_resets_moves_the_clock_and_lists_faults(scratch: httpx.Client) -> None:
     http = scratch
-    payer = sign_in_payer(http)
-    ctx = open_context(payer)
-    payee = sign_in_payee(http, ctx["code"])
+    payer, ctx, payee = parties(http)
     v = payee.ok("POST", "/vouchers/reserve-voucher", {"code": ctx["code"]})
     seen = http.get(f"/_sandbox/entities/voucher/{v['id']}").json()
     assert (seen["states"], seen["context"], seen["body"]["status"]) == (["RESERVED"], ctx["id"], "RESERVED")
@@ -292,11 +287,36 @@ def test_the_same_seed_gives_the_same_answers() -> None:
     assert run(5) != run(6)
 
 
+def test_the_sandbox_reads_a_callers_token_as_the_validator_reads_it() -> None:
+    """One reading (fsm.exchange.bearer_token): Bearer in any case, or a bare token; Basic is no token."""
+    sb = Sandbox(seed=1)
+    body = {"type": "mobile-device", "data": {"installationId": "i" * 40, "password": "p" * 40}}
+    _, answer, _ = sb.handle("POST", "/api/v1/auth/sign-in", {}, {}, orjson.dumps(body))
+    token = answer["authorization"]["token"]
+    ctx_body = orjson.dumps({"format": "numeric", "payers": [{"address": "0x" + "1" * 40}]})
+    for auth, status in (
+        (f"Bearer {token}", 200),
+        (f"bearer  {token} ", 200),
+        (token, 200),
+        (f"Basic {token}", 401),
+        ("Bearer ", 401),
+    ):
+        headers = {"authorization": auth}
+        got, out, _ = sb.handle("POST", "/api/v1/vouchers/contexts/context-open", {}, headers, ctx_body)
+        assert (got, auth) == (status, auth), out
+        read = build_exchange(
+            {"request": {"method": "POST", "path": "/", "headers": headers}, "response": {"status": got}},
+            0,
+            "<t>",
+            None,
+            False,
+        )
+        assert isinstance(read, Exchange) and (read.token == token) == (status == 200), auth
+
+
 # ---------------------------------------------------------------------------- faults
 def _session(http: httpx.Client) -> tuple[Api, Api, dict, dict]:
-    payer = sign_in_payer(http)
-    ctx = open_context(payer)
-    payee = sign_in_payee(http, ctx["code"])
+    payer, ctx, payee = parties(http)
     s = payee.ok("POST", "/vouchers/sessions/session-open", {"code": ctx["code"], "type": "SESSION_DEFAULT"})
     payer.ok("POST", f"/vouchers/sessions/{s['id']}/session-join", {})
     v = payee.ok("POST", f"/vouchers/sessions/{s['id']}/reserve-voucher", {})
@@ -327,9 +347,7 @@ def _expired_redeem(http: httpx.Client) -> None:
 
 
 def _payee_joins(http: httpx.Client) -> None:
-    payer = sign_in_payer(http)
-    ctx = open_context(payer)
-    payee = sign_in_payee(http, ctx["code"])
+    _, ctx, payee = parties(http)
     s = payee.ok("POST", "/vouchers/sessions/session-open", {"code": ctx["code"], "type": "SESSION_DEFAULT"})
     payee.call("POST", f"/vouchers/sessions/{s['id']}/session-join", {})
 
@@ -478,9 +496,7 @@ def test_any_request_to_any_operation_gets_a_json_answer_never_a_500(
     raw = data.draw(st.sampled_from([orjson.dumps(body), b"", b"{", b"\xff\xfe"]), label="raw")
     token = data.draw(st.sampled_from([None, "nonsense", "a.b.c"]), label="token")
     calls = [(re.sub(r"\{[^}]+\}", ident, op.path), token)]
-    payer = sign_in_payer(scratch)  # and the same with real ids and a real caller of each role
-    ctx = open_context(payer)
-    payee = sign_in_payee(scratch, ctx["code"])
+    payer, ctx, payee = parties(scratch)  # and the same with real ids and a real caller of each role
     s = payee.ok("POST", "/vouchers/sessions/session-open", {"code": ctx["code"]})
     v = payee.ok("POST", f"/vouchers/sessions/{s['id']}/reserve-voucher", {})
     real = op.path.format(contextId=ctx["id"], sessionId=s["id"], voucherId=v["id"])

@@ -123,15 +123,11 @@ def test_mutated_generated_logs_over_gzip_jsonl_and_har_are_reported_the_same(tm
 
 def test_shards_of_very_different_sizes_are_reported_the_same(tmp_path: Path) -> None:
     b = TrafficBuilder(3)
-    payer, first = b.sign_in_payer()
-    ctx, opened = b.context_open(payer)
-    payee, signed = b.sign_in_payee(ctx["code"])
-    records = [first, opened, signed]
-    s, rec = b.session_open(payee, ctx["code"])  # one enormous context: one session, 150 vouchers
-    records += [rec, b.session_join(payer, s)]
+    o = b.open_session()  # one enormous context: one session, 150 vouchers
+    records = o.records
     for _ in range(150):
-        v, rec = b.session_reserve(payee, s)
-        records += [rec, b.redeem_simple(payee, v)]
+        v, rec = b.session_reserve(o.payee, o.session)
+        records += [rec, b.redeem_simple(o.payee, v)]
     records += list(generate(10, seed=4, partial=True, tour=False))  # and small ones
     p = plan([str(write(tmp_path / "skew.jsonl", records))], 3)
     assert max(p.sizes) > 3 * min(p.sizes) and p.largest >= 300

@@ -470,15 +470,12 @@ def test_non_interference_alone_catches_a_coupled_model() -> None:
 def test_the_coupled_model_is_coupled_and_otherwise_correct() -> None:
     """Sanity for the tests above: the coupled stepper discards exactly the closed session's open vouchers."""
     b = TrafficBuilder(seed=3)
-    payer, sign_in = b.sign_in_payer()
-    ctx, opened = b.context_open(payer)
-    payee, payee_in = b.sign_in_payee(ctx["code"])
-    s, session_open = b.session_open(payee, ctx["code"])
-    joined = b.session_join(payer, s)
+    o = b.open_session()
+    payer, payee, s = o.payer, o.payee, o.session
     v1, r1 = b.session_reserve(payee, s)
     v2, r2 = b.session_reserve(payee, s)
     resolved = [b.redeem_simple(payee, v1), b.resolve(payer, v1)]
-    log = [sign_in, opened, payee_in, session_open, joined, r1, r2, *resolved, b.session_close(payee, s)]
+    log = [*o.records, r1, r2, *resolved, b.session_close(payee, s)]
     plain, coupled = Validator(), _coupled_validator()
     for record in log:
         plain.feed(record)

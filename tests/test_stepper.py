@@ -63,19 +63,15 @@ def _run(records: list[dict[str, Any]]) -> tuple[Stepper, list[list[str]]]:
 
 def _flow(b: TrafficBuilder) -> dict[str, Any]:
     """A payer, a context, a payee, a joined session and one reserved voucher (records and names)."""
-    payer, sign_in = b.sign_in_payer()
-    ctx, opened = b.context_open(payer)
-    payee, payee_in = b.sign_in_payee(ctx["code"])
-    s, session_open = b.session_open(payee, ctx["code"])
-    joined = b.session_join(payer, s)
-    v, reserved = b.session_reserve(payee, s)
+    o = b.open_session()
+    v, reserved = b.session_reserve(o.payee, o.session)
     return {
-        "payer": payer,
-        "payee": payee,
-        "ctx": ctx,
-        "session": s,
+        "payer": o.payer,
+        "payee": o.payee,
+        "ctx": o.ctx,
+        "session": o.session,
         "voucher": v,
-        "log": [sign_in, opened, payee_in, session_open, joined, reserved],
+        "log": [*o.records, reserved],
     }
 
 
@@ -535,14 +531,22 @@ def test_every_step_is_compiled_once_against_its_machine() -> None:
 
 
 # ------------------------------------------------------------------------ predict seam
+def _fed(seed: int, *, redeemed: bool = False) -> tuple[TrafficBuilder, dict[str, Any], Validator]:
+    """A validator fed :func:`_flow` of ``seed`` (its voucher then redeemed by the payee, if asked)."""
+    b = TrafficBuilder(seed=seed)
+    names = _flow(b)
+    v_ = Validator()
+    for record in names["log"]:
+        v_.feed(record)
+    if redeemed:
+        v_.feed(b.redeem_simple(names["payee"], names["voucher"]))
+    return b, names, v_
+
+
 def test_predict_forecasts_a_refusal_with_its_code_and_status_and_changes_nothing() -> None:
     """After a redeem, another redeem is predicted refused already_redeemed (400); the model stays."""
-    b = TrafficBuilder(seed=10)
-    names = _flow(b)
+    b, names, v_ = _fed(10, redeemed=True)
     v = names["voucher"]
-    v_ = Validator()
-    for record in [*names["log"], b.redeem_simple(names["payee"], v)]:
-        v_.feed(record)
     headers = {"Authorization": f"Bearer {names['payee']}"}
     body = {"expectedPayment": b.payment()}
     p = v_.predict("POST", f"/api/v1/vouchers/{v.id}/redeem-voucher", headers, body)
@@ -564,12 +568,8 @@ def test_predict_forecasts_a_refusal_with_its_code_and_status_and_changes_nothin
 
 def test_predict_refuses_the_wrong_callers_token_and_a_payment_the_registry_contradicts() -> None:
     """refusal_codes: a payee's token on resolve (payer only) and EURC at USDC's address are refused."""
-    b = TrafficBuilder(seed=10)
-    names = _flow(b)
+    _, names, v_ = _fed(10, redeemed=True)
     v = names["voucher"]
-    v_ = Validator()
-    for record in [*names["log"], b.redeem_simple(names["payee"], v)]:
-        v_.feed(record)
     payee = {"Authorization": f"Bearer {names['payee']}"}
     wrong = v_.predict("POST", f"/api/v1/vouchers/{v.id}/resolve-voucher", payee)
     assert (wrong.accepted, wrong.status, wrong.code, wrong.rule) == (
@@ -578,11 +578,7 @@ def test_predict_refuses_the_wrong_callers_token_and_a_payment_the_registry_cont
         "unauthorized",
         "actor.wrong-role",
     )
-    w = TrafficBuilder(seed=11)
-    fresh = _flow(w)
-    vv = Validator()
-    for record in fresh["log"]:
-        vv.feed(record)
+    w, fresh, vv = _fed(11)
     pay = dict(w.payment("EURC"), currencyAddress=w.payment("USDC")["currencyAddress"])
     path = f"/vouchers/{fresh['voucher'].id}/redeem-voucher"
     headers = {"Authorization": f"Bearer {fresh['payee']}"}
@@ -613,11 +609,7 @@ def test_predict_refuses_a_call_without_the_token_it_needs_and_names_what_it_can
 
 def test_predict_tells_a_creation_and_expiry_by_the_clock() -> None:
     """A reserve creates a RESERVED voucher; a redeem after expiresAt is refused."""
-    b = TrafficBuilder(seed=11)
-    names = _flow(b)
-    v_ = Validator()
-    for record in names["log"]:
-        v_.feed(record)
+    b, names, v_ = _fed(11)
     headers = {"authorization": f"Bearer {names['payee']}"}
     create = v_.predict(
         "POST", f"/api/v1/vouchers/sessions/{names['session'].id}/reserve-voucher", headers, {}
@@ -660,11 +652,7 @@ def test_a_retired_entity_named_by_its_code_alone_comes_back_with_its_id() -> No
 
 def test_predict_refuses_a_request_that_breaks_its_schema() -> None:
     """D26: a redeem whose amount is 0 is predicted refused (any 4xx), though the voucher may redeem."""
-    b = TrafficBuilder(seed=13)
-    names = _flow(b)
-    v_ = Validator()
-    for record in names["log"]:
-        v_.feed(record)
+    b, names, v_ = _fed(13)
     headers = {"authorization": f"Bearer {names['payee']}"}
     path = f"/api/v1/vouchers/{names['voucher'].id}/redeem-voucher"
     assert v_.predict("POST", path, headers, {"expectedPayment": b.payment()}).accepted is True

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from fsm.errors import UsageError
-from fsm.exchange import build_exchange
+from fsm.exchange import bearer_token, build_exchange
 from fsm.matcher import Match, Router
 from fsm.pipeline import Validator
 from fsm.pointer import get
@@ -160,6 +160,9 @@ class _Context:
     sessions: dict[str, _Session] = field(default_factory=dict)
     vouchers: dict[str, _Voucher] = field(default_factory=dict)
     shown: dict[str, str] = field(default_factory=dict)  # voucher id -> status a fault shows instead
+
+
+_Entity = TypeVar("_Entity", _Voucher, _Session, _Context)  # what a state-changing call stamps
 
 
 @dataclass
@@ -664,10 +667,15 @@ class Sandbox:
         return _page(items, call.query)
 
     def _op_context_close(self, call: _Call) -> Any:
-        ctx = self._own(call)
-        ctx.updated = call.now
-        body = self._context_body(ctx, call.now)
-        body["status"] = self._status_after(call, "context")
+        return self._stamped(call, "context", self._own(call), self._context_body)
+
+    def _stamped(
+        self, call: _Call, kind: str, entity: _Entity, body_of: Callable[[_Entity, str], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The body of the ``kind`` entity a call changes: stamped now, showing the status it leads to."""
+        entity.updated = call.now
+        body = body_of(entity, call.now)
+        body["status"] = self._status_after(call, kind)
         return body
 
     def _status_after(self, call: _Call, kind: str) -> str:
@@ -711,11 +719,7 @@ class Sandbox:
         return self._reserve(call, None)
 
     def _voucher(self, call: _Call) -> _Voucher:
-        ctx = self._own(call)
-        v = ctx.vouchers.get(call.match.params["voucherId"])
-        if v is None:
-            raise _Refused(_error(404, "not_found", "no such voucher"))
-        return v
+        return _found(self._own(call).vouchers, call.match.params["voucherId"], "voucher")
 
     def _op_redeem_voucher(self, call: _Call) -> Any:
         v = self._voucher(call)
@@ -754,17 +758,10 @@ class Sandbox:
     def _op_sign_voucher(self, call: _Call) -> Any:
         v = self._voucher(call)
         v.signed = True
-        v.updated = call.now
-        body = self._voucher_body(v, call.now)
-        body["status"] = self._status_after(call, "voucher")
-        return body
+        return self._stamped(call, "voucher", v, self._voucher_body)
 
     def _op_discard_voucher(self, call: _Call) -> Any:
-        v = self._voucher(call)
-        v.updated = call.now
-        body = self._voucher_body(v, call.now)
-        body["status"] = self._status_after(call, "voucher")
-        return body
+        return self._stamped(call, "voucher", self._voucher(call), self._voucher_body)
 
     def _op_get_voucher(self, call: _Call) -> Any:
         return self._voucher_body(self._voucher(call), call.now)
@@ -814,18 +811,10 @@ class Sandbox:
         }
 
     def _session(self, call: _Call) -> _Session:
-        ctx = self._own(call)
-        s = ctx.sessions.get(call.match.params["sessionId"])
-        if s is None:
-            raise _Refused(_error(404, "not_found", "no such session"))
-        return s
+        return _found(self._own(call).sessions, call.match.params["sessionId"], "session")
 
     def _op_session_join(self, call: _Call) -> Any:
-        s = self._session(call)
-        s.updated = call.now
-        body = self._session_body(s, call.now)
-        body["status"] = self._status_after(call, "session")
-        return body
+        return self._stamped(call, "session", self._session(call), self._session_body)
 
     def _op_session_reserve_voucher(self, call: _Call) -> Any:
         return self._reserve(call, self._session(call))
@@ -834,11 +823,7 @@ class Sandbox:
         return self._session_body(self._session(call), call.now)
 
     def _op_session_close(self, call: _Call) -> Any:
-        s = self._session(call)
-        s.updated = call.now
-        body = self._session_body(s, call.now)
-        body["status"] = self._status_after(call, "session")
-        return body
+        return self._stamped(call, "session", self._session(call), self._session_body)
 
     def _op_get_networks(self, call: _Call) -> Any:
         items = [n for n in _FINANCE["networks"] if call.query.get("network") in (None, n["network"])]
@@ -912,6 +897,14 @@ class _Refused(Exception):
         self.answer = answer
 
 
+def _found(table: dict[str, _Entity], ident: str, what: str) -> _Entity:
+    """The ``what`` (voucher, session) of the caller's context with id ``ident``; else refused 404."""
+    found = table.get(ident)
+    if found is None:
+        raise _Refused(_error(404, "not_found", f"no such {what}"))
+    return found
+
+
 class _Call:
     """One request being answered."""
 
@@ -936,9 +929,7 @@ class _Call:
         self.body = body
         self.now = now
         self.now_t = now_t
-        auth = headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
-        self.token: str | None = token.strip() if scheme.lower() == "bearer" and token.strip() else None
+        self.token = bearer_token(headers.get("authorization"))  # (as the validator reads it)
         self.caller: _Token | None = sandbox.tokens.get(self.token) if self.token else None
         self.ctx: _Context | None = None
         self.prediction: Prediction | None = None

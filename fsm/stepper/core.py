@@ -22,12 +22,11 @@ not interpret the spec again for every exchange. A new check is a key in the dat
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
 
 from fsm._shared import per_spec
-from fsm.exchange import Exchange, build_exchange, parse_timestamp
+from fsm.exchange import Exchange, parse_timestamp
 from fsm.machines import Engine, engines_for
-from fsm.matcher import Match, Matcher, Router
+from fsm.matcher import Match
 from fsm.schemacheck import SchemaChecker
 from fsm.spec.model import MachineSpec, OperationSpec, Spec
 from fsm.stepper.actors import Actors
@@ -132,7 +131,6 @@ class Stepper:
         self._observes: dict[str, tuple[ObservePlan, ...]] = {
             op.id: tuple(self.observations.plan(o) for o in op.observes) for op in spec.operations
         }
-        self._matcher: Matcher | None = None  # (for predict only, made when first asked)
         self._schemas: SchemaChecker | None = None  # (likewise)
         self._refusals = spec.refusal_codes
 
@@ -269,38 +267,19 @@ class Stepper:
             yield e, self.spec.machines[e.kind]
 
     # ------------------------------------------------------------- prediction
-    def predict(
-        self,
-        method: str,
-        path: str,
-        headers: Mapping[str, str] | None = None,
-        body: Any = None,
-        *,
-        at: str | None = None,
-    ) -> Prediction:
-        """The model's forecast for a request, without changing the model.
+    def predict(self, ex: Exchange, routed: Match, *, at: str | None = None) -> Prediction:
+        """The model's forecast for a routed request, without changing the model.
 
         Arguments:
-            method: the request method.
-            path: the request path, with the API prefix, as recorded (a query string may follow).
-            headers: the request headers (the bearer token tells the caller, D10).
-            body: the decoded JSON body (None: no body).
+            ex: the request as an exchange (its response unknown); the bearer token of its headers
+                tells the caller (D10).
+            routed: its operation and path parameters, as the run's matcher routes it (with the
+                run's API prefix and hosts, D25: :meth:`fsm.Validator.predict` routes it).
             at: the request's time (ISO 8601), for timed transitions (expiry, D2).
 
         The lifecycle steps of the operation are predicted with the same function the validator
         judges with (:meth:`Predictor.outcomes <fsm.stepper.predict.Predictor.outcomes>`).
         """
-        request: dict[str, Any] = {"method": method, "path": path, "headers": dict(headers or {})}
-        if body is not None:
-            request["body"] = body
-        ex = build_exchange({"request": request, "response": {"status": 200}}, -1, "<predict>", None, False)
-        if not isinstance(ex, Exchange):
-            return Prediction(None, None, reason=ex.message)
-        if self._matcher is None:
-            self._matcher = Matcher(Router.shared(self.spec))
-        routed = self._matcher.match(ex)
-        if not isinstance(routed, Match):
-            return Prediction(None, None, reason=routed.message if routed is not None else "not checked")
         op = routed.operation
         if op.auth == "required" and ex.token is None:
             return Prediction(

@@ -52,17 +52,9 @@ class Flow:
 
     def __init__(self, seed: int = 1, join: bool = True) -> None:
         self.b = TrafficBuilder(seed)
-        self.records: list[Any] = []
-        self.payer, rec = self.b.sign_in_payer()
-        self.add(rec)
-        self.ctx, rec = self.b.context_open(self.payer)
-        self.add(rec)
-        self.payee, rec = self.b.sign_in_payee(self.ctx["code"])
-        self.add(rec)
-        self.session, rec = self.b.session_open(self.payee, self.ctx["code"])
-        self.add(rec)
-        if join:
-            self.add(self.b.session_join(self.payer, self.session))
+        o = self.b.open_session(join=join)
+        self.records: list[Any] = o.records
+        self.payer, self.ctx, self.payee, self.session = o.payer, o.ctx, o.payee, o.session
 
     def add(self, record: Any) -> int:
         self.records.append(record)
@@ -77,6 +69,18 @@ class Flow:
         """The payee closes the session, then the payer the context."""
         self.add(self.b.session_close(self.payee, self.session))
         self.add(self.b.context_close(self.payer, self.ctx))
+
+    def discard_and_close(self, v: Any) -> None:
+        """The payee discards ``v``; then the session and the context close."""
+        self.add(self.b.discard(self.payee, v))
+        self.close()
+
+    def redeem_refused(self, v: Any, code: str, status: int = 400) -> int:
+        """A second redeem of ``v``, refused with ``code``; its index."""
+        again = {"expectedPayment": self.b.payment()}
+        return self.add(
+            self.b.refused("POST", f"/vouchers/{v.id}/redeem-voucher", again, code, self.payee, status)
+        )
 
     def finish(self, *vouchers: Any) -> None:
         for v in vouchers:
@@ -175,8 +179,7 @@ def _query_ok() -> tuple[list[Any], Expect]:
     f.add(f.b.record("GET", "/vouchers", response=[], query={"status": "RESERVED"}, token=f.payee))
     f.add(f.b.interop_init(f.payer, v))
     f.records[-1]["request"]["query"]["paymentIndex"] = "10"
-    f.add(f.b.discard(f.payee, v))
-    f.close()
+    f.discard_and_close(v)
     return f.records, []
 
 
@@ -295,8 +298,7 @@ def _unknown_method() -> tuple[list[Any], Expect]:
     i = f.add(
         f.b.record("DELETE", f"/vouchers/{v.id}", status=404, response=f.b.error("not_found"), token=f.payee)
     )
-    f.add(f.b.discard(f.payee, v))
-    f.finish()
+    f.discard_and_close(v)
     return f.records, [("route.unknown-method", i)]
 
 
@@ -307,8 +309,7 @@ def _out_of_scope() -> tuple[list[Any], Expect]:
     i = f.add(w)
     f.add(f.b.record("GET", "/widgets/wdgt_1/config", response={"config": None, "reason": "inactive"}))
     v = f.voucher()
-    f.add(f.b.discard(f.payee, v))
-    f.close()
+    f.discard_and_close(v)
     return f.records, [("route.out-of-scope", i)]
 
 
@@ -416,8 +417,7 @@ def _schema_response() -> tuple[list[Any], Expect]:
     f = Flow(seed=20)
     f.records[3]["response"]["body"]["status"] = "open"
     v = f.voucher()
-    f.add(f.b.discard(f.payee, v))
-    f.close()
+    f.discard_and_close(v)
     return f.records, [("schema.response", 3)]
 
 
@@ -426,8 +426,7 @@ def _schema_query() -> tuple[list[Any], Expect]:
     f = Flow(seed=21)
     v = f.voucher()
     i = f.add(f.b.record("GET", "/vouchers", response=[], query={"limit": "ten"}, token=f.payee))
-    f.add(f.b.discard(f.payee, v))
-    f.close()
+    f.discard_and_close(v)
     return f.records, [("schema.query", i)]
 
 
@@ -440,8 +439,7 @@ def _schema_query_interop() -> tuple[list[Any], Expect]:
     v = f.voucher()
     i = f.add(f.b.interop_init(f.payer, v))
     f.records[i]["request"]["query"] = {"paymentIndex": "11"}
-    f.add(f.b.discard(f.payee, v))
-    f.close()
+    f.discard_and_close(v)
     return f.records, [("schema.query", i), ("schema.query", i)]
 
 
@@ -450,8 +448,7 @@ def _schema_query_status() -> tuple[list[Any], Expect]:
     f = Flow(seed=23)
     v = f.voucher()
     i = f.add(f.b.record("GET", "/vouchers", response=[], query={"status": "LOST"}, token=f.payee))
-    f.add(f.b.discard(f.payee, v))
-    f.close()
+    f.discard_and_close(v)
     return f.records, [("schema.query", i)]
 
 
@@ -475,8 +472,7 @@ def _unreal_date() -> tuple[list[Any], Expect]:
     v = f.voucher()
     i = len(f.records) - 1
     f.records[i]["response"]["body"]["expiresAt"] = "2026-02-30T12:02:00.000Z"
-    f.add(f.b.discard(f.payee, v))
-    f.close()
+    f.discard_and_close(v)
     return f.records, [("schema.response", i)]
 
 
@@ -488,10 +484,7 @@ def _error_status() -> tuple[list[Any], Expect]:
     f = Flow(seed=26)
     v = f.voucher()
     f.add(f.b.redeem_simple(f.payee, v))
-    again = {"expectedPayment": f.b.payment()}
-    i = f.add(
-        f.b.refused("POST", f"/vouchers/{v.id}/redeem-voucher", again, "already_redeemed", f.payee, 404)
-    )
+    i = f.redeem_refused(v, "already_redeemed", 404)
     f.finish(v)
     return f.records, [("schema.error-status", i)]
 
@@ -501,15 +494,7 @@ def _envelope() -> tuple[list[Any], Expect]:
     f = Flow(seed=22)
     v = f.voucher()
     f.add(f.b.redeem_simple(f.payee, v))
-    i = f.add(
-        f.b.refused(
-            "POST",
-            f"/vouchers/{v.id}/redeem-voucher",
-            {"expectedPayment": f.b.payment()},
-            "already_redeemed",
-            f.payee,
-        )
-    )
+    i = f.redeem_refused(v, "already_redeemed")
     f.records[i]["response"]["body"] = "already redeemed"
     f.finish(v)
     return f.records, [("schema.error-envelope", i)]
@@ -520,15 +505,7 @@ def _undocumented_code() -> tuple[list[Any], Expect]:
     f = Flow(seed=23)
     v = f.voucher()
     f.add(f.b.redeem_simple(f.payee, v))
-    i = f.add(
-        f.b.refused(
-            "POST",
-            f"/vouchers/{v.id}/redeem-voucher",
-            {"expectedPayment": f.b.payment()},
-            "voucher_locked",
-            f.payee,
-        )
-    )
+    i = f.redeem_refused(v, "voucher_locked")
     f.finish(v)
     return f.records, [("schema.undocumented-error-code", i), ("machine.wrong-refusal-code", i)]
 
@@ -538,16 +515,7 @@ def _undocumented_status() -> tuple[list[Any], Expect]:
     f = Flow(seed=24)
     v = f.voucher()
     f.add(f.b.redeem_simple(f.payee, v))
-    i = f.add(
-        f.b.refused(
-            "POST",
-            f"/vouchers/{v.id}/redeem-voucher",
-            {"expectedPayment": f.b.payment()},
-            "already_redeemed",
-            f.payee,
-            status=418,
-        )
-    )
+    i = f.redeem_refused(v, "already_redeemed", 418)
     f.finish(v)
     return f.records, [("schema.undocumented-status", i)]
 
@@ -559,8 +527,7 @@ def _id_prefix() -> tuple[list[Any], Expect]:
     v.id = "v-" + v.code
     rec["response"]["body"]["id"] = v.id
     i = f.add(rec)
-    f.add(f.b.discard(f.payee, v))
-    f.close()
+    f.discard_and_close(v)
     return f.records, [("style.id-prefix", i), ("style.id-prefix", i + 1)]
 
 
@@ -581,8 +548,7 @@ def _numeric() -> tuple[list[Any], Expect]:
     f.records[1]["request"]["body"]["format"] = "numeric"
     f.records[1]["response"]["body"]["format"] = "numeric"
     v = f.voucher()
-    f.add(f.b.discard(f.payee, v))
-    f.close()
+    f.discard_and_close(v)
     return f.records, [("style.numeric-code", 1)]
 
 
@@ -591,8 +557,7 @@ def _no_type() -> tuple[list[Any], Expect]:
     f = Flow(seed=28)
     del f.records[3]["request"]["body"]["type"]
     v = f.voucher()
-    f.add(f.b.discard(f.payee, v))
-    f.close()
+    f.discard_and_close(v)
     return f.records, [("style.session-type-missing", 3)]
 
 
@@ -644,8 +609,7 @@ def _wrong_code() -> tuple[list[Any], Expect]:
         f.b.refused("POST", f"/vouchers/sessions/{f.session.id}/session-join", {}, "session_closed", f.payer)
     )
     v = f.voucher()
-    f.add(f.b.discard(f.payee, v))
-    f.close()
+    f.discard_and_close(v)
     return f.records, [("machine.wrong-refusal-code", i)]
 
 
@@ -842,8 +806,7 @@ def _before_join() -> tuple[list[Any], Expect]:
     v, rec = f.b.session_reserve(f.payee, f.session)
     i = f.add(rec)
     f.add(f.b.session_join(f.payer, f.session))
-    f.add(f.b.discard(f.payee, v))
-    f.close()
+    f.discard_and_close(v)
     return f.records, [("session.reserve-before-join", i)]
 
 
@@ -916,8 +879,7 @@ def _reused() -> tuple[list[Any], Expect]:
     rec["response"]["body"]["id"] = v.id
     f.session.vouchers.pop()  # (the session's answers list the voucher under the id it was given)
     i = f.add(rec)
-    f.add(f.b.discard(f.payee, v))
-    f.close()
+    f.discard_and_close(v)
     return f.records, [("entity.reused-id", i)]
 
 
