@@ -8,15 +8,21 @@ Generates a log with fsm.generate, then in a fresh child process per run:
   of the stepping figure (their own cost is printed beside it);
 - step: a new ``Stepper`` steps every prepared exchange (``clock`` then ``step``), as the validator does.
 
+``--count`` also counts, in the first round, the Python bytecodes and Python function calls per exchange
+(:func:`sys.settrace` with opcode events, over a second stepper stepping the same exchanges): slow, but
+the same figure on any machine, however busy.
+
 ``--collector validator`` steps inside :func:`fsm._collector.fewer_collections`, as ``Validator.feed_file``
 does (the cycle collector every 50,000 new objects); the default keeps Python's (every 700), where a
 full collection over the prepared exchanges lands now and then, and its cost moves with where it lands.
 
-Each figure is the fastest of ``--repeat`` runs, in microseconds per exchange, wall time and CPU time
-(user + system of the process) side by side. ``--base REV`` measures the same figures for the sources of
-git revision ``REV`` (exported to a temporary directory, put first on ``PYTHONPATH``) in the same run, the
-two alternating, so both are measured under the same conditions. The Stepper's constructor and
-``clock``/``step`` are the interface measured: both sides must have them.
+Each figure is the run with the least CPU time (user + system of the process) of ``--repeat`` runs, in
+microseconds per exchange, CPU time first and wall time in brackets (on a shared machine CPU time is the
+one to compare: wall time carries other processes' turns). ``--base REV`` measures the same figures for
+the sources of git revision ``REV`` (exported to a temporary directory, put first on ``PYTHONPATH``) in
+the same run, the two alternating, so both are measured under the same conditions; the ratio is each
+side's CPU figure over the base's. The Stepper's constructor and ``clock``/``step`` are the interface
+measured: both sides must have them.
 """
 
 from __future__ import annotations
@@ -35,7 +41,32 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 
 
-def child(exchanges: int, seed: int, collector: str = "default") -> None:
+def counted(step: Any, prepared: list[Any]) -> tuple[float, float]:
+    """Python bytecodes and Python function calls per exchange while ``step`` steps ``prepared``.
+
+    Counted with :func:`sys.settrace` (opcode events): slow, but the same on any machine, busy or not.
+    """
+    ops = calls = 0
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal ops, calls
+        if event == "opcode":
+            ops += 1
+        elif event == "call":
+            calls += 1
+            frame.f_trace_opcodes = True
+        return trace
+
+    sys.settrace(trace)
+    try:
+        for ex, routed in prepared:
+            step(ex, routed)
+    finally:
+        sys.settrace(None)
+    return ops / len(prepared), calls / len(prepared)
+
+
+def child(exchanges: int, seed: int, collector: str = "default", count: bool = False) -> None:
     """Measure in this process; print one JSON line."""
     import contextlib
 
@@ -76,6 +107,10 @@ def child(exchanges: int, seed: int, collector: str = "default") -> None:
             findings += len(stepper.step(ex, routed))
         step = (time.perf_counter() - wall, time.process_time() - cpu)
     n = len(prepared)
+    ops = calls = None
+    if count:  # (a second stepper steps the same exchanges under the tracer)
+        again = Stepper(spec, engines_for(spec))
+        ops, calls = counted(lambda ex, routed: (again.clock(ex), again.step(ex, routed)), prepared)
     print(
         json.dumps(
             {
@@ -85,6 +120,8 @@ def child(exchanges: int, seed: int, collector: str = "default") -> None:
                 "front_cpu_us": front[1] / n * 1e6,
                 "step_us": step[0] / n * 1e6,
                 "step_cpu_us": step[1] / n * 1e6,
+                "bytecodes": ops,
+                "calls": calls,
                 "stepper": sys.modules["fsm.stepper"].__file__,
             }
         )
@@ -102,13 +139,16 @@ def export(rev: str, into: Path) -> Path:
     return into / "src"
 
 
-def run(pythonpath: str | None, exchanges: int, seed: int, collector: str = "default") -> dict[str, Any]:
+def run(
+    pythonpath: str | None, exchanges: int, seed: int, collector: str = "default", count: bool = False
+) -> dict[str, Any]:
     """One measurement in a fresh child process."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     if pythonpath is not None:
         env["PYTHONPATH"] = pythonpath
     out = subprocess.run(
-        [sys.executable, __file__, "--child", str(exchanges), str(seed), "--collector", collector],
+        [sys.executable, __file__, "--child", str(exchanges), str(seed), "--collector", collector]
+        + (["--count"] if count else []),
         capture_output=True,
         text=True,
         check=True,
@@ -132,10 +172,15 @@ def main() -> None:
         default="default",
         help="Python's collector settings, or the validator's while it steps (see above)",
     )
+    ap.add_argument(
+        "--count",
+        action="store_true",
+        help="also count Python bytecodes and calls per exchange (sys.settrace, in the first round)",
+    )
     ap.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(*args.child, args.collector)
+        child(*args.child, args.collector, args.count)
         return
     with tempfile.TemporaryDirectory() as tmp:
         sides: dict[str, str | None] = {"this checkout": str(HERE.parent)}
@@ -145,24 +190,32 @@ def main() -> None:
         for n in range(args.repeat):
             for name, path in sides.items():
                 print(f"\r  round {n + 1}/{args.repeat}: {name}    ", end="", file=sys.stderr, flush=True)
-                results[name].append(run(path, args.exchanges, args.seed, args.collector))
+                results[name].append(
+                    run(path, args.exchanges, args.seed, args.collector, args.count and n == 0)
+                )
         print(file=sys.stderr)
     print(
         f"# stepper benchmark  python {sys.version.split()[0]}  {args.exchanges:,} generated exchanges"
         f"  collector: {args.collector}"
     )
-    print("| side | exchanges | findings | front µs (CPU) | step µs (CPU) | step runs µs |")
-    print("|:-----|----------:|---------:|---------------:|--------------:|:-------------|")
+    print("| side | exchanges | findings | front µs CPU (wall) | step µs CPU (wall) | ratio | CPU runs |")
+    print("|:-----|----------:|---------:|--------------------:|-------------------:|------:|:---------|")
+    first = min(next(iter(results.values())), key=lambda r: r["step_cpu_us"])["step_cpu_us"]
     for name, runs in results.items():
-        best = min(runs, key=lambda r: r["step_us"])
-        spread = ", ".join(f"{r['step_us']:.2f}" for r in runs)
-        front = min(runs, key=lambda r: r["front_us"])
+        best = min(runs, key=lambda r: r["step_cpu_us"])
+        spread = ", ".join(f"{r['step_cpu_us']:.2f}" for r in runs)
+        front = min(runs, key=lambda r: r["front_cpu_us"])
         print(
             f"| {name} | {best['exchanges']:,} | {best['findings']} | "
-            f"{front['front_us']:.2f} ({front['front_cpu_us']:.2f}) | "
-            f"{best['step_us']:.2f} ({best['step_cpu_us']:.2f}) | "
-            f"{spread} |"
+            f"{front['front_cpu_us']:.2f} ({front['front_us']:.2f}) | "
+            f"{best['step_cpu_us']:.2f} ({best['step_us']:.2f}) | "
+            f"{best['step_cpu_us'] / first:.2f} | {spread} |"
         )
+    if args.count:
+        print("\n| side | Python bytecodes per exchange | Python calls per exchange |")
+        print("|:-----|-----------------------------:|--------------------------:|")
+        for name, runs in results.items():
+            print(f"| {name} | {runs[0]['bytecodes']:,.0f} | {runs[0]['calls']:.1f} |")
     verdicts = {(r["exchanges"], r["findings"]) for runs in results.values() for r in runs}
     if len(verdicts) != 1:
         sys.exit(f"the sides disagree on the findings: {sorted(verdicts)}")

@@ -20,7 +20,6 @@ import orjson
 from fsm.exchange import Exchange
 from fsm.secrets import fingerprint
 from fsm.spec.model import CallerSpec, OperationSpec, Spec
-from fsm.stepper.call import Call
 from fsm.stepper.entities import Entity, EntityStore
 from fsm.stepper.refs import MISSING, Reader, reader
 from fsm.violation import Finding
@@ -153,13 +152,6 @@ class Actors:
                     found = found or role
             e = e.parent
         return found
-
-    def check(self, call: Call, findings: list[Finding]) -> None:
-        """``actor.wrong-role`` and ``actor.wrong-context`` findings of an accepted call with a token."""
-        token = call.token
-        if token is None or not call.accepted:
-            return
-        self.breaches(call.op, token, call.touched, findings)
 
     def breaches(
         self, op: OperationSpec, token: str, touched: Sequence[Entity], findings: list[Finding]

@@ -152,16 +152,8 @@ class Stepper:
             check(call, findings)
         if not call.accepted and findings and self._refusals:
             self._explained(call, findings)
-        self._touched = touched = call.touched
-        store = self.store
-        store.tick(ex.time)
-        finals = store.finals
-        for e in touched:
-            if len(e.states) == 1 and e.states[0] in finals[e.kind]:
-                store.settle(e)  # (only final entities are retired)
-            else:
-                store.rests(e)  # (packed once it rests through a window: D27)
-        store.bound(ex.index)  # (resting entities packed, the longest idle forgotten past the cap: D27)
+        self._touched = call.touched
+        self.store.stepped(call.touched, ex.index, ex.time)  # (final ones retired, the others rest: D27)
         return findings
 
     def _explained(self, call: Call, findings: list[Finding]) -> None:
@@ -204,7 +196,9 @@ class Stepper:
             findings.extend(self.observations.observe(plan, call))
 
     def _actors(self, call: Call, findings: list[Finding]) -> None:
-        self.actors.check(call, findings)
+        """``actor.wrong-role`` and ``actor.wrong-context`` findings of an accepted call with a token."""
+        if call.token is not None and call.accepted:
+            self.actors.breaches(call.op, call.token, call.touched, findings)
 
     def _issue_token(self, call: Call, findings: list[Finding]) -> None:
         self.actors.issue(call.op, call.ex, call.params)

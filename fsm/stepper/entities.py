@@ -208,14 +208,14 @@ class Retired:
 
     def put(self, key: str, state: str, seen: int, now: float | None, extra: str | None = None) -> bool:
         """Retire ``key`` in ``state`` (one already retired keeps its place); True when it is new."""
+        new = key not in self.ram
         if (
-            key not in self.ram
+            new
             and self.on_disk
             and self.spill is not None
             and self.spill.update(self.table, key, _with_extra(state, extra), seen)
         ):
             return False
-        new = key not in self.ram
         self.ram[key] = state
         self.seen[key] = seen
         if extra is not None:
@@ -381,8 +381,8 @@ class EntityStore:
         self._known: list[Known] = []
         self._in_ram = finished_in_ram
         self._codeless = 0  # live entities filed by code only
-        self._recent: list[Entity] = []  # live entities touched in this window of exchanges
-        self._resting: list[Entity] = []  # ... in the window before
+        self._recent: dict[int, Entity] = {}  # live entities touched in this window of exchanges, by id()
+        self._resting: dict[int, Entity] = {}  # ... in the window before (both: until retired or forgotten)
         self._window = 0  # the first exchange of this window
         self._last = 0  # the last exchange stepped
         self._steps = 0
@@ -403,7 +403,7 @@ class EntityStore:
         if isinstance(id, str):
             found = self.entities.get((kind, id))
             if found is not None:
-                return _unpacked(found)
+                return found if found.packed is None else _unpacked(found)
             row = self.finished[kind].take(id)
             if row is not None:  # a retired entity named again: bring it back in its final state
                 back = self.adopt(kind, id, code, (row[0],))
@@ -472,24 +472,53 @@ class EntityStore:
                 self._codeless -= 1
             self.by_code[(e.kind, code)] = e
 
+    def stepped(self, touched: Sequence[Entity], index: int, now: float | None) -> None:
+        """Exchange ``index``, at ``now`` by the log's clock, named ``touched`` (in order).
+
+        The final ones are retired (:meth:`settle`), the others rest (:meth:`rests`); then the
+        memory bounds (D27): finished entities past the retention time are forgotten (:meth:`tick`),
+        every :data:`WINDOW` exchanges the live ones that rested through a whole window are packed,
+        and past ``max_live`` the longest idle are forgotten (:meth:`bound`).
+        """
+        if now is not None:
+            self.now = now
+            if self.retain is not None:
+                self.tick(now)
+        finals = self.finals
+        recent = self._recent
+        for e in touched:
+            if len(e.states) == 1 and e.states[0] in finals[e.kind]:
+                self.settle(e)
+            else:
+                recent[id(e)] = e  # (as rests does)
+        self._last = index
+        self._steps += 1
+        if not self._steps % WINDOW:
+            self._sweep()
+        if self.max_live and self.live > self.max_live:
+            self.bound()
+
     def rests(self, e: Entity) -> None:
         """``e``, live, was named by this exchange: packed once it rests through a window (D27)."""
-        self._recent.append(e)
+        self._recent[id(e)] = e
 
     def _unfile(self, e: Entity) -> tuple[bool, bool]:
         """Take ``e`` out of the maps it is filed in: (was filed by id, was filed by code)."""
-        by_id = e.id is not None and self.entities.get((e.kind, e.id)) is e
+        by_id = e.id is not None and self.entities.get(key := (e.kind, e.id)) is e
         if by_id:
-            del self.entities[(e.kind, str(e.id))]
-        by_code = e.code is not None and self.by_code.get((e.kind, e.code)) is e
+            del self.entities[key]
+        by_code = e.code is not None and self.by_code.get(key := (e.kind, e.code)) is e
         if by_code:
-            del self.by_code[(e.kind, str(e.code))]
+            del self.by_code[key]
             if e.id is None:
                 self._codeless -= 1
-        parent = e.parent
-        if parent is not None and parent.children is not None and e in parent.children:
-            parent.children.remove(e)
-        self.engines[e.kind].release(e)
+        self._recent.pop(id(e), None)  # (no longer live: nothing to pack)
+        self._resting.pop(id(e), None)
+        siblings = e.parent.children if e.parent is not None else None
+        if siblings and e in siblings:
+            siblings.remove(e)
+        if e.model is not None:  # (an engine that keeps a model per entity: the reference's)
+            self.engines[e.kind].release(e)
         e.history = []
         e.packed = None
         if e.attrs is _RESTING_ATTRS:
@@ -548,10 +577,10 @@ class EntityStore:
     def _sweep(self) -> None:
         """Pack the entities the last window of exchanges touched and this one did not (D27)."""
         start = self._window
-        for e in self._resting:
+        for e in self._resting.values():
             if e.last_own < start and e.packed is None and self.is_filed(e):
                 self.pack(e)
-        self._resting, self._recent = self._recent, []
+        self._resting, self._recent = self._recent, {}
         self._window = self._last + 1
 
     def known(self, encode: Callable[[Any], tuple[str, int]], decode: Callable[[str, int], Any]) -> Known:
@@ -583,19 +612,12 @@ class EntityStore:
             if where.forget(key, when):
                 self.expired += 1
 
-    def bound(self, index: int) -> None:
-        """After exchange ``index``: memory bounds (D27).
+    def bound(self) -> None:
+        """Past ``max_live`` live entities, forget the longest idle (down to nine tenths of the cap, D27).
 
-        Every :data:`WINDOW` exchanges, live entities that rested through a whole window are
-        packed (:meth:`pack`). Past ``max_live`` live entities, the longest idle are forgotten
-        (down to nine tenths of the cap). Idle: by the last exchange that named the entity or one
-        of its children. A forgotten entity leaves every map of the store; a later call on it is
-        adopted as first met (D18).
+        Idle: by the last exchange that named the entity or one of its children. A forgotten
+        entity leaves every map of the store; a later call on it is adopted as first met (D18).
         """
-        self._last = index
-        self._steps += 1
-        if not self._steps % WINDOW:
-            self._sweep()
         cap = self.max_live
         if not cap or self.live <= cap:
             return

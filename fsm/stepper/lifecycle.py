@@ -108,6 +108,7 @@ class Lifecycle:
     ) -> None:
         self.rules = spec.rules
         self.unseen = unseen if unseen is not None else Unseen(spec)
+        self.partial = bool(self.unseen)  # one party's view: calls it does not see may explain answers (D28)
         self.store = store
         self.predictor = predictor
         self.timers = timers
@@ -177,7 +178,7 @@ class Lifecycle:
         if mv is None:  # (several candidate states, or a guard decides: predicted now)
             accepts, refuses = self.predictor.outcomes(m, e, e.states, plan.step.trigger, ex.req_body)
             mv = move(accepts, refuses, self._roles, plan.status_of)
-        if self.unseen and (not mv.accepts if ex.accepted else not mv.refuses):
+        if self.partial and (not mv.accepts if ex.accepted else not mv.refuses):
             mv = self._unseen(plan, e, ex, mv, findings)
         if ex.accepted:
             if not mv.accepts:
@@ -266,7 +267,7 @@ class Lifecycle:
             return True
         step, m = plan.step, plan.machine
         old = self.store.entities.get((m.name, id_))
-        if old is None and id_ in self.store.finished[m.name]:
+        if old is None and self.store.finished[m.name].get(id_) is not None:
             old = self.store.find(m.name, id_, None)
         if old is not None:
             findings.append(
@@ -299,7 +300,7 @@ class Lifecycle:
     def _accept(self, plan: StepPlan, e: Entity, mv: Move, call: Call, findings: list[Finding]) -> None:
         """Follow an accepted call the model allows: warnings, the new states, roles, terms, status."""
         ex = call.ex
-        if self.unseen and any(_warns(o) for o in mv.warns):
+        if self.partial and any(_warns(o) for o in mv.warns):
             mv = self._unseen_clean(plan, e, ex, mv, findings)
         if mv.warns:
             findings.extend(self._agreed_warnings(mv.accepts, plan.machine, e, ex))
@@ -494,7 +495,7 @@ class Lifecycle:
                 rule = self.rules[use.warn]
                 unfinished = [c for c in e.children or () if not self.store.is_final(c)]
                 open_children = [c.key for c in unfinished]
-                if self.unseen and unfinished and all(self._may_have_finished(c) for c in unfinished):
+                if self.partial and unfinished and all(self._may_have_finished(c) for c in unfinished):
                     acc.append(self.unseen.unproven(e.key, open_children, use.warn))
                     continue
                 acc.append(

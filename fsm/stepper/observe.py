@@ -102,8 +102,9 @@ class Observations:
             self.timers.tick(e, m.name, ex.time)
             acc.extend(self._compare(m, e, status, base + obs.status.key, h, own=parent is None))
             self.terms.record(plan.record, e, ex, params, item)
-            acc.extend(self.terms.expect(plan.expect, e, ex, params, item, base))
-            self.terms.learn(plan.expect, e, ex, params, item)
+            if plan.expect:
+                acc.extend(self.terms.expect(plan.expect, e, ex, params, item, base))
+                self.terms.learn(plan.expect, e, ex, params, item)
             touched.append(e)
         return acc
 
