@@ -348,14 +348,8 @@ class Sandbox:
             documented = sorted({c for codes in call.op.errors.values() for c in codes} - {p.code})
             other = next((c for c in documented if c != "unauthorized"), "validation_failed")
             self._acted(fault, call)
-            code, status = other, self._status_for(call, other)
+            code, status = other, self.spec.error_status(call.op, other) or 400
         return _error(status, code, p.reason or f"{call.op.id} is refused here")
-
-    def _status_for(self, call: _Call, code: str) -> int:
-        for status, codes in call.op.errors.items():
-            if code in codes:
-                return status
-        return self.spec.generic_statuses.get(code, 400)
 
     def _finish(
         self,
