@@ -24,6 +24,7 @@ import json
 import multiprocessing
 import os
 import resource
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -51,6 +52,17 @@ def _shard(args: tuple[Any, int]) -> tuple[float, Any]:
     return _cpu() - start, result
 
 
+def _timed_part(job: Any) -> Any:
+    """fsm.shards._scan_part, noting the CPU seconds of the process that scanned the part."""
+    start = _cpu()
+    scan = _SCAN_PART(job)
+    scan.cpu = _cpu() - start  # (a plain attribute: it travels back with the scan)
+    return scan
+
+
+_SCAN_PART: Any = None
+
+
 def child(mode: str, path: str) -> None:
     """One measurement in this process; prints a JSON line."""
     start, cpu0 = time.perf_counter(), _cpu()
@@ -59,6 +71,7 @@ def child(mode: str, path: str) -> None:
     if mode == "floor":
         count = parse_floor(path)
         critical = _cpu() - cpu0
+        extra = {"busiest": critical}
     elif mode in ("jobs1", "parallel"):
         from fsm.pipeline import Validator
 
@@ -68,25 +81,39 @@ def child(mode: str, path: str) -> None:
         mine = _cpu() - cpu0
         worker = resource.getrusage(resource.RUSAGE_CHILDREN)
         critical = max(mine, worker.ru_utime + worker.ru_stime)
+        extra = {"busiest": critical}
     elif mode == "jobs2":
+        import fsm.shards
         from fsm.config import Config
         from fsm.shards import merge, plan
         from fsm.spec import load_spec
 
+        global _SCAN_PART
+        _SCAN_PART, fsm.shards._scan_part = fsm.shards._scan_part, _timed_part
         spec = load_spec()
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        p = plan([path], 2, spec=spec, processes=2)  # (two forked parts; their CPU split evenly)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        parts_cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-        first = _cpu() - cpu0 + parts_cpu / 2
+        scans: list[float] = []  # each part's CPU seconds, as the parent joins it
+        extend = fsm.shards.Scan.extend
+
+        def noted(self: Any, other: Any) -> None:
+            scans.append(getattr(other, "cpu", 0.0))
+            extend(self, other)
+
+        fsm.shards.Scan.extend = noted  # type: ignore[method-assign]
+        p = plan([path], 2, spec=spec, processes=2)  # (two forked parts, then joined and packed here)
+        planned_parent = _cpu() - cpu0
         planned = time.perf_counter() - start
         with multiprocessing.get_context("fork").Pool(2) as pool:
             parts = pool.map(_shard, [(p, 0), (p, 1)], chunksize=1)
         t = _cpu()
         report = merge(p, [r for _, r in parts], spec=spec, config=Config())
         merged = _cpu() - t
-        critical = first + max(c for c, _ in parts) + merged
+        parent = _cpu() - cpu0  # (this process all along: join, packing, the shards' results, merge)
+        first = planned_parent + max(scans, default=0.0)
+        critical = parent + max(scans, default=0.0) + max(c for c, _ in parts)
         extra = {
+            "busiest": max(parent, *scans, *(c for c, _ in parts)),
+            "parent_cpu": parent,
+            "part_cpu": scans,
             "first_pass_cpu": first,
             "first_pass_wall": planned,
             "shard_cpu": [c for c, _ in parts],
@@ -108,9 +135,21 @@ def child(mode: str, path: str) -> None:
             Client(cluster) as client,
         ):
             up = time.perf_counter() - start
+            workers0 = client.run(_cpu)
+            scheduler0 = client.run_on_scheduler(_cpu)
+            me0 = _cpu()
             report = validate_distributed([path], client=client, shards=4)
-        critical = float("nan")
-        extra = {"cluster_start_wall": up}
+            me = _cpu() - me0
+            workers = [client.run(_cpu)[w] - t for w, t in workers0.items()]
+            scheduler = client.run_on_scheduler(_cpu) - scheduler0
+        critical = max(me, scheduler, *workers)  # (the processes overlap: the busiest of them)
+        extra = {
+            "busiest": critical,
+            "cluster_start_wall": up,
+            "worker_cpu": workers,
+            "scheduler_cpu": scheduler,
+            "client_cpu": me,
+        }
     seconds = time.perf_counter() - start
     out: dict[str, Any] = {"mode": mode, "seconds": seconds, "cpu": critical, **extra}
     if report is not None:
@@ -124,16 +163,75 @@ def child(mode: str, path: str) -> None:
     print(json.dumps(out))
 
 
+_PER_SESSION, _PER_VOUCHER = 7.1, 3.43  # exchanges fsm.generate makes per session and per voucher (about)
+
+
+def balance(exchanges: int, contexts: int, seed: int) -> None:
+    """The plan of a generated log of ``exchanges`` over about ``contexts`` contexts, for 2, 4, 8, 16 shards.
+
+    The records go from the generator straight into the first pass (no file: 10 million are 6.6 GB),
+    in one process; the shard sizes are what ``--jobs N`` would run.
+    """
+    import math
+
+    from fsm.config import Config
+    from fsm.generate import generate
+    from fsm.shards import PlannedFile, Scan, pack
+    from fsm.spec import load_spec
+
+    vouchers = max(1, math.ceil((exchanges / contexts - _PER_SESSION) / _PER_VOUCHER))
+    records = generate(contexts, seed=seed, vouchers_per_session=vouchers, partial=False, tour=False)
+
+    def items() -> Any:
+        for n, record in enumerate(records, 1):
+            if n % 500_000 == 0:
+                print(f"\r  scanned {n:,}/{exchanges:,}", end="", file=sys.stderr, flush=True)
+            yield n, record, None
+            if n >= exchanges:
+                break
+
+    start, cpu0 = time.perf_counter(), _cpu()
+    scan = Scan()
+    generated = PlannedFile("generated.jsonl", "generated.jsonl", "jsonl", None, False, 0)
+    scan.read(generated, items(), load_spec(), Config())
+    print(file=sys.stderr)
+    opened = sum(1 for name in scan.uf.nodes if name[0] == "context" and name[1] == "id")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"# shard balance: {len(scan.comp):,} generated exchanges, {opened:,} contexts ({vouchers} vouchers "
+        f"a session), {len(scan.uf.nodes):,} ids; generated and scanned in {time.perf_counter() - start:.0f} "
+        f"s wall, {_cpu() - cpu0:.0f} s CPU, peak {peak:.0f} MB"
+    )
+    print(f"{'shards':>6} {'mean':>10} {'largest':>10} {'smallest':>10} {'largest/mean':>12} {'pack s':>7}")
+    for n in (2, 4, 8, 16):
+        t = _cpu()
+        p = pack(scan, n)
+        packed = _cpu() - t
+        mean = sum(p.sizes) / n
+        print(f"{n:6} {mean:10,.0f} {max(p.sizes):10,} {min(p.sizes):10,} {p.skew:12.4f} {packed:7.2f}")
+    print(f"components {p.components:,}, the largest {p.largest:,} exchanges")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--exchanges", type=int, default=200_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--dask", action="store_true", help="also a 2-worker LocalCluster")
+    ap.add_argument(
+        "--balance",
+        type=int,
+        metavar="EXCHANGES",
+        help="only the plan (first pass and packing) of a generated log this long, streamed, for 2-16 shards",
+    )
+    ap.add_argument("--contexts", type=int, default=100_000, help="payment contexts of the --balance log")
     ap.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(*args.child)
+        return
+    if args.balance:
+        balance(args.balance, args.contexts, args.seed)
         return
     log = HERE / "out" / f"bench-{args.exchanges}-{args.seed}.jsonl"
     if not log.exists():
@@ -141,32 +239,68 @@ def main() -> None:
         make_log(log, args.exchanges, args.seed)
     modes = ["floor", "jobs1", "parallel", "jobs2"] + (["dask2"] if args.dask else [])
     rows: dict[str, list[dict[str, Any]]] = {}
+    print(
+        f"# shards benchmark: {log.stat().st_size / 1e6:.0f} MB log, {os.cpu_count()} cores; ratios are "
+        "to the floor of the same round (cpu: the critical path; busiest: the busiest process)"
+    )
+    print(
+        f"{'round':>5} {'mode':9} {'wall s':>8} {'cpu s':>8} {'busiest s':>9} {'wall/fl':>8} {'cpu/fl':>7} "
+        f"{'busy/fl':>7} {'peak MB':>8} {'load':>5}"
+    )
     for n in range(args.repeat):
+        floor: dict[str, Any] = {}
         for mode in modes:
-            print(f"\r  round {n + 1}/{args.repeat}: {mode}    ", end="", file=sys.stderr, flush=True)
-            rows.setdefault(mode, []).append(run_child(sys.executable, __file__, mode, log))
-    print(file=sys.stderr)
-    best = {m: min(rows[m], key=lambda r: r["seconds"]) for m in modes}
-    floor = best["floor"]
-    digests = {best[m]["digest"] for m in modes if m != "floor"}
-    print(
-        f"# shards benchmark: {floor['count']:,} exchanges, {log.stat().st_size / 1e6:.0f} MB, "
-        f"{os.cpu_count()} cores"
-    )
-    print(f"reports identical across modes: {len(digests) == 1}")
-    print(f"{'mode':9} {'wall s':>8} {'cpu s':>8} {'wall/floor':>11} {'cpu/floor':>10} {'peak MB':>8}")
-    for m in modes:
-        r = best[m]
+            load = os.getloadavg()[0]
+            r = run_child(sys.executable, __file__, mode, log)
+            r["load"] = load
+            rows.setdefault(mode, []).append(r)
+            floor = floor or r
+            r["ratios"] = (
+                r["seconds"] / floor["seconds"],
+                r["cpu"] / floor["cpu"],
+                r["busiest"] / floor["cpu"],
+            )
+            print(
+                f"{n + 1:5} {mode:9} {r['seconds']:8.2f} {r['cpu']:8.2f} {r['busiest']:9.2f} "
+                f"{r['ratios'][0]:8.2f} {r['ratios'][1]:7.2f} {r['ratios'][2]:7.2f} {r['peak_mb']:8.0f} "
+                f"{load:5.1f}",
+                flush=True,
+            )
+            if mode == "jobs2":
+                print(
+                    f"      jobs2: parts {', '.join(f'{c:.2f}' for c in r['part_cpu'])} s CPU, this process "
+                    f"{r['parent_cpu']:.2f} (merge {r['merge_cpu']:.2f}), shards "
+                    f"{', '.join(f'{c:.2f}' for c in r['shard_cpu'])}; first pass "
+                    f"{r['first_pass_cpu']:.2f} s on the critical path ({r['first_pass_wall']:.2f} s wall); "
+                    f"sizes {r['sizes']} (skew {r['skew']:.3f}), {r['components']:,} components, "
+                    f"largest {r['largest']}",
+                    flush=True,
+                )
+            if mode == "dask2":
+                print(
+                    f"      dask2: workers {', '.join(f'{c:.2f}' for c in r['worker_cpu'])} s CPU, scheduler "
+                    f"{r['scheduler_cpu']:.2f}, client {r['client_cpu']:.2f}; cluster start "
+                    f"{r['cluster_start_wall']:.2f} s wall (not counted)",
+                    flush=True,
+                )
+    digests = {r["digest"] for m in modes if m != "floor" for r in rows[m]}
+    count = rows["floor"][0]["count"]
+    print(f"reports identical across modes and rounds: {len(digests) == 1}; {count:,} exchanges")
+    print("median over rounds:", end="")
+    for m in modes[1:]:
+        wall, cpu, busiest = (statistics.median(r["ratios"][k] for r in rows[m]) for k in range(3))
+        print(f"  {m} cpu/floor {cpu:.2f}, busiest/floor {busiest:.2f}, wall/floor {wall:.2f};", end="")
+    print()
+    if "dask2" in rows:
+        pairs = list(zip(rows["dask2"], rows["jobs2"], strict=True))
         print(
-            f"{m:9} {r['seconds']:8.2f} {r['cpu']:8.2f} {r['seconds'] / floor['seconds']:11.2f} "
-            f"{r['cpu'] / floor['cpu']:10.2f} {r['peak_mb']:8.0f}"
+            "dask2 over jobs2 (same round): wall "
+            + ", ".join(f"{d['seconds'] / j['seconds']:.2f}" for d, j in pairs)
+            + "; busiest process "
+            + ", ".join(f"{d['busiest'] / j['busiest']:.2f}" for d, j in pairs)
+            + "; critical path "
+            + ", ".join(f"{d['busiest'] / j['cpu']:.2f}" for d, j in pairs)
         )
-    j = best["jobs2"]
-    print(
-        f"jobs2: first pass {j['first_pass_cpu']:.2f} s CPU ({j['first_pass_wall']:.2f} s wall), shards "
-        f"{', '.join(f'{c:.2f}' for c in j['shard_cpu'])} s CPU, merge {j['merge_cpu']:.2f} s; shard sizes "
-        f"{j['sizes']} (skew {j['skew']:.3f}), {j['components']:,} components, largest {j['largest']}"
-    )
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from fsm import worker
 from fsm.config import Config
 from fsm.errors import UsageError
@@ -52,7 +54,7 @@ from fsm.stepper import Stepper
 from fsm.stepper.call import Call
 from fsm.stepper.core import CHECKS
 from fsm.stepper.entities import Entity, EntityStore
-from fsm.stepper.refs import MISSING, resolve
+from fsm.stepper.refs import MISSING, Reader, reader
 from fsm.violation import Finding, Severity, Violation
 
 __all__ = [
@@ -70,6 +72,20 @@ __all__ = [
 _NONE = float("nan")  # no previous time in the file
 _UNLINKED = 0  # the component of every record no operation's ids place: unreadable, unrouted, no answer
 _LEARNING = ("issues_token", "learns")  # the operation keys whose effect spans contexts (CHECKS)
+
+
+def _packed(record: Any) -> Any:
+    """A record kept for replay, as JSON text (a fraction of the cost of a record to hand between processes).
+
+    Only where the text reads back as the same record: not with a number or a string orjson cannot
+    write (a 5000-digit integer, a lone surrogate), nor with a ``null``, which may be one it wrote
+    for an infinite number (read leniently, :mod:`fsm.readers._json`).
+    """
+    try:
+        text = orjson.dumps(record)
+    except TypeError:
+        return record
+    return record if b"null" in text else text
 
 
 def cores() -> int:
@@ -146,11 +162,19 @@ class Plan:
 
     def keeper(self, f: PlannedFile, shard: int) -> Callable[[int], bool]:
         """Whether the record at a line (or entry) of ``f`` belongs to ``shard``."""
-        positions, shard_of, base = f.positions, self.shard_of, f.base
+        positions, shard_of, base, n = f.positions, self.shard_of, f.base, len(f.positions)
+        at = [0]  # (lines are asked in order: where the last one was found)
 
         def keep(position: int) -> bool:
-            j = bisect_left(positions, position)
-            return j < len(positions) and positions[j] == position and shard_of[base + j] == shard
+            j = at[0]
+            if j < n and positions[j] < position:
+                j += 1
+                if j < n and positions[j] < position:
+                    j = bisect_left(positions, position, j)
+            elif j >= n or (j and positions[j - 1] >= position):
+                j = bisect_left(positions, position)
+            at[0] = j
+            return j < n and positions[j] == position and shard_of[base + j] == shard
 
         return keep
 
@@ -198,36 +222,64 @@ class _Components:
         return a
 
     def join(self, names: Iterable[tuple[str, str, str]]) -> int:
-        """The component of the ids ``names`` (a new one if none), all of them joined."""
+        """The component of the ids ``names`` (a new one if none), all of them joined.
+
+        An id seen for the first time is filed under the component's root (no node of its own).
+        """
+        nodes, parent = self.nodes, self.parent
         root = -1
+        fresh = []
         for name in names:
-            node = self.node(name)
-            root = self.find(node) if root < 0 else self.union(root, node)
-        return root if root >= 0 else self.new()
+            node = nodes.get(name)
+            if node is None:
+                fresh.append(name)
+                continue
+            r = self.find(node)
+            if root < 0:
+                root = r
+            elif r != root:
+                parent[r] = root
+        if root < 0:
+            root = self.new()
+        for name in fresh:
+            nodes[name] = root
+        return root
 
 
-def named_ids(op: OperationSpec, ex: Exchange, params: dict[str, str]) -> Iterator[tuple[str, str, str]]:
-    """``(machine, "id" or "code", value)`` of every entity the operation table says ``ex`` names."""
-    for step in op.steps:
-        yield from _refs(step.machine, step.ref, ex, params, MISSING)
-    for obs in op.observes:
-        if obs.each is None:
-            yield from _refs(obs.machine, obs.ref, ex, params, MISSING)
-            continue
-        items = resolve(obs.each, ex, params)
-        if isinstance(items, list):
+_Pick = tuple[str, str, Reader]  # (machine, "id" or "code", the compiled reference)
+IdsReader = Callable[[Exchange, dict[str, str]], list[tuple[str, str, str]]]
+
+
+def _picks(machine: str, ref: EntityRef) -> list[_Pick]:
+    return [(machine, what, reader(r)) for what, r in (("id", ref.id), ("code", ref.code)) if r is not None]
+
+
+def named_ids(op: OperationSpec) -> IdsReader:
+    """The reader of the ids an exchange of ``op`` names, as the operation table says.
+
+    ``read(ex, params)``: ``(machine, "id" or "code", value)`` of every entity its steps and observes
+    name; each reference is compiled once (:func:`fsm.stepper.refs.reader`).
+    """
+    plan: list[tuple[Reader | None, list[_Pick]]] = [(None, _picks(s.machine, s.ref)) for s in op.steps]
+    plan.extend((None if o.each is None else reader(o.each), _picks(o.machine, o.ref)) for o in op.observes)
+
+    def read(ex: Exchange, params: dict[str, str]) -> list[tuple[str, str, str]]:
+        out = []
+        for each, picks in plan:
+            items = _ALONE if each is None else each(ex, params, MISSING)
+            if not isinstance(items, list):
+                continue
             for item in items:
-                yield from _refs(obs.machine, obs.ref, ex, params, item)
+                for machine, what, value_of in picks:
+                    value = value_of(ex, params, item)
+                    if isinstance(value, str):
+                        out.append((machine, what, value))
+        return out
+
+    return read
 
 
-def _refs(
-    machine: str, ref: EntityRef, ex: Exchange, params: dict[str, str], item: Any
-) -> Iterator[tuple[str, str, str]]:
-    for what, r in (("id", ref.id), ("code", ref.code)):
-        if r is not None:
-            value = resolve(r, ex, params, item)
-            if isinstance(value, str):
-                yield machine, what, value
+_ALONE = [MISSING]  # (a reference read without an ``each``: once, with no item)
 
 
 @dataclass
@@ -257,23 +309,27 @@ class Scan:
         label, is_entry, comp, first, uf = f.label, f.is_entry, self.comp, self.first, self.uf
         last: float = self.clocks.get(label, _NONE)  # the file's clock
         untimed, offsetless = label in self.untimed, label in self.offsetless
+        names = {op.id: named_ids(op) for op in spec.operations}
+        positions, index_of, previous = f.positions.append, self.index_of.append, self.previous.append
+        mark, link, index, o = first.append, comp.append, self.index, len(comp) - 1
+        transport, match, body_lost = matcher.transport, matcher.match, matcher.body_lost
         for position, record, error in items:
-            o = len(comp)
-            f.positions.append(-1 if position is None else position)
-            self.index_of.append(self.index)
-            self.previous.append(last)
-            first.append(0)
-            comp.append(_UNLINKED)
+            o += 1
+            positions(-1 if position is None else position)
+            index_of(index)
+            previous(last)
+            mark(0)
+            link(_UNLINKED)
             if error is not None:
                 continue
             try:
-                built = build_exchange(record, self.index, label, position, is_entry)
+                built = build_exchange(record, index, label, position, is_entry)
             except Exception:  # (the shard reports the kit's failure on it, as one process does)
                 continue
             if isinstance(built, Finding):
                 continue
-            self.index += 1
-            if matcher.transport(built) is not None:  # HTTP mechanics (D22): all in one component
+            index += 1
+            if transport(built) is not None:  # HTTP mechanics (D22): all in one component
                 continue
             if "authorization" in built.headers:
                 self.authorized.add(label)
@@ -287,18 +343,19 @@ class Scan:
             if built.status == 0:
                 continue
             try:
-                routed = matcher.match(built)
+                routed = match(built)
             except Exception:
                 continue
-            if not isinstance(routed, Match):
+            if type(routed) is not Match:
                 continue
-            op = routed.operation
-            if op.id in learning:
+            op_id = routed.operation.id
+            if op_id in learning:
                 self.learned.append(o)
-                self.replays[o] = (record, len(self.files) - 1, op.id, routed.params)
-            comp[o] = uf.join(named_ids(op, built, routed.params))
-            if matcher.body_lost(built):  # it follows a 307/308 (D22): judged with the transport
+                self.replays[o] = (_packed(record), len(self.files) - 1, op_id, routed.params)
+            comp[o] = uf.join(names[op_id](built, routed.params))
+            if body_lost(built):  # it follows a 307/308 (D22): judged with the transport
                 uf.union(_UNLINKED, comp[o])
+        self.index = index
         if matcher.cookies:
             self.authorized.add(label)
         if f.format == "har" and label not in self.authorized:
@@ -320,18 +377,27 @@ class Scan:
         """
         base, files = len(self.comp), len(self.files)
         ours: dict[int, int] = {_UNLINKED: _UNLINKED}  # other's roots -> our nodes
+        nodes, find, union = self.uf.nodes, other.uf.find, self.uf.union
         for name, node in other.uf.nodes.items():
-            root = other.uf.find(node)
+            root = find(node)
             mine = ours.get(root)
-            if mine is None:
-                mine = ours[root] = self.uf.new()
-            self.uf.union(mine, self.uf.node(name))
-        for c in other.comp:
+            known = nodes.get(name)
+            if known is None:
+                if mine is None:
+                    mine = ours[root] = self.uf.new()
+                nodes[name] = mine
+            elif mine is None:
+                ours[root] = self.uf.find(known)
+            else:
+                ours[root] = union(mine, known)
+        theirs: dict[int, int] = {}  # other's components (as its records name them) -> our nodes
+        for c in set(other.comp):
             root = other.uf.find(c)
             mine = ours.get(root)
             if mine is None:
                 mine = ours[root] = self.uf.new()
-            self.comp.append(mine)
+            theirs[c] = mine
+        self.comp.extend(array("q", map(theirs.__getitem__, other.comp)))
         previous, first = array("d", other.previous), bytearray(other.first)
         numbers = []
         for k, f in enumerate(other.files):
@@ -344,7 +410,7 @@ class Scan:
             f.base += base
             numbers.append(len(self.files))
             self.files.append(f)
-        self.index_of.extend(i + self.index for i in other.index_of)
+        self.index_of.extend(array("q", map(self.index.__add__, other.index_of)))
         self.previous.extend(previous)
         self.first.extend(first)
         self.learned.extend(o + base for o in other.learned)
@@ -478,7 +544,9 @@ def _plain_jsonl(path: str) -> bool:
 
 def pack(scan: Scan, shards: int) -> Plan:
     """Components packed into ``shards`` shards, largest first, each into the least loaded."""
-    roots = array("q", (scan.uf.find(c) for c in scan.comp))
+    find = scan.uf.find
+    root_of = {c: find(c) for c in set(scan.comp)}
+    roots = array("q", map(root_of.__getitem__, scan.comp))
     sizes = Counter(roots)
     order = sorted(sizes, key=lambda r: (-sizes[r], r))
     loads = [(0, k) for k in range(shards)]
@@ -487,7 +555,7 @@ def pack(scan: Scan, shards: int) -> Plan:
         load, k = heapq.heappop(loads)
         shard_of_root[r] = k
         heapq.heappush(loads, (load + sizes[r], k))
-    shard_of = array("h", (shard_of_root[r] for r in roots))
+    shard_of = array("h", map(shard_of_root.__getitem__, roots))
     per_shard = [0] * shards
     for load, k in loads:
         per_shard[k] = load
@@ -678,6 +746,8 @@ class ShardValidator(Validator):
 
     def _replay(self, p: Plan, o: int, ops: dict[str, OperationSpec]) -> None:
         record, file_no, op_id, params = p.replays[o]
+        if isinstance(record, bytes):
+            record = orjson.loads(record)
         f = p.files[file_no]
         ex = build_exchange(record, p.index[o], f.label, f.positions[o - f.base], f.is_entry)
         if isinstance(ex, Exchange):

@@ -23,9 +23,11 @@ from fsm._formats import REPORT_FORMATS
 from fsm.config import Config
 from fsm.generate import TrafficBuilder, generate, to_har
 from fsm.pipeline import validate_log
+from fsm.readers._json import lenient_loads
 from fsm.render import render
 from fsm.report import Report
-from fsm.shards import Plan, plan, validate_sharded
+from fsm.shards import Plan, _packed, _parts, plan, planned_files, scan_file, validate_sharded
+from fsm.spec import load_spec
 from tests.test_cli import run
 from tests.test_mutations import OPERATORS
 
@@ -314,3 +316,38 @@ def test_a_plain_file_read_in_parts_by_the_first_pass_plans_what_one_pass_plans(
         assert getattr(parts, name) == getattr(whole, name), name
     assert [str(t) for t in parts.previous] == [str(t) for t in whole.previous]
     same_report([path], jobs=(3,))
+
+
+@pytest.mark.parametrize("parts", [2, 4])
+def test_a_plain_file_cut_mid_line_inside_components_plans_and_reports_what_one_pass_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parts: int
+) -> None:
+    """Each cut falls inside a line and inside components: the parts' ids are joined in the parent."""
+    path = write(tmp_path / "cut.jsonl", list(generate(60, seed=19, partial=True)))
+    data, size = path.read_bytes(), path.stat().st_size
+    monkeypatch.setattr("fsm.shards._PART_FROM", 0)
+    cuts = [start for start, _, _ in _parts(str(path), parts)][1:]
+    assert len(cuts) == parts - 1
+    for k, cut in enumerate(cuts, 1):
+        assert data[size * k // parts - 1] != ord("\n")  # the cut falls inside a line ...
+        assert data[cut - 1] == ord("\n")  # ... and moves to the start of the next
+    scan = scan_file(planned_files([str(path)])[0], load_spec(), Config())
+    roots = [scan.uf.find(c) for c in scan.comp]
+    for cut in cuts:
+        n = data.count(b"\n", 0, cut)  # records before the cut
+        assert set(roots[:n]) & set(roots[n:]) - {scan.uf.find(0)}, "no component straddles the cut"
+    whole, split = plan([str(path)], 3), plan([str(path)], 3, processes=parts)
+    for name in ("shard_of", "index", "first", "learned", "sizes", "components", "largest", "named"):
+        assert getattr(split, name) == getattr(whole, name), name
+    assert split.files[0].positions == whole.files[0].positions
+    same_report([path], jobs=(parts,))
+
+
+def test_a_record_kept_for_replay_reads_back_as_itself_whatever_its_numbers() -> None:
+    """Replayed records travel between processes as JSON text only where it reads back the same."""
+    plain = {"a": [1, 2.5, -0.0, "é"], "b": {"c": True}}
+    odd = [{"n": lenient_loads(b"1e400")}, {"n": 10**30}, {"s": "\ud800"}, {"n": None}]
+    assert isinstance(_packed(plain), bytes) and orjson.loads(_packed(plain)) == plain
+    for record in odd:
+        kept = _packed(record)
+        assert (orjson.loads(kept) if isinstance(kept, bytes) else kept) == record
