@@ -1,20 +1,30 @@
 """Shards against one process and the old two-process mode, as ratios to the parse floor of the same run.
 
-    python benchmarks/bench_shards.py --exchanges 200000 [--repeat 1] [--dask]
+    python benchmarks/bench_shards.py --exchanges 1000000 --repeat 3 [--dask]
+    python benchmarks/bench_shards.py --balance 10000000 --contexts 100000
 
-Writes (or reuses) a log made by fsm.generate (benchmarks/bench_validate.py's ``make_log``) and runs,
-each in a fresh child process:
+Writes (or reuses) a log made by fsm.generate (benchmarks/bench_validate.py's ``make_log``, in
+benchmarks/out/) and runs, in rounds, each mode in a fresh child process:
 
 - floor: read the lines and parse each with orjson;
 - jobs1: ``validate --jobs 1`` (one process);
 - parallel: ``--jobs 1 --parallel`` (a second process parses and checks payloads);
-- jobs2: ``--jobs 2`` (the first pass in this process, then two forked shard processes);
-- dask2 (``--dask``): a 2-worker LocalCluster (scheduler and client on the same cores).
+- jobs2: ``--jobs 2`` (the first pass on two forked processes, one part of the file each, joined
+  and packed in this process; then two forked shard processes; the merge here);
+- dask2 (``--dask``): a 2-worker LocalCluster (scheduler and client on the same cores; its start
+  is not counted).
 
-Printed per mode: wall seconds, the CPU seconds of the critical path (jobs2: the first pass, the
-busiest shard and the merge; parallel: the busier of its two processes; dask2: wall only, its
-processes are the cluster's), and both as ratios to the floor's. Every mode's report must equal
-jobs1's (checked by its JSON). The machine this was written on has 2 shared cores: keep runs short.
+Every mode's CPU includes writing the report as JSON (as ``validate -f json`` does). Printed per
+mode and round, with the load average when it started: wall seconds; ``cpu``, the CPU seconds of
+the critical path (jobs2: this process all along, plus the busier part of the first pass, plus the
+busier shard; parallel: the busier of its two processes; dask2: the busiest of workers, scheduler
+and client); ``busiest``, the CPU seconds of the busiest single process; each as a ratio to the
+floor of the same round. Every mode's report must equal jobs1's (checked by its JSON). The machine
+this was written on has 2 shared cores: CPU seconds are the figure, wall seconds swing with load.
+
+``--balance EXCHANGES``: only the plan (first pass and packing, no judging) of a generated log of
+that many exchanges over ``--contexts`` payment contexts, streamed from the generator (no file),
+and the shard sizes for 2, 4, 8 and 16 shards, the largest over the mean, the largest component.
 """
 
 from __future__ import annotations
@@ -63,11 +73,19 @@ def _timed_part(job: Any) -> Any:
 _SCAN_PART: Any = None
 
 
+def _digest(report: Any) -> int:
+    """The report written as JSON (counted in the mode's CPU, as ``validate -f json`` writes it), hashed."""
+    from fsm.render import render
+
+    return hash(render(report, "json"))
+
+
 def child(mode: str, path: str) -> None:
     """One measurement in this process; prints a JSON line."""
     start, cpu0 = time.perf_counter(), _cpu()
     extra: dict[str, Any] = {}
     report: Any = None
+    digest = 0
     if mode == "floor":
         count = parse_floor(path)
         critical = _cpu() - cpu0
@@ -78,6 +96,7 @@ def child(mode: str, path: str) -> None:
         v = Validator()
         v.feed_file(path, parallel=mode == "parallel")
         report = v.finish()
+        digest = _digest(report)
         mine = _cpu() - cpu0
         worker = resource.getrusage(resource.RUSAGE_CHILDREN)
         critical = max(mine, worker.ru_utime + worker.ru_stime)
@@ -107,7 +126,8 @@ def child(mode: str, path: str) -> None:
         t = _cpu()
         report = merge(p, [r for _, r in parts], spec=spec, config=Config())
         merged = _cpu() - t
-        parent = _cpu() - cpu0  # (this process all along: join, packing, the shards' results, merge)
+        digest = _digest(report)
+        parent = _cpu() - cpu0  # (this process all along: join, packing, shards' results, merge, output)
         first = planned_parent + max(scans, default=0.0)
         critical = parent + max(scans, default=0.0) + max(c for c, _ in parts)
         extra = {
@@ -139,24 +159,27 @@ def child(mode: str, path: str) -> None:
             scheduler0 = client.run_on_scheduler(_cpu)
             me0 = _cpu()
             report = validate_distributed([path], client=client, shards=4)
+            digest = _digest(report)
             me = _cpu() - me0
             workers = [client.run(_cpu)[w] - t for w, t in workers0.items()]
             scheduler = client.run_on_scheduler(_cpu) - scheduler0
+            here = client.run_on_scheduler(os.getpid) == os.getpid()  # (a LocalCluster's: in this process)
         critical = max(me, scheduler, *workers)  # (the processes overlap: the busiest of them)
+        if here:
+            critical = max(me, *workers)
         extra = {
             "busiest": critical,
             "cluster_start_wall": up,
             "worker_cpu": workers,
             "scheduler_cpu": scheduler,
+            "scheduler_here": here,
             "client_cpu": me,
         }
     seconds = time.perf_counter() - start
     out: dict[str, Any] = {"mode": mode, "seconds": seconds, "cpu": critical, **extra}
     if report is not None:
-        from fsm.render import render
-
         out["count"] = report.totals.read
-        out["digest"] = hash(render(report, "json"))
+        out["digest"] = digest
     else:
         out["count"] = count
     out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -279,7 +302,8 @@ def main() -> None:
             if mode == "dask2":
                 print(
                     f"      dask2: workers {', '.join(f'{c:.2f}' for c in r['worker_cpu'])} s CPU, scheduler "
-                    f"{r['scheduler_cpu']:.2f}, client {r['client_cpu']:.2f}; cluster start "
+                    f"{r['scheduler_cpu']:.2f}{' (in the client process)' if r['scheduler_here'] else ''}, "
+                    f"client {r['client_cpu']:.2f}; cluster start "
                     f"{r['cluster_start_wall']:.2f} s wall (not counted)",
                     flush=True,
                 )

@@ -41,6 +41,7 @@ from typing import Any
 import orjson
 
 from fsm import worker
+from fsm._collector import fewer_collections
 from fsm.config import Config
 from fsm.errors import UsageError
 from fsm.exchange import Exchange, build_exchange, has_no_offset
@@ -302,6 +303,10 @@ class Scan:
 
     def read(self, f: PlannedFile, items: Iterable[RawItem], spec: Spec, config: Config) -> None:
         """Read one input's records (``f`` says where they come from)."""
+        with fewer_collections():  # (a tuple per id met: hundreds of thousands of objects)
+            self._read(f, items, spec, config)
+
+    def _read(self, f: PlannedFile, items: Iterable[RawItem], spec: Spec, config: Config) -> None:
         f.base = len(self.comp)
         self.files.append(f)
         matcher = make_matcher(spec, config)
@@ -764,7 +769,8 @@ def run_shard(
     items: ItemSource | None = None,
 ) -> ShardResult:
     """Judge shard ``shard`` of ``p`` (its records read from the files, or from ``items``)."""
-    return ShardValidator(spec, config=config, engine=engine).run(p, shard, items)
+    with fewer_collections():  # (as one process judges its files: a young collection every 50,000 objects)
+        return ShardValidator(spec, config=config, engine=engine).run(p, shard, items)
 
 
 # ------------------------------------------------------------------ merge
