@@ -19,7 +19,7 @@ from fsm import worker
 from fsm._collector import fewer_collections
 from fsm.config import Config
 from fsm.errors import UsageError
-from fsm.exchange import Exchange, build_exchange, has_no_offset
+from fsm.exchange import Exchange, build_exchange, has_no_offset, request_exchange
 from fsm.machines import engines_for
 from fsm.matcher import Match, Matcher, Router, Transport
 from fsm.readers import input_uri, open_input, printable
@@ -564,10 +564,7 @@ class Validator:
         why. The lifecycle is then asked of :meth:`fsm.stepper.Stepper.predict`, the one prediction
         seam.
         """
-        request: dict[str, Any] = {"method": method, "path": path, "headers": dict(headers or {})}
-        if body is not None:
-            request["body"] = body
-        ex = build_exchange({"request": request, "response": {"status": 200}}, -1, "<predict>", None, False)
+        ex = request_exchange(method, path, headers, body, "<predict>")
         if not isinstance(ex, Exchange):
             return Prediction(None, None, reason=ex.message)
         with self._lock:
