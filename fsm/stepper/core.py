@@ -124,10 +124,10 @@ class Stepper:
         self._touched: list[Entity] = []
         names = per_spec("checks", spec, lambda: _check_names(spec))  # (planned once a spec)
         bound: dict[tuple[str, ...], tuple[Check, ...]] = {}  # (a few distinct plans: each bound once)
-        self._plans: dict[str, tuple[Check, ...]] = {
-            op_id: bound.get(checks) or bound.setdefault(checks, tuple(getattr(self, c) for c in checks))
-            for op_id, checks in names.items()
-        }
+        for checks in names.values():
+            if checks not in bound:
+                bound[checks] = tuple(getattr(self, check) for check in checks)
+        self._plans: dict[str, tuple[Check, ...]] = {op_id: bound[checks] for op_id, checks in names.items()}
         # Plans read only the spec and its shared tables: made once a spec (a sandbox makes a model a
         # context, and planning was most of the cost of making one).
         self._steps, self._observes = per_spec("plans", spec, self._plan) if shared else self._plan()
