@@ -332,6 +332,7 @@ def baseline() -> Iterator[tuple[str, int]]:
             "--log-level",
             "warning",
             "--no-access-log",
+            "--no-proxy-headers",  # (as voucher-fsm serve)
         ],
     )
     url = f"http://127.0.0.1:{port}"
