@@ -183,7 +183,7 @@ class Validator:
             raise UsageError(
                 f"feed(line=...) must be a whole number from 1 to 2**53, not {type(line).__name__}"
             )
-        if hasattr(record, "model_dump"):
+        if type(record) is not dict and hasattr(record, "model_dump"):  # (a dict: no failed lookup)
             record = record.model_dump(mode="json", by_alias=True, exclude_none=True)
         source = printable(source)  # (shown in every report: no control characters, valid UTF-8)
         with self._lock:

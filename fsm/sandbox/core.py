@@ -39,7 +39,7 @@ Answer = tuple[int, Any, dict[str, str]]
 """(HTTP status, JSON body or None, extra response headers)."""
 
 _START = datetime(2026, 6, 9, 12, 0, 0, tzinfo=UTC)
-_STEP = 0.005  # the fixed clock moves 5 ms a request
+_STEP_DELTA = timedelta(seconds=0.005)  # the fixed clock moves 5 ms a request
 _ALNUM = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
@@ -94,7 +94,7 @@ class SandboxClock:
             if self.real:
                 t = datetime.now(UTC) + timedelta(seconds=self._offset)
             else:
-                self._fixed += timedelta(seconds=_STEP)
+                self._fixed += _STEP_DELTA
                 t = self._fixed
             if t < self._last:
                 t = self._last
