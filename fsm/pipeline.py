@@ -19,7 +19,7 @@ from fsm import worker
 from fsm._collector import fewer_collections
 from fsm.config import Config
 from fsm.errors import UsageError
-from fsm.exchange import Exchange, build_exchange, has_no_offset
+from fsm.exchange import Exchange, build_exchange, has_no_offset, request_exchange
 from fsm.machines import engines_for
 from fsm.matcher import Match, Matcher, Router, Transport
 from fsm.readers import input_uri, open_input, printable
@@ -183,7 +183,7 @@ class Validator:
             raise UsageError(
                 f"feed(line=...) must be a whole number from 1 to 2**53, not {type(line).__name__}"
             )
-        if hasattr(record, "model_dump"):
+        if type(record) is not dict and hasattr(record, "model_dump"):  # (a dict: no failed lookup)
             record = record.model_dump(mode="json", by_alias=True, exclude_none=True)
         source = printable(source)  # (shown in every report: no control characters, valid UTF-8)
         with self._lock:
@@ -564,10 +564,7 @@ class Validator:
         why. The lifecycle is then asked of :meth:`fsm.stepper.Stepper.predict`, the one prediction
         seam.
         """
-        request: dict[str, Any] = {"method": method, "path": path, "headers": dict(headers or {})}
-        if body is not None:
-            request["body"] = body
-        ex = build_exchange({"request": request, "response": {"status": 200}}, -1, "<predict>", None, False)
+        ex = request_exchange(method, path, headers, body, "<predict>")
         if not isinstance(ex, Exchange):
             return Prediction(None, None, reason=ex.message)
         with self._lock:
@@ -714,13 +711,14 @@ def _forgotten(store: EntityStore) -> Finding:
 
 def _not_kept(record: Any) -> tuple[str, ...]:
     """The sides whose body the record says the capture did not keep (``bodyNotKept: true``)."""
-    if not isinstance(record, Mapping):
+    if type(record) is not dict and not isinstance(record, Mapping):  # (a dict: no ABC check)
         return ()
-    return tuple(
-        side
-        for side in ("request", "response")
-        if isinstance(record.get(side), Mapping) and record[side].get("bodyNotKept") is True
-    )
+    out: tuple[str, ...] = ()
+    for side in ("request", "response"):
+        half = record.get(side)
+        if (type(half) is dict or isinstance(half, Mapping)) and half.get("bodyNotKept") is True:
+            out += (side,)
+    return out
 
 
 def _unkept_finding(side: str) -> Finding:
