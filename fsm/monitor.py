@@ -34,6 +34,7 @@ from fsm.violation import Severity, Violation
 
 __all__ = [
     "BODY_LIMIT",
+    "RETAIN_FINISHED",
     "Captured",
     "Monitor",
     "ProtocolViolation",
@@ -47,6 +48,11 @@ Mode = Literal["observe", "enforce"]
 MODES = ("observe", "enforce")
 BODY_LIMIT = 1 << 20
 """Bytes of one body kept for checking (default); past it the body passes on but is not checked."""
+RETAIN_FINISHED = 86_400.0
+"""Seconds a monitor remembers a finished entity by default (a day; D27): a later call on one, such as
+a second redeem of a resolved voucher, is judged against it for that long, then adopted as first met.
+Memory and the temporary file on disk then hold about a day of finished entities, not the whole life
+of the process."""
 _LOG = logging.getLogger("fsm.monitor")
 _COUNTERS = ("exchanges", "enforced", "skipped", "bodies_not_checked", "internal_errors")
 
@@ -177,6 +183,10 @@ class Monitor:
         kept: violations kept for :meth:`snapshot` (all are counted).
         validator_options: more keyword arguments for the :class:`fsm.Validator` made here (e.g. the
             memory bounds of a process that runs for weeks, D27: ``max_live``, ``retain_finished``).
+            ``retain_finished`` defaults to :data:`RETAIN_FINISHED` (a day) here, not to the whole
+            run as for a validator over a file: finished entities are forgotten a day after they
+            finished, in RAM and on disk alike; ``None`` keeps them all (the disk file then grows
+            with every entity finished).
         validator: a ready :class:`fsm.Validator` (its own settings win over ``config`` and ``view``).
     """
 
@@ -210,7 +220,9 @@ class Monitor:
             if severity:
                 cfg = cfg.merged(severity={**cfg.severity, **severity})
             cfg = cfg.merged(view=view, api_prefix=prefix)
-            validator = Validator(config=cfg, **(validator_options or {}))
+            validator = Validator(
+                config=cfg, **{"retain_finished": RETAIN_FINISHED, **(validator_options or {})}
+            )
         routes_under = validator.config.api_prefix
         routes_under = validator.spec.prefix if routes_under is None else routes_under
         if prefix is not None and prefix.rstrip("/") != routes_under:

@@ -613,6 +613,7 @@ class Validator:
             else:
                 self._emit([finding], end, -1, None)
         store = self._stepper.store
+        store.sweep()  # (finished entities on disk past the retention time are counted once deleted)
         if store.forgotten:
             self._emit([_forgotten(store)], end, -1, None)
         outcomes = self._stepper.outcomes
