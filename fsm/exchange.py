@@ -257,6 +257,8 @@ _OFFSET = re.compile(r"(?:[Zz]|[+-]\d\d(?::?\d\d(?::?\d\d(?:\.\d+)?)?)?)$")
 
 def has_no_offset(text: str) -> bool:
     """True for a timestamp written without its UTC offset (``2026-06-09T12:00:00``), read as UTC."""
+    if text.endswith(("Z", "z")):  # (most timestamps: no pattern to search)
+        return False
     return _OFFSET.search(text) is None
 
 

@@ -580,7 +580,11 @@ class Validator:
         why. The lifecycle is then asked of :meth:`fsm.stepper.Stepper.predict`, the one prediction
         seam.
         """
-        request: dict[str, Any] = {"method": method, "path": path, "headers": dict(headers or {})}
+        request: dict[str, Any] = {
+            "method": method,
+            "path": path,
+            "headers": headers if type(headers) is dict else dict(headers or {}),  # (read, not changed)
+        }
         if body is not None:
             request["body"] = body
         ex = build_exchange({"request": request, "response": {"status": 200}}, -1, "<predict>", None, False)

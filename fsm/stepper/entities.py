@@ -403,6 +403,7 @@ class EntityStore:
         self.now: float | None = None  # the log's clock, as far as it has been read
         self._retired: deque[tuple[float, Retired, str]] = deque()  # (when, where, key), for retention
         self._swept: float | None = None  # the log's time of the spill's last sweep (retention only)
+        self._due = float("-inf")  # the log's time from which tick has work again (retention only)
         self._known: list[Known] = []
         self._in_ram = finished_in_ram
         self._codeless = 0  # live entities filed by code only
@@ -620,6 +621,21 @@ class EntityStore:
         where.put(key, state, seen, now, extra)
         if self.retain is not None and now is not None:
             self._retired.append((now, where, key))
+            self._due = min(self._due, now + self.retain)
+
+    def _next_due(self, now: float) -> float:
+        """When :meth:`tick` next has work, by the log's clock.
+
+        A finished entity past the retention, the tokens' generations to turn, or a sweep of the spill.
+        """
+        retain = self.retain
+        assert retain is not None
+        due = self._retired[0][0] + retain if self._retired else float("inf")
+        for known in self._known:
+            due = min(due, now if known.turned is None else known.turned + retain)
+        if self.spill is not None:
+            due = min(due, now if self._swept is None else self._swept + max(retain / SWEEPS, 1.0))
+        return due
 
     def tick(self, now: float | None) -> None:
         """The log's clock reads ``now``: forget finished entities retired longer ago than the retention."""
@@ -628,21 +644,27 @@ class EntityStore:
         self.now = now
         if self.retain is None:
             return
+        cutoff = now - self.retain
+        spill = self.spill
+        for known in self._known:
+            known.now = now  # (the time its values move to disk, if they do)
+        if spill is not None:
+            spill.cutoff = cutoff  # (rows on disk retired before it are forgotten at once...)
+        if now < self._due:  # (nothing else to do before then: most exchanges)
+            return
         for known in self._known:
             known.tick(now)
-        cutoff = now - self.retain
         retired = self._retired
         while retired and retired[0][0] < cutoff:
             when, where, key = retired.popleft()
             if where.forget(key, when):
                 self.expired += 1
-        spill = self.spill
         if spill is not None:
-            spill.cutoff = cutoff  # (rows on disk retired before it are forgotten at once...)
             if self._swept is None:
                 self._swept = now
             elif now - self._swept >= max(self.retain / SWEEPS, 1.0):
                 self.sweep()  # (... and deleted now and then)
+        self._due = self._next_due(now)
 
     def sweep(self) -> None:
         """Delete the finished entities on disk past the retention time (invisible already) and count them."""
