@@ -65,8 +65,10 @@ class Validator:
             longest idle are forgotten: a later call on one is adopted as first met (D18), and the
             report says how many with one ``entity.forgotten`` info (D27).
         retain_finished: seconds, by the log's clock, that a finished entity is remembered (None:
-            the whole run). For a validator that never finishes (a monitor): its memory stays flat;
-            a call on an entity forgotten so is adopted (D18) and counted in ``entity.forgotten``.
+            the whole run). For a validator that never finishes (a monitor; ``fsm.monitor.Monitor``
+            sets a day): its memory and its file on disk stay flat, as finished entities are
+            forgotten wherever they wait; a call on an entity forgotten so is adopted (D18) and
+            counted in ``entity.forgotten``.
         finished_in_ram: finished entities of a kind kept in RAM; past that they move to a temporary
             file on disk, read back when named again (0: all in RAM). Verdicts do not change (D27).
 
