@@ -644,3 +644,27 @@ def test_a_prediction_before_each_call_changes_no_verdict_whichever_request_it_a
     assert len(fed) > 10
     assert findings(0) == fed  # (the request itself: its route reused)
     assert findings(1) == fed and findings(3) == fed  # (another request: routed afresh)
+
+
+def test_outside_paths_are_remembered_up_to_a_bound_and_past_it_reported_each_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """D1 reports an outside path once; a log of endless new paths must not grow memory, nor lose one."""
+    import fsm.matcher
+
+    monkeypatch.setattr(fsm.matcher, "_REPORTED", 3)
+    v = Validator()
+
+    def outside(name: str) -> list[str]:
+        record = {"request": {"method": "GET", "path": f"/elsewhere/{name}"}, "response": {"status": 200}}
+        return [x.rule_id for x in v.feed(record) if x.rule_id.startswith("route.")]
+
+    assert [outside(n) for n in ("a", "b", "a", "c", "b")] == [
+        ["route.outside-api"],
+        ["route.outside-api"],
+        [],
+        ["route.outside-api"],
+        [],
+    ]
+    # the bound is reached: new paths are reported every time, remembered ones still once
+    assert [outside(n) for n in ("d", "d", "e", "a")] == [["route.outside-api"]] * 3 + [[]]
