@@ -620,6 +620,32 @@ def test_predict_routes_under_the_validators_api_prefix_and_hosts_as_feed_does()
     assert [x.rule_id for x in v.feed(fed)] == ["route.outside-api"]
 
 
+def test_a_prediction_before_each_call_changes_no_verdict_whichever_request_it_asked_about() -> None:
+    """Feed reuses the route of the request just predicted only when it is that request (method, path, host).
+
+    An enforcing middleware predicts each request, then feeds it answered; a sandbox may ask about
+    one request and be fed another. Either way the findings are those of a validator only fed.
+    """
+    lines = (REPO / "examples" / "broken.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines if line.strip()]
+    records += list(generate(3, seed=7))
+
+    def findings(ask: int | None) -> list[tuple[str, str]]:
+        v = Validator()
+        out = []
+        for n, r in enumerate(records):
+            if ask is not None:
+                q = records[(n + ask) % len(records)]["request"]
+                v.predict(q["method"], q["path"], q.get("headers"), q.get("body"))
+            out += [(x.rule_id, x.message) for x in v.feed(r)]
+        return out
+
+    fed = findings(None)
+    assert len(fed) > 10
+    assert findings(0) == fed  # (the request itself: its route reused)
+    assert findings(1) == fed and findings(3) == fed  # (another request: routed afresh)
+
+
 def test_outside_paths_are_remembered_up_to_a_bound_and_past_it_reported_each_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
