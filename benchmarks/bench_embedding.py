@@ -290,11 +290,14 @@ def end_to_end(log: Path, requests: int, handler_ms: float, middleware: bool) ->
         server.wait(10)
 
 
-def soak(exchanges: int, every: int = 100_000) -> None:
+def soak(exchanges: int, every: int = 100_000, retain: float | None = -1.0) -> None:
     """Feed ``exchanges`` exchanges of ever-new flows through one Monitor; print the RSS as it goes.
 
     The memory issue's target: under 20 MB of growth per million exchanges after warm-up (finished
-    entities forgotten after the monitor's retention time, live ones capped, D27).
+    entities forgotten after the monitor's retention time, live ones capped, D27). Beside the RSS,
+    the rows of its spill file (finished entities on disk) and the file's size: flat once the
+    retention time (``retain``; negative: the monitor's default, a day; None: keep all) has passed
+    by the monitor's clock, which is the wall clock (it stamps each exchange when fed).
     """
     import resource
 
@@ -306,9 +309,12 @@ def soak(exchanges: int, every: int = 100_000) -> None:
                 return int(line.split()[1]) / 1024
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    monitor = Monitor()
+    default = retain is not None and retain < 0
+    monitor = Monitor(validator_options=None if default else {"retain_finished": retain})
+    store = monitor.validator._stepper.store
+    print(f"retention: {'none' if store.retain is None else f'{store.retain:g} s'} (by the wall clock)")
     fed, seed, marks = 0, 100, []
-    start = time.process_time()
+    start, wall = time.process_time(), time.perf_counter()
     while fed < exchanges:
         seed += 1
         for r in request_mix(2000, seed=seed):
@@ -321,7 +327,13 @@ def soak(exchanges: int, every: int = 100_000) -> None:
             if fed % every == 0:
                 marks.append((fed, rss_mb()))
                 cpu = time.process_time() - start
-                print(f"{fed:>10} exchanges  RSS {marks[-1][1]:7.1f} MB  ({cpu:.0f} s CPU)")
+                spill = store.spill
+                rows, size = (spill.rows, spill.file_bytes()) if spill is not None else (0, 0)
+                print(
+                    f"{fed:>10} exchanges  RSS {marks[-1][1]:7.1f} MB  spill {rows:>9,} rows "
+                    f"{size / 2**20:7.1f} MB  forgotten {store.expired:>9,}  "
+                    f"({cpu:.0f} s CPU, {time.perf_counter() - wall:.0f} s wall)"
+                )
     if len(marks) >= 3:
         (n0, m0), (n1, m1) = marks[1], marks[-1]  # after the first mark (warm-up)
         print(f"growth after warm-up: {(m1 - m0) / (n1 - n0) * 1e6:.1f} MB per million exchanges")
@@ -332,6 +344,11 @@ def main() -> None:
     p.add_argument("--exchanges", type=int, default=5000, help="request mix size, in process")
     p.add_argument("--requests", type=int, default=1500, help="requests per server end to end (0: skip)")
     p.add_argument("--soak", type=int, default=0, help="feed N exchanges through one monitor, print RSS")
+    p.add_argument(
+        "--retain",
+        default="default",
+        help="the soak's retention time in seconds of wall clock ('none': keep all; default: the monitor's)",
+    )
     p.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
     p.add_argument("--load", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -343,7 +360,8 @@ def main() -> None:
         load(args.load[0], args.load[1], int(args.load[2]))
         return
     if args.soak:
-        soak(args.soak)
+        retain = {"default": -1.0, "none": None}[args.retain] if args.retain in ("default", "none") else None
+        soak(args.soak, retain=float(args.retain) if retain is None and args.retain != "none" else retain)
         return
     from fsm._version import __version__
 

@@ -66,8 +66,8 @@ def validate_child(pipe: str, fmt: str, two: bool, spill: bool) -> None:
     spills: list[fsm._spill.Spill] = []
     made = fsm._spill.Spill.__init__
 
-    def keep(self: fsm._spill.Spill) -> None:
-        made(self)
+    def keep(self: fsm._spill.Spill, timed: bool = False) -> None:
+        made(self, timed)
         spills.append(self)
 
     fsm._spill.Spill.__init__ = keep  # type: ignore[method-assign]  # (to read its seconds)

@@ -5,6 +5,11 @@ not in RAM: past a bound, the entity store moves the oldest ones here. A lookup 
 spilled (most lookups: a new entity's id) is answered by the in-memory filter without touching the
 disk; a key that is there costs one indexed read.
 
+An embedded validator with a retention time (D27) forgets finished entities on disk too: each row
+records when it was retired, by the log's clock; a row older than :attr:`Spill.cutoff` is gone for
+every lookup at once, and :meth:`Spill.sweep`, now and then, deletes such rows (their pages are
+reused, so the file stops growing) and rebuilds the filter once most of the keys it marks are gone.
+
 Only the standard library: :mod:`sqlite3` (no journal, no syncing: the file dies with the run).
 """
 
@@ -23,6 +28,10 @@ __all__ = ["Spill"]
 _FIRST_BITS = 1 << 23  # 1 MB of filter at first, room for ~800,000 keys at 1% false positives
 _BITS_PER_KEY = 10  # grown (doubled, rebuilt from the disk) when fewer bits than this remain per key
 _PROBES = 4
+Row = tuple[str, str, int] | tuple[str, str, int, float | None]
+"""``(key, state, seen)``, and when it was retired (by the log's clock) if known."""
+_NEVER = float("-inf")  # (the cutoff of a spill without a retention time: every row is visible)
+_VISIBLE = "(w IS NULL OR w >= ?)"  # a row not yet past the cutoff (NULL: retired at no known time)
 
 
 class Spill:
@@ -31,15 +40,20 @@ class Spill:
     ``table`` is a small number the caller gives each of its maps; ``seen`` a count. Made lazily:
     nothing is created on disk until the first :meth:`add`. :attr:`seconds` sums the time spent
     here (writing, reading back, rebuilding the filter), CPU seconds, for the benchmark's cost of spilling.
+
+    ``timed``: rows carry the time they were retired (a validator with a retention time, D27);
+    rows older than :attr:`cutoff` are invisible to every method and deleted by :meth:`sweep`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, timed: bool = False) -> None:
         self._db: sqlite3.Connection | None = None
         self._folder = ""
         self._bits = bytearray()
         self._mask = 0
-        self.keys = 0  # keys added (deleted ones included: the filter cannot forget)
-        self.rows = 0  # rows on disk now
+        self.timed = timed
+        self.cutoff = _NEVER  # rows retired before this (by the log's clock) are forgotten
+        self.keys = 0  # keys marked in the filter (deleted ones included until it is rebuilt)
+        self.rows = 0  # rows on disk now (invisible ones included until swept)
         self.seconds = 0.0
 
     # ------------------------------------------------------------------ disk
@@ -52,8 +66,10 @@ class Spill:
         db.execute("PRAGMA cache_size=-8000")  # 8 MB of page cache, whatever the row count
         db.execute(
             "CREATE TABLE f (t INTEGER NOT NULL, k TEXT NOT NULL, s TEXT NOT NULL, n INTEGER NOT NULL,"
-            " h INTEGER NOT NULL)"
+            " h INTEGER NOT NULL, w REAL)"
         )
+        if self.timed:  # (what sweep deletes: a range of this index)
+            db.execute("CREATE INDEX fw ON f (w)")
         # rows are appended in order; only the 8-byte hash of (table, key) is indexed, so the index
         # a random key lands in stays small enough for the page cache (an index of the text keys
         # made each insert read pages from disk: 21 s of a 55 s run at 1M exchanges)
@@ -106,21 +122,26 @@ class Spill:
         if self._db is not None and self.rows:
             for table, key in self._db.execute("SELECT t, k FROM f"):
                 self._mark(table, key)
-            self.keys = self.rows
+        self.keys = self.rows
 
     # ------------------------------------------------------------------ rows
-    def add(self, table: int, rows: Iterable[tuple[str, str, int]]) -> None:
-        """Append ``(key, state, seen)`` rows to ``table`` (keys not already there)."""
+    def add(self, table: int, rows: Iterable[Row]) -> None:
+        """Append ``(key, state, seen)`` rows to ``table`` (keys not already there).
+
+        A row may carry a fourth item, when it was retired (the log's clock; None or no fourth:
+        no known time, never forgotten).
+        """
         start = time.process_time()
         db = self._db if self._db is not None else self._open()
         batch = list(rows)
         db.execute("BEGIN")  # (one transaction: row by row, each insert commits, 75 µs a row)
         db.executemany(
-            f"INSERT INTO f VALUES ({table}, ?, ?, ?, ?)", [(k, s, n, hash((table, k))) for k, s, n in batch]
+            f"INSERT INTO f VALUES ({table}, ?, ?, ?, ?, ?)",
+            [(r[0], r[1], r[2], hash((table, r[0])), r[3] if len(r) > 3 else None) for r in batch],
         )
         db.execute("COMMIT")
-        for key, _, _ in batch:
-            self._mark(table, key)
+        for row in batch:
+            self._mark(table, row[0])
         self.rows += len(batch)
         self.keys += len(batch)
         if self.keys * _BITS_PER_KEY > len(self._bits) * 8:
@@ -134,7 +155,8 @@ class Spill:
         assert self._db is not None
         start = time.process_time()
         row = self._db.execute(
-            "SELECT s, n FROM f WHERE h = ? AND t = ? AND k = ?", (hash((table, key)), table, key)
+            f"SELECT s, n FROM f WHERE h = ? AND t = ? AND k = ? AND {_VISIBLE}",
+            (hash((table, key)), table, key, self.cutoff),
         ).fetchone()
         self.seconds += time.process_time() - start
         return (str(row[0]), int(row[1])) if row is not None else None
@@ -146,38 +168,79 @@ class Spill:
             assert self._db is not None
             start = time.process_time()
             self._db.execute(
-                "DELETE FROM f WHERE h = ? AND t = ? AND k = ?", (hash((table, key)), table, key)
+                f"DELETE FROM f WHERE h = ? AND t = ? AND k = ? AND {_VISIBLE}",
+                (hash((table, key)), table, key, self.cutoff),
             )
             self.rows -= 1
             self.seconds += time.process_time() - start
         return found
 
-    def update(self, table: int, key: str, state: str, seen: int) -> bool:
-        """Change the row of ``key`` in place (its order kept); False when there is none."""
+    def update(self, table: int, key: str, state: str, seen: int, at: float | None = None) -> bool:
+        """Change the row of ``key`` in place (its order kept; retired again ``at``); False if none."""
         if self.get(table, key) is None:
             return False
         assert self._db is not None
-        where = (hash((table, key)), table, key)
-        self._db.execute("UPDATE f SET s = ?, n = ? WHERE h = ? AND t = ? AND k = ?", (state, seen, *where))
+        where = (hash((table, key)), table, key, self.cutoff)
+        self._db.execute(
+            f"UPDATE f SET s = ?, n = ?, w = ? WHERE h = ? AND t = ? AND k = ? AND {_VISIBLE}",
+            (state, seen, at, *where),
+        )
         return True
 
     def count(self, table: int) -> int:
         """Rows of ``table`` on disk."""
         if self._db is None:
             return 0
-        return int(self._db.execute("SELECT count(*) FROM f WHERE t = ?", (table,)).fetchone()[0])
+        sql = f"SELECT count(*) FROM f WHERE t = ? AND {_VISIBLE}"
+        return int(self._db.execute(sql, (table, self.cutoff)).fetchone()[0])
 
     def items(self, table: int) -> Iterator[tuple[str, str, int]]:
         """``(key, state, seen)`` of ``table``, in the order added, read from disk a batch at a time."""
         if self._db is None:
             return
-        cursor = self._db.execute("SELECT k, s, n FROM f WHERE t = ? ORDER BY rowid", (table,))
+        cursor = self._db.execute(
+            f"SELECT k, s, n FROM f WHERE t = ? AND {_VISIBLE} ORDER BY rowid", (table, self.cutoff)
+        )
         while True:
             batch = cursor.fetchmany(4096)
             if not batch:
                 return
             for key, state, seen in batch:
                 yield str(key), str(state), int(seen)
+
+    def sweep(self) -> dict[int, int]:
+        """Delete the rows past :attr:`cutoff` (already invisible); how many of each table.
+
+        Their pages are reused by later rows, so a spill whose rows are forgotten as fast as they
+        come stops growing. Once fewer than half the keys the filter marks are still on disk, it is
+        rebuilt from the rows that are (sized for them), so forgotten keys stop costing disk reads.
+        """
+        if self._db is None or not self.timed:
+            return {}
+        start = time.process_time()
+        db = self._db
+        db.execute("BEGIN")
+        gone = {
+            int(t): int(n)
+            for t, n in db.execute("SELECT t, count(*) FROM f WHERE w < ? GROUP BY t", (self.cutoff,))
+        }
+        if gone:
+            db.execute("DELETE FROM f WHERE w < ?", (self.cutoff,))
+        db.execute("COMMIT")
+        self.rows -= sum(gone.values())
+        if self.keys > 2 * self.rows:
+            nbits = _FIRST_BITS
+            while nbits < 2 * _BITS_PER_KEY * self.rows:
+                nbits *= 2
+            self._resize(nbits)
+        self.seconds += time.process_time() - start
+        return gone
+
+    def file_bytes(self) -> int:
+        """The size of the file on disk (0: not made yet)."""
+        if self._db is None:
+            return 0
+        return os.path.getsize(f"{self._folder}/finished.sqlite")
 
 
 def _remove(db: sqlite3.Connection, folder: str, owner: int) -> None:

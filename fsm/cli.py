@@ -817,7 +817,9 @@ def serve(
         seed=seed, record=record, faults=list(faults), real_clock=real_clock, keep_secrets=keep_secrets
     )
     click.echo(f"voucher-fsm sandbox on http://{host}:{port}  (control: /_sandbox/)", err=True)
-    uvicorn.run(asgi, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+    uvicorn.run(  # (no proxy-header middleware: the sandbox never reads the client's address)
+        asgi, host=host, port=port, log_level="warning", access_log=False, lifespan="on", proxy_headers=False
+    )
 
 
 # -------------------------------------------------------------------- docs

@@ -132,7 +132,8 @@ class Config:
 
     def merged(self, **changes: Any) -> Config:
         """A copy with ``changes`` applied (None values are ignored)."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        given = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, **given) if given else self  # (frozen: nothing changed, the same one)
 
 
 def parse_severity_overrides(items: Mapping[str, Any] | list[str], where: str) -> dict[str, Severity | None]:

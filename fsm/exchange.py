@@ -8,7 +8,7 @@ pointer of the first problem, and are not judged further.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
 from urllib.parse import parse_qsl, urlsplit
@@ -26,6 +26,7 @@ __all__ = [
     "has_no_offset",
     "parse_time",
     "parse_timestamp",
+    "request_exchange",
 ]
 
 
@@ -257,6 +258,8 @@ _OFFSET = re.compile(r"(?:[Zz]|[+-]\d\d(?::?\d\d(?::?\d\d(?:\.\d+)?)?)?)$")
 
 def has_no_offset(text: str) -> bool:
     """True for a timestamp written without its UTC offset (``2026-06-09T12:00:00``), read as UTC."""
+    if text[-1:] in ("Z", "z"):  # (most times: no pattern to run)
+        return False
     return _OFFSET.search(text) is None
 
 
@@ -410,3 +413,45 @@ def build_exchange(
         host.lower() if isinstance(host, str) and host else None,
         scheme.lower() if isinstance(scheme, str) and scheme else None,
     )
+
+
+def request_exchange(
+    method: str, path: str, headers: Mapping[str, str] | None, body: Any, file: str
+) -> Exchange | Finding:
+    """A request alone as an exchange (its answer unknown: status 200), as :func:`build_exchange` types it.
+
+    The record ``{"request": {method, path, headers, body}, "response": {"status": 200}}``, built
+    without the shape check where its parts plainly fit it (a path without query or host, headers
+    of strings): what a sandbox or a middleware asks :meth:`fsm.Validator.predict` before each
+    call. Anything else goes through :func:`build_exchange` (and may be a finding).
+    """
+    given = headers or {}
+    if (
+        type(method) is str
+        and method
+        and type(path) is str
+        and path[:1] == "/"
+        and "?" not in path
+        and "://" not in path
+        and all(type(k) is str and type(v) is str for k, v in given.items())
+    ):
+        lowered = {k.lower(): v for k, v in given.items()}
+        host = lowered.get("host") or lowered.get(":authority")
+        return Exchange(
+            -1,
+            file,
+            None,
+            False,
+            method.upper(),
+            path,
+            {},
+            lowered,
+            200,
+            req_body=body,
+            req_has_body=body is not None,
+            host=host.lower() if host else None,
+        )
+    request: dict[str, Any] = {"method": method, "path": path, "headers": dict(given)}
+    if body is not None:
+        request["body"] = body
+    return build_exchange({"request": request, "response": {"status": 200}}, -1, file, None, False)

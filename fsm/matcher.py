@@ -156,7 +156,7 @@ class Matcher:
     ) -> None:
         self.router = router
         self.reported: set[str] = set()
-        """Paths already reported once (D1)."""
+        """Paths already reported once (D1); at most ``_REPORTED`` of them, then each is reported."""
         self.cookies: set[str] = set()
         """Files with a cookie in some exchange (a sanitized HAR has none)."""
         self._scopes = tuple(scope for scope, _ in router.out_of_scope)
@@ -223,7 +223,8 @@ class Matcher:
             host = shown_host(ex.host)
             if f"host:{host}" in self.reported:
                 return None
-            self.reported.add(f"host:{host}")
+            if len(self.reported) < _REPORTED:
+                self.reported.add(f"host:{host}")
             listed = ", ".join(sorted(self._hosts))
             return Finding(
                 "route.outside-api",
@@ -268,10 +269,12 @@ class Matcher:
         path = shown_path(ex.path)
         if path in self.reported:
             return None
-        self.reported.add(path)
+        if len(self.reported) < _REPORTED:  # past it, a new path is reported each time: never dropped
+            self.reported.add(path)
         return Finding(rule, f"{shown(ex.method)} {path}{says}", actual=path)
 
 
+_REPORTED = 100_000  # outside paths remembered (about 100 bytes each): a log may bring any number
 _FOLLOWED = 1024  # redirects remembered at once: a request follows its redirect closely
 _SHAPES = 4096  # (method, status, scheme, headers asked) answers kept: traffic may bring any method
 

@@ -79,11 +79,12 @@ class ASGIMiddleware:
             return
         try:
             query = scope.get("query_string", b"")
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
             captured = Captured(
-                method=scope["method"],
-                path=path + ("?" + query.decode("latin-1") if query else ""),
-                headers={k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]},
-                time=now_iso() if mon.enforcing else "",  # (stamped again when fed)
+                scope["method"],
+                path + "?" + query.decode("latin-1") if query else path,
+                headers,
+                now_iso() if mon.enforcing else "",  # (stamped again when fed)
             )
         except Exception:
             mon.failed("asgi request")
@@ -94,9 +95,10 @@ class ASGIMiddleware:
         response = _Body(limit)
         # the request body was read to its end (by us or the app); a request that declares no body
         # (no Content-Length, or 0, and no Transfer-Encoding: RFC 9112 6.3) has it whole already
-        complete = "transfer-encoding" not in captured.headers and captured.headers.get(
-            "content-length", "0"
-        ).strip() in ("", "0")
+        complete = "transfer-encoding" not in headers and headers.get("content-length", "0").strip() in (
+            "",
+            "0",
+        )
         pending: list[Message] = []
 
         if mon.enforcing:  # read the body first (up to the bound), then hand the same messages on

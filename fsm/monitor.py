@@ -34,6 +34,7 @@ from fsm.violation import Severity, Violation
 
 __all__ = [
     "BODY_LIMIT",
+    "RETAIN_FINISHED",
     "Captured",
     "Monitor",
     "ProtocolViolation",
@@ -47,6 +48,11 @@ Mode = Literal["observe", "enforce"]
 MODES = ("observe", "enforce")
 BODY_LIMIT = 1 << 20
 """Bytes of one body kept for checking (default); past it the body passes on but is not checked."""
+RETAIN_FINISHED = 86_400.0
+"""Seconds a monitor remembers a finished entity by default (a day; D27): a later call on one, such as
+a second redeem of a resolved voucher, is judged against it for that long, then adopted as first met.
+Memory and the temporary file on disk then hold about a day of finished entities, not the whole life
+of the process."""
 _LOG = logging.getLogger("fsm.monitor")
 _COUNTERS = ("exchanges", "enforced", "skipped", "bodies_not_checked", "internal_errors")
 
@@ -106,18 +112,40 @@ class Captured:
         self.enforced = True
 
     def record(self) -> dict[str, Any]:
-        """The exchange record (docs/log-format.md), its path as the service saw it (D25)."""
-        request: dict[str, Any] = {"method": self.method, "path": self.path, "headers": dict(self.headers)}
-        response: dict[str, Any] = {"status": self.status, "headers": dict(self.resp_headers)}
-        for half, body in ((request, self.body), (response, self.resp_body)):
-            if body is None:  # passed on, not kept: the validator says it is not checked
-                half["bodyNotKept"] = True
-            elif body:
-                try:
-                    half["body"] = orjson.loads(body)
-                except orjson.JSONDecodeError:
-                    half["bodyText"] = body.decode("utf-8", "replace")
+        """The exchange record (docs/log-format.md), its path as the service saw it (D25).
+
+        Its headers are the captured dicts themselves (read, never changed, by the validator and
+        the exchange log): one copy fewer per exchange.
+        """
+        headers, resp_headers = self.headers, self.resp_headers
+        request: dict[str, Any] = {
+            "method": self.method,
+            "path": self.path,
+            "headers": headers if type(headers) is dict else dict(headers),
+        }
+        response: dict[str, Any] = {
+            "status": self.status,
+            "headers": resp_headers if type(resp_headers) is dict else dict(resp_headers),
+        }
+        body = self.body
+        if body:
+            _add_body(request, body)
+        elif body is None:  # passed on, not kept: the validator says it is not checked
+            request["bodyNotKept"] = True
+        body = self.resp_body
+        if body:
+            _add_body(response, body)
+        elif body is None:
+            response["bodyNotKept"] = True
         return {"time": self.time, "request": request, "response": response}
+
+
+def _add_body(half: dict[str, Any], body: bytes) -> None:
+    """``body`` as the record holds it: parsed JSON, or its text when it is not JSON."""
+    try:
+        half["body"] = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        half["bodyText"] = body.decode("utf-8", "replace")
 
 
 def decode_body(body: bytes | None) -> Any:
@@ -177,6 +205,10 @@ class Monitor:
         kept: violations kept for :meth:`snapshot` (all are counted).
         validator_options: more keyword arguments for the :class:`fsm.Validator` made here (e.g. the
             memory bounds of a process that runs for weeks, D27: ``max_live``, ``retain_finished``).
+            ``retain_finished`` defaults to :data:`RETAIN_FINISHED` (a day) here, not to the whole
+            run as for a validator over a file: finished entities are forgotten a day after they
+            finished, in RAM and on disk alike; ``None`` keeps them all (the disk file then grows
+            with every entity finished).
         validator: a ready :class:`fsm.Validator` (its own settings win over ``config`` and ``view``).
     """
 
@@ -210,7 +242,9 @@ class Monitor:
             if severity:
                 cfg = cfg.merged(severity={**cfg.severity, **severity})
             cfg = cfg.merged(view=view, api_prefix=prefix)
-            validator = Validator(config=cfg, **(validator_options or {}))
+            validator = Validator(
+                config=cfg, **{"retain_finished": RETAIN_FINISHED, **(validator_options or {})}
+            )
         routes_under = validator.config.api_prefix
         routes_under = validator.spec.prefix if routes_under is None else routes_under
         if prefix is not None and prefix.rstrip("/") != routes_under:
@@ -229,6 +263,7 @@ class Monitor:
         self.modes: dict[str, str] = dict(modes or {})
         self.sinks: list[Sink] = list(sinks)
         self.prefix = routes_under
+        self._under = routes_under + "/"
         self.skip_paths = tuple(skip_paths)
         self.skip_operations = frozenset(skip_operations)
         self.body_limit = body_limit
@@ -239,6 +274,7 @@ class Monitor:
         self._by_rule: Counter[str] = Counter()
         self._by_severity: Counter[str] = Counter()
         self._stats: Counter[str] = Counter()
+        self._fed = 0  # (exchanges fed: a plain number, counted on the hot path)
         self._told: set[str] = set()  # internal failures already logged with their traceback
         self._on_record: list[Callable[[dict[str, Any]], None]] = []
 
@@ -259,9 +295,12 @@ class Monitor:
 
     def wants(self, path: str) -> bool:
         """Whether a request path is checked at all (under the API prefix, not skipped by a glob)."""
-        bare = path.partition("?")[0]
-        if self.prefix and bare != self.prefix and not bare.startswith(self.prefix + "/"):
+        bare = path.partition("?")[0] if "?" in path else path
+        prefix = self.prefix
+        if prefix and not bare.startswith(self._under) and bare != prefix:
             return False
+        if not self.skip_paths:
+            return True
         return not any(fnmatch.fnmatchcase(bare, pattern) for pattern in self.skip_paths)
 
     def on_record(self, writer: Callable[[dict[str, Any]], None]) -> None:
@@ -320,6 +359,7 @@ class Monitor:
                 self._stats["skipped"] += 1
             return []
         record = captured.record()
+        unkept = (captured.body is None) + (captured.resp_body is None)
         with self._lock:
             # stamped when fed: exchanges that ran at once finish in another order than they began,
             # and the validator judges in the order fed (D19), so their times must not go backwards
@@ -327,8 +367,9 @@ class Monitor:
             for write in self._on_record:
                 write(record)
             found = self.validator.feed(record, source="<monitor>")
-            self._stats["bodies_not_checked"] += (captured.body is None) + (captured.resp_body is None)
-            self._stats["exchanges"] += 1
+            self._fed += 1
+            if unkept:
+                self._stats["bodies_not_checked"] += unkept
             if captured.enforced:
                 self._stats["enforced"] += 1
             for v in found:
@@ -361,15 +402,14 @@ class Monitor:
     def snapshot(self) -> Snapshot:
         """Findings and counts so far, without finishing the run."""
         with self._lock:
-            return Snapshot(
-                tuple(self._kept), dict(self._by_rule), dict(self._by_severity), self._stats["exchanges"]
-            )
+            return Snapshot(tuple(self._kept), dict(self._by_rule), dict(self._by_severity), self._fed)
 
     def stats(self) -> dict[str, int]:
         """Counters: exchanges fed, enforced refusals, skipped, bodies not checked, internal errors."""
         with self._lock:
             out = dict.fromkeys(_COUNTERS, 0)
             out.update(self._stats)
+            out["exchanges"] = self._fed
             out["findings"] = sum(self._by_rule.values())
             return out
 

@@ -19,7 +19,7 @@ from fsm import worker
 from fsm._collector import fewer_collections
 from fsm.config import Config
 from fsm.errors import UsageError
-from fsm.exchange import Exchange, build_exchange, has_no_offset
+from fsm.exchange import Exchange, build_exchange, has_no_offset, request_exchange
 from fsm.machines import engines_for
 from fsm.matcher import Match, Matcher, Router, Transport
 from fsm.readers import input_uri, open_input, printable
@@ -65,8 +65,10 @@ class Validator:
             longest idle are forgotten: a later call on one is adopted as first met (D18), and the
             report says how many with one ``entity.forgotten`` info (D27).
         retain_finished: seconds, by the log's clock, that a finished entity is remembered (None:
-            the whole run). For a validator that never finishes (a monitor): its memory stays flat;
-            a call on an entity forgotten so is adopted (D18) and counted in ``entity.forgotten``.
+            the whole run). For a validator that never finishes (a monitor; ``fsm.monitor.Monitor``
+            sets a day): its memory and its file on disk stay flat, as finished entities are
+            forgotten wherever they wait; a call on an entity forgotten so is adopted (D18) and
+            counted in ``entity.forgotten``.
         finished_in_ram: finished entities of a kind kept in RAM; past that they move to a temporary
             file on disk, read back when named again (0: all in RAM). Verdicts do not change (D27).
 
@@ -129,6 +131,9 @@ class Validator:
         self._keep = self.config.kept_per_rule or 2**63
         self._matcher = make_matcher(self.spec, self.config)
         self._forecasts = make_matcher(self.spec, self.config)  # (predict's: asking reports nothing)
+        # the route of the last request predicted, (method, path, host, match): the exchange fed next
+        # is that request, answered, most often (an enforcing middleware), and routes the same
+        self._predicted: tuple[str, str, str | None, Match] | None = None
         router = self._matcher.router
         self._schemas = SchemaChecker.shared(self.spec, fast=engine == "table")  # compiled once a spec
         stepping = engines_for(self.spec, engine)
@@ -161,6 +166,7 @@ class Validator:
         self._inputs: list[InputSummary] = []
         self._untimed: set[str] = set()
         self._offsetless: set[str] = set()  # files already told their times have no offset
+        self._source = ("<api>", printable("<api>"))  # the last source fed, and as reports show it
         self._kept: Counter[str] = Counter()  # violations kept per rule
         self._untold: Counter[tuple[str, Severity]] = Counter()  # counted beyond kept_per_rule
         self._untold_by_file: Counter[str] = Counter()  # of actor.unauthenticated, per file
@@ -183,9 +189,11 @@ class Validator:
             raise UsageError(
                 f"feed(line=...) must be a whole number from 1 to 2**53, not {type(line).__name__}"
             )
-        if hasattr(record, "model_dump"):
+        if type(record) is not dict and hasattr(record, "model_dump"):  # (a dict: no failed lookup)
             record = record.model_dump(mode="json", by_alias=True, exclude_none=True)
-        source = printable(source)  # (shown in every report: no control characters, valid UTF-8)
+        if source != self._source[0]:  # (the same source, fed record after record: made printable once)
+            self._source = (source, printable(source))
+        source = self._source[1]  # (shown in every report: no control characters, valid UTF-8)
         with self._lock:
             self._check_open()
             position = line if line is not None else self._read + 1
@@ -336,7 +344,17 @@ class Validator:
             return position, built, mechanics, []
         if built.status == 0:  # no response: nothing to route (and no path marked as reported)
             return position, built, None, []
-        routed = self._matcher.match(built)
+        predicted = self._predicted
+        if (
+            predicted is not None
+            and predicted[1] == built.path
+            and predicted[0] == built.method
+            and predicted[2] == built.host
+        ):
+            routed: Match | Finding | None = predicted[3]  # (routed as predict routed it: the same matcher)
+        else:
+            routed = self._matcher.match(built)
+        self._predicted = None
         if isinstance(routed, Match):
             lost = self._matcher.body_lost(built)
             unkept = _not_kept(record)  # a body the capture did not keep: not checked, said so (D21)
@@ -564,16 +582,14 @@ class Validator:
         why. The lifecycle is then asked of :meth:`fsm.stepper.Stepper.predict`, the one prediction
         seam.
         """
-        request: dict[str, Any] = {"method": method, "path": path, "headers": dict(headers or {})}
-        if body is not None:
-            request["body"] = body
-        ex = build_exchange({"request": request, "response": {"status": 200}}, -1, "<predict>", None, False)
+        ex = request_exchange(method, path, headers, body, "<predict>")
         if not isinstance(ex, Exchange):
             return Prediction(None, None, reason=ex.message)
         with self._lock:
             routed = self._forecasts.match(ex)
             if not isinstance(routed, Match):
                 return Prediction(None, None, reason=routed.message if routed is not None else "not checked")
+            self._predicted = (ex.method, ex.path, ex.host, routed)
             return self._stepper.predict(ex, routed, at=at)
 
     @property
@@ -613,6 +629,7 @@ class Validator:
             else:
                 self._emit([finding], end, -1, None)
         store = self._stepper.store
+        store.sweep()  # (finished entities on disk past the retention time are counted once deleted)
         if store.forgotten:
             self._emit([_forgotten(store)], end, -1, None)
         outcomes = self._stepper.outcomes
@@ -714,13 +731,14 @@ def _forgotten(store: EntityStore) -> Finding:
 
 def _not_kept(record: Any) -> tuple[str, ...]:
     """The sides whose body the record says the capture did not keep (``bodyNotKept: true``)."""
-    if not isinstance(record, Mapping):
+    if type(record) is not dict and not isinstance(record, Mapping):  # (a dict: no ABC check)
         return ()
-    return tuple(
-        side
-        for side in ("request", "response")
-        if isinstance(record.get(side), Mapping) and record[side].get("bodyNotKept") is True
-    )
+    out: tuple[str, ...] = ()
+    for side in ("request", "response"):
+        half = record.get(side)
+        if (type(half) is dict or isinstance(half, Mapping)) and half.get("bodyNotKept") is True:
+            out += (side,)
+    return out
 
 
 def _unkept_finding(side: str) -> Finding:

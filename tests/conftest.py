@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from fsm.spec import Spec, load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+COMPILED_BUILD: pytest.StashKey[tuple[subprocess.Popen[bytes], Path]] = pytest.StashKey()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -28,6 +31,26 @@ def pytest_configure(config: pytest.Config) -> None:
             "delete them with `find fsm -name '*.so' -delete` (build the compiled wheel from a copy, "
             "see docs/performance.md)"
         )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the compiled build in the background when its test is to run (tests/compiled_build.py)."""
+    from tests import compiled_build
+
+    if any(item.name == compiled_build.TEST for item in session.items) and compiled_build.can_build():
+        out = Path(tempfile.mkdtemp(prefix="voucher-fsm-compiled-"))
+        session.config.stash[COMPILED_BUILD] = (compiled_build.start(out), out)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop a compiled build still running (its test was interrupted or deselected) and remove it."""
+    started = config.stash.get(COMPILED_BUILD, None)
+    if started is not None:
+        build, out = started
+        if build.poll() is None:
+            build.kill()
+            build.wait()
+        shutil.rmtree(out, ignore_errors=True)
 
 
 settings.register_profile(

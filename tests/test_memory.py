@@ -142,6 +142,29 @@ def test_the_filter_grows_and_still_finds_every_key(monkeypatch: pytest.MonkeyPa
     spill.close()
 
 
+def test_a_timed_spill_hides_rows_past_its_cutoff_at_once_and_its_sweep_deletes_them_and_rebuilds_the_filter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rows retired before the cutoff are gone for every lookup; the sweep deletes them, counted by table."""
+    monkeypatch.setattr(fsm._spill, "_FIRST_BITS", 1 << 12)
+    spill = Spill(timed=True)
+    spill.add(0, [(f"k{n}", "S", n, float(n)) for n in range(1000)])
+    spill.add(1, [("a", "X", 0, 5.0), ("b", "Y", 0, None)])  # (None: no known time, never forgotten)
+    spill.cutoff = 900.0
+    assert spill.get(0, "k899") is None and spill.pop(0, "k1") is None and spill.get(0, "k900") == ("S", 900)
+    assert not spill.update(0, "k5", "T", 1, 950.0) and spill.update(0, "k950", "T", 1, 10.0)
+    assert spill.count(0) == 99 and [k for k, _, _ in spill.items(1)] == ["b"]
+    assert spill.rows == 1002  # (hidden, not yet deleted)
+    size = len(spill._bits)
+    assert spill.sweep() == {0: 901, 1: 1}  # (k950 was retired again at 10.0: past the cutoff)
+    assert spill.rows == 100 == spill.keys and len(spill._bits) < size
+    assert spill.get(1, "b") == ("Y", 0) and spill.get(0, "k999") == ("S", 999)
+    assert sum(spill.maybe(0, f"k{n}") for n in range(900)) < 50  # (forgotten keys left the filter)
+    spill.add(0, [("k1", "again", 0, 1000.0)])  # (a key forgotten and retired again)
+    assert spill.get(0, "k1") == ("again", 0)
+    spill.close()
+
+
 # ------------------------------------------------------------------ max-live
 def _open_vouchers(sessions: int, per: int) -> list[dict[str, Any]]:
     """Sessions with vouchers reserved and never resolved: many live entities at once."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import logging
 from collections.abc import Iterable
@@ -17,10 +18,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+import fsm.monitor
 from fsm import Validator
 from fsm.cli import cli
 from fsm.errors import UsageError
-from fsm.generate import generate
+from fsm.generate import TrafficBuilder, generate
 from fsm.middleware import ASGIMiddleware, WSGIMiddleware
 from fsm.monitor import Captured, Monitor
 from fsm.sinks import Callback, ExchangeLog, JsonlFindings, LoggingSink, OpenTelemetrySink, recorded
@@ -392,6 +394,84 @@ def test_the_memory_bounds_in_validator_options_bound_what_a_monitor_holds() -> 
     report = bounded.finish()
     [info] = [v for v in report.violations if v.rule_id == "entity.forgotten"]
     assert info.actual == store.evicted + store.expired and "max-live" in info.message
+
+
+def _captured(r: dict[str, Any]) -> Captured:
+    q, a = r["request"], r["response"]
+    captured = Captured(q["method"], q["path"], q.get("headers", {}), "", json.dumps(q.get("body")).encode())
+    captured.status, captured.resp_body = a["status"], json.dumps(a.get("body")).encode()
+    return captured
+
+
+def _weeks_on_disk(
+    monkeypatch: pytest.MonkeyPatch, retain: float | None
+) -> tuple[Monitor, list[Any], list[Any]]:
+    """A voucher resolved, then 3,000 exchanges of other flows (a second each by the monitor's clock),
+    then the voucher redeemed again; 20 finished entities a kind in RAM, the rest on disk.
+
+    Returns the monitor, the findings of the second redeem, and (rows, bytes) of its spill file
+    every 250 exchanges.
+    """
+    clock = itertools.count()
+    monkeypatch.setattr(fsm.monitor, "now_iso", lambda: _at(next(clock)))
+    b = TrafficBuilder(12)
+    o = b.open_session()
+    voucher, reserved = b.session_reserve(o.payee, o.session)
+    first = [
+        *o.records,
+        reserved,
+        b.redeem_simple(o.payee, voucher, "EURC", "5"),
+        b.resolve(o.payer, voucher),
+    ]
+    again = b.redeem_simple(o.payee, voucher, "EURC", "5")
+    monitor = Monitor(validator_options={"retain_finished": retain, "finished_in_ram": 20})
+    for r in first:
+        monitor.feed(_captured(r))
+    spill = monitor.validator._stepper.store.spill
+    assert spill is not None
+    sizes = []
+    for n, r in enumerate(itertools.islice(generate(400, seed=5, partial=False), 3000), 1):
+        monitor.feed(_captured(r))
+        if n % 250 == 0:
+            sizes.append((spill.rows, spill.file_bytes()))
+    return monitor, monitor.feed(_captured(again)), sizes
+
+
+def _at(second: int) -> str:
+    return f"2026-06-09T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}.000Z"
+
+
+def test_a_monitor_forgets_finished_entities_on_disk_after_its_retention_and_its_file_stops_growing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a retention time, rows on disk stay bounded and a call on a forgotten voucher is adopted (D27).
+
+    Without one, every finished entity stays on disk and the second redeem is an illegal transition.
+    """
+    kept, blamed, growing = _weeks_on_disk(monkeypatch, None)
+    assert [v.rule_id for v in blamed] == ["machine.illegal-transition"]
+    assert growing[-1][0] > 3 * growing[2][0] and growing[-1][1] > 2 * growing[2][1]
+    assert "entity.forgotten" not in kept.finish().by_rule()
+
+    forgetting, found, bounded = _weeks_on_disk(monkeypatch, 600.0)
+    assert found == []  # (the voucher, on disk since, was forgotten: adopted as first met, D18)
+    assert max(rows for rows, _ in bounded) < growing[-1][0] / 3
+    assert bounded[-1][1] == bounded[len(bounded) // 2][1]  # (the file's pages are reused)
+    store = forgetting.validator._stepper.store
+    assert store.spill is not None and store.spill.keys <= 2 * store.spill.rows + 20  # (the filter rebuilt)
+    report = forgetting.finish()
+    assert report.errors == 0
+    [info] = [v for v in report.violations if v.rule_id == "entity.forgotten"]
+    assert info.actual == store.expired > 1000 and "retention time of 600 s" in info.message
+
+
+def test_a_monitor_remembers_finished_entities_for_a_day_unless_told_otherwise() -> None:
+    """The default retention is RETAIN_FINISHED (a day); None keeps them all; a Validator keeps them all."""
+    assert fsm.monitor.RETAIN_FINISHED == 86_400
+    assert Monitor().validator._stepper.store.retain == 86_400
+    assert Monitor(validator_options={"retain_finished": None}).validator._stepper.store.retain is None
+    assert Monitor(validator_options={"retain_finished": 5}).validator._stepper.store.retain == 5
+    assert Validator()._stepper.store.retain is None
 
 
 # ------------------------------------------------------------------ sinks

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import shutil
 import site
 import subprocess
 import sys
 import venv
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from tests import compiled_build
+from tests.compiled_build import build_wheel
+from tests.conftest import COMPILED_BUILD
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,42 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel built from this checkout."""
-    return _build_wheel(REPO, tmp_path_factory.mktemp("dist"))
-
-
-def _build_wheel(src: Path, out: Path, *, isolated: bool = False, **env: str) -> Path:
-    """``pip wheel`` of ``src`` into ``out`` (run inside ``src``), with extra environment variables.
-
-    ``isolated``: as a user's ``pip install`` builds in a new virtual environment: pip's own
-    build environment, from a venv that has none of this one's packages (mypy, run by the
-    compiled build, would otherwise find this environment's type stubs). Slower: it installs
-    the build requirements.
-    """
-    python = sys.executable
-    if isolated:
-        builder = out.parent / "build-venv"
-        venv.create(builder, with_pip=True)
-        python = str(builder / "bin" / "python")
-    subprocess.run(
-        [
-            python,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            *(() if isolated else ("--no-build-isolation",)),
-            "-q",
-            "-w",
-            str(out),
-            ".",
-        ],
-        cwd=src,
-        check=True,
-        capture_output=True,
-        env={**os.environ, **env},
-    )
-    [whl] = out.glob("voucher_fsm-*.whl")
-    return whl
+    return build_wheel(REPO, tmp_path_factory.mktemp("dist"))
 
 
 def _fresh_venv(env_dir: Path, wheel: Path) -> Path:
@@ -159,16 +125,6 @@ print(json.dumps({"stepper": fsm.stepper.__file__,
 """
 
 
-def _not_built_from(root: Path) -> Callable[[str, list[str]], set[str]]:
-    """The benchmark's copy filter (benchmarks/bench_validate.py): both build the compiled wheel alike."""
-    spec = importlib.util.spec_from_file_location("bench_validate", REPO / "benchmarks" / "bench_validate.py")
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    ignore: Callable[[str, list[str]], set[str]] = bench.not_built_from(root)
-    return ignore
-
-
 def _inputs(tmp_path: Path) -> list[str]:
     """The examples, every corpus trace, and a generated log with one of every mutation."""
     from fsm.generate import generate
@@ -194,14 +150,16 @@ def _inputs(tmp_path: Path) -> list[str]:
     shutil.which("cc") is None and shutil.which("gcc") is None,
     reason="no C compiler here: the optional compiled (mypyc) build cannot be made",
 )
-def test_the_compiled_build_gives_the_same_reports_as_pure_python(tmp_path: Path) -> None:
+def test_the_compiled_build_gives_the_same_reports_as_pure_python(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     """HATCH_BUILD_HOOK_ENABLE_MYPYC=1 builds the hot path with mypyc; its verdicts equal the reference's."""
     pytest.importorskip("hatch_mypyc", reason="hatch-mypyc (in the test extra) builds the compiled wheel")
-    # mypyc leaves its build products in the working directory: build in a copy, never in the checkout
-    src = tmp_path / "src"
-    shutil.copytree(REPO, src, ignore=_not_built_from(REPO))
-    # isolated, as `HATCH_BUILD_HOOK_ENABLE_MYPYC=1 pip install .` builds: the hook must bring what it needs
-    whl = _build_wheel(src, tmp_path / "dist", isolated=True, HATCH_BUILD_HOOK_ENABLE_MYPYC="1")
+    # started in the background at collection (tests/conftest.py), or here when this test runs alone
+    started = request.config.stash.get(COMPILED_BUILD, None)
+    if started is None:
+        started = compiled_build.start(tmp_path / "build"), tmp_path / "build"
+    whl = compiled_build.wait(*started)
     assert "-cp3" in whl.name and "none-any" not in whl.name, whl.name  # a platform wheel
     env_dir = tmp_path / "venv"
     py = _fresh_venv(env_dir, whl)

@@ -618,3 +618,53 @@ def test_predict_routes_under_the_validators_api_prefix_and_hosts_as_feed_does()
     # asking changed nothing: the run still reports the outside path it is fed, once
     fed = dict(records[first], request={**req, "path": spec_path})
     assert [x.rule_id for x in v.feed(fed)] == ["route.outside-api"]
+
+
+def test_a_prediction_before_each_call_changes_no_verdict_whichever_request_it_asked_about() -> None:
+    """Feed reuses the route of the request just predicted only when it is that request (method, path, host).
+
+    An enforcing middleware predicts each request, then feeds it answered; a sandbox may ask about
+    one request and be fed another. Either way the findings are those of a validator only fed.
+    """
+    lines = (REPO / "examples" / "broken.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines if line.strip()]
+    records += list(generate(3, seed=7))
+
+    def findings(ask: int | None) -> list[tuple[str, str]]:
+        v = Validator()
+        out = []
+        for n, r in enumerate(records):
+            if ask is not None:
+                q = records[(n + ask) % len(records)]["request"]
+                v.predict(q["method"], q["path"], q.get("headers"), q.get("body"))
+            out += [(x.rule_id, x.message) for x in v.feed(r)]
+        return out
+
+    fed = findings(None)
+    assert len(fed) > 10
+    assert findings(0) == fed  # (the request itself: its route reused)
+    assert findings(1) == fed and findings(3) == fed  # (another request: routed afresh)
+
+
+def test_outside_paths_are_remembered_up_to_a_bound_and_past_it_reported_each_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """D1 reports an outside path once; a log of endless new paths must not grow memory, nor lose one."""
+    import fsm.matcher
+
+    monkeypatch.setattr(fsm.matcher, "_REPORTED", 3)
+    v = Validator()
+
+    def outside(name: str) -> list[str]:
+        record = {"request": {"method": "GET", "path": f"/elsewhere/{name}"}, "response": {"status": 200}}
+        return [x.rule_id for x in v.feed(record) if x.rule_id.startswith("route.")]
+
+    assert [outside(n) for n in ("a", "b", "a", "c", "b")] == [
+        ["route.outside-api"],
+        ["route.outside-api"],
+        [],
+        ["route.outside-api"],
+        [],
+    ]
+    # the bound is reached: new paths are reported every time, remembered ones still once
+    assert [outside(n) for n in ("d", "d", "e", "a")] == [["route.outside-api"]] * 3 + [[]]

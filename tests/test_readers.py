@@ -443,6 +443,33 @@ def test_header_names_are_matched_in_any_case_whatever_names_came_before() -> No
     )  # (as the worker sends it)
 
 
+def test_a_request_alone_is_typed_as_build_exchange_types_its_record_fast_path_or_not() -> None:
+    """request_exchange (what predict asks about) equals build_exchange of the same record, bad ones too."""
+    from fsm.exchange import Exchange, build_exchange, request_exchange
+
+    cases: list[tuple[Any, Any, Any, Any]] = [
+        ("post", "/api/v1/vouchers/v1/redeem-voucher", {"Authorization": "Bearer t", "x-a": "1"}, {"a": [1]}),
+        ("GET", "/api/v1/vouchers/v1", {"Host": "API.Example:8443"}, None),
+        ("GET", "/api/v1/vouchers/v1", None, None),
+        ("GET", "/api/v1/vouchers?status=OPEN", {}, None),  # a query: the record's way
+        ("GET", "https://api.example/api/v1/vouchers", {}, None),  # a URL: its host
+        ("GET", "/x", {"authorization": 7}, None),  # not a string: a finding
+        ("", "/x", {}, None),
+        ("GET", "", {}, None),
+    ]
+    for method, path, headers, body in cases:
+        request: dict[str, Any] = {"method": method, "path": path, "headers": dict(headers or {})}
+        if body is not None:
+            request["body"] = body
+        want = build_exchange({"request": request, "response": {"status": 200}}, -1, "f", None, False)
+        got = request_exchange(method, path, headers, body, "f")
+        if isinstance(want, Exchange):
+            assert isinstance(got, Exchange) and got.args() == want.args(), (method, path)
+            assert got.token == want.token
+        else:
+            assert got == want, (method, path, headers)
+
+
 def test_a_byte_order_mark_before_the_first_jsonl_record_is_skipped(tmp_path: Path) -> None:
     """Windows tools write a UTF-8 BOM: line 1 is still a record, in a plain and in a gzip file."""
     plain = tmp_path / "bom.jsonl"

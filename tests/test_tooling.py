@@ -87,3 +87,32 @@ def test_the_memory_benchmark_prints_a_row_per_run_the_spilling_cost_and_bytes_p
     assert "build measured: pure Python" in result.stdout
     assert "spilling at 3,000: wall " in result.stdout
     assert "bytes each (target < 1024;" in result.stdout
+
+
+def test_the_sandbox_benchmark_plays_whole_sessions_from_its_cheap_client_and_prints_each_row() -> None:
+    """A small run of benchmarks/bench_sandbox.py: every session answered 200 (figures not asserted)."""
+    result = _run(
+        sys.executable,
+        "benchmarks/bench_sandbox.py",
+        "--clients",
+        "1,3",
+        "--requests",
+        "60",
+        "--seconds",
+        "5",
+        "--warmup",
+        "18",
+        "--no-wrk",
+        "--in-process",
+        "3",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "in-process Sandbox.handle: 54 requests (3 sessions)" in result.stdout
+    rows = [line.split() for line in result.stdout.splitlines() if " flows " in line]
+    assert [row[:3] for row in rows] == [
+        ["baseline", "flows", "1"],
+        ["baseline", "flows", "3"],
+        ["sandbox", "flows", "1"],
+        ["sandbox", "flows", "3"],
+    ]
+    assert all(int(row[3]) >= 54 and row[12] == "0" for row in rows)  # whole sessions, no refusal

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, unquote
 import orjson
 
 from fsm.errors import FsmError
-from fsm.sandbox.core import FAULTS, Sandbox
+from fsm.sandbox.core import FAULTS, Sandbox, _iso
 
 __all__ = ["SandboxApp", "app"]
 
@@ -182,10 +182,6 @@ def app(
     return SandboxApp(
         Sandbox(seed=seed, faults=faults, record=record, real_clock=real_clock, keep_secrets=keep_secrets)
     )
-
-
-def _iso(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
 def _err(code: str, message: str) -> dict[str, str]:

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import orjson
 
 from fsm.errors import UsageError
-from fsm.exchange import bearer_token, build_exchange
+from fsm.exchange import Exchange, bearer_token, request_exchange
 from fsm.matcher import Match, Router
 from fsm.pipeline import Validator
 from fsm.pointer import get
@@ -39,7 +39,7 @@ Answer = tuple[int, Any, dict[str, str]]
 """(HTTP status, JSON body or None, extra response headers)."""
 
 _START = datetime(2026, 6, 9, 12, 0, 0, tzinfo=UTC)
-_STEP = 0.005  # the fixed clock moves 5 ms a request
+_STEP_DELTA = timedelta(seconds=0.005)  # the fixed clock moves 5 ms a request
 _ALNUM = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
@@ -70,7 +70,8 @@ _TTL = float(_ANSWERS["voucher_ttl_seconds"])
 
 
 def _iso(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    """``t`` as the API writes times: to the millisecond, with a ``Z``."""
+    return t.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 class SandboxClock:
@@ -93,7 +94,7 @@ class SandboxClock:
             if self.real:
                 t = datetime.now(UTC) + timedelta(seconds=self._offset)
             else:
-                self._fixed += timedelta(seconds=_STEP)
+                self._fixed += _STEP_DELTA
                 t = self._fixed
             if t < self._last:
                 t = self._last
@@ -394,14 +395,11 @@ class Sandbox:
         op = call.op
         if op.request is None:
             return []
-        req: dict[str, Any] = {"method": call.method, "path": call.path, "headers": call.headers}
-        if call.body is not None:
-            req["body"] = call.body
-        ex = build_exchange({"request": req, "response": {"status": 200}}, -1, "<sandbox>", None, False)
-        if not hasattr(ex, "req_body"):
+        ex = request_exchange(call.method, call.path, call.headers, call.body, "<sandbox>")
+        if not isinstance(ex, Exchange):
             return [{"pointer": "", "message": "the request cannot be read"}]
         out = []
-        for f in self.schemas.check(ex, call.match, response=False):  # type: ignore[arg-type]
+        for f in self.schemas.check(ex, call.match, response=False):
             if f.rule_id != "schema.request":
                 continue  # (style findings are advice, not refusals)
             for c in f.context or (f,):

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from fsm._shared import per_spec
 from fsm.exchange import Exchange
 from fsm.secrets import fingerprint
 from fsm.spec.model import CallerSpec, OperationSpec, Spec
@@ -48,19 +49,11 @@ class Actors:
         self.store = store
         self.tokens = store.known(_encode, _decode)  # hash of a token -> TokenInfo | None (bounded, D27)
         self._resource = re.compile(spec.resource_pattern)
-        roles = set(self.callers.roles)
-        self.need = {op.id: next((a for a in op.actors if a in roles), None) for op in spec.operations}
+        self.need: dict[str, str | None]
         """Per operation: the one role it is for (None: any caller)."""
-        self._issues: dict[str, tuple[Reader, Reader, Reader | None]] = {
-            op.id: (
-                reader(op.issues_token.token),
-                reader(op.issues_token.type),
-                reader(op.issues_token.resource) if op.issues_token.resource is not None else None,
-            )
-            for op in spec.operations
-            if op.issues_token is not None
-        }
+        self._issues: dict[str, tuple[Reader, Reader, Reader | None]]
         """Per operation that issues a token: where its answer carries the token, its type and resource."""
+        self.need, self._issues = per_spec("actors", spec, lambda: _planned(spec))
 
     # ------------------------------------------------------------------ tokens
     def info(self, token: str) -> TokenInfo | None:
@@ -213,3 +206,19 @@ def _decode(text: str, kind: int) -> TokenInfo | None:
         return None
     role, _, code = text.partition("\n")
     return TokenInfo(role, code if kind == 2 else None)
+
+
+def _planned(spec: Spec) -> tuple[dict[str, str | None], dict[str, tuple[Reader, Reader, Reader | None]]]:
+    """Per operation the role it is for, and the readers of the token it issues (once a spec)."""
+    roles = set(spec.callers.roles)
+    need = {op.id: next((a for a in op.actors if a in roles), None) for op in spec.operations}
+    issues = {
+        op.id: (
+            reader(op.issues_token.token),
+            reader(op.issues_token.type),
+            reader(op.issues_token.resource) if op.issues_token.resource is not None else None,
+        )
+        for op in spec.operations
+        if op.issues_token is not None
+    }
+    return need, issues

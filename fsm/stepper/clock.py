@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fsm._shared import per_spec
 from fsm.exchange import Exchange, parse_timestamp
 from fsm.machines import Engine
 from fsm.spec.model import MachineSpec, TransitionSpec
@@ -86,24 +87,16 @@ class Timers:
         self.engines = engines
         self.skew = skew
         self.coverage = coverage
-        self.timed: dict[str, tuple[TransitionSpec, ...]] = {
-            name: tuple(t for t in m.transitions if t.timed_attribute) for name, m in machines.items()
-        }
-        self.triggers = {name: frozenset(t.trigger for t in timed) for name, timed in self.timed.items()}
-        self.attributes = frozenset(
-            t.timed_attribute for timed in self.timed.values() for t in timed if t.timed_attribute
-        )
-        self._due = {
-            name: tuple((t, due_key(t.timed_attribute)) for t in timed if t.timed_attribute)
-            for name, timed in self.timed.items()
-        }
-        self.before = {
-            name: frozenset(m.status_of(s) for t in self.timed[name] for s in t.source)
-            for name, m in machines.items()
-        }
+        self.timed: dict[str, tuple[TransitionSpec, ...]]
+        self.triggers: dict[str, frozenset[str]]
+        self.attributes: frozenset[str]
+        self._due: dict[str, tuple[tuple[TransitionSpec, str], ...]]
+        self.before: dict[str, frozenset[str]]
         """Per machine: the statuses a timed transition leaves (a server may report them late, D17)."""
-        self.after = {name: frozenset(t.dest for t in self.timed[name]) for name in machines}
+        self.after: dict[str, frozenset[str]]
         """Per machine: the states a timed transition leads to (for 'expired at' in messages)."""
+        tables = per_spec("timers", machines, lambda: _tables(machines))  # (the machines' alone: shared)
+        self.timed, self.triggers, self.attributes, self._due, self.before, self.after = tables
 
     def record(self, e: Entity, name: str, value: Any) -> None:
         """Keep the due time of a timed attribute beside its value."""
@@ -166,3 +159,19 @@ class Timers:
             if t.timed_attribute:
                 return str(e.attrs.get(t.timed_attribute))
         return None
+
+
+def _tables(machines: Mapping[str, MachineSpec]) -> tuple[Any, ...]:
+    """:class:`Timers`' tables of ``machines``: timed transitions, triggers, attributes, due keys."""
+    timed = {name: tuple(t for t in m.transitions if t.timed_attribute) for name, m in machines.items()}
+    triggers = {name: frozenset(t.trigger for t in ts) for name, ts in timed.items()}
+    attributes = frozenset(t.timed_attribute for ts in timed.values() for t in ts if t.timed_attribute)
+    due = {
+        name: tuple((t, due_key(t.timed_attribute)) for t in ts if t.timed_attribute)
+        for name, ts in timed.items()
+    }
+    before = {
+        name: frozenset(m.status_of(s) for t in timed[name] for s in t.source) for name, m in machines.items()
+    }
+    after = {name: frozenset(t.dest for t in timed[name]) for name in machines}
+    return timed, triggers, attributes, due, before, after

@@ -105,10 +105,11 @@ class Stepper:
             max_live=max_live,
             finished_in_ram=finished_in_ram,
             retain_finished=retain_finished,
-            words=_words(spec),
+            words=per_spec("words", spec, lambda: _words(spec)),
         )
         self.timers = Timers(spec.machines, engines, clock_skew, self.coverage)
-        if engines is engines_for(spec):  # the shared tables: so is the predictor (its memo is per state)
+        shared = engines is engines_for(spec)  # the shared tables: so are the predictor and the plans
+        if shared:  # (the predictor's memo is per state)
             self.predictor = per_spec("predictor", spec, lambda: Predictor(spec.machines, engines))
         else:
             self.predictor = Predictor(spec.machines, engines)
@@ -122,17 +123,25 @@ class Stepper:
         self._clock = Clock()
         self._touched: list[Entity] = []
         names = per_spec("checks", spec, lambda: _check_names(spec))  # (planned once a spec)
-        self._plans: dict[str, tuple[Check, ...]] = {
-            op_id: tuple(getattr(self, check) for check in checks) for op_id, checks in names.items()
-        }
-        self._steps: dict[str, tuple[StepPlan, ...]] = {
-            op.id: tuple(self.lifecycle.plan(s) for s in op.steps) for op in spec.operations
-        }
-        self._observes: dict[str, tuple[ObservePlan, ...]] = {
-            op.id: tuple(self.observations.plan(o) for o in op.observes) for op in spec.operations
-        }
+        bound: dict[tuple[str, ...], tuple[Check, ...]] = {}  # (a few distinct plans: each bound once)
+        for checks in names.values():
+            if checks not in bound:
+                bound[checks] = tuple(getattr(self, check) for check in checks)
+        self._plans: dict[str, tuple[Check, ...]] = {op_id: bound[checks] for op_id, checks in names.items()}
+        # Plans read only the spec and its shared tables: made once a spec (a sandbox makes a model a
+        # context, and planning was most of the cost of making one).
+        self._steps, self._observes = per_spec("plans", spec, self._plan) if shared else self._plan()
         self._schemas: SchemaChecker | None = None  # (likewise)
         self._refusals = spec.refusal_codes
+
+    def _plan(
+        self,
+    ) -> tuple[dict[str, tuple[StepPlan, ...]], dict[str, tuple[ObservePlan, ...]]]:
+        """Every operation's steps and observations compiled (they keep nothing of a run)."""
+        ops = self.spec.operations
+        steps = {op.id: tuple(self.lifecycle.plan(s) for s in op.steps) for op in ops}
+        observes = {op.id: tuple(self.observations.plan(o) for o in op.observes) for op in ops}
+        return steps, observes
 
     # --------------------------------------------------------------- stepping
     def clock(self, ex: Exchange) -> Finding | None:

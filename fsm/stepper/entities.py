@@ -7,7 +7,8 @@ with what later answers are held to (its terms, and whether the clock expired it
 
 Memory is bounded (D27): past a number in RAM, retired entities move to a temporary file on disk
 (:mod:`fsm._spill`: the CLI's verdicts never depend on memory); past ``max_live`` live entities the
-longest idle are forgotten; an embedded validator may forget retired ones after a retention time.
+longest idle are forgotten; an embedded validator may forget retired ones after a retention time,
+in RAM and on disk alike (a row on disk records when it was retired).
 """
 
 from __future__ import annotations
@@ -146,7 +147,8 @@ class Retired:
     In the order they were retired, as a dict keeps it. Past ``limit`` of them in RAM, all move to
     ``spill`` (on disk, :class:`fsm._spill.Spill`) as table ``table``, so the oldest are on disk and
     the newest in RAM; ``limit`` 0 keeps them all in RAM. With ``since`` (a retention time is set)
-    each remembers when it was retired, by the log's clock.
+    each remembers when it was retired, by the log's clock, in RAM and on disk (the spill's
+    cutoff then hides, and its sweep deletes, those on disk past the retention: :meth:`EntityStore.tick`).
     """
 
     __slots__ = ("extra", "limit", "on_disk", "ram", "seen", "since", "spill", "table")
@@ -213,7 +215,9 @@ class Retired:
             new
             and self.on_disk
             and self.spill is not None
-            and self.spill.update(self.table, key, _with_extra(state, extra), seen)
+            and self.spill.update(
+                self.table, key, _with_extra(state, extra), seen, now if self.since is not None else None
+            )
         ):
             return False
         self.ram[key] = state
@@ -226,9 +230,13 @@ class Retired:
             self.since[key] = now
         if self.spill is not None and len(self.ram) > self.limit:
             extras = self.extra
+            since = self.since or {}
             self.spill.add(
                 self.table,
-                ((k, _with_extra(s, extras.get(k)), self.seen.get(k, 0)) for k, s in self.ram.items()),
+                (
+                    (k, _with_extra(s, extras.get(k)), self.seen.get(k, 0), since.get(k))
+                    for k, s in self.ram.items()
+                ),
             )
             self.on_disk += len(self.ram)
             self.ram, self.seen, self.extra = {}, {}, {}  # (new dicts: a cleared one keeps its size)
@@ -267,7 +275,9 @@ class Known:
     In RAM up to ``limit`` values; past it, all move to ``spill`` (``encode`` makes a value a text
     and a number, ``decode`` takes them back), so the CLI forgets nothing (D27). With a retention
     time instead (``retain``, seconds by the log's clock), values unused for that long are
-    forgotten: they live in two generations, the older dropped each ``retain`` seconds.
+    forgotten: they live in two generations, the older dropped each ``retain`` seconds; those on
+    disk carry the time they moved there and are forgotten ``retain`` seconds later (one used
+    again comes back to RAM, young again).
     """
 
     def __init__(
@@ -289,6 +299,7 @@ class Known:
         self.decode = decode
         self.on_disk = 0
         self.turned: float | None = None  # when the generations last turned
+        self.now: float | None = None  # the log's clock, as :meth:`tick` last read it
 
     def __len__(self) -> int:
         return len(self.ram) + len(self.old) + self.on_disk
@@ -302,20 +313,29 @@ class Known:
             value = ram[key] = self.old.pop(key)
             return value
         if self.spill is not None and self.on_disk:
-            row = self.spill.get(self.table, str(key))
+            if self.retain is None:
+                row = self.spill.get(self.table, str(key))
+                if row is not None:
+                    return self.decode(*row)
+                return default
+            row = self.spill.pop(self.table, str(key))  # (used again: young again, in RAM)
             if row is not None:
-                return self.decode(*row)
+                self.on_disk -= 1
+                value = self.decode(*row)
+                self[key] = value
+                return value
         return default
 
     def __setitem__(self, key: int, value: Any) -> None:
         if key not in self.ram and self.spill is not None and self.on_disk:
             text, number = self.encode(value)
-            if self.spill.update(self.table, str(key), text, number):
+            if self.spill.update(self.table, str(key), text, number, self.now):
                 return
         self.old.pop(key, None)
         self.ram[key] = value
         if self.spill is not None and len(self.ram) > self.limit:
-            self.spill.add(self.table, ((str(k), *self.encode(v)) for k, v in self.ram.items()))
+            now = self.now if self.retain is not None else None
+            self.spill.add(self.table, ((str(k), *self.encode(v), now) for k, v in self.ram.items()))
             self.on_disk += len(self.ram)
             self.ram = {}
 
@@ -326,6 +346,7 @@ class Known:
         """
         if self.retain is None:
             return 0
+        self.now = now
         if self.turned is None:
             self.turned = now
         if now - self.turned < self.retain:
@@ -335,6 +356,9 @@ class Known:
         self.turned = now
         return forgotten
 
+
+SWEEPS = 8
+"""Sweeps of the spill per retention time (by the log's clock; at most one a second)."""
 
 FINISHED_IN_RAM = 10_000
 """Finished entities of one kind kept in RAM before they move to disk (the CLI, D27)."""
@@ -366,8 +390,8 @@ class EntityStore:
         self.finals = {name: m.finals for name, m in machines.items()}
         self.entities: dict[tuple[str, str], Entity] = {}
         self.by_code: dict[tuple[str, str], Entity] = {}
-        self.spill: Spill | None = Spill() if finished_in_ram else None
         timed = retain_finished is not None
+        self.spill: Spill | None = Spill(timed) if finished_in_ram else None
         self.finished: dict[str, Retired] = {
             name: Retired(self.spill, 2 * i, finished_in_ram, timed) for i, name in enumerate(machines)
         }  # kind -> id -> final state
@@ -378,6 +402,8 @@ class EntityStore:
         self.retain = retain_finished
         self.now: float | None = None  # the log's clock, as far as it has been read
         self._retired: deque[tuple[float, Retired, str]] = deque()  # (when, where, key), for retention
+        self._swept: float | None = None  # the log's time of the spill's last sweep (retention only)
+        self._due = float("-inf")  # the log's time from which tick has work again (retention only)
         self._known: list[Known] = []
         self._in_ram = finished_in_ram
         self._codeless = 0  # live entities filed by code only
@@ -595,6 +621,21 @@ class EntityStore:
         where.put(key, state, seen, now, extra)
         if self.retain is not None and now is not None:
             self._retired.append((now, where, key))
+            self._due = min(self._due, now + self.retain)
+
+    def _next_due(self, now: float) -> float:
+        """When :meth:`tick` next has work, by the log's clock.
+
+        A finished entity past the retention, the tokens' generations to turn, or a sweep of the spill.
+        """
+        retain = self.retain
+        assert retain is not None
+        due = self._retired[0][0] + retain if self._retired else float("inf")
+        for known in self._known:
+            due = min(due, now if known.turned is None else known.turned + retain)
+        if self.spill is not None:
+            due = min(due, now if self._swept is None else self._swept + max(retain / SWEEPS, 1.0))
+        return due
 
     def tick(self, now: float | None) -> None:
         """The log's clock reads ``now``: forget finished entities retired longer ago than the retention."""
@@ -603,14 +644,42 @@ class EntityStore:
         self.now = now
         if self.retain is None:
             return
+        cutoff = now - self.retain
+        spill = self.spill
+        for known in self._known:
+            known.now = now  # (the time its values move to disk, if they do)
+        if spill is not None:
+            spill.cutoff = cutoff  # (rows on disk retired before it are forgotten at once...)
+        if now < self._due:  # (nothing else to do before then: most exchanges)
+            return
         for known in self._known:
             known.tick(now)
-        cutoff = now - self.retain
         retired = self._retired
         while retired and retired[0][0] < cutoff:
             when, where, key = retired.popleft()
             if where.forget(key, when):
                 self.expired += 1
+        if spill is not None:
+            if self._swept is None:
+                self._swept = now
+            elif now - self._swept >= max(self.retain / SWEEPS, 1.0):
+                self.sweep()  # (... and deleted now and then)
+        self._due = self._next_due(now)
+
+    def sweep(self) -> None:
+        """Delete the finished entities on disk past the retention time (invisible already) and count them."""
+        if self.spill is None or self.now is None:
+            return
+        self._swept = self.now
+        gone = self.spill.sweep()
+        if not gone:
+            return
+        tables: dict[int, Retired | Known] = {k.table: k for k in self._known}
+        for done in (*self.finished.values(), *self.finished_codes.values()):
+            tables[done.table] = done
+            self.expired += gone.get(done.table, 0)
+        for table, n in gone.items():
+            tables[table].on_disk -= n
 
     def bound(self) -> None:
         """Past ``max_live`` live entities, forget the longest idle (down to nine tenths of the cap, D27).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from fsm._shared import per_spec
 from fsm.exchange import Exchange
 from fsm.spec.model import OperationSpec, Ref, Spec
 from fsm.stepper.refs import MISSING, Reader, reader
@@ -22,18 +23,10 @@ class Currencies:
 
     def __init__(self, spec: Spec) -> None:
         self.fields = spec.payment_fields
-        self.currencies: dict[tuple[str, str], str] = {}
-        self.addresses: dict[tuple[str, str], str] = {}
-        for symbol, network, address in spec.tokens:
-            self.learn(symbol, network, address)
-        self._payments: dict[str, tuple[tuple[Ref, Reader], ...]] = {
-            op.id: tuple((ref, reader(ref)) for ref in op.payments) for op in spec.operations
-        }
-        self._learns: dict[str, dict[str, Reader]] = {
-            op.id: {name: reader(ref) for name, ref in op.learns.items()}
-            for op in spec.operations
-            if op.learns is not None
-        }
+        planned = per_spec("currencies", spec, lambda: _planned(spec))
+        currencies, addresses, self._payments, self._learns = planned
+        self.currencies: dict[tuple[str, str], str] = dict(currencies)  # (a copy: a run learns more)
+        self.addresses: dict[tuple[str, str], str] = dict(addresses)
 
     def learn(self, symbol: str, network: str, address: str) -> None:
         """Add one token to the registry."""
@@ -102,3 +95,27 @@ class Currencies:
                     )
                 )
         return acc
+
+
+Planned = tuple[
+    dict[tuple[str, str], str],
+    dict[tuple[str, str], str],
+    dict[str, tuple[tuple[Ref, Reader], ...]],
+    dict[str, dict[str, Reader]],
+]
+
+
+def _planned(spec: Spec) -> Planned:
+    """The documented registry, and per operation the readers of its payments and ``learns``.
+
+    Made once a spec; the registry as :meth:`Currencies.learn` fills it, token by token.
+    """
+    currencies = {(symbol, network): address.lower() for symbol, network, address in spec.tokens}
+    addresses = {(network, address.lower()): symbol for symbol, network, address in spec.tokens}
+    payments = {op.id: tuple((ref, reader(ref)) for ref in op.payments) for op in spec.operations}
+    learns = {
+        op.id: {name: reader(ref) for name, ref in op.learns.items()}
+        for op in spec.operations
+        if op.learns is not None
+    }
+    return currencies, addresses, payments, learns
