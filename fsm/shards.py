@@ -247,35 +247,55 @@ class _Components:
         return root
 
 
-_Pick = tuple[str, str, Reader]  # (machine, "id" or "code", the compiled reference)
-IdsReader = Callable[[Exchange, dict[str, str]], list[tuple[str, str, str]]]
+Name = tuple[str, str, str]
+"""``(machine, "id" or "code", value)``: an id, or a code an entity is looked up by, that links exchanges."""
+Carried = tuple[str, str, str]
+"""``(machine, code, id)``: an entity named by its id, and the code the exchange gives it."""
+IdsReader = Callable[[Exchange, dict[str, str]], tuple[list[Name], list[Carried]]]
+_Pick = tuple[str, Reader, Reader, bool]  # (machine, its id, its code, whether the code alone finds it)
 
 
-def _picks(machine: str, ref: EntityRef) -> list[_Pick]:
-    return [(machine, what, reader(r)) for what, r in (("id", ref.id), ("code", ref.code)) if r is not None]
+def _pick(machine: str, ref: EntityRef, looks_up: bool) -> _Pick:
+    return (machine, reader(ref.id), reader(ref.code), looks_up)
 
 
 def named_ids(op: OperationSpec) -> IdsReader:
     """The reader of the ids an exchange of ``op`` names, as the operation table says.
 
-    ``read(ex, params)``: ``(machine, "id" or "code", value)`` of every entity its steps and observes
-    name; each reference is compiled once (:func:`fsm.stepper.refs.reader`).
+    ``read(ex, params)``: the names that link the exchange to others, and the codes it gives
+    entities it names by id. The entity store (:meth:`fsm.stepper.entities.EntityStore.find`)
+    finds an entity by its id when the exchange names one (a string), and by its code only when
+    it names none: an entity met by id keeps its code for such lookups and for nothing else. So a
+    reference naming an id links by the id (``(machine, "id", id)``) and carries its code
+    (``(machine, code, id)``: it links by the code only if another exchange looks the code up,
+    :meth:`Scan.carry`); one naming a code without an id links by the code
+    (``(machine, "code", code)``). A creating step (``creates``) never looks up: it makes the
+    entity under its id, or nothing without one. Each reference is compiled once
+    (:func:`fsm.stepper.refs.reader`).
     """
-    plan: list[tuple[Reader | None, list[_Pick]]] = [(None, _picks(s.machine, s.ref)) for s in op.steps]
-    plan.extend((None if o.each is None else reader(o.each), _picks(o.machine, o.ref)) for o in op.observes)
+    plan: list[tuple[Reader | None, _Pick]] = [
+        (None, _pick(s.machine, s.ref, not s.creates)) for s in op.steps
+    ]
+    plan.extend(
+        (None if o.each is None else reader(o.each), _pick(o.machine, o.ref, True)) for o in op.observes
+    )
 
-    def read(ex: Exchange, params: dict[str, str]) -> list[tuple[str, str, str]]:
-        out = []
-        for each, picks in plan:
+    def read(ex: Exchange, params: dict[str, str]) -> tuple[list[Name], list[Carried]]:
+        out: list[Name] = []
+        carried: list[Carried] = []
+        for each, (machine, id_of, code_of, looks_up) in plan:
             items = _ALONE if each is None else each(ex, params, MISSING)
             if not isinstance(items, list):
                 continue
             for item in items:
-                for machine, what, value_of in picks:
-                    value = value_of(ex, params, item)
-                    if isinstance(value, str):
-                        out.append((machine, what, value))
-        return out
+                id_, code = id_of(ex, params, item), code_of(ex, params, item)
+                if isinstance(id_, str):
+                    out.append((machine, "id", id_))
+                    if isinstance(code, str):
+                        carried.append((machine, code, id_))
+                elif looks_up and isinstance(code, str):
+                    out.append((machine, "code", code))
+        return out, carried
 
     return read
 
@@ -300,6 +320,9 @@ class Scan:
     untimed: set[str] = field(default_factory=set)  # labels told they have exchanges without a time
     offsetless: set[str] = field(default_factory=set)  # ... without a UTC offset
     authorized: set[str] = field(default_factory=set)  # labels with a token or a cookie somewhere
+    # (machine, code) -> the nodes of the ids that carried it (one, or several) while no exchange
+    # looked it up: linked by it from the first lookup on (:meth:`carry`)
+    carriers: dict[tuple[str, str], int | list[int]] = field(default_factory=dict)
 
     def read(self, f: PlannedFile, items: Iterable[RawItem], spec: Spec, config: Config) -> None:
         """Read one input's records (``f`` says where they come from)."""
@@ -318,6 +341,7 @@ class Scan:
         positions, index_of, previous = f.positions.append, self.index_of.append, self.previous.append
         mark, link, index, o = first.append, comp.append, self.index, len(comp) - 1
         transport, match, body_lost = matcher.transport, matcher.match, matcher.body_lost
+        carriers = self.carriers
         for position, record, error in items:
             o += 1
             positions(-1 if position is None else position)
@@ -357,7 +381,13 @@ class Scan:
             if op_id in learning:
                 self.learned.append(o)
                 self.replays[o] = (_packed(record), len(self.files) - 1, op_id, routed.params)
-            comp[o] = uf.join(names[op_id](built, routed.params))
+            links, carried = names[op_id](built, routed.params)
+            comp[o] = uf.join(links)
+            for machine, what, value in links:
+                if what == "code" and (machine, value) in carriers:
+                    self._looked_up(machine, value)
+            for machine, code, id_ in carried:
+                self.carry((machine, code), uf.nodes[(machine, "id", id_)])
             if body_lost(built):  # it follows a 307/308 (D22): judged with the transport
                 uf.union(_UNLINKED, comp[o])
         self.index = index
@@ -374,6 +404,36 @@ class Scan:
         if offsetless:
             self.offsetless.add(label)
 
+    def carry(self, key: tuple[str, str], node: int) -> None:
+        """The entity whose id is at ``node`` carries the code ``key`` (machine, code).
+
+        Linked to the code if an exchange looked it up already; else noted, for the first that does
+        (:meth:`_looked_up`). A lookup by code finds whichever entity the store holds under the code
+        at that point of the log (:meth:`fsm.stepper.entities.EntityStore.find`): every entity that
+        carried it is one component with the lookup. A code no exchange looks up links nothing
+        (six-digit voucher codes, reused by unrelated contexts).
+        """
+        looked = self.uf.nodes.get((key[0], "code", key[1]))
+        if looked is not None:
+            self.uf.union(looked, node)
+            return
+        held = self.carriers.get(key)
+        if held is None:
+            self.carriers[key] = node
+        elif isinstance(held, int):
+            if held != node:
+                self.carriers[key] = [held, node]
+        elif held[-1] != node:
+            held.append(node)
+
+    def _looked_up(self, machine: str, code: str) -> None:
+        """An exchange looks ``code`` up: link the entities that carried it before."""
+        held = self.carriers.pop((machine, code), None)
+        if held is not None:
+            looked, union = self.uf.nodes[(machine, "code", code)], self.uf.union
+            for node in _each(held):
+                union(looked, node)
+
     def extend(self, other: Scan) -> None:
         """Append the scan of the inputs that follow (scanned apart: other processes or machines).
 
@@ -383,11 +443,14 @@ class Scan:
         base, files = len(self.comp), len(self.files)
         ours: dict[int, int] = {_UNLINKED: _UNLINKED}  # other's roots -> our nodes
         nodes, find, union = self.uf.nodes, other.uf.find, self.uf.union
+        looked = []  # codes the other scan looks up that this one does not
         for name, node in other.uf.nodes.items():
             root = find(node)
             mine = ours.get(root)
             known = nodes.get(name)
             if known is None:
+                if name[1] == "code":
+                    looked.append(name)
                 if mine is None:
                     mine = ours[root] = self.uf.new()
                 nodes[name] = mine
@@ -403,6 +466,11 @@ class Scan:
                 mine = ours[root] = self.uf.new()
             theirs[c] = mine
         self.comp.extend(array("q", map(theirs.__getitem__, other.comp)))
+        for machine, _, code in looked:
+            self._looked_up(machine, code)
+        for key, held in other.carriers.items():
+            for node in _each(held):
+                self.carry(key, ours[find(node)])
         previous, first = array("d", other.previous), bytearray(other.first)
         numbers = []
         for k, f in enumerate(other.files):
@@ -438,6 +506,10 @@ class Scan:
         if told:
             for j in range(n):
                 first[j] &= ~told
+
+
+def _each(held: int | list[int]) -> Iterable[int]:
+    return (held,) if isinstance(held, int) else held
 
 
 def planned_files(paths: Sequence[str]) -> list[PlannedFile]:
