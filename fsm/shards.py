@@ -1,10 +1,13 @@
 """Shards by payment context: one run on N processes, the same report as one process (issue 19).
 
 A cheap first pass reads every record once, types it, routes it and notes only the ids it names
-(context id and code, session id and code, voucher id and code: the ``ref`` of each of its
-operation's ``steps`` and ``observes`` in the operation table). Exchanges that name a common id
-are one connected component (union-find); bearer tokens are no link (one payer's token spans
-many contexts). Components are packed into N shards, largest first. Each shard is judged by
+(context, session and voucher ids and codes: the ``ref`` of each of its operation's ``steps`` and
+``observes`` in the operation table). Exchanges that name a common id are one connected component
+(union-find). A code links only where the entity store finds an entity by it, an exchange naming
+the code without an id: it joins every entity named by id that carried the code, before or after
+(:func:`named_ids`, :meth:`Scan.carry`); a code given with an id is otherwise no link (six-digit
+voucher codes recur across unrelated contexts). Bearer tokens are no link either (one payer's
+token spans many contexts). Components are packed into N shards, largest first. Each shard is judged by
 the same pipeline (:class:`fsm.pipeline.Validator`), in log order within the shard, and the
 findings are merged back in log order.
 
@@ -150,7 +153,7 @@ class Plan:
     authorized: set[str]  # labels of the files with a token or a cookie in some exchange
     components: int
     largest: int  # records in the largest component
-    named: int = 0  # distinct ids and codes the exchanges name: at most this many entities live at once
+    named: int = 0  # distinct ids, and codes looked up without an id: at most this many entities live at once
     clocks: dict[str, float] = field(default_factory=dict)  # per label: its last time (D19), at the end
 
     def capped(self, config: Config) -> bool:
