@@ -36,7 +36,7 @@ import os
 from array import array
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -45,15 +45,17 @@ import orjson
 
 from fsm import worker
 from fsm._collector import fewer_collections
+from fsm._record import Record
 from fsm.config import Config
 from fsm.errors import UsageError
 from fsm.exchange import Exchange, build_exchange, has_no_offset
+from fsm.machines import Engine
 from fsm.matcher import Match
 from fsm.pipeline import Validator, distinct_label, make_matcher
 from fsm.readers import RawItem, input_uri, open_input, printable, read_jsonl
 from fsm.report import EntityOutcome, InputSummary, Report, Totals, sort_violations
 from fsm.spec import Spec, load_spec
-from fsm.spec.model import EntityRef, OperationSpec
+from fsm.spec.model import EntityRef, MachineSpec, OperationSpec
 from fsm.stepper import Stepper
 from fsm.stepper.call import Call
 from fsm.stepper.core import CHECKS
@@ -124,7 +126,7 @@ def expand(paths: Iterable[str | Path]) -> list[str]:
 
 # ------------------------------------------------------------------ first pass
 @dataclass
-class PlannedFile:
+class PlannedFile(Record):
     """One input as the first pass read it: where its records sit in the run's numbering."""
 
     path: str
@@ -138,7 +140,7 @@ class PlannedFile:
 
 
 @dataclass
-class Plan:
+class Plan(Record):
     """What the first pass learnt: each record's shard and what its shard needs to judge it."""
 
     files: list[PlannedFile]
@@ -307,7 +309,7 @@ _ALONE = [MISSING]  # (a reference read without an ``each``: once, with no item)
 
 
 @dataclass
-class Scan:
+class Scan(Record):
     """The first pass over some inputs: per record, its component and what its shard needs."""
 
     files: list[PlannedFile] = field(default_factory=list)
@@ -665,8 +667,26 @@ class ShardStore(EntityStore):
     tables, in the same relative order, and these numbers interleave the parts again.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        machines: Mapping[str, MachineSpec],
+        engines: Mapping[str, Engine],
+        scope: str,
+        *,
+        max_live: int = 0,
+        finished_in_ram: int = 0,
+        retain_finished: float | None = None,
+        words: Sequence[str] = (),
+    ) -> None:
+        super().__init__(
+            machines,
+            engines,
+            scope,
+            max_live=max_live,
+            finished_in_ram=finished_in_ram,
+            retain_finished=retain_finished,
+            words=words,
+        )
         self.at = -1  # the exchange being stepped (``now`` is the store's clock, D27)
         self.born: dict[tuple[str, str], int] = {}
         self.code_born: dict[tuple[str, str], int] = {}
@@ -734,7 +754,7 @@ class ShardStepper(Stepper):
 
 
 @dataclass
-class ShardResult:
+class ShardResult(Record):
     """What one shard hands back: its kept violations and entities, each with its place in one run's order."""
 
     violations: list[tuple[tuple[int, ...], Violation]]
