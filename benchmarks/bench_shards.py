@@ -229,8 +229,8 @@ def balance(exchanges: int, contexts: int, seed: int) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"# shard balance: {len(scan.comp):,} generated exchanges, {opened:,} contexts ({vouchers} vouchers "
-        f"a session), {len(scan.uf.nodes):,} ids; generated and scanned in {time.perf_counter() - start:.0f} "
-        f"s wall, {_cpu() - cpu0:.0f} s CPU, peak {peak:.0f} MB"
+        f"a session), {len(scan.uf.nodes):,} ids and codes looked up; generated and scanned in "
+        f"{time.perf_counter() - start:.0f} s wall, {_cpu() - cpu0:.0f} s CPU, peak {peak:.0f} MB"
     )
     print(f"{'shards':>6} {'mean':>10} {'largest':>10} {'smallest':>10} {'largest/mean':>12} {'pack s':>7}")
     for n in (2, 4, 8, 16):
