@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import copy
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +19,14 @@ from fsm.machines import TransitionsEngine, TransitionTable, engines_for
 from fsm.matcher import Match, Matcher, Router
 from fsm.pipeline import Validator
 from fsm.pointer import get as pointer_get
+from fsm.render import render
 from fsm.spec import load_spec
 from fsm.spec.model import Ref
 from fsm.stepper import Prediction, Stepper
 from fsm.stepper.actors import Actors
 from fsm.stepper.clock import Clock, Timers, due_key
 from fsm.stepper.core import CHECKS
-from fsm.stepper.entities import HISTORY, EntityStore, seen
+from fsm.stepper.entities import HISTORY, Entity, EntityStore, seen
 from fsm.stepper.payments import Currencies
 from fsm.stepper.predict import Predictor
 from fsm.stepper.refs import MISSING, has_body, reader, resolve
@@ -659,3 +662,79 @@ def test_predict_refuses_a_request_that_breaks_its_schema() -> None:
     broken = v_.predict("POST", path, headers, {"expectedPayment": b.payment(amount="0")})
     assert (broken.accepted, broken.rule, broken.code, broken.status) == (False, "schema.request", None, None)
     assert "amount" in broken.reason
+
+
+# ------------------------------------------------------------------ shortcuts
+class _Reviving(EntityStore):
+    """The store without shortcuts: every retired entity named again is brought back (the reference)."""
+
+    def stand_in(self, *args: Any) -> None:
+        return None
+
+
+class _RevivingStepper(Stepper):
+    store_class = _Reviving
+
+
+class _Counting(EntityStore):
+    """The store as it is, counting its stand-ins."""
+
+    stood_in = 0
+
+    def stand_in(self, *args: Any) -> Entity | None:
+        e = super().stand_in(*args)
+        self.stood_in += e is not None
+        return e
+
+
+class _CountingStepper(Stepper):
+    store_class = _Counting
+
+
+def _listings(log: list[dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Session answers that list vouchers: as generated, doubled, restated and borrowed from another."""
+    yield "as generated", log
+    listing = [r for r in log if "vouchers" in (r["response"].get("body") or {})]
+    out = copy.deepcopy(log)
+    for r in out:
+        if r in listing:
+            r["response"]["body"]["vouchers"] *= 2  # each voucher listed twice
+    yield "doubled", out
+    out = copy.deepcopy(log)
+    statuses = ["RESOLVED", "DISCARDED", "EXPIRED", "RESERVED", "REDEEMED"]
+    for n, r in enumerate(x for x in out if x in listing):
+        for m, item in enumerate(r["response"]["body"]["vouchers"]):
+            if (n + m) % 3 == 0:
+                item["status"] = statuses[(n + m) % len(statuses)]  # another status than the model's
+    yield "restated", out
+    out = copy.deepcopy(log)
+    earlier: list[Any] = []
+    for r in out:
+        if r in listing:
+            items = r["response"]["body"]["vouchers"]
+            r["response"]["body"]["vouchers"] = [*items, *earlier[-3:]]  # vouchers of other sessions
+            earlier = items
+    yield "borrowed", out
+
+
+@pytest.mark.parametrize("finished_in_ram", [0, 1])
+def test_a_retired_voucher_a_session_lists_in_its_final_status_stays_retired_and_judges_the_same(
+    finished_in_ram: int,
+) -> None:
+    """Stand-ins (not brought back, not retired again from scratch): the same report, byte for byte.
+
+    Every outcome in the same order with the same counts, every violation the same, as a store
+    that brings every retired voucher a listing names back; with finished entities in RAM or on disk.
+    """
+    log = list(itertools.islice(generate(30, seed=3), 1200))
+    for name, records in _listings(log):
+        reports = []
+        for stepper in (_CountingStepper, _RevivingStepper):
+            v = Validator(stepper=stepper, finished_in_ram=finished_in_ram)
+            for n, r in enumerate(records, 1):
+                v.feed(r, source="log.jsonl", line=n)
+            report = v.finish()
+            reports.append((render(report, "json"), render(report, "text"), tuple(report.entities)))
+            if stepper is _CountingStepper:
+                assert v._stepper.store.stood_in > 50, name  # type: ignore[attr-defined]
+        assert reports[0] == reports[1], name

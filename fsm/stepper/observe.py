@@ -35,6 +35,8 @@ class ObservePlan:
     read_status: Reader
     record: tuple[Term, ...]
     expect: tuple[Term, ...]
+    status_of: dict[str, str]  # state -> the status the API reports in it
+    lists: bool  # records and expects nothing: a retired entity it lists may stay retired (stand_in)
 
 
 class Observations:
@@ -61,6 +63,8 @@ class Observations:
             reader(obs.status),
             self.terms.compile(obs.record),
             self.terms.compile(obs.expect),
+            self._status_of[obs.machine],
+            not obs.record and not obs.expect,
         )
 
     def observe(self, plan: ObservePlan, call: Call) -> list[Finding]:
@@ -85,6 +89,14 @@ class Observations:
             status = plan.read_status(ex, params, item)
             if not isinstance(status, str) or (id_ is MISSING and code is MISSING):
                 continue
+            if plan.lists:  # (a retired entity listed in its final status: named again, nothing more)
+                e = self.store.stand_in(m.name, id_, code, status, plan.status_of)
+                if e is not None:
+                    e.parent = parent  # (what linking it would do while it stands in: see stand_in)
+                    e.observed = status
+                    self.store.remember(e, h, own=parent is None)
+                    touched.append(e)
+                    continue
             base = "/response/body" + (f"{obs.each.key}/{n}" if obs.each is not None else "")
             e = self.store.find(m.name, id_, code)
             if e is None:
