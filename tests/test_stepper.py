@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -514,7 +515,17 @@ def test_an_entity_first_met_in_an_observation_is_adopted_in_the_states_its_stat
 def test_each_operation_runs_only_the_checks_of_the_keys_it_declares() -> None:
     """The plans hold one check per declared key, in the order of CHECKS."""
     stepper = Stepper(SPEC, engines_for(SPEC))
-    names = {op.id: [getattr(c, "__name__", "") for c in stepper._plans[op.id]] for op in SPEC.operations}
+
+    def name(check: Any, op: Any) -> str:  # (steps and observations run bound to the operation's plans)
+        if isinstance(check, functools.partial):
+            assert check.args in ((p,) for p in (*stepper._steps[op.id], *stepper._observes[op.id]))
+            return {stepper.lifecycle.step: "_lifecycle", stepper.observations.observe: "_observe"}[
+                check.func
+            ]
+        direct = {stepper.actors.breaches: "_actors", stepper.currencies.judge: "_payments"}
+        return direct.get(check, str(check.__name__))
+
+    names = {op.id: [name(c, op) for c in stepper._plans[op.id]] for op in SPEC.operations}
     assert names["sign-in"] == ["_actors", "_issue_token"]
     assert names["get-currencies"] == ["_actors", "_learn"]
     assert names["redeem-voucher"] == ["_auth", "_lifecycle", "_actors", "_payments"]

@@ -21,6 +21,7 @@ from fsm._shared import per_spec
 from fsm.exchange import Exchange
 from fsm.secrets import fingerprint
 from fsm.spec.model import CallerSpec, OperationSpec, Spec
+from fsm.stepper.call import Call
 from fsm.stepper.entities import Entity, EntityStore
 from fsm.stepper.refs import MISSING, Reader, reader
 from fsm.violation import Finding
@@ -146,10 +147,16 @@ class Actors:
             e = e.parent
         return found
 
-    def breaches(
-        self, op: OperationSpec, token: str, touched: Sequence[Entity], findings: list[Finding]
-    ) -> None:
-        """The ``actor.wrong-role`` and ``actor.wrong-context`` findings ``op`` draws if accepted (added)."""
+    def breaches(self, call: Call, findings: list[Finding]) -> None:
+        """``actors``: ``actor.wrong-role`` and ``actor.wrong-context`` findings of an accepted call (added).
+
+        A call without a token, or refused, draws none (:meth:`Call.as_accepted
+        <fsm.stepper.call.Call.as_accepted>`: what accepting it would draw).
+        """
+        token = call.token
+        if token is None or not call.accepted:
+            return
+        op, touched = call.op, call.touched
         info = self.info(token)
         resource = info is not None and info.role == self.callers.resource_role
         need = self.need[op.id]

@@ -31,3 +31,10 @@ class Call:
         self.seen: Seen = seen(ex)
         self.token: str | None = ex.token
         self.touched: list[Entity] = []
+
+    def as_accepted(self) -> Call:
+        """The call as if it had been accepted (what accepting it would draw), touching the same entities."""
+        call = Call(self.ex, self.op, self.params, self.broken)
+        call.accepted = True
+        call.touched = self.touched
+        return call

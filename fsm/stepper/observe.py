@@ -67,19 +67,18 @@ class Observations:
             not obs.record and not obs.expect,
         )
 
-    def observe(self, plan: ObservePlan, call: Call) -> list[Finding]:
-        """Compare each entity the answer shows with the model; adopt those never met."""
-        acc: list[Finding] = []
+    def observe(self, plan: ObservePlan, call: Call, acc: list[Finding]) -> None:
+        """Compare each entity the answer shows with the model (findings added); adopt those never met."""
         ex, params, h, touched = call.ex, call.params, call.seen, call.touched
         if not ex.accepted:
-            return acc
+            return
         m = plan.machine
         obs = plan.obs
         parent = self._parent(obs, touched)
         if plan.read_each is not None:
             items = plan.read_each(ex, params, MISSING)
             if not isinstance(items, list):
-                return acc
+                return
             pairs: Iterator[tuple[int | None, Any]] = enumerate(items)
         else:
             pairs = iter([(None, MISSING)])
@@ -118,7 +117,6 @@ class Observations:
                 acc.extend(self.terms.expect(plan.expect, e, ex, params, item, base))
                 self.terms.learn(plan.expect, e, ex, params, item)
             touched.append(e)
-        return acc
 
     @staticmethod
     def _parent(obs: ObserveSpec, touched: list[Entity]) -> Entity | None:
