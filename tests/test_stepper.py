@@ -307,12 +307,12 @@ def test_the_moves_compiled_at_load_are_the_outcomes_the_transitions_machines_pr
             m, trigger = plan.machine, plan.step.trigger
             for state in m.state_names:
                 guarded = any(t.refusing_guards for t in reference.transitions(m.name, state, trigger))
-                assert (state in plan.moves) != guarded, (m.name, state, trigger)
+                assert ((state,) in plan.moves) != guarded, (m.name, state, trigger)
                 if guarded:
                     continue
                 e = _store().adopt(m.name, "x", None, (state,))
                 accepts, refuses = reference.outcomes(m, e, (state,), trigger, None)
-                mv = plan.moves[state]
+                mv = plan.moves[(state,)]
                 assert (mv.accepts, mv.refuses) == (accepts, refuses), (m.name, state, trigger)
                 assert mv.states == tuple(dict.fromkeys(o.dest for o in accepts if o.dest))
                 compiled += 1

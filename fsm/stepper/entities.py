@@ -374,6 +374,39 @@ class EntityStore:
     entity is kept before it is forgotten (D27; None: kept for the whole run).
     """
 
+    __slots__ = (
+        "_codeless",
+        "_due",
+        "_final_states",
+        "_in_ram",
+        "_known",
+        "_last",
+        "_one_state",
+        "_recent",
+        "_resting",
+        "_retired",
+        "_standins",
+        "_statuses",
+        "_steps",
+        "_swept",
+        "_window",
+        "_zdict",
+        "_zdict_at",
+        "by_code",
+        "engines",
+        "entities",
+        "evicted",
+        "expired",
+        "finals",
+        "finished",
+        "finished_codes",
+        "max_live",
+        "now",
+        "retain",
+        "scope",
+        "spill",
+    )
+
     def __init__(
         self,
         machines: Mapping[str, MachineSpec],
@@ -388,6 +421,7 @@ class EntityStore:
         self.engines = engines
         self.scope = scope
         self.finals = {name: m.finals for name, m in machines.items()}
+        self._final_states = {name: frozenset((s,) for s in m.finals) for name, m in machines.items()}
         self.entities: dict[tuple[str, str], Entity] = {}
         self.by_code: dict[tuple[str, str], Entity] = {}
         timed = retain_finished is not None
@@ -558,10 +592,10 @@ class EntityStore:
             self.now = now
             if self.retain is not None:
                 self.tick(now)
-        finals = self.finals
+        finals = self._final_states
         recent = self._recent
         for e in touched:
-            if len(e.states) == 1 and e.states[0] in finals[e.kind]:
+            if e.states in finals[e.kind]:
                 self.settle(e)
             else:
                 recent[id(e)] = e  # (as rests does)
@@ -601,7 +635,7 @@ class EntityStore:
 
     def settle(self, e: Entity) -> None:
         """Retire ``e`` once it is final: keep only its state, free everything else; else :meth:`pack` it."""
-        if len(e.states) != 1 or e.states[0] not in self.finals[e.kind]:
+        if e.states not in self._final_states[e.kind]:  # (one final state: retired)
             self.rests(e)
             return
         state = e.states[0]
