@@ -23,6 +23,13 @@ class Call:
     def __init__(
         self, ex: Exchange, op: OperationSpec, params: Mapping[str, str], broken: bool = False
     ) -> None:
+        self.fill(ex, op, params, broken)
+
+    def fill(self, ex: Exchange, op: OperationSpec, params: Mapping[str, str], broken: bool = False) -> None:
+        """Make this object the call ``ex`` makes of ``op``.
+
+        The stepper fills one for every exchange (a third of the cost of making one).
+        """
         self.ex = ex
         self.broken = broken
         self.op = op

@@ -125,6 +125,7 @@ class Stepper:
         self.observations = Observations(spec, self.store, self.timers, self.terms, self.unseen)
         self._clock = Clock()
         self._touched: list[Entity] = []
+        self._call: Call | None = None
         # Plans read only the spec and its shared tables: made once a spec (a sandbox makes a model a
         # context, and planning was most of the cost of making one).
         self._steps, self._observes = per_spec("plans", spec, self._plan) if shared else self._plan()
@@ -172,7 +173,11 @@ class Stepper:
         findings: list[Finding] = []
         if ex.status == 0:
             return findings
-        call = Call(ex, match.operation, match.params, request_broken)
+        call = self._call  # (one, filled anew for each exchange: no call outlives its step)
+        if call is None:
+            call = self._call = Call(ex, match.operation, match.params, request_broken)
+        else:
+            call.fill(ex, match.operation, match.params, request_broken)
         for check in self._plans[call.op.id]:
             check(call, findings)
         if not call.accepted and findings and self._refusals:

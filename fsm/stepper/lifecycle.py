@@ -159,8 +159,10 @@ class Lifecycle:
         A call whose request breaks its schema (``call.broken``) is predicted refused, with any code (D26).
         """
         ex, params = call.ex, call.params
-        id_ = plan.read_id(ex, params, MISSING) if plan.read_id is not None else MISSING
-        code = plan.read_code(ex, params, MISSING) if plan.read_code is not None else MISSING
+        read = plan.read_id  # (a reader read into a local first: a call through a plan's field is slower)
+        id_ = read(ex, params, MISSING) if read is not None else MISSING
+        read = plan.read_code
+        code = read(ex, params, MISSING) if read is not None else MISSING
         if plan.creation is not None:
             return self._create(plan, plan.creation, call, id_, code, findings)
         m = plan.machine
@@ -292,8 +294,9 @@ class Lifecycle:
             self.actors.bind(e, created.actor, call.token)
         if plan.record:
             self.terms.record(plan.record, e, ex, call.params)
-        if plan.read_status is not None:
-            self._status(plan, plan.read_status(ex, call.params, MISSING), e, findings)
+        read = plan.read_status
+        if read is not None:
+            self._status(plan, read(ex, call.params, MISSING), e, findings)
         self.store.remember(e, call.seen)
         return True
 

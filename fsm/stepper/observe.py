@@ -82,10 +82,11 @@ class Observations:
             pairs: Iterator[tuple[int | None, Any]] = enumerate(items)
         else:
             pairs = iter([(None, MISSING)])
+        read_id, read_code, read_status = plan.read_id, plan.read_code, plan.read_status
         for n, item in pairs:
-            id_ = plan.read_id(ex, params, item)
-            code = plan.read_code(ex, params, item)
-            status = plan.read_status(ex, params, item)
+            id_ = read_id(ex, params, item)
+            code = read_code(ex, params, item)
+            status = read_status(ex, params, item)
             if not isinstance(status, str) or (id_ is MISSING and code is MISSING):
                 continue
             if plan.lists:  # (a retired entity listed in its final status: named again, nothing more)
