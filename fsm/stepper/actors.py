@@ -46,6 +46,8 @@ class Actors:
 
     def __init__(self, spec: Spec, store: EntityStore) -> None:
         self.callers: CallerSpec = spec.callers
+        self._roles = frozenset(self.callers.roles)
+        self._resource_role = self.callers.resource_role
         self.token_types = spec.token_types
         self.store = store
         self.tokens = store.known(_encode, _decode)  # hash of a token -> TokenInfo | None (bounded, D27)
@@ -117,7 +119,7 @@ class Actors:
         Nothing to do when the entity or one of its parents already records that role (roles are
         looked up along the parent chain), nor for a resource token named for another role.
         """
-        if actor not in self.callers.roles:
+        if actor not in self._roles:
             return
         holder: Entity | None = e
         while holder is not None:
@@ -160,11 +162,11 @@ class Actors:
             return
         op, touched = call.op, call.touched
         info = self.info(token)
-        resource = info is not None and info.role == self.callers.resource_role
+        resource = info is not None and info.role == self._resource_role
         need = self.need[op.id]
         if need is not None:
             target = touched[-1] if touched else None
-            role = self.callers.resource_role if resource else self.role_in(token, target)
+            role = self._resource_role if resource else self.role_in(token, target)
             if role is not None and role != need:
                 findings.append(
                     Finding(

@@ -377,6 +377,7 @@ class EntityStore:
     __slots__ = (
         "_codeless",
         "_due",
+        "_due_keys",
         "_final_states",
         "_in_ram",
         "_known",
@@ -422,6 +423,10 @@ class EntityStore:
         self.scope = scope
         self.finals = {name: m.finals for name, m in machines.items()}
         self._final_states = {name: frozenset((s,) for s in m.finals) for name, m in machines.items()}
+        attributes = (
+            t.timed_attribute for m in machines.values() for t in m.transitions if t.timed_attribute
+        )
+        self._due_keys = tuple(dict.fromkeys(f"{name}#t" for name in attributes))  # (due times: not kept)
         self.entities: dict[tuple[str, str], Entity] = {}
         self.by_code: dict[tuple[str, str], Entity] = {}
         timed = retain_finished is not None
@@ -645,7 +650,7 @@ class EntityStore:
                 del self._standins[(e.kind, e.id)]
                 self._retire(self.finished[e.kind], e.id, state, e.seen, self.now, standin[1])
                 return
-        kept = _kept(e)
+        kept = _kept(e, self._due_keys)
         by_id, by_code = self._unfile(e)
         now = self.now
         if by_id and e.id is not None:
@@ -889,12 +894,15 @@ class EntityStore:
                 yield _unpacked(e)
 
 
-def _kept(e: Entity) -> str | None:
+def _kept(e: Entity, due: tuple[str, ...]) -> str | None:
     """What ``e`` keeps once retired, as JSON (None: nothing but its state, or nothing JSON holds).
 
-    The same text in RAM and on disk, so an entity brought back reads the same wherever it was.
+    Its attributes but their due times (``due``: where timed attributes keep them), in order. The
+    same text in RAM and on disk, so an entity brought back reads the same wherever it was.
     """
-    attrs = [[k, v] for k, v in e.attrs.items() if not k.endswith("#t")]
+    attrs = e.attrs.copy()
+    for key in due:
+        attrs.pop(key, None)
     if not attrs and not e.expired_by_clock:
         return None
     try:
