@@ -692,14 +692,14 @@ class ShardStore(EntityStore):
         self.code_born: dict[tuple[str, str], int] = {}
         self.done_at: dict[tuple[str, str], int] = {}
 
-    def adopt(self, kind: str, id: Any, code: Any, states: tuple[str, ...]) -> Entity:
-        new_id = isinstance(id, str) and (kind, id) not in self.entities
-        new_code = isinstance(code, str) and (kind, code) not in self.by_code
-        e = super().adopt(kind, id, code, states)
-        if new_id:
-            self.born[(kind, id)] = self.at
-        if new_code:
-            self.code_born[(kind, code)] = self.at
+    def _file(self, e: Entity) -> Entity:
+        new_id = e.id is not None and (e.kind, e.id) not in self.entities
+        new_code = e.code is not None and (e.kind, e.code) not in self.by_code
+        super()._file(e)
+        if new_id and e.id is not None:
+            self.born[(e.kind, e.id)] = self.at
+        if new_code and e.code is not None:
+            self.code_born[(e.kind, e.code)] = self.at
         return e
 
     def file_code(self, e: Entity, code: Any) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import copy
+import functools
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +20,14 @@ from fsm.machines import TransitionsEngine, TransitionTable, engines_for
 from fsm.matcher import Match, Matcher, Router
 from fsm.pipeline import Validator
 from fsm.pointer import get as pointer_get
+from fsm.render import render
 from fsm.spec import load_spec
 from fsm.spec.model import Ref
 from fsm.stepper import Prediction, Stepper
 from fsm.stepper.actors import Actors
 from fsm.stepper.clock import Clock, Timers, due_key
 from fsm.stepper.core import CHECKS
-from fsm.stepper.entities import HISTORY, EntityStore, seen
+from fsm.stepper.entities import HISTORY, Entity, EntityStore, seen
 from fsm.stepper.payments import Currencies
 from fsm.stepper.predict import Predictor
 from fsm.stepper.refs import MISSING, has_body, reader, resolve
@@ -303,12 +307,12 @@ def test_the_moves_compiled_at_load_are_the_outcomes_the_transitions_machines_pr
             m, trigger = plan.machine, plan.step.trigger
             for state in m.state_names:
                 guarded = any(t.refusing_guards for t in reference.transitions(m.name, state, trigger))
-                assert (state in plan.moves) != guarded, (m.name, state, trigger)
+                assert ((state,) in plan.moves) != guarded, (m.name, state, trigger)
                 if guarded:
                     continue
                 e = _store().adopt(m.name, "x", None, (state,))
                 accepts, refuses = reference.outcomes(m, e, (state,), trigger, None)
-                mv = plan.moves[state]
+                mv = plan.moves[(state,)]
                 assert (mv.accepts, mv.refuses) == (accepts, refuses), (m.name, state, trigger)
                 assert mv.states == tuple(dict.fromkeys(o.dest for o in accepts if o.dest))
                 compiled += 1
@@ -511,7 +515,17 @@ def test_an_entity_first_met_in_an_observation_is_adopted_in_the_states_its_stat
 def test_each_operation_runs_only_the_checks_of_the_keys_it_declares() -> None:
     """The plans hold one check per declared key, in the order of CHECKS."""
     stepper = Stepper(SPEC, engines_for(SPEC))
-    names = {op.id: [getattr(c, "__name__", "") for c in stepper._plans[op.id]] for op in SPEC.operations}
+
+    def name(check: Any, op: Any) -> str:  # (steps and observations run bound to the operation's plans)
+        if isinstance(check, functools.partial):
+            assert check.args in ((p,) for p in (*stepper._steps[op.id], *stepper._observes[op.id]))
+            return {stepper.lifecycle.step: "_lifecycle", stepper.observations.observe: "_observe"}[
+                check.func
+            ]
+        direct = {stepper.actors.breaches: "_actors", stepper.currencies.judge: "_payments"}
+        return direct.get(check, str(check.__name__))
+
+    names = {op.id: [name(c, op) for c in stepper._plans[op.id]] for op in SPEC.operations}
     assert names["sign-in"] == ["_actors", "_issue_token"]
     assert names["get-currencies"] == ["_actors", "_learn"]
     assert names["redeem-voucher"] == ["_auth", "_lifecycle", "_actors", "_payments"]
@@ -659,3 +673,79 @@ def test_predict_refuses_a_request_that_breaks_its_schema() -> None:
     broken = v_.predict("POST", path, headers, {"expectedPayment": b.payment(amount="0")})
     assert (broken.accepted, broken.rule, broken.code, broken.status) == (False, "schema.request", None, None)
     assert "amount" in broken.reason
+
+
+# ------------------------------------------------------------------ shortcuts
+class _Reviving(EntityStore):
+    """The store without shortcuts: every retired entity named again is brought back (the reference)."""
+
+    def stand_in(self, *args: Any) -> None:
+        return None
+
+
+class _RevivingStepper(Stepper):
+    store_class = _Reviving
+
+
+class _Counting(EntityStore):
+    """The store as it is, counting its stand-ins."""
+
+    stood_in = 0
+
+    def stand_in(self, *args: Any) -> Entity | None:
+        e = super().stand_in(*args)
+        self.stood_in += e is not None
+        return e
+
+
+class _CountingStepper(Stepper):
+    store_class = _Counting
+
+
+def _listings(log: list[dict[str, Any]]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Session answers that list vouchers: as generated, doubled, restated and borrowed from another."""
+    yield "as generated", log
+    listing = [r for r in log if "vouchers" in (r["response"].get("body") or {})]
+    out = copy.deepcopy(log)
+    for r in out:
+        if r in listing:
+            r["response"]["body"]["vouchers"] *= 2  # each voucher listed twice
+    yield "doubled", out
+    out = copy.deepcopy(log)
+    statuses = ["RESOLVED", "DISCARDED", "EXPIRED", "RESERVED", "REDEEMED"]
+    for n, r in enumerate(x for x in out if x in listing):
+        for m, item in enumerate(r["response"]["body"]["vouchers"]):
+            if (n + m) % 3 == 0:
+                item["status"] = statuses[(n + m) % len(statuses)]  # another status than the model's
+    yield "restated", out
+    out = copy.deepcopy(log)
+    earlier: list[Any] = []
+    for r in out:
+        if r in listing:
+            items = r["response"]["body"]["vouchers"]
+            r["response"]["body"]["vouchers"] = [*items, *earlier[-3:]]  # vouchers of other sessions
+            earlier = items
+    yield "borrowed", out
+
+
+@pytest.mark.parametrize("finished_in_ram", [0, 1])
+def test_a_retired_voucher_a_session_lists_in_its_final_status_stays_retired_and_judges_the_same(
+    finished_in_ram: int,
+) -> None:
+    """Stand-ins (not brought back, not retired again from scratch): the same report, byte for byte.
+
+    Every outcome in the same order with the same counts, every violation the same, as a store
+    that brings every retired voucher a listing names back; with finished entities in RAM or on disk.
+    """
+    log = list(itertools.islice(generate(30, seed=3), 1200))
+    for name, records in _listings(log):
+        reports = []
+        for stepper in (_CountingStepper, _RevivingStepper):
+            v = Validator(stepper=stepper, finished_in_ram=finished_in_ram)
+            for n, r in enumerate(records, 1):
+                v.feed(r, source="log.jsonl", line=n)
+            report = v.finish()
+            reports.append((render(report, "json"), render(report, "text"), tuple(report.entities)))
+            if stepper is _CountingStepper:
+                assert v._stepper.store.stood_in > 50, name  # type: ignore[attr-defined]
+        assert reports[0] == reports[1], name

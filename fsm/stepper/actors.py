@@ -21,6 +21,7 @@ from fsm._shared import per_spec
 from fsm.exchange import Exchange
 from fsm.secrets import fingerprint
 from fsm.spec.model import CallerSpec, OperationSpec, Spec
+from fsm.stepper.call import Call
 from fsm.stepper.entities import Entity, EntityStore
 from fsm.stepper.refs import MISSING, Reader, reader
 from fsm.violation import Finding
@@ -45,6 +46,8 @@ class Actors:
 
     def __init__(self, spec: Spec, store: EntityStore) -> None:
         self.callers: CallerSpec = spec.callers
+        self._roles = frozenset(self.callers.roles)
+        self._resource_role = self.callers.resource_role
         self.token_types = spec.token_types
         self.store = store
         self.tokens = store.known(_encode, _decode)  # hash of a token -> TokenInfo | None (bounded, D27)
@@ -59,7 +62,9 @@ class Actors:
     def info(self, token: str) -> TokenInfo | None:
         """What the run knows of ``token`` (learnt from a sign-in, else from its claims), or None."""
         key = hash(token)
-        known = self.tokens.get(key, _UNSEEN)
+        known = self.tokens.ram.get(key, _UNSEEN)  # (most often in RAM: no call of the bounded map's)
+        if known is _UNSEEN:
+            known = self.tokens.get(key, _UNSEEN)
         if known is not _UNSEEN:
             found: TokenInfo | None = known
             return found
@@ -114,7 +119,7 @@ class Actors:
         Nothing to do when the entity or one of its parents already records that role (roles are
         looked up along the parent chain), nor for a resource token named for another role.
         """
-        if actor not in self.callers.roles:
+        if actor not in self._roles:
             return
         holder: Entity | None = e
         while holder is not None:
@@ -146,16 +151,22 @@ class Actors:
             e = e.parent
         return found
 
-    def breaches(
-        self, op: OperationSpec, token: str, touched: Sequence[Entity], findings: list[Finding]
-    ) -> None:
-        """The ``actor.wrong-role`` and ``actor.wrong-context`` findings ``op`` draws if accepted (added)."""
+    def breaches(self, call: Call, findings: list[Finding]) -> None:
+        """``actors``: ``actor.wrong-role`` and ``actor.wrong-context`` findings of an accepted call (added).
+
+        A call without a token, or refused, draws none (:meth:`Call.as_accepted
+        <fsm.stepper.call.Call.as_accepted>`: what accepting it would draw).
+        """
+        token = call.token
+        if token is None or not call.accepted:
+            return
+        op, touched = call.op, call.touched
         info = self.info(token)
-        resource = info is not None and info.role == self.callers.resource_role
+        resource = info is not None and info.role == self._resource_role
         need = self.need[op.id]
         if need is not None:
             target = touched[-1] if touched else None
-            role = self.callers.resource_role if resource else self.role_in(token, target)
+            role = self._resource_role if resource else self.role_in(token, target)
             if role is not None and role != need:
                 findings.append(
                     Finding(

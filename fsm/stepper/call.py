@@ -23,6 +23,13 @@ class Call:
     def __init__(
         self, ex: Exchange, op: OperationSpec, params: Mapping[str, str], broken: bool = False
     ) -> None:
+        self.fill(ex, op, params, broken)
+
+    def fill(self, ex: Exchange, op: OperationSpec, params: Mapping[str, str], broken: bool = False) -> None:
+        """Make this object the call ``ex`` makes of ``op``.
+
+        The stepper fills one for every exchange (a third of the cost of making one).
+        """
         self.ex = ex
         self.broken = broken
         self.op = op
@@ -31,3 +38,10 @@ class Call:
         self.seen: Seen = seen(ex)
         self.token: str | None = ex.token
         self.touched: list[Entity] = []
+
+    def as_accepted(self) -> Call:
+        """The call as if it had been accepted (what accepting it would draw), touching the same entities."""
+        call = Call(self.ex, self.op, self.params, self.broken)
+        call.accepted = True
+        call.touched = self.touched
+        return call

@@ -22,6 +22,8 @@ not interpret the spec again for every exchange. A new check is a key in the dat
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
+from typing import TypeVar
 
 from fsm._shared import per_spec
 from fsm.exchange import Exchange, parse_timestamp
@@ -49,7 +51,8 @@ _UNAUTHORIZED = "unauthorized"  # the generic code of a call without a token (D1
 _UNEXPECTED = "machine.unexpected-refusal"
 
 
-Check = Callable[[Call, list[Finding]], None]
+Check = Callable[[Call, list[Finding]], object]
+P = TypeVar("P")
 
 CHECKS: dict[str, tuple[Callable[[OperationSpec], bool], str]] = {
     "auth": (lambda op: op.auth == "required", "_auth"),
@@ -122,15 +125,14 @@ class Stepper:
         self.observations = Observations(spec, self.store, self.timers, self.terms, self.unseen)
         self._clock = Clock()
         self._touched: list[Entity] = []
-        names = per_spec("checks", spec, lambda: _check_names(spec))  # (planned once a spec)
-        bound: dict[tuple[str, ...], tuple[Check, ...]] = {}  # (a few distinct plans: each bound once)
-        for checks in names.values():
-            if checks not in bound:
-                bound[checks] = tuple(getattr(self, check) for check in checks)
-        self._plans: dict[str, tuple[Check, ...]] = {op_id: bound[checks] for op_id, checks in names.items()}
+        self._call: Call | None = None
         # Plans read only the spec and its shared tables: made once a spec (a sandbox makes a model a
         # context, and planning was most of the cost of making one).
         self._steps, self._observes = per_spec("plans", spec, self._plan) if shared else self._plan()
+        names = per_spec("checks", spec, lambda: _check_names(spec))  # (planned once a spec)
+        self._plans: dict[str, tuple[Check, ...]] = {
+            op.id: tuple(self._bound(check, op) for check in names[op.id]) for op in spec.operations
+        }
         self._schemas: SchemaChecker | None = None  # (likewise)
         self._refusals = spec.refusal_codes
 
@@ -142,6 +144,21 @@ class Stepper:
         steps = {op.id: tuple(self.lifecycle.plan(s) for s in op.steps) for op in ops}
         observes = {op.id: tuple(self.observations.plan(o) for o in op.observes) for op in ops}
         return steps, observes
+
+    def _bound(self, check: str, op: OperationSpec) -> Check:
+        """The check named ``check`` (a row of :data:`CHECKS`) for ``op``: bound to its plans, if it has any.
+
+        ``_lifecycle`` and ``_observe`` run the operation's compiled steps and observations, one
+        after the other: bound to them here, the stepper's own loop is not run for every exchange.
+        """
+        if check == "_lifecycle":
+            return _in_turn(self.lifecycle.step, self._steps[op.id], stop=True)
+        if check == "_observe":
+            return _in_turn(self.observations.observe, self._observes[op.id], stop=False)
+        if check in _DIRECT:  # (the component's own check: no method of ours between)
+            return _DIRECT[check](self)
+        method: Check = getattr(self, check)
+        return method
 
     # --------------------------------------------------------------- stepping
     def clock(self, ex: Exchange) -> Finding | None:
@@ -156,7 +173,11 @@ class Stepper:
         findings: list[Finding] = []
         if ex.status == 0:
             return findings
-        call = Call(ex, match.operation, match.params, request_broken)
+        call = self._call  # (one, filled anew for each exchange: no call outlives its step)
+        if call is None:
+            call = self._call = Call(ex, match.operation, match.params, request_broken)
+        else:
+            call.fill(ex, match.operation, match.params, request_broken)
         for check in self._plans[call.op.id]:
             check(call, findings)
         if not call.accepted and findings and self._refusals:
@@ -169,20 +190,18 @@ class Stepper:
         """Drop ``machine.unexpected-refusal`` where accepting would break a rule refused for (its code)."""
         if not any(f.rule_id == _UNEXPECTED for f in findings):
             return
-        breaches = self._breaches(call.op, call.ex, call.params, call.touched)
+        breaches = self._breaches(call.as_accepted())
         codes = {self._refusals[f.rule_id] for f in breaches}
         if call.ex.error_code in codes:
             findings[:] = [f for f in findings if f.rule_id != _UNEXPECTED]
 
-    def _breaches(
-        self, op: OperationSpec, ex: Exchange, params: Mapping[str, str], touched: Sequence[Entity]
-    ) -> list[Finding]:
-        """The findings accepting this call would draw that a server refuses it for (``refusal_codes``)."""
+    def _breaches(self, accepted: Call) -> list[Finding]:
+        """The findings accepting this call draws that a server refuses it for (``refusal_codes``)."""
         found: list[Finding] = []
-        if ex.token is not None and op.actors:
-            self.actors.breaches(op, ex.token, touched, found)
-        if op.payments:
-            found.extend(self.currencies.check(op, ex, params))
+        if accepted.op.actors:
+            self.actors.breaches(accepted, found)
+        if accepted.op.payments:
+            self.currencies.judge(accepted, found)
         return [f for f in found if f.rule_id in self._refusals]
 
     def _auth(self, call: Call, findings: list[Finding]) -> None:
@@ -202,12 +221,11 @@ class Stepper:
 
     def _observe(self, call: Call, findings: list[Finding]) -> None:
         for plan in self._observes[call.op.id]:
-            findings.extend(self.observations.observe(plan, call))
+            self.observations.observe(plan, call, findings)
 
     def _actors(self, call: Call, findings: list[Finding]) -> None:
         """``actor.wrong-role`` and ``actor.wrong-context`` findings of an accepted call with a token."""
-        if call.token is not None and call.accepted:
-            self.actors.breaches(call.op, call.token, call.touched, findings)
+        self.actors.breaches(call, findings)
 
     def _issue_token(self, call: Call, findings: list[Finding]) -> None:
         self.actors.issue(call.op, call.ex, call.params)
@@ -216,8 +234,7 @@ class Stepper:
         self.currencies.learn_from(call.op, call.ex, call.params)
 
     def _payments(self, call: Call, findings: list[Finding]) -> None:
-        if call.ex.accepted:
-            findings.extend(self.currencies.check(call.op, call.ex, call.params))
+        self.currencies.judge(call, findings)
 
     # ------------------------------------------------------------- the model
     @property
@@ -312,7 +329,9 @@ class Stepper:
             if leads.accepted is None:
                 break
         if self._refusals:  # accepting would break a rule a server refuses for: refused with its code
-            for f in self._breaches(op, ex, routed.params, touched):
+            asked = Call(ex, op, routed.params).as_accepted()
+            asked.touched = touched
+            for f in self._breaches(asked):
                 code = self._refusals[f.rule_id]
                 return Prediction(
                     op.id,
@@ -394,6 +413,28 @@ class Stepper:
     def _status_for(self, op: OperationSpec, code: str | None) -> int | None:
         """The HTTP status the docs give ``code`` for ``op`` (its own errors, then the generic ones)."""
         return None if code is None else self.spec.error_status(op, code)
+
+
+_DIRECT: dict[str, Callable[[Stepper], Check]] = {
+    "_actors": lambda stepper: stepper.actors.breaches,
+    "_payments": lambda stepper: stepper.currencies.judge,
+}
+"""Checks a component makes itself, bound straight to it (the Stepper's method of the same name calls it)."""
+
+
+def _in_turn(
+    run: Callable[[P, Call, list[Finding]], bool | None], plans: Sequence[P], *, stop: bool
+) -> Check:
+    """A check that runs ``run`` for each of ``plans`` in turn (``stop``: until one returns False)."""
+    if len(plans) == 1:
+        return partial(run, plans[0])  # (one plan, most operations: run without a loop of ours)
+
+    def each(call: Call, findings: list[Finding]) -> None:
+        for plan in plans:
+            if run(plan, call, findings) is False and stop:
+                break
+
+    return each
 
 
 def _words(spec: Spec) -> list[str]:

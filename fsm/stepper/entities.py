@@ -374,6 +374,40 @@ class EntityStore:
     entity is kept before it is forgotten (D27; None: kept for the whole run).
     """
 
+    __slots__ = (
+        "_codeless",
+        "_due",
+        "_due_keys",
+        "_final_states",
+        "_in_ram",
+        "_known",
+        "_last",
+        "_one_state",
+        "_recent",
+        "_resting",
+        "_retired",
+        "_standins",
+        "_statuses",
+        "_steps",
+        "_swept",
+        "_window",
+        "_zdict",
+        "_zdict_at",
+        "by_code",
+        "engines",
+        "entities",
+        "evicted",
+        "expired",
+        "finals",
+        "finished",
+        "finished_codes",
+        "max_live",
+        "now",
+        "retain",
+        "scope",
+        "spill",
+    )
+
     def __init__(
         self,
         machines: Mapping[str, MachineSpec],
@@ -388,6 +422,11 @@ class EntityStore:
         self.engines = engines
         self.scope = scope
         self.finals = {name: m.finals for name, m in machines.items()}
+        self._final_states = {name: frozenset((s,) for s in m.finals) for name, m in machines.items()}
+        attributes = (
+            t.timed_attribute for m in machines.values() for t in m.transitions if t.timed_attribute
+        )
+        self._due_keys = tuple(dict.fromkeys(f"{name}#t" for name in attributes))  # (due times: not kept)
         self.entities: dict[tuple[str, str], Entity] = {}
         self.by_code: dict[tuple[str, str], Entity] = {}
         timed = retain_finished is not None
@@ -407,6 +446,7 @@ class EntityStore:
         self._known: list[Known] = []
         self._in_ram = finished_in_ram
         self._codeless = 0  # live entities filed by code only
+        self._standins: dict[tuple[str, str], tuple[Entity, str | None]] = {}  # (see stand_in)
         self._recent: dict[int, Entity] = {}  # live entities touched in this window of exchanges, by id()
         self._resting: dict[int, Entity] = {}  # ... in the window before (both: until retired or forgotten)
         self._window = 0  # the first exchange of this window
@@ -430,6 +470,8 @@ class EntityStore:
             found = self.entities.get((kind, id))
             if found is not None:
                 return found if found.packed is None else _unpacked(found)
+            if self._standins and (kind, id) in self._standins:  # (named again in the same exchange)
+                return self._file(self._brought_back(kind, id))
             row = self.finished[kind].take(id)
             if row is not None:  # a retired entity named again: bring it back in its final state
                 back = self.adopt(kind, id, code, (row[0],))
@@ -469,9 +511,54 @@ class EntityStore:
                 return Entity(kind, None, code, (state,))
         return None
 
+    def stand_in(
+        self, kind: str, id: Any, code: Any, status: str, status_of: Mapping[str, str]
+    ) -> Entity | None:
+        """A retired entity a listing names again in ``status`` (its final state's): a stand-in; else None.
+
+        Named by an answer that records nothing of it (D17), such an entity changes nothing but how
+        often it was named: it is not brought back (what it keeps is neither read back nor written
+        again). The stand-in, in its final state and filed nowhere, is what the call touched;
+        :meth:`settle` retires it again as it was (:meth:`find` brings it back if the same exchange
+        names it again). None: the entity is live or never met, it has a code to learn, or its state
+        reports another status (:meth:`find` it).
+        """
+        if not isinstance(id, str) or isinstance(code, str):
+            return None
+        key = (kind, id)
+        if key in self.entities or key in self._standins:
+            return None
+        retired = self.finished[kind]
+        state = retired.get(id)
+        if state is None or status_of.get(state) != status:
+            return None
+        row = retired.take(id)
+        assert row is not None
+        e = Entity(kind, id, None, (row[0],))
+        e.seen = row[1]
+        self._standins[key] = (e, row[2])
+        return e
+
+    def _brought_back(self, kind: str, id: str) -> Entity:
+        """The stand-in of ``kind:id`` (:meth:`stand_in`) made the entity it stands for, not yet filed."""
+        e, kept = self._standins.pop((kind, id))
+        _restore(e, kept)
+        parent = e.parent
+        if parent is not None:  # (the listing linked it to its parent: its parent's child now)
+            if parent.children is None:
+                parent.children = []
+            parent.children.append(e)
+        return e
+
     def adopt(self, kind: str, id: Any, code: Any, states: tuple[str, ...]) -> Entity:
         """A new entity in ``states``, filed under its id and code (those that are strings)."""
-        e = Entity(kind, id if isinstance(id, str) else None, code if isinstance(code, str) else None, states)
+        return self._file(
+            Entity(kind, id if isinstance(id, str) else None, code if isinstance(code, str) else None, states)
+        )
+
+    def _file(self, e: Entity) -> Entity:
+        """File a new live entity under its id and code (those it has)."""
+        kind = e.kind
         if e.id:
             self.entities[(kind, e.id)] = e
         if e.code:
@@ -510,10 +597,10 @@ class EntityStore:
             self.now = now
             if self.retain is not None:
                 self.tick(now)
-        finals = self.finals
+        finals = self._final_states
         recent = self._recent
         for e in touched:
-            if len(e.states) == 1 and e.states[0] in finals[e.kind]:
+            if e.states in finals[e.kind]:
                 self.settle(e)
             else:
                 recent[id(e)] = e  # (as rests does)
@@ -553,11 +640,17 @@ class EntityStore:
 
     def settle(self, e: Entity) -> None:
         """Retire ``e`` once it is final: keep only its state, free everything else; else :meth:`pack` it."""
-        if len(e.states) != 1 or e.states[0] not in self.finals[e.kind]:
+        if e.states not in self._final_states[e.kind]:  # (one final state: retired)
             self.rests(e)
             return
         state = e.states[0]
-        kept = _kept(e)
+        if self._standins and e.id is not None:
+            standin = self._standins.get((e.kind, e.id))
+            if standin is not None and standin[0] is e:  # (retired again as it was: what it keeps too)
+                del self._standins[(e.kind, e.id)]
+                self._retire(self.finished[e.kind], e.id, state, e.seen, self.now, standin[1])
+                return
+        kept = _kept(e, self._due_keys)
         by_id, by_code = self._unfile(e)
         now = self.now
         if by_id and e.id is not None:
@@ -801,12 +894,15 @@ class EntityStore:
                 yield _unpacked(e)
 
 
-def _kept(e: Entity) -> str | None:
+def _kept(e: Entity, due: tuple[str, ...]) -> str | None:
     """What ``e`` keeps once retired, as JSON (None: nothing but its state, or nothing JSON holds).
 
-    The same text in RAM and on disk, so an entity brought back reads the same wherever it was.
+    Its attributes but their due times (``due``: where timed attributes keep them), in order. The
+    same text in RAM and on disk, so an entity brought back reads the same wherever it was.
     """
-    attrs = [[k, v] for k, v in e.attrs.items() if not k.endswith("#t")]
+    attrs = e.attrs.copy()
+    for key in due:
+        attrs.pop(key, None)
     if not attrs and not e.expired_by_clock:
         return None
     try:

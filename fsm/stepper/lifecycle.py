@@ -87,7 +87,7 @@ class StepPlan:
     read_status: Reader | None
     record: tuple[Term, ...]
     expect: tuple[Term, ...]
-    moves: Mapping[str, Move]  # state -> the move from it, where nothing else decides the outcomes
+    moves: Mapping[tuple[str, ...], Move]  # (state,) -> the move from it, where nothing else decides
     timed: bool  # the machine has timed transitions
     ticks_children: bool = False  # a guard reads the children's states: their clocks run first (D24)
 
@@ -131,11 +131,11 @@ class Lifecycle:
         guards = {
             g.guard for t in m.transitions_for(step.trigger) for g in (*t.refusing_guards, *t.warning_guards)
         }
-        moves: dict[str, Move] = {}
+        moves: dict[tuple[str, ...], Move] = {}  # (keyed by an entity's states: one state each)
         for state in m.state_names:
             fixed = self.predictor.fixed(m, state, step.trigger)
             if fixed is not None:
-                moves[state] = move(*fixed, self._roles, self._status_of[m.name])
+                moves[(state,)] = move(*fixed, self._roles, self._status_of[m.name])
         return StepPlan(
             step,
             m,
@@ -159,8 +159,10 @@ class Lifecycle:
         A call whose request breaks its schema (``call.broken``) is predicted refused, with any code (D26).
         """
         ex, params = call.ex, call.params
-        id_ = plan.read_id(ex, params, MISSING) if plan.read_id is not None else MISSING
-        code = plan.read_code(ex, params, MISSING) if plan.read_code is not None else MISSING
+        read = plan.read_id  # (a reader read into a local first: a call through a plan's field is slower)
+        id_ = read(ex, params, MISSING) if read is not None else MISSING
+        read = plan.read_code
+        code = read(ex, params, MISSING) if read is not None else MISSING
         if plan.creation is not None:
             return self._create(plan, plan.creation, call, id_, code, findings)
         m = plan.machine
@@ -174,7 +176,7 @@ class Lifecycle:
             self.timers.tick(e, m.name, ex.time)
         if plan.ticks_children:
             self._tick_children(e, ex.time)
-        mv = plan.moves.get(e.states[0]) if len(e.states) == 1 else None
+        mv = plan.moves.get(e.states)
         if mv is None:  # (several candidate states, or a guard decides: predicted now)
             accepts, refuses = self.predictor.outcomes(m, e, e.states, plan.step.trigger, ex.req_body)
             mv = move(accepts, refuses, self._roles, plan.status_of)
@@ -292,8 +294,9 @@ class Lifecycle:
             self.actors.bind(e, created.actor, call.token)
         if plan.record:
             self.terms.record(plan.record, e, ex, call.params)
-        if plan.read_status is not None:
-            self._status(plan, plan.read_status(ex, call.params, MISSING), e, findings)
+        read = plan.read_status
+        if read is not None:
+            self._status(plan, read(ex, call.params, MISSING), e, findings)
         self.store.remember(e, call.seen)
         return True
 

@@ -35,6 +35,8 @@ class ObservePlan:
     read_status: Reader
     record: tuple[Term, ...]
     expect: tuple[Term, ...]
+    status_of: dict[str, str]  # state -> the status the API reports in it
+    lists: bool  # records and expects nothing: a retired entity it lists may stay retired (stand_in)
 
 
 class Observations:
@@ -61,30 +63,40 @@ class Observations:
             reader(obs.status),
             self.terms.compile(obs.record),
             self.terms.compile(obs.expect),
+            self._status_of[obs.machine],
+            not obs.record and not obs.expect,
         )
 
-    def observe(self, plan: ObservePlan, call: Call) -> list[Finding]:
-        """Compare each entity the answer shows with the model; adopt those never met."""
-        acc: list[Finding] = []
+    def observe(self, plan: ObservePlan, call: Call, acc: list[Finding]) -> None:
+        """Compare each entity the answer shows with the model (findings added); adopt those never met."""
         ex, params, h, touched = call.ex, call.params, call.seen, call.touched
         if not ex.accepted:
-            return acc
+            return
         m = plan.machine
         obs = plan.obs
         parent = self._parent(obs, touched)
         if plan.read_each is not None:
             items = plan.read_each(ex, params, MISSING)
             if not isinstance(items, list):
-                return acc
+                return
             pairs: Iterator[tuple[int | None, Any]] = enumerate(items)
         else:
             pairs = iter([(None, MISSING)])
+        read_id, read_code, read_status = plan.read_id, plan.read_code, plan.read_status
         for n, item in pairs:
-            id_ = plan.read_id(ex, params, item)
-            code = plan.read_code(ex, params, item)
-            status = plan.read_status(ex, params, item)
+            id_ = read_id(ex, params, item)
+            code = read_code(ex, params, item)
+            status = read_status(ex, params, item)
             if not isinstance(status, str) or (id_ is MISSING and code is MISSING):
                 continue
+            if plan.lists:  # (a retired entity listed in its final status: named again, nothing more)
+                e = self.store.stand_in(m.name, id_, code, status, plan.status_of)
+                if e is not None:
+                    e.parent = parent  # (what linking it would do while it stands in: see stand_in)
+                    e.observed = status
+                    self.store.remember(e, h, own=parent is None)
+                    touched.append(e)
+                    continue
             base = "/response/body" + (f"{obs.each.key}/{n}" if obs.each is not None else "")
             e = self.store.find(m.name, id_, code)
             if e is None:
@@ -106,7 +118,6 @@ class Observations:
                 acc.extend(self.terms.expect(plan.expect, e, ex, params, item, base))
                 self.terms.learn(plan.expect, e, ex, params, item)
             touched.append(e)
-        return acc
 
     @staticmethod
     def _parent(obs: ObserveSpec, touched: list[Entity]) -> Entity | None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from fsm._shared import per_spec
 from fsm.exchange import Exchange
 from fsm.spec.model import OperationSpec, Ref, Spec
+from fsm.stepper.call import Call
 from fsm.stepper.refs import MISSING, Reader, reader
 from fsm.violation import Finding
 
@@ -23,6 +24,7 @@ class Currencies:
 
     def __init__(self, spec: Spec) -> None:
         self.fields = spec.payment_fields
+        self._keys = (self.fields.network, self.fields.currency, self.fields.address)
         planned = per_spec("currencies", spec, lambda: _planned(spec))
         currencies, addresses, self._payments, self._learns = planned
         self.currencies: dict[tuple[str, str], str] = dict(currencies)  # (a copy: a run learns more)
@@ -51,8 +53,16 @@ class Currencies:
     def check(self, op: OperationSpec, ex: Exchange, params: Mapping[str, str]) -> list[Finding]:
         """``network.mismatch`` or ``network.unknown-currency`` for each payment the request carries."""
         acc: list[Finding] = []
-        net_key, cur_key, addr_key = self.fields.network, self.fields.currency, self.fields.address
-        for ref, read in self._payments[op.id]:
+        self.judge(Call(ex, op, params).as_accepted(), acc)
+        return acc
+
+    def judge(self, call: Call, acc: list[Finding]) -> None:
+        """``payments``: :meth:`check` an accepted call (findings added); a refused one draws none."""
+        if not call.accepted:
+            return
+        ex, params = call.ex, call.params
+        net_key, cur_key, addr_key = self._keys
+        for ref, read in self._payments[call.op.id]:
             pay = read(ex, params, MISSING)
             if not isinstance(pay, dict):
                 continue
@@ -94,7 +104,6 @@ class Currencies:
                         actual={cur_key: symbol, net_key: network, addr_key: address},
                     )
                 )
-        return acc
 
 
 Planned = tuple[

@@ -76,31 +76,38 @@ def _param(key: str) -> Reader:
 
 
 def _response_member(name: str) -> Reader:
+    one = (name,)
+
     def read(ex: Exchange, params: Mapping[str, str], item: Any) -> Any:
-        return _member(ex.resp_body, ex.resp_has_body, name)
+        body = ex.resp_body  # (a member of an object, read here: no call of a helper per read)
+        if type(body) is dict and ex.resp_has_body:
+            return body.get(name, MISSING)
+        return get(body, one) if ex.resp_has_body else MISSING
 
     return read
 
 
 def _request_member(name: str) -> Reader:
+    one = (name,)
+
     def read(ex: Exchange, params: Mapping[str, str], item: Any) -> Any:
-        return _member(ex.req_body, ex.req_has_body, name)
+        body = ex.req_body
+        if type(body) is dict and ex.req_has_body:
+            return body.get(name, MISSING)
+        return get(body, one) if ex.req_has_body else MISSING
 
     return read
 
 
 def _item_member(name: str) -> Reader:
+    one = (name,)
+
     def read(ex: Exchange, params: Mapping[str, str], item: Any) -> Any:
-        return _member(item, item is not MISSING, name)
+        if type(item) is dict:  # (MISSING is no dict)
+            return item.get(name, MISSING)
+        return get(item, one) if item is not MISSING else MISSING
 
     return read
-
-
-def _member(doc: Any, present: bool, name: str) -> Any:
-    """Member ``name`` of ``doc`` (a body, or an item; ``present``: there is one), or MISSING."""
-    if type(doc) is dict and present:
-        return doc.get(name, MISSING)
-    return get(doc, (name,)) if present else MISSING
 
 
 def _response_pointer(tokens: tuple[str, ...]) -> Reader:
