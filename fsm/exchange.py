@@ -304,9 +304,12 @@ def _integral(value: Any) -> TypeGuard[float]:
 
 def _strings(headers: Any) -> bool:
     """True for an object whose names and values are all strings."""
-    return isinstance(headers, dict) and all(
-        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
-    )
+    if not isinstance(headers, dict):
+        return False
+    for k, v in headers.items():  # (a loop, not all() of a generator: on every live capture's path)
+        if not isinstance(k, str) or not isinstance(v, str):
+            return False
+    return True
 
 
 def _shape_problem(record: Any) -> tuple[str, str] | None:
