@@ -105,6 +105,21 @@ def test_an_input_with_nothing_readable_is_no_pass_in_any_format(tmp_path: Path)
     assert errored == [str(empty)]
 
 
+def test_an_input_that_cannot_be_opened_as_a_log_is_labelled_unreadable_not_jsonl(tmp_path: Path) -> None:
+    """A damaged zip or UTF-16 text is no JSONL file: text and JSON say "unreadable", the finding says why."""
+    damaged = tmp_path / "capture.zip"
+    damaged.write_bytes(b"PK\x03\x04\x14\x00cut short")
+    wide = tmp_path / "capture.jsonl"
+    wide.write_bytes('{"a": 1}\n'.encode("utf-16"))
+    report = validate_log([damaged, wide, REPO / "examples" / "session-two-payments.jsonl"])
+    text = render_text(report)
+    assert f"input: {damaged} (unreadable)\ninput: {wide} (unreadable)\ninput: " in text
+    assert "(jsonl, " in text  # the readable example keeps its format
+    doc = json.loads(render_json(report))
+    assert validator("report", fast=False).issues(doc) == []
+    assert [i["format"] for i in doc["inputs"]] == ["unreadable", "unreadable", "jsonl"]
+
+
 def test_a_clean_run_is_a_successful_sarif_execution(report: Report) -> None:
     """The broken example was read in full: its findings are results, the execution itself succeeded."""
     [invocation] = json.loads(render_sarif(report))["runs"][0]["invocations"]

@@ -24,7 +24,9 @@ class InputInfo(_Strict):
     """One input file."""
 
     file: str
-    format: Literal["jsonl", "har"]
+    format: Literal["jsonl", "har", "unreadable"] = Field(
+        description="unreadable: the input could not be opened as a log (a damaged archive, UTF-16 text)."
+    )
     records: int = Field(ge=0)
     judged: int = Field(
         ge=0,

@@ -55,7 +55,8 @@ __all__ = [
 
 RawItem = tuple[int | None, Any, str | None]
 """(line or entry; the parsed record, any JSON value, None when unreadable; why it is unreadable)."""
-Format = Literal["jsonl", "har"]
+Format = Literal["jsonl", "har", "unreadable"]
+"""``unreadable``: the input could not be opened as a log at all (its one record says why)."""
 
 _BOM = b"\xef\xbb\xbf"
 _WIDE = (  # byte order marks of wider encodings (Windows tools save "Unicode" text as UTF-16)
@@ -250,7 +251,7 @@ def _unreadable(
     """
     problem: Iterator[RawItem] = iter([(None, None, why)])
     closer = None if path == "-" or buffered is None else buffered.close
-    return InputFile(label, "jsonl", compressed, closer=closer), _closing(problem, buffered)
+    return InputFile(label, "unreadable", compressed, closer=closer), _closing(problem, buffered)
 
 
 def input_uri(path: str) -> str | None:

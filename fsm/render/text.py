@@ -81,7 +81,10 @@ def render_text(report: Report, max_per_rule: int = 50) -> str:
     """
     out: list[str] = []
     for i in report.inputs:
-        out.append(f"input: {i.label} ({i.format}, {i.records} records)")
+        if i.format == "unreadable":  # (its one record, the reason, is the finding below)
+            out.append(f"input: {i.label} (unreadable)")
+        else:
+            out.append(f"input: {i.label} ({i.format}, {i.records} records)")
     if any(v.related for v in report.violations):
         har = any(i.format == "har" for i in report.inputs)
         out.append(
