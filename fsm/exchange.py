@@ -306,7 +306,7 @@ def _strings(headers: Any) -> bool:
     """True for an object whose names and values are all strings."""
     if not isinstance(headers, dict):
         return False
-    for k, v in headers.items():  # (a loop, not all() of a generator: on every live capture's path)
+    for k, v in headers.items():  # noqa: SIM110 (a loop: 0.34 us, all() of a generator 0.55)
         if not isinstance(k, str) or not isinstance(v, str):
             return False
     return True
