@@ -27,7 +27,10 @@ server's CPU seconds (user + system, from /proc/PID/stat) and per request in mic
 figure least disturbed by other work on a shared machine), and the load generator's own CPU
 (seconds and per request); the load average before and after. Targets (issue 17): under 300 us of
 server CPU a request; 2,000 requests/s at 10 clients with p99 under 20 ms. ``--record`` makes the
-server record (JSONL) as it answers.
+server record (JSONL) as it answers. ``--compiled`` serves from the optional compiled (mypyc) build
+of this checkout, made once (and again when the sources change) in a virtual environment under
+``benchmarks/out/`` with the ``serve`` extra (a C compiler, about a minute); ``--python EXE`` serves
+from another environment's install. The first line says which build served.
 """
 
 from __future__ import annotations
@@ -509,6 +512,13 @@ def in_process(sessions: int) -> None:
     )
 
 
+def build_of(python: str) -> str:
+    """Which build of voucher-fsm ``python`` imports: compiled (mypyc) or pure Python."""
+    probe = "import fsm.pipeline as p; print(p.__file__)"
+    where = subprocess.run([python, "-P", "-c", probe], capture_output=True, text=True, check=True).stdout
+    return "pure Python" if where.strip().endswith(".py") else "compiled (mypyc)"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -534,12 +544,23 @@ def main() -> None:
     ap.add_argument(
         "--no-baseline", action="store_true", help="Skip the canned-answer app on the same uvicorn."
     )
+    ap.add_argument(
+        "--compiled",
+        action="store_true",
+        help="Serve from the compiled (mypyc) build.",
+    )
+    ap.add_argument("--python", metavar="EXE", help="Serve from this interpreter's install of voucher-fsm.")
     args = ap.parse_args()
+    if args.compiled:
+        from bench_validate import compiled_python
+
+        args.python = compiled_python("serve")
     has_wrk = shutil.which("wrk") is not None and not args.no_wrk
     revision = subprocess.run(
         ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     ).stdout.strip()
     print(f"revision {revision or '?'}, load average {load_average()} on {os.cpu_count()} cores")
+    print(f"the sandbox served by {args.python or sys.executable}: {build_of(args.python or sys.executable)}")
     if args.in_process:
         in_process(args.in_process)
     print(HEAD)
@@ -551,7 +572,7 @@ def main() -> None:
                 polls("baseline", url, pid, args, PREFIX + "/vouchers/vch_1", "t")
     with tempfile.TemporaryDirectory() as tmp:
         record = Path(tmp) / "bench.jsonl" if args.record else None
-        with running(seed=1, record=record) as server:
+        with running(seed=1, record=record, python=args.python) as server:
             if not args.no_flows:
                 flows("sandbox", server.url, server.pid, args)
             if has_wrk:

@@ -62,8 +62,11 @@ def make_log(path: Path, exchanges: int, seed: int) -> None:
     print(file=sys.stderr)
 
 
-def compiled_python() -> str:
-    """The interpreter of a venv holding the compiled build of this checkout (made if missing or stale)."""
+def compiled_python(extras: str = "") -> str:
+    """The interpreter of a venv holding the compiled build of this checkout (made if missing or stale).
+
+    ``extras``: the extras installed with it (``serve``: uvicorn, uvloop and httptools too).
+    """
     root = HERE.parent
     sources = [  # (not __pycache__: importing fsm from the checkout changes it)
         *sorted(
@@ -72,7 +75,7 @@ def compiled_python() -> str:
         root / "pyproject.toml",
     ]
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()
-    venv = HERE / "out" / "venv-compiled"
+    venv = HERE / "out" / ("venv-compiled" + (f"-{extras}" if extras else ""))
     python = venv / "bin" / "python"
     stamp = venv / "built-from"
     if python.exists() and stamp.exists() and stamp.read_text() == digest:
@@ -85,7 +88,7 @@ def compiled_python() -> str:
         src = Path(tmp) / "src"
         shutil.copytree(root, src, ignore=not_built_from(root))
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", str(src)],
+            [str(python), "-m", "pip", "install", "--quiet", str(src) + (f"[{extras}]" if extras else "")],
             check=True,
             env={**os.environ, "HATCH_BUILD_HOOK_ENABLE_MYPYC": "1"},
         )

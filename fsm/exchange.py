@@ -244,15 +244,29 @@ def parse_time(ex: Exchange) -> None:
         ex.time = parse_timestamp(ex.time_text)
 
 
+_parsed: tuple[str, float | None] = ("", None)  # the last time parsed (replaced whole: thread-safe)
+
+
 def parse_timestamp(text: str) -> float | None:
-    """POSIX seconds of an ISO 8601 time, or None; one without an offset is UTC (never the host's zone)."""
+    """POSIX seconds of an ISO 8601 time, or None; one without an offset is UTC (never the host's zone).
+
+    The last one is remembered: a request predicted, answered and fed (a sandbox, an enforcing
+    middleware) reads the same time several times.
+    """
+    global _parsed
+    last = _parsed
+    if text == last[0]:
+        return last[1]
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
+        _parsed = (text, None)
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    seconds = moment.timestamp()
+    _parsed = (text, seconds)
+    return seconds
 
 
 _OFFSET = re.compile(r"(?:[Zz]|[+-]\d\d(?::?\d\d(?::?\d\d(?:\.\d+)?)?)?)$")

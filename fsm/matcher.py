@@ -98,12 +98,18 @@ class Router:
             seg for op in spec.operations for seg in op.path.strip("/").split("/") if not seg.startswith("{")
         )
         self._shapes: dict[tuple[str, ...], tuple[_Node, tuple[tuple[int, str], ...]] | None] = {}
+        # the last request matched, (method, path, match): a sandbox or an enforcing middleware routes
+        # each request twice, itself and through Validator.predict (replaced whole: thread-safe)
+        self._last: tuple[str, str, Match] | None = None
 
     def route(self, method: str, path: str) -> Match | list[str] | None:
         """The match; or the methods allowed on a known path; or None for an unknown path.
 
         ``path`` is relative to the prefix.
         """
+        last = self._last
+        if last is not None and last[1] == path and last[0] == method:
+            return last[2]
         stripped = path.strip("/")
         segments = stripped.split("/") if stripped else [""]
         if "%" in stripped:
@@ -120,7 +126,9 @@ class Router:
         op = node.ops.get(method)
         if op is None:
             return sorted(node.ops)
-        return Match(op, {name: segments[i] for i, name in where})
+        match = Match(op, {name: segments[i] for i, name in where})
+        self._last = (method, path, match)
+        return match
 
     def _walk(
         self, node: _Node, segs: list[str], i: int, params: tuple[tuple[int, str], ...]

@@ -125,6 +125,57 @@ print(json.dumps({"stepper": fsm.stepper.__file__,
 """
 
 
+_SANDBOX = """
+import json, sys
+import fsm.sandbox.core
+from fsm.sandbox import FAULTS, Sandbox
+P = "/api/v1"
+PAY = {"network": "polygon", "currency": "EURC", "amount": "100", "wallet": {"address": "0x" + "2" * 40},
+       "currencyAddress": "0x73b3db5a96a4b9d9bcfc22b8f1b3d85a5e5b5e5b"}
+answers = []
+def call(sb, method, path, body=None, token=None, raw=None):
+    headers = {"authorization": "Bearer " + token} if token else {}
+    data = raw if raw is not None else json.dumps(body).encode() if body is not None else b""
+    answer = sb.handle(method, P + path, {}, headers, data)
+    answers.append(answer)
+    return answer[1] if isinstance(answer[1], dict) else {}
+def session(sb, n):
+    device = {"type": "mobile-device", "data": {"installationId": f"{n:040x}", "password": "p" * 40}}
+    payer = call(sb, "POST", "/auth/sign-in", device).get("authorization", {}).get("token")
+    opened = {"format": "alphanum", "payers": [{"address": "0x" + "1" * 40}]}
+    code = call(sb, "POST", "/vouchers/contexts/context-open", opened, payer).get("code")
+    resource = {"type": "resource", "data": {"resource": f"voucher::context::code::{code}"}}
+    payee = call(sb, "POST", "/auth/sign-in", resource).get("authorization", {}).get("token")
+    opens = {"code": code, "type": "SESSION_DEFAULT"}
+    sid = call(sb, "POST", "/vouchers/sessions/session-open", opens, payee).get("id")
+    call(sb, "POST", f"/vouchers/sessions/{sid}/session-join", {}, payer)
+    for _ in range(2):
+        vid = call(sb, "POST", f"/vouchers/sessions/{sid}/reserve-voucher", {}, payee).get("id")
+        for _ in range(2):
+            call(sb, "POST", f"/vouchers/{vid}/redeem-voucher", {"expectedPayment": PAY}, payee)
+        call(sb, "GET", f"/vouchers/{vid}", None, payer)
+        supplied = {"suppliedPayment": {**PAY, "currency": "USDC"}}
+        call(sb, "POST", f"/vouchers/{vid}/negotiate-voucher", supplied, payer)
+        call(sb, "POST", f"/vouchers/{vid}/resolve-voucher", {"receipts": [{"paymentId": "pay_1"}]}, payee)
+    call(sb, "POST", f"/vouchers/sessions/{sid}/session-close", {}, payee)
+    call(sb, "POST", f"/vouchers/sessions/{sid}/reserve-voucher", {}, payee)
+    call(sb, "GET", f"/vouchers/sessions/{sid}", None, payer)
+    call(sb, "POST", "/vouchers/contexts/context-open", {"format": 7}, payer)
+    call(sb, "POST", "/vouchers/contexts/context-open", raw=b"{not json")
+    call(sb, "GET", "/vouchers/vch_none", None, payer)
+    call(sb, "GET", "/nowhere")
+    convert = {"amount": "10", "sourceCurrency": "EURC", "targetCurrency": "USDC"}
+    call(sb, "POST", "/finance/convert-amount", convert)
+    call(sb, "GET", "/finance/currencies", None, payer)
+for faults in ((), tuple(FAULTS)):
+    sb = Sandbox(seed=3, faults=faults)
+    for n in range(3):
+        session(sb, n)
+    answers.append((sb.exchanges, sb.self_findings, sb.faults_state()))
+print(json.dumps({"core": fsm.sandbox.core.__file__, "answers": answers}))
+"""
+
+
 def _inputs(tmp_path: Path) -> list[str]:
     """The examples, every corpus trace, and a generated log with one of every mutation."""
     from fsm.generate import generate
@@ -174,6 +225,13 @@ def test_the_compiled_build_gives_the_same_reports_as_pure_python(
     assert runs["pure"]["stepper"].endswith(".py"), runs["pure"]["stepper"]
     assert len(runs["pure"]["reports"]) == len(inputs) > 40
     assert sum(len(r["violations"]) for r in runs["pure"]["reports"]) > 40  # the inputs do break rules
+    sandbox = {}  # the sandbox's answering (fsm/sandbox/core.py) is compiled too: the same answers
+    for name, exe in (("compiled", str(py)), ("pure", sys.executable)):
+        done = subprocess.run([exe, "-c", _SANDBOX], cwd=tmp_path, check=True, capture_output=True, text=True)
+        sandbox[name] = json.loads(done.stdout)
+    assert sandbox["compiled"]["core"].endswith(".so") and sandbox["pure"]["core"].endswith(".py")
+    assert len(sandbox["pure"]["answers"]) > 150
+    assert sandbox["compiled"]["answers"] == sandbox["pure"]["answers"]
     for path, compiled, pure, two in zip(
         inputs,
         runs["compiled"]["reports"],

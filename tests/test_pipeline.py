@@ -668,3 +668,20 @@ def test_outside_paths_are_remembered_up_to_a_bound_and_past_it_reported_each_ti
     ]
     # the bound is reached: new paths are reported every time, remembered ones still once
     assert [outside(n) for n in ("d", "d", "e", "a")] == [["route.outside-api"]] * 3 + [[]]
+
+
+def test_the_router_remembers_only_the_last_request_and_answers_each_by_its_own_method_and_path() -> None:
+    """Routing a request twice (a sandbox, then its prediction) gives one match; others get their own."""
+    from fsm.matcher import Match, Router
+    from fsm.spec import load_spec
+
+    router = Router(load_spec())
+    first = router.route("GET", "/vouchers/vch_1")
+    assert isinstance(first, Match) and first.params == {"voucherId": "vch_1"}
+    assert router.route("GET", "/vouchers/vch_1") is first
+    other = router.route("GET", "/vouchers/vch_2")
+    assert isinstance(other, Match) and other.params == {"voucherId": "vch_2"}
+    assert router.route("DELETE", "/vouchers/vch_2") == ["GET"]  # (a known path, another method)
+    redeem = router.route("POST", "/vouchers/vch_2/redeem-voucher")
+    assert isinstance(redeem, Match) and redeem.operation.id == "redeem-voucher"
+    assert router.route("POST", "/vouchers/vch_1") != redeem

@@ -636,3 +636,20 @@ def test_closed_standard_input_is_a_clear_error(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(sys, "stdin", None)
     with pytest.raises(LogFormatError, match="no standard input"):
         open_input("-")
+
+
+def test_parse_timestamp_remembers_only_the_last_time_and_never_answers_for_another() -> None:
+    """The one-entry memory of ``parse_timestamp`` gives each text its own seconds, bad ones None."""
+    from fsm.exchange import parse_timestamp
+
+    a, b = "2026-06-09T12:00:00.005Z", "2026-06-09T12:00:01+01:00"
+    for text, seconds in [
+        (a, 1781006400.005),
+        (a, 1781006400.005),
+        (b, 1781002801.0),
+        ("", None),
+        ("not a time", None),
+        (a, 1781006400.005),
+        ("2026-06-09T12:00:00", 1781006400.0),
+    ]:
+        assert parse_timestamp(text) == seconds, text

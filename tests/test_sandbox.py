@@ -531,3 +531,49 @@ def test_keep_secrets_records_the_tokens_as_they_were_and_warns(tmp_path: Path) 
         if proc.stderr is not None:
             proc.stderr.close()
     assert first.startswith("warning:") and "in the clear (--keep-secrets)" in first
+
+
+def test_the_sandbox_clock_writes_times_as_isoformat_does_and_refuses_to_leave_year_9999() -> None:
+    """Times are written once a second plus milliseconds (not ``isoformat``): the same text, always."""
+    from datetime import UTC, datetime, timedelta
+
+    from fsm.sandbox.core import SandboxClock, _iso, _iso_us
+
+    start = datetime(2026, 6, 9, 23, 59, 58, 999_999, tzinfo=UTC)
+    for step in range(0, 3_000_000, 4_321):  # across seconds, a minute, an hour and a day
+        t = start + timedelta(microseconds=step)
+        assert _iso(t) == t.isoformat(timespec="milliseconds")[:23] + "Z"
+    assert _iso_us(0) == "1970-01-01T00:00:00.000Z"
+    clock = SandboxClock()
+    before = clock.peek()
+    with pytest.raises(OverflowError):
+        clock.advance(1e12)  # (past year 9999: refused, the clock unmoved)
+    assert clock.peek() == before
+    assert clock.stamp()[1] == _iso(before + timedelta(milliseconds=5))
+
+
+def test_without_httptools_and_uvloop_uvicorns_pure_python_parts_serve_the_same_flows(tmp_path: Path) -> None:
+    """The ``serve`` extra's speed-ups are optional: uvicorn falls back to h11 and asyncio, same answers."""
+    from fsm.sandbox.serve import _wait
+
+    record = tmp_path / "pure.jsonl"
+    port = free_port()
+    blocked = "sys.modules['httptools'] = sys.modules['uvloop'] = None"  # (importing them fails)
+    code = f"import sys; {blocked}; from fsm.cli import main; main()"
+    args = [sys.executable, "-c", code, "serve", "--port", str(port), "--seed", "5", "--record", str(record)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(proc, url, 30)
+        with httpx.Client(base_url=url, timeout=10) as client:
+            flow = two_payments(client)
+            assert client.get("/_sandbox/").json()["exchanges"] > 10
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+        assert proc.stderr is not None
+        err = proc.stderr.read().decode()
+        proc.stderr.close()
+    assert "Traceback" not in err and "httptools" not in err
+    assert problems(record) == []
+    assert flow["payer"].token not in record.read_text()

@@ -27,7 +27,9 @@ Send = Callable[[Message], Awaitable[None]]
 ADMIN = "/_sandbox"
 _MOST_BODY = 1 << 20  # bytes: a larger request body is refused
 _KEPT_HEADERS = ("authorization", "content-type")  # the request headers an exchange record keeps
-_READ = frozenset({b"authorization", b"content-type", b"origin", b"access-control-request-method"})
+_READ = {  # the request headers the sandbox reads, by their names as uvicorn gives them (lower case)
+    k.encode(): k for k in ("authorization", "content-type", "origin", "access-control-request-method")
+}
 _CORS_METHODS = b"GET, POST, OPTIONS"
 _CORS_HEADERS = b"authorization, content-type"
 _JSON = (b"content-type", b"application/json")
@@ -47,10 +49,11 @@ class SandboxApp:
             return
         if kind != "http":
             return
-        headers = {}  # only the headers the sandbox reads (uvicorn gives their names in lower case)
+        headers = {}  # only the headers the sandbox reads
         for k, v in scope["headers"]:
-            if k in _READ:
-                headers[k.decode()] = v.decode("latin-1")
+            name = _READ.get(k)
+            if name is not None:
+                headers[name] = v.decode("latin-1")
         origin = headers.get("origin")
         method = scope["method"]
         path = scope["path"]
@@ -82,7 +85,8 @@ class SandboxApp:
             )
         body = out if isinstance(out, bytes) else orjson.dumps(out) if out is not None else b""
         head = _cors(origin) if origin else []  # (a browser sends Origin; other clients need no CORS)
-        head += [(k.encode(), v.encode()) for k, v in extra.items()]
+        if extra:
+            head += [(k.encode(), v.encode()) for k, v in extra.items()]
         await _send(send, status, body, head, ctype=ctype)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -199,8 +203,18 @@ def _cors(origin: str) -> list[tuple[bytes, bytes]]:
 
 
 async def _body(receive: Receive) -> tuple[bytes, bool]:
-    chunks: list[bytes] = []
-    size = 0
+    message = await receive()
+    if message["type"] != "http.request":
+        return b"", False
+    chunk = message.get("body", b"")
+    if not message.get("more_body", False):  # (the whole body in one message: most requests)
+        return (chunk, False) if len(chunk) <= _MOST_BODY else (b"", True)
+    return await _more_body(receive, chunk)
+
+
+async def _more_body(receive: Receive, first: bytes) -> tuple[bytes, bool]:
+    chunks: list[bytes] = [first] if len(first) <= _MOST_BODY else []
+    size = len(first)
     while True:
         message = await receive()
         if message["type"] != "http.request":

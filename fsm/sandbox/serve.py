@@ -45,13 +45,17 @@ def running(
     keep_secrets: bool = False,
     timeout: float = 30.0,
     host: str = "127.0.0.1",
+    python: str | None = None,
 ) -> Iterator[RunningSandbox]:
     """Serve a sandbox on a free port of ``host`` until the block ends; stopped by its process id.
 
-    Raises ``RuntimeError`` when it does not answer within ``timeout`` seconds.
+    ``python``: the interpreter that serves it (default: this one), e.g. a virtual environment's
+    with the compiled build; its own install of voucher-fsm is used, never one in the working
+    directory. Raises ``RuntimeError`` when it does not answer within ``timeout`` seconds.
     """
     port = free_port(host)
-    args = [sys.executable, "-m", "fsm", "serve", "--host", host, "--port", str(port), "--seed", str(seed)]
+    exe = [sys.executable] if python is None else [python, "-P"]  # (-P: nothing from the working dir)
+    args = [*exe, "-m", "fsm", "serve", "--host", host, "--port", str(port), "--seed", str(seed)]
     if record is not None:
         args += ["--record", str(record)]
     for name in faults:
