@@ -4,8 +4,10 @@
 
 1. In process (``pure``): a fixed request mix (``fsm.generate`` flows, their answers' times moved to
    now) goes through ``ASGIMiddleware`` (observe, then enforce) and ``WSGIMiddleware`` (observe)
-   around an app that answers each request with its recorded response. The middleware's own time per
-   exchange is the whole call less the time spent inside the app (measured by the app itself), wall
+   around an app that answers each request with its recorded response, its messages made beforehand:
+   the app and the server's stand-ins do nothing but hand them over, so the whole call is the
+   middleware's own time per exchange (its ``receive``/``send``/``wsgi.input``/``start_response``
+   wrappers included; the app's own share is well under a microsecond), wall
    time (``perf_counter_ns``) and CPU time (``thread_time_ns``) side by side; median and p99 in
    microseconds. The ASGI app is driven without an event loop (nothing in it awaits I/O), so the
    figure is the middleware's and the validator's, not asyncio's. Target (pure build): median under
@@ -14,8 +16,12 @@
 2. End to end (``--requests N``; 0 skips it): uvicorn serves the same replaying app, once bare and once
    in ``ASGIMiddleware`` (observe), with a handler that burns about 1 ms of CPU, and once more each
    with no handler cost ("bare app" figures); a client process sends the request mix (each request
-   once) over 4 keep-alive connections, with a raw HTTP/1.1 client so that the server is what is
-   measured, after 400 requests of other flows that warm the server up. Throughput is requests per
+   once, each answered with its own recorded answer) over 4 keep-alive connections, whole flows at a
+   time so that every flow reaches the server in its order (as in process: the mix causes no
+   findings, and the monitor's counts are printed to show it), with a raw HTTP/1.1 client so that
+   the server is what is measured, after 400 requests of other flows that warm the server up. The
+   log's times start when each server starts, so no voucher has expired by the wall clock the
+   monitor stamps exchanges with. Throughput is requests per
    second of wall time, beside the server's CPU time per request (user + system, from /proc,
    steadier than throughput on a shared machine); the four servers run in one invocation, one after
    the other. Target: under 5% drop with the 1 ms handler.
@@ -59,31 +65,25 @@ def in_process(records: list[dict[str, Any]], mode: str, kind: str) -> dict[str,
     """Per-exchange cost of the middleware alone (µs), wall and CPU, median and p99."""
     from fsm.middleware import ASGIMiddleware, WSGIMiddleware
 
-    answers = [(r["response"]["status"], json.dumps(r["response"].get("body")).encode()) for r in records]
-    inside = [0, 0]  # wall, cpu spent in the app for the current call
+    starts, bodies, wsgi_answers = [], [], []
+    for r in records:  # (made beforehand: the app only hands over what it is given)
+        status, body = r["response"]["status"], json.dumps(r["response"].get("body")).encode()
+        headers = [(b"content-type", b"application/json")]
+        starts.append({"type": "http.response.start", "status": status, "headers": headers})
+        bodies.append({"type": "http.response.body", "body": body})
+        wsgi_answers.append((f"{status} X", [("Content-Type", "application/json")], [body]))
     current = [0]
 
     async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
-        w, c = time.perf_counter_ns(), time.thread_time_ns()
         await receive()
-        status, body = answers[current[0]]
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-        inside[0], inside[1] = time.perf_counter_ns() - w, time.thread_time_ns() - c
+        await send(starts[current[0]])
+        await send(bodies[current[0]])
 
     def wsgi_app(environ: Any, start_response: Any) -> list[bytes]:
-        w, c = time.perf_counter_ns(), time.thread_time_ns()
         environ["wsgi.input"].read()
-        status, body = answers[current[0]]
-        start_response(f"{status} X", [("Content-Type", "application/json")])
-        inside[0], inside[1] = time.perf_counter_ns() - w, time.thread_time_ns() - c
-        return [body]
+        status, headers, body = wsgi_answers[current[0]]
+        start_response(status, headers)
+        return body
 
     import io
 
@@ -123,8 +123,8 @@ def in_process(records: list[dict[str, Any]], mode: str, kind: str) -> dict[str,
                 pass
             result.close()
             w, c = time.perf_counter_ns() - w, time.thread_time_ns() - c
-        wall.append((w - inside[0]) / 1000)
-        cpu.append((c - inside[1]) / 1000)
+        wall.append(w / 1000)
+        cpu.append(c / 1000)
     stats = mw.monitor.stats()
     assert stats["internal_errors"] == 0, stats
     assert stats["exchanges"] == len(records), stats
@@ -150,8 +150,23 @@ def feed_alone(records: list[dict[str, Any]]) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- end to end
-def serve_app(port: int, middleware: bool, handler_ms: float, log: str) -> None:
-    """Run one uvicorn server (in a child process)."""
+WARM = 400  # warm-up requests (other flows) before the timed ones: schemas compile, caches fill
+
+
+def flows_of(records: list[dict[str, Any]]) -> list[list[int]]:
+    """The indexes of ``records`` cut into whole flows (each ends with its context's close)."""
+    flows: list[list[int]] = [[]]
+    for n, r in enumerate(records):
+        flows[-1].append(n)
+        if r["request"]["path"].endswith("/context-close"):
+            flows.append([])
+    return [f for f in flows if f]
+
+
+def serve_app(port: int, middleware: bool, handler_ms: float, log: str, told: str) -> None:
+    """Run one uvicorn server (in a child process); on SIGTERM, write its monitor's counts to ``told``."""
+    import signal
+
     import uvicorn
 
     records = [json.loads(line) for line in Path(log).read_text().splitlines()]
@@ -177,14 +192,25 @@ def serve_app(port: int, middleware: bool, handler_ms: float, log: str) -> None:
         from fsm.middleware import ASGIMiddleware
 
         served = ASGIMiddleware(app)
+
+    def stop(*_: Any) -> None:  # (uvicorn re-raises the SIGTERM it caught once it has shut down)
+        mon = served.monitor if middleware else None
+        out = {"stats": mon.stats(), "by_rule": dict(mon.snapshot().by_rule)} if mon is not None else {}
+        Path(told).write_text(json.dumps(out))
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     uvicorn.run(served, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def load(url: str, log: str, requests: int) -> None:
-    """Send the request mix (cycled, in order) over 4 keep-alive connections; print requests per second.
+def load(url: str, log: str, first: int, count: int) -> None:
+    """Send the log's records ``first`` to ``first + count`` over 4 keep-alive connections; print req/s.
 
-    A raw HTTP/1.1 client (prepared request bytes, answers read by Content-Length): an ordinary
-    client library costs more per request than the server measured, and would be the bottleneck.
+    Whole flows at a time: a connection takes the next flow and sends its calls in order, each after
+    the answer to the one before, so the server sees every flow in its order, as a service's clients
+    would make its calls (flows of different connections interleave). A raw HTTP/1.1 client (prepared
+    request bytes, answers read by Content-Length): an ordinary client library costs more per
+    request than the server measured, and would be the bottleneck.
     """
     import threading
 
@@ -201,29 +227,30 @@ def load(url: str, log: str, requests: int) -> None:
             if k.lower() not in ("host", "content-length", "connection", "transfer-encoding")
         )
         prepared.append((head + f"content-length: {len(body)}\r\n\r\n").encode() + body)
+    flows = [[first + n for n in f] for f in flows_of(records[first : first + count])]
+    flows.reverse()  # (popped from the end: the first flow first)
     lock = threading.Lock()
-    sent = [0]
 
     def worker() -> None:
         with socket.create_connection((host, int(port))) as s:
             reader = s.makefile("rb")
             while True:
                 with lock:
-                    n = sent[0]
-                    if n >= requests:
+                    if not flows:
                         return
-                    sent[0] += 1
-                s.sendall(prepared[n % len(prepared)])
-                length = 0
-                status = reader.readline().split(b" ", 2)
-                if len(status) < 2 or (status[1] == b"400" and b"Invalid" in status[-1]):
-                    raise SystemExit(f"the server did not answer request {n} as HTTP: {status!r}")
-                while (line := reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = line.partition(b":")
-                    if name.strip().lower() == b"content-length":
-                        length = int(value)
-                if len(reader.read(length)) != length:
-                    raise SystemExit(f"the server closed the connection during request {n}")
+                    flow = flows.pop()
+                for n in flow:
+                    s.sendall(prepared[n])
+                    length = 0
+                    status = reader.readline().split(b" ", 2)
+                    if len(status) < 2 or (status[1] == b"400" and b"Invalid" in status[-1]):
+                        raise SystemExit(f"the server did not answer request {n} as HTTP: {status!r}")
+                    while (line := reader.readline()) not in (b"\r\n", b""):
+                        name, _, value = line.partition(b":")
+                        if name.strip().lower() == b"content-length":
+                            length = int(value)
+                    if len(reader.read(length)) != length:
+                        raise SystemExit(f"the server closed the connection during request {n}")
 
     failures: list[BaseException] = []
 
@@ -241,7 +268,7 @@ def load(url: str, log: str, requests: int) -> None:
         t.join()
     if failures:
         raise SystemExit(f"load failed: {failures[0]!r}")
-    print(json.dumps({"rps": requests / (time.perf_counter() - start)}))
+    print(json.dumps({"rps": count / (time.perf_counter() - start)}))
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -256,11 +283,21 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def end_to_end(log: Path, requests: int, handler_ms: float, middleware: bool) -> dict[str, float]:
+def end_to_end(tmp: Path, requests: int, handler_ms: float, middleware: bool) -> dict[str, Any]:
+    """One server, warmed up, then timed over the mix: req/s, its CPU per request, its monitor's counts.
+
+    The log (warm-up flows, then the mix) is made now, its times starting now, so that no voucher
+    in it has expired by the wall clock the monitor stamps exchanges with; the server answers each
+    request, warm-up and timed alike, with that request's own recorded answer.
+    """
+    log, told = tmp / "log.jsonl", tmp / "told.json"
+    records = request_mix(WARM, seed=2) + request_mix(requests)
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    told.unlink(missing_ok=True)
     port = _port()
     me = [sys.executable, str(Path(__file__).resolve())]
     server = subprocess.Popen(
-        [*me, "--serve", str(port), str(int(middleware)), str(handler_ms), str(log)], cwd=REPO
+        [*me, "--serve", str(port), str(int(middleware)), str(handler_ms), str(log), str(told)], cwd=REPO
     )
     try:
         import httpx
@@ -274,20 +311,21 @@ def end_to_end(log: Path, requests: int, handler_ms: float, middleware: bool) ->
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError("the server did not start") from None
                 time.sleep(0.1)
-        warm = log.with_name("warm.jsonl")  # other flows first: schemas compile and caches fill on first use
-        subprocess.run([*me, "--load", f"http://127.0.0.1:{port}", str(warm), "400"], check=True)
+        url = f"http://127.0.0.1:{port}"
+        subprocess.run([*me, "--load", url, str(log), "0", str(WARM)], check=True)
         cpu = _cpu_seconds(server.pid)
         out = subprocess.run(
-            [*me, "--load", f"http://127.0.0.1:{port}", str(log), str(requests)],
+            [*me, "--load", url, str(log), str(WARM), str(requests)],
             capture_output=True,
             text=True,
             check=True,
         )
         used = _cpu_seconds(server.pid) - cpu
-        return {"rps": json.loads(out.stdout)["rps"], "cpu_us": used / requests * 1e6}
     finally:
         os.kill(server.pid, 15)
         server.wait(10)
+    counts = json.loads(told.read_text()) if told.exists() else {}
+    return {"rps": json.loads(out.stdout)["rps"], "cpu_us": used / requests * 1e6, **counts}
 
 
 def soak(exchanges: int, every: int = 100_000, retain: float | None = -1.0) -> None:
@@ -349,15 +387,15 @@ def main() -> None:
         default="default",
         help="the soak's retention time in seconds of wall clock ('none': keep all; default: the monitor's)",
     )
-    p.add_argument("--serve", nargs=4, help=argparse.SUPPRESS)
-    p.add_argument("--load", nargs=3, help=argparse.SUPPRESS)
+    p.add_argument("--serve", nargs=5, help=argparse.SUPPRESS)
+    p.add_argument("--load", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve:
-        port, middleware, handler_ms, log = args.serve
-        serve_app(int(port), middleware == "1", float(handler_ms), log)
+        port, middleware, handler_ms, log, told = args.serve
+        serve_app(int(port), middleware == "1", float(handler_ms), log, told)
         return
     if args.load:
-        load(args.load[0], args.load[1], int(args.load[2]))
+        load(args.load[0], args.load[1], int(args.load[2]), int(args.load[3]))
         return
     if args.soak:
         retain = {"default": -1.0, "none": None}[args.retain] if args.retain in ("default", "none") else None
@@ -391,20 +429,25 @@ def main() -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        log = Path(tmp) / "mix.jsonl"
-        (Path(tmp) / "warm.jsonl").write_text("".join(json.dumps(r) + "\n" for r in request_mix(400, seed=2)))
-        mix = records if len(records) >= args.requests else request_mix(args.requests)
-        log.write_text("".join(json.dumps(r) + "\n" for r in mix[: args.requests]))  # (each sent once)
-        print(f"\nend to end under uvicorn: {args.requests} requests per server, 4 client connections")
+        print(
+            f"\nend to end under uvicorn: {args.requests} requests per server (after {WARM} of other flows), "
+            "whole flows over 4 client connections"
+        )
         for handler_ms in (1.0, 0.0):
-            bare = end_to_end(log, args.requests, handler_ms, False)
-            with_mw = end_to_end(log, args.requests, handler_ms, True)
+            bare = end_to_end(Path(tmp), args.requests, handler_ms, False)
+            with_mw = end_to_end(Path(tmp), args.requests, handler_ms, True)
             drop = 100 * (1 - with_mw["rps"] / bare["rps"])
             what = "handler ~1 ms CPU" if handler_ms else "bare app (no handler cost)"
             print(
                 f"{what:28} without {bare['rps']:6.0f} req/s ({bare['cpu_us']:5.0f} µs CPU/req)   "
                 f"with observe {with_mw['rps']:6.0f} req/s ({with_mw['cpu_us']:5.0f} µs CPU/req)   "
                 f"drop {drop:5.1f}%"
+            )
+            stats = with_mw.get("stats", {})
+            print(
+                f"{'':28} (the middleware's monitor: {stats.get('exchanges', '?')} exchanges, "
+                f"{stats.get('findings', '?')} findings {with_mw.get('by_rule', {})}, "
+                f"{stats.get('internal_errors', '?')} internal errors)"
             )
 
 

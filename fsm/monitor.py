@@ -28,6 +28,7 @@ import orjson
 
 from fsm.config import Config, load_config
 from fsm.errors import UsageError
+from fsm.exchange import NO_BODY, Parts
 from fsm.pipeline import Validator
 from fsm.stepper import Prediction
 from fsm.violation import Severity, Violation
@@ -112,40 +113,38 @@ class Captured:
         self.enforced = True
 
     def record(self) -> dict[str, Any]:
-        """The exchange record (docs/log-format.md), its path as the service saw it (D25).
+        """The exchange record (docs/log-format.md), its path as the service saw it (D25)."""
+        return self.parts(self.time).record()
+
+    def parts(self, time_text: str, time: float | None = None) -> Parts:
+        """The exchange as the validator takes it, typed (``Validator.feed`` judges it as :meth:`record`).
 
         Its headers are the captured dicts themselves (read, never changed, by the validator and
-        the exchange log): one copy fewer per exchange.
+        the exchange log): one copy fewer per exchange. A body that is not JSON is its text; one
+        passed on but not kept (None) is said to be so, and the validator says it is not checked.
         """
         headers, resp_headers = self.headers, self.resp_headers
-        request: dict[str, Any] = {
-            "method": self.method,
-            "path": self.path,
-            "headers": headers if type(headers) is dict else dict(headers),
-        }
-        response: dict[str, Any] = {
-            "status": self.status,
-            "headers": resp_headers if type(resp_headers) is dict else dict(resp_headers),
-        }
-        body = self.body
-        if body:
-            _add_body(request, body)
-        elif body is None:  # passed on, not kept: the validator says it is not checked
-            request["bodyNotKept"] = True
-        body = self.resp_body
-        if body:
-            _add_body(response, body)
-        elif body is None:
-            response["bodyNotKept"] = True
-        return {"time": self.time, "request": request, "response": response}
+        return Parts(
+            self.method,
+            self.path,
+            headers if type(headers) is dict else dict(headers),
+            self.status,
+            resp_headers if type(resp_headers) is dict else dict(resp_headers),
+            time_text,
+            time,
+            *_read(self.body),
+            *_read(self.resp_body),
+        )
 
 
-def _add_body(half: dict[str, Any], body: bytes) -> None:
-    """``body`` as the record holds it: parsed JSON, or its text when it is not JSON."""
+def _read(body: bytes | None) -> tuple[Any, str | None, bool]:
+    """A captured body as :class:`Parts` holds it: (parsed JSON, its text if not JSON, not kept)."""
+    if not body:
+        return NO_BODY, None, body is None
     try:
-        half["body"] = orjson.loads(body)
+        return orjson.loads(body), None, False
     except orjson.JSONDecodeError:
-        half["bodyText"] = body.decode("utf-8", "replace")
+        return NO_BODY, body.decode("utf-8", "replace"), False
 
 
 def decode_body(body: bytes | None) -> Any:
@@ -159,18 +158,27 @@ def decode_body(body: bytes | None) -> Any:
 
 
 def now_iso() -> str:
-    """The current time as an exchange record writes it (UTC, milliseconds: ``2026-06-09T12:00:01.250Z``)."""
-    global _second
+    """The current time as an exchange record writes it (UTC, milliseconds: ``2026-06-09T12:00:01.250Z``).
+
+    It also leaves the text and its POSIX seconds in ``_stamped`` (the seconds exactly what
+    :func:`fsm.exchange.parse_timestamp` reads from the text: the same sum of whole microseconds),
+    so that the monitor hands the validator the time it stamped, unparsed.
+    """
+    global _second, _stamped
     now = time.time()
     whole = int(now)
     second, prefix = _second
     if whole != second:  # (formatted once a second; a tuple is replaced whole, so threads see one)
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
         _second = (whole, prefix)
-    return f"{prefix}.{int((now - whole) * 1000):03d}Z"
+    millis = int((now - whole) * 1000)
+    text = f"{prefix}.{millis:03d}Z"
+    _stamped = (text, (whole * 1_000_000 + millis * 1000) / 1_000_000)
+    return text
 
 
 _second: tuple[int, str] = (-1, "")
+_stamped: tuple[str, float] = ("", 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,15 +366,19 @@ class Monitor:
             with self._lock:
                 self._stats["skipped"] += 1
             return []
-        record = captured.record()
-        unkept = (captured.body is None) + (captured.resp_body is None)
+        parts = captured.parts("")
+        unkept = parts.req_unkept + parts.resp_unkept
         with self._lock:
             # stamped when fed: exchanges that ran at once finish in another order than they began,
             # and the validator judges in the order fed (D19), so their times must not go backwards
-            record["time"] = now_iso()
-            for write in self._on_record:
-                write(record)
-            found = self.validator.feed(record, source="<monitor>")
+            parts.time_text = stamp = now_iso()
+            last = _stamped  # (its seconds, unless another thread stamped since: then parsed)
+            parts.time = last[1] if last[0] is stamp else None
+            if self._on_record:
+                record = parts.record()
+                for write in self._on_record:
+                    write(record)
+            found = self.validator.feed(parts, source="<monitor>")
             self._fed += 1
             if unkept:
                 self._stats["bodies_not_checked"] += unkept

@@ -19,7 +19,7 @@ from fsm import worker
 from fsm._collector import fewer_collections
 from fsm.config import Config
 from fsm.errors import UsageError
-from fsm.exchange import Exchange, build_exchange, has_no_offset, request_exchange
+from fsm.exchange import Exchange, Parts, build_exchange, has_no_offset, request_exchange
 from fsm.machines import engines_for
 from fsm.matcher import Match, Matcher, Router, Transport
 from fsm.readers import input_uri, open_input, printable
@@ -178,8 +178,9 @@ class Validator:
     def feed(
         self, record: Mapping[str, Any] | Any, *, source: str = "<api>", line: int | None = None
     ) -> list[Violation]:
-        """Judge one exchange record (a dict, or a :class:`fsm.models.ExchangeRecord`).
+        """Judge one exchange record (a dict, an ExchangeRecord, or a live capture's Parts).
 
+        A :class:`fsm.exchange.Parts` is judged as the record it is (:meth:`fsm.exchange.Parts.record`).
         ``source`` and ``line`` locate it in the report (``source:line``); a source with control
         characters or lone surrogates is shown escaped, as file names are. ``line`` is a whole
         number from 1 to 2**53 (what every report format carries exactly); anything else is a
@@ -189,7 +190,7 @@ class Validator:
             raise UsageError(
                 f"feed(line=...) must be a whole number from 1 to 2**53, not {type(line).__name__}"
             )
-        if type(record) is not dict and hasattr(record, "model_dump"):  # (a dict: no failed lookup)
+        if type(record) is not dict and type(record) is not Parts and hasattr(record, "model_dump"):
             record = record.model_dump(mode="json", by_alias=True, exclude_none=True)
         if source != self._source[0]:  # (the same source, fed record after record: made printable once)
             self._source = (source, printable(source))
@@ -335,7 +336,10 @@ class Validator:
     def _front_stages(
         self, position: int | None, record: Any, file: str, is_entry: bool, parse_time: bool
     ) -> worker.Prepared:
-        built = build_exchange(record, self._index, file, position, is_entry, parse_time=parse_time)
+        if type(record) is Parts:  # (a live capture's, typed already: no dict to build and check)
+            built = record.exchange(self._index, file, position, is_entry, parse_time=parse_time)
+        else:
+            built = build_exchange(record, self._index, file, position, is_entry, parse_time=parse_time)
         if isinstance(built, Finding):
             return position, built, None, []
         self._index += 1
@@ -731,6 +735,8 @@ def _forgotten(store: EntityStore) -> Finding:
 
 def _not_kept(record: Any) -> tuple[str, ...]:
     """The sides whose body the record says the capture did not keep (``bodyNotKept: true``)."""
+    if type(record) is Parts:
+        return record.unkept
     if type(record) is not dict and not isinstance(record, Mapping):  # (a dict: no ABC check)
         return ()
     out: tuple[str, ...] = ()

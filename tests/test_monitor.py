@@ -465,6 +465,59 @@ def test_a_monitor_forgets_finished_entities_on_disk_after_its_retention_and_its
     assert info.actual == store.expired > 1000 and "retention time of 600 s" in info.message
 
 
+def _odd_captures() -> list[Captured]:
+    """Captures that do not plainly fit the record shape, or whose bodies and headers are unusual."""
+    t = "2026-06-09T12:00:00.000Z"
+    pay = "/api/v1/vouchers/vch_1/redeem-voucher"
+    odd = [
+        Captured("POST", pay, {"Content-Type": "application/json"}, t, b"not json"),
+        Captured("post", pay, {"host": "API.Example:443", "authorization": "Bearer x"}, t, b"null"),
+        Captured("POST", pay + "?a=1&b=", {":authority": "h"}, t, None),
+        Captured("GET", "https://api.example/api/v1/vouchers/vch_1", {}, t, b""),
+        Captured("", pay, {}, t),
+        Captured("POST", pay, {"x": 1}, t),  # type: ignore[dict-item]
+        Captured("POST", pay, {}, "yesterday", b"[1, 2]"),
+        Captured("POST", pay, {}, ""),
+    ]
+    answers: list[tuple[int, bytes | None, dict[str, str]]] = [
+        (200, b'{"id": "vch_1"}', {"Content-Type": "application/json"}),
+        (409, b"oops", {}),
+        (200, None, {}),
+        (600, b"{}", {}),
+        (200, b"null", {}),
+        (0, b"", {}),
+        (404, b'{"code": "not_found", "message": "no"}', {"x": "y"}),
+        (200, b"", {}),
+    ]
+    for c, (status, body, headers) in zip(odd, answers, strict=True):
+        c.status, c.resp_body, c.resp_headers = status, body, headers
+    return odd
+
+
+def test_a_captures_parts_are_typed_and_judged_exactly_as_the_record_they_make() -> None:
+    """The typed path (``Validator.feed(parts)``) makes the exchange ``build_exchange`` makes of the record.
+
+    Two validators, one fed the parts and one the records, report the same violations.
+    """
+    from fsm.exchange import Exchange, build_exchange
+
+    mix = [_captured(r) for r in itertools.islice(generate(30, seed=8), 400)]
+    for c in mix:
+        c.resp_headers = {"content-type": "application/json", "content-length": "12"}
+    fed_parts, fed_records = Validator(), Validator()
+    for n, c in enumerate([*mix, *_odd_captures()]):
+        text = fsm.monitor.now_iso() if n % 2 else c.time
+        parts = c.parts(text, fsm.monitor._stamped[1] if n % 2 else None)
+        typed = parts.exchange(n, "f", n, False)
+        built = build_exchange(parts.record(), n, "f", n, False)
+        if isinstance(built, Exchange):
+            assert isinstance(typed, Exchange) and typed.args() == built.args(), n
+        else:
+            assert typed == built, n
+        assert fed_parts.feed(parts, source="f") == fed_records.feed(parts.record(), source="f"), n
+    assert fed_parts.finish().violations == fed_records.finish().violations
+
+
 def test_a_monitor_remembers_finished_entities_for_a_day_unless_told_otherwise() -> None:
     """The default retention is RETAIN_FINISHED (a day); None keeps them all; a Validator keeps them all."""
     assert fsm.monitor.RETAIN_FINISHED == 86_400
