@@ -1,6 +1,6 @@
 """Shards against one process and the old two-process mode, as ratios to the parse floor of the same run.
 
-    python benchmarks/bench_shards.py --exchanges 1000000 --repeat 3 [--dask]
+    python benchmarks/bench_shards.py --exchanges 1000000 --repeat 3 [--dask] [--compiled] [--modes jobs2]
     python benchmarks/bench_shards.py --balance 10000000 --contexts 100000
 
 Writes (or reuses) a log made by fsm.generate (benchmarks/bench_validate.py's ``make_log``, in
@@ -21,6 +21,9 @@ busier shard; parallel: the busier of its two processes; dask2: the busiest of w
 and client); ``busiest``, the CPU seconds of the busiest single process; each as a ratio to the
 floor of the same round. Every mode's report must equal jobs1's (checked by its JSON). The machine
 this was written on has 2 shared cores: CPU seconds are the figure, wall seconds swing with load.
+
+``--compiled``: the modes run in the optional compiled (mypyc) build, made once in benchmarks/out/
+(bench_validate.py's ``--compiled``); ``--modes``: only these (the floor is always measured).
 
 ``--balance EXCHANGES``: only the plan (first pass and packing, no judging) of a generated log of
 that many exchanges over ``--contexts`` payment contexts, streamed from the generator (no file),
@@ -43,7 +46,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_validate import make_log, parse_floor, run_child  # noqa: E402
+from bench_validate import compiled_python, make_log, parse_floor, run_child  # noqa: E402
 
 
 def _cpu() -> float:
@@ -62,15 +65,30 @@ def _shard(args: tuple[Any, int]) -> tuple[float, Any]:
     return _cpu() - start, result
 
 
-def _timed_part(job: Any) -> Any:
-    """fsm.shards._scan_part, noting the CPU seconds of the process that scanned the part."""
+def _timed_part(job: Any) -> tuple[float, Any]:
+    """fsm.shards._scan_part, with the CPU seconds of the process that scanned the part."""
+    from fsm.shards import _scan_part
+
     start = _cpu()
-    scan = _SCAN_PART(job)
-    scan.cpu = _cpu() - start  # (a plain attribute: it travels back with the scan)
-    return scan
+    scan = _scan_part(job)
+    return _cpu() - start, scan
 
 
-_SCAN_PART: Any = None
+def _plan_in_parts(path: str, spec: Any) -> tuple[Any, list[float]]:
+    """What ``fsm.shards.plan([path], 2, processes=2)`` does, with each part's CPU seconds.
+
+    (Spelt out rather than patched in: the compiled build's classes take no new attributes.)
+    """
+    from fsm.config import Config
+    from fsm.shards import Scan, _parts, pack, planned_files
+
+    [f] = planned_files([path])
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        timed = pool.map(_timed_part, [(f, *part, spec, Config()) for part in _parts(path, 2)], chunksize=1)
+    scan = Scan()
+    for _, part in timed:
+        scan.extend(part)
+    return pack(scan, 2), [c for c, _ in timed]
 
 
 def _digest(report: Any) -> int:
@@ -102,23 +120,12 @@ def child(mode: str, path: str) -> None:
         critical = max(mine, worker.ru_utime + worker.ru_stime)
         extra = {"busiest": critical}
     elif mode == "jobs2":
-        import fsm.shards
         from fsm.config import Config
-        from fsm.shards import merge, plan
+        from fsm.shards import merge
         from fsm.spec import load_spec
 
-        global _SCAN_PART
-        _SCAN_PART, fsm.shards._scan_part = fsm.shards._scan_part, _timed_part
         spec = load_spec()
-        scans: list[float] = []  # each part's CPU seconds, as the parent joins it
-        extend = fsm.shards.Scan.extend
-
-        def noted(self: Any, other: Any) -> None:
-            scans.append(getattr(other, "cpu", 0.0))
-            extend(self, other)
-
-        fsm.shards.Scan.extend = noted  # type: ignore[method-assign]
-        p = plan([path], 2, spec=spec, processes=2)  # (two forked parts, then joined and packed here)
+        p, scans = _plan_in_parts(path, spec)  # (two forked parts, then joined and packed here)
         planned_parent = _cpu() - cpu0
         planned = time.perf_counter() - start
         with multiprocessing.get_context("fork").Pool(2) as pool:
@@ -222,8 +229,8 @@ def balance(exchanges: int, contexts: int, seed: int) -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         f"# shard balance: {len(scan.comp):,} generated exchanges, {opened:,} contexts ({vouchers} vouchers "
-        f"a session), {len(scan.uf.nodes):,} ids; generated and scanned in {time.perf_counter() - start:.0f} "
-        f"s wall, {_cpu() - cpu0:.0f} s CPU, peak {peak:.0f} MB"
+        f"a session), {len(scan.uf.nodes):,} ids and codes looked up; generated and scanned in "
+        f"{time.perf_counter() - start:.0f} s wall, {_cpu() - cpu0:.0f} s CPU, peak {peak:.0f} MB"
     )
     print(f"{'shards':>6} {'mean':>10} {'largest':>10} {'smallest':>10} {'largest/mean':>12} {'pack s':>7}")
     for n in (2, 4, 8, 16):
@@ -241,6 +248,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--dask", action="store_true", help="also a 2-worker LocalCluster")
+    ap.add_argument(
+        "--compiled", action="store_true", help="measure the compiled (mypyc) build, made in benchmarks/out/"
+    )
+    ap.add_argument("--modes", help="the modes to run, comma-separated (default: all; the floor always)")
     ap.add_argument(
         "--balance",
         type=int,
@@ -261,9 +272,13 @@ def main() -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
         make_log(log, args.exchanges, args.seed)
     modes = ["floor", "jobs1", "parallel", "jobs2"] + (["dask2"] if args.dask else [])
+    if args.modes:
+        modes = ["floor", *(m for m in args.modes.split(",") if m != "floor")]
+    python = compiled_python() if args.compiled else sys.executable
     rows: dict[str, list[dict[str, Any]]] = {}
     print(
-        f"# shards benchmark: {log.stat().st_size / 1e6:.0f} MB log, {os.cpu_count()} cores; ratios are "
+        f"# shards benchmark ({'compiled (mypyc)' if args.compiled else 'pure Python'} build): "
+        f"{log.stat().st_size / 1e6:.0f} MB log, {os.cpu_count()} cores; ratios are "
         "to the floor of the same round (cpu: the critical path; busiest: the busiest process)"
     )
     print(
@@ -274,7 +289,7 @@ def main() -> None:
         floor: dict[str, Any] = {}
         for mode in modes:
             load = os.getloadavg()[0]
-            r = run_child(sys.executable, __file__, mode, log)
+            r = run_child(python, __file__, mode, log)
             r["load"] = load
             rows.setdefault(mode, []).append(r)
             floor = floor or r

@@ -1,10 +1,13 @@
 """Shards by payment context: one run on N processes, the same report as one process (issue 19).
 
 A cheap first pass reads every record once, types it, routes it and notes only the ids it names
-(context id and code, session id and code, voucher id and code: the ``ref`` of each of its
-operation's ``steps`` and ``observes`` in the operation table). Exchanges that name a common id
-are one connected component (union-find); bearer tokens are no link (one payer's token spans
-many contexts). Components are packed into N shards, largest first. Each shard is judged by
+(context, session and voucher ids and codes: the ``ref`` of each of its operation's ``steps`` and
+``observes`` in the operation table). Exchanges that name a common id are one connected component
+(union-find). A code links only where the entity store finds an entity by it, an exchange naming
+the code without an id: it joins every entity named by id that carried the code, before or after
+(:func:`named_ids`, :meth:`Scan.carry`); a code given with an id is otherwise no link (six-digit
+voucher codes recur across unrelated contexts). Bearer tokens are no link either (one payer's
+token spans many contexts). Components are packed into N shards, largest first. Each shard is judged by
 the same pipeline (:class:`fsm.pipeline.Validator`), in log order within the shard, and the
 findings are merged back in log order.
 
@@ -33,7 +36,7 @@ import os
 from array import array
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -42,15 +45,17 @@ import orjson
 
 from fsm import worker
 from fsm._collector import fewer_collections
+from fsm._record import Record
 from fsm.config import Config
 from fsm.errors import UsageError
 from fsm.exchange import Exchange, build_exchange, has_no_offset
+from fsm.machines import Engine
 from fsm.matcher import Match
 from fsm.pipeline import Validator, distinct_label, make_matcher
 from fsm.readers import RawItem, input_uri, open_input, printable, read_jsonl
 from fsm.report import EntityOutcome, InputSummary, Report, Totals, sort_violations
 from fsm.spec import Spec, load_spec
-from fsm.spec.model import EntityRef, OperationSpec
+from fsm.spec.model import EntityRef, MachineSpec, OperationSpec
 from fsm.stepper import Stepper
 from fsm.stepper.call import Call
 from fsm.stepper.core import CHECKS
@@ -121,7 +126,7 @@ def expand(paths: Iterable[str | Path]) -> list[str]:
 
 # ------------------------------------------------------------------ first pass
 @dataclass
-class PlannedFile:
+class PlannedFile(Record):
     """One input as the first pass read it: where its records sit in the run's numbering."""
 
     path: str
@@ -135,7 +140,7 @@ class PlannedFile:
 
 
 @dataclass
-class Plan:
+class Plan(Record):
     """What the first pass learnt: each record's shard and what its shard needs to judge it."""
 
     files: list[PlannedFile]
@@ -150,7 +155,7 @@ class Plan:
     authorized: set[str]  # labels of the files with a token or a cookie in some exchange
     components: int
     largest: int  # records in the largest component
-    named: int = 0  # distinct ids and codes the exchanges name: at most this many entities live at once
+    named: int = 0  # distinct ids, and codes looked up without an id: at most this many entities live at once
     clocks: dict[str, float] = field(default_factory=dict)  # per label: its last time (D19), at the end
 
     def capped(self, config: Config) -> bool:
@@ -247,35 +252,55 @@ class _Components:
         return root
 
 
-_Pick = tuple[str, str, Reader]  # (machine, "id" or "code", the compiled reference)
-IdsReader = Callable[[Exchange, dict[str, str]], list[tuple[str, str, str]]]
+Name = tuple[str, str, str]
+"""``(machine, "id" or "code", value)``: an id, or a code an entity is looked up by, that links exchanges."""
+Carried = tuple[str, str, str]
+"""``(machine, code, id)``: an entity named by its id, and the code the exchange gives it."""
+IdsReader = Callable[[Exchange, dict[str, str]], tuple[list[Name], list[Carried]]]
+_Pick = tuple[str, Reader, Reader, bool]  # (machine, its id, its code, whether the code alone finds it)
 
 
-def _picks(machine: str, ref: EntityRef) -> list[_Pick]:
-    return [(machine, what, reader(r)) for what, r in (("id", ref.id), ("code", ref.code)) if r is not None]
+def _pick(machine: str, ref: EntityRef, looks_up: bool) -> _Pick:
+    return (machine, reader(ref.id), reader(ref.code), looks_up)
 
 
 def named_ids(op: OperationSpec) -> IdsReader:
     """The reader of the ids an exchange of ``op`` names, as the operation table says.
 
-    ``read(ex, params)``: ``(machine, "id" or "code", value)`` of every entity its steps and observes
-    name; each reference is compiled once (:func:`fsm.stepper.refs.reader`).
+    ``read(ex, params)``: the names that link the exchange to others, and the codes it gives
+    entities it names by id. The entity store (:meth:`fsm.stepper.entities.EntityStore.find`)
+    finds an entity by its id when the exchange names one (a string), and by its code only when
+    it names none: an entity met by id keeps its code for such lookups and for nothing else. So a
+    reference naming an id links by the id (``(machine, "id", id)``) and carries its code
+    (``(machine, code, id)``: it links by the code only if another exchange looks the code up,
+    :meth:`Scan.carry`); one naming a code without an id links by the code
+    (``(machine, "code", code)``). A creating step (``creates``) never looks up: it makes the
+    entity under its id, or nothing without one. Each reference is compiled once
+    (:func:`fsm.stepper.refs.reader`).
     """
-    plan: list[tuple[Reader | None, list[_Pick]]] = [(None, _picks(s.machine, s.ref)) for s in op.steps]
-    plan.extend((None if o.each is None else reader(o.each), _picks(o.machine, o.ref)) for o in op.observes)
+    plan: list[tuple[Reader | None, _Pick]] = [
+        (None, _pick(s.machine, s.ref, not s.creates)) for s in op.steps
+    ]
+    plan.extend(
+        (None if o.each is None else reader(o.each), _pick(o.machine, o.ref, True)) for o in op.observes
+    )
 
-    def read(ex: Exchange, params: dict[str, str]) -> list[tuple[str, str, str]]:
-        out = []
-        for each, picks in plan:
+    def read(ex: Exchange, params: dict[str, str]) -> tuple[list[Name], list[Carried]]:
+        out: list[Name] = []
+        carried: list[Carried] = []
+        for each, (machine, id_of, code_of, looks_up) in plan:
             items = _ALONE if each is None else each(ex, params, MISSING)
             if not isinstance(items, list):
                 continue
             for item in items:
-                for machine, what, value_of in picks:
-                    value = value_of(ex, params, item)
-                    if isinstance(value, str):
-                        out.append((machine, what, value))
-        return out
+                id_, code = id_of(ex, params, item), code_of(ex, params, item)
+                if isinstance(id_, str):
+                    out.append((machine, "id", id_))
+                    if isinstance(code, str):
+                        carried.append((machine, code, id_))
+                elif looks_up and isinstance(code, str):
+                    out.append((machine, "code", code))
+        return out, carried
 
     return read
 
@@ -284,7 +309,7 @@ _ALONE = [MISSING]  # (a reference read without an ``each``: once, with no item)
 
 
 @dataclass
-class Scan:
+class Scan(Record):
     """The first pass over some inputs: per record, its component and what its shard needs."""
 
     files: list[PlannedFile] = field(default_factory=list)
@@ -300,6 +325,9 @@ class Scan:
     untimed: set[str] = field(default_factory=set)  # labels told they have exchanges without a time
     offsetless: set[str] = field(default_factory=set)  # ... without a UTC offset
     authorized: set[str] = field(default_factory=set)  # labels with a token or a cookie somewhere
+    # (machine, code) -> the nodes of the ids that carried it (one, or several) while no exchange
+    # looked it up: linked by it from the first lookup on (:meth:`carry`)
+    carriers: dict[tuple[str, str], int | list[int]] = field(default_factory=dict)
 
     def read(self, f: PlannedFile, items: Iterable[RawItem], spec: Spec, config: Config) -> None:
         """Read one input's records (``f`` says where they come from)."""
@@ -318,6 +346,7 @@ class Scan:
         positions, index_of, previous = f.positions.append, self.index_of.append, self.previous.append
         mark, link, index, o = first.append, comp.append, self.index, len(comp) - 1
         transport, match, body_lost = matcher.transport, matcher.match, matcher.body_lost
+        carriers = self.carriers
         for position, record, error in items:
             o += 1
             positions(-1 if position is None else position)
@@ -357,7 +386,13 @@ class Scan:
             if op_id in learning:
                 self.learned.append(o)
                 self.replays[o] = (_packed(record), len(self.files) - 1, op_id, routed.params)
-            comp[o] = uf.join(names[op_id](built, routed.params))
+            links, carried = names[op_id](built, routed.params)
+            comp[o] = uf.join(links)
+            for machine, what, value in links:
+                if what == "code" and (machine, value) in carriers:
+                    self._looked_up(machine, value)
+            for machine, code, id_ in carried:
+                self.carry((machine, code), uf.nodes[(machine, "id", id_)])
             if body_lost(built):  # it follows a 307/308 (D22): judged with the transport
                 uf.union(_UNLINKED, comp[o])
         self.index = index
@@ -374,6 +409,36 @@ class Scan:
         if offsetless:
             self.offsetless.add(label)
 
+    def carry(self, key: tuple[str, str], node: int) -> None:
+        """The entity whose id is at ``node`` carries the code ``key`` (machine, code).
+
+        Linked to the code if an exchange looked it up already; else noted, for the first that does
+        (:meth:`_looked_up`). A lookup by code finds whichever entity the store holds under the code
+        at that point of the log (:meth:`fsm.stepper.entities.EntityStore.find`): every entity that
+        carried it is one component with the lookup. A code no exchange looks up links nothing
+        (six-digit voucher codes, reused by unrelated contexts).
+        """
+        looked = self.uf.nodes.get((key[0], "code", key[1]))
+        if looked is not None:
+            self.uf.union(looked, node)
+            return
+        held = self.carriers.get(key)
+        if held is None:
+            self.carriers[key] = node
+        elif isinstance(held, int):
+            if held != node:
+                self.carriers[key] = [held, node]
+        elif held[-1] != node:
+            held.append(node)
+
+    def _looked_up(self, machine: str, code: str) -> None:
+        """An exchange looks ``code`` up: link the entities that carried it before."""
+        held = self.carriers.pop((machine, code), None)
+        if held is not None:
+            looked, union = self.uf.nodes[(machine, "code", code)], self.uf.union
+            for node in _each(held):
+                union(looked, node)
+
     def extend(self, other: Scan) -> None:
         """Append the scan of the inputs that follow (scanned apart: other processes or machines).
 
@@ -383,11 +448,14 @@ class Scan:
         base, files = len(self.comp), len(self.files)
         ours: dict[int, int] = {_UNLINKED: _UNLINKED}  # other's roots -> our nodes
         nodes, find, union = self.uf.nodes, other.uf.find, self.uf.union
+        looked = []  # codes the other scan looks up that this one does not
         for name, node in other.uf.nodes.items():
             root = find(node)
             mine = ours.get(root)
             known = nodes.get(name)
             if known is None:
+                if name[1] == "code":
+                    looked.append(name)
                 if mine is None:
                     mine = ours[root] = self.uf.new()
                 nodes[name] = mine
@@ -403,6 +471,11 @@ class Scan:
                 mine = ours[root] = self.uf.new()
             theirs[c] = mine
         self.comp.extend(array("q", map(theirs.__getitem__, other.comp)))
+        for machine, _, code in looked:
+            self._looked_up(machine, code)
+        for key, held in other.carriers.items():
+            for node in _each(held):
+                self.carry(key, ours[find(node)])
         previous, first = array("d", other.previous), bytearray(other.first)
         numbers = []
         for k, f in enumerate(other.files):
@@ -438,6 +511,10 @@ class Scan:
         if told:
             for j in range(n):
                 first[j] &= ~told
+
+
+def _each(held: int | list[int]) -> Iterable[int]:
+    return (held,) if isinstance(held, int) else held
 
 
 def planned_files(paths: Sequence[str]) -> list[PlannedFile]:
@@ -590,8 +667,26 @@ class ShardStore(EntityStore):
     tables, in the same relative order, and these numbers interleave the parts again.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        machines: Mapping[str, MachineSpec],
+        engines: Mapping[str, Engine],
+        scope: str,
+        *,
+        max_live: int = 0,
+        finished_in_ram: int = 0,
+        retain_finished: float | None = None,
+        words: Sequence[str] = (),
+    ) -> None:
+        super().__init__(
+            machines,
+            engines,
+            scope,
+            max_live=max_live,
+            finished_in_ram=finished_in_ram,
+            retain_finished=retain_finished,
+            words=words,
+        )
         self.at = -1  # the exchange being stepped (``now`` is the store's clock, D27)
         self.born: dict[tuple[str, str], int] = {}
         self.code_born: dict[tuple[str, str], int] = {}
@@ -659,7 +754,7 @@ class ShardStepper(Stepper):
 
 
 @dataclass
-class ShardResult:
+class ShardResult(Record):
     """What one shard hands back: its kept violations and entities, each with its place in one run's order."""
 
     violations: list[tuple[tuple[int, ...], Violation]]

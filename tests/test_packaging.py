@@ -114,13 +114,16 @@ import copy, json, pickle, sys
 import fsm.diagrams, fsm.stepper  # (every subpackage made it into the wheel)
 from fsm.pipeline import validate_log
 from fsm.render.json import report_to_dict
+from fsm.shards import validate_sharded
 from fsm.spec import load_spec
 spec, report = load_spec(), validate_log(sys.argv[1])
 for value in (spec, report):  # the records pickle and copy (the compiled ones through their constructor)
     assert pickle.loads(pickle.dumps(value)) == value and copy.deepcopy(value) == value, type(value)
 print(json.dumps({"stepper": fsm.stepper.__file__,
                   "reports": [report_to_dict(validate_log(p)) for p in sys.argv[1:]],
-                  "two_processes": [report_to_dict(validate_log(p, parallel=True)) for p in sys.argv[1:]]},
+                  "two_processes": [report_to_dict(validate_log(p, parallel=True)) for p in sys.argv[1:]],
+                  "all": report_to_dict(validate_log(sys.argv[1:])),
+                  "shards": report_to_dict(validate_sharded(sys.argv[1:], jobs=2))},
                  default=str))
 """
 
@@ -241,3 +244,5 @@ def test_the_compiled_build_gives_the_same_reports_as_pure_python(
     ):
         assert compiled == pure, path
         assert two == pure, f"{path} (compiled, two processes)"
+    # every input in one run, on one process and (--jobs 2) on two shards: fsm.shards is compiled too
+    assert runs["compiled"]["shards"] == runs["pure"]["all"] == runs["pure"]["shards"]

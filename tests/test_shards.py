@@ -351,3 +351,73 @@ def test_a_record_kept_for_replay_reads_back_as_itself_whatever_its_numbers() ->
     for record in odd:
         kept = _packed(record)
         assert (orjson.loads(kept) if isinstance(kept, bytes) else kept) == record
+
+
+# ---------------------------------------------------------------- links by code
+def _voucher_codes(doc: Any, codes: Sequence[str]) -> None:
+    """Every voucher the bodies show (an id and a code) given one of ``codes``, always the same for one id."""
+    if isinstance(doc, list):
+        for x in doc:
+            _voucher_codes(x, codes)
+    elif isinstance(doc, dict):
+        if str(doc.get("id", "")).startswith("vch_") and "code" in doc:
+            doc["code"] = codes[int(doc["id"][4:], 16) % len(codes)]
+        for x in doc.values():
+            _voucher_codes(x, codes)
+
+
+def test_contexts_whose_vouchers_reuse_codes_never_looked_up_are_components_apart(tmp_path: Path) -> None:
+    """A code given with an id is an attribute of the entity: no exchange finds a voucher by code alone."""
+    records = list(generate(40, seed=23, partial=True, tour=False))
+    for r in records:
+        _voucher_codes(r["response"].get("body"), ("111111", "222222", "333333"))
+    shown = {r["response"]["body"]["code"] for r in records if "reserve-voucher" in r["request"]["path"]}
+    assert shown == {"111111", "222222", "333333"}  # every voucher of the 40 contexts shares one of three
+    path = write(tmp_path / "codes.jsonl", records)
+    p = plan([str(path)], 4)
+    assert p.components > 40 and p.largest < len(records) // 10 and p.skew < 1.5
+    same_report([path], jobs=(2, 4))
+
+
+def test_a_code_looked_up_without_an_id_joins_every_entity_that_carried_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session opened by a context's code finds whichever context the store holds under it (D18).
+
+    Context code ``C1`` is looked up (a session opened with it) long before a context is opened with
+    it; context code ``C2`` is given to a context that closes, long before a session is opened with
+    it (refused: the code names the closed context). Each pair lies in one shard, the first pass
+    read whole or in parts, and the report is the one-process report.
+    """
+    b = TrafficBuilder(21)
+    c1, c2 = "LOOKUP", "CLOSED"
+    payee1, in1 = b.sign_in_payee(c1)
+    _, open_early = b.session_open(payee1, c1)  # no context with C1 yet: adopted by its code
+    payer_b, in_b = b.sign_in_payer()
+    ctx_b, open_b = b.context_open(payer_b)
+    ctx_b["code"] = open_b["response"]["body"]["code"] = c2
+    head = [in1, open_early, in_b, open_b, b.context_close(payer_b, ctx_b)]
+    middle = list(generate(8, seed=22, partial=True, tour=False, start=b.now))
+    b.now = datetime.fromisoformat(middle[-1]["time"])
+    payer_a, in_a = b.sign_in_payer()
+    ctx_a, open_a = b.context_open(payer_a)
+    ctx_a["code"] = open_a["response"]["body"]["code"] = c1
+    payee2, in2 = b.sign_in_payee(c2)
+    late, open_late = b.session_open(payee2, c2)
+    v, reserve = b.session_reserve(payee2, late)
+    tail = [in_a, open_a, in2, open_late, b.session_join(payer_a, late), reserve, b.redeem_simple(payee2, v)]
+    records = head + middle + tail
+    path = write(tmp_path / "lookups.jsonl", records)
+    n = len(head) + len(middle)
+    pairs = ((1, n + 1), (3, n + 3), (4, n + 3))  # (C1 looked up, carried), (C2 carried, looked up)
+    monkeypatch.setattr("fsm.shards._PART_FROM", 0)  # (the first pass in parts too: each pair straddles)
+    whole = plan([str(path)], 4)
+    for parts in (1, 2, 4):
+        p = plan([str(path)], 4, processes=parts)
+        assert all(p.shard_of[a] == p.shard_of[b] for a, b in pairs), parts
+        assert p.shard_of == whole.shard_of and p.components == whole.components, parts
+    report = same_report([path], jobs=(2, 4))
+    refused = [v for v in report.violations if v.rule_id == "machine.illegal-transition"]
+    assert [v.location.line for v in refused] == [n + 4] and ctx_b["id"] in refused[0].message
+    # (the context adopted by C1 alone left the store's code table when the context opened with C1 came)
+    assert f"code={c1}" not in render(report, "text") and ctx_a["id"] in render(report, "text")
