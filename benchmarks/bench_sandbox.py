@@ -559,7 +559,8 @@ def main() -> None:
     revision = subprocess.run(
         ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
     ).stdout.strip()
-    print(f"revision {revision or '?'}, load average {load_average()} on {os.cpu_count()} cores")
+    served = "" if args.python is None else " (the script's; --python serves that install's sources)"
+    print(f"revision {revision or '?'}{served}, load average {load_average()} on {os.cpu_count()} cores")
     print(f"the sandbox served by {args.python or sys.executable}: {build_of(args.python or sys.executable)}")
     if args.in_process:
         in_process(args.in_process)
