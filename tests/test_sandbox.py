@@ -314,6 +314,34 @@ def test_the_sandbox_reads_a_callers_token_as_the_validator_reads_it() -> None:
         assert isinstance(read, Exchange) and (read.token == token) == (status == 200), auth
 
 
+def test_the_sandbox_takes_the_status_of_a_generic_refusal_from_the_spec() -> None:
+    """not_found, unauthorized and validation_failed answer with the statuses the spec gives them (D15)."""
+    import dataclasses
+
+    from fsm.spec import load_spec
+
+    spec = load_spec()
+    moved = {"not_found": 410, "unauthorized": 403, "validation_failed": 422}
+    sb = Sandbox(seed=1, spec=dataclasses.replace(spec, generic_statuses={**spec.generic_statuses, **moved}))
+    body = {"type": "mobile-device", "data": {"installationId": "i" * 40, "password": "p" * 40}}
+    _, answer, _ = sb.handle("POST", "/api/v1/auth/sign-in", {}, {}, orjson.dumps(body))
+    bearer = {"authorization": f"Bearer {answer['authorization']['token']}"}
+    ctx_body = orjson.dumps({"format": "numeric", "payers": [{"address": "0x" + "1" * 40}]})
+    asked = [
+        ("GET", "/api/v1/nowhere", {}, b""),
+        ("POST", "/api/v1/vouchers/contexts/context-open", bearer, b"{"),
+        ("POST", "/api/v1/vouchers/contexts/context-open", {}, ctx_body),
+        ("GET", "/api/v1/vouchers/vch_unknown", bearer, b""),
+    ]
+    got = [sb.handle(method, path, {}, headers, raw)[:2] for method, path, headers, raw in asked]
+    assert [(status, out["code"]) for status, out in got] == [
+        (410, "not_found"),
+        (422, "validation_failed"),
+        (403, "unauthorized"),
+        (410, "not_found"),
+    ]
+
+
 # ---------------------------------------------------------------------------- faults
 def _session(http: httpx.Client) -> tuple[Api, Api, dict, dict]:
     payer, ctx, payee = parties(http)

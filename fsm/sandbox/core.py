@@ -68,6 +68,7 @@ FAULTS: dict[str, Fault] = {
 _FINANCE = _load("finance.json")
 _ANSWERS = _load("answers.json")
 _TTL_US = round(float(_ANSWERS["voucher_ttl_seconds"]) * 1_000_000)
+_INVALID = _ANSWERS["refusal_without_code"]  # (a generic code, D15)
 
 
 def _iso(t: datetime) -> str:
@@ -319,23 +320,23 @@ class Sandbox:
         routed = self.router.route(method, rel) if rel is not None else None
         if not isinstance(routed, Match):
             return self._finish(
-                None, now, method, path, query, headers, body, _error(404, "not_found", "no such API call")
+                None, now, method, path, query, headers, body, self._generic("not_found", "no such API call")
             )
         call = _Call(self, routed, method, path, query, headers, body, now, now_t)
         if bad_json:
-            answer = _error(400, "validation_failed", "the body is not JSON", errors=[{"pointer": ""}])
+            answer = self._generic("validation_failed", "the body is not JSON", errors=[{"pointer": ""}])
             return self._finish(call, now, method, path, query, headers, body, answer)
         problems = self._schema_problems(call)
         if problems:
-            answer = _error(400, "validation_failed", "the request breaks its schema", errors=problems)
+            answer = self._generic("validation_failed", "the request breaks its schema", errors=problems)
             return self._finish(call, now, method, path, query, headers, body, answer)
         op = routed.operation
         if op.auth == "required":
             if call.token is None:
-                answer = _error(401, "unauthorized", f"{op.id} needs an Authorization: Bearer token")
+                answer = self._generic("unauthorized", f"{op.id} needs an Authorization: Bearer token")
                 return self._finish(call, now, method, path, query, headers, body, answer)
             if call.caller is None:
-                answer = _error(401, "unauthorized", "this token was not issued by the sandbox")
+                answer = self._generic("unauthorized", "this token was not issued by the sandbox")
                 return self._finish(call, now, method, path, query, headers, body, answer)
         try:
             ctx = self._context_of(call)
@@ -451,7 +452,7 @@ class Sandbox:
                 with self._lock:
                     found = (self.contexts if machine == scope else self.owner_of).get(params[ident.key])
                 if found is None:
-                    raise _Refused(_error(404, "not_found", f"{op.id}: no such {machine}"))
+                    raise _Refused(self._generic("not_found", f"{op.id}: no such {machine}"))
                 return found
             if machine == scope and code is not None and code.source == "request":
                 value = get(call.body, code.tokens)
@@ -464,9 +465,20 @@ class Sandbox:
             with self._lock:
                 found = self.owner_of.get(value) or self.contexts.get(value)
             if found is None:
-                raise _Refused(_error(404, "not_found", f"{op.id}: no such entity"))
+                raise _Refused(self._generic("not_found", f"{op.id}: no such entity"))
             return found
         return None
+
+    def _generic(self, code: str, message: str, **extra: Any) -> Answer:
+        """A refusal any operation may give (D15), with the status the spec gives ``code``."""
+        return _error(self.spec.generic_statuses[code], code, message, **extra)
+
+    def _found(self, table: dict[str, _Entity], ident: str, what: str) -> _Entity:
+        """The ``what`` (voucher, session) of the caller's context with id ``ident``; else not_found."""
+        found = table.get(ident)
+        if found is None:
+            raise _Refused(self._generic("not_found", f"no such {what}"))
+        return found
 
     def _unknown_code(self, op: Any) -> tuple[int, str]:
         code = _ANSWERS["unknown_context_code"]
@@ -613,7 +625,9 @@ class Sandbox:
             with self._lock:
                 known = code is not None and code in self.by_code
             if not known:
-                return 400, _error(400, "invalid_credentials", "no open context has this code")[1]
+                refused = _ANSWERS["unknown_resource_code"]
+                status = self.spec.error_status(call.op, refused) or self.spec.generic_statuses[_INVALID]
+                return status, _error(status, refused, "no open context has this code")[1]
             token = self._token({callers.type_claim: callers.resource_type, callers.resource_claim: resource})
             role = self.spec.token_types.get(kind, "payee")
             with self._lock:
@@ -739,7 +753,7 @@ class Sandbox:
         return self._reserve(call, None)
 
     def _voucher(self, call: _Call) -> _Voucher:
-        return _found(self._own(call).vouchers, call.match.params["voucherId"], "voucher")
+        return self._found(self._own(call).vouchers, call.match.params["voucherId"], "voucher")
 
     def _op_redeem_voucher(self, call: _Call) -> Any:
         v = self._voucher(call)
@@ -831,7 +845,7 @@ class Sandbox:
         }
 
     def _session(self, call: _Call) -> _Session:
-        return _found(self._own(call).sessions, call.match.params["sessionId"], "session")
+        return self._found(self._own(call).sessions, call.match.params["sessionId"], "session")
 
     def _op_session_join(self, call: _Call) -> Any:
         return self._stamped(call, "session", self._session(call), self._session_body)
@@ -915,14 +929,6 @@ class _Refused(Exception):
     def __init__(self, answer: Answer) -> None:
         super().__init__(answer[1])
         self.answer = answer
-
-
-def _found(table: dict[str, _Entity], ident: str, what: str) -> _Entity:
-    """The ``what`` (voucher, session) of the caller's context with id ``ident``; else refused 404."""
-    found = table.get(ident)
-    if found is None:
-        raise _Refused(_error(404, "not_found", f"no such {what}"))
-    return found
 
 
 class _Call:
