@@ -326,6 +326,16 @@ def _strings(headers: Any) -> bool:
     return True
 
 
+def _plain_path(path: Any) -> bool:
+    """True for a path as the record shape gives it (``/...``, no query, no URL): nothing to split."""
+    return type(path) is str and path[:1] == "/" and "?" not in path and "://" not in path
+
+
+def _host_header(headers: dict[str, str]) -> str | None:
+    """The host a request names in its headers (lower-case names): ``Host``, or HTTP/2's ``:authority``."""
+    return headers.get("host") or headers.get(":authority")
+
+
 def _shape_problem(record: Any) -> tuple[str, str] | None:
     """The first way ``record`` misses the exchange shape, as (pointer, message)."""
     if not isinstance(record, dict):
@@ -383,7 +393,7 @@ def build_exchange(
     query: dict[str, Any] = req.get("query") or {}
     host = req.get("host")
     scheme = req.get("scheme")
-    if "?" in path or "://" in path or path[0] != "/":
+    if not _plain_path(path):
         try:
             parts = urlsplit(path)
         except ValueError:  # (its text quotes the URL, userinfo and all: never shown, D20)
@@ -401,7 +411,7 @@ def build_exchange(
             host = parts.netloc.rpartition("@")[2] or host  # (never the userinfo: D20)
     headers = _lowered(req.get("headers") or {})
     if not isinstance(host, str) or not host:
-        host = headers.get("host") or headers.get(":authority")
+        host = _host_header(headers)
     time_text = rec.get("time")
     req_body = req.get("body")
     return Exchange(
@@ -539,10 +549,7 @@ class Parts:
         if not (
             type(method) is str
             and method
-            and type(path) is str
-            and path[:1] == "/"
-            and "?" not in path
-            and "://" not in path
+            and _plain_path(path)
             and type(status) is int
             and 0 <= status <= 599
             and (time_text is None or type(time_text) is str)
@@ -553,7 +560,7 @@ class Parts:
         ):
             return build_exchange(self.record(), index, file, position, is_entry, parse_time=parse_time)
         headers = _lowered(headers)
-        host = headers.get("host") or headers.get(":authority")
+        host = _host_header(headers)
         req_body = None if self.req_body is NO_BODY else self.req_body
         if not time_text or not parse_time:
             time = None
@@ -596,17 +603,9 @@ def request_exchange(
     call. Anything else goes through :func:`build_exchange` (and may be a finding).
     """
     given = headers or {}
-    if (
-        type(method) is str
-        and method
-        and type(path) is str
-        and path[:1] == "/"
-        and "?" not in path
-        and "://" not in path
-        and all(type(k) is str and type(v) is str for k, v in given.items())
-    ):
-        lowered = {k.lower(): v for k, v in given.items()}
-        host = lowered.get("host") or lowered.get(":authority")
+    if type(method) is str and method and _plain_path(path) and _strings(given):
+        lowered = _lowered(dict(given))
+        host = _host_header(lowered)
         return Exchange(
             -1,
             file,
