@@ -149,12 +149,8 @@ def _read(body: bytes | None) -> tuple[Any, str | None, bool]:
 
 def decode_body(body: bytes | None) -> Any:
     """A request body as ``predict`` takes it: parsed JSON, or None."""
-    if not body:
-        return None
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
+    parsed = _read(body)[0]
+    return None if parsed is NO_BODY else parsed
 
 
 def now_iso() -> str:
