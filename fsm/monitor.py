@@ -28,7 +28,7 @@ import orjson
 
 from fsm.config import Config, load_config
 from fsm.errors import UsageError
-from fsm.exchange import NO_BODY, Parts
+from fsm.exchange import NO_BODY, Parts, format_timestamp
 from fsm.pipeline import Validator
 from fsm.stepper import Prediction
 from fsm.violation import Severity, Violation
@@ -160,20 +160,13 @@ def now_iso() -> str:
     :func:`fsm.exchange.parse_timestamp` reads from the text: the same sum of whole microseconds),
     so that the monitor hands the validator the time it stamped, unparsed.
     """
-    global _second, _stamped
-    now = time.time()
-    whole = int(now)
-    second, prefix = _second
-    if whole != second:  # (formatted once a second; a tuple is replaced whole, so threads see one)
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-        _second = (whole, prefix)
-    millis = int((now - whole) * 1000)
-    text = f"{prefix}.{millis:03d}Z"
-    _stamped = (text, (whole * 1_000_000 + millis * 1000) / 1_000_000)
+    global _stamped
+    us = time.time_ns() // 1000
+    text = format_timestamp(us)
+    _stamped = (text, (us - us % 1000) / 1_000_000)
     return text
 
 
-_second: tuple[int, str] = (-1, "")
 _stamped: tuple[str, float] = ("", 0.0)
 
 

@@ -565,13 +565,14 @@ def test_the_sandbox_clock_writes_times_as_isoformat_does_and_refuses_to_leave_y
     """Times are written once a second plus milliseconds (not ``isoformat``): the same text, always."""
     from datetime import UTC, datetime, timedelta
 
-    from fsm.sandbox.core import SandboxClock, _iso, _iso_us
+    from fsm.exchange import format_timestamp
+    from fsm.sandbox.core import SandboxClock, _iso
 
     start = datetime(2026, 6, 9, 23, 59, 58, 999_999, tzinfo=UTC)
     for step in range(0, 3_000_000, 4_321):  # across seconds, a minute, an hour and a day
         t = start + timedelta(microseconds=step)
         assert _iso(t) == t.isoformat(timespec="milliseconds")[:23] + "Z"
-    assert _iso_us(0) == "1970-01-01T00:00:00.000Z"
+    assert format_timestamp(0) == "1970-01-01T00:00:00.000Z"
     clock = SandboxClock()
     before = clock.peek()
     with pytest.raises(OverflowError):

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import orjson
 
 from fsm.errors import UsageError
-from fsm.exchange import Exchange, bearer_token, request_exchange
+from fsm.exchange import Exchange, bearer_token, format_timestamp, request_exchange
 from fsm.matcher import Match, Router
 from fsm.pipeline import Validator
 from fsm.pointer import get
@@ -73,27 +73,11 @@ _INVALID = _ANSWERS["refusal_without_code"]  # (a generic code, D15)
 
 def _iso(t: datetime) -> str:
     """``t`` as the API writes times: to the millisecond, with a ``Z``."""
-    return _iso_us((t - _EPOCH) // _MICROSECOND)
+    return format_timestamp((t - _EPOCH) // _MICROSECOND)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_second: tuple[int, str] = (-1, "")  # the last second formatted, and its text (replaced whole: thread-safe)
-
-
-def _iso_us(us: int) -> str:
-    """A time in POSIX microseconds as the API writes it (``2026-06-09T12:00:00.005Z``).
-
-    The date and the whole second are formatted once a second (``datetime.isoformat`` cost about
-    14,000 instructions, more than 2% of a request); only the milliseconds are written each time.
-    """
-    global _second
-    whole = us // 1_000_000
-    second, prefix = _second
-    if whole != second:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-        _second = (whole, prefix)
-    return f"{prefix}.{us // 1000 % 1000:03d}Z"
 
 
 class SandboxClock:
@@ -121,7 +105,7 @@ class SandboxClock:
             if t < self._last:
                 t = self._last
             self._last = t
-        return t, _iso_us(t)
+        return t, format_timestamp(t)
 
     def now(self) -> datetime:
         """The time of a request being answered now (never before the last one)."""
@@ -740,7 +724,7 @@ class Sandbox:
             while vid in self.owner_of:
                 vid = f"vch_{self._code(digits=True)}{self._hex(4)}"
             self.owner_of[vid] = ctx
-        expires = _iso_us(call.now_t + _TTL_US)
+        expires = format_timestamp(call.now_t + _TTL_US)
         v = _Voucher(vid, vid[4:10], ctx, session.id if session else None, expires, call.now, call.now)
         ctx.vouchers[vid] = v
         if session is not None:
