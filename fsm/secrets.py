@@ -48,20 +48,22 @@ _SHAPES = tuple((shape["name"], re.compile(shape["pattern"])) for shape in _POLI
 _SEGMENT = re.compile(_POLICY["pathSegment"]["pattern"])
 _MAX_ITEMS = 20  # items of a list or object a report shows; the rest are counted
 
-_PATTERNS = (  # group 1 is the token: "Bearer <token>", the same URL-encoded in a path, a JWT
+_SCHEMES = (  # group 1 is the token: "Bearer <token>", the same URL-encoded in a path
     re.compile(r"(?i)\b(?:bearer|basic|digest)\s+([A-Za-z0-9._~+/=-]{8,})"),
     re.compile(r"(?i)\bbearer(?:%20|\+)([A-Za-z0-9._~+=-]{12,})"),  # in a path: up to the next "/"
-    re.compile(r"(\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?)"),
 )
+_JWT = re.compile(r"(\beyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?)")  # group 1 too
 _WORDS = _POLICY["secretWords"]["pattern"].removeprefix("(?i)")
 # key=value (form bodies, query strings, cookies), "Key: value" (header lines) and "key": "value" in text
 # that is not JSON (quotes of either kind, the closing one optional: the text may be cut short), for
 # every name holding a secret word (access_token, X-Api-Key, client_secret, ...)
-_IN_TEXT = re.compile(
-    rf"""(?i)(?:[\w.-]*(?:{_WORDS})[\w.-]*=([^&;\s]+))"""
+_IN_TEXT = re.compile(  # (a name starts where no name character precedes it: a scan stays linear)
+    rf"""(?i)(?:(?<![\w.-])[\w.-]*(?:{_WORDS})[\w.-]*=([^&;\s]+))"""
     rf"""|(?:["'][\w.-]*(?:{_WORDS})[\w.-]*["']\s*:\s*["']((?:[^"'\\]|\\.)*))"""
     rf"""|(?:^|[\r\n])[ \t]*[\w-]*(?:{_WORDS})[\w-]*[ \t]*:[ \t]+(?:\w+[ \t]+)?([^\s;,]+)"""
 )
+# each pattern above and below needs one of these in the lowercased text (plain words, by the meta-schema)
+_CUES = re.compile("|".join(("bearer", "basic", "digest", "eyj", _WORDS)))
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z_-]*$")
 _MIN_SECRET = 3  # shorter values are not scrubbed from text (they would mangle every message)
 
@@ -398,9 +400,24 @@ def fingerprint(secret: str, kind: str = "tok") -> str:
 
 def redact(text: str) -> str:
     """``text`` with bearer and basic credentials, JWTs and ``secret_name=value`` pairs fingerprinted."""
-    for pattern in _PATTERNS:
-        text = pattern.sub(lambda m: fingerprint(m.group(1)), text)
-    return _IN_TEXT.sub(_fingerprint_groups, text)
+    schemes = jwt = named = True
+    if text.isascii():  # (a cheap first look, case-insensitive as the patterns are for ASCII text)
+        low = text.lower()
+        if _CUES.search(low) is None:  # (most texts: ids, paths, messages without a secret word)
+            return text
+        schemes = "bearer" in low or "basic" in low or "digest" in low
+        jwt = "eyJ" in text
+        named = "=" in text or '"' in text or "'" in text or ": " in text or ":\t" in text
+    if schemes:
+        for pattern in _SCHEMES:
+            text = pattern.sub(_fingerprint_token, text)
+    if jwt:  # (fingerprints add no "eyJ", no "=", no quote and no ": ": the looks above still hold)
+        text = _JWT.sub(_fingerprint_token, text)
+    return _IN_TEXT.sub(_fingerprint_groups, text) if named else text
+
+
+def _fingerprint_token(m: re.Match[str]) -> str:
+    return fingerprint(m.group(1))
 
 
 def _fingerprint_groups(m: re.Match[str]) -> str:

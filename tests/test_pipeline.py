@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fsm import ExchangeRecord, Validator, validate_log
@@ -374,6 +374,63 @@ def test_bearer_tokens_are_redacted_in_any_case_and_in_paths_up_to_the_next_segm
         f"GET /api/v1/vouchers/{fingerprint(plus)} -> 200"
     )
     assert redact(f"voucher:Bearer {plus}") == f"voucher:{fingerprint(plus)}"
+
+
+def _redact_as_before(text: str) -> str:
+    """The text redaction as it was written before its cheap first look: every pattern, always."""
+    import re
+
+    from fsm.secrets import _JWT, _SCHEMES, _WORDS, _fingerprint_groups, fingerprint
+
+    for pattern in (*_SCHEMES, _JWT):
+        text = pattern.sub(lambda m: fingerprint(m.group(1)), text)
+    in_text = re.compile(  # (without the look-behind that keeps the scan linear)
+        rf"""(?i)(?:[\w.-]*(?:{_WORDS})[\w.-]*=([^&;\s]+))"""
+        rf"""|(?:["'][\w.-]*(?:{_WORDS})[\w.-]*["']\s*:\s*["']((?:[^"'\\]|\\.)*))"""
+        rf"""|(?:^|[\r\n])[ \t]*[\w-]*(?:{_WORDS})[\w-]*[ \t]*:[ \t]+(?:\w+[ \t]+)?([^\s;,]+)"""
+    )
+    return in_text.sub(_fingerprint_groups, text)
+
+
+_SCHEME_PIECES = [
+    "Bearer ",
+    "bearer%20",
+    "BASIC ",
+    "Digest\t",
+    "eyJhbGciOi",
+    "tok:ab12cd",
+    "abcdefghijklmnop",
+]
+_MARK_PIECES = [".", "=", "&", ";", ":", ": ", ":\t", '"', "'", "\n", "\r", " ", "-", "_", "é", "\\"]
+_WORD_PIECES = [
+    "access_token",
+    "X-Api-Key",
+    "Session",
+    "ſession",
+    "\u212aey",
+    "pwd",
+    "PIN",
+    "vch_01HZ",
+    "/api/v1/",
+]
+_REDACTION_PIECES = st.sampled_from(_SCHEME_PIECES + _MARK_PIECES + _WORD_PIECES)
+_NAMES = st.sampled_from(["X-Api-Key", "access_token", "ſession", "\u212aEY", "client.secret", "Pin", "name"])
+_SEPARATORS = st.sampled_from(["=", ": ", ":\t", " : ", "': '", '": "', '":"', ":"])
+_NAMED = st.tuples(
+    st.sampled_from(["", "\n", "'", '"', " ", "&"]), _NAMES, _SEPARATORS, st.text(max_size=10)
+).map("".join)
+
+
+@given(st.lists(_REDACTION_PIECES | _NAMED | st.text(max_size=4), max_size=10).map("".join))
+@example("X-Api-Key: abcdefgh")  # a header line: the one cue with a space after the colon
+@example("\naccess_token:\tabcdefgh")  # or a tab
+@example("ſession=abcdef")  # (?i) takes the long s for an s; lower() does not: no first look
+@example("a Bearer abcdefghijklmnop and eyJhbGciOi.eyJzdWIi.sig with token=xyz12")
+def test_the_cheap_first_look_of_the_text_redaction_changes_no_redacted_text(text: str) -> None:
+    """Texts with no cue are handed back as they are; every other text is redacted as it always was."""
+    from fsm.secrets import redact
+
+    assert redact(text) == _redact_as_before(text)
 
 
 def test_two_inputs_whose_names_read_alike_keep_their_own_clocks(tmp_path: Path) -> None:
