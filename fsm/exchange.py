@@ -401,11 +401,20 @@ def build_exchange(
 
     ``parse_time=False`` leaves ``time`` None for :func:`parse_time` to fill in later (in the
     process that steps, when the worker has more to do: :data:`fsm.worker.TIME_IN_WORKER`).
+
+    (The shape check of :func:`_shape_of`, the plain path of :func:`_plain_path` and the lowered
+    names of :func:`_lowered` are written out here, in the order of those functions, each field
+    read once: a call cost about as much as what it did. A test holds this to them.)
     """
-    problem = _shape_of(record)
-    if problem is not None:
-        pointer, message = problem
-        return Finding("input.bad-record", message, instance_path=pointer, spec_path="exchange")
+    try:
+        fits = _NATIVE_SHAPE and _SHAPE.is_valid(record)
+    except (ValueError, OverflowError):  # values jsonschema-rs cannot take: let Python look
+        fits = False
+    if not fits:
+        problem = _shape_problem(record)
+        if problem is not None:
+            pointer, message = problem
+            return Finding("input.bad-record", message, instance_path=pointer, spec_path="exchange")
     rec: dict[str, Any] = record  # (typed: the compiled build's fast dict calls)
     req: dict[str, Any] = rec["request"]
     resp: dict[str, Any] = rec["response"]
@@ -413,7 +422,7 @@ def build_exchange(
     query: dict[str, Any] = req.get("query") or {}
     host = req.get("host")
     scheme = req.get("scheme")
-    if not _plain_path(path):
+    if type(path) is not str or path[:1] != "/" or "?" in path or "://" in path:  # (not _plain_path)
         try:
             parts = urlsplit(path)
         except ValueError:  # (its text quotes the URL, userinfo and all: never shown, D20)
@@ -429,11 +438,14 @@ def build_exchange(
         if parts.scheme:
             scheme = parts.scheme
             host = parts.netloc.rpartition("@")[2] or host  # (never the userinfo: D20)
-    headers = _lowered(req.get("headers") or {})
+    headers: dict[str, str] = req.get("headers") or {}
+    if headers and not headers.keys() <= _LOWER_NAMES:
+        headers = _lowered(headers)
     if not isinstance(host, str) or not host:
-        host = _host_header(headers)
+        host = headers.get("host") or headers.get(":authority")  # (_host_header)
     time_text = rec.get("time")
     req_body = req.get("body")
+    status = resp["status"]
     return Exchange(
         index,
         file,
@@ -443,7 +455,7 @@ def build_exchange(
         path,
         query,
         headers,
-        status if type(status := resp["status"]) is int else int(status),
+        status if type(status) is int else int(status),
         parse_timestamp(time_text) if time_text and parse_time else None,
         time_text,
         req_body,

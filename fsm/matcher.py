@@ -8,7 +8,9 @@ once per path shape (its values replaced, D20) as ``info``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import repeat
 from urllib.parse import unquote, urljoin, urlsplit
 
 from fsm._record import Record
@@ -94,9 +96,11 @@ class Router:
                 else:
                     node = node.literal.setdefault(seg, _Node())
             node.ops[op.method] = op
-        self._literals = frozenset(
+        literals = {
             seg for op in spec.operations for seg in op.path.strip("/").split("/") if not seg.startswith("{")
-        )
+        }
+        # a segment's place in a path's shape: itself if it is a literal of some template (see route)
+        self._literal: Callable[[str, str], str] = {seg: seg for seg in literals}.get
         self._shapes: dict[tuple[str, ...], tuple[_Node, tuple[tuple[int, str], ...]] | None] = {}
         # the last request matched, (method, path, match): a sandbox or an enforcing middleware routes
         # each request twice, itself and through Validator.predict (replaced whole: thread-safe)
@@ -114,8 +118,8 @@ class Router:
         segments = stripped.split("/") if stripped else [""]
         if "%" in stripped:
             segments = [unquote(s) for s in segments]
-        literals = self._literals
-        shape = tuple([s if s in literals else "{}" for s in segments])
+        # each segment as itself if it is a literal of some template, else "{}" (one C loop)
+        shape = tuple(map(self._literal, segments, _PARAM))
         try:
             found = self._shapes[shape]
         except KeyError:
@@ -126,7 +130,7 @@ class Router:
         op = node.ops.get(method)
         if op is None:
             return sorted(node.ops)
-        match = Match(op, {name: segments[i] for i, name in where})
+        match = Match(op, {name: segments[i] for i, name in where} if where else {})
         self._last = (method, path, match)
         return match
 
@@ -195,7 +199,10 @@ class Matcher:
         if "cookie" in headers or "set-cookie" in ex.resp_headers:
             self.cookies.add(ex.file)
         # the answer depends only on these: asked once per shape (a dict lookup for most exchanges)
-        shape = (ex.method, ex.status, ex.scheme, *[name in headers for name in self._asked])
+        if headers.keys().isdisjoint(self._asked):  # (most exchanges: none of them; a key of its own length)
+            shape: tuple[object, ...] = (ex.method, ex.status, ex.scheme)
+        else:
+            shape = (ex.method, ex.status, ex.scheme, *[name in headers for name in self._asked])
         try:
             kind = self._kinds[shape]
         except KeyError:
@@ -282,6 +289,7 @@ class Matcher:
         return Finding(rule, f"{shown(ex.method)} {path}{says}", actual=path)
 
 
+_PARAM = repeat("{}")  # (the shape of a segment no template has as a literal; endless, shared, stateless)
 _REPORTED = 100_000  # outside paths remembered (about 100 bytes each): a log may bring any number
 _FOLLOWED = 1024  # redirects remembered at once: a request follows its redirect closely
 _SHAPES = 4096  # (method, status, scheme, headers asked) answers kept: traffic may bring any method

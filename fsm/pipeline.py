@@ -377,7 +377,8 @@ class Validator:
                         instance_path="/request/body",
                     )
                 )
-            schema.extend(_unkept_finding(side) for side in unkept)
+            if unkept:
+                schema.extend(_unkept_finding(side) for side in unkept)
             if schema:  # scrubbed here, where the whole exchange is at hand (the stepping side gets less)
                 scrub = self._scrubber(built, routed, schema, whole=True)
                 schema = [_scrubbed(scrub, f) for f in schema]
@@ -475,7 +476,7 @@ class Validator:
             if not findings:
                 return []
             return self._emit(findings, ex.location, ex.index, None, lambda: self._scrubber(ex, None, []))
-        broken = any(f.rule_id in _BREAKS_REQUEST for f in schema)  # predicted refused (D26)
+        broken = bool(schema) and any(f.rule_id in _BREAKS_REQUEST for f in schema)  # predicted refused (D26)
         findings.extend(self._stepper.step(ex, routed, request_broken=broken))
         if schema:  # a payload problem belongs to the entity the exchange is about, if any
             about = self._stepper.last_touched[-1] if self._stepper.last_touched else None
@@ -735,7 +736,16 @@ def _forgotten(store: EntityStore) -> Finding:
 
 def _not_kept(record: Any) -> tuple[str, ...]:
     """The sides whose body the record says the capture did not keep (``bodyNotKept: true``)."""
-    if type(record) is Parts:
+    if type(record) is dict:  # (the usual record: two dicts, neither naming bodyNotKept)
+        req, resp = record.get("request"), record.get("response")
+        if (
+            type(req) is dict
+            and type(resp) is dict
+            and "bodyNotKept" not in req
+            and "bodyNotKept" not in resp
+        ):
+            return ()
+    elif type(record) is Parts:
         return record.unkept
     if type(record) is not dict and not isinstance(record, Mapping):  # (a dict: no ABC check)
         return ()

@@ -123,13 +123,36 @@ class SchemaChecker:
         """Every payload finding for one exchange (or only one side of it)."""
         op = match.operation
         out: list[Finding] = []
-        if request and (op.query_schema is not None or (op.query and ex.query)):
-            out.extend(self._query(ex, op))
-        if request and op.request is not None:
-            out.extend(self._request(ex, op))
-        if response and ex.status != 0:
-            out.extend(self._response(ex, op))
+        if request:
+            if op.query_schema is not None or (op.query and ex.query):
+                out.extend(self._query(ex, op))
+            rel = op.request
+            # a JSON body its compiled check finds clean has nothing to say (as _request and _body find)
+            if rel is not None and not (
+                ex.req_has_body and ex.req_text is None and self._clean_body(rel, ex.req_body)
+            ):
+                out.extend(self._request(ex, op))
+        status = ex.status
+        if response and status != 0:
+            rel = op.responses.get(status) if 200 <= status < 300 else None
+            if not (
+                rel is not None
+                and ex.resp_has_body
+                and ex.resp_text is None
+                and self._clean_body(rel, ex.resp_body)
+            ):  # (likewise: a documented 2xx with a clean JSON body, as _response and _body find)
+                out.extend(self._response(ex, op))
         return out
+
+    def _clean_body(self, rel: str, body: Any) -> bool:
+        """True when ``body`` passes the compiled check of ``rel`` and its style checks (see ``_clean``)."""
+        clean = self._clean.get(rel)
+        if clean is None:
+            return False
+        try:
+            return bool(clean.is_valid(body))
+        except (ValueError, OverflowError):  # values jsonschema-rs cannot take: _body asks the authorities
+            return False
 
     def _query(self, ex: Exchange, op: OperationSpec) -> list[Finding]:
         if op.query_schema is not None:

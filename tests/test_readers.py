@@ -204,10 +204,11 @@ SHAPE_PLACES = [
 ]
 
 
-def _edited(edits: list[tuple[tuple[str, ...], object]]) -> object:
-    record: object = json.loads(
-        json.dumps({**RECORD, "request": {**RECORD["request"], "headers": {"a": "b"}}})
-    )
+def _edited(edits: list[tuple[tuple[str, ...], object]], base: object = None) -> object:
+    """A copy of ``base`` (default: RECORD with a header) with each edit made: a value set, or dropped."""
+    if base is None:
+        base = {**RECORD, "request": {**RECORD["request"], "headers": {"a": "b"}}}
+    record: object = json.loads(json.dumps(base))
     for place, value in edits:
         if not place:
             record = value if value != "drop" else {}

@@ -56,6 +56,18 @@ def test_the_benchmark_runs_its_rounds_and_prints_each_ratio_and_their_median(tm
     assert "verdict on generated traffic: 0 errors, 0 warnings" in result.stdout
 
 
+def test_the_front_benchmark_prints_each_stage_for_both_sides_with_the_ratio_to_the_base() -> None:
+    """A small run of benchmarks/bench_front.py against HEAD (its figures are not asserted)."""
+    result = _run(
+        sys.executable, "benchmarks/bench_front.py", "--exchanges", "300", "--repeat", "1", "--base", "HEAD"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| side | parse µs | read µs | build µs | route µs | schema µs |"), rows
+    assert rows[1].startswith("| base HEAD | ") and rows[2].startswith("| this checkout | "), rows
+    assert rows[2].count("x)") == 8, rows[2]  # a ratio for every stage
+
+
 def test_the_memory_benchmark_prints_a_row_per_run_the_spilling_cost_and_bytes_per_live_entity() -> None:
     """A small run of benchmarks/bench_memory.py with every option but --compiled (figures not asserted)."""
     result = _run(
