@@ -577,10 +577,25 @@ def _scan_part(job: tuple[PlannedFile, int, int, int, Spec, Config]) -> Scan:
         fh.seek(start)
         data = io.BytesIO(fh.read(end - start))
     items = read_jsonl(data, longest=config.longest_record, most_values=config.most_values)
-    shifted = ((None if pos is None else pos + lines, record, error) for pos, record, error in items)
     scan = Scan()
-    scan.read(replace(f, format="jsonl", continues=start > 0, positions=array("q")), shifted, spec, config)
+    scan.read(
+        replace(f, format="jsonl", continues=start > 0, positions=array("q")),
+        _shifted(items, lines),
+        spec,
+        config,
+    )
     return scan
+
+
+def _shifted(items: Iterator[RawItem], lines: int) -> Iterator[RawItem]:
+    """``items`` numbered ``lines`` further on, one at a time.
+
+    (A generator, not a generator expression: mypyc compiles those as lists, which parsed a
+    whole part before the scan began, outside its rarer collections: at a million records the
+    compiled first pass took 17.5 s a part against 6.3 pure, and 1.8 GB.)
+    """
+    for pos, record, error in items:
+        yield (None if pos is None else pos + lines), record, error
 
 
 def plan(

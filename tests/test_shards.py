@@ -8,6 +8,7 @@ sharded report equals the one-process report, and that the finding in question i
 from __future__ import annotations
 
 import copy
+import gc
 import gzip
 import json
 import random
@@ -23,10 +24,11 @@ from fsm._formats import REPORT_FORMATS
 from fsm.config import Config
 from fsm.generate import TrafficBuilder, generate, to_har
 from fsm.pipeline import validate_log
+from fsm.readers import read_jsonl
 from fsm.readers._json import lenient_loads
 from fsm.render import render
 from fsm.report import Report
-from fsm.shards import Plan, _packed, _parts, plan, planned_files, scan_file, validate_sharded
+from fsm.shards import Plan, _packed, _parts, _scan_part, plan, planned_files, scan_file, validate_sharded
 from fsm.spec import load_spec
 from tests.test_cli import run
 from tests.test_mutations import OPERATORS
@@ -316,6 +318,32 @@ def test_a_plain_file_read_in_parts_by_the_first_pass_plans_what_one_pass_plans(
         assert getattr(parts, name) == getattr(whole, name), name
     assert [str(t) for t in parts.previous] == [str(t) for t in whole.previous]
     same_report([path], jobs=(3,))
+
+
+def test_the_first_pass_over_a_part_parses_each_record_as_the_scan_takes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One at a time, under the scan's rarer collections (not all at once before it, as a list)."""
+    path = write(tmp_path / "part.jsonl", list(generate(10, seed=20, partial=False)))
+    thresholds: list[int] = []  # the collector's young threshold as each record is parsed
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        for item in read_jsonl(*args, **kwargs):
+            thresholds.append(gc.get_threshold()[0])
+            yield item
+
+    monkeypatch.setattr("fsm.shards.read_jsonl", spy)
+    [f] = planned_files([str(path)])
+    start, end, lines = _parts(str(path), 2)[1]
+    before = gc.get_threshold()
+    gc.set_threshold(700, *before[1:])
+    try:
+        scan = _scan_part((f, start, end, lines, load_spec(), Config()))
+    finally:
+        gc.set_threshold(*before)
+    assert len(thresholds) == len(scan.files[0].positions) > 10
+    assert scan.files[0].positions[0] == lines + 1
+    assert min(thresholds) >= 50_000
 
 
 @pytest.mark.parametrize("parts", [2, 4])
