@@ -28,7 +28,17 @@ from fsm.readers import read_jsonl
 from fsm.readers._json import lenient_loads
 from fsm.render import render
 from fsm.report import Report
-from fsm.shards import Plan, _packed, _parts, _scan_part, plan, planned_files, scan_file, validate_sharded
+from fsm.shards import (
+    Plan,
+    ShardValidator,
+    _packed,
+    _parts,
+    _scan_part,
+    plan,
+    planned_files,
+    scan_file,
+    validate_sharded,
+)
 from fsm.spec import load_spec
 from tests.test_cli import run
 from tests.test_mutations import OPERATORS
@@ -123,6 +133,35 @@ def test_mutated_generated_logs_over_gzip_jsonl_and_har_are_reported_the_same(tm
     paths = [tmp_path / "a.jsonl.gz", tmp_path / "b.jsonl", tmp_path / "c.har"]
     report = same_report(paths, jobs=(2, 3), config=Config(kept_per_rule=3))
     assert report.untold and len(report.by_rule()) > 8  # many rules, some counted beyond the three kept
+
+
+def test_a_shard_reads_its_own_lines_of_a_file_and_stops_at_the_last(tmp_path: Path) -> None:
+    """Only its lines are parsed, in order; the lines after its last (blank ones too) are not even read."""
+    path = tmp_path / "own.jsonl"
+    lines = [orjson.dumps(r) for r in generate(12, seed=21, partial=True)]
+    lines[5:5] = [b"", b"not json"]
+    path.write_bytes(b"\n".join(lines) + b"\n\n\n")
+    p = plan([str(path)], 3)
+    [f] = p.files
+    lasts = []
+    for shard in range(3):
+        v = ShardValidator(load_spec(), config=Config(), engine="table")
+        v._own = own = p.own(f, shard)
+        fmt, items = v._read_own(p, f, shard)
+        assert fmt == "jsonl"
+        assert [item[0] for item in items] == [f.positions[o - f.base] for o in own]
+        lasts.append(f.positions[own[-1] - f.base])
+    assert len(set(lasts)) == 3 and min(lasts) < f.positions[-1]
+
+
+def test_a_shard_with_no_record_in_one_of_the_files_is_reported_the_same(tmp_path: Path) -> None:
+    b = TrafficBuilder(5)
+    alone = b.open_session().records  # one context: one shard has it all
+    a = write(tmp_path / "a.jsonl", alone)
+    c = write(tmp_path / "c.jsonl", list(generate(10, seed=22, partial=True)))
+    p = plan([str(a), str(c)], 3)
+    assert any(not p.own(p.files[0], shard) for shard in range(3))
+    same_report([a, c], jobs=(3,))
 
 
 def test_shards_of_very_different_sizes_are_reported_the_same(tmp_path: Path) -> None:
