@@ -723,9 +723,10 @@ class ShardStore(EntityStore):
         super().file_code(e, code)
 
     def settle(self, e: Entity) -> None:
-        new = e.id is not None and e.id not in self.finished[e.kind]
+        done = self.finished[e.kind]
+        before = len(done)  # (grows by one where ``e`` is retired by its id for the first time)
         super().settle(e)
-        if new and e.id is not None and e.id in self.finished[e.kind]:
+        if len(done) > before and e.id is not None:
             self.done_at[(e.kind, e.id)] = self.at
 
     def outcome_keys(self) -> list[tuple[int, int, int]]:

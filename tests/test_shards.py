@@ -135,6 +135,16 @@ def test_mutated_generated_logs_over_gzip_jsonl_and_har_are_reported_the_same(tm
     assert report.untold and len(report.by_rule()) > 8  # many rules, some counted beyond the three kept
 
 
+def test_entities_each_shard_retired_to_disk_are_listed_in_one_process_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finished entities past one in RAM move to disk: where each was first retired still orders them."""
+    monkeypatch.setattr("fsm.pipeline.FINISHED_IN_RAM", 1)
+    path = write(tmp_path / "spilled.jsonl", mutated_log(9))
+    report = same_report([path], jobs=(2, 3))
+    assert sum(1 for e in report.entities if e.final) > 50
+
+
 def test_a_shard_reads_its_own_lines_of_a_file_and_stops_at_the_last(tmp_path: Path) -> None:
     """Only its lines are parsed, in order; the lines after its last (blank ones too) are not even read."""
     path = tmp_path / "own.jsonl"
