@@ -8,6 +8,7 @@ sharded report equals the one-process report, and that the finding in question i
 from __future__ import annotations
 
 import copy
+import gc
 import gzip
 import json
 import random
@@ -23,10 +24,21 @@ from fsm._formats import REPORT_FORMATS
 from fsm.config import Config
 from fsm.generate import TrafficBuilder, generate, to_har
 from fsm.pipeline import validate_log
+from fsm.readers import read_jsonl
 from fsm.readers._json import lenient_loads
 from fsm.render import render
 from fsm.report import Report
-from fsm.shards import Plan, _packed, _parts, plan, planned_files, scan_file, validate_sharded
+from fsm.shards import (
+    Plan,
+    ShardValidator,
+    _packed,
+    _parts,
+    _scan_part,
+    plan,
+    planned_files,
+    scan_file,
+    validate_sharded,
+)
 from fsm.spec import load_spec
 from tests.test_cli import run
 from tests.test_mutations import OPERATORS
@@ -121,6 +133,45 @@ def test_mutated_generated_logs_over_gzip_jsonl_and_har_are_reported_the_same(tm
     paths = [tmp_path / "a.jsonl.gz", tmp_path / "b.jsonl", tmp_path / "c.har"]
     report = same_report(paths, jobs=(2, 3), config=Config(kept_per_rule=3))
     assert report.untold and len(report.by_rule()) > 8  # many rules, some counted beyond the three kept
+
+
+def test_entities_each_shard_retired_to_disk_are_listed_in_one_process_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Finished entities past one in RAM move to disk: where each was first retired still orders them."""
+    monkeypatch.setattr("fsm.pipeline.FINISHED_IN_RAM", 1)
+    path = write(tmp_path / "spilled.jsonl", mutated_log(9))
+    report = same_report([path], jobs=(2, 3))
+    assert sum(1 for e in report.entities if e.final) > 50
+
+
+def test_a_shard_reads_its_own_lines_of_a_file_and_stops_at_the_last(tmp_path: Path) -> None:
+    """Only its lines are parsed, in order; the lines after its last (blank ones too) are not even read."""
+    path = tmp_path / "own.jsonl"
+    lines = [orjson.dumps(r) for r in generate(12, seed=21, partial=True)]
+    lines[5:5] = [b"", b"not json"]
+    path.write_bytes(b"\n".join(lines) + b"\n\n\n")
+    p = plan([str(path)], 3)
+    [f] = p.files
+    lasts = []
+    for shard in range(3):
+        v = ShardValidator(load_spec(), config=Config(), engine="table")
+        v._own = own = p.own(f, shard)
+        fmt, items = v._read_own(p, f, shard)
+        assert fmt == "jsonl"
+        assert [item[0] for item in items] == [f.positions[o - f.base] for o in own]
+        lasts.append(f.positions[own[-1] - f.base])
+    assert len(set(lasts)) == 3 and min(lasts) < f.positions[-1]
+
+
+def test_a_shard_with_no_record_in_one_of_the_files_is_reported_the_same(tmp_path: Path) -> None:
+    b = TrafficBuilder(5)
+    alone = b.open_session().records  # one context: one shard has it all
+    a = write(tmp_path / "a.jsonl", alone)
+    c = write(tmp_path / "c.jsonl", list(generate(10, seed=22, partial=True)))
+    p = plan([str(a), str(c)], 3)
+    assert any(not p.own(p.files[0], shard) for shard in range(3))
+    same_report([a, c], jobs=(3,))
 
 
 def test_shards_of_very_different_sizes_are_reported_the_same(tmp_path: Path) -> None:
@@ -316,6 +367,32 @@ def test_a_plain_file_read_in_parts_by_the_first_pass_plans_what_one_pass_plans(
         assert getattr(parts, name) == getattr(whole, name), name
     assert [str(t) for t in parts.previous] == [str(t) for t in whole.previous]
     same_report([path], jobs=(3,))
+
+
+def test_the_first_pass_over_a_part_parses_each_record_as_the_scan_takes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One at a time, under the scan's rarer collections (not all at once before it, as a list)."""
+    path = write(tmp_path / "part.jsonl", list(generate(10, seed=20, partial=False)))
+    thresholds: list[int] = []  # the collector's young threshold as each record is parsed
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        for item in read_jsonl(*args, **kwargs):
+            thresholds.append(gc.get_threshold()[0])
+            yield item
+
+    monkeypatch.setattr("fsm.shards.read_jsonl", spy)
+    [f] = planned_files([str(path)])
+    start, end, lines = _parts(str(path), 2)[1]
+    before = gc.get_threshold()
+    gc.set_threshold(700, *before[1:])
+    try:
+        scan = _scan_part((f, start, end, lines, load_spec(), Config()))
+    finally:
+        gc.set_threshold(*before)
+    assert len(thresholds) == len(scan.files[0].positions) > 10
+    assert scan.files[0].positions[0] == lines + 1
+    assert min(thresholds) >= 50_000
 
 
 @pytest.mark.parametrize("parts", [2, 4])

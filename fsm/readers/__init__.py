@@ -117,7 +117,7 @@ def open_input(
     *,
     longest: int = LONGEST_RECORD,
     most_values: int = MOST_VALUES,
-    keep: Callable[[int], bool] | None = None,
+    keep: Callable[[int], object] | None = None,
 ) -> tuple[InputFile, Iterator[RawItem]]:
     """Open ``path`` (``-`` for standard input) and return its description and record stream.
 

@@ -27,7 +27,7 @@ def read_jsonl(
     *,
     longest: int = LONGEST_RECORD,
     most_values: int = MOST_VALUES,
-    keep: Callable[[int], bool] | None = None,
+    keep: Callable[[int], object] | None = None,
 ) -> Iterator[tuple[int | None, Any, str | None]]:
     """Yield ``(line, record, error)`` for every non-blank line of a binary stream.
 
@@ -38,8 +38,9 @@ def read_jsonl(
     than ``most_values`` values (counted by their separators, an upper bound), yields an error
     and is not parsed; reading goes on at the next line.
 
-    ``keep``: when given, only lines for which ``keep(line number)`` is true are parsed and
-    yielded (a shard reads the whole file but parses its own records only, :mod:`fsm.shards`).
+    ``keep``: when given, only lines for which ``keep(line number)`` is true (or any truthy value:
+    a byte of a mask) are parsed and yielded (a shard reads the whole file but parses its own
+    records only, :mod:`fsm.shards`).
     """
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
