@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import functools
 import itertools
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
+from fsm.config import Config
 from fsm.errors import SpecError
 from fsm.exchange import Exchange, build_exchange
 from fsm.generate import TrafficBuilder, generate
@@ -522,6 +524,8 @@ def test_each_operation_runs_only_the_checks_of_the_keys_it_declares() -> None:
             return {stepper.lifecycle.step: "_lifecycle", stepper.observations.observe: "_observe"}[
                 check.func
             ]
+        if getattr(check, "plan", None) in stepper._steps[op.id]:  # (a step written for its plan)
+            return "_lifecycle"
         direct = {stepper.actors.breaches: "_actors", stepper.currencies.judge: "_payments"}
         return direct.get(check, str(check.__name__))
 
@@ -749,3 +753,87 @@ def test_a_retired_voucher_a_session_lists_in_its_final_status_stays_retired_and
             if stepper is _CountingStepper:
                 assert v._stepper.store.stood_in > 50, name  # type: ignore[attr-defined]
         assert reports[0] == reports[1], name
+
+
+class _GenericSteps(Stepper):
+    """The stepper with every lifecycle step the generic :meth:`Lifecycle.step` (the reference)."""
+
+    generated = False
+
+
+def _golden_inputs() -> list[Path]:
+    root = Path(__file__).resolve().parent.parent
+    return sorted((root / "tests" / "golden" / "inputs").iterdir()) + [
+        p for p in sorted((root / "examples").iterdir()) if p.suffix in (".jsonl", ".har")
+    ]
+
+
+def _judged_inputs(tmp: Path) -> Iterator[Path]:
+    """The golden inputs and the examples, and each generated log again from its middle on (every
+    entity met mid-flow, D18: roles are bound by the calls that follow, not by the creations)."""
+    for path in _golden_inputs():
+        yield path
+        if path.suffix == ".jsonl" and path.stem.startswith("generated"):
+            lines = path.read_bytes().splitlines(keepends=True)
+            for start in (len(lines) // 3, len(lines) // 2):
+                (tmp / f"{path.stem}-{start}.jsonl").write_bytes(b"".join(lines[start:]))
+                yield tmp / f"{path.stem}-{start}.jsonl"
+
+
+@pytest.mark.parametrize("view", ["all", "payer", "payee"])
+def test_steps_written_for_their_plans_judge_every_golden_input_as_the_generic_step_does(
+    view: str, tmp_path: Path
+) -> None:
+    """Each plan's own step function (readers in place, the fixed move followed there): the same reports
+    and the same coverage as the generic step, byte for byte, in every view (one party's view takes
+    the generic judging where an unseen call may explain an answer)."""
+    assert Stepper.generated, "the pure build writes each plan's step"
+    for path in _judged_inputs(tmp_path):
+        out = []
+        for stepper in (Stepper, _GenericSteps):
+            v = Validator(stepper=stepper, coverage=True, config=Config(view=view))
+            v.feed_file(str(path))
+            report = v.finish()
+            cov = v.coverage
+            assert cov is not None
+            out.append((render(report, "json"), render(report, "text"), dataclasses.asdict(cov)))
+            generated = stepper is Stepper
+            checks = v._stepper._plans.values()
+            assert any(getattr(c, "plan", None) is not None for cs in checks for c in cs) == generated
+        assert out[0] == out[1], (view, path.name)
+
+
+def test_a_written_step_is_its_plan_s_own_and_its_source_is_made_once_per_shape() -> None:
+    """The source of a plan's step names the plan's keys as literals, and equal shapes share one factory."""
+    from fsm.stepper import lifecycle
+
+    stepper = Stepper(SPEC, engines_for(SPEC))
+    plans = [p for op in SPEC.operations for p in stepper._steps[op.id]]
+    sources = [lifecycle._step_source(p) for p in plans]
+    assert sources == [lifecycle._step_source(p) for p in plans]  # deterministic
+    redeem = stepper._steps["redeem-voucher"][0]
+    assert "params.get('voucherId', MISSING)" in lifecycle._step_source(redeem)
+    again = Stepper(SPEC, engines_for(SPEC))
+    first, second = stepper._plans["redeem-voucher"][1], again._plans["redeem-voucher"][1]
+    assert first is not second and first.__code__ is second.__code__  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("generated", [True, False])
+def test_a_role_an_accepted_call_gives_its_caller_is_held_against_that_token_later(generated: bool) -> None:
+    """A voucher met mid-flow, redeemed with the payer's token: that token is its payee's from then on,
+    so resolving it with the same token is the payee's call (``actor.wrong-role``), by either step."""
+
+    class Steps(Stepper):
+        pass
+
+    Steps.generated = generated
+    b = TrafficBuilder(seed=5)
+    names = _flow(b)
+    v, payer = names["voucher"], names["payer"]
+    stepper = Steps(SPEC, engines_for(SPEC))
+    rules = []
+    for n, record in enumerate([b.get_voucher(payer, v), b.redeem_simple(payer, v), b.resolve(payer, v)]):
+        ex, routed = _exchange(record, n)
+        rules.append([f.rule_id for f in stepper.step(ex, routed)])
+    assert rules == [[], [], ["actor.wrong-role"]]
+    assert stepper.state_of("voucher", v.id) == ("RESOLVED",)

@@ -36,7 +36,7 @@ from fsm.stepper.call import Call
 from fsm.stepper.clock import CLOCK_SKEW, Clock, Timers
 from fsm.stepper.coverage import Coverage
 from fsm.stepper.entities import Entity, EntityStore
-from fsm.stepper.lifecycle import Lifecycle, StepPlan
+from fsm.stepper.lifecycle import GENERATED, Lifecycle, StepFn, StepPlan
 from fsm.stepper.observe import Observations, ObservePlan
 from fsm.stepper.payments import Currencies
 from fsm.stepper.predict import Prediction, Predictor
@@ -79,6 +79,10 @@ class Stepper:
 
     store_class: type[EntityStore] = EntityStore
     """The entity store's class (a subclass may record more, e.g. the order shards merge in)."""
+
+    generated: bool = GENERATED
+    """Whether each lifecycle step is a function written for its plan (:meth:`Lifecycle.stepper
+    <fsm.stepper.lifecycle.Lifecycle.stepper>`; by default in pure Python), or the generic one."""
 
     def __init__(
         self,
@@ -152,9 +156,10 @@ class Stepper:
         after the other: bound to them here, the stepper's own loop is not run for every exchange.
         """
         if check == "_lifecycle":
-            return _in_turn(self.lifecycle.step, self._steps[op.id], stop=True)
+            steps = tuple(self.lifecycle.stepper(p, generated=self.generated) for p in self._steps[op.id])
+            return steps[0] if len(steps) == 1 else _until_refused(steps)
         if check == "_observe":
-            return _in_turn(self.observations.observe, self._observes[op.id], stop=False)
+            return _in_turn(self.observations.observe, self._observes[op.id])
         if check in _DIRECT:  # (the component's own check: no method of ours between)
             return _DIRECT[check](self)
         method: Check = getattr(self, check)
@@ -422,16 +427,24 @@ _DIRECT: dict[str, Callable[[Stepper], Check]] = {
 """Checks a component makes itself, bound straight to it (the Stepper's method of the same name calls it)."""
 
 
-def _in_turn(
-    run: Callable[[P, Call, list[Finding]], bool | None], plans: Sequence[P], *, stop: bool
-) -> Check:
-    """A check that runs ``run`` for each of ``plans`` in turn (``stop``: until one returns False)."""
+def _in_turn(run: Callable[[P, Call, list[Finding]], None], plans: Sequence[P]) -> Check:
+    """A check that runs ``run`` for each of ``plans`` in turn."""
     if len(plans) == 1:
         return partial(run, plans[0])  # (one plan, most operations: run without a loop of ours)
 
     def each(call: Call, findings: list[Finding]) -> None:
         for plan in plans:
-            if run(plan, call, findings) is False and stop:
+            run(plan, call, findings)
+
+    return each
+
+
+def _until_refused(steps: Sequence[StepFn]) -> Check:
+    """A check that runs ``steps`` in turn until one says the later steps do not go on."""
+
+    def each(call: Call, findings: list[Finding]) -> None:
+        for step in steps:
+            if not step(call, findings):
                 break
 
     return each

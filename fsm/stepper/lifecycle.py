@@ -9,11 +9,13 @@ with another code than the one predicted a wrong code. Refused calls never chang
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from fsm.exchange import Exchange
-from fsm.spec.model import CreateSpec, MachineSpec, OperationSpec, Spec, StepSpec
+from fsm.spec.model import CreateSpec, MachineSpec, OperationSpec, Ref, Spec, StepSpec
 from fsm.stepper.actors import Actors
 from fsm.stepper.call import Call
 from fsm.stepper.clock import Timers
@@ -25,7 +27,7 @@ from fsm.stepper.terms import Term, Terms
 from fsm.stepper.unseen import Unseen
 from fsm.violation import Finding
 
-__all__ = ["Lifecycle", "Move", "StepPlan", "move"]
+__all__ = ["GENERATED", "Lifecycle", "Move", "StepFn", "StepPlan", "move"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,14 @@ class StepPlan:
     ticks_children: bool = False  # a guard reads the children's states: their clocks run first (D24)
 
 
+StepFn = Callable[[Call, list[Finding]], bool]
+"""One step of an operation, made for its plan: ``step(call, findings)`` (see :meth:`Lifecycle.step`)."""
+
+GENERATED = __file__.endswith(".py")
+"""Whether :meth:`Lifecycle.stepper` writes each plan's step as its own function by default: in pure
+Python (in the compiled build the generic, compiled :meth:`Lifecycle.step` is the faster)."""
+
+
 class Lifecycle:
     """Steps entities through their machines and judges each call against the prediction."""
 
@@ -153,6 +163,19 @@ class Lifecycle:
             any(m.guards[g].children is not None for g in guards),
         )
 
+    def stepper(self, plan: StepPlan, *, generated: bool = GENERATED) -> StepFn:
+        """``plan``'s step as one function of the call (``step(call, findings)``, as :meth:`step` answers).
+
+        ``generated``: a function written for this plan (:func:`_step_source`) in which its references
+        are read in place and its constants are literals, and an accepted call the plan's fixed move
+        allows is followed there; every other case goes on in :meth:`_judge`, as :meth:`step` does.
+        Otherwise :meth:`step` bound to the plan.
+        """
+        if not generated:
+            return partial(self.step, plan)
+        make = _factory(_step_source(plan))
+        return make(self, plan, MISSING)
+
     def step(self, plan: StepPlan, call: Call, findings: list[Finding]) -> bool:
         """Step one entity (added to ``call.touched``, if any); whether the later steps go on.
 
@@ -176,7 +199,14 @@ class Lifecycle:
             self.timers.tick(e, m.name, ex.time)
         if plan.ticks_children:
             self._tick_children(e, ex.time)
-        mv = plan.moves.get(e.states)
+        return self._judge(plan, call, e, plan.moves.get(e.states), findings)
+
+    def _judge(self, plan: StepPlan, call: Call, e: Entity, mv: Move | None, findings: list[Finding]) -> bool:
+        """Judge the call on ``e`` against ``mv``, its move from ``e.states``; follow it if accepted.
+
+        ``e`` is found, touched and its clock run; ``mv`` None: predicted now. Whether the later steps go on.
+        """
+        ex, params, m = call.ex, call.params, plan.machine
         if mv is None:  # (several candidate states, or a guard decides: predicted now)
             accepts, refuses = self.predictor.outcomes(m, e, e.states, plan.step.trigger, ex.req_body)
             mv = move(accepts, refuses, self._roles, plan.status_of)
@@ -560,3 +590,120 @@ class Lifecycle:
 def _warns(o: Outcome) -> bool:
     """Whether taking ``o``'s transition warns whatever the guards say (its own ``warn``)."""
     return o.transition is not None and o.transition.warn is not None
+
+
+# ------------------------------------------------------------------ plans written as functions
+_FACTORIES: dict[str, Callable[[Lifecycle, StepPlan, object], StepFn]] = {}
+"""Compiled step factories by their source (one a distinct shape of plan: shared by specs and runs)."""
+
+
+def _factory(source: str) -> Callable[[Lifecycle, StepPlan, object], StepFn]:
+    """The factory ``source`` defines (compiled once a process)."""
+    make = _FACTORIES.get(source)
+    if make is None:
+        scope: dict[str, Any] = {}
+        exec(compile(source, "<fsm.stepper.lifecycle: a step plan>", "exec"), scope)
+        make = _FACTORIES[source] = scope["make"]
+    return make
+
+
+def _read(ref: Ref | None, reader_name: str) -> str:
+    """An expression reading ``ref`` as its compiled reader does (``reader_name``), in place where it can.
+
+    A path parameter, and one member of a body that is an object, are read in place; anything
+    else through the reader.
+    """
+    if ref is None:
+        return "MISSING"
+    if ref.source == "path":
+        return f"params.get({ref.key!r}, MISSING)"
+    if len(ref.tokens) == 1 and ref.source in ("response", "request"):
+        side = "resp" if ref.source == "response" else "req"
+        return (
+            f"(body.get({ref.tokens[0]!r}, MISSING) if type(body := ex.{side}_body) is dict"
+            f" and ex.{side}_has_body else {reader_name}(ex, params, MISSING))"
+        )
+    return f"{reader_name}(ex, params, MISSING)"
+
+
+def _step_source(plan: StepPlan) -> str:
+    """The source of a factory of ``plan``'s step: :meth:`Lifecycle.step` with the plan's choices made.
+
+    Deterministic (the same plan, the same text); only literals of the spec's names and keys are
+    written into it, with ``repr``. The judging of anything but an accepted call the plan's fixed
+    move allows is :meth:`Lifecycle._judge`'s, and what that case does is :meth:`Lifecycle._accept`'s.
+    """
+    step, m = plan.step, plan.machine
+    kind = repr(m.name)
+    refs = (("id_", step.ref.id), ("code", step.ref.code))
+    named = " and ".join(f"{n} is MISSING" for n, ref in refs if ref is not None) or "True"
+    lines = [
+        "def make(lc, plan, MISSING):",
+        "    store, timers, terms, actors = lc.store, lc.timers, lc.terms, lc.actors",
+        "    find, adopt, remember, judge = store.find, store.adopt, store.remember, lc._judge",
+        "    entities = store.entities",
+        "    read_id, read_code, read_status = plan.read_id, plan.read_code, plan.read_status",
+        "    moves, states = plan.moves, plan.machine.state_names",
+        "    partial, coverage = lc.partial, lc.coverage",
+        "    record, expect, RECORD, EXPECT = terms.record, terms.expect, plan.record, plan.expect",
+        "    tick, bind, agreed, status = timers.tick, actors.bind, lc._agreed_warnings, lc._status",
+        "    machine, tick_children, create = plan.machine, lc._tick_children, lc._create",
+        "",
+        "    def step(call, findings):",
+        "        ex, params = call.ex, call.params",
+        *(["        if not ex.accepted:", "            return False"] if plan.creation is not None else []),
+        f"        id_ = {_read(step.ref.id, 'read_id')}",
+        f"        code = {_read(step.ref.code, 'read_code')}",
+    ]
+    if plan.creation is not None:  # (a creating step: read in place, created by _create)
+        lines += ["        return create(plan, plan.creation, call, id_, code, findings)"]
+        return "\n".join([*lines, "", "    step.plan = plan", "    return step", ""])
+    lines += [
+        f"        e = entities.get(({kind}, id_)) if type(id_) is str else None  # (live, filed by id)",
+        "        if e is None or e.packed is not None:",
+        f"            e = find({kind}, id_, code)",
+        "        if e is None:",
+        f"            if {named}:",
+        "                return True",
+        f"            e = adopt({kind}, id_, code, states)",
+        "        call.touched.append(e)",
+    ]
+    if plan.timed:
+        lines += [
+            "        if e.attrs:  # (no attributes: no due time)",
+            f"            tick(e, {kind}, ex.time)",
+        ]
+    if plan.ticks_children:
+        lines += ["        tick_children(e, ex.time)"]
+    lines += [
+        "        mv = moves.get(e.states)",
+        "        if mv is None or partial or not ex.accepted or not mv.accepts:",
+        "            return judge(plan, call, e, mv, findings)",
+        "        if mv.warns:",
+        "            findings.extend(agreed(mv.accepts, machine, e, ex))",
+        "        if coverage is not None and mv.took is not None:",
+        f"            coverage.took({kind}, mv.took.state, {step.trigger!r}, mv.states[0])",
+        "        e.states = mv.states",
+    ]
+    if plan.stops_timer:
+        lines += ["        e.expired_by_clock = ()"]
+    lines += [
+        "        token = call.token",
+        "        if token:",
+        "            for actor in mv.binds:",
+        "                bind(e, actor, token)",
+    ]
+    if plan.record:
+        lines += ["        record(RECORD, e, ex, params)"]
+    if plan.read_status is not None:
+        lines += [
+            f"        actual = {_read(step.status, 'read_status')}",
+            "        if mv.status is not None and actual == mv.status:",
+            "            e.observed = actual",
+            "        else:",
+            "            status(plan, actual, e, findings)",
+        ]
+    if plan.expect:
+        lines += ["        findings.extend(expect(EXPECT, e, ex, params))"]
+    lines += ["        remember(e, call.seen)", "        return True"]
+    return "\n".join([*lines, "", "    step.plan = plan", "    return step", ""])
