@@ -25,8 +25,9 @@ from fsm.pointer import get as pointer_get
 from fsm.render import render
 from fsm.spec import load_spec
 from fsm.spec.model import Ref
-from fsm.stepper import Prediction, Stepper
+from fsm.stepper import Prediction, Stepper, entities
 from fsm.stepper.actors import Actors
+from fsm.stepper.call import Call
 from fsm.stepper.clock import Clock, Timers, due_key
 from fsm.stepper.core import CHECKS
 from fsm.stepper.entities import HISTORY, Entity, EntityStore, seen
@@ -763,9 +764,12 @@ class _GenericSteps(Stepper):
 
 def _golden_inputs() -> list[Path]:
     root = Path(__file__).resolve().parent.parent
-    return sorted((root / "tests" / "golden" / "inputs").iterdir()) + [
-        p for p in sorted((root / "examples").iterdir()) if p.suffix in (".jsonl", ".har")
-    ]
+    corpus = sorted(p for p in (root / "tests" / "corpus").glob("*/*") if p.suffix in (".jsonl", ".har"))
+    return (
+        corpus
+        + sorted((root / "tests" / "golden" / "inputs").iterdir())
+        + [p for p in sorted((root / "examples").iterdir()) if p.suffix in (".jsonl", ".har")]
+    )
 
 
 def _judged_inputs(tmp: Path) -> Iterator[Path]:
@@ -778,16 +782,27 @@ def _judged_inputs(tmp: Path) -> Iterator[Path]:
             for start in (len(lines) // 3, len(lines) // 2):
                 (tmp / f"{path.stem}-{start}.jsonl").write_bytes(b"".join(lines[start:]))
                 yield tmp / f"{path.stem}-{start}.jsonl"
+            nulled = [orjson.loads(line) for line in lines]  # (every 3rd call's members null, but ids)
+            for record in nulled[::3]:
+                for side in (record["request"], record["response"]):
+                    body = side.get("body")
+                    if isinstance(body, dict):
+                        side["body"] = {k: v if k in ("id", "status") else None for k, v in body.items()}
+            (tmp / f"{path.stem}-nulled.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in nulled))
+            yield tmp / f"{path.stem}-nulled.jsonl"
 
 
-@pytest.mark.parametrize("view", ["all", "payer", "payee"])
+@pytest.mark.parametrize(("view", "window"), [("all", 0), ("payer", 0), ("payee", 0), ("all", 3)])
 def test_steps_written_for_their_plans_judge_every_golden_input_as_the_generic_step_does(
-    view: str, tmp_path: Path
+    view: str, window: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each plan's own step function (readers in place, the fixed move followed there): the same reports
     and the same coverage as the generic step, byte for byte, in every view (one party's view takes
-    the generic judging where an unseen call may explain an answer)."""
+    the generic judging where an unseen call may explain an answer), and with entities packed when
+    they rest through 3 exchanges (a packed entity is found through the store)."""
     assert Stepper.generated, "the pure build writes each plan's step"
+    if window:
+        monkeypatch.setattr(entities, "WINDOW", window)
     for path in _judged_inputs(tmp_path):
         out = []
         for stepper in (Stepper, _GenericSteps):
@@ -837,3 +852,31 @@ def test_a_role_an_accepted_call_gives_its_caller_is_held_against_that_token_lat
         rules.append([f.rule_id for f in stepper.step(ex, routed)])
     assert rules == [[], [], ["actor.wrong-role"]]
     assert stepper.state_of("voucher", v.id) == ("RESOLVED",)
+
+
+def test_an_operation_written_as_one_function_stops_its_steps_where_one_says_so_runs_its_other_checks() -> (
+    None
+):
+    """The lifecycle steps of an operation's own function run until one returns False; the other checks
+    all run, in order, and the exchange's findings are theirs."""
+    from fsm.stepper import core
+    from fsm.stepper.lifecycle import factory
+
+    stepper = Stepper(SPEC, engines_for(SPEC))
+    ran: list[str] = []
+
+    def step(name: str, goes_on: bool) -> Any:
+        return lambda call, findings: ran.append(name) or goes_on
+
+    def check(name: str) -> Any:
+        return lambda call, findings: (ran.append(name), findings.append(name))
+
+    op = SPEC.operation("reserve-voucher")
+    ex, _ = _exchange(TrafficBuilder(seed=2).sign_in_payer()[1], 0)
+    for first, want in ((False, ["s0", "after"]), (True, ["s0", "s1", "s2", "after"])):
+        ran.clear()
+        steps = (step("s0", first), step("s1", True), step("s2", False), step("s3", True))
+        checks = (None, check("after"))
+        make = factory(core._run_source(("_lifecycle", "_actors"), len(steps)))
+        run = make(stepper, checks, steps, Call.__new__(Call), core.Seen, op)
+        assert run(ex, {}, False) == ["after"] and ran == want

@@ -35,8 +35,8 @@ from fsm.stepper.actors import Actors
 from fsm.stepper.call import Call
 from fsm.stepper.clock import CLOCK_SKEW, Clock, Timers
 from fsm.stepper.coverage import Coverage
-from fsm.stepper.entities import Entity, EntityStore
-from fsm.stepper.lifecycle import GENERATED, Lifecycle, StepFn, StepPlan
+from fsm.stepper.entities import Entity, EntityStore, Seen
+from fsm.stepper.lifecycle import GENERATED, Lifecycle, StepFn, StepPlan, factory
 from fsm.stepper.observe import Observations, ObservePlan
 from fsm.stepper.payments import Currencies
 from fsm.stepper.predict import Prediction, Predictor
@@ -52,6 +52,8 @@ _UNEXPECTED = "machine.unexpected-refusal"
 
 
 Check = Callable[[Call, list[Finding]], object]
+Run = Callable[[Exchange, Mapping[str, str], bool], list[Finding]]
+"""An operation's whole step: ``run(ex, params, request_broken)`` is :meth:`Stepper.step`'s answer."""
 P = TypeVar("P")
 
 CHECKS: dict[str, tuple[Callable[[OperationSpec], bool], str]] = {
@@ -139,6 +141,9 @@ class Stepper:
         }
         self._schemas: SchemaChecker | None = None  # (likewise)
         self._refusals = spec.refusal_codes
+        self._runs: dict[str, Run] = (
+            {op.id: self._run(op, names[op.id]) for op in spec.operations} if self.generated else {}
+        )
 
     def _plan(
         self,
@@ -165,6 +170,14 @@ class Stepper:
         method: Check = getattr(self, check)
         return method
 
+    def _run(self, op: OperationSpec, names: tuple[str, ...]) -> Run:
+        """``op``'s whole step written as one function (:func:`_run_source`): what :meth:`step` does."""
+        checks = self._plans[op.id]
+        steps = tuple(self.lifecycle.stepper(p) for p in self._steps[op.id])
+        call = Call.__new__(Call)  # (filled anew for each exchange, as step's is)
+        run: Run = factory(_run_source(names, len(steps)))(self, checks, steps, call, Seen, op)
+        return run
+
     # --------------------------------------------------------------- stepping
     def clock(self, ex: Exchange) -> Finding | None:
         """An exchange earlier than the one before it in the same input is a finding (D19)."""
@@ -175,6 +188,9 @@ class Stepper:
 
         ``request_broken``: the request breaks its schema, so the model predicts a refusal (D26).
         """
+        run = self._runs.get(match.operation.id)
+        if run is not None:  # (the operation's own function: the same, written for it)
+            return run(ex, match.params, request_broken)
         findings: list[Finding] = []
         if ex.status == 0:
             return findings
@@ -466,3 +482,53 @@ def _words(spec: Spec) -> list[str]:
         for symbol, network, address in spec.tokens
     )
     return list(dict.fromkeys(out))
+
+
+def _run_source(names: tuple[str, ...], steps: int) -> str:
+    """The source of a factory of an operation's whole step: :meth:`Stepper.step` written out.
+
+    Its checks (``names``, as :data:`CHECKS` names them; ``steps`` lifecycle steps) are called in
+    turn, not looped over (the lifecycle steps until one says the later ones do not go on), the
+    call filled in place (:meth:`Call.fill <fsm.stepper.call.Call.fill>`, :func:`seen
+    <fsm.stepper.entities.seen>`) and ``auth`` judged in place. Deterministic: no name of the spec
+    is written into it.
+    """
+    lines = [
+        "def make(st, checks, steps, call, Seen, OP):",
+        "    stepped, explained, refusals = st.store.stepped, st._explained, st._refusals",
+        "    new = tuple.__new__",
+        *(f"    c{i} = checks[{i}]" for i in range(len(names))),
+        *(f"    s{i} = steps[{i}]" for i in range(steps)),
+        "",
+        "    def run(ex, params, broken):",
+        "        findings = []",
+        "        if ex.status == 0:",
+        "            return findings",
+        "        call.ex = ex",
+        "        call.broken = broken",
+        "        call.op = OP",
+        "        call.params = params",
+        "        call.accepted = accepted = ex.accepted",
+        "        call.seen = new(Seen, (ex.index, ex.file, ex.position, ex.is_entry, ex.method, ex.path,"
+        " ex.status, None if accepted else ex.error_code))",
+        "        call.token = token = ex.token",
+        "        call.touched = touched = []",
+    ]
+    for i, name in enumerate(names):
+        if name == "_auth":
+            lines += ["        if token is None and accepted:", f"            c{i}(call, findings)"]
+        elif name == "_lifecycle" and steps > 1:  # (until one says the later steps do not go on)
+            lines += [f"        {' and '.join(f's{n}(call, findings)' for n in range(steps))}"]
+        else:
+            lines += [f"        c{i}(call, findings)"]
+    lines += [
+        "        if not accepted and findings and refusals:",
+        "            explained(call, findings)",
+        "        st._touched = touched",
+        "        stepped(touched, ex.index, ex.time)",
+        "        return findings",
+        "",
+        "    return run",
+        "",
+    ]
+    return "\n".join(lines)

@@ -27,7 +27,7 @@ from fsm.stepper.terms import Term, Terms
 from fsm.stepper.unseen import Unseen
 from fsm.violation import Finding
 
-__all__ = ["GENERATED", "Lifecycle", "Move", "StepFn", "StepPlan", "move"]
+__all__ = ["GENERATED", "Lifecycle", "Move", "StepFn", "StepPlan", "factory", "move"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,12 +169,12 @@ class Lifecycle:
         ``generated``: a function written for this plan (:func:`_step_source`) in which its references
         are read in place and its constants are literals, and an accepted call the plan's fixed move
         allows is followed there; every other case goes on in :meth:`_judge`, as :meth:`step` does.
-        Otherwise :meth:`step` bound to the plan.
+        Otherwise (and for a step that takes a timed transition's own trigger) :meth:`step` bound to the plan.
         """
-        if not generated:
+        if not generated or plan.stops_timer:  # (a timed transition's own trigger: no operation's here)
             return partial(self.step, plan)
-        make = _factory(_step_source(plan))
-        return make(self, plan, MISSING)
+        step: StepFn = factory(_step_source(plan))(self, plan, MISSING)
+        return step
 
     def step(self, plan: StepPlan, call: Call, findings: list[Finding]) -> bool:
         """Step one entity (added to ``call.touched``, if any); whether the later steps go on.
@@ -593,16 +593,16 @@ def _warns(o: Outcome) -> bool:
 
 
 # ------------------------------------------------------------------ plans written as functions
-_FACTORIES: dict[str, Callable[[Lifecycle, StepPlan, object], StepFn]] = {}
-"""Compiled step factories by their source (one a distinct shape of plan: shared by specs and runs)."""
+_FACTORIES: dict[str, Callable[..., Any]] = {}
+"""Compiled factories by their source (one a distinct shape of plan: shared by specs and runs)."""
 
 
-def _factory(source: str) -> Callable[[Lifecycle, StepPlan, object], StepFn]:
-    """The factory ``source`` defines (compiled once a process)."""
+def factory(source: str) -> Callable[..., Any]:
+    """The function ``make`` that ``source`` defines (compiled once a process; the source deterministic)."""
     make = _FACTORIES.get(source)
     if make is None:
         scope: dict[str, Any] = {}
-        exec(compile(source, "<fsm.stepper.lifecycle: a step plan>", "exec"), scope)
+        exec(compile(source, "<fsm.stepper: a plan written as a function>", "exec"), scope)
         make = _FACTORIES[source] = scope["make"]
     return make
 
@@ -624,6 +624,32 @@ def _read(ref: Ref | None, reader_name: str) -> str:
             f" and ex.{side}_has_body else {reader_name}(ex, params, MISSING))"
         )
     return f"{reader_name}(ex, params, MISSING)"
+
+
+def _record_source(record: tuple[Term, ...]) -> list[str]:
+    """:meth:`Terms.record <fsm.stepper.terms.Terms.record>` of ``record`` written out, term by term.
+
+    A timed attribute (its due time kept beside it) is recorded by ``Terms.record`` itself.
+    """
+    lines = ["        attrs = e.attrs"]
+    for i, term in enumerate(record):
+        value = _read(term.ref, f"RECORD[{i}].read")
+        if term.timed:
+            lines += [f"        record(RECORD[{i}:{i + 1}], e, ex, params)"]
+            continue
+        if term.choice is not None:  # (kept only where that side has a JSON body: else its shape is unknown)
+            side = {"request": "ex.req_has_body", "response": "ex.resp_has_body"}.get(term.ref.source)
+            pad = "            " if side else "        "
+            lines += [f"        if {side}:"] if side else []
+            lines += [
+                f"{pad}then, other = RECORD[{i}].choice",
+                f"{pad}value = then if {value} is not MISSING else other",
+            ]
+        else:
+            pad = "            "
+            lines += [f"        value = {value}", "        if value is not MISSING and value is not None:"]
+        lines += [f"{pad}attrs[{term.name!r}] = value"]
+    return lines
 
 
 def _step_source(plan: StepPlan) -> str:
@@ -685,8 +711,6 @@ def _step_source(plan: StepPlan) -> str:
         f"            coverage.took({kind}, mv.took.state, {step.trigger!r}, mv.states[0])",
         "        e.states = mv.states",
     ]
-    if plan.stops_timer:
-        lines += ["        e.expired_by_clock = ()"]
     lines += [
         "        token = call.token",
         "        if token:",
@@ -694,7 +718,7 @@ def _step_source(plan: StepPlan) -> str:
         "                bind(e, actor, token)",
     ]
     if plan.record:
-        lines += ["        record(RECORD, e, ex, params)"]
+        lines += _record_source(plan.record)
     if plan.read_status is not None:
         lines += [
             f"        actual = {_read(step.status, 'read_status')}",
@@ -703,7 +727,13 @@ def _step_source(plan: StepPlan) -> str:
             "        else:",
             "            status(plan, actual, e, findings)",
         ]
-    if plan.expect:
-        lines += ["        findings.extend(expect(EXPECT, e, ex, params))"]
+    for i, term in enumerate(plan.expect):  # (a value the answer contradicts: Terms.expect says how)
+        lines += [
+            f"        fixed = e.attrs.get({term.name!r}, MISSING)",
+            "        if fixed is not MISSING:",
+            f"            actual = {_read(term.ref, f'EXPECT[{i}].read')}",
+            "            if actual is not MISSING and actual is not None and actual != fixed:",
+            f"                findings.extend(expect(EXPECT[{i}:{i + 1}], e, ex, params))",
+        ]
     lines += ["        remember(e, call.seen)", "        return True"]
     return "\n".join([*lines, "", "    step.plan = plan", "    return step", ""])
