@@ -792,6 +792,22 @@ def _judged_inputs(tmp: Path) -> Iterator[Path]:
             yield tmp / f"{path.stem}-nulled.jsonl"
 
 
+def _model(v: Validator) -> list[Any]:
+    """Everything the run's model holds of each entity, live (by id and by code) or finished."""
+    store = v._stepper.store
+
+    def held(e: Entity) -> tuple[Any, ...]:
+        family = (e.parent.key if e.parent else None, [c.key for c in e.children or ()])
+        kept = (e.seen, e.last_own, e.last_event, e.last_child, list(e.history), e.packed, e.attrs, e.callers)
+        return (e.key, e.states, e.observed, e.expired_by_clock, family, kept)
+
+    return [
+        *(held(e) for e in store.entities.values()),
+        *(held(e) for e in store.by_code.values()),
+        *store.outcomes(),
+    ]
+
+
 @pytest.mark.parametrize(("view", "window"), [("all", 0), ("payer", 0), ("payee", 0), ("all", 3)])
 def test_steps_written_for_their_plans_judge_every_golden_input_as_the_generic_step_does(
     view: str, window: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -811,7 +827,7 @@ def test_steps_written_for_their_plans_judge_every_golden_input_as_the_generic_s
             report = v.finish()
             cov = v.coverage
             assert cov is not None
-            out.append((render(report, "json"), render(report, "text"), dataclasses.asdict(cov)))
+            out.append((render(report, "json"), render(report, "text"), dataclasses.asdict(cov), _model(v)))
             generated = stepper is Stepper
             checks = v._stepper._plans.values()
             assert any(getattr(c, "plan", None) is not None for cs in checks for c in cs) == generated
@@ -873,10 +889,22 @@ def test_an_operation_written_as_one_function_stops_its_steps_where_one_says_so_
 
     op = SPEC.operation("reserve-voucher")
     ex, _ = _exchange(TrafficBuilder(seed=2).sign_in_payer()[1], 0)
+    plan = dataclasses.replace(stepper._steps[op.id][0], stops_timer=True)  # (not written in: called)
     for first, want in ((False, ["s0", "after"]), (True, ["s0", "s1", "s2", "after"])):
         ran.clear()
         steps = (step("s0", first), step("s1", True), step("s2", False), step("s3", True))
         checks = (None, check("after"))
-        make = factory(core._run_source(("_lifecycle", "_actors"), len(steps)))
-        run = make(stepper, checks, steps, Call.__new__(Call), core.Seen, op)
+        make = factory(core._run_source(("_lifecycle", "_actors"), [plan] * len(steps)))
+        run = make(
+            stepper,
+            stepper.lifecycle,
+            checks,
+            [plan] * 4,
+            steps,
+            Call.__new__(Call),
+            core.Seen,
+            op,
+            MISSING,
+            5,
+        )
         assert run(ex, {}, False) == ["after"] and ran == want

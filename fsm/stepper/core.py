@@ -35,8 +35,17 @@ from fsm.stepper.actors import Actors
 from fsm.stepper.call import Call
 from fsm.stepper.clock import CLOCK_SKEW, Clock, Timers
 from fsm.stepper.coverage import Coverage
-from fsm.stepper.entities import Entity, EntityStore, Seen
-from fsm.stepper.lifecycle import GENERATED, Lifecycle, StepFn, StepPlan, factory
+from fsm.stepper.entities import HISTORY, Entity, EntityStore, Seen
+from fsm.stepper.lifecycle import (
+    GENERATED,
+    LIFECYCLE_NAMES,
+    Lifecycle,
+    StepFn,
+    StepPlan,
+    factory,
+    step_lines,
+    written,
+)
 from fsm.stepper.observe import Observations, ObservePlan
 from fsm.stepper.payments import Currencies
 from fsm.stepper.predict import Prediction, Predictor
@@ -172,10 +181,11 @@ class Stepper:
 
     def _run(self, op: OperationSpec, names: tuple[str, ...]) -> Run:
         """``op``'s whole step written as one function (:func:`_run_source`): what :meth:`step` does."""
-        checks = self._plans[op.id]
-        steps = tuple(self.lifecycle.stepper(p) for p in self._steps[op.id])
+        checks, plans = self._plans[op.id], self._steps[op.id]
+        steps = tuple(self.lifecycle.stepper(p) for p in plans)
         call = Call.__new__(Call)  # (filled anew for each exchange, as step's is)
-        run: Run = factory(_run_source(names, len(steps)))(self, checks, steps, call, Seen, op)
+        make = factory(_run_source(names, plans))
+        run: Run = make(self, self.lifecycle, checks, plans, steps, call, Seen, op, MISSING, HISTORY)
         return run
 
     # --------------------------------------------------------------- stepping
@@ -484,51 +494,64 @@ def _words(spec: Spec) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _run_source(names: tuple[str, ...], steps: int) -> str:
+def _run_source(names: tuple[str, ...], plans: Sequence[StepPlan]) -> str:
     """The source of a factory of an operation's whole step: :meth:`Stepper.step` written out.
 
-    Its checks (``names``, as :data:`CHECKS` names them; ``steps`` lifecycle steps) are called in
-    turn, not looped over (the lifecycle steps until one says the later ones do not go on), the
-    call filled in place (:meth:`Call.fill <fsm.stepper.call.Call.fill>`, :func:`seen
-    <fsm.stepper.entities.seen>`) and ``auth`` judged in place. Deterministic: no name of the spec
-    is written into it.
+    Its checks (``names``, as :data:`CHECKS` names them) are called in turn, not looped over; its
+    lifecycle steps (``plans``) are written in (:func:`~fsm.stepper.lifecycle.step_lines`), each
+    after the one before says the later steps go on; the call is filled in place (:meth:`Call.fill
+    <fsm.stepper.call.Call.fill>`, :func:`seen <fsm.stepper.entities.seen>`) and ``auth`` judged in
+    place. Deterministic: only literals of the spec's names and keys are written into it.
     """
     lines = [
-        "def make(st, checks, steps, call, Seen, OP):",
+        "def make(st, lc, checks, plans, steps, call, Seen, OP, MISSING, HISTORY):",
         "    stepped, explained, refusals = st.store.stepped, st._explained, st._refusals",
         "    new = tuple.__new__",
+        *(LIFECYCLE_NAMES if plans else []),
         *(f"    c{i} = checks[{i}]" for i in range(len(names))),
-        *(f"    s{i} = steps[{i}]" for i in range(steps)),
-        "",
-        "    def run(ex, params, broken):",
-        "        findings = []",
-        "        if ex.status == 0:",
-        "            return findings",
-        "        call.ex = ex",
-        "        call.broken = broken",
-        "        call.op = OP",
-        "        call.params = params",
-        "        call.accepted = accepted = ex.accepted",
-        "        call.seen = new(Seen, (ex.index, ex.file, ex.position, ex.is_entry, ex.method, ex.path,"
-        " ex.status, None if accepted else ex.error_code))",
-        "        call.token = token = ex.token",
-        "        call.touched = touched = []",
+        *(f"    s{i} = steps[{i}]" for i in range(len(plans))),
     ]
+    body = []
     for i, name in enumerate(names):
         if name == "_auth":
-            lines += ["        if token is None and accepted:", f"            c{i}(call, findings)"]
-        elif name == "_lifecycle" and steps > 1:  # (until one says the later steps do not go on)
-            lines += [f"        {' and '.join(f's{n}(call, findings)' for n in range(steps))}"]
+            body += ["        if token is None and accepted:", f"            c{i}(call, findings)"]
+        elif name == "_lifecycle":
+            for n, plan in enumerate(plans):
+                pad = "        " + "    " * n
+                body += [f"{pad[:-4]}if goes_on:"] if n else []
+                if written(plan):
+                    bound, steps = step_lines(plan, n, pad)
+                    lines += bound
+                    body += steps
+                else:
+                    body += [f"{pad}goes_on = s{n}(call, findings)"]
         else:
-            lines += [f"        c{i}(call, findings)"]
-    lines += [
-        "        if not accepted and findings and refusals:",
-        "            explained(call, findings)",
-        "        st._touched = touched",
-        "        stepped(touched, ex.index, ex.time)",
-        "        return findings",
-        "",
-        "    return run",
-        "",
-    ]
-    return "\n".join(lines)
+            body += [f"        c{i}(call, findings)"]
+    return "\n".join(
+        [
+            *lines,
+            "",
+            "    def run(ex, params, broken):",
+            "        findings = []",
+            "        if ex.status == 0:",
+            "            return findings",
+            "        call.ex = ex",
+            "        call.broken = broken",
+            "        call.op = OP",
+            "        call.params = params",
+            "        call.accepted = accepted = ex.accepted",
+            "        call.seen = seen = new(Seen, (ex.index, ex.file, ex.position, ex.is_entry, ex.method,"
+            " ex.path, ex.status, None if accepted else ex.error_code))",
+            "        call.token = token = ex.token",
+            "        call.touched = touched = []",
+            *body,
+            "        if not accepted and findings and refusals:",
+            "            explained(call, findings)",
+            "        st._touched = touched",
+            "        stepped(touched, ex.index, ex.time)",
+            "        return findings",
+            "",
+            "    return run",
+            "",
+        ]
+    )

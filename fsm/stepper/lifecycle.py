@@ -20,14 +20,25 @@ from fsm.stepper.actors import Actors
 from fsm.stepper.call import Call
 from fsm.stepper.clock import Timers
 from fsm.stepper.coverage import Coverage
-from fsm.stepper.entities import Entity, EntityStore
+from fsm.stepper.entities import HISTORY, Entity, EntityStore
 from fsm.stepper.predict import Outcome, Predictor
 from fsm.stepper.refs import MISSING, Reader, reader
 from fsm.stepper.terms import Term, Terms
 from fsm.stepper.unseen import Unseen
 from fsm.violation import Finding
 
-__all__ = ["GENERATED", "Lifecycle", "Move", "StepFn", "StepPlan", "factory", "move"]
+__all__ = [
+    "GENERATED",
+    "LIFECYCLE_NAMES",
+    "Lifecycle",
+    "Move",
+    "StepFn",
+    "StepPlan",
+    "factory",
+    "move",
+    "step_lines",
+    "written",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,9 +182,9 @@ class Lifecycle:
         allows is followed there; every other case goes on in :meth:`_judge`, as :meth:`step` does.
         Otherwise (and for a step that takes a timed transition's own trigger) :meth:`step` bound to the plan.
         """
-        if not generated or plan.stops_timer:  # (a timed transition's own trigger: no operation's here)
+        if not generated or not written(plan):
             return partial(self.step, plan)
-        step: StepFn = factory(_step_source(plan))(self, plan, MISSING)
+        step: StepFn = factory(_step_source(plan))(self, (plan,), MISSING, HISTORY)
         return step
 
     def step(self, plan: StepPlan, call: Call, findings: list[Finding]) -> bool:
@@ -626,114 +637,166 @@ def _read(ref: Ref | None, reader_name: str) -> str:
     return f"{reader_name}(ex, params, MISSING)"
 
 
-def _record_source(record: tuple[Term, ...]) -> list[str]:
+def _record_source(record: tuple[Term, ...], p: str, pad: str) -> list[str]:
     """:meth:`Terms.record <fsm.stepper.terms.Terms.record>` of ``record`` written out, term by term.
 
     A timed attribute (its due time kept beside it) is recorded by ``Terms.record`` itself.
     """
-    lines = ["        attrs = e.attrs"]
+    lines = [f"{pad}attrs = e.attrs"]
     for i, term in enumerate(record):
-        value = _read(term.ref, f"RECORD[{i}].read")
+        value = _read(term.ref, f"{p}RECORD[{i}].read")
         if term.timed:
-            lines += [f"        record(RECORD[{i}:{i + 1}], e, ex, params)"]
+            lines += [f"{pad}record({p}RECORD[{i}:{i + 1}], e, ex, params)"]
             continue
+        inner = pad + "    "
         if term.choice is not None:  # (kept only where that side has a JSON body: else its shape is unknown)
             side = {"request": "ex.req_has_body", "response": "ex.resp_has_body"}.get(term.ref.source)
-            pad = "            " if side else "        "
-            lines += [f"        if {side}:"] if side else []
+            inner = inner if side else pad
+            lines += [f"{pad}if {side}:"] if side else []
             lines += [
-                f"{pad}then, other = RECORD[{i}].choice",
-                f"{pad}value = then if {value} is not MISSING else other",
+                f"{inner}then, other = {p}RECORD[{i}].choice",
+                f"{inner}value = then if {value} is not MISSING else other",
             ]
         else:
-            pad = "            "
-            lines += [f"        value = {value}", "        if value is not MISSING and value is not None:"]
-        lines += [f"{pad}attrs[{term.name!r}] = value"]
+            lines += [f"{pad}value = {value}", f"{pad}if value is not MISSING and value is not None:"]
+        lines += [f"{inner}attrs[{term.name!r}] = value"]
     return lines
 
 
-def _step_source(plan: StepPlan) -> str:
-    """The source of a factory of ``plan``'s step: :meth:`Lifecycle.step` with the plan's choices made.
+LIFECYCLE_NAMES = [
+    "    store, timers, terms, actors = lc.store, lc.timers, lc.terms, lc.actors",
+    "    find, adopt, judge, entities = store.find, store.adopt, lc._judge, store.entities",
+    "    partial, coverage, record, expect = lc.partial, lc.coverage, terms.record, terms.expect",
+    "    tick, bind, agreed, status = timers.tick, actors.bind, lc._agreed_warnings, lc._status",
+    "    tick_children, create = lc._tick_children, lc._create",
+]
+"""What written steps read of the :class:`Lifecycle` (``lc``), named once in a factory."""
 
-    Deterministic (the same plan, the same text); only literals of the spec's names and keys are
-    written into it, with ``repr``. The judging of anything but an accepted call the plan's fixed
-    move allows is :meth:`Lifecycle._judge`'s, and what that case does is :meth:`Lifecycle._accept`'s.
+
+def written(plan: StepPlan) -> bool:
+    """Whether :func:`step_lines` writes ``plan``'s step.
+
+    Not for a timed transition's own trigger: no operation of the protocol takes one.
     """
-    step, m = plan.step, plan.machine
+    return not plan.stops_timer
+
+
+def step_lines(plan: StepPlan, i: int, pad: str) -> tuple[list[str], list[str]]:
+    """``plans[i]``'s step written out: the names its factory binds, and its body, at ``pad``.
+
+    :meth:`Lifecycle.step` with the plan's choices made: the body reads ``call``, ``ex``, ``params``,
+    ``token``, ``touched``, ``seen`` and ``findings`` and leaves in ``goes_on`` whether the later steps
+    go on. Deterministic (the same plan, the same text); only literals of the spec's names and keys
+    are written into it, with ``repr``. The judging of anything but an accepted call the plan's fixed
+    move allows is :meth:`Lifecycle._judge`'s; what that case does is :meth:`Lifecycle._accept`'s
+    and :meth:`EntityStore.remember <fsm.stepper.entities.EntityStore.remember>`'s.
+    """
+    step, m, p = plan.step, plan.machine, f"p{i}_"
     kind = repr(m.name)
+    names = [
+        f"    {p}plan = plans[{i}]",
+        f"    {p}moves, {p}states, {p}machine = {p}plan.moves, {p}plan.machine.state_names, {p}plan.machine",
+        f"    {p}read_id, {p}read_code = {p}plan.read_id, {p}plan.read_code",
+        f"    {p}read_status = {p}plan.read_status",
+        f"    {p}RECORD, {p}EXPECT = {p}plan.record, {p}plan.expect",
+    ]
+    _ = pad + "    "  # (one level in)
+    __ = _ + "    "
+    read_id, read_code = _read(step.ref.id, f"{p}read_id"), _read(step.ref.code, f"{p}read_code")
+    if plan.creation is not None:  # (a creating step: read in place, created by _create)
+        return names, [
+            f"{pad}if not ex.accepted:",
+            f"{_}goes_on = False",
+            f"{pad}else:",
+            f"{_}goes_on = create({p}plan, {p}plan.creation, call, {read_id}, {read_code}, findings)",
+        ]
     refs = (("id_", step.ref.id), ("code", step.ref.code))
     named = " and ".join(f"{n} is MISSING" for n, ref in refs if ref is not None) or "True"
-    lines = [
-        "def make(lc, plan, MISSING):",
-        "    store, timers, terms, actors = lc.store, lc.timers, lc.terms, lc.actors",
-        "    find, adopt, remember, judge = store.find, store.adopt, store.remember, lc._judge",
-        "    entities = store.entities",
-        "    read_id, read_code, read_status = plan.read_id, plan.read_code, plan.read_status",
-        "    moves, states = plan.moves, plan.machine.state_names",
-        "    partial, coverage = lc.partial, lc.coverage",
-        "    record, expect, RECORD, EXPECT = terms.record, terms.expect, plan.record, plan.expect",
-        "    tick, bind, agreed, status = timers.tick, actors.bind, lc._agreed_warnings, lc._status",
-        "    machine, tick_children, create = plan.machine, lc._tick_children, lc._create",
-        "",
-        "    def step(call, findings):",
-        "        ex, params = call.ex, call.params",
-        *(["        if not ex.accepted:", "            return False"] if plan.creation is not None else []),
-        f"        id_ = {_read(step.ref.id, 'read_id')}",
-        f"        code = {_read(step.ref.code, 'read_code')}",
-    ]
-    if plan.creation is not None:  # (a creating step: read in place, created by _create)
-        lines += ["        return create(plan, plan.creation, call, id_, code, findings)"]
-        return "\n".join([*lines, "", "    step.plan = plan", "    return step", ""])
-    lines += [
-        f"        e = entities.get(({kind}, id_)) if type(id_) is str else None  # (live, filed by id)",
-        "        if e is None or e.packed is not None:",
-        f"            e = find({kind}, id_, code)",
-        "        if e is None:",
-        f"            if {named}:",
-        "                return True",
-        f"            e = adopt({kind}, id_, code, states)",
-        "        call.touched.append(e)",
+    body = [
+        f"{pad}id_ = {read_id}",
+        f"{pad}code = {read_code}",
+        f"{pad}e = entities.get(({kind}, id_)) if type(id_) is str else None  # (live, filed by id)",
+        f"{pad}if e is None or e.packed is not None:",
+        f"{_}e = find({kind}, id_, code)",
+        f"{pad}if e is None and {named}:",
+        f"{_}goes_on = True",
+        f"{pad}else:",
+        f"{_}if e is None:",
+        f"{__}e = adopt({kind}, id_, code, {p}states)",
+        f"{_}touched.append(e)",
     ]
     if plan.timed:
-        lines += [
-            "        if e.attrs:  # (no attributes: no due time)",
-            f"            tick(e, {kind}, ex.time)",
-        ]
+        body += [f"{_}if e.attrs:  # (no attributes: no due time)", f"{__}tick(e, {kind}, ex.time)"]
     if plan.ticks_children:
-        lines += ["        tick_children(e, ex.time)"]
-    lines += [
-        "        mv = moves.get(e.states)",
-        "        if mv is None or partial or not ex.accepted or not mv.accepts:",
-        "            return judge(plan, call, e, mv, findings)",
-        "        if mv.warns:",
-        "            findings.extend(agreed(mv.accepts, machine, e, ex))",
-        "        if coverage is not None and mv.took is not None:",
-        f"            coverage.took({kind}, mv.took.state, {step.trigger!r}, mv.states[0])",
-        "        e.states = mv.states",
-    ]
-    lines += [
-        "        token = call.token",
-        "        if token:",
-        "            for actor in mv.binds:",
-        "                bind(e, actor, token)",
+        body += [f"{_}tick_children(e, ex.time)"]
+    body += [
+        f"{_}mv = {p}moves.get(e.states)",
+        f"{_}if mv is None or partial or not ex.accepted or not mv.accepts:",
+        f"{__}goes_on = judge({p}plan, call, e, mv, findings)",
+        f"{_}else:",
+        f"{__}if mv.warns:",
+        f"{__}    findings.extend(agreed(mv.accepts, {p}machine, e, ex))",
+        f"{__}if coverage is not None and mv.took is not None:",
+        f"{__}    coverage.took({kind}, mv.took.state, {step.trigger!r}, mv.states[0])",
+        f"{__}e.states = mv.states",
+        f"{__}if token:",
+        f"{__}    for actor in mv.binds:",
+        f"{__}        bind(e, actor, token)",
     ]
     if plan.record:
-        lines += _record_source(plan.record)
+        body += _record_source(plan.record, p, __)
     if plan.read_status is not None:
-        lines += [
-            f"        actual = {_read(step.status, 'read_status')}",
-            "        if mv.status is not None and actual == mv.status:",
-            "            e.observed = actual",
-            "        else:",
-            "            status(plan, actual, e, findings)",
+        body += [
+            f"{__}actual = {_read(step.status, f'{p}read_status')}",
+            f"{__}if mv.status is not None and actual == mv.status:",
+            f"{__}    e.observed = actual",
+            f"{__}else:",
+            f"{__}    status({p}plan, actual, e, findings)",
         ]
-    for i, term in enumerate(plan.expect):  # (a value the answer contradicts: Terms.expect says how)
-        lines += [
-            f"        fixed = e.attrs.get({term.name!r}, MISSING)",
-            "        if fixed is not MISSING:",
-            f"            actual = {_read(term.ref, f'EXPECT[{i}].read')}",
-            "            if actual is not MISSING and actual is not None and actual != fixed:",
-            f"                findings.extend(expect(EXPECT[{i}:{i + 1}], e, ex, params))",
+    for n, term in enumerate(plan.expect):  # (a value the answer contradicts: Terms.expect says how)
+        body += [
+            f"{__}fixed = e.attrs.get({term.name!r}, MISSING)",
+            f"{__}if fixed is not MISSING:",
+            f"{__}    actual = {_read(term.ref, f'{p}EXPECT[{n}].read')}",
+            f"{__}    if actual is not MISSING and actual is not None and actual != fixed:",
+            f"{__}        findings.extend(expect({p}EXPECT[{n}:{n + 1}], e, ex, params))",
         ]
-    lines += ["        remember(e, call.seen)", "        return True"]
-    return "\n".join([*lines, "", "    step.plan = plan", "    return step", ""])
+    body += [  # (EntityStore.remember, of the call's own entity)
+        f"{__}history = e.history",
+        f"{__}history.append(seen)",
+        f"{__}if len(history) > HISTORY:",
+        f"{__}    del history[0]",
+        f"{__}if e.last_own != ex.index:",
+        f"{__}    e.seen += 1",
+        f"{__}e.last_own = ex.index",
+        f"{__}parent = e.parent",
+        f"{__}if parent is not None:",
+        f"{__}    parent.last_event = seen",
+        f"{__}    parent.last_child = e.id",
+        f"{__}e.last_event = seen",
+        f"{__}e.last_child = None",
+        f"{__}goes_on = True",
+    ]
+    return names, body
+
+
+def _step_source(plan: StepPlan) -> str:
+    """The source of a factory of ``plan``'s step alone (:func:`step_lines`), a function of the call."""
+    names, body = step_lines(plan, 0, "        ")
+    return "\n".join(
+        [
+            "def make(lc, plans, MISSING, HISTORY):",
+            *LIFECYCLE_NAMES,
+            *names,
+            "",
+            "    def step(call, findings):",
+            "        ex, params, token = call.ex, call.params, call.token",
+            "        touched, seen = call.touched, call.seen",
+            *body,
+            "        return goes_on",
+            "",
+            "    step.plan = p0_plan",
+            "    return step",
+            "",
+        ]
+    )
