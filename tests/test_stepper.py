@@ -788,6 +788,10 @@ def _judged_inputs(tmp: Path) -> Iterator[Path]:
                     body = side.get("body")
                     if isinstance(body, dict):
                         side["body"] = {k: v if k in ("id", "status") else None for k, v in body.items()}
+            for record in nulled[1::5]:  # (and every 5th call's answer names a number for its id)
+                body = record["response"].get("body")
+                if isinstance(body, dict) and "id" in body:
+                    body["id"] = 7
             (tmp / f"{path.stem}-nulled.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in nulled))
             yield tmp / f"{path.stem}-nulled.jsonl"
 

@@ -309,21 +309,7 @@ class Lifecycle:
         if not isinstance(id_, str):
             return True
         step, m = plan.step, plan.machine
-        old = self.store.entities.get((m.name, id_))
-        if old is None and self.store.finished[m.name].get(id_) is not None:
-            old = self.store.find(m.name, id_, None)
-        if old is not None:
-            findings.append(
-                Finding(
-                    "entity.reused-id",
-                    f"{call.op.id} created {m.name} {id_}, an id already seen",
-                    instance_path="/response/body" + (step.ref.id.key if step.ref.id else ""),
-                    entity=old.key,
-                    actual=id_,
-                    related=self.store.related(old),
-                )
-            )
-            self.store.unlink(old)
+        self._reused(plan, call, id_, findings)
         e = self.store.adopt(m.name, id_, code, (created.dest,))
         touched = call.touched
         if self.coverage is not None:
@@ -340,6 +326,28 @@ class Lifecycle:
             self._status(plan, read(ex, call.params, MISSING), e, findings)
         self.store.remember(e, call.seen)
         return True
+
+    def _reused(self, plan: StepPlan, call: Call, id_: str, findings: list[Finding]) -> None:
+        """A creation that names an id already seen, live or finished: ``entity.reused-id``.
+
+        The old entity leaves its parent's children.
+        """
+        step, m = plan.step, plan.machine
+        old = self.store.entities.get((m.name, id_))
+        if old is None and self.store.finished[m.name].get(id_) is not None:
+            old = self.store.find(m.name, id_, None)
+        if old is not None:
+            findings.append(
+                Finding(
+                    "entity.reused-id",
+                    f"{call.op.id} created {m.name} {id_}, an id already seen",
+                    instance_path="/response/body" + (step.ref.id.key if step.ref.id else ""),
+                    entity=old.key,
+                    actual=id_,
+                    related=self.store.related(old),
+                )
+            )
+            self.store.unlink(old)
 
     def _accept(self, plan: StepPlan, e: Entity, mv: Move, call: Call, findings: list[Finding]) -> None:
         """Follow an accepted call the model allows: warnings, the new states, roles, terms, status."""
@@ -668,7 +676,7 @@ LIFECYCLE_NAMES = [
     "    find, adopt, judge, entities = store.find, store.adopt, lc._judge, store.entities",
     "    partial, coverage, record, expect = lc.partial, lc.coverage, terms.record, terms.expect",
     "    tick, bind, agreed, status = timers.tick, actors.bind, lc._agreed_warnings, lc._status",
-    "    tick_children, create = lc._tick_children, lc._create",
+    "    tick_children, reused, link = lc._tick_children, lc._reused, store.link",
 ]
 """What written steps read of the :class:`Lifecycle` (``lc``), named once in a factory."""
 
@@ -703,13 +711,34 @@ def step_lines(plan: StepPlan, i: int, pad: str) -> tuple[list[str], list[str]]:
     _ = pad + "    "  # (one level in)
     __ = _ + "    "
     read_id, read_code = _read(step.ref.id, f"{p}read_id"), _read(step.ref.code, f"{p}read_code")
-    if plan.creation is not None:  # (a creating step: read in place, created by _create)
-        return names, [
+    if plan.creation is not None:  # (Lifecycle._create)
+        made = plan.creation
+        names += [f"    {p}finished = store.finished[{kind}]"]
+        body = [
             f"{pad}if not ex.accepted:",
             f"{_}goes_on = False",
             f"{pad}else:",
-            f"{_}goes_on = create({p}plan, {p}plan.creation, call, {read_id}, {read_code}, findings)",
+            f"{_}id_ = {read_id}",
+            f"{_}code = {read_code}",
+            f"{_}if not isinstance(id_, str):",
+            f"{__}goes_on = True",
+            f"{_}else:",
+            f"{__}if ({kind}, id_) in entities or {p}finished.get(id_) is not None:",
+            f"{__}    reused({p}plan, call, id_, findings)",
+            f"{__}e = adopt({kind}, id_, code, {(made.dest,)!r})",
+            f"{__}if coverage is not None:",
+            f"{__}    coverage.took({kind}, '[*]', {step.trigger!r}, {made.dest!r})",
+            f"{__}if touched and touched[-1].kind == {step.parent!r}:",
+            f"{__}    link(e, touched[-1])",
+            f"{__}touched.append(e)",
+            f"{__}if token:",
+            f"{__}    bind(e, {made.actor!r}, token)",
         ]
+        if plan.record:
+            body += _record_source(plan.record, p, __)
+        if plan.read_status is not None:
+            body += [f"{__}status({p}plan, {_read(step.status, f'{p}read_status')}, e, findings)"]
+        return names, [*body, *_remember(__)]
     refs = (("id_", step.ref.id), ("code", step.ref.code))
     named = " and ".join(f"{n} is MISSING" for n, ref in refs if ref is not None) or "True"
     body = [
@@ -761,7 +790,16 @@ def step_lines(plan: StepPlan, i: int, pad: str) -> tuple[list[str], list[str]]:
             f"{__}    if actual is not MISSING and actual is not None and actual != fixed:",
             f"{__}        findings.extend(expect({p}EXPECT[{n}:{n + 1}], e, ex, params))",
         ]
-    body += [  # (EntityStore.remember, of the call's own entity)
+    return names, [*body, *_remember(__)]
+
+
+def _remember(pad: str) -> list[str]:
+    """:meth:`EntityStore.remember <fsm.stepper.entities.EntityStore.remember>`, written out.
+
+    Of the call's own entity ``e``; then the later steps go on.
+    """
+    __ = pad
+    return [
         f"{__}history = e.history",
         f"{__}history.append(seen)",
         f"{__}if len(history) > HISTORY:",
@@ -777,7 +815,6 @@ def step_lines(plan: StepPlan, i: int, pad: str) -> tuple[list[str], list[str]]:
         f"{__}e.last_child = None",
         f"{__}goes_on = True",
     ]
-    return names, body
 
 
 def _step_source(plan: StepPlan) -> str:
