@@ -898,7 +898,7 @@ def test_an_operation_written_as_one_function_stops_its_steps_where_one_says_so_
         ran.clear()
         steps = (step("s0", first), step("s1", True), step("s2", False), step("s3", True))
         checks = (None, check("after"))
-        make = factory(core._run_source(("_lifecycle", "_actors"), [plan] * len(steps)))
+        make = factory(core._run_source(("_lifecycle", "_payments"), [plan] * len(steps)))
         run = make(
             stepper,
             stepper.lifecycle,
@@ -912,3 +912,45 @@ def test_an_operation_written_as_one_function_stops_its_steps_where_one_says_so_
             5,
         )
         assert run(ex, {}, False) == ["after"] and ran == want
+
+
+@pytest.mark.parametrize("generated", [True, False])
+def test_a_call_for_another_role_names_the_last_entity_it_touched(generated: bool) -> None:
+    """A session opened with the payer's token: ``actor.wrong-role`` names the new session (the last
+    entity the call touched), not its context, by either step."""
+
+    class Steps(Stepper):
+        pass
+
+    Steps.generated = generated
+    b = TrafficBuilder(seed=6)
+    o = b.open_session()
+    session, opened = b.session_open(o.payer, o.ctx["code"])
+    stepper = Steps(SPEC, engines_for(SPEC))
+    found = []
+    for n, record in enumerate([*o.records, opened]):
+        ex, routed = _exchange(record, n)
+        found = stepper.step(ex, routed)
+    assert [(f.rule_id, f.entity) for f in found] == [("actor.wrong-role", f"session:{session.id}")]
+
+
+@pytest.mark.parametrize("generated", [True, False])
+def test_a_resource_token_is_the_payee_s_wherever_it_is_used(generated: bool) -> None:
+    """Another context's payee closing a context: ``actor.wrong-role`` from the payee (and the wrong
+    context), though nothing in this context records a role for that token, by either step."""
+
+    class Steps(Stepper):
+        pass
+
+    Steps.generated = generated
+    b = TrafficBuilder(seed=7)
+    o, other = b.open_session(), b.open_session()
+    stepper = Steps(SPEC, engines_for(SPEC))
+    found = []
+    for n, record in enumerate([*o.records, *other.records, b.context_close(other.payee, o.ctx)]):
+        ex, routed = _exchange(record, n)
+        found = stepper.step(ex, routed)
+    assert [(f.rule_id, f.actual) for f in found if f.rule_id.startswith("actor.")] == [
+        ("actor.wrong-role", "payee"),
+        ("actor.wrong-context", o.ctx["code"]),
+    ]

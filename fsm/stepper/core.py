@@ -184,7 +184,7 @@ class Stepper:
         checks, plans = self._plans[op.id], self._steps[op.id]
         steps = tuple(self.lifecycle.stepper(p) for p in plans)
         call = Call.__new__(Call)  # (filled anew for each exchange, as step's is)
-        make = factory(_run_source(names, plans))
+        make = factory(_run_source(names, plans, self.actors.need[op.id]))
         run: Run = make(self, self.lifecycle, checks, plans, steps, call, Seen, op, MISSING, HISTORY)
         return run
 
@@ -494,7 +494,28 @@ def _words(spec: Spec) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _run_source(names: tuple[str, ...], plans: Sequence[StepPlan]) -> str:
+def _breaches_lines(need: str | None) -> list[str]:
+    """:meth:`Actors.breaches <fsm.stepper.actors.Actors.breaches>`, written out.
+
+    For an operation for ``need``, the one role it is for (None: any caller).
+    """
+    role = [
+        "            target = touched[-1] if touched else None",
+        "            role = RESOURCE if resource else role_in(token, target)",
+        f"            if role is not None and role != {need!r}:",
+        f"                findings.append(wrong_role(OP, token, target, {need!r}, role))",
+    ]
+    return [
+        "        if token is not None and accepted:",
+        "            known = info(token)",
+        "            resource = known is not None and known.role == RESOURCE",
+        *(role if need is not None else []),
+        "            if resource and known.code is not None:",
+        "                check_scope(touched, token, known.code, findings)",
+    ]
+
+
+def _run_source(names: tuple[str, ...], plans: Sequence[StepPlan], need: str | None = None) -> str:
     """The source of a factory of an operation's whole step: :meth:`Stepper.step` written out.
 
     Its checks (``names``, as :data:`CHECKS` names them) are called in turn, not looped over; its
@@ -507,13 +528,19 @@ def _run_source(names: tuple[str, ...], plans: Sequence[StepPlan]) -> str:
         "def make(st, lc, checks, plans, steps, call, Seen, OP, MISSING, HISTORY):",
         "    stepped, explained, refusals = st.store.stepped, st._explained, st._refusals",
         "    new = tuple.__new__",
+        "    actors = st.actors",
+        "    info, role_in, wrong_role = actors.info, actors.role_in, actors.wrong_role",
+        "    check_scope = actors.check_scope",
+        "    RESOURCE = actors.callers.resource_role",
         *(LIFECYCLE_NAMES if plans else []),
         *(f"    c{i} = checks[{i}]" for i in range(len(names))),
         *(f"    s{i} = steps[{i}]" for i in range(len(plans))),
     ]
     body = []
     for i, name in enumerate(names):
-        if name == "_auth":
+        if name == "_actors":  # (Actors.breaches)
+            body += _breaches_lines(need)
+        elif name == "_auth":
             body += ["        if token is None and accepted:", f"            c{i}(call, findings)"]
         elif name == "_lifecycle":
             for n, plan in enumerate(plans):
