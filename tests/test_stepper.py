@@ -954,3 +954,23 @@ def test_a_resource_token_is_the_payee_s_wherever_it_is_used(generated: bool) ->
         ("actor.wrong-role", "payee"),
         ("actor.wrong-context", o.ctx["code"]),
     ]
+
+
+@pytest.mark.parametrize("generated", [True, False])
+def test_a_token_first_met_in_a_read_is_judged_by_its_claims(generated: bool) -> None:
+    """A payee's token whose sign-in the log does not hold, first used to read another context's voucher:
+    its claims make it that payee's (``actor.wrong-context``), by either step."""
+
+    class Steps(Stepper):
+        pass
+
+    Steps.generated = generated
+    b = TrafficBuilder(seed=8)
+    o, other = b.open_session(), b.open_session()
+    v, reserved = b.session_reserve(o.payee, o.session)
+    stepper = Steps(SPEC, engines_for(SPEC))
+    found = []
+    for n, record in enumerate([*o.records, reserved, b.get_voucher(other.payee, v)]):
+        ex, routed = _exchange(record, n)
+        found = stepper.step(ex, routed)
+    assert [f.rule_id for f in found] == ["actor.wrong-context"]

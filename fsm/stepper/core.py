@@ -507,7 +507,9 @@ def _breaches_lines(need: str | None) -> list[str]:
     ]
     return [
         "        if token is not None and accepted:",
-        "            known = info(token)",
+        "            known = tokens.ram.get(hash(token), UNSEEN)  # (Actors.info: most often in RAM)",
+        "            if known is UNSEEN:",
+        "                known = info(token)",
         "            resource = known is not None and known.role == RESOURCE",
         *(role if need is not None else []),
         "            if resource and known.code is not None:",
@@ -530,7 +532,7 @@ def _run_source(names: tuple[str, ...], plans: Sequence[StepPlan], need: str | N
         "    new = tuple.__new__",
         "    actors = st.actors",
         "    info, role_in, wrong_role = actors.info, actors.role_in, actors.wrong_role",
-        "    check_scope = actors.check_scope",
+        "    check_scope, tokens, UNSEEN = actors.check_scope, actors.tokens, object()",
         "    RESOURCE = actors.callers.resource_role",
         *(LIFECYCLE_NAMES if plans else []),
         *(f"    c{i} = checks[{i}]" for i in range(len(names))),

@@ -769,8 +769,14 @@ def step_lines(plan: StepPlan, i: int, pad: str) -> tuple[list[str], list[str]]:
         f"{__}    coverage.took({kind}, mv.took.state, {step.trigger!r}, mv.states[0])",
         f"{__}e.states = mv.states",
         f"{__}if token:",
-        f"{__}    for actor in mv.binds:",
-        f"{__}        bind(e, actor, token)",
+        f"{__}    for actor in mv.binds:  # (Actors.bind: nothing to do where the family holds the role)",
+        f"{__}        holder = e",
+        f"{__}        while holder is not None:",
+        f"{__}            if holder.callers is not None and actor in holder.callers:",
+        f"{__}                break",
+        f"{__}            holder = holder.parent",
+        f"{__}        else:",
+        f"{__}            bind(e, actor, token)",
     ]
     if plan.record:
         body += _record_source(plan.record, p, __)
