@@ -525,8 +525,6 @@ def test_each_operation_runs_only_the_checks_of_the_keys_it_declares() -> None:
             return {stepper.lifecycle.step: "_lifecycle", stepper.observations.observe: "_observe"}[
                 check.func
             ]
-        if getattr(check, "plan", None) in stepper._steps[op.id]:  # (a step written for its plan)
-            return "_lifecycle"
         direct = {stepper.actors.breaches: "_actors", stepper.currencies.judge: "_payments"}
         return direct.get(check, str(check.__name__))
 
@@ -833,23 +831,22 @@ def test_steps_written_for_their_plans_judge_every_golden_input_as_the_generic_s
             assert cov is not None
             out.append((render(report, "json"), render(report, "text"), dataclasses.asdict(cov), _model(v)))
             generated = stepper is Stepper
-            checks = v._stepper._plans.values()
-            assert any(getattr(c, "plan", None) is not None for cs in checks for c in cs) == generated
+            assert bool(v._stepper._runs) == generated
         assert out[0] == out[1], (view, path.name)
 
 
-def test_a_written_step_is_its_plan_s_own_and_its_source_is_made_once_per_shape() -> None:
-    """The source of a plan's step names the plan's keys as literals, and equal shapes share one factory."""
-    from fsm.stepper import lifecycle
+def test_an_operation_s_written_step_is_deterministic_and_compiled_once_a_spec() -> None:
+    """The source of an operation's step names the spec's keys as literals, is the same text each time,
+    and a second stepper of the same spec makes its functions from the same compiled code."""
+    from fsm.stepper import core
 
     stepper = Stepper(SPEC, engines_for(SPEC))
-    plans = [p for op in SPEC.operations for p in stepper._steps[op.id]]
-    sources = [lifecycle._step_source(p) for p in plans]
-    assert sources == [lifecycle._step_source(p) for p in plans]  # deterministic
-    redeem = stepper._steps["redeem-voucher"][0]
-    assert "params.get('voucherId', MISSING)" in lifecycle._step_source(redeem)
+    redeem = stepper._steps["redeem-voucher"]
+    source = core._run_source(("_auth", "_lifecycle", "_actors"), redeem, "payee")
+    assert source == core._run_source(("_auth", "_lifecycle", "_actors"), redeem, "payee")  # deterministic
+    assert "params.get('voucherId', MISSING)" in source and "role != 'payee'" in source
     again = Stepper(SPEC, engines_for(SPEC))
-    first, second = stepper._plans["redeem-voucher"][1], again._plans["redeem-voucher"][1]
+    first, second = stepper._runs["redeem-voucher"], again._runs["redeem-voucher"]
     assert first is not second and first.__code__ is second.__code__  # type: ignore[attr-defined]
 
 

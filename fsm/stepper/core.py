@@ -92,8 +92,8 @@ class Stepper:
     """The entity store's class (a subclass may record more, e.g. the order shards merge in)."""
 
     generated: bool = GENERATED
-    """Whether each lifecycle step is a function written for its plan (:meth:`Lifecycle.stepper
-    <fsm.stepper.lifecycle.Lifecycle.stepper>`; by default in pure Python), or the generic one."""
+    """Whether each operation's step is one function written for it (:func:`_run_source`; by default in
+    pure Python), or the generic :meth:`step` with its checks."""
 
     def __init__(
         self,
@@ -150,9 +150,10 @@ class Stepper:
         }
         self._schemas: SchemaChecker | None = None  # (likewise)
         self._refusals = spec.refusal_codes
-        self._runs: dict[str, Run] = (
-            {op.id: self._run(op, names[op.id]) for op in spec.operations} if self.generated else {}
-        )
+        self._runs: dict[str, Run] = {}
+        if self.generated:  # (written and compiled once a spec, made for this stepper)
+            makers = per_spec("runs", spec, lambda: self._makers(names)) if shared else self._makers(names)
+            self._runs = {op.id: self._run(op, makers[op.id]) for op in spec.operations}
 
     def _plan(
         self,
@@ -170,7 +171,7 @@ class Stepper:
         after the other: bound to them here, the stepper's own loop is not run for every exchange.
         """
         if check == "_lifecycle":
-            steps = tuple(self.lifecycle.stepper(p, generated=self.generated) for p in self._steps[op.id])
+            steps = tuple(self._stepper(p) for p in self._steps[op.id])
             return steps[0] if len(steps) == 1 else _until_refused(steps)
         if check == "_observe":
             return _in_turn(self.observations.observe, self._observes[op.id])
@@ -179,12 +180,22 @@ class Stepper:
         method: Check = getattr(self, check)
         return method
 
-    def _run(self, op: OperationSpec, names: tuple[str, ...]) -> Run:
-        """``op``'s whole step written as one function (:func:`_run_source`): what :meth:`step` does."""
+    def _stepper(self, plan: StepPlan) -> StepFn:
+        """The generic step of ``plan`` (:meth:`Lifecycle.step <fsm.stepper.lifecycle.Lifecycle.step>`)."""
+        return partial(self.lifecycle.step, plan)
+
+    def _makers(self, names: Mapping[str, tuple[str, ...]]) -> dict[str, Callable[..., Run]]:
+        """Per operation, the factory of its whole step written as one function (:func:`_run_source`)."""
+        return {
+            op.id: factory(_run_source(names[op.id], self._steps[op.id], self.actors.need[op.id]))
+            for op in self.spec.operations
+        }
+
+    def _run(self, op: OperationSpec, make: Callable[..., Run]) -> Run:
+        """``op``'s whole step, made by ``make`` for this stepper: what :meth:`step` does."""
         checks, plans = self._plans[op.id], self._steps[op.id]
-        steps = tuple(self.lifecycle.stepper(p) for p in plans)
+        steps = tuple(self._stepper(p) for p in plans)  # (those not written in are called)
         call = Call.__new__(Call)  # (filled anew for each exchange, as step's is)
-        make = factory(_run_source(names, plans, self.actors.need[op.id]))
         run: Run = make(self, self.lifecycle, checks, plans, steps, call, Seen, op, MISSING, HISTORY)
         return run
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from fsm.exchange import Exchange
@@ -20,7 +19,7 @@ from fsm.stepper.actors import Actors
 from fsm.stepper.call import Call
 from fsm.stepper.clock import Timers
 from fsm.stepper.coverage import Coverage
-from fsm.stepper.entities import HISTORY, Entity, EntityStore
+from fsm.stepper.entities import Entity, EntityStore
 from fsm.stepper.predict import Outcome, Predictor
 from fsm.stepper.refs import MISSING, Reader, reader
 from fsm.stepper.terms import Term, Terms
@@ -109,8 +108,8 @@ StepFn = Callable[[Call, list[Finding]], bool]
 """One step of an operation, made for its plan: ``step(call, findings)`` (see :meth:`Lifecycle.step`)."""
 
 GENERATED = __file__.endswith(".py")
-"""Whether :meth:`Lifecycle.stepper` writes each plan's step as its own function by default: in pure
-Python (in the compiled build the generic, compiled :meth:`Lifecycle.step` is the faster)."""
+"""Whether a stepper writes each operation's step as its own function (:func:`step_lines`) by default:
+in pure Python (in the compiled build the generic, compiled :meth:`Lifecycle.step` is the faster)."""
 
 
 class Lifecycle:
@@ -173,19 +172,6 @@ class Lifecycle:
             bool(self.timers.timed[m.name]),
             any(m.guards[g].children is not None for g in guards),
         )
-
-    def stepper(self, plan: StepPlan, *, generated: bool = GENERATED) -> StepFn:
-        """``plan``'s step as one function of the call (``step(call, findings)``, as :meth:`step` answers).
-
-        ``generated``: a function written for this plan (:func:`_step_source`) in which its references
-        are read in place and its constants are literals, and an accepted call the plan's fixed move
-        allows is followed there; every other case goes on in :meth:`_judge`, as :meth:`step` does.
-        Otherwise (and for a step that takes a timed transition's own trigger) :meth:`step` bound to the plan.
-        """
-        if not generated or not written(plan):
-            return partial(self.step, plan)
-        step: StepFn = factory(_step_source(plan))(self, (plan,), MISSING, HISTORY)
-        return step
 
     def step(self, plan: StepPlan, call: Call, findings: list[Finding]) -> bool:
         """Step one entity (added to ``call.touched``, if any); whether the later steps go on.
@@ -821,25 +807,3 @@ def _remember(pad: str) -> list[str]:
         f"{__}e.last_child = None",
         f"{__}goes_on = True",
     ]
-
-
-def _step_source(plan: StepPlan) -> str:
-    """The source of a factory of ``plan``'s step alone (:func:`step_lines`), a function of the call."""
-    names, body = step_lines(plan, 0, "        ")
-    return "\n".join(
-        [
-            "def make(lc, plans, MISSING, HISTORY):",
-            *LIFECYCLE_NAMES,
-            *names,
-            "",
-            "    def step(call, findings):",
-            "        ex, params, token = call.ex, call.params, call.token",
-            "        touched, seen = call.touched, call.seen",
-            *body,
-            "        return goes_on",
-            "",
-            "    step.plan = p0_plan",
-            "    return step",
-            "",
-        ]
-    )
