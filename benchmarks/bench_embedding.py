@@ -283,6 +283,21 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_for(port: int, server: subprocess.Popen[bytes], seconds: float) -> str:
+    """The server's URL once it answers on 127.0.0.1:``port`` (RuntimeError if it stops or is late)."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+            return f"http://127.0.0.1:{port}"
+        except httpx.TransportError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("the server did not start") from None
+            time.sleep(0.1)
+
+
 def end_to_end(tmp: Path, requests: int, handler_ms: float, middleware: bool) -> dict[str, Any]:
     """One server, warmed up, then timed over the mix: req/s, its CPU per request, its monitor's counts.
 
@@ -300,18 +315,7 @@ def end_to_end(tmp: Path, requests: int, handler_ms: float, middleware: bool) ->
         [*me, "--serve", str(port), str(int(middleware)), str(handler_ms), str(log), str(told)], cwd=REPO
     )
     try:
-        import httpx
-
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the server did not start") from None
-                time.sleep(0.1)
-        url = f"http://127.0.0.1:{port}"
+        url = wait_for(port, server, 30)
         subprocess.run([*me, "--load", url, str(log), "0", str(WARM)], check=True)
         cpu = _cpu_seconds(server.pid)
         out = subprocess.run(

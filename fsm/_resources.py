@@ -27,6 +27,7 @@ __all__ = [
     "registry",
     "schema_uri",
     "schemas_dir",
+    "shipped_schema",
 ]
 
 SCHEMA_BASE = "https://voucher-fsm.dev/schemas/"
@@ -64,9 +65,29 @@ def schema_uri(relative_id: str) -> str:
 def load_json(path: Path) -> Any:
     """Read one JSON data file, raising :class:`SpecError` with its name when it is broken."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return _parse(path, path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot read spec file: {exc}") from exc
+
+
+def _parse(path: Path, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"{path}: cannot read spec file: {exc}") from exc
+
+
+@functools.cache
+def _schema_texts() -> Mapping[str, tuple[Path, str]]:
+    """Every shipped schema file's text by relative id, read once (package data: it does not change)."""
+    root = schemas_dir()
+    out: dict[str, tuple[Path, str]] = {}
+    for path in sorted(root.rglob("*" + _SUFFIX)):
+        try:
+            out[path.relative_to(root).as_posix()[: -len(_SUFFIX)]] = (path, path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(f"{path}: cannot read spec file: {exc}") from exc
+    return out
 
 
 @functools.cache
@@ -75,14 +96,18 @@ def load_schema(relative_id: str) -> Mapping[str, Any]:
     return load_json(schemas_dir() / (relative_id + _SUFFIX))  # type: ignore[no-any-return]
 
 
+def shipped_schema(relative_id: str) -> dict[str, Any] | None:
+    """A new copy of one shipped schema by relative id; ``None`` if the kit ships none by that id."""
+    found = _schema_texts().get(relative_id)
+    return None if found is None else _parse(*found)
+
+
 def load_schemas() -> Mapping[str, Mapping[str, Any]]:
-    """Every shipped schema, keyed by relative id (``vouchers/voucher``), loaded once."""
-    root = schemas_dir()
-    out: dict[str, Mapping[str, Any]] = {}
-    for path in sorted(root.rglob("*" + _SUFFIX)):
-        rel = path.relative_to(root).as_posix()[: -len(_SUFFIX)]
-        out[rel] = load_json(path)
-    return out
+    """Every shipped schema, keyed by relative id (``vouchers/voucher``).
+
+    New copies each call, the callers' to change; the files themselves are read once.
+    """
+    return {rel: _parse(path, text) for rel, (path, text) in _schema_texts().items()}
 
 
 def _refuse_remote(uri: str) -> Resource[Any]:

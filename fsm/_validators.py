@@ -19,7 +19,7 @@ import jsonschema_rs
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
-from fsm._resources import load_schemas, registry, schema_uri
+from fsm._resources import load_schemas, registry, schema_uri, shipped_schema
 from fsm._text import clip
 from fsm.errors import SpecError
 from fsm.pointer import join
@@ -110,12 +110,12 @@ class SchemaValidator:
     """
 
     def __init__(self, relative_id: str, *, fast: bool = True) -> None:
-        schemas = load_schemas()
-        if relative_id not in schemas:
+        schema = shipped_schema(relative_id)
+        if schema is None:
             raise SpecError(f"no shipped schema {relative_id!r}")
         self.relative_id = relative_id
         self.uri = schema_uri(relative_id)
-        self._schema = dict(schemas[relative_id])
+        self._schema = schema
         self._explainer = EcmaValidator(self._schema, registry=registry())
         self._compiled = jsonschema_rs.validator_for(self._schema, registry=_rs_registry()) if fast else None
 

@@ -275,7 +275,7 @@ def format_timestamp(us: int) -> str:
 
     The inverse of :func:`parse_timestamp` to the millisecond. The date and the whole second are
     formatted once a second (``datetime.isoformat`` cost about 14,000 instructions); only the
-    milliseconds are written each time.
+    milliseconds are added each time, from a table (a ``:03d`` format cost 0.4 us).
     """
     global _second
     whole = us // 1_000_000
@@ -283,10 +283,11 @@ def format_timestamp(us: int) -> str:
     if whole != second:
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
         _second = (whole, prefix)
-    return f"{prefix}.{us // 1000 % 1000:03d}Z"
+    return prefix + _MILLIS[us // 1000 % 1000]
 
 
 _second: tuple[int, str] = (-1, "")  # the last second formatted, and its text (replaced whole: thread-safe)
+_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))  # (the end of a time as written)
 
 _OFFSET = re.compile(r"(?:[Zz]|[+-]\d\d(?::?\d\d(?::?\d\d(?:\.\d+)?)?)?)$")
 

@@ -77,6 +77,7 @@ class ASGIMiddleware:
         if not wanted:
             await self.app(scope, receive, send)
             return
+        enforcing = mon.enforcing
         try:
             query = scope.get("query_string", b"")
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -84,7 +85,7 @@ class ASGIMiddleware:
                 scope["method"],
                 path + "?" + query.decode("latin-1") if query else path,
                 headers,
-                now_iso() if mon.enforcing else "",  # (stamped again when fed)
+                now_iso() if enforcing else "",  # (stamped again when fed)
             )
         except Exception:
             mon.failed("asgi request")
@@ -101,7 +102,7 @@ class ASGIMiddleware:
         )
         pending: list[Message] = []
 
-        if mon.enforcing:  # read the body first (up to the bound), then hand the same messages on
+        if enforcing:  # read the body first (up to the bound), then hand the same messages on
             try:
                 while True:
                     message = await receive()

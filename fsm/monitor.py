@@ -137,10 +137,14 @@ class Captured:
         )
 
 
+_NO_BODY = (NO_BODY, None, False)
+_NOT_KEPT = (NO_BODY, None, True)
+
+
 def _read(body: bytes | None) -> tuple[Any, str | None, bool]:
     """A captured body as :class:`Parts` holds it: (parsed JSON, its text if not JSON, not kept)."""
     if not body:
-        return NO_BODY, None, body is None
+        return _NOT_KEPT if body is None else _NO_BODY
     try:
         return orjson.loads(body), None, False
     except orjson.JSONDecodeError:
@@ -161,9 +165,9 @@ def now_iso() -> str:
     so that the monitor hands the validator the time it stamped, unparsed.
     """
     global _stamped
-    us = time.time_ns() // 1000
-    text = format_timestamp(us)
-    _stamped = (text, (us - us % 1000) / 1_000_000)
+    ms = time.time_ns() // 1_000_000
+    text = format_timestamp(ms * 1000)
+    _stamped = (text, ms / 1000)  # (ints divide correctly rounded: the float parse_timestamp reads)
     return text
 
 

@@ -494,6 +494,57 @@ def _odd_captures() -> list[Captured]:
     return odd
 
 
+def test_the_monitors_stamp_hands_over_exactly_the_seconds_its_text_reads_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``now_iso`` leaves its text and the very float ``parse_timestamp`` reads from it, every millisecond.
+
+    The validator takes the stamped seconds unparsed; a stamp off by one unit in the last place
+    would judge expiry against another time than the record the exchange log writes.
+    """
+    import random
+    import time
+
+    from fsm.exchange import format_timestamp, parse_timestamp
+
+    rng = random.Random(18)
+    moments = [0, 999_999, 1_000_000, 1_765_152_000_999_999_999, 253_402_300_799_999_999_999]
+    moments += [rng.randrange(0, 253_402_300_800 * 10**9) for _ in range(3000)]
+    moments += [1_765_152_000 * 10**9 + ms * 10**6 + rng.randrange(10**6) for ms in range(1000)]
+    for ns in moments:
+        monkeypatch.setattr(time, "time_ns", lambda ns=ns: ns)
+        text = fsm.monitor.now_iso()
+        assert fsm.monitor._stamped == (text, parse_timestamp(text)), ns
+        assert text == format_timestamp(ns // 1000), ns
+
+
+def test_a_prediction_made_by_its_own_init_is_the_frozen_dataclass_it_declares() -> None:
+    """``Prediction.__init__`` sets each slot directly (faster than the generated one): the same values.
+
+    Every field keeps the value given for it, by position and by name, defaults included; the
+    instance stays frozen, equal and hashable as a generated frozen dataclass.
+    """
+    import dataclasses
+    import inspect
+
+    from fsm import Prediction
+
+    fields = dataclasses.fields(Prediction)
+    params = list(inspect.signature(Prediction).parameters.values())
+    assert [(p.name, p.default) for p in params] == [
+        (f.name, inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default) for f in fields
+    ]
+    values = ["op", False, "voucher:v1", ("reserved",), 409, "conflict", "machine.x", "m.json#/t", "why"]
+    by_name = {f.name: v for f, v in zip(fields, values, strict=True)}
+    for given in (Prediction(*values), Prediction(**by_name)):
+        assert [getattr(given, f.name) for f in fields] == values
+        assert given == Prediction(*values) and hash(given) == hash(Prediction(*values))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            given.reason = "changed"  # type: ignore[misc]
+    bare = Prediction("op", None)
+    assert [getattr(bare, f.name) for f in fields] == ["op", None, None, (), None, None, None, "", ""]
+
+
 def test_a_captures_parts_are_typed_and_judged_exactly_as_the_record_they_make() -> None:
     """The typed path (``Validator.feed(parts)``) makes the exchange ``build_exchange`` makes of the record.
 

@@ -322,3 +322,69 @@ def test_rulings_out_of_order_are_refused_at_load(protocol_copy: Path) -> None:
     _edit(protocol_copy, "rulings.json", lambda d: d["rulings"].pop(4))
     with pytest.raises(SpecError, match=r"rulings\.json#/rulings/4/id: is 'D6', expected 'D5'"):
         load_spec(protocol_copy)
+
+
+_DRAFT_07 = "http://json-schema.org/draft-07/schema#"
+
+
+@pytest.mark.parametrize(
+    ("doc", "pointer"),
+    [
+        ({"type": "strng"}, "/type"),  # not a JSON type
+        ({"type": "string", "pattern": "(?<name>a)"}, "/pattern"),  # a regex Python does not compile
+        ({"properties": {"a": {"pattern": "[z-a]"}}}, "/properties/a/pattern"),  # nested, reversed range
+        ({"patternProperties": {"(": {"type": "string"}}}, "/patternProperties"),  # a name that is no regex
+        (
+            {"$schema": _DRAFT_07, "items": [{"type": "string"}]},
+            "/items",
+        ),  # draft-07 tuple form: not 2020-12's
+        ({"minLength": -1}, "/minLength"),
+    ],
+)
+def test_a_schema_that_breaks_draft_2020_12_is_refused_with_the_python_message_and_place(
+    doc: dict[str, Any], pointer: str
+) -> None:
+    """The fast look (jsonschema-rs and compiling every pattern) never accepts what jsonschema refuses."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    from fsm.spec.lint import metaschema_error
+
+    error = metaschema_error(doc)
+    assert error is not None
+    with pytest.raises(SchemaError) as expected:
+        Draft202012Validator.check_schema(doc)
+    assert (error.message, list(error.absolute_path)) == (
+        expected.value.message,
+        list(expected.value.absolute_path),
+    )
+    assert "/" + "/".join(map(str, error.absolute_path)) == pointer
+
+
+def test_every_shipped_schema_passes_the_fast_look_and_the_python_check_alike() -> None:
+    """The fast look is taken for the shipped schemas (no slow check at load) and agrees with jsonschema."""
+    import jsonschema_rs
+    from jsonschema import Draft202012Validator
+
+    from fsm._resources import load_schemas
+    from fsm.spec import lint
+
+    for rel, doc in load_schemas().items():
+        Draft202012Validator.check_schema(dict(doc))  # valid by the reference check
+        assert lint._patterns_compile(doc), rel
+        assert jsonschema_rs.meta.is_valid(dict(doc)), rel
+        assert doc.get("$schema", lint._DRAFT) == lint._DRAFT, rel
+        assert lint.metaschema_error(doc) is None, rel
+
+
+def test_every_call_for_the_shipped_schemas_hands_out_copies_its_caller_may_change() -> None:
+    """The files are read once, but no caller's edit (openapi, strategies) reaches another caller."""
+    from fsm._resources import load_schemas, shipped_schema
+
+    first = load_schemas()
+    first["vouchers/voucher"]["properties"].clear()
+    one = shipped_schema("vouchers/voucher")
+    assert one is not None and one["properties"]
+    one["properties"].clear()
+    assert load_schemas()["vouchers/voucher"]["properties"]
+    assert shipped_schema("vouchers/no-such-schema") is None

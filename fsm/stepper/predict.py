@@ -34,7 +34,7 @@ class Outcome:
     pointer: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Prediction:
     """The model's forecast for one call, made without changing the model.
 
@@ -54,6 +54,46 @@ class Prediction:
     rule: str | None = None
     spec_path: str = ""
     reason: str = ""
+
+    def __init__(
+        self,
+        operation: str | None,
+        accepted: bool | None,
+        entity: str | None = None,
+        leads_to: tuple[str, ...] = (),
+        status: int | None = None,
+        code: str | None = None,
+        rule: str | None = None,
+        spec_path: str = "",
+        reason: str = "",
+    ) -> None:
+        # (the generated __init__ of a frozen class calls object.__setattr__ for each field; the
+        # slots' own setters take half the time, and an enforcing middleware makes 2-3 a request)
+        _operation(self, operation)
+        _accepted(self, accepted)
+        _entity(self, entity)
+        _leads_to(self, leads_to)
+        _status(self, status)
+        _code(self, code)
+        _rule(self, rule)
+        _spec_path(self, spec_path)
+        _reason(self, reason)
+
+
+_operation, _accepted, _entity, _leads_to, _status, _code, _rule, _spec_path, _reason = (
+    vars(Prediction)[name].__set__
+    for name in (
+        "operation",
+        "accepted",
+        "entity",
+        "leads_to",
+        "status",
+        "code",
+        "rule",
+        "spec_path",
+        "reason",
+    )
+)
 
 
 class Predictor:
