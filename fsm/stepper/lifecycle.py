@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import FunctionType
 from typing import Any
 
 from fsm.exchange import Exchange
@@ -106,10 +107,6 @@ class StepPlan:
 
 StepFn = Callable[[Call, list[Finding]], bool]
 """One step of an operation, made for its plan: ``step(call, findings)`` (see :meth:`Lifecycle.step`)."""
-
-GENERATED = __file__.endswith(".py")
-"""Whether a stepper writes each operation's step as its own function (:func:`step_lines`) by default:
-in pure Python (in the compiled build the generic, compiled :meth:`Lifecycle.step` is the faster)."""
 
 
 class Lifecycle:
@@ -807,3 +804,9 @@ def _remember(pad: str) -> list[str]:
         f"{__}e.last_child = None",
         f"{__}goes_on = True",
     ]
+
+
+GENERATED = isinstance(step_lines, FunctionType)
+"""Whether a stepper writes each operation's step as its own function (:func:`step_lines`) by default:
+in pure Python (in the compiled build, where this module's functions are no Python functions, the
+generic, compiled :meth:`Lifecycle.step` is the faster)."""
