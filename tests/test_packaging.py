@@ -112,6 +112,7 @@ def test_the_installed_wheel_loads_the_spec_and_checks_a_payload(wheel: Path, tm
 _REPORTS = """
 import copy, json, pickle, sys
 import fsm.diagrams, fsm.stepper  # (every subpackage made it into the wheel)
+from fsm.stepper.lifecycle import GENERATED
 from fsm.pipeline import validate_log
 from fsm.render.json import report_to_dict
 from fsm.shards import validate_sharded
@@ -119,7 +120,7 @@ from fsm.spec import load_spec
 spec, report = load_spec(), validate_log(sys.argv[1])
 for value in (spec, report):  # the records pickle and copy (the compiled ones through their constructor)
     assert pickle.loads(pickle.dumps(value)) == value and copy.deepcopy(value) == value, type(value)
-print(json.dumps({"stepper": fsm.stepper.__file__,
+print(json.dumps({"stepper": fsm.stepper.__file__, "generated": GENERATED,
                   "reports": [report_to_dict(validate_log(p)) for p in sys.argv[1:]],
                   "two_processes": [report_to_dict(validate_log(p, parallel=True)) for p in sys.argv[1:]],
                   "all": report_to_dict(validate_log(sys.argv[1:])),
@@ -226,6 +227,8 @@ def test_the_compiled_build_gives_the_same_reports_as_pure_python(
         runs[name] = json.loads(done.stdout)
     assert runs["compiled"]["stepper"].endswith(".so"), runs["compiled"]["stepper"]
     assert runs["pure"]["stepper"].endswith(".py"), runs["pure"]["stepper"]
+    # pure Python writes each operation's step as its own function; the compiled build keeps its own
+    assert (runs["pure"]["generated"], runs["compiled"]["generated"]) == (True, False)
     assert len(runs["pure"]["reports"]) == len(inputs) > 40
     assert sum(len(r["violations"]) for r in runs["pure"]["reports"]) > 40  # the inputs do break rules
     sandbox = {}  # the sandbox's answering (fsm/sandbox/core.py) is compiled too: the same answers

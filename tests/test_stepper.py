@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import functools
 import itertools
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
+from fsm.config import Config
 from fsm.errors import SpecError
 from fsm.exchange import Exchange, build_exchange
 from fsm.generate import TrafficBuilder, generate
@@ -23,8 +25,9 @@ from fsm.pointer import get as pointer_get
 from fsm.render import render
 from fsm.spec import load_spec
 from fsm.spec.model import Ref
-from fsm.stepper import Prediction, Stepper
+from fsm.stepper import Prediction, Stepper, entities
 from fsm.stepper.actors import Actors
+from fsm.stepper.call import Call
 from fsm.stepper.clock import Clock, Timers, due_key
 from fsm.stepper.core import CHECKS
 from fsm.stepper.entities import HISTORY, Entity, EntityStore, seen
@@ -749,3 +752,222 @@ def test_a_retired_voucher_a_session_lists_in_its_final_status_stays_retired_and
             if stepper is _CountingStepper:
                 assert v._stepper.store.stood_in > 50, name  # type: ignore[attr-defined]
         assert reports[0] == reports[1], name
+
+
+class _GenericSteps(Stepper):
+    """The stepper with every lifecycle step the generic :meth:`Lifecycle.step` (the reference)."""
+
+    generated = False
+
+
+def _golden_inputs() -> list[Path]:
+    root = Path(__file__).resolve().parent.parent
+    corpus = sorted(p for p in (root / "tests" / "corpus").glob("*/*") if p.suffix in (".jsonl", ".har"))
+    return (
+        corpus
+        + sorted((root / "tests" / "golden" / "inputs").iterdir())
+        + [p for p in sorted((root / "examples").iterdir()) if p.suffix in (".jsonl", ".har")]
+    )
+
+
+def _judged_inputs(tmp: Path) -> Iterator[Path]:
+    """The golden inputs and the examples, and each generated log again from its middle on (every
+    entity met mid-flow, D18: roles are bound by the calls that follow, not by the creations)."""
+    for path in _golden_inputs():
+        yield path
+        if path.suffix == ".jsonl" and path.stem.startswith("generated"):
+            lines = path.read_bytes().splitlines(keepends=True)
+            for start in (len(lines) // 3, len(lines) // 2):
+                (tmp / f"{path.stem}-{start}.jsonl").write_bytes(b"".join(lines[start:]))
+                yield tmp / f"{path.stem}-{start}.jsonl"
+            nulled = [orjson.loads(line) for line in lines]  # (every 3rd call's members null, but ids)
+            for record in nulled[::3]:
+                for side in (record["request"], record["response"]):
+                    body = side.get("body")
+                    if isinstance(body, dict):
+                        side["body"] = {k: v if k in ("id", "status") else None for k, v in body.items()}
+            for record in nulled[1::5]:  # (and every 5th call's answer names a number for its id)
+                body = record["response"].get("body")
+                if isinstance(body, dict) and "id" in body:
+                    body["id"] = 7
+            (tmp / f"{path.stem}-nulled.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in nulled))
+            yield tmp / f"{path.stem}-nulled.jsonl"
+
+
+def _model(v: Validator) -> list[Any]:
+    """Everything the run's model holds of each entity, live (by id and by code) or finished."""
+    store = v._stepper.store
+
+    def held(e: Entity) -> tuple[Any, ...]:
+        family = (e.parent.key if e.parent else None, [c.key for c in e.children or ()])
+        kept = (e.seen, e.last_own, e.last_event, e.last_child, list(e.history), e.packed, e.attrs, e.callers)
+        return (e.key, e.states, e.observed, e.expired_by_clock, family, kept)
+
+    return [
+        *(held(e) for e in store.entities.values()),
+        *(held(e) for e in store.by_code.values()),
+        *store.outcomes(),
+    ]
+
+
+@pytest.mark.parametrize(("view", "window"), [("all", 0), ("payer", 0), ("payee", 0), ("all", 3)])
+def test_steps_written_for_their_plans_judge_every_golden_input_as_the_generic_step_does(
+    view: str, window: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each plan's own step function (readers in place, the fixed move followed there): the same reports
+    and the same coverage as the generic step, byte for byte, in every view (one party's view takes
+    the generic judging where an unseen call may explain an answer), and with entities packed when
+    they rest through 3 exchanges (a packed entity is found through the store)."""
+    assert Stepper.generated, "the pure build writes each plan's step"
+    if window:
+        monkeypatch.setattr(entities, "WINDOW", window)
+    for path in _judged_inputs(tmp_path):
+        out = []
+        for stepper in (Stepper, _GenericSteps):
+            v = Validator(stepper=stepper, coverage=True, config=Config(view=view))
+            v.feed_file(str(path))
+            report = v.finish()
+            cov = v.coverage
+            assert cov is not None
+            out.append((render(report, "json"), render(report, "text"), dataclasses.asdict(cov), _model(v)))
+            generated = stepper is Stepper
+            assert bool(v._stepper._runs) == generated
+        assert out[0] == out[1], (view, path.name)
+
+
+def test_an_operation_s_written_step_is_deterministic_and_compiled_once_a_spec() -> None:
+    """The source of an operation's step names the spec's keys as literals, is the same text each time,
+    and a second stepper of the same spec makes its functions from the same compiled code."""
+    from fsm.stepper import core
+
+    stepper = Stepper(SPEC, engines_for(SPEC))
+    redeem = stepper._steps["redeem-voucher"]
+    source = core._run_source(("_auth", "_lifecycle", "_actors"), redeem, "payee")
+    assert source == core._run_source(("_auth", "_lifecycle", "_actors"), redeem, "payee")  # deterministic
+    assert "params.get('voucherId', MISSING)" in source and "role != 'payee'" in source
+    again = Stepper(SPEC, engines_for(SPEC))
+    first, second = stepper._runs["redeem-voucher"], again._runs["redeem-voucher"]
+    assert first is not second and first.__code__ is second.__code__  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("generated", [True, False])
+def test_a_role_an_accepted_call_gives_its_caller_is_held_against_that_token_later(generated: bool) -> None:
+    """A voucher met mid-flow, redeemed with the payer's token: that token is its payee's from then on,
+    so resolving it with the same token is the payee's call (``actor.wrong-role``), by either step."""
+
+    class Steps(Stepper):
+        pass
+
+    Steps.generated = generated
+    b = TrafficBuilder(seed=5)
+    names = _flow(b)
+    v, payer = names["voucher"], names["payer"]
+    stepper = Steps(SPEC, engines_for(SPEC))
+    rules = []
+    for n, record in enumerate([b.get_voucher(payer, v), b.redeem_simple(payer, v), b.resolve(payer, v)]):
+        ex, routed = _exchange(record, n)
+        rules.append([f.rule_id for f in stepper.step(ex, routed)])
+    assert rules == [[], [], ["actor.wrong-role"]]
+    assert stepper.state_of("voucher", v.id) == ("RESOLVED",)
+
+
+def test_an_operation_written_as_one_function_stops_its_steps_where_one_says_so_runs_its_other_checks() -> (
+    None
+):
+    """The lifecycle steps of an operation's own function run until one returns False; the other checks
+    all run, in order, and the exchange's findings are theirs."""
+    from fsm.stepper import core
+    from fsm.stepper.lifecycle import factory
+
+    stepper = Stepper(SPEC, engines_for(SPEC))
+    ran: list[str] = []
+
+    def step(name: str, goes_on: bool) -> Any:
+        return lambda call, findings: ran.append(name) or goes_on
+
+    def check(name: str) -> Any:
+        return lambda call, findings: (ran.append(name), findings.append(name))
+
+    op = SPEC.operation("reserve-voucher")
+    ex, _ = _exchange(TrafficBuilder(seed=2).sign_in_payer()[1], 0)
+    plan = dataclasses.replace(stepper._steps[op.id][0], stops_timer=True)  # (not written in: called)
+    for first, want in ((False, ["s0", "after"]), (True, ["s0", "s1", "s2", "after"])):
+        ran.clear()
+        steps = (step("s0", first), step("s1", True), step("s2", False), step("s3", True))
+        checks = (None, check("after"))
+        make = factory(core._run_source(("_lifecycle", "_payments"), [plan] * len(steps)))
+        run = make(
+            stepper,
+            stepper.lifecycle,
+            checks,
+            [plan] * 4,
+            steps,
+            Call.__new__(Call),
+            core.Seen,
+            op,
+            MISSING,
+            5,
+        )
+        assert run(ex, {}, False) == ["after"] and ran == want
+
+
+@pytest.mark.parametrize("generated", [True, False])
+def test_a_call_for_another_role_names_the_last_entity_it_touched(generated: bool) -> None:
+    """A session opened with the payer's token: ``actor.wrong-role`` names the new session (the last
+    entity the call touched), not its context, by either step."""
+
+    class Steps(Stepper):
+        pass
+
+    Steps.generated = generated
+    b = TrafficBuilder(seed=6)
+    o = b.open_session()
+    session, opened = b.session_open(o.payer, o.ctx["code"])
+    stepper = Steps(SPEC, engines_for(SPEC))
+    found = []
+    for n, record in enumerate([*o.records, opened]):
+        ex, routed = _exchange(record, n)
+        found = stepper.step(ex, routed)
+    assert [(f.rule_id, f.entity) for f in found] == [("actor.wrong-role", f"session:{session.id}")]
+
+
+@pytest.mark.parametrize("generated", [True, False])
+def test_a_resource_token_is_the_payee_s_wherever_it_is_used(generated: bool) -> None:
+    """Another context's payee closing a context: ``actor.wrong-role`` from the payee (and the wrong
+    context), though nothing in this context records a role for that token, by either step."""
+
+    class Steps(Stepper):
+        pass
+
+    Steps.generated = generated
+    b = TrafficBuilder(seed=7)
+    o, other = b.open_session(), b.open_session()
+    stepper = Steps(SPEC, engines_for(SPEC))
+    found = []
+    for n, record in enumerate([*o.records, *other.records, b.context_close(other.payee, o.ctx)]):
+        ex, routed = _exchange(record, n)
+        found = stepper.step(ex, routed)
+    assert [(f.rule_id, f.actual) for f in found if f.rule_id.startswith("actor.")] == [
+        ("actor.wrong-role", "payee"),
+        ("actor.wrong-context", o.ctx["code"]),
+    ]
+
+
+@pytest.mark.parametrize("generated", [True, False])
+def test_a_token_first_met_in_a_read_is_judged_by_its_claims(generated: bool) -> None:
+    """A payee's token whose sign-in the log does not hold, first used to read another context's voucher:
+    its claims make it that payee's (``actor.wrong-context``), by either step."""
+
+    class Steps(Stepper):
+        pass
+
+    Steps.generated = generated
+    b = TrafficBuilder(seed=8)
+    o, other = b.open_session(), b.open_session()
+    v, reserved = b.session_reserve(o.payee, o.session)
+    stepper = Steps(SPEC, engines_for(SPEC))
+    found = []
+    for n, record in enumerate([*o.records, reserved, b.get_voucher(other.payee, v)]):
+        ex, routed = _exchange(record, n)
+        found = stepper.step(ex, routed)
+    assert [f.rule_id for f in found] == ["actor.wrong-context"]

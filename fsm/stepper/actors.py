@@ -168,21 +168,23 @@ class Actors:
             target = touched[-1] if touched else None
             role = self._resource_role if resource else self.role_in(token, target)
             if role is not None and role != need:
-                findings.append(
-                    Finding(
-                        "actor.wrong-role",
-                        f"{op.id} is for the {need} only but was accepted from the {role}'s token "
-                        f"{fingerprint(token)}",
-                        instance_path="/request/headers/authorization",
-                        entity=target.key if target else None,
-                        expected=need,
-                        actual=role,
-                    )
-                )
+                findings.append(self.wrong_role(op, token, target, need, role))
         if info is not None and resource and info.code is not None:
-            self._check_scope(touched, token, info.code, findings)
+            self.check_scope(touched, token, info.code, findings)
 
-    def _check_scope(self, touched: Sequence[Entity], token: str, code: str, findings: list[Finding]) -> None:
+    @staticmethod
+    def wrong_role(op: OperationSpec, token: str, target: Entity | None, need: str, role: str) -> Finding:
+        """``actor.wrong-role``: ``op``, for the ``need`` only, was accepted from the ``role``'s ``token``."""
+        return Finding(
+            "actor.wrong-role",
+            f"{op.id} is for the {need} only but was accepted from the {role}'s token {fingerprint(token)}",
+            instance_path="/request/headers/authorization",
+            entity=target.key if target else None,
+            expected=need,
+            actual=role,
+        )
+
+    def check_scope(self, touched: Sequence[Entity], token: str, code: str, findings: list[Finding]) -> None:
         """A resource token used on an entity of another context than its own: ``actor.wrong-context``."""
         scope = None
         for e in touched:

@@ -35,8 +35,17 @@ from fsm.stepper.actors import Actors
 from fsm.stepper.call import Call
 from fsm.stepper.clock import CLOCK_SKEW, Clock, Timers
 from fsm.stepper.coverage import Coverage
-from fsm.stepper.entities import Entity, EntityStore
-from fsm.stepper.lifecycle import Lifecycle, StepPlan
+from fsm.stepper.entities import HISTORY, Entity, EntityStore, Seen
+from fsm.stepper.lifecycle import (
+    GENERATED,
+    LIFECYCLE_NAMES,
+    Lifecycle,
+    StepFn,
+    StepPlan,
+    factory,
+    step_lines,
+    written,
+)
 from fsm.stepper.observe import Observations, ObservePlan
 from fsm.stepper.payments import Currencies
 from fsm.stepper.predict import Prediction, Predictor
@@ -52,6 +61,8 @@ _UNEXPECTED = "machine.unexpected-refusal"
 
 
 Check = Callable[[Call, list[Finding]], object]
+Run = Callable[[Exchange, Mapping[str, str], bool], list[Finding]]
+"""An operation's whole step: ``run(ex, params, request_broken)`` is :meth:`Stepper.step`'s answer."""
 P = TypeVar("P")
 
 CHECKS: dict[str, tuple[Callable[[OperationSpec], bool], str]] = {
@@ -79,6 +90,10 @@ class Stepper:
 
     store_class: type[EntityStore] = EntityStore
     """The entity store's class (a subclass may record more, e.g. the order shards merge in)."""
+
+    generated: bool = GENERATED
+    """Whether each operation's step is one function written for it (:func:`_run_source`; by default in
+    pure Python), or the generic :meth:`step` with its checks."""
 
     def __init__(
         self,
@@ -135,6 +150,10 @@ class Stepper:
         }
         self._schemas: SchemaChecker | None = None  # (likewise)
         self._refusals = spec.refusal_codes
+        self._runs: dict[str, Run] = {}
+        if self.generated:  # (written and compiled once a spec, made for this stepper)
+            makers = per_spec("runs", spec, lambda: self._makers(names)) if shared else self._makers(names)
+            self._runs = {op.id: self._run(op, makers[op.id]) for op in spec.operations}
 
     def _plan(
         self,
@@ -152,13 +171,33 @@ class Stepper:
         after the other: bound to them here, the stepper's own loop is not run for every exchange.
         """
         if check == "_lifecycle":
-            return _in_turn(self.lifecycle.step, self._steps[op.id], stop=True)
+            steps = tuple(self._stepper(p) for p in self._steps[op.id])
+            return steps[0] if len(steps) == 1 else _until_refused(steps)
         if check == "_observe":
-            return _in_turn(self.observations.observe, self._observes[op.id], stop=False)
+            return _in_turn(self.observations.observe, self._observes[op.id])
         if check in _DIRECT:  # (the component's own check: no method of ours between)
             return _DIRECT[check](self)
         method: Check = getattr(self, check)
         return method
+
+    def _stepper(self, plan: StepPlan) -> StepFn:
+        """The generic step of ``plan`` (:meth:`Lifecycle.step <fsm.stepper.lifecycle.Lifecycle.step>`)."""
+        return partial(self.lifecycle.step, plan)
+
+    def _makers(self, names: Mapping[str, tuple[str, ...]]) -> dict[str, Callable[..., Run]]:
+        """Per operation, the factory of its whole step written as one function (:func:`_run_source`)."""
+        return {
+            op.id: factory(_run_source(names[op.id], self._steps[op.id], self.actors.need[op.id]))
+            for op in self.spec.operations
+        }
+
+    def _run(self, op: OperationSpec, make: Callable[..., Run]) -> Run:
+        """``op``'s whole step, made by ``make`` for this stepper: what :meth:`step` does."""
+        checks, plans = self._plans[op.id], self._steps[op.id]
+        steps = tuple(self._stepper(p) for p in plans)  # (those not written in are called)
+        call = Call.__new__(Call)  # (filled anew for each exchange, as step's is)
+        run: Run = make(self, self.lifecycle, checks, plans, steps, call, Seen, op, MISSING, HISTORY)
+        return run
 
     # --------------------------------------------------------------- stepping
     def clock(self, ex: Exchange) -> Finding | None:
@@ -170,6 +209,9 @@ class Stepper:
 
         ``request_broken``: the request breaks its schema, so the model predicts a refusal (D26).
         """
+        run = self._runs.get(match.operation.id)
+        if run is not None:  # (the operation's own function: the same, written for it)
+            return run(ex, match.params, request_broken)
         findings: list[Finding] = []
         if ex.status == 0:
             return findings
@@ -422,16 +464,24 @@ _DIRECT: dict[str, Callable[[Stepper], Check]] = {
 """Checks a component makes itself, bound straight to it (the Stepper's method of the same name calls it)."""
 
 
-def _in_turn(
-    run: Callable[[P, Call, list[Finding]], bool | None], plans: Sequence[P], *, stop: bool
-) -> Check:
-    """A check that runs ``run`` for each of ``plans`` in turn (``stop``: until one returns False)."""
+def _in_turn(run: Callable[[P, Call, list[Finding]], None], plans: Sequence[P]) -> Check:
+    """A check that runs ``run`` for each of ``plans`` in turn."""
     if len(plans) == 1:
         return partial(run, plans[0])  # (one plan, most operations: run without a loop of ours)
 
     def each(call: Call, findings: list[Finding]) -> None:
         for plan in plans:
-            if run(plan, call, findings) is False and stop:
+            run(plan, call, findings)
+
+    return each
+
+
+def _until_refused(steps: Sequence[StepFn]) -> Check:
+    """A check that runs ``steps`` in turn until one says the later steps do not go on."""
+
+    def each(call: Call, findings: list[Finding]) -> None:
+        for step in steps:
+            if not step(call, findings):
                 break
 
     return each
@@ -453,3 +503,95 @@ def _words(spec: Spec) -> list[str]:
         for symbol, network, address in spec.tokens
     )
     return list(dict.fromkeys(out))
+
+
+def _breaches_lines(need: str | None) -> list[str]:
+    """:meth:`Actors.breaches <fsm.stepper.actors.Actors.breaches>`, written out.
+
+    For an operation for ``need``, the one role it is for (None: any caller).
+    """
+    role = [
+        "            target = touched[-1] if touched else None",
+        "            role = RESOURCE if resource else role_in(token, target)",
+        f"            if role is not None and role != {need!r}:",
+        f"                findings.append(wrong_role(OP, token, target, {need!r}, role))",
+    ]
+    return [
+        "        if token is not None and accepted:",
+        "            known = tokens.ram.get(hash(token), UNSEEN)  # (Actors.info: most often in RAM)",
+        "            if known is UNSEEN:",
+        "                known = info(token)",
+        "            resource = known is not None and known.role == RESOURCE",
+        *(role if need is not None else []),
+        "            if resource and known.code is not None:",
+        "                check_scope(touched, token, known.code, findings)",
+    ]
+
+
+def _run_source(names: tuple[str, ...], plans: Sequence[StepPlan], need: str | None = None) -> str:
+    """The source of a factory of an operation's whole step: :meth:`Stepper.step` written out.
+
+    Its checks (``names``, as :data:`CHECKS` names them) are called in turn, not looped over; its
+    lifecycle steps (``plans``) are written in (:func:`~fsm.stepper.lifecycle.step_lines`), each
+    after the one before says the later steps go on; the call is filled in place (:meth:`Call.fill
+    <fsm.stepper.call.Call.fill>`, :func:`seen <fsm.stepper.entities.seen>`) and ``auth`` judged in
+    place. Deterministic: only literals of the spec's names and keys are written into it.
+    """
+    lines = [
+        "def make(st, lc, checks, plans, steps, call, Seen, OP, MISSING, HISTORY):",
+        "    stepped, explained, refusals = st.store.stepped, st._explained, st._refusals",
+        "    new = tuple.__new__",
+        "    actors = st.actors",
+        "    info, role_in, wrong_role = actors.info, actors.role_in, actors.wrong_role",
+        "    check_scope, tokens, UNSEEN = actors.check_scope, actors.tokens, object()",
+        "    RESOURCE = actors.callers.resource_role",
+        *(LIFECYCLE_NAMES if plans else []),
+        *(f"    c{i} = checks[{i}]" for i in range(len(names))),
+        *(f"    s{i} = steps[{i}]" for i in range(len(plans))),
+    ]
+    body = []
+    for i, name in enumerate(names):
+        if name == "_actors":  # (Actors.breaches)
+            body += _breaches_lines(need)
+        elif name == "_auth":
+            body += ["        if token is None and accepted:", f"            c{i}(call, findings)"]
+        elif name == "_lifecycle":
+            for n, plan in enumerate(plans):
+                pad = "        " + "    " * n
+                body += [f"{pad[:-4]}if goes_on:"] if n else []
+                if written(plan):
+                    bound, steps = step_lines(plan, n, pad)
+                    lines += bound
+                    body += steps
+                else:
+                    body += [f"{pad}goes_on = s{n}(call, findings)"]
+        else:
+            body += [f"        c{i}(call, findings)"]
+    return "\n".join(
+        [
+            *lines,
+            "",
+            "    def run(ex, params, broken):",
+            "        findings = []",
+            "        if ex.status == 0:",
+            "            return findings",
+            "        call.ex = ex",
+            "        call.broken = broken",
+            "        call.op = OP",
+            "        call.params = params",
+            "        call.accepted = accepted = ex.accepted",
+            "        call.seen = seen = new(Seen, (ex.index, ex.file, ex.position, ex.is_entry, ex.method,"
+            " ex.path, ex.status, None if accepted else ex.error_code))",
+            "        call.token = token = ex.token",
+            "        call.touched = touched = []",
+            *body,
+            "        if not accepted and findings and refusals:",
+            "            explained(call, findings)",
+            "        st._touched = touched",
+            "        stepped(touched, ex.index, ex.time)",
+            "        return findings",
+            "",
+            "    return run",
+            "",
+        ]
+    )

@@ -9,11 +9,13 @@ with another code than the one predicted a wrong code. Refused calls never chang
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import FunctionType
+from typing import Any
 
 from fsm.exchange import Exchange
-from fsm.spec.model import CreateSpec, MachineSpec, OperationSpec, Spec, StepSpec
+from fsm.spec.model import CreateSpec, MachineSpec, OperationSpec, Ref, Spec, StepSpec
 from fsm.stepper.actors import Actors
 from fsm.stepper.call import Call
 from fsm.stepper.clock import Timers
@@ -25,7 +27,18 @@ from fsm.stepper.terms import Term, Terms
 from fsm.stepper.unseen import Unseen
 from fsm.violation import Finding
 
-__all__ = ["Lifecycle", "Move", "StepPlan", "move"]
+__all__ = [
+    "GENERATED",
+    "LIFECYCLE_NAMES",
+    "Lifecycle",
+    "Move",
+    "StepFn",
+    "StepPlan",
+    "factory",
+    "move",
+    "step_lines",
+    "written",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +103,10 @@ class StepPlan:
     moves: Mapping[tuple[str, ...], Move]  # (state,) -> the move from it, where nothing else decides
     timed: bool  # the machine has timed transitions
     ticks_children: bool = False  # a guard reads the children's states: their clocks run first (D24)
+
+
+StepFn = Callable[[Call, list[Finding]], bool]
+"""One step of an operation, made for its plan: ``step(call, findings)`` (see :meth:`Lifecycle.step`)."""
 
 
 class Lifecycle:
@@ -176,7 +193,14 @@ class Lifecycle:
             self.timers.tick(e, m.name, ex.time)
         if plan.ticks_children:
             self._tick_children(e, ex.time)
-        mv = plan.moves.get(e.states)
+        return self._judge(plan, call, e, plan.moves.get(e.states), findings)
+
+    def _judge(self, plan: StepPlan, call: Call, e: Entity, mv: Move | None, findings: list[Finding]) -> bool:
+        """Judge the call on ``e`` against ``mv``, its move from ``e.states``; follow it if accepted.
+
+        ``e`` is found, touched and its clock run; ``mv`` None: predicted now. Whether the later steps go on.
+        """
+        ex, params, m = call.ex, call.params, plan.machine
         if mv is None:  # (several candidate states, or a guard decides: predicted now)
             accepts, refuses = self.predictor.outcomes(m, e, e.states, plan.step.trigger, ex.req_body)
             mv = move(accepts, refuses, self._roles, plan.status_of)
@@ -268,21 +292,7 @@ class Lifecycle:
         if not isinstance(id_, str):
             return True
         step, m = plan.step, plan.machine
-        old = self.store.entities.get((m.name, id_))
-        if old is None and self.store.finished[m.name].get(id_) is not None:
-            old = self.store.find(m.name, id_, None)
-        if old is not None:
-            findings.append(
-                Finding(
-                    "entity.reused-id",
-                    f"{call.op.id} created {m.name} {id_}, an id already seen",
-                    instance_path="/response/body" + (step.ref.id.key if step.ref.id else ""),
-                    entity=old.key,
-                    actual=id_,
-                    related=self.store.related(old),
-                )
-            )
-            self.store.unlink(old)
+        self._reused(plan, call, id_, findings)
         e = self.store.adopt(m.name, id_, code, (created.dest,))
         touched = call.touched
         if self.coverage is not None:
@@ -299,6 +309,28 @@ class Lifecycle:
             self._status(plan, read(ex, call.params, MISSING), e, findings)
         self.store.remember(e, call.seen)
         return True
+
+    def _reused(self, plan: StepPlan, call: Call, id_: str, findings: list[Finding]) -> None:
+        """A creation that names an id already seen, live or finished: ``entity.reused-id``.
+
+        The old entity leaves its parent's children.
+        """
+        step, m = plan.step, plan.machine
+        old = self.store.entities.get((m.name, id_))
+        if old is None and self.store.finished[m.name].get(id_) is not None:
+            old = self.store.find(m.name, id_, None)
+        if old is not None:
+            findings.append(
+                Finding(
+                    "entity.reused-id",
+                    f"{call.op.id} created {m.name} {id_}, an id already seen",
+                    instance_path="/response/body" + (step.ref.id.key if step.ref.id else ""),
+                    entity=old.key,
+                    actual=id_,
+                    related=self.store.related(old),
+                )
+            )
+            self.store.unlink(old)
 
     def _accept(self, plan: StepPlan, e: Entity, mv: Move, call: Call, findings: list[Finding]) -> None:
         """Follow an accepted call the model allows: warnings, the new states, roles, terms, status."""
@@ -560,3 +592,221 @@ class Lifecycle:
 def _warns(o: Outcome) -> bool:
     """Whether taking ``o``'s transition warns whatever the guards say (its own ``warn``)."""
     return o.transition is not None and o.transition.warn is not None
+
+
+# ------------------------------------------------------------------ plans written as functions
+_FACTORIES: dict[str, Callable[..., Any]] = {}
+"""Compiled factories by their source (one a distinct shape of plan: shared by specs and runs)."""
+
+
+def factory(source: str) -> Callable[..., Any]:
+    """The function ``make`` that ``source`` defines (compiled once a process; the source deterministic)."""
+    make = _FACTORIES.get(source)
+    if make is None:
+        scope: dict[str, Any] = {}
+        exec(compile(source, "<fsm.stepper: a plan written as a function>", "exec"), scope)
+        make = _FACTORIES[source] = scope["make"]
+    return make
+
+
+def _read(ref: Ref | None, reader_name: str) -> str:
+    """An expression reading ``ref`` as its compiled reader does (``reader_name``), in place where it can.
+
+    A path parameter, and one member of a body that is an object, are read in place; anything
+    else through the reader.
+    """
+    if ref is None:
+        return "MISSING"
+    if ref.source == "path":
+        return f"params.get({ref.key!r}, MISSING)"
+    if len(ref.tokens) == 1 and ref.source in ("response", "request"):
+        side = "resp" if ref.source == "response" else "req"
+        return (
+            f"(body.get({ref.tokens[0]!r}, MISSING) if type(body := ex.{side}_body) is dict"
+            f" and ex.{side}_has_body else {reader_name}(ex, params, MISSING))"
+        )
+    return f"{reader_name}(ex, params, MISSING)"
+
+
+def _record_source(record: tuple[Term, ...], p: str, pad: str) -> list[str]:
+    """:meth:`Terms.record <fsm.stepper.terms.Terms.record>` of ``record`` written out, term by term.
+
+    A timed attribute (its due time kept beside it) is recorded by ``Terms.record`` itself.
+    """
+    lines = [f"{pad}attrs = e.attrs"]
+    for i, term in enumerate(record):
+        value = _read(term.ref, f"{p}RECORD[{i}].read")
+        if term.timed:
+            lines += [f"{pad}record({p}RECORD[{i}:{i + 1}], e, ex, params)"]
+            continue
+        inner = pad + "    "
+        if term.choice is not None:  # (kept only where that side has a JSON body: else its shape is unknown)
+            side = {"request": "ex.req_has_body", "response": "ex.resp_has_body"}.get(term.ref.source)
+            inner = inner if side else pad
+            lines += [f"{pad}if {side}:"] if side else []
+            lines += [
+                f"{inner}then, other = {p}RECORD[{i}].choice",
+                f"{inner}value = then if {value} is not MISSING else other",
+            ]
+        else:
+            lines += [f"{pad}value = {value}", f"{pad}if value is not MISSING and value is not None:"]
+        lines += [f"{inner}attrs[{term.name!r}] = value"]
+    return lines
+
+
+LIFECYCLE_NAMES = [
+    "    store, timers, terms, actors = lc.store, lc.timers, lc.terms, lc.actors",
+    "    find, adopt, judge, entities = store.find, store.adopt, lc._judge, store.entities",
+    "    partial, coverage, record, expect = lc.partial, lc.coverage, terms.record, terms.expect",
+    "    tick, bind, agreed, status = timers.tick, actors.bind, lc._agreed_warnings, lc._status",
+    "    tick_children, reused, link = lc._tick_children, lc._reused, store.link",
+]
+"""What written steps read of the :class:`Lifecycle` (``lc``), named once in a factory."""
+
+
+def written(plan: StepPlan) -> bool:
+    """Whether :func:`step_lines` writes ``plan``'s step.
+
+    Not for a timed transition's own trigger: no operation of the protocol takes one.
+    """
+    return not plan.stops_timer
+
+
+def step_lines(plan: StepPlan, i: int, pad: str) -> tuple[list[str], list[str]]:
+    """``plans[i]``'s step written out: the names its factory binds, and its body, at ``pad``.
+
+    :meth:`Lifecycle.step` with the plan's choices made: the body reads ``call``, ``ex``, ``params``,
+    ``token``, ``touched``, ``seen`` and ``findings`` and leaves in ``goes_on`` whether the later steps
+    go on. Deterministic (the same plan, the same text); only literals of the spec's names and keys
+    are written into it, with ``repr``. The judging of anything but an accepted call the plan's fixed
+    move allows is :meth:`Lifecycle._judge`'s; what that case does is :meth:`Lifecycle._accept`'s
+    and :meth:`EntityStore.remember <fsm.stepper.entities.EntityStore.remember>`'s.
+    """
+    step, m, p = plan.step, plan.machine, f"p{i}_"
+    kind = repr(m.name)
+    names = [
+        f"    {p}plan = plans[{i}]",
+        f"    {p}moves, {p}states, {p}machine = {p}plan.moves, {p}plan.machine.state_names, {p}plan.machine",
+        f"    {p}read_id, {p}read_code = {p}plan.read_id, {p}plan.read_code",
+        f"    {p}read_status = {p}plan.read_status",
+        f"    {p}RECORD, {p}EXPECT = {p}plan.record, {p}plan.expect",
+    ]
+    _ = pad + "    "  # (one level in)
+    __ = _ + "    "
+    read_id, read_code = _read(step.ref.id, f"{p}read_id"), _read(step.ref.code, f"{p}read_code")
+    if plan.creation is not None:  # (Lifecycle._create)
+        made = plan.creation
+        names += [f"    {p}finished = store.finished[{kind}]"]
+        body = [
+            f"{pad}if not ex.accepted:",
+            f"{_}goes_on = False",
+            f"{pad}else:",
+            f"{_}id_ = {read_id}",
+            f"{_}code = {read_code}",
+            f"{_}if not isinstance(id_, str):",
+            f"{__}goes_on = True",
+            f"{_}else:",
+            f"{__}if ({kind}, id_) in entities or {p}finished.get(id_) is not None:",
+            f"{__}    reused({p}plan, call, id_, findings)",
+            f"{__}e = adopt({kind}, id_, code, {(made.dest,)!r})",
+            f"{__}if coverage is not None:",
+            f"{__}    coverage.took({kind}, '[*]', {step.trigger!r}, {made.dest!r})",
+            f"{__}if touched and touched[-1].kind == {step.parent!r}:",
+            f"{__}    link(e, touched[-1])",
+            f"{__}touched.append(e)",
+            f"{__}if token:",
+            f"{__}    bind(e, {made.actor!r}, token)",
+        ]
+        if plan.record:
+            body += _record_source(plan.record, p, __)
+        if plan.read_status is not None:
+            body += [f"{__}status({p}plan, {_read(step.status, f'{p}read_status')}, e, findings)"]
+        return names, [*body, *_remember(__)]
+    refs = (("id_", step.ref.id), ("code", step.ref.code))
+    named = " and ".join(f"{n} is MISSING" for n, ref in refs if ref is not None) or "True"
+    body = [
+        f"{pad}id_ = {read_id}",
+        f"{pad}code = {read_code}",
+        f"{pad}e = entities.get(({kind}, id_)) if type(id_) is str else None  # (live, filed by id)",
+        f"{pad}if e is None or e.packed is not None:",
+        f"{_}e = find({kind}, id_, code)",
+        f"{pad}if e is None and {named}:",
+        f"{_}goes_on = True",
+        f"{pad}else:",
+        f"{_}if e is None:",
+        f"{__}e = adopt({kind}, id_, code, {p}states)",
+        f"{_}touched.append(e)",
+    ]
+    if plan.timed:
+        body += [f"{_}if e.attrs:  # (no attributes: no due time)", f"{__}tick(e, {kind}, ex.time)"]
+    if plan.ticks_children:
+        body += [f"{_}tick_children(e, ex.time)"]
+    body += [
+        f"{_}mv = {p}moves.get(e.states)",
+        f"{_}if mv is None or partial or not ex.accepted or not mv.accepts:",
+        f"{__}goes_on = judge({p}plan, call, e, mv, findings)",
+        f"{_}else:",
+        f"{__}if mv.warns:",
+        f"{__}    findings.extend(agreed(mv.accepts, {p}machine, e, ex))",
+        f"{__}if coverage is not None and mv.took is not None:",
+        f"{__}    coverage.took({kind}, mv.took.state, {step.trigger!r}, mv.states[0])",
+        f"{__}e.states = mv.states",
+        f"{__}if token:",
+        f"{__}    for actor in mv.binds:  # (Actors.bind: nothing to do where the family holds the role)",
+        f"{__}        holder = e",
+        f"{__}        while holder is not None:",
+        f"{__}            if holder.callers is not None and actor in holder.callers:",
+        f"{__}                break",
+        f"{__}            holder = holder.parent",
+        f"{__}        else:",
+        f"{__}            bind(e, actor, token)",
+    ]
+    if plan.record:
+        body += _record_source(plan.record, p, __)
+    if plan.read_status is not None:
+        body += [
+            f"{__}actual = {_read(step.status, f'{p}read_status')}",
+            f"{__}if mv.status is not None and actual == mv.status:",
+            f"{__}    e.observed = actual",
+            f"{__}else:",
+            f"{__}    status({p}plan, actual, e, findings)",
+        ]
+    for n, term in enumerate(plan.expect):  # (a value the answer contradicts: Terms.expect says how)
+        body += [
+            f"{__}fixed = e.attrs.get({term.name!r}, MISSING)",
+            f"{__}if fixed is not MISSING:",
+            f"{__}    actual = {_read(term.ref, f'{p}EXPECT[{n}].read')}",
+            f"{__}    if actual is not MISSING and actual is not None and actual != fixed:",
+            f"{__}        findings.extend(expect({p}EXPECT[{n}:{n + 1}], e, ex, params))",
+        ]
+    return names, [*body, *_remember(__)]
+
+
+def _remember(pad: str) -> list[str]:
+    """:meth:`EntityStore.remember <fsm.stepper.entities.EntityStore.remember>`, written out.
+
+    Of the call's own entity ``e``; then the later steps go on.
+    """
+    __ = pad
+    return [
+        f"{__}history = e.history",
+        f"{__}history.append(seen)",
+        f"{__}if len(history) > HISTORY:",
+        f"{__}    del history[0]",
+        f"{__}if e.last_own != ex.index:",
+        f"{__}    e.seen += 1",
+        f"{__}e.last_own = ex.index",
+        f"{__}parent = e.parent",
+        f"{__}if parent is not None:",
+        f"{__}    parent.last_event = seen",
+        f"{__}    parent.last_child = e.id",
+        f"{__}e.last_event = seen",
+        f"{__}e.last_child = None",
+        f"{__}goes_on = True",
+    ]
+
+
+GENERATED = isinstance(step_lines, FunctionType)
+"""Whether a stepper writes each operation's step as its own function (:func:`step_lines`) by default:
+in pure Python (in the compiled build, where this module's functions are no Python functions, the
+generic, compiled :meth:`Lifecycle.step` is the faster)."""
