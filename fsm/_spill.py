@@ -87,22 +87,19 @@ class Spill:
             self.rows = 0
 
     # ---------------------------------------------------------------- filter
-    def _probe(self, table: int, key: str) -> Iterator[int]:
+    def _mark(self, table: int, key: str) -> None:
+        bits, mask = self._bits, self._mask  # (the same probes as :meth:`maybe`'s)
         h = hash((table, key)) & 0xFFFFFFFFFFFFFFFF
         step = (h >> 32) | 1
         for _ in range(_PROBES):
-            yield h & self._mask
-            h += step
-
-    def _mark(self, table: int, key: str) -> None:
-        bits = self._bits
-        for p in self._probe(table, key):
+            p = h & mask
             bits[p >> 3] |= 1 << (p & 7)
+            h += step
 
     def maybe(self, table: int, key: str) -> bool:
         """False when ``key`` was surely never spilled (no disk read); True when it may have been.
 
-        (The probes of :meth:`_probe` written out: every new entity's id comes through here.)
+        (Every new entity's id comes through here: its probes are written out, as in :meth:`_mark`.)
         """
         if self._db is None:
             return False

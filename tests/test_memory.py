@@ -309,3 +309,24 @@ def test_two_processes_with_spilled_entities_report_the_same_and_leave_the_spill
         assert spill is not None and spill.rows > 50 and os.path.isdir(spill._folder)
         reports.append(_all_formats(v.finish()))
     assert reports[0] == reports[1]
+
+
+def test_an_entity_retired_again_after_it_went_to_disk_keeps_its_one_row_and_its_place() -> None:
+    """Retiring a key already on disk changes its row (put says it is not new); a new key gets a row."""
+    from fsm.stepper.entities import Retired
+
+    spill = Spill()
+    retired = Retired(spill, 0, 2, timed=False)
+    assert retired.put("a", "REDEEMED", 1, None) and retired.put("b", "CLOSED", 1, None)
+    assert retired.put("c", "RESOLVED", 1, None)  # (past the limit: all three go to disk)
+    assert retired.on_disk == 3 and not retired.ram
+    assert not retired.put("a", "RESOLVED", 2, None, extra="kept")  # on disk: its row changes
+    assert retired.put("d", "CLOSED", 1, None)  # new: in RAM
+    assert list(retired.items()) == [
+        ("a", "RESOLVED", 2),
+        ("b", "CLOSED", 1),
+        ("c", "RESOLVED", 1),
+        ("d", "CLOSED", 1),
+    ]
+    assert retired.get_extra("a") == "kept" and len(retired) == 4
+    spill.close()

@@ -215,6 +215,7 @@ class Retired:
             new
             and self.on_disk
             and self.spill is not None
+            and self.spill.maybe(self.table, key)  # (most keys retired are new: no row to look for)
             and self.spill.update(
                 self.table, key, _with_extra(state, extra), seen, now if self.since is not None else None
             )
