@@ -21,8 +21,9 @@ microseconds per exchange, CPU time first and wall time in brackets (on a shared
 one to compare: wall time carries other processes' turns). ``--base REV`` measures the same figures for
 the sources of git revision ``REV`` (exported to a temporary directory, put first on ``PYTHONPATH``) in
 the same run, the two alternating, so both are measured under the same conditions; the ratio is each
-side's CPU figure over the base's. The Stepper's constructor and ``clock``/``step`` are the interface
-measured: both sides must have them.
+side's CPU figure over the base's. ``--python EXE`` adds a side: the install of another environment
+(the compiled build, say: see docs/performance.md), run by that interpreter in turn with the others.
+The Stepper's constructor and ``clock``/``step`` are the interface measured: every side must have them.
 """
 
 from __future__ import annotations
@@ -140,14 +141,19 @@ def export(rev: str, into: Path) -> Path:
 
 
 def run(
-    pythonpath: str | None, exchanges: int, seed: int, collector: str = "default", count: bool = False
+    pythonpath: str | None,
+    exchanges: int,
+    seed: int,
+    collector: str = "default",
+    count: bool = False,
+    python: str = sys.executable,
 ) -> dict[str, Any]:
-    """One measurement in a fresh child process."""
+    """One measurement in a fresh child process (of ``python``, with ``pythonpath`` first if given)."""
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     if pythonpath is not None:
         env["PYTHONPATH"] = pythonpath
     out = subprocess.run(
-        [sys.executable, __file__, "--child", str(exchanges), str(seed), "--collector", collector]
+        [python, __file__, "--child", str(exchanges), str(seed), "--collector", collector]
         + (["--count"] if count else []),
         capture_output=True,
         text=True,
@@ -177,21 +183,29 @@ def main() -> None:
         action="store_true",
         help="also count Python bytecodes and calls per exchange (sys.settrace, in the first round)",
     )
+    ap.add_argument(
+        "--python",
+        default=None,
+        metavar="EXE",
+        help="also measure the install of another environment's interpreter (e.g. the compiled build)",
+    )
     ap.add_argument("--child", nargs=2, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(*args.child, args.collector, args.count)
+        child(args.child[0], args.child[1], args.collector, args.count)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        sides: dict[str, str | None] = {"this checkout": str(HERE.parent)}
+        sides: dict[str, tuple[str | None, str]] = {"this checkout": (str(HERE.parent), sys.executable)}
         if args.base:
-            sides = {f"base {args.base}": str(export(args.base, Path(tmp))), **sides}
+            sides = {f"base {args.base}": (str(export(args.base, Path(tmp))), sys.executable), **sides}
+        if args.python:
+            sides[f"install of {args.python}"] = (None, args.python)
         results: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
         for n in range(args.repeat):
-            for name, path in sides.items():
+            for name, (path, python) in sides.items():
                 print(f"\r  round {n + 1}/{args.repeat}: {name}    ", end="", file=sys.stderr, flush=True)
                 results[name].append(
-                    run(path, args.exchanges, args.seed, args.collector, args.count and n == 0)
+                    run(path, args.exchanges, args.seed, args.collector, args.count and n == 0, python)
                 )
         print(file=sys.stderr)
     print(
