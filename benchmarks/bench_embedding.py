@@ -316,7 +316,7 @@ def end_to_end(tmp: Path, requests: int, handler_ms: float, middleware: bool) ->
     )
     try:
         url = wait_for(port, server, 30)
-        subprocess.run([*me, "--load", url, str(log), "0", str(WARM)], check=True)
+        subprocess.run([*me, "--load", url, str(log), "0", str(WARM)], check=True, stdout=subprocess.DEVNULL)
         cpu = _cpu_seconds(server.pid)
         out = subprocess.run(
             [*me, "--load", url, str(log), str(WARM), str(requests)],
