@@ -64,8 +64,12 @@ def schema_uri(relative_id: str) -> str:
 
 def load_json(path: Path) -> Any:
     """Read one JSON data file, raising :class:`SpecError` with its name when it is broken."""
+    return _parse(path, _text(path))
+
+
+def _text(path: Path) -> str:
     try:
-        return _parse(path, path.read_text(encoding="utf-8"))
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot read spec file: {exc}") from exc
 
@@ -83,10 +87,7 @@ def _schema_texts() -> Mapping[str, tuple[Path, str]]:
     root = schemas_dir()
     out: dict[str, tuple[Path, str]] = {}
     for path in sorted(root.rglob("*" + _SUFFIX)):
-        try:
-            out[path.relative_to(root).as_posix()[: -len(_SUFFIX)]] = (path, path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(f"{path}: cannot read spec file: {exc}") from exc
+        out[path.relative_to(root).as_posix()[: -len(_SUFFIX)]] = (path, _text(path))
     return out
 
 

@@ -151,7 +151,7 @@ class SchemaChecker:
             return False
         try:
             return bool(clean.is_valid(body))
-        except (ValueError, OverflowError):  # values jsonschema-rs cannot take: _body asks the authorities
+        except (ValueError, OverflowError):  # values jsonschema-rs cannot take: ask the authorities
             return False
 
     def _query(self, ex: Exchange, op: OperationSpec) -> list[Finding]:
@@ -304,13 +304,8 @@ class SchemaChecker:
 
     def _body(self, side: str, body: Any, rel: str, op: OperationSpec) -> list[Finding]:
         acc: list[Finding] = []
-        clean = self._clean.get(rel)
-        if clean is not None:
-            try:
-                if clean.is_valid(body):
-                    return acc
-            except (ValueError, OverflowError):  # values jsonschema-rs cannot take: ask the authorities
-                pass
+        if self._clean_body(rel, body):
+            return acc
         v = self._validator(rel)
         if not v.is_valid(body):
             issues = v.issues(body)
