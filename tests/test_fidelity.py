@@ -17,6 +17,8 @@ import requests
 
 from fsm.clients import HTTPXTransport, RequestsAdapter
 from fsm.monitor import Captured, Monitor, decoded
+from fsm.spec import load_spec
+from fsm.stepper.terms import same
 from tests.sandbox_flows import simple_payment, two_payments
 from tests.variant_servers import serve
 
@@ -74,3 +76,30 @@ def test_a_compressed_body_that_cannot_be_decoded_is_not_checked_rather_than_mis
     assert captured.parts("", limit=1000).resp_unkept
     captured.resp_body = gzip.compress(body)
     assert captured.parts("").resp_body == {"challenge": "a" * 48}
+
+
+def test_a_server_that_adds_members_the_docs_do_not_name_draws_no_terms_change() -> None:
+    """A newer server's payments carry decimals and a quote, its objects links: forward-compatible."""
+    mon = Monitor()
+    with (
+        serve("unknown-members", "watched") as url,
+        httpx.Client(base_url=url, transport=HTTPXTransport(monitor=mon), timeout=10) as http,
+    ):
+        flow = simple_payment(http)
+        two_payments(http)
+        voucher = flow["payee"].ok("GET", f"/vouchers/{flow['voucher']}")
+        server = http.get("/_findings").json()
+    assert voucher["expectedPayment"]["decimals"] == 6 and "links" in voucher  # (the layer is on)
+    assert problems(mon) == [] and server == []
+
+
+def test_terms_compare_the_members_both_sides_have_and_a_changed_one_is_still_a_change() -> None:
+    """D23 by value, member by member: an added or dropped unknown member is no change; a new amount is."""
+    how = load_spec().terms_by_value
+    fixed = {"network": "polygon", "currency": "EURC", "amount": "100", "wallet": {"address": "0xAb"}}
+    newer = {**fixed, "amount": "100.00", "decimals": 6, "wallet": {"address": "0xab", "label": "main"}}
+    assert same(fixed, newer, how, "expectedPayment")
+    assert same({**fixed, "memo": "sent by the client"}, fixed, how, "expectedPayment")
+    assert not same(fixed, {**newer, "amount": "101"}, how, "expectedPayment")
+    assert not same(fixed, {**newer, "wallet": {"address": "0xac", "label": "main"}}, how, "expectedPayment")
+    assert not same(fixed, {**newer, "currency": "USDC"}, how, "expectedPayment")
