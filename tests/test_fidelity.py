@@ -103,3 +103,4 @@ def test_terms_compare_the_members_both_sides_have_and_a_changed_one_is_still_a_
     assert not same(fixed, {**newer, "amount": "101"}, how, "expectedPayment")
     assert not same(fixed, {**newer, "wallet": {"address": "0xac", "label": "main"}}, how, "expectedPayment")
     assert not same(fixed, {**newer, "currency": "USDC"}, how, "expectedPayment")
+    assert not same({"password": "x"}, fixed, how, "expectedPayment")  # (nothing in common: other terms)
