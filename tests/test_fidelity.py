@@ -15,6 +15,7 @@ import httpx
 import pytest
 import requests
 
+from fsm import Validator
 from fsm.clients import HTTPXTransport, RequestsAdapter
 from fsm.monitor import Captured, Monitor, decoded
 from fsm.spec import load_spec
@@ -104,3 +105,30 @@ def test_terms_compare_the_members_both_sides_have_and_a_changed_one_is_still_a_
     assert not same(fixed, {**newer, "wallet": {"address": "0xac", "label": "main"}}, how, "expectedPayment")
     assert not same(fixed, {**newer, "currency": "USDC"}, how, "expectedPayment")
     assert not same({"password": "x"}, fixed, how, "expectedPayment")  # (nothing in common: other terms)
+
+
+def _redirected(location_header: str) -> list[dict]:
+    """A POST answered 307 to its path without the slash, followed without its body (a capture artefact)."""
+    body = {"format": "alphanum", "payers": [{"address": "0x" + "1" * 40}]}
+    path = "/api/v1/vouchers/contexts/context-open"
+    asked = {"method": "POST", "path": path + "/", "headers": {"Authorization": "Bearer t"}, "body": body}
+    return [
+        {"request": asked, "response": {"status": 307, "headers": {location_header: path}}},
+        {
+            "request": {"method": "POST", "path": path, "headers": {"Authorization": "Bearer t"}},
+            "response": {
+                "status": 400,
+                "headers": {"Content-Type": "application/json"},
+                "body": {"code": "validation_failed"},
+            },
+        },
+    ]
+
+
+@pytest.mark.parametrize("name", ["location", "Location", "LOCATION"])
+def test_a_redirects_location_is_read_whatever_case_the_record_writes_its_name_in(name: str) -> None:
+    """Header names are case-insensitive in responses too: the lost body is a capture artefact (D22)."""
+    v = Validator()
+    found = [f for record in _redirected(name) for f in v.feed(record)]
+    rules = [f.rule_id for f in found if f.rule_id != "time.missing"]
+    assert rules == ["transport.redirect", "transport.body-lost"], found
