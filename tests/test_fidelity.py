@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 
 import httpx
@@ -17,6 +18,7 @@ import requests
 
 from fsm import Validator
 from fsm.clients import HTTPXTransport, RequestsAdapter
+from fsm.generate import generate
 from fsm.monitor import Captured, Monitor, decoded
 from fsm.spec import load_spec
 from fsm.stepper.terms import same
@@ -132,3 +134,19 @@ def test_a_redirects_location_is_read_whatever_case_the_record_writes_its_name_i
     found = [f for record in _redirected(name) for f in v.feed(record)]
     rules = [f.rule_id for f in found if f.rule_id != "time.missing"]
     assert rules == ["transport.redirect", "transport.body-lost"], found
+
+
+def test_a_body_under_an_undocumented_success_status_is_still_held_to_the_documented_answer() -> None:
+    """201 Created where the docs give 200: the status is a warning, and a broken body is still an error."""
+    records = list(generate(1, seed=3))
+    opens = [r for r in records if r["request"]["path"].endswith("/context-open")]
+    for r in opens:
+        r["response"]["status"] = 201
+    v = Validator()
+    found = Counter(f.rule_id for r in records for f in v.feed(r) if f.severity.value != "info")
+    assert found == {"schema.undocumented-status": len(opens)}, found
+    opens[0]["response"]["body"]["status"] = 7
+    del opens[0]["response"]["body"]["code"]
+    v = Validator()
+    found = Counter(f.rule_id for r in records for f in v.feed(r) if f.severity.value != "info")
+    assert found["schema.response"] == 1 and found["schema.undocumented-status"] == len(opens), found
