@@ -11,6 +11,7 @@ import gzip
 import zlib
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -150,3 +151,57 @@ def test_a_body_under_an_undocumented_success_status_is_still_held_to_the_docume
     v = Validator()
     found = Counter(f.rule_id for r in records for f in v.feed(r) if f.severity.value != "info")
     assert found["schema.response"] == 1 and found["schema.undocumented-status"] == len(opens), found
+
+
+def _reserved_then(seconds: float, status: str) -> list[dict]:
+    """A voucher reserved (expiresAt 12:02:00) and read ``seconds`` from its expiresAt by the log's clock."""
+    records = list(generate(1, seed=3))[:3]  # (sign-in, context-open, the payee's sign-in)
+    token = "Bearer " + records[2]["response"]["body"]["authorization"]["token"]
+    code = records[1]["response"]["body"]["code"]
+    voucher = {
+        "id": "vch_000000001",
+        "code": "123456",
+        "status": "RESERVED",
+        "expiresAt": "2026-06-09T12:02:00Z",
+    }
+    read = datetime(2026, 6, 9, 12, 2, tzinfo=UTC) + timedelta(seconds=seconds)
+    return [
+        *records,
+        {
+            "time": "2026-06-09T12:00:30.000Z",
+            "request": {
+                "method": "POST",
+                "path": "/api/v1/vouchers/reserve-voucher",
+                "headers": {"authorization": token},
+                "body": {"code": code},
+            },
+            "response": {"status": 200, "body": voucher},
+        },
+        {
+            "time": read.isoformat().replace("+00:00", "Z"),
+            "request": {
+                "method": "GET",
+                "path": "/api/v1/vouchers/vch_000000001",
+                "headers": {"authorization": token},
+            },
+            "response": {"status": 200, "body": {**voucher, "status": status}},
+        },
+    ]
+
+
+@pytest.mark.parametrize(("seconds", "status", "rules"), [
+    (-3, "EXPIRED", []),  # the server's clock runs 3 s ahead of the log's: it expired early, by its clock
+    (-3, "RESERVED", []),
+    (3, "RESERVED", []),  # 3 s behind: it expires late (D24's first case)
+    (3, "EXPIRED", []),
+    (-10, "EXPIRED", ["observe.status-mismatch"]),  # past the skew: expired too early
+])  # fmt: skip
+def test_the_clock_skew_holds_around_expires_at_for_a_server_clock_ahead_or_behind(
+    seconds: float, status: str, rules: list[str]
+) -> None:
+    """D24, clocks differ: within the skew before expiresAt the voucher may already be EXPIRED too."""
+    v = Validator()
+    found = [
+        f.rule_id for r in _reserved_then(seconds, status) for f in v.feed(r) if f.severity.value != "info"
+    ]
+    assert found == rules
