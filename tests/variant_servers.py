@@ -11,6 +11,7 @@ kit's own :class:`fsm.middleware.ASGIMiddleware` outermost, where a service woul
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
@@ -86,9 +87,32 @@ def _gzip(app: App) -> App:
     return GZipMiddleware(app, minimum_size=0)
 
 
+class SlowReads:
+    """Holds each GET answer ``delay`` seconds after the app made it (a slow network, a busy proxy)."""
+
+    def __init__(self, app: App, delay: float = 0.3) -> None:
+        self.app = app
+        self.delay = delay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        await self.app(scope, receive, hold)
+        await asyncio.sleep(self.delay)
+        for message in held:
+            await send(message)
+
+
 LAYERS: dict[str, Callable[[App], App]] = {
     "gzip": _gzip,  # every answer gzip-compressed (Content-Encoding: gzip), as nginx or a CDN does
     "unknown-members": lambda app: Rewrite(app, _with_unknown_members),
+    "slow-reads": SlowReads,
 }
 
 
