@@ -245,3 +245,19 @@ def test_a_read_answered_after_a_change_it_overlapped_may_show_the_state_before_
     with serve("slow-reads") as url:
         assert asyncio.run(poll_while_redeeming(url, mon)) == "RESERVED"
     assert problems(mon) == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs a ruling: a retry answered already_redeemed whose first attempt's answer was lost (a "
+    "timeout: never recorded) shows the redeem happened; D16 keeps the model RESERVED, so the resolve "
+    "that follows is machine.illegal-transition",
+)
+def test_a_retry_whose_first_answer_was_lost_is_not_a_later_illegal_transition() -> None:
+    """The client timed out on redeem and sent it again: already_redeemed; the payer then resolves."""
+    records = list(generate(1, seed=3))
+    redeem = next(i for i, r in enumerate(records) if r["request"]["path"].endswith("/redeem-voucher"))
+    records[redeem]["response"] = {"status": 400, "body": {"code": "already_redeemed"}}
+    v = Validator()
+    found = [f.rule_id for r in records for f in v.feed(r) if f.severity.value == "error"]
+    assert found == []
