@@ -373,6 +373,23 @@ class Monitor:
             return True
         return not any(fnmatch.fnmatchcase(bare, pattern) for pattern in self.skip_paths)
 
+    def app_path(self, full: str, mount: str) -> str:
+        """The path to check of a request to an app mounted at ``mount`` (ASGI root_path, WSGI SCRIPT_NAME).
+
+        The app's own view of it when that one is under the API prefix and the full path is not (an
+        app serving ``/api/v1`` mounted at ``/gateway``, or behind a proxy that strips the mount:
+        ``uvicorn --root-path``), else ``full``. Paths are the service's own (D25).
+        """
+        if not mount or not full.startswith(mount) or mount == "/":
+            return full
+        own = full[len(mount) :] or "/"
+        if own[:1] != "/":
+            return full  # (a mount of /gate and a path /gateway/...: not under the mount)
+        prefix, under = self.prefix, self._under
+        if not prefix or full == prefix or full.startswith(under):
+            return full
+        return own if own == prefix or own.startswith(under) else full
+
     def on_record(self, writer: Callable[[dict[str, Any]], None]) -> None:
         """Call ``writer`` with every record fed, in the order fed (the exchange log, see fsm.sinks)."""
         self._on_record.append(writer)

@@ -4,7 +4,9 @@ Each variant is the sandbox (:mod:`fsm.sandbox`, the reference server) behind pl
 change what a correct server may change: compressed bodies, members the docs do not name. The layers
 are chosen by ``FIDELITY_VARIANTS`` (comma-separated names, see :data:`LAYERS`); ``watched`` puts the
 kit's own :class:`fsm.middleware.ASGIMiddleware` outermost, where a service would put it, and
-``GET /_findings`` answers its findings (errors and warnings, as ``rule: message``).
+``GET /_findings`` answers its findings (errors and warnings, as ``rule: message``) and the count of
+exchanges it judged; with ``mounted``
+too, the watched app is mounted at ``/gateway`` (Starlette's ``Mount``: its API at ``/gateway/api/v1``).
 
 :func:`serve` starts one in its own process (port picked at run time, stopped by its PID).
 """
@@ -116,8 +118,39 @@ LAYERS: dict[str, Callable[[App], App]] = {
 }
 
 
+class Mounted:
+    """The app mounted at ``mount`` as Starlette's ``Mount`` does: ``root_path`` set, ``path`` kept whole.
+
+    ``app`` sees both (the kit's middleware); ``served`` is the app the middleware wraps, which routes
+    by its own view of the path (the mount stripped), as a framework's router does.
+    """
+
+    def __init__(self, app: App, mount: str) -> None:
+        self.app = app
+        self.mount = mount
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith(self.mount + "/"):
+            scope = {**scope, "root_path": scope.get("root_path", "") + self.mount}
+        await self.app(scope, receive, send)
+
+
+class OwnView:
+    """Routes an app by the path below its mount (``root_path``): what a framework's router does."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        root = scope.get("root_path", "")
+        if scope["type"] == "http" and root and scope["path"].startswith(root):
+            scope = {**scope, "path": scope["path"][len(root) :], "root_path": ""}
+        await self.app(scope, receive, send)
+
+
 class _Findings:
-    """``GET /_findings``: the watching middleware's errors and warnings so far."""
+    """``GET /_findings``: the watching middleware's errors and warnings so far, and how many it judged."""
 
     def __init__(self, app: App, watched: Any) -> None:
         self.app = app
@@ -125,13 +158,11 @@ class _Findings:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == "/_findings":
-            body = orjson.dumps(
-                [
-                    f"{v.rule_id}: {v.message}"
-                    for v in self.watched.monitor.snapshot().violations
-                    if v.severity.value != "info"
-                ]
-            )
+            snapshot = self.watched.monitor.snapshot()
+            problems = [
+                f"{v.rule_id}: {v.message}" for v in snapshot.violations if v.severity.value != "info"
+            ]
+            body = orjson.dumps({"findings": problems, "exchanges": snapshot.exchanges})
             await send(
                 {
                     "type": "http.response.start",
@@ -152,11 +183,11 @@ def app() -> App:
     names = [n for n in os.environ.get("FIDELITY_VARIANTS", "").split(",") if n]
     served: App = asgi.app(seed=11, real_clock=True)  # (the monitors stamp the wall clock)
     for name in names:
-        if name != "watched":
+        if name in LAYERS:
             served = LAYERS[name](served)
     if "watched" in names:
-        watched = ASGIMiddleware(served, mode="observe")
-        served = _Findings(watched, watched)
+        watched = ASGIMiddleware(OwnView(served), mode="observe")
+        served = _Findings(Mounted(watched, "/gateway") if "mounted" in names else watched, watched)
     return served
 
 
