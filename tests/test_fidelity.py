@@ -294,3 +294,28 @@ def test_the_checked_path_is_the_apps_own_view_only_where_that_one_is_under_the_
     with httpx.Client(transport=httpx.WSGITransport(app=mounted), base_url="http://t") as http:
         assert http.get("/gateway/api/v1/auth/get-challenge").json() == {"nope": 1}
     assert [v.rule_id for v in watched.monitor.snapshot().violations] == ["schema.response"]
+
+
+def test_a_query_written_with_each_parameters_values_as_a_list_is_read_as_the_values() -> None:
+    """{"limit": ["10"]} as parse_qs writes it is limit=10; a list of two statuses is still not one status."""
+    records = list(generate(1, seed=3))[:3]
+    token = "Bearer " + records[2]["response"]["body"]["authorization"]["token"]
+
+    def listing(query: dict[str, Any]) -> list[str]:
+        asked = {
+            "method": "GET",
+            "path": "/api/v1/vouchers",
+            "headers": {"authorization": token},
+            "query": query,
+        }
+        v = Validator()
+        found = [
+            f
+            for r in [*records, {"request": asked, "response": {"status": 200, "body": []}}]
+            for f in v.feed(r)
+        ]
+        return [f.rule_id for f in found if f.severity.value != "info"]
+
+    assert listing({"limit": ["10"], "offset": ["0"], "status": ["REDEEMED"]}) == []
+    assert listing({"limit": ["ten"]}) == ["schema.query"]
+    assert set(listing({"status": ["REDEEMED", "RESOLVED"]})) == {"schema.query"}
