@@ -5,8 +5,9 @@ change what a correct server may change: compressed bodies, members the docs do 
 are chosen by ``FIDELITY_VARIANTS`` (comma-separated names, see :data:`LAYERS`); ``watched`` puts the
 kit's own :class:`fsm.middleware.ASGIMiddleware` outermost, where a service would put it, and
 ``GET /_findings`` answers its findings (errors and warnings, as ``rule: message``) and the count of
-exchanges it judged; with ``mounted``
-too, the watched app is mounted at ``/gateway`` (Starlette's ``Mount``: its API at ``/gateway/api/v1``).
+exchanges it judged; with ``mounted`` too, the watched app is mounted at ``/gateway`` (Starlette's
+``Mount``: its API at ``/gateway/api/v1``). ``fault:NAME`` switches a sandbox fault on (a real breach
+under the layers).
 
 :func:`serve` starts one in its own process (port picked at run time, stopped by its PID).
 """
@@ -181,7 +182,8 @@ def app() -> App:
     from fsm.sandbox import asgi
 
     names = [n for n in os.environ.get("FIDELITY_VARIANTS", "").split(",") if n]
-    served: App = asgi.app(seed=11, real_clock=True)  # (the monitors stamp the wall clock)
+    faults = [n.removeprefix("fault:") for n in names if n.startswith("fault:")]
+    served: App = asgi.app(seed=11, real_clock=True, faults=faults)  # (the monitors stamp the wall clock)
     for name in names:
         if name in LAYERS:
             served = LAYERS[name](served)
