@@ -544,16 +544,18 @@ def _run_source(
     Its checks (``names``, as :data:`CHECKS` names them) are called in turn, not looped over; its
     lifecycle steps (``plans``) are written in (:func:`~fsm.stepper.lifecycle.step_lines`), each
     after the one before says the later steps go on; the call is filled in place (:meth:`Call.fill
-    <fsm.stepper.call.Call.fill>`, :func:`seen <fsm.stepper.entities.seen>`) and ``auth`` judged in
-    place; with ``written_stepped``, the store's bookkeeping after the step too (:func:`stepped_lines
-    <fsm.stepper.entities.stepped_lines>`). Deterministic: only literals of the spec's names and keys
-    are written into it.
+    <fsm.stepper.call.Call.fill>`, :func:`seen <fsm.stepper.entities.seen>`, the caller's token as
+    :attr:`Exchange.token <fsm.exchange.Exchange.token>` reads it) and ``auth`` judged in place;
+    with ``written_stepped``, the store's bookkeeping after the step too (:func:`stepped_lines
+    <fsm.stepper.entities.stepped_lines>`). Deterministic: only literals of the spec's names and
+    keys are written into it.
     """
     lines = [
         "def make(st, lc, checks, plans, steps, call, Seen, OP, MISSING, HISTORY):",
         "    stepped, explained, refusals = st.store.stepped, st._explained, st._refusals",
         *(STEPPED_NAMES if written_stepped else []),
         "    new = tuple.__new__",
+        "    from fsm.exchange import bearer_token as bearer",
         "    actors = st.actors",
         "    info, role_in, wrong_role = actors.info, actors.role_in, actors.wrong_role",
         "    check_scope, tokens, UNSEEN = actors.check_scope, actors.tokens, object()",
@@ -598,7 +600,15 @@ def _run_source(
             "        call.accepted = accepted = ex.accepted",
             "        call.seen = seen = new(Seen, (ex.index, ex.file, ex.position, ex.is_entry, ex.method,"
             " ex.path, ex.status, None if accepted else ex.error_code))",
-            "        call.token = token = ex.token",
+            "        token = ex._token  # (Exchange.token written out: read once, on first use)",
+            '        if token == "":',
+            '            auth = ex.headers.get("authorization")',
+            '            if auth and auth.startswith("Bearer "):  # (as bearer_token reads it)',
+            "                token = auth[7:].strip() or None",
+            "            else:",
+            "                token = bearer(auth)",
+            "            ex._token = token",
+            "        call.token = token",
             "        call.touched = touched = []",
             *body,
             "        if not accepted and findings and refusals:",
