@@ -532,7 +532,13 @@ def _breaches_lines(need: str | None) -> list[str]:
         "            resource = known is not None and known.role == RESOURCE",
         *(role if need is not None else []),
         "            if resource and known.code is not None:",
-        "                check_scope(touched, token, known.code, findings)",
+        "                for e in touched:  # (Actors.check_scope: the first scope up from the touched)",
+        "                    while e is not None and e.kind != SCOPE:",
+        "                        e = e.parent",
+        "                    if e is not None:",
+        "                        if e.code is not None and e.code != known.code:  # (the finding made there)",
+        "                            check_scope(touched, token, known.code, findings)",
+        "                        break",
     ]
 
 
@@ -559,7 +565,7 @@ def _run_source(
         "    actors = st.actors",
         "    info, role_in, wrong_role = actors.info, actors.role_in, actors.wrong_role",
         "    check_scope, tokens, UNSEEN = actors.check_scope, actors.tokens, object()",
-        "    RESOURCE = actors.callers.resource_role",
+        "    RESOURCE, SCOPE = actors.callers.resource_role, st.store.scope",
         *(LIFECYCLE_NAMES if plans else []),
         *(f"    c{i} = checks[{i}]" for i in range(len(names))),
         *(f"    s{i} = steps[{i}]" for i in range(len(plans))),
