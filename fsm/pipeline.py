@@ -377,8 +377,8 @@ class Validator:
                         instance_path="/request/body",
                     )
                 )
-            if unkept:
-                schema.extend(_unkept_finding(side) for side in unkept)
+            if unkept:  # (a request body lost after a redirect is said so above, once)
+                schema.extend(_unkept_finding(side) for side in unkept if not (lost and side == "request"))
             if schema:  # scrubbed here, where the whole exchange is at hand (the stepping side gets less)
                 scrub = self._scrubber(built, routed, schema, whole=True)
                 schema = [_scrubbed(scrub, f) for f in schema]
@@ -760,8 +760,8 @@ def _not_kept(record: Any) -> tuple[str, ...]:
 def _unkept_finding(side: str) -> Finding:
     return Finding(
         "input.body-not-checked",
-        f"the {side} body was passed on but not kept by the capture (longer than its bound); it is not "
-        "checked, the rest of the exchange is",
+        f"the {side} body was not kept by the capture (past its body limit, or left out of a HAR); it is "
+        "not checked, the rest of the exchange is",
         instance_path=f"/{side}/body",
     )
 

@@ -51,13 +51,16 @@ def _tools_missing(row: dict[str, Any]) -> str | None:
 
 
 def test_the_corpus_holds_every_kind_of_capture_the_issue_names() -> None:
-    """Both tools, clean and broken flows, embed and attach, no API traffic, a gateway prefix."""
+    """Both tools, clean and broken flows, embed, attach, omit, minimal, no API traffic, a gateway prefix."""
     kinds = {row["capture"] for row in ROWS}
     assert kinds == {
         "mitm-client",
         "mitm-client-redirect",
         "chromium-embed",
         "chromium-attach-zip",
+        "chromium-omit",
+        "chromium-minimal",
+        "chromium-minimal-omit",
         "chromium-mitm",
         "chromium-no-api",
     }

@@ -352,6 +352,37 @@ def test_offsets_forms_base64_and_compression_in_a_har_are_read(tmp_path: Path) 
     assert "FORMPASS99" not in out + err and "Traceback" not in err
 
 
+def test_a_har_body_left_out_is_said_and_not_checked_but_an_empty_one_is_still_judged(tmp_path: Path) -> None:
+    """No text with a size (Firefox, Playwright's omit) or a content type and no size (minimal): not kept.
+
+    A size of 0 says the body was empty: a call answered with no body still breaks its schema.
+    """
+    doc = _har(_session())
+    entries = doc["log"]["entries"]
+    posts = [e for e in entries if e["request"].get("postData", {}).get("text")]
+    for e in entries:
+        e["response"]["content"] = {"size": 160, "mimeType": "application/json", "comment": "not included"}
+    posts[0]["request"]["postData"]["text"] = ""
+    posts[0]["request"]["bodySize"] = 153
+    posts[1]["request"]["postData"] = {"mimeType": "application/json"}
+    posts[1]["request"]["bodySize"] = -1
+    entries[2]["response"]["content"] = {"size": -1, "mimeType": "application/json; charset=utf-8"}
+    report = validate_log(_write_har(tmp_path / "omitted.har", doc))
+    assert report.errors == report.warnings == 0, report.by_rule()
+    assert report.by_rule()["input.body-not-checked"] == len(entries) + 2
+    assert {v.instance_path for v in report.violations if v.rule_id == "input.body-not-checked"} == {
+        "/request/body",
+        "/response/body",
+    }
+    for e in entries:
+        e["response"]["content"] = {"size": 0, "mimeType": "x-unknown", "text": ""}
+    posts[0]["request"]["bodySize"] = 0
+    report = validate_log(_write_har(tmp_path / "empty.har", doc))
+    assert "input.body-not-checked" in report.by_rule()  # (posts[1]: postData alone, no size)
+    assert report.by_rule()["schema.response"] >= len(entries) - 2
+    assert "schema.request" in report.by_rule()  # (posts[0]: bodySize 0, an empty body)
+
+
 def test_a_sanitized_har_says_once_that_actors_cannot_be_judged(tmp_path: Path) -> None:
     """No Authorization, no cookie anywhere: one info, none of the per-call warnings; the count kept."""
     doc = _har(_session())

@@ -263,6 +263,27 @@ def _named(
         raise AttachedError(str(exc), part.get("_file")) from None
 
 
+_BODY = frozenset({"body", "bodyText"})
+_NO_TYPE = frozenset({"", "x-unknown"})
+
+
+def _sent(size: Any, mime: Any) -> bool:
+    """True when a HAR part whose text is missing or empty had a body the capture left out.
+
+    A size above 0 says so (Firefox writes no text with "Response bodies are not included",
+    Playwright's omitted content keeps ``size``); a size of 0 says the body was empty. With no
+    size (-1 or absent: Playwright's minimal mode), ``mime`` decides: a request's ``postData``
+    (None here) exists only for a body, and a response's content type names one unless it is
+    empty or ``x-unknown``.
+    """
+    if type(size) is int or type(size) is float:
+        if size > 0:
+            return True
+        if size == 0:
+            return False
+    return mime is None or (isinstance(mime, str) and mime.strip() not in _NO_TYPE)
+
+
 def _is_websocket(entry: dict[str, Any]) -> bool:
     """True for an entry Chrome or mitmproxy marks as a WebSocket (its messages are not read)."""
     return entry.get("_resourceType") == "websocket" or "_webSocketMessages" in entry
@@ -322,6 +343,8 @@ def _entry_to_record(entry: Any, attached: Attached | None) -> tuple[dict[str, A
     post = req.get("postData")
     if isinstance(post, dict):
         request.update(_named(_body, post, attached))
+        if not request.keys() & _BODY and _sent(req.get("bodySize"), None):
+            request["bodyNotKept"] = True  # (Playwright's omitted content: text "", bodySize 153 or -1)
     content = resp.get("content")
     status = resp.get("status")
     response: dict[str, Any] = {
@@ -331,6 +354,8 @@ def _entry_to_record(entry: Any, attached: Attached | None) -> tuple[dict[str, A
     }
     if isinstance(content, dict):
         response.update(_named(_body, content, attached))
+        if not response.keys() & _BODY and _sent(content.get("size"), content.get("mimeType")):
+            response["bodyNotKept"] = True  # (Firefox, Playwright omitted content: no text, size 160)
     record: dict[str, Any] = {"request": request, "response": response}
     started = entry.get("startedDateTime")
     if isinstance(started, str):

@@ -11,6 +11,9 @@ and stops them by PID:
   ``fetch()`` (so CORS preflights appear) in Debian's Chromium driven by Playwright
   (``executable_path``, never ``playwright install``), which records the HAR
   (``record_har_content="embed"``, or ``"attach"`` into a ``.zip``).
+- ``chromium-omit`` / ``chromium-minimal`` / ``chromium-minimal-omit``: the same page, Playwright's
+  ``record_har_content="omit"`` (no bodies, sizes kept) and ``record_har_mode="minimal"`` (no
+  sizes, timings, pages or cookies), alone and together.
 - ``chromium-mitm``: the same page, its API calls through mitmproxy, which writes the HAR.
 - ``chromium-no-api``: the page loads only non-API resources.
 
@@ -170,8 +173,12 @@ def capture_mitm_client(
     }
 
 
-def _browse(url: str, har: Path | None, content: str = "embed") -> str:
-    """Open ``url`` in Chromium, wait for the page's calls to finish; returns Chromium's version."""
+def _browse(url: str, har: Path | None, content: str = "embed", mode: str = "full") -> str:
+    """Open ``url`` in Chromium, wait for the page's calls to finish; returns Chromium's version.
+
+    ``content`` and ``mode`` are Playwright's ``record_har_content`` (embed, attach, omit) and
+    ``record_har_mode`` (full, minimal).
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -180,6 +187,7 @@ def _browse(url: str, har: Path | None, content: str = "embed") -> str:
             options: dict[str, Any] = {}
             if har is not None:
                 options = {"record_har_path": str(har), "record_har_content": content}
+                options["record_har_mode"] = mode
             context = browser.new_context(**options)
             page = context.new_page()
             page.goto(url, timeout=TIMEOUT * 1000)
@@ -201,10 +209,10 @@ def _page_url(port: int, api: str, calls: bool = True, static: str = "") -> str:
     return f"http://localhost:{port}/app?{query}"
 
 
-def capture_chromium(log: Path, out: Path, content: str = "embed") -> dict[str, str]:
+def capture_chromium(log: Path, out: Path, content: str = "embed", mode: str = "full") -> dict[str, str]:
     """Chromium's page calling the API on another origin; Playwright's HAR (``.zip`` for attach)."""
     with replay_server(log) as port:
-        version = _browse(_page_url(port, f"http://127.0.0.1:{port}"), out, content)
+        version = _browse(_page_url(port, f"http://127.0.0.1:{port}"), out, content, mode)
         _check_replayed(port, log)
     return {"tool": "chromium", "version": version, "client": f"playwright {metadata.version('playwright')}"}
 
@@ -227,13 +235,22 @@ def capture_chromium_no_api(log: Path, out: Path) -> dict[str, str]:
     return {"tool": "chromium", "version": version, "client": f"playwright {metadata.version('playwright')}"}
 
 
+_PLAYWRIGHT = {  # kind: (record_har_content, record_har_mode)
+    "chromium-embed": ("embed", "full"),
+    "chromium-attach-zip": ("attach", "full"),
+    "chromium-omit": ("omit", "full"),  # (record_har_omit_content=True: no text, sizes kept)
+    "chromium-minimal": ("embed", "minimal"),  # (no sizes, timings, pages or cookies)
+    "chromium-minimal-omit": ("omit", "minimal"),  # (no text and no sizes)
+}
+
+
 def capture(row: dict[str, Any], out: Path) -> dict[str, str]:
     """Take the capture an index row describes, into ``out``; returns tool, version and client."""
     log, kind = REPO / row["log"], row["capture"]
     if kind.startswith("mitm-client"):
         return capture_mitm_client(log, out, row.get("prefix", LOG_PREFIX), slash=kind.endswith("-redirect"))
-    if kind in ("chromium-embed", "chromium-attach-zip"):
-        return capture_chromium(log, out, "embed" if kind == "chromium-embed" else "attach")
+    if kind in _PLAYWRIGHT:
+        return capture_chromium(log, out, *_PLAYWRIGHT[kind])
     if kind == "chromium-mitm":
         return capture_chromium_mitm(log, out)
     if kind == "chromium-no-api":
