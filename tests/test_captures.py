@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.realtools.capture import CAPTURES, CHROMIUM, capture, index, mitmdump_path
+from tests.realtools.capture import CAPTURES, CHROMIUM, capture, index, mitmdump_path, tools_of
 from tests.test_cli import run
 
 ROWS = index()
@@ -43,9 +43,10 @@ def _cases() -> list[Any]:
 
 
 def _tools_missing(row: dict[str, Any]) -> str | None:
-    if not row["capture"].startswith("mitm-client") and not CHROMIUM.is_file():
+    tools = tools_of(row["capture"])
+    if "chromium" in tools and not CHROMIUM.is_file():
         return f"{CHROMIUM} is absent (.ci/run installs Debian's chromium)"
-    if "mitm" in row["capture"] and mitmdump_path() is None:
+    if "mitmproxy" in tools and mitmdump_path() is None:
         return "mitmdump is absent (.ci/run installs mitmproxy into .venv-mitm; or set VOUCHER_FSM_MITMDUMP)"
     return None
 
@@ -62,6 +63,8 @@ def test_the_corpus_holds_every_kind_of_capture_the_issue_names() -> None:
         "chromium-minimal",
         "chromium-minimal-omit",
         "chromium-mitm",
+        "chromium-mitm-h2",
+        "chromium-h2",
         "chromium-no-api",
     }
     assert {row["tool"] for row in ROWS} == {"mitmproxy", "chromium"}

@@ -15,6 +15,9 @@ and stops them by PID:
   ``record_har_content="omit"`` (no bodies, sizes kept) and ``record_har_mode="minimal"`` (no
   sizes, timings, pages or cookies), alone and together.
 - ``chromium-mitm``: the same page, its API calls through mitmproxy, which writes the HAR.
+- ``chromium-mitm-h2`` / ``chromium-h2``: the page calls the API over HTTPS through mitmproxy,
+  which speaks HTTP/2 to Chromium (ALPN) and HTTP/1.1 to the server; mitmproxy's HAR
+  (``HTTP/2.0`` requests), or Playwright's (``:authority``, ``:method``, ``:path``, ``:scheme``).
 - ``chromium-no-api``: the page loads only non-API resources.
 
 ``python -m tests.realtools.capture`` rewrites the committed corpus in tests/captures/ (the
@@ -184,10 +187,9 @@ def _browse(url: str, har: Path | None, content: str = "embed", mode: str = "ful
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), timeout=TIMEOUT * 1000)
         try:
-            options: dict[str, Any] = {}
+            options: dict[str, Any] = {"ignore_https_errors": True}  # (mitmproxy's own certificate)
             if har is not None:
-                options = {"record_har_path": str(har), "record_har_content": content}
-                options["record_har_mode"] = mode
+                options.update(record_har_path=str(har), record_har_content=content, record_har_mode=mode)
             context = browser.new_context(**options)
             page = context.new_page()
             page.goto(url, timeout=TIMEOUT * 1000)
@@ -217,13 +219,27 @@ def capture_chromium(log: Path, out: Path, content: str = "embed", mode: str = "
     return {"tool": "chromium", "version": version, "client": f"playwright {metadata.version('playwright')}"}
 
 
-def capture_chromium_mitm(log: Path, out: Path) -> dict[str, str]:
-    """Chromium's page calling the API through mitmproxy; mitmproxy's HAR."""
+def capture_chromium_mitm(log: Path, out: Path, scheme: str = "http") -> dict[str, str]:
+    """Chromium's page calling the API through mitmproxy; mitmproxy's HAR.
+
+    With ``scheme="https"`` Chromium speaks TLS to mitmproxy, which answers with its own
+    certificate and HTTP/2 (ALPN ``h2``); mitmproxy speaks HTTP/1.1 to the server.
+    """
     with replay_server(log) as port:
         with mitm_reverse(port, out) as proxy:
-            version = _browse(_page_url(port, f"http://127.0.0.1:{proxy}"), None)
+            version = _browse(_page_url(port, f"{scheme}://127.0.0.1:{proxy}"), None)
         _check_replayed(port, log)
     return {"tool": "mitmproxy", "version": mitmproxy_version(), "client": f"chromium {version}"}
+
+
+def capture_chromium_h2(log: Path, out: Path) -> dict[str, str]:
+    """Chromium calling the API over HTTP/2 (TLS to mitmproxy); Playwright's HAR, pseudo-headers and all."""
+    with replay_server(log) as port:
+        with mitm_reverse(port, out.with_suffix(".mitm.har")) as proxy:
+            version = _browse(_page_url(port, f"https://127.0.0.1:{proxy}"), out)
+        out.with_suffix(".mitm.har").unlink()
+        _check_replayed(port, log)
+    return {"tool": "chromium", "version": version, "client": f"playwright {metadata.version('playwright')}"}
 
 
 def capture_chromium_no_api(log: Path, out: Path) -> dict[str, str]:
@@ -244,6 +260,14 @@ _PLAYWRIGHT = {  # kind: (record_har_content, record_har_mode)
 }
 
 
+def tools_of(kind: str) -> set[str]:
+    """The tools a capture kind runs: ``chromium``, ``mitmproxy`` or both."""
+    tools = set() if kind.startswith("mitm-client") else {"chromium"}
+    if "mitm" in kind or kind == "chromium-h2":  # (HTTP/2 from Chromium: TLS to mitmproxy)
+        tools.add("mitmproxy")
+    return tools
+
+
 def capture(row: dict[str, Any], out: Path) -> dict[str, str]:
     """Take the capture an index row describes, into ``out``; returns tool, version and client."""
     log, kind = REPO / row["log"], row["capture"]
@@ -251,8 +275,10 @@ def capture(row: dict[str, Any], out: Path) -> dict[str, str]:
         return capture_mitm_client(log, out, row.get("prefix", LOG_PREFIX), slash=kind.endswith("-redirect"))
     if kind in _PLAYWRIGHT:
         return capture_chromium(log, out, *_PLAYWRIGHT[kind])
-    if kind == "chromium-mitm":
-        return capture_chromium_mitm(log, out)
+    if kind in ("chromium-mitm", "chromium-mitm-h2"):
+        return capture_chromium_mitm(log, out, "https" if kind.endswith("-h2") else "http")
+    if kind == "chromium-h2":
+        return capture_chromium_h2(log, out)
     if kind == "chromium-no-api":
         return capture_chromium_no_api(log, out)
     raise ValueError(f"{row['file']}: no capture kind {kind!r}")
