@@ -27,10 +27,12 @@ from fsm.config import Config, load_config
 from fsm.errors import UsageError
 from fsm.generate import generate, to_har
 from fsm.pipeline import Validator, validate_log
+from fsm.readers.har import in_time_order
 from fsm.render import render
 from fsm.report import Report
 
 SAMPLES = Path(__file__).parent / "har-samples"
+CAPTURES = Path(__file__).parent / "captures"
 EXPECTED = json.loads((SAMPLES / "expected.json").read_text())["samples"]
 
 
@@ -381,6 +383,38 @@ def test_a_har_body_left_out_is_said_and_not_checked_but_an_empty_one_is_still_j
     assert "input.body-not-checked" in report.by_rule()  # (posts[1]: postData alone, no size)
     assert report.by_rule()["schema.response"] >= len(entries) - 2
     assert "schema.request" in report.by_rule()  # (posts[0]: bodySize 0, an empty body)
+
+
+def test_har_entries_are_judged_in_the_order_of_their_start_times(tmp_path: Path) -> None:
+    """Fiddler or Charles export the session list as sorted on screen: HAR 1.2 says the reader sorts.
+
+    Reversed, the clean session is still clean (before: 17 time.backwards and 5 illegal
+    transitions); the broken one still breaks the same rules; locations stay the file's.
+    """
+    for capture in ("chromium-embed.har", "chromium-broken.har"):
+        doc = json.loads((CAPTURES / capture).read_text())
+        sorted_report = validate_log(CAPTURES / capture)
+        doc["log"]["entries"].reverse()
+        shuffled = validate_log(_write_har(tmp_path / capture, doc))
+        assert shuffled.by_rule() == sorted_report.by_rule()
+        n = len(doc["log"]["entries"])
+        assert [
+            (v.rule_id, n - 1 - v.location.entry) for v in shuffled.violations if v.location.entry is not None
+        ] == [(v.rule_id, v.location.entry) for v in sorted_report.violations if v.location.entry is not None]
+
+
+def test_time_order_holds_a_bounded_window_and_keeps_entries_without_time_in_place() -> None:
+    """Beyond the window an entry comes where it is (its step back is said); ties and untimed keep order."""
+
+    def item(n: int, time: str | None) -> tuple[int, Any, None]:
+        return n, ({"time": time} if time is not None else {"no": "time"}), None
+
+    times = ["2026-01-01T00:00:05Z", "2026-01-01T00:00:02Z", None, "2026-01-01T00:00:02+00:00", "bad"]
+    got = [n for n, _, _ in in_time_order(iter([item(n, t) for n, t in enumerate(times)]))]
+    assert got == [1, 2, 3, 4, 0]
+    late = [item(n, f"2026-01-01T00:00:{59 - n:02d}Z") for n in range(10)]
+    assert [n for n, _, _ in in_time_order(iter(late), window=3)] == [3, 4, 5, 6, 7, 8, 9, 2, 1, 0]
+    assert [n for n, _, _ in in_time_order(iter([(None, None, "broken"), item(1, None)]))] == [None, 1]
 
 
 def test_a_sanitized_har_says_once_that_actors_cannot_be_judged(tmp_path: Path) -> None:
