@@ -385,6 +385,28 @@ def test_a_har_body_left_out_is_said_and_not_checked_but_an_empty_one_is_still_j
     assert "schema.request" in report.by_rule()  # (posts[0]: bodySize 0, an empty body)
 
 
+def test_http_toolkit_bodies_kept_apart_or_discarded_are_read_or_said(tmp_path: Path) -> None:
+    """HTTP Toolkit: a body postData cannot hold sits in _content (base64); one too large is discarded.
+
+    Without postData, a discarded body is not a missing one (before: schema.request errors).
+    """
+    doc = _har(_session())
+    posts = [e["request"] for e in doc["log"]["entries"] if e["request"].get("postData", {}).get("text")]
+    kept, dropped = posts[0], posts[1]
+    text = kept.pop("postData")["text"]
+    kept["_requestBodyStatus"] = "discarded:not-representable"
+    kept["_content"] = {"text": __import__("base64").b64encode(text.encode()).decode(), "size": len(text)}
+    kept["_content"]["encoding"] = "base64"
+    del dropped["postData"]
+    dropped["_requestBodyStatus"] = "discarded:too-large"
+    dropped["comment"] = "Body discarded during HAR generation: longer than limit of 1 bytes"
+    report = validate_log(_write_har(tmp_path / "httptoolkit.har", doc))
+    assert report.errors == report.warnings == 0, report.by_rule()
+    assert report.by_rule()["input.body-not-checked"] == 1
+    del dropped["_requestBodyStatus"]  # (no status: a request sent without a body)
+    assert "schema.request" in validate_log(_write_har(tmp_path / "bare.har", doc)).by_rule()
+
+
 def test_har_entries_are_judged_in_the_order_of_their_start_times(tmp_path: Path) -> None:
     """Fiddler or Charles export the session list as sorted on screen: HAR 1.2 says the reader sorts.
 

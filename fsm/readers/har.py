@@ -340,6 +340,11 @@ def _sent(size: Any, mime: Any) -> bool:
     return mime is None or (isinstance(mime, str) and mime.strip() not in _NO_TYPE)
 
 
+def _discarded(status: Any) -> bool:
+    """True for HTTP Toolkit's ``_requestBodyStatus`` saying the body was left out (``discarded:...``)."""
+    return isinstance(status, str) and status.startswith("discarded")
+
+
 def _is_websocket(entry: dict[str, Any]) -> bool:
     """True for an entry Chrome or mitmproxy marks as a WebSocket (its messages are not read)."""
     return entry.get("_resourceType") == "websocket" or "_webSocketMessages" in entry
@@ -397,10 +402,14 @@ def _entry_to_record(entry: Any, attached: Attached | None) -> tuple[dict[str, A
     if _is_websocket(entry) and "upgrade" not in request["headers"]:
         request["headers"]["upgrade"] = "websocket"  # (as the handshake said it: no protocol call, D22)
     post = req.get("postData")
+    if not isinstance(post, dict):  # HTTP Toolkit keeps a body postData cannot hold in _content (base64)
+        post = req.get("_content")
     if isinstance(post, dict):
         request.update(_named(_body, post, attached))
         if not request.keys() & _BODY and _sent(req.get("bodySize"), None):
             request["bodyNotKept"] = True  # (Playwright's omitted content: text "", bodySize 153 or -1)
+    elif _discarded(req.get("_requestBodyStatus")):
+        request["bodyNotKept"] = True  # (HTTP Toolkit: "discarded:too-large", no postData)
     content = resp.get("content")
     status = resp.get("status")
     response: dict[str, Any] = {
