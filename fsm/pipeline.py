@@ -343,7 +343,7 @@ class Validator:
         if isinstance(built, Finding):
             return position, built, None, []
         self._index += 1
-        mechanics = self._matcher.transport(built)
+        mechanics = self._matcher.transport(built, _from_cache(record))
         if mechanics is not None:  # HTTP mechanics, not a call (D22)
             return position, built, mechanics, []
         if built.status == 0:  # no response: nothing to route (and no path marked as reported)
@@ -755,6 +755,18 @@ def _not_kept(record: Any) -> tuple[str, ...]:
         if (type(half) is dict or isinstance(half, Mapping)) and half.get("bodyNotKept") is True:
             out += (side,)
     return out
+
+
+def _from_cache(record: Any) -> bool:
+    """True when the record says the client's cache gave the answer (``response.fromCache: true``)."""
+    if type(record) is dict:
+        resp = record.get("response")
+        return type(resp) is dict and resp.get("fromCache") is True
+    return (
+        isinstance(record, Mapping)
+        and isinstance(resp := record.get("response"), Mapping)
+        and (resp.get("fromCache") is True)
+    )
 
 
 def _unkept_finding(side: str) -> Finding:

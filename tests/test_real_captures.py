@@ -385,6 +385,26 @@ def test_a_har_body_left_out_is_said_and_not_checked_but_an_empty_one_is_still_j
     assert "schema.request" in report.by_rule()  # (posts[0]: bodySize 0, an empty body)
 
 
+def test_an_answer_the_browser_cache_gave_is_transport_not_a_stale_observation(tmp_path: Path) -> None:
+    """Chrome's _fromCache (memory, disk) and Safari's _fetchType (Memory/Disk Cache) after the close.
+
+    The cached GET of the session still says OPEN: before, observe.status-mismatch (error).
+    """
+    doc = json.loads((CAPTURES / "chromium-embed.har").read_text())
+    entries = doc["log"]["entries"]
+    look = next(e for e in entries if e["request"]["method"] == "GET" and "/sessions/" in e["request"]["url"])
+    for n, (field, value) in enumerate([("_fromCache", "disk"), ("_fetchType", "Memory Cache")]):
+        stale = deepcopy(look)
+        stale["startedDateTime"] = entries[-1]["startedDateTime"].replace("Z", f"{n}Z")
+        stale[field] = value
+        entries.append(stale)
+    report = validate_log(_write_har(tmp_path / "cached.har", doc))
+    assert report.errors == report.warnings == 0, report.by_rule()
+    assert report.by_rule()["transport.cache"] == 1 and report.totals.transport == 2
+    entries[-1]["_fetchType"] = "Network Load"  # (the server's answer: judged, and it breaks D17)
+    assert "observe.status-mismatch" in validate_log(_write_har(tmp_path / "net.har", doc)).by_rule()
+
+
 def test_http_toolkit_bodies_kept_apart_or_discarded_are_read_or_said(tmp_path: Path) -> None:
     """HTTP Toolkit: a body postData cannot hold sits in _content (base64); one too large is discarded.
 

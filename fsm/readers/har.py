@@ -320,6 +320,8 @@ def _named(
 
 
 _BODY = frozenset({"body", "bodyText"})
+_CACHES = frozenset({"memory", "disk", "Memory Cache", "Disk Cache"})
+"""Chrome's ``_fromCache`` and Safari's (CFNetwork's) ``_fetchType`` for an answer the cache gave."""
 _NO_TYPE = frozenset({"", "x-unknown"})
 
 
@@ -417,6 +419,10 @@ def _entry_to_record(entry: Any, attached: Attached | None) -> tuple[dict[str, A
         "status": 0 if status is None else status,
         "headers": _headers(resp.get("headers")),
     }
+    if entry.get("_fromCache") in _CACHES or entry.get("_fetchType") in _CACHES:
+        response["fromCache"] = (
+            True  # (Chrome: memory/disk; Safari: Memory/Disk Cache; not a server's answer)
+        )
     if isinstance(content, dict):
         response.update(_named(_body, content, attached))
         if not response.keys() & _BODY and _sent(content.get("size"), content.get("mimeType")):
