@@ -346,8 +346,8 @@ class Validator:
         mechanics = self._matcher.transport(built, _from_cache(record))
         if mechanics is not None:  # HTTP mechanics, not a call (D22)
             return position, built, mechanics, []
-        if built.status == 0:  # no response: nothing to route (and no path marked as reported)
-            return position, built, None, []
+        if built.status == 0:  # no response: routed only to tell an API call from a page's blocked asset
+            return position, built, self._matcher.match(built), []
         predicted = self._predicted
         if (
             predicted is not None
@@ -402,9 +402,9 @@ class Validator:
                 del self._violations[count:]
                 what = _kit_failed(exc)
             else:
-                if self._on_exchange is not None and isinstance(
-                    routed, Match
-                ):  # (its own errors are its own)
+                if (
+                    self._on_exchange is not None and isinstance(routed, Match) and what.status
+                ):  # (its own errors are its own; a call with no answer stepped nothing)
                     self._on_exchange(what, routed, out, self._stepper.last_touched)
                 return out
         self._unreadable += 1
@@ -436,7 +436,8 @@ class Validator:
         if "authorization" in ex.headers:
             self._authorized.add(file)
         if isinstance(routed, Match):
-            self._routed += 1
+            if ex.status:  # (a call with no answer is not judged against the protocol: D25)
+                self._routed += 1
         else:
             shape = template(ex.path)
             if shape in self._paths or len(self._paths) < _PATHS_KEPT:
@@ -467,8 +468,15 @@ class Validator:
         late = self._stepper.clock(ex)
         if late is not None:
             findings.append(late)
-        if ex.status == 0:
-            findings.append(Finding("input.no-response", f"{ex.method} {ex.path} has no response recorded"))
+        if ex.status == 0:  # (an aborted or blocked request off the API is said as any outside path is)
+            if isinstance(routed, Match):
+                findings.append(
+                    Finding("input.no-response", f"{ex.method} {ex.path} has no response recorded")
+                )
+            elif routed is not None:
+                findings.append(routed)
+            if not findings:
+                return []
             return self._emit(findings, ex.location, ex.index, None, lambda: self._scrubber(ex, None, []))
         if not isinstance(routed, Match):
             if routed is not None:

@@ -385,6 +385,37 @@ def test_a_har_body_left_out_is_said_and_not_checked_but_an_empty_one_is_still_j
     assert "schema.request" in report.by_rule()  # (posts[0]: bodySize 0, an empty body)
 
 
+def test_a_blocked_request_off_the_api_is_an_outside_path_and_an_aborted_call_has_no_response(
+    tmp_path: Path,
+) -> None:
+    """Status 0 (Chrome's _error net::ERR_BLOCKED_BY_CLIENT): an ad blocker's victim is no warning.
+
+    Before, every status-0 entry was input.no-response (a warning: --strict failed on a blocked
+    analytics beacon). A call to the API left unanswered still is, and steps nothing (D25).
+    """
+    doc = json.loads((CAPTURES / "chromium-embed.har").read_text())
+    entries = doc["log"]["entries"]
+    blocked = deepcopy(entries[1])
+    blocked["request"]["url"] = "https://analytics.example.com/collect?v=1"
+    blocked["response"] = {"status": 0, "statusText": "", "httpVersion": "", "headers": [], "cookies": []}
+    blocked["response"].update(
+        content={"size": 0, "mimeType": "x-unknown"}, _error="net::ERR_BLOCKED_BY_CLIENT"
+    )
+    entries.insert(2, blocked)
+    report = validate_log(_write_har(tmp_path / "blocked.har", doc))
+    assert report.warnings == report.errors == 0 and report.by_rule()["route.outside-api"] == 3
+    aborted = deepcopy(entries[-1])  # (context-close sent again, never answered)
+    aborted["response"] = deepcopy(blocked["response"])
+    aborted["startedDateTime"] = entries[-1]["startedDateTime"].replace("Z", "9Z")
+    entries.append(aborted)
+    report = validate_log(_write_har(tmp_path / "aborted.har", doc))
+    assert report.by_rule()["input.no-response"] == 1 and report.errors == 0
+    only = {"log": {"entries": [blocked, aborted]}}
+    _write_har(tmp_path / "only.har", only)
+    code, _out, err = run("validate", str(tmp_path / "only.har"))
+    assert code == 2 and "no exchange was judged against the protocol" in err
+
+
 def test_an_answer_the_browser_cache_gave_is_transport_not_a_stale_observation(tmp_path: Path) -> None:
     """Chrome's _fromCache (memory, disk) and Safari's _fetchType (Memory/Disk Cache) after the close.
 
