@@ -419,10 +419,8 @@ def _entry_to_record(entry: Any, attached: Attached | None) -> tuple[dict[str, A
         "status": 0 if status is None else status,
         "headers": _headers(resp.get("headers")),
     }
-    if entry.get("_fromCache") in _CACHES or entry.get("_fetchType") in _CACHES:
-        response["fromCache"] = (
-            True  # (Chrome: memory/disk; Safari: Memory/Disk Cache; not a server's answer)
-        )
+    if entry.get("_fromCache") in _CACHES or entry.get("_fetchType") in _CACHES:  # (not the server's answer)
+        response["fromCache"] = True
     if isinstance(content, dict):
         response.update(_named(_body, content, attached))
         if not response.keys() & _BODY and _sent(content.get("size"), content.get("mimeType")):
