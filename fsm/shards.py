@@ -137,8 +137,9 @@ class PlannedFile(Record):
     base: int  # the run-wide number (ordinal) of its first record
     continues: bool = False  # a later part of the file the scan before read the start of
     positions: array[int] = field(default_factory=lambda: array("q"))  # line or entry of each record
-    # (a HAR's entries come in time order: their positions need not rise; then this maps them)
-    _ordinals: dict[int, int] | None = field(default=None, init=False, repr=False, compare=False)
+    # (a HAR's entries come in time order: their positions need not rise; then :meth:`Plan.ordinal`
+    # maps them here, made once where it is needed. An init field: the compiled build sets no other.)
+    ordinals: dict[int, int] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -196,9 +197,9 @@ class Plan(Record):
         at = bisect_left(positions, key)
         if at < len(positions) and positions[at] == key:
             return f.base + at
-        if f._ordinals is None:
-            f._ordinals = {p: i for i, p in reversed(list(enumerate(positions)))}
-        return f.base + f._ordinals[key]
+        if f.ordinals is None:
+            f.ordinals = {p: i for i, p in reversed(list(enumerate(positions)))}
+        return f.base + f.ordinals[key]
 
     @property
     def skew(self) -> float:
