@@ -39,7 +39,7 @@ from fsm.readers._containers import (
 )
 from fsm.readers._json import what_failed
 from fsm.readers._stdin import primed
-from fsm.readers.har import AfterEntries, entry_to_record, read_har, stream_entries
+from fsm.readers.har import AfterEntries, entry_to_record, in_time_order, read_har, stream_entries
 from fsm.readers.jsonl import LONGEST_RECORD, MOST_VALUES, read_jsonl
 
 __all__ = [
@@ -188,7 +188,7 @@ def open_input(
         stream.read(len(_BOM))
     if fmt == "har":
         attached = attached_beside(Path(path), longest) if path != "-" else None
-        return info, _closing(_har_items(stream, reread, most_values, attached), handle)
+        return info, _closing(in_time_order(_har_items(stream, reread, most_values, attached)), handle)
     # (one generator less per record)
     return info, read_jsonl(stream, also_close=handle, longest=longest, most_values=most_values, keep=keep)
 
@@ -221,7 +221,7 @@ def _open_zip(
         items = _har_items(
             stream, functools.partial(archive.read_member, longest), most_values, archive.attached(longest)
         )
-        return info, _closing(items, both)
+        return info, _closing(in_time_order(items), both)
     return info, read_jsonl(stream, also_close=both, longest=longest, most_values=most_values)
 
 
