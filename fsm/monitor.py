@@ -90,6 +90,10 @@ class Refusal:
     prediction: Prediction
 
 
+_Read = tuple[Any, str | None, bool]
+"""A captured body as :class:`Parts` holds it: (parsed JSON, its text if not JSON, not kept)."""
+
+
 @dataclass(slots=True)
 class Captured:
     """One exchange as a middleware or client saw it; bodies are bytes, ``None`` when not kept."""
@@ -116,12 +120,14 @@ class Captured:
         """The exchange record (docs/log-format.md), its path as the service saw it (D25)."""
         return self.parts(self.time).record()
 
-    def parts(self, time_text: str, time: float | None = None) -> Parts:
+    def parts(self, time_text: str, time: float | None = None, *, read: _Read | None = None) -> Parts:
         """The exchange as the validator takes it, typed (``Validator.feed`` judges it as :meth:`record`).
 
         Its headers are the captured dicts themselves (read, never changed, by the validator and
         the exchange log): one copy fewer per exchange. A body that is not JSON is its text; one
         passed on but not kept (None) is said to be so, and the validator says it is not checked.
+        ``read``: the request body already read (an enforcing monitor's prediction read these very
+        bytes), not parsed again.
         """
         headers, resp_headers = self.headers, self.resp_headers
         return Parts(
@@ -132,29 +138,23 @@ class Captured:
             resp_headers if type(resp_headers) is dict else dict(resp_headers),
             time_text,
             time,
-            *_read(self.body),
+            *(read or _read(self.body)),
             *_read(self.resp_body),
         )
 
 
-_NO_BODY = (NO_BODY, None, False)
-_NOT_KEPT = (NO_BODY, None, True)
+_NO_BODY: _Read = (NO_BODY, None, False)
+_NOT_KEPT: _Read = (NO_BODY, None, True)
 
 
-def _read(body: bytes | None) -> tuple[Any, str | None, bool]:
-    """A captured body as :class:`Parts` holds it: (parsed JSON, its text if not JSON, not kept)."""
+def _read(body: bytes | None) -> _Read:
+    """A captured body read (:data:`_Read`): parsed JSON, else its text; or none, or not kept."""
     if not body:
         return _NOT_KEPT if body is None else _NO_BODY
     try:
         return orjson.loads(body), None, False
     except orjson.JSONDecodeError:
         return NO_BODY, body.decode("utf-8", "replace"), False
-
-
-def decode_body(body: bytes | None) -> Any:
-    """A request body as ``predict`` takes it: parsed JSON, or None."""
-    parsed = _read(body)[0]
-    return None if parsed is NO_BODY else parsed
 
 
 def now_iso() -> str:
@@ -278,6 +278,7 @@ class Monitor:
         self._fed = 0  # (exchanges fed: a plain number, counted on the hot path)
         self._told: set[str] = set()  # internal failures already logged with their traceback
         self._on_record: list[Callable[[dict[str, Any]], None]] = []
+        self._last_read: tuple[bytes | None, _Read] = (None, _NO_BODY)  # (the body refusal() last read)
 
     @classmethod
     def given(cls, monitor: Monitor | None, settings: Mapping[str, Any]) -> Monitor:
@@ -319,8 +320,14 @@ class Monitor:
         if not self._enforcing:
             return None
         try:
+            read = _read(body)
+            if body:  # (the feed of this request reads these very bytes: parsed once, kept for it)
+                self._last_read = (body, read)
+            parsed = read[0]
             with self._lock:
-                p = self.validator.predict(method, path, headers, decode_body(body), at=at)
+                p = self.validator.predict(
+                    method, path, headers, None if parsed is NO_BODY else parsed, at=at
+                )
             if p.accepted is not False or p.operation is None or p.operation in self.skip_operations:
                 return None
             if self.modes.get(p.operation, self.mode) != "enforce":
@@ -349,38 +356,36 @@ class Monitor:
     def feed(self, captured: Captured) -> list[Violation]:
         """Judge one finished exchange and hand its findings to the sinks. Never raises."""
         try:
-            return self._feed(captured)
+            if self.skip_operations and self.skipped_operation(captured):
+                with self._lock:
+                    self._stats["skipped"] += 1
+                return []
+            read, body = self._last_read, captured.body
+            parts = captured.parts("", read=read[1] if read[0] is body and body else None)
+            unkept = parts.req_unkept + parts.resp_unkept
+            with self._lock:
+                # stamped when fed: exchanges that ran at once finish in another order than they began,
+                # and the validator judges in the order fed (D19), so their times must not go backwards
+                parts.time_text = stamp = now_iso()
+                stamped = _stamped  # (its seconds, unless another thread stamped since: then parsed)
+                parts.time = stamped[1] if stamped[0] is stamp else None
+                if self._on_record:
+                    record = parts.record()
+                    for write in self._on_record:
+                        write(record)
+                found = self.validator.feed(parts, source="<monitor>")
+                self._fed += 1
+                if unkept:
+                    self._stats["bodies_not_checked"] += unkept
+                if captured.enforced:
+                    self._stats["enforced"] += 1
+                for v in found:
+                    self._kept.append(v)
+                    self._by_rule[v.rule_id] += 1
+                    self._by_severity[v.severity.value] += 1
         except Exception:
             self.failed("feed")
             return []
-
-    def _feed(self, captured: Captured) -> list[Violation]:
-        if self.skip_operations and self.skipped_operation(captured):
-            with self._lock:
-                self._stats["skipped"] += 1
-            return []
-        parts = captured.parts("")
-        unkept = parts.req_unkept + parts.resp_unkept
-        with self._lock:
-            # stamped when fed: exchanges that ran at once finish in another order than they began,
-            # and the validator judges in the order fed (D19), so their times must not go backwards
-            parts.time_text = stamp = now_iso()
-            last = _stamped  # (its seconds, unless another thread stamped since: then parsed)
-            parts.time = last[1] if last[0] is stamp else None
-            if self._on_record:
-                record = parts.record()
-                for write in self._on_record:
-                    write(record)
-            found = self.validator.feed(parts, source="<monitor>")
-            self._fed += 1
-            if unkept:
-                self._stats["bodies_not_checked"] += unkept
-            if captured.enforced:
-                self._stats["enforced"] += 1
-            for v in found:
-                self._kept.append(v)
-                self._by_rule[v.rule_id] += 1
-                self._by_severity[v.severity.value] += 1
         if found:
             for sink in self.sinks:
                 try:
