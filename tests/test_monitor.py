@@ -7,6 +7,7 @@ tests/test_middleware.py runs it under real servers.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import io
 import itertools
 import json
@@ -705,3 +706,10 @@ def test_an_enforcing_monitor_feeds_the_body_its_prediction_parsed_only_for_thos
         monitor.feed(captured)
         assert fed[-1]["request"]["body"] == json.loads(captured_body)
         assert (fed[-1]["request"]["body"] is given[-1]) is same
+    packed, gzipped = gzip.compress(body), {"content-encoding": "gzip"}  # (decoded each time: not kept)
+    assert monitor.refusal("POST", "/api/v1/vouchers", gzipped, packed) is None
+    captured = Captured("POST", "/api/v1/vouchers", gzipped, "", packed)
+    captured.status = 201
+    monitor.feed(captured)
+    assert fed[-1]["request"]["body"] == given[-1] == json.loads(body)
+    assert fed[-1]["request"]["body"] is not given[-1]
