@@ -13,7 +13,7 @@ the kit never breaks a request (fail open: counted, logged once with its traceba
 from __future__ import annotations
 
 import io
-from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 from fsm.monitor import Captured, Monitor, now_iso
@@ -25,6 +25,44 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+_NAMES: dict[bytes, str] = {}
+"""ASGI header names met, and their lowercased texts: decoded once, not once a request (bounded)."""
+_ENVIRON_NAMES: dict[str, str | None] = {}
+"""WSGI environ keys met, and the header each names (None: not a header), as :data:`_NAMES`."""
+_NAMES_KEPT = 512
+
+
+def _headers(pairs: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """ASGI header pairs as a dict of their latin-1 texts, names lowercased (the last of a name wins)."""
+    out: dict[str, str] = {}
+    names = _NAMES
+    for k, v in pairs:
+        try:
+            name = names[k]
+        except (KeyError, TypeError):  # (a new name, or one that is no hashable bytes: decoded here)
+            name = k.decode("latin-1").lower()
+            if type(k) is bytes and len(names) < _NAMES_KEPT:
+                names[k] = name
+        out[name] = v.decode("latin-1")
+    return out
+
+
+def _environ_headers(environ: Mapping[str, Any]) -> dict[str, str]:
+    """A WSGI environ's ``HTTP_*`` keys as a dict of header names (lowercased, ``-`` for ``_``)."""
+    out: dict[str, str] = {}
+    names = _ENVIRON_NAMES
+    for k, v in environ.items():
+        try:
+            name = names[k]
+        except KeyError:
+            name = k[5:].replace("_", "-").lower() if k.startswith("HTTP_") else None
+            if len(names) < _NAMES_KEPT:
+                names[k] = name
+        if name is not None:
+            out[name] = v
+    return out
 
 
 class _Body:
@@ -80,7 +118,7 @@ class ASGIMiddleware:
         enforcing = mon.enforcing
         try:
             query = scope.get("query_string", b"")
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            headers = _headers(scope["headers"])
             captured = Captured(
                 scope["method"],
                 path + "?" + query.decode("latin-1") if query else path,
@@ -153,20 +191,17 @@ class ASGIMiddleware:
                     complete = True
             return message
 
-        async def send_wrapper(message: Message) -> None:
+        def send_wrapper(message: Message) -> Awaitable[None]:  # (what the app awaits is send's own)
             try:
                 kind = message["type"]
                 if kind == "http.response.start":
                     captured.status = message["status"]
-                    captured.resp_headers = {
-                        k.decode("latin-1").lower(): v.decode("latin-1")
-                        for k, v in message.get("headers", ())
-                    }
+                    captured.resp_headers = _headers(message.get("headers", ()))
                 elif kind == "http.response.body":
                     response.add(message.get("body", b""))
             except Exception:
                 mon.failed("asgi response")
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive_wrapper, send_wrapper)
@@ -239,9 +274,7 @@ class WSGIMiddleware:
             if not mon.wants(path):
                 return self.app(environ, start_response)
             query = environ.get("QUERY_STRING", "")
-            headers = {
-                k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")
-            }
+            headers = _environ_headers(environ)
             if environ.get("CONTENT_TYPE"):
                 headers["content-type"] = environ["CONTENT_TYPE"]
             captured = Captured(

@@ -92,6 +92,10 @@ class Refusal:
     prediction: Prediction
 
 
+_Read = tuple[Any, str | None, bool]
+"""A captured body as :class:`Parts` holds it: (parsed JSON, its text if not JSON, not kept)."""
+
+
 @dataclass(slots=True)
 class Captured:
     """One exchange as a middleware or client saw it; bodies are bytes, ``None`` when not kept."""
@@ -120,7 +124,9 @@ class Captured:
         """The exchange record (docs/log-format.md), its path as the service saw it (D25)."""
         return self.parts(self.time).record()
 
-    def parts(self, time_text: str, time: float | None = None, limit: int = BODY_LIMIT) -> Parts:
+    def parts(
+        self, time_text: str, time: float | None = None, limit: int = BODY_LIMIT, *, read: _Read | None = None
+    ) -> Parts:
         """The exchange as the validator takes it, typed (``Validator.feed`` judges it as :meth:`record`).
 
         Its headers are the captured dicts themselves (read, never changed, by the validator and
@@ -128,10 +134,12 @@ class Captured:
         passed on but not kept (None) is said to be so, and the validator says it is not checked.
         A body sent with a ``Content-Encoding`` (gzip, deflate; br with the brotli package) is
         judged decoded, up to ``limit`` bytes; one that cannot be decoded, or longer, is not checked.
+        ``read``: the request body already read (an enforcing monitor's prediction read these very
+        bytes, sent without a Content-Encoding), not read again.
         """
         headers, resp_headers = self.headers, self.resp_headers
         body, resp_body = self.body, self.resp_body
-        if body and "content-encoding" in headers:
+        if body and read is None and "content-encoding" in headers:
             body = decoded(body, headers["content-encoding"], limit)
         if resp_body and not self.resp_decoded and "content-encoding" in resp_headers:
             resp_body = decoded(resp_body, resp_headers["content-encoding"], limit)
@@ -143,7 +151,7 @@ class Captured:
             resp_headers if type(resp_headers) is dict else dict(resp_headers),
             time_text,
             time,
-            *_read(body),
+            *(read or _read(body)),
             *_read(resp_body),
         )
 
@@ -204,12 +212,12 @@ def decoded(body: bytes, encoding: str, limit: int = BODY_LIMIT) -> bytes | None
     return body
 
 
-_NO_BODY = (NO_BODY, None, False)
-_NOT_KEPT = (NO_BODY, None, True)
+_NO_BODY: _Read = (NO_BODY, None, False)
+_NOT_KEPT: _Read = (NO_BODY, None, True)
 
 
-def _read(body: bytes | None) -> tuple[Any, str | None, bool]:
-    """A captured body as :class:`Parts` holds it: (parsed JSON, its text if not JSON, not kept)."""
+def _read(body: bytes | None) -> _Read:
+    """A captured body read (:data:`_Read`): parsed JSON, else its text; or none, or not kept."""
     if not body:
         return _NOT_KEPT if body is None else _NO_BODY
     try:
@@ -347,6 +355,7 @@ class Monitor:
         self._fed = 0  # (exchanges fed: a plain number, counted on the hot path)
         self._told: set[str] = set()  # internal failures already logged with their traceback
         self._on_record: list[Callable[[dict[str, Any]], None]] = []
+        self._last_read: tuple[bytes | None, _Read] = (None, _NO_BODY)  # (the body refusal() last read)
 
     @classmethod
     def given(cls, monitor: Monitor | None, settings: Mapping[str, Any]) -> Monitor:
@@ -405,10 +414,16 @@ class Monitor:
         if not self._enforcing:
             return None
         try:
+            encoding = headers.get("content-encoding")
+            if encoding:
+                parsed = decode_body(body, encoding)
+            else:  # (the feed of this request reads these very bytes: parsed once, kept for it)
+                read = _read(body)
+                if body:
+                    self._last_read = (body, read)
+                parsed = None if read[0] is NO_BODY else read[0]
             with self._lock:
-                p = self.validator.predict(
-                    method, path, headers, decode_body(body, headers.get("content-encoding")), at=at
-                )
+                p = self.validator.predict(method, path, headers, parsed, at=at)
             if p.accepted is not False or p.operation is None or p.operation in self.skip_operations:
                 return None
             if self.modes.get(p.operation, self.mode) != "enforce":
@@ -437,38 +452,42 @@ class Monitor:
     def feed(self, captured: Captured) -> list[Violation]:
         """Judge one finished exchange and hand its findings to the sinks. Never raises."""
         try:
-            return self._feed(captured)
+            if self.skip_operations and self.skipped_operation(captured):
+                with self._lock:
+                    self._stats["skipped"] += 1
+                return []
+            read, body = self._last_read, captured.body
+            parts = captured.parts(
+                "",
+                limit=self.body_limit,
+                read=read[1]
+                if read[0] is body and body and "content-encoding" not in captured.headers
+                else None,
+            )
+            unkept = parts.req_unkept + parts.resp_unkept
+            with self._lock:
+                # stamped when fed: exchanges that ran at once finish in another order than they began,
+                # and the validator judges in the order fed (D19), so their times must not go backwards
+                parts.time_text = stamp = now_iso()
+                stamped = _stamped  # (its seconds, unless another thread stamped since: then parsed)
+                parts.time = stamped[1] if stamped[0] is stamp else None
+                if self._on_record:
+                    record = parts.record()
+                    for write in self._on_record:
+                        write(record)
+                found = self.validator.feed(parts, source="<monitor>")
+                self._fed += 1
+                if unkept:
+                    self._stats["bodies_not_checked"] += unkept
+                if captured.enforced:
+                    self._stats["enforced"] += 1
+                for v in found:
+                    self._kept.append(v)
+                    self._by_rule[v.rule_id] += 1
+                    self._by_severity[v.severity.value] += 1
         except Exception:
             self.failed("feed")
             return []
-
-    def _feed(self, captured: Captured) -> list[Violation]:
-        if self.skip_operations and self.skipped_operation(captured):
-            with self._lock:
-                self._stats["skipped"] += 1
-            return []
-        parts = captured.parts("", limit=self.body_limit)
-        unkept = parts.req_unkept + parts.resp_unkept
-        with self._lock:
-            # stamped when fed: exchanges that ran at once finish in another order than they began,
-            # and the validator judges in the order fed (D19), so their times must not go backwards
-            parts.time_text = stamp = now_iso()
-            last = _stamped  # (its seconds, unless another thread stamped since: then parsed)
-            parts.time = last[1] if last[0] is stamp else None
-            if self._on_record:
-                record = parts.record()
-                for write in self._on_record:
-                    write(record)
-            found = self.validator.feed(parts, source="<monitor>")
-            self._fed += 1
-            if unkept:
-                self._stats["bodies_not_checked"] += unkept
-            if captured.enforced:
-                self._stats["enforced"] += 1
-            for v in found:
-                self._kept.append(v)
-                self._by_rule[v.rule_id] += 1
-                self._by_severity[v.severity.value] += 1
         if found:
             for sink in self.sinks:
                 try:

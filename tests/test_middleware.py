@@ -220,3 +220,34 @@ def test_concurrent_threads_or_tasks_get_the_findings_of_one_thread_feeding_the_
     assert concurrent[("machine.illegal-transition", "error", None)] == 0
     assert again >= len(flows)  # (each flow redeems at least once)
     assert sum(n for (rule, _, _), n in concurrent.items() if rule == "machine.illegal-transition") == again
+
+
+def test_captured_header_dicts_are_the_same_whether_a_name_is_met_first_or_again() -> None:
+    """A header name is decoded once and remembered (a bounded cache): the same dicts as decoding each time.
+
+    ASGI names in any case, repeated names (the last wins), a name that is no hashable bytes
+    (a bytearray), names past the cache's bound; WSGI ``HTTP_*`` keys (a bare ``HTTP_`` too) and
+    keys that are not headers.
+    """
+    from fsm import middleware
+
+    def asgi_plain(pairs: list[tuple[Any, bytes]]) -> dict[str, str]:
+        return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in pairs}
+
+    def wsgi_plain(environ: dict[str, Any]) -> dict[str, str]:
+        return {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+
+    pairs: list[tuple[Any, bytes]] = [
+        (b"Content-Type", b"application/json"),
+        (b"authorization", b"Bearer t\xe9"),
+        (b"X-Twice", b"1"),
+        (b"x-twice", b"2"),
+        (bytearray(b"X-Array"), b"a"),
+    ]
+    many = [(f"x-name-{n}".encode(), b"v") for n in range(middleware._NAMES_KEPT + 5)]
+    environ = {"HTTP_X_ONE": "1", "HTTP_": "bare", "CONTENT_TYPE": "text/plain", "wsgi.input": None}
+    for _ in range(2):  # first met, then remembered
+        assert middleware._headers(pairs) == asgi_plain(pairs)
+        assert middleware._headers(many) == asgi_plain(many)
+        assert middleware._environ_headers(environ) == wsgi_plain(environ)
+    assert len(middleware._NAMES) <= middleware._NAMES_KEPT

@@ -7,6 +7,7 @@ tests/test_middleware.py runs it under real servers.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import io
 import itertools
 import json
@@ -19,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 import fsm.monitor
-from fsm import Validator
+from fsm import Prediction, Validator
 from fsm.cli import cli
 from fsm.errors import UsageError
 from fsm.generate import TrafficBuilder, generate
@@ -684,3 +685,31 @@ def test_opentelemetry_gets_a_span_event_and_a_count_per_rule() -> None:
         for p in m.data.data_points
     }
     assert points == mw.monitor.snapshot().by_rule
+
+
+def test_an_enforcing_monitor_feeds_the_body_its_prediction_parsed_only_for_those_very_bytes() -> None:
+    """The request body ``refusal`` parsed is handed to the feed of the same bytes, never to another body's.
+
+    The record fed (``on_record``) holds the very object the prediction was given for the same
+    bytes; a capture whose body is other bytes (equal or not) is parsed anew.
+    """
+    monitor = Monitor(mode="enforce")
+    given: list[Any] = []
+    monitor.validator.predict = lambda *a, **k: given.append(a[3]) or Prediction(None, None)  # type: ignore[method-assign]
+    fed: list[dict[str, Any]] = []
+    monitor.on_record(fed.append)
+    body, other = b'{"amount": "5"}', b'{"amount": "6"}'
+    for captured_body, same in ((body, True), (other, False), (bytes(bytearray(body)), False)):
+        assert monitor.refusal("POST", "/api/v1/vouchers", {}, body) is None
+        captured = Captured("POST", "/api/v1/vouchers", {}, "", captured_body)
+        captured.status = 201
+        monitor.feed(captured)
+        assert fed[-1]["request"]["body"] == json.loads(captured_body)
+        assert (fed[-1]["request"]["body"] is given[-1]) is same
+    packed, gzipped = gzip.compress(body), {"content-encoding": "gzip"}  # (decoded each time: not kept)
+    assert monitor.refusal("POST", "/api/v1/vouchers", gzipped, packed) is None
+    captured = Captured("POST", "/api/v1/vouchers", gzipped, "", packed)
+    captured.status = 201
+    monitor.feed(captured)
+    assert fed[-1]["request"]["body"] == given[-1] == json.loads(body)
+    assert fed[-1]["request"]["body"] is not given[-1]

@@ -370,7 +370,7 @@ class Stepper:
         if broken is not None:
             return Prediction(op.id, False, rule=broken.rule_id, reason=broken.message)
         now = parse_timestamp(at) if at else None
-        leads: Prediction = Prediction(op.id, True, reason="no lifecycle step refuses it")
+        leads: Prediction | None = None
         touched: list[Entity] = []
         for plan in self._steps[op.id]:
             leads = self._predict_step(plan, op, ex, routed.params, now, touched)
@@ -378,8 +378,12 @@ class Stepper:
                 return leads
             if leads.accepted is None:
                 break
-        if self._refusals:  # accepting would break a rule a server refuses for: refused with its code
-            asked = Call(ex, op, routed.params).as_accepted()
+        if leads is None:  # (an operation with no lifecycle step)
+            leads = Prediction(op.id, True, reason="no lifecycle step refuses it")
+        if self._refusals and (op.actors or op.payments):  # (else accepting it breaches nothing)
+            # accepting would break a rule a server refuses for: refused with its code
+            asked = Call(ex, op, routed.params)  # (the call as if accepted, as Call.as_accepted makes it)
+            asked.accepted = True
             asked.touched = touched
             for f in self._breaches(asked):
                 code = self._refusals[f.rule_id]
@@ -400,6 +404,8 @@ class Stepper:
 
         A request asked about without a body or a query is not judged on them.
         """
+        if not ex.req_has_body and not ex.query:  # (nothing it was asked about to judge)
+            return None
         if self._schemas is None:
             self._schemas = SchemaChecker.shared(self.spec)
         given = {"schema.request": ex.req_has_body, "schema.query": bool(ex.query)}
@@ -447,7 +453,11 @@ class Stepper:
                 spec_path=refuses[0].pointer,
                 reason=f"{step.trigger} is not allowed in {', '.join(states)}",
             )
-        dests = tuple(dict.fromkeys(o.dest for o in accepts if o.dest))
+        if len(accepts) == 1:  # (most predictions: one state, one outcome)
+            dest = accepts[0].dest
+            dests: tuple[str, ...] = (dest,) if dest else ()
+        else:
+            dests = tuple(dict.fromkeys(o.dest for o in accepts if o.dest))
         decided = not refuses
         return Prediction(
             op.id,
