@@ -14,8 +14,10 @@ findings are merged back in log order.
 What spans contexts is handed over explicitly, each from the log position it holds:
 
 - the token table and the currency registry: every exchange whose operation ``issues_token``
-  or ``learns`` (D10, D14) is replayed, without being judged, in every other shard, just
-  before the first exchange that follows it in the log;
+  or ``learns`` (D10, D14) is replayed, without being judged, in the other shards, just
+  before the first exchange that follows it in the log: a sign-in only in the shards whose
+  exchanges present the token it issues (the table is looked up by the token an exchange
+  presents, nothing else), a currency list in every one;
 - each file's clock (D19): the time of the exchange before, in the whole file;
 - once-per-file infos (``time.missing``, ``time.no-offset``): told by the shard holding the
   file's first such exchange; once-per-path infos (D1) and everything not routed to an
@@ -33,6 +35,7 @@ import io
 import math
 import multiprocessing
 import os
+import zlib
 from array import array
 from bisect import bisect_left
 from collections import Counter
@@ -48,7 +51,7 @@ from fsm._collector import fewer_collections
 from fsm._record import Record
 from fsm.config import Config
 from fsm.errors import UsageError
-from fsm.exchange import Exchange, build_exchange, has_no_offset
+from fsm.exchange import Exchange, bearer_token, build_exchange, has_no_offset
 from fsm.machines import Engine
 from fsm.matcher import Match
 from fsm.pipeline import Validator, distinct_label, make_matcher
@@ -151,6 +154,7 @@ class Plan(Record):
     first: bytearray  # per record: 1 = its file's first exchange without a time, 2 = first without an offset
     learned: list[int]  # ordinals of the exchanges whose operation learns what spans contexts
     replays: dict[int, tuple[Any, int, str, dict[str, str]]]  # ordinal -> record, file, operation, params
+    replay_to: list[array[int]]  # per shard: the ordinals of ``learned`` in other shards it replays
     sizes: list[int]  # records per shard
     authorized: set[str]  # labels of the files with a token or a cookie in some exchange
     components: int
@@ -320,6 +324,11 @@ class Scan(Record):
     first: bytearray = field(default_factory=bytearray)
     learned: list[int] = field(default_factory=list)
     replays: dict[int, tuple[Any, int, str, dict[str, str]]] = field(default_factory=dict)
+    # ordinal of a sign-in (of ``learned``) -> the tag (:func:`_tag`) of the token it issues; a
+    # learning exchange not here teaches every shard (a currency list, a token it cannot tell)
+    teaches: dict[int, int] = field(default_factory=dict)
+    # token tag -> the nodes of the exchanges that present the token (a routed call's bearer token)
+    users: dict[int, int | set[int]] = field(default_factory=dict)
     index: int = 0  # exchanges numbered so far
     clocks: dict[str, float] = field(default_factory=dict)  # per label: the last time (D19)
     untimed: set[str] = field(default_factory=set)  # labels told they have exchanges without a time
@@ -339,6 +348,9 @@ class Scan(Record):
         self.files.append(f)
         matcher = make_matcher(spec, config)
         learning = {op.id for op in spec.operations if any(CHECKS[k][0](op) for k in _LEARNING)}
+        issued = _issued(spec)
+        tags: dict[str, int] = {}  # Authorization header -> the tag of its token (-1: none)
+        users, teaches = self.users, self.teaches
         label, is_entry, comp, first, uf = f.label, f.is_entry, self.comp, self.first, self.uf
         last: float = self.clocks.get(label, _NONE)  # the file's clock
         untimed, offsetless = label in self.untimed, label in self.offsetless
@@ -386,8 +398,23 @@ class Scan(Record):
             if op_id in learning:
                 self.learned.append(o)
                 self.replays[o] = (_packed(record), len(self.files) - 1, op_id, routed.params)
+                token_of = issued.get(op_id)
+                token = None if token_of is None else token_of(built, routed.params, MISSING)
+                if isinstance(token, str):
+                    teaches[o] = _tag(token)
             links, carried = names[op_id](built, routed.params)
-            comp[o] = uf.join(links)
+            node = comp[o] = uf.join(links)
+            auth = built.headers.get("authorization")
+            if auth is not None:
+                tag = tags.get(auth)
+                if tag is None:  # (a log presents each token many times: read and tagged once)
+                    token = bearer_token(auth)
+                    tag = tags[auth] = -1 if token is None else _tag(token)
+                held = users.get(tag)
+                if held is None:
+                    users[tag] = node
+                elif held != node:
+                    _note(users, tag, node)
             for machine, what, value in links:
                 if what == "code" and (machine, value) in carriers:
                     self._looked_up(machine, value)
@@ -494,6 +521,11 @@ class Scan(Record):
         self.learned.extend(o + base for o in other.learned)
         for o, (record, file_no, op_id, params) in other.replays.items():
             self.replays[o + base] = (record, numbers[file_no], op_id, params)
+        for o, tag in other.teaches.items():
+            self.teaches[o + base] = tag
+        for tag, using in other.users.items():
+            for node in _each(using):
+                _note(self.users, tag, ours[find(node)])
         self.index += other.index
         self.clocks.update(other.clocks)
         self.untimed |= other.untimed
@@ -513,8 +545,37 @@ class Scan(Record):
                 first[j] &= ~told
 
 
-def _each(held: int | list[int]) -> Iterable[int]:
+def _each(held: int | list[int] | set[int]) -> Iterable[int]:
     return (held,) if isinstance(held, int) else held
+
+
+def _note(users: dict[int, int | set[int]], tag: int, node: int) -> None:
+    """Note that an exchange at ``node`` presents the token tagged ``tag``."""
+    held = users.get(tag)
+    if held is None:
+        users[tag] = node
+    elif isinstance(held, int):
+        if held != node:
+            users[tag] = {held, node}
+    else:
+        held.add(node)
+
+
+def _tag(token: str) -> int:
+    """A token's tag: the same in every process (unlike ``hash``), and no secret (D20).
+
+    Two tokens with one tag only replay a sign-in to a shard that does not need it.
+    """
+    return zlib.crc32(token.encode("utf-8", "surrogatepass"))
+
+
+def _issued(spec: Spec) -> dict[str, Reader]:
+    """Per operation that issues a token and learns nothing else: the reader of the token it issues."""
+    return {
+        op.id: reader(op.issues_token.token)
+        for op in spec.operations
+        if op.issues_token is not None and op.learns is None
+    }
 
 
 def planned_files(paths: Sequence[str]) -> list[PlannedFile]:
@@ -665,6 +726,7 @@ def pack(scan: Scan, shards: int) -> Plan:
         scan.first,
         scan.learned,
         scan.replays,
+        _replay_to(scan, shard_of, shard_of_root, shards),
         per_shard,
         scan.authorized,
         len(sizes),
@@ -672,6 +734,31 @@ def pack(scan: Scan, shards: int) -> Plan:
         len(scan.uf.nodes),
         dict(scan.clocks),
     )
+
+
+def _replay_to(
+    scan: Scan, shard_of: array[int], shard_of_root: dict[int, int], shards: int
+) -> list[array[int]]:
+    """Per shard, the learning exchanges of other shards it replays (:attr:`Plan.replay_to`).
+
+    A sign-in is replayed where an exchange presents the token it issues; any other learning
+    exchange everywhere.
+    """
+    out = [array("q") for _ in range(shards)]
+    every = range(shards)
+    find, users, teaches = scan.uf.find, scan.users, scan.teaches
+    for o in scan.learned:
+        tag = teaches.get(o)
+        if tag is None:
+            targets: Iterable[int] = every
+        else:
+            held = users.get(tag)
+            targets = () if held is None else {shard_of_root[find(n)] for n in _each(held)}
+        mine = shard_of[o]
+        for k in targets:
+            if k != mine:
+                out[k].append(o)
+    return out
 
 
 # ------------------------------------------------------------------ one shard
@@ -800,7 +887,7 @@ class ShardValidator(Validator):
         self._untimed.update(f.label for f in p.files)  # told by the shard holding the first
         self._offsetless.update(f.label for f in p.files)
         self._authorized |= p.authorized  # (a file told it has tokens somewhere, in other shards too)
-        learned, li = p.learned, 0
+        learned, li = p.replay_to[shard], 0
         tags: dict[int, tuple[int, ...]] = {}  # id(violation) -> where one process emits it
         vs = self._violations
         for f in p.files:
@@ -819,8 +906,7 @@ class ShardValidator(Validator):
                     if p.shard_of[o] != shard:
                         continue
                 while li < len(learned) and learned[li] < o:
-                    if p.shard_of[learned[li]] != shard:
-                        self._replay(p, learned[li], ops)
+                    self._replay(p, learned[li], ops)
                     li += 1
                 self._index = p.index[o]
                 if p.first[o] & 1:
