@@ -80,6 +80,7 @@ __all__ = [
 
 _NONE = float("nan")  # no previous time in the file
 _UNLINKED = 0  # the component of every record no operation's ids place: unreadable, unrouted, no answer
+_NEVER = 2**63 - 1  # (an ordinal no record has)
 _LEARNING = ("issues_token", "learns")  # the operation keys whose effect spans contexts (CHECKS)
 
 
@@ -795,12 +796,11 @@ class ShardStore(EntityStore):
         self.done_at: dict[tuple[str, str], int] = {}
 
     def _file(self, e: Entity) -> Entity:
-        new_id = e.id is not None and (e.kind, e.id) not in self.entities
-        new_code = e.code is not None and (e.kind, e.code) not in self.by_code
+        ids, codes = len(self.entities), len(self.by_code)
         super()._file(e)
-        if new_id and e.id is not None:
+        if len(self.entities) > ids and e.id is not None:  # (under a new id: filing removes none)
             self.born[(e.kind, e.id)] = self.at
-        if new_code and e.code is not None:
+        if len(self.by_code) > codes and e.code is not None:
             self.code_born[(e.kind, e.code)] = self.at
         return e
 
@@ -839,10 +839,6 @@ class ShardStepper(Stepper):
 
     store_class = ShardStore
 
-    def step(self, ex: Exchange, match: Match, *, request_broken: bool = False) -> list[Finding]:
-        self.store.at = ex.index  # type: ignore[attr-defined]
-        return super().step(ex, match, request_broken=request_broken)
-
     def learn(self, ex: Exchange, match: Match) -> None:
         """Apply what an exchange judged in another shard teaches (tokens, currencies), judging nothing."""
         call = Call(ex, match.operation, match.params)
@@ -854,6 +850,10 @@ class ShardStepper(Stepper):
     def resume_clock(self, file: str, time: float | None) -> None:
         """``file``'s clock as the exchanges before, in other shards too, left it (D19)."""
         self._clock.resume(file, time)
+
+    def clock_resumer(self) -> Callable[[str, float | None], None]:
+        """:meth:`resume_clock`, bound once (called for every exchange of a shard)."""
+        return self._clock.resume
 
 
 @dataclass
@@ -888,37 +888,53 @@ class ShardValidator(Validator):
         self._offsetless.update(f.label for f in p.files)
         self._authorized |= p.authorized  # (a file told it has tokens somewhere, in other shards too)
         learned, li = p.replay_to[shard], 0
+        upcoming = learned[0] if learned else _NEVER  # (the next replay's ordinal)
         tags: dict[int, tuple[int, ...]] = {}  # id(violation) -> where one process emits it
         vs = self._violations
+        store: ShardStore = stepper.store  # type: ignore[assignment]
+        resume, shard_of, index, first_of, previous = (
+            stepper.clock_resumer(),
+            p.shard_of,
+            p.index,
+            p.first,
+            p.previous,
+        )
+        judge, front = self._judge, self._front
         for f in p.files:
             label, is_entry, positions, base = f.label, f.is_entry, f.positions, f.base
             self._own = own = p.own(f, shard)
+            wanted = array("q", (positions[o - base] for o in own))  # (their positions: -1 for none)
             fmt, records = items(p, f, shard)
             read, judged, transport, first = self._read, self._judged, self._transport, len(vs)
-            k = 0  # (own[k]: the next of the shard's records, as they come in log order)
+            k, mine = 0, len(own)  # (own[k]: the next of the shard's records, as they come in log order)
             for item in records:
                 position = item[0]
-                if k < len(own) and positions[own[k] - base] == (-1 if position is None else position):
+                if k < mine and wanted[k] == (-1 if position is None else position):
                     o = own[k]
                     k += 1
                 else:  # (another shard's record, or one the plan does not place where it came)
                     o = p.ordinal(f, position)
-                    if p.shard_of[o] != shard:
+                    if shard_of[o] != shard:
                         continue
-                while li < len(learned) and learned[li] < o:
-                    self._replay(p, learned[li], ops)
-                    li += 1
-                self._index = p.index[o]
-                if p.first[o] & 1:
-                    self._untimed.discard(label)
-                elif p.first[o] & 2:
-                    self._offsetless.discard(label)
-                t = p.previous[o]
-                stepper.resume_clock(label, None if math.isnan(t) else t)
+                if upcoming < o:
+                    while li < len(learned) and learned[li] < o:
+                        self._replay(p, learned[li], ops)
+                        li += 1
+                    upcoming = learned[li] if li < len(learned) else _NEVER
+                self._index = store.at = index[o]
+                told = first_of[o]
+                if told:
+                    if told & 1:
+                        self._untimed.discard(label)
+                    elif told & 2:
+                        self._offsetless.discard(label)
+                t = previous[o]
+                resume(label, None if t != t else t)  # (nan: no time before)
                 n = len(vs)
-                self._judge(self._front(item, label, is_entry), label, is_entry)
-                for j in range(n, len(vs)):
-                    tags[id(vs[j])] = (0, o, 0, j)
+                judge(front(item, label, is_entry), label, is_entry)
+                if len(vs) > n:
+                    for j in range(n, len(vs)):
+                        tags[id(vs[j])] = (0, o, 0, j)
             if fmt == "har":  # (after the file's last record, as one process says it; it may withdraw some)
                 before = {id(v) for v in vs[first:]}
                 self._sanitized(label, first)
@@ -935,7 +951,6 @@ class ShardValidator(Validator):
         for label, t in p.clocks.items():  # (unfinished entities' clocks run to the log's latest time, D24)
             stepper.resume_clock(label, t)
         report = self.finish()
-        store: ShardStore = stepper.store  # type: ignore[assignment]
         keyed = [(tags[id(v)], v) for v in vs[:ended]]
         for i, (v, key) in enumerate(zip(vs[ended:], store.unfinished_keys(), strict=False)):
             keyed.append(((*key, ended + i), v))
