@@ -41,6 +41,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ from fsm.machines import Engine
 from fsm.matcher import Match
 from fsm.pipeline import Validator, distinct_label, make_matcher
 from fsm.readers import RawItem, input_uri, open_input, printable, read_jsonl
-from fsm.report import EntityOutcome, InputSummary, Report, Totals, sort_violations
+from fsm.report import EntityOutcome, EntityOutcomes, InputSummary, Report, Totals, sort_violations
 from fsm.spec import Spec, load_spec
 from fsm.spec.model import EntityRef, MachineSpec, OperationSpec
 from fsm.stepper import Stepper
@@ -471,8 +472,13 @@ class Scan(Record):
         """Append the scan of the inputs that follow (scanned apart: other processes or machines).
 
         ``other`` may start with the rest of this scan's last file (``continues``): its clock and
-        once-per-file flags then carry on from where this scan left the file.
+        once-per-file flags then carry on from where this scan left the file. Into an empty scan,
+        ``other`` is taken as it is (its tables are this scan's from then on).
         """
+        if not self.files and not self.comp:
+            for taken in _SCAN_FIELDS:
+                setattr(self, taken, getattr(other, taken))
+            return
         base, files = len(self.comp), len(self.files)
         ours: dict[int, int] = {_UNLINKED: _UNLINKED}  # other's roots -> our nodes
         nodes, find, union = self.uf.nodes, other.uf.find, self.uf.union
@@ -544,6 +550,9 @@ class Scan(Record):
         if told:
             for j in range(n):
                 first[j] &= ~told
+
+
+_SCAN_FIELDS = tuple(f.name for f in fields(Scan))
 
 
 def _each(held: int | list[int] | set[int]) -> Iterable[int]:
@@ -863,8 +872,8 @@ class ShardResult(Record):
     violations: list[tuple[tuple[int, ...], Violation]]
     kept: Counter[str]
     untold: Counter[tuple[str, Severity]]
-    entities: list[tuple[tuple[int, ...], EntityOutcome]]
-    report: Report  # (inputs and totals: this shard's part)
+    entities: list[tuple[tuple[int, ...], tuple[str, str, str, bool, int]]]  # (EntityOutcome's fields)
+    report: Report  # (inputs and totals: this shard's part; its entities are in ``entities``)
 
 
 ItemSource = Callable[[Plan, PlannedFile, int], tuple[str, Iterator[RawItem]]]
@@ -955,9 +964,11 @@ class ShardValidator(Validator):
         for i, (v, key) in enumerate(zip(vs[ended:], store.unfinished_keys(), strict=False)):
             keyed.append(((*key, ended + i), v))
         outcomes = zip(store.outcome_keys(), report.entities, strict=True)
-        entities: list[tuple[tuple[int, ...], EntityOutcome]] = [
-            ((*key, i), e) for i, (key, e) in enumerate(outcomes)
+        # (plain tuples travel back to the merging process in a fraction of a named tuple's time)
+        entities: list[tuple[tuple[int, ...], tuple[str, str, str, bool, int]]] = [
+            ((*key, i), (e.key, e.kind, e.state, e.final, e.exchanges)) for i, (key, e) in enumerate(outcomes)
         ]
+        report = replace(report, entities=())
         return ShardResult(keyed, Counter(self._kept), Counter(self._untold), entities, report)
 
     def _read_own(self, p: Plan, f: PlannedFile, shard: int) -> tuple[str, Iterator[RawItem]]:
@@ -1030,7 +1041,7 @@ def merge(p: Plan, results: Sequence[ShardResult], *, spec: Spec, config: Config
             untold[(v.rule_id, v.severity)] += 1
     for r in results:
         untold.update(r.untold)
-    entities = tuple(e for _, e in sorted((ke for r in results for ke in r.entities), key=lambda ke: ke[0]))
+    ordered = [e for _, e in sorted((ke for r in results for ke in r.entities), key=_first)]
     inputs = []
     for i, f in enumerate(p.files):
         parts = [r.report.inputs[i] for r in results]
@@ -1055,11 +1066,15 @@ def merge(p: Plan, results: Sequence[ShardResult], *, spec: Spec, config: Config
         paths_seen=told.paths_seen if told is not None and not routed else (),
         advice=told.advice if told is not None and not routed else "",
         violations=sort_violations(violations),
-        entities=entities,
+        entities=EntityOutcomes(partial(map, EntityOutcome._make, ordered), len(ordered)),
         rules=spec.rules,
         strict=config.strict,
         untold=tuple(sorted(((rule, level, n) for (rule, level), n in untold.items()), key=str)),
     )
+
+
+def _first(pair: tuple[tuple[int, ...], Any]) -> tuple[int, ...]:
+    return pair[0]
 
 
 # ------------------------------------------------------------------ processes
