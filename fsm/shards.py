@@ -711,11 +711,17 @@ def _plain_jsonl(path: str) -> bool:
 
 
 def pack(scan: Scan, shards: int) -> Plan:
-    """Components packed into ``shards`` shards, largest first, each into the least loaded."""
+    """Components packed into ``shards`` shards, largest first, each into the least loaded.
+
+    A sign-in alone in its component goes with the exchanges that present the token it issues
+    (those of the first component that does): it need not be replayed there (:func:`_replay_to`).
+    """
     find = scan.uf.find
     root_of = {c: find(c) for c in set(scan.comp)}
     roots = array("q", map(root_of.__getitem__, scan.comp))
     sizes = Counter(roots)
+    components, largest = len(sizes), max(sizes.values(), default=0)
+    moved = _follow_tokens(scan, roots, sizes)
     order = sorted(sizes, key=lambda r: (-sizes[r], r))
     loads = [(0, k) for k in range(shards)]
     shard_of_root: dict[int, int] = {}
@@ -723,6 +729,8 @@ def pack(scan: Scan, shards: int) -> Plan:
         load, k = heapq.heappop(loads)
         shard_of_root[r] = k
         heapq.heappush(loads, (load + sizes[r], k))
+    for r, u in moved.items():
+        shard_of_root[r] = shard_of_root[u]
     shard_of = array("h", map(shard_of_root.__getitem__, roots))
     per_shard = [0] * shards
     for load, k in loads:
@@ -739,11 +747,37 @@ def pack(scan: Scan, shards: int) -> Plan:
         _replay_to(scan, shard_of, shard_of_root, shards),
         per_shard,
         scan.authorized,
-        len(sizes),
-        max(sizes.values(), default=0),
+        components,
+        largest,
         len(scan.uf.nodes),
         dict(scan.clocks),
     )
+
+
+def _follow_tokens(scan: Scan, roots: array[int], sizes: Counter[int]) -> dict[int, int]:
+    """Each sign-in alone in its component, packed with the first component presenting its token.
+
+    ``roots`` and ``sizes`` change to say so; returns the sign-ins' roots -> the roots they follow.
+    """
+    find, users, teaches = scan.uf.find, scan.users, scan.teaches
+    moved: dict[int, int] = {}
+    for o in scan.learned:
+        tag = teaches.get(o)
+        r = roots[o]
+        if tag is None or sizes[r] != 1:
+            continue
+        held = users.get(tag)
+        if held is None:
+            continue
+        u = find(held if isinstance(held, int) else min(held))
+        u = moved.get(u, u)  # (itself a sign-in that followed another: the same shard)
+        if u == r:
+            continue
+        roots[o] = u
+        moved[r] = u
+        del sizes[r]
+        sizes[u] += 1
+    return moved
 
 
 def _replay_to(

@@ -237,6 +237,27 @@ def test_a_sign_in_is_replayed_only_in_the_shards_whose_exchanges_present_its_to
     same_report([path], jobs=(3,))
 
 
+def test_a_sign_in_alone_in_its_component_is_packed_with_the_exchanges_that_present_its_token(
+    tmp_path: Path,
+) -> None:
+    """So it is judged where its token is used, and replayed nowhere (in this log, one context a token)."""
+    records = list(generate(30, seed=22, partial=False))
+    path = write(tmp_path / "follow.jsonl", records)
+    p = plan([str(path)], 3)
+    signins = [i for i, r in enumerate(records) if "authorization" in (r["response"].get("body") or {})]
+    assert len(signins) > 20 and set(signins) <= set(p.learned)
+    for i in signins:
+        token = records[i]["response"]["body"]["authorization"]["token"]
+        users = {
+            p.shard_of[j]
+            for j, r in enumerate(records)
+            if r["request"]["headers"].get("authorization") == f"Bearer {token}"
+        }
+        assert users == {p.shard_of[i]}
+    assert not any(p.replay_to) and max(p.sizes) - min(p.sizes) <= p.largest
+    same_report([path], jobs=(3,))
+
+
 def test_the_currency_registry_applies_from_the_log_position_it_was_learnt_at(tmp_path: Path) -> None:
     """A token learnt from /finance/currencies is known after that answer in every shard, not before (D14)."""
     b = TrafficBuilder(6)
