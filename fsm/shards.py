@@ -155,7 +155,7 @@ class Plan(Record):
     previous: array[float]  # per record: the time of its file's last timed exchange before it (nan: none)
     first: bytearray  # per record: 1 = its file's first exchange without a time, 2 = first without an offset
     learned: list[int]  # ordinals of the exchanges whose operation learns what spans contexts
-    replays: dict[int, tuple[Any, int, str, dict[str, str]]]  # ordinal -> record, file, operation, params
+    replays: dict[int, tuple[Any, int, str, dict[str, str]]]  # ordinal -> record, ... (those replayed)
     replay_to: list[array[int]]  # per shard: the ordinals of ``learned`` in other shards it replays
     sizes: list[int]  # records per shard
     authorized: set[str]  # labels of the files with a token or a cookie in some exchange
@@ -735,6 +735,8 @@ def pack(scan: Scan, shards: int) -> Plan:
     per_shard = [0] * shards
     for load, k in loads:
         per_shard[k] = load
+    replay_to = _replay_to(scan, shard_of, shard_of_root, shards)
+    replays = scan.replays  # (only those some shard replays travel on with the plan)
     return Plan(
         scan.files,
         shards,
@@ -743,8 +745,8 @@ def pack(scan: Scan, shards: int) -> Plan:
         scan.previous,
         scan.first,
         scan.learned,
-        scan.replays,
-        _replay_to(scan, shard_of, shard_of_root, shards),
+        {o: replays[o] for o in sorted({o for some in replay_to for o in some})},
+        replay_to,
         per_shard,
         scan.authorized,
         components,

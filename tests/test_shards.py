@@ -211,6 +211,7 @@ def test_the_token_table_reaches_every_shard_from_the_sign_in_on(tmp_path: Path)
     path = write(tmp_path / "tokens.jsonl", records)
     p = plan([str(path)], 3)
     assert apart(p, first, opens[0]) and first in p.replay_to[p.shard_of[opens[0]]]
+    assert set(p.replays) == {o for some in p.replay_to for o in some}  # (only those travel with the plan)
     report = same_report([path], jobs=(3,))
     assert "actor.wrong-context" in report.by_rule()
 
