@@ -209,9 +209,54 @@ def test_the_token_table_reaches_every_shard_from_the_sign_in_on(tmp_path: Path)
     opens = [i for i, r in enumerate(records) if r["request"]["path"].endswith("/session-open") and i > later]
     records[opens[0]]["request"]["headers"]["authorization"] = "Bearer opaque-payee-token"
     path = write(tmp_path / "tokens.jsonl", records)
-    assert apart(plan([str(path)], 3), first, opens[0])
+    p = plan([str(path)], 3)
+    assert apart(p, first, opens[0]) and first in p.replay_to[p.shard_of[opens[0]]]
+    assert set(p.replays) == {o for some in p.replay_to for o in some}  # (only those travel with the plan)
     report = same_report([path], jobs=(3,))
     assert "actor.wrong-context" in report.by_rule()
+
+
+def test_a_sign_in_is_replayed_only_in_the_shards_whose_exchanges_present_its_token(tmp_path: Path) -> None:
+    """The token table is looked up by the tokens a shard's exchanges present: no other sign-in matters."""
+    records = list(generate(30, seed=21, partial=False))
+    issued = {}  # line (0-based) of each sign-in -> the token it issues
+    for i, r in enumerate(records):
+        body = r["response"].get("body")
+        if isinstance(body, dict) and isinstance(body.get("authorization"), dict):
+            issued[i] = body["authorization"]["token"]
+    path = write(tmp_path / "signins.jsonl", records)
+    p = plan([str(path)], 3)
+    presented: list[set[str]] = [set() for _ in range(3)]
+    for i, r in enumerate(records):
+        auth = r["request"]["headers"].get("authorization", "")
+        presented[p.shard_of[i]].add(auth.removeprefix("Bearer "))
+    assert len(issued) > 20 and set(issued) <= set(p.learned)
+    for shard in range(3):
+        wanted = [o for o in p.learned if p.shard_of[o] != shard and issued[o] in presented[shard]]
+        assert list(p.replay_to[shard]) == wanted
+    assert sum(map(len, p.replay_to)) < len(p.learned)  # (each shard of three would replay two thirds)
+    same_report([path], jobs=(3,))
+
+
+def test_a_sign_in_alone_in_its_component_is_packed_with_the_exchanges_that_present_its_token(
+    tmp_path: Path,
+) -> None:
+    """So it is judged where its token is used, and replayed nowhere (in this log, one context a token)."""
+    records = list(generate(30, seed=22, partial=False))
+    path = write(tmp_path / "follow.jsonl", records)
+    p = plan([str(path)], 3)
+    signins = [i for i, r in enumerate(records) if "authorization" in (r["response"].get("body") or {})]
+    assert len(signins) > 20 and set(signins) <= set(p.learned)
+    for i in signins:
+        token = records[i]["response"]["body"]["authorization"]["token"]
+        users = {
+            p.shard_of[j]
+            for j, r in enumerate(records)
+            if r["request"]["headers"].get("authorization") == f"Bearer {token}"
+        }
+        assert users == {p.shard_of[i]}
+    assert not any(p.replay_to) and max(p.sizes) - min(p.sizes) <= p.largest
+    same_report([path], jobs=(3,))
 
 
 def test_the_currency_registry_applies_from_the_log_position_it_was_learnt_at(tmp_path: Path) -> None:
@@ -230,6 +275,7 @@ def test_the_currency_registry_applies_from_the_log_position_it_was_learnt_at(tm
     path = write(tmp_path / "currencies.jsonl", records)
     p = plan([str(path)], 3)
     assert apart(p, at, redeems[-1] + 1) and apart(p, at, redeems[1])
+    assert all(at in p.replay_to[k] for k in range(3) if k != p.shard_of[at])  # (every shard: D14)
     report = same_report([path], jobs=(3,))
     unknown = [v for v in report.violations if v.rule_id == "network.unknown-currency"]
     assert [v.location.line for v in unknown] == [redeems[1] + 1]  # before the answer only
@@ -363,7 +409,7 @@ def test_a_plain_file_read_in_parts_by_the_first_pass_plans_what_one_pass_plans(
     monkeypatch.setattr("fsm.shards._PART_FROM", 0)
     whole, parts = plan([str(path)], 3), plan([str(path)], 3, processes=3)
     assert parts.files[0].positions == whole.files[0].positions and len(parts.files) == 1
-    for name in ("shard_of", "index", "first", "learned", "sizes", "components", "largest"):
+    for name in ("shard_of", "index", "first", "learned", "replay_to", "sizes", "components", "largest"):
         assert getattr(parts, name) == getattr(whole, name), name
     assert [str(t) for t in parts.previous] == [str(t) for t in whole.previous]
     same_report([path], jobs=(3,))
@@ -414,7 +460,8 @@ def test_a_plain_file_cut_mid_line_inside_components_plans_and_reports_what_one_
         n = data.count(b"\n", 0, cut)  # records before the cut
         assert set(roots[:n]) & set(roots[n:]) - {scan.uf.find(0)}, "no component straddles the cut"
     whole, split = plan([str(path)], 3), plan([str(path)], 3, processes=parts)
-    for name in ("shard_of", "index", "first", "learned", "sizes", "components", "largest", "named"):
+    names = ("shard_of", "index", "first", "learned", "replay_to", "sizes", "components", "largest", "named")
+    for name in names:
         assert getattr(split, name) == getattr(whole, name), name
     assert split.files[0].positions == whole.files[0].positions
     same_report([path], jobs=(parts,))
