@@ -175,9 +175,12 @@ class Plan(Record):
         return out
 
     def lines(self, f: PlannedFile, own: array[int]) -> bytearray:
-        """A byte per line (or entry) of ``f`` up to the last of ``own``'s records: 1 where one of them is."""
+        """A byte per line (or entry) of ``f`` up to the last of ``own``'s records: 1 where one of them is.
+
+        (Sized by the farthest position: a problem of no position, -1, may come last, after a HAR's entries.)
+        """
         positions, base = f.positions, f.base
-        mask = bytearray(positions[own[-1] - base] + 1 if own else 0)
+        mask = bytearray(max((positions[o - base] for o in own), default=-1) + 1)
         for o in own:
             line = positions[o - base]
             if line >= 0:
