@@ -174,7 +174,8 @@ def attached_beside(har: Path, longest: int) -> Callable[[str], bytes]:
     def read(name: str) -> bytes:
         rel = _plain_name(name)
         if rel is None:
-            raise AttachedError("names no file beside the HAR (the folder itself, an absolute path, or one going up: not read)")
+            why = "the folder itself, an absolute path, or one going up: not read"
+            raise AttachedError(f"names no file beside the HAR ({why})")
         path = folder / rel
         try:
             with path.open("rb") as fh:
@@ -235,7 +236,8 @@ class ZipInput:
         def read(name: str) -> bytes:
             rel = _plain_name(name)
             if rel is None:
-                raise AttachedError("names no file of the archive (the folder itself, an absolute path, or one going up)")
+                why = "the folder itself, an absolute path, or one going up"
+                raise AttachedError(f"names no file of the archive ({why})")
             try:
                 info = self.archive.getinfo(str(rel))
             except KeyError:
