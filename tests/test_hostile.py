@@ -8,6 +8,7 @@ planted by ``tests/hostile/plant.py`` appears in stdout, stderr or the report.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import subprocess
@@ -25,6 +26,7 @@ from fsm import Report, UsageError, Validator, validate_log
 from fsm.config import Config, load_config
 from fsm.generate import generate, to_har
 from fsm.readers import open_input
+from fsm.readers.har import AfterEntries, stream_entries
 from fsm.render import render_json, render_junit, render_sarif, render_text
 from fsm.report import Totals
 from fsm.secrets import Scrubber, bounded, fingerprint, shown, shown_path
@@ -33,6 +35,9 @@ from tests.hostile import plant
 
 FORMATS = ("text", "json", "sarif", "junit")
 CORPUS = Path(__file__).parent / "corpus"
+ENTRY = b'{"request": {"method": "GET", "url": "http://x/api/v1/vouchers/query-vouchers"}, ' + (
+    b'"response": {"status": 200}}'
+)
 
 
 def voucher_fsm(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> tuple[int, str, str]:
@@ -173,6 +178,25 @@ def test_a_number_out_of_range_takes_no_later_entry_or_line_with_it(tmp_path: Pa
     jsonl.write_text("\n".join(lines + lines) + "\n")
     _, items = open_input(str(jsonl))
     assert [(i, error) for i, _, error in items] == [(1, None), (2, None), (3, None), (4, None)]
+
+
+@pytest.mark.parametrize(
+    ("head", "tail"),
+    [
+        (b'{"log": {"entries": [' + ENTRY + b", ", b""),  # an entry nested past any bound
+        (b'{"pre": ', b""),  # before log.entries
+        (b'{"log": {"entries": [' + ENTRY + b']}, "post": ', b""),  # after them
+    ],
+    ids=["in-an-entry", "before-the-entries", "after-the-entries"],
+)
+def test_a_har_nested_without_end_stops_the_streaming_read_early(head: bytes, tail: bytes) -> None:
+    """The parser keeps a byte a level: 1.5 GB of '[' in a gzip took 620 MB; now the read stops early."""
+    data = head + b"[" * (8 << 20) + tail
+    stream = io.BytesIO(data)
+    with pytest.raises((RecursionError, AfterEntries)):
+        for _ in stream_entries(stream):
+            pass
+    assert stream.tell() < len(data) // 4  # (ijson reads in 64 kB chunks: stopped near the bound)
 
 
 @pytest.mark.parametrize("case", ["time-no-offset", "time-accepted-after-expiry"])
@@ -491,4 +515,18 @@ def test_a_zip_bomb_and_a_huge_attached_body_are_read_in_bounded_memory(tmp_path
     said = [v["message"] for v in json.loads(out)["violations"] if v["rule"] == "input.unreadable"]
     assert code == 1 and totals["judged"] == len(entries) - 1, said
     assert any("longest-record" in m for m in said)
+    assert peak < 400, f"{peak:.0f} MB"
+
+
+@pytest.mark.slow
+def test_a_gzip_bomb_of_nesting_in_a_har_is_read_in_bounded_memory(tmp_path: Path) -> None:
+    """600 MB of '[' after a HAR's first entry, gzipped to 2.6 MB: 620 MB and 78 s before; under 400 MB."""
+    bomb = tmp_path / "deep.har"
+    with gzip.open(bomb, "wb", compresslevel=1) as fh:
+        fh.write(b'{"log": {"entries": [' + ENTRY + b", ")
+        for _ in range(600):
+            fh.write(b"[" * (1 << 20))
+    code, out, peak = _peak_of([sys.executable, "-m", "fsm", "validate", "--format", "json", str(bomb)])
+    totals = json.loads(out)["totals"]
+    assert code == 1 and (totals["read"], totals["judged"], totals["unreadable"]) == (2, 1, 1)
     assert peak < 400, f"{peak:.0f} MB"

@@ -29,6 +29,8 @@ Attached = Callable[[str], bytes]
 
 MAX_DEPTH = 1024
 """Deepest nesting of arrays and objects read in a HAR (orjson's limit for a JSONL line too)."""
+DEEPEST_SKIPPED = 64 * MAX_DEPTH
+"""Deepest nesting of an entry skipped for its depth with the entries after it still read."""
 
 
 class AfterEntries(Exception):  # (internal: _har_items turns it into a reported problem)
@@ -61,6 +63,8 @@ def stream_entries(stream: Any, most_values: int = MOST_VALUES) -> Iterator[tupl
             path.append(key)
             if event == "start_array" and path == [None, "log", "entries"]:
                 break
+            if len(path) > MAX_DEPTH:
+                raise _too_deep()
         elif event in _CLOSE:
             path.pop()
         key = None  # a key names only the value right after it
@@ -70,11 +74,25 @@ def stream_entries(stream: Any, most_values: int = MOST_VALUES) -> Iterator[tupl
         if event == "end_array":
             break
         yield _entry(event, value, events, most_values)
+    depth = 2  # (log and the document, still open)
     try:
-        for _ in events:  # the rest of the document: what breaks it is still reported
-            pass
-    except ijson.JSONError as exc:
+        for event, _ in events:  # the rest of the document: what breaks it is still reported
+            if event in _OPEN:
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise _too_deep()
+            elif event in _CLOSE:
+                depth -= 1
+    except (ijson.JSONError, RecursionError) as exc:
         raise AfterEntries(exc) from None
+
+
+def _too_deep() -> RecursionError:
+    """Nesting no HAR holds, past which the parser is not followed: it keeps a byte a level open.
+
+    (A gzip bomb of 1.5 GB of ``[`` took 620 MB; a skipped entry may go on to :data:`DEEPEST_SKIPPED`.)
+    """
+    return RecursionError(f"nested deeper than {MAX_DEPTH} levels")
 
 
 def _entry(
@@ -117,10 +135,16 @@ def _entry(
 
 
 def _skip(events: Iterator[tuple[str, Any]], depth: int) -> None:
-    """Consume the events of the ``depth`` containers open, to the end of the entry."""
+    """Consume the events of the ``depth`` containers open, to the end of the entry.
+
+    Raises ``RecursionError`` past :data:`DEEPEST_SKIPPED` levels: the parser's memory grows with
+    the depth, so a deeper entry ends the streaming read (what follows is salvaged, bounded).
+    """
     for event, _ in events:
         if event in _OPEN:
             depth += 1
+            if depth > DEEPEST_SKIPPED:
+                raise _too_deep()
         elif event in _CLOSE:
             depth -= 1
             if depth == 0:
