@@ -74,15 +74,10 @@ def stream_entries(stream: Any, most_values: int = MOST_VALUES) -> Iterator[tupl
         if event == "end_array":
             break
         yield _entry(event, value, events, most_values)
-    depth = 2  # (log and the document, still open)
-    try:
-        for event, _ in events:  # the rest of the document: what breaks it is still reported
-            if event in _OPEN:
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise _too_deep()
-            elif event in _CLOSE:
-                depth -= 1
+    try:  # the rest of the document (log and the root still open): what breaks it is still reported
+        _skip(events, 2, MAX_DEPTH)
+        for _ in events:  # (only junk can follow: the parser raises)
+            pass
     except (ijson.JSONError, RecursionError) as exc:
         raise AfterEntries(exc) from None
 
@@ -134,16 +129,16 @@ def _entry(
     raise ijson.IncompleteJSONError("the file ends inside an entry")
 
 
-def _skip(events: Iterator[tuple[str, Any]], depth: int) -> None:
+def _skip(events: Iterator[tuple[str, Any]], depth: int, deepest: int = DEEPEST_SKIPPED) -> None:
     """Consume the events of the ``depth`` containers open, to the end of the entry.
 
-    Raises ``RecursionError`` past :data:`DEEPEST_SKIPPED` levels: the parser's memory grows with
-    the depth, so a deeper entry ends the streaming read (what follows is salvaged, bounded).
+    Raises ``RecursionError`` past ``deepest`` levels: the parser's memory grows with the depth,
+    so a deeper entry ends the streaming read (what follows is salvaged, bounded).
     """
     for event, _ in events:
         if event in _OPEN:
             depth += 1
-            if depth > DEEPEST_SKIPPED:
+            if depth > deepest:
                 raise _too_deep()
         elif event in _CLOSE:
             depth -= 1
