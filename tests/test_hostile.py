@@ -180,6 +180,24 @@ def test_a_number_out_of_range_takes_no_later_entry_or_line_with_it(tmp_path: Pa
     assert [(i, error) for i, _, error in items] == [(1, None), (2, None), (3, None), (4, None)]
 
 
+def test_an_attached_file_is_named_in_reports_only_by_the_name_playwright_gives_it(tmp_path: Path) -> None:
+    """Playwright names attached bodies by their SHA-1: any other name may be a secret (D20)."""
+    secret, digest = "Pl4ntedAttachedName9X31c", "0" * 39 + "a"
+    entries = [
+        {
+            "request": {"method": "POST", "url": "http://x/api/v1/vouchers/vch_1/redeem-voucher"},
+            "response": {"status": 200, "content": {"_file": name}},
+        }
+        for name in (f"{secret}.json", f"{digest}.json")
+    ]
+    (tmp_path / "attached.har").write_text(json.dumps({"log": {"entries": entries}}))
+    report = validate_log(tmp_path / "attached.har")
+    said = [v.message for v in report.violations if v.rule_id == "input.unreadable"]
+    assert len(said) == 2 and f"'{digest}.json'" in said[1]
+    for render in RENDERERS:
+        assert secret[:8] not in render(report) and secret[-10:] not in render(report)
+
+
 @pytest.mark.parametrize(
     ("head", "tail"),
     [

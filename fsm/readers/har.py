@@ -19,6 +19,7 @@ import orjson
 from fsm.readers._containers import AttachedError
 from fsm.readers._json import DECODER
 from fsm.readers.jsonl import MOST_VALUES
+from fsm.secrets import fingerprint
 
 __all__ = ["MAX_DEPTH", "AfterEntries", "entry_to_record", "read_har", "stream_entries"]
 
@@ -302,12 +303,18 @@ def entry_to_record(entry: Any, attached: Attached | None = None) -> tuple[dict[
 
 
 def _shown_name(name: Any) -> str:
-    """An attached file's name as a report may show it (Playwright's are hex digests and an extension)."""
+    """An attached file's name as a report may show it: Playwright's (a SHA-1 digest and an extension).
+
+    Any other name is a value from the capture like any other, a secret maybe (D20): its length and
+    fingerprint tell two apart.
+    """
     text = str(name)
-    return repr(text) if _FILE_NAME.match(text) else f"<a name of {len(text)} characters>"
+    if _FILE_NAME.match(text):
+        return repr(text)
+    return f"<a name of {len(text)} characters, {fingerprint(text, 'str')}>"
 
 
-_FILE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
+_FILE_NAME = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})\.[A-Za-z0-9]{1,10}$")
 
 
 def _entry_to_record(entry: Any, attached: Attached | None) -> tuple[dict[str, Any] | None, str | None]:
