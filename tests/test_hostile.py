@@ -198,6 +198,24 @@ def test_an_attached_file_is_named_in_reports_only_by_the_name_playwright_gives_
         assert secret[:8] not in render(report) and secret[-10:] not in render(report)
 
 
+def test_a_trace_draws_error_codes_and_statuses_from_traffic_as_reports_show_them(tmp_path: Path) -> None:
+    """`voucher-fsm trace`: a refusal code and a status of no safe shape are fingerprinted (D20)."""
+    example = Path(__file__).parents[1] / "examples" / "session-two-payments.jsonl"
+    records = [json.loads(line) for line in example.read_text().splitlines()]
+    join = next(r for r in records if r["request"]["path"].endswith("/session-join"))
+    code, status = "bad_Pl4ntedCode9X0a1b2c3d", "Pl4ntedStatus9X4e5f6a7b"
+    refused = {**join, "response": {"status": 409, "body": {"code": code, "message": "no"}}}
+    observed = {
+        **join,
+        "response": {**join["response"], "body": {**join["response"]["body"], "status": status}},
+    }
+    log = tmp_path / "trace.jsonl"
+    log.write_text("\n".join(json.dumps(r) for r in [*records, refused, observed]) + "\n")
+    exit_code, out, err = voucher_fsm("trace", str(log))
+    assert exit_code == 0 and "sequenceDiagram" in out, err
+    assert leaked(out + err, [code, status]) == []
+
+
 @pytest.mark.parametrize(
     ("head", "tail"),
     [

@@ -17,6 +17,7 @@ from fsm.exchange import Exchange
 from fsm.matcher import Match
 from fsm.pipeline import Validator
 from fsm.report import Report
+from fsm.secrets import shown, shown_path
 from fsm.spec.model import Spec
 from fsm.stepper import Coverage
 from fsm.violation import Severity, Violation
@@ -62,11 +63,13 @@ def trace_of(
         bad = [v for v in found if v.severity is not Severity.INFO]
         highlight = ", ".join(dict.fromkeys(v.rule_id for v in bad)) or None
         op = match.operation.id if match else "?"
-        messages.append(Message(role, "server", f"{ex.method} {ex.path}  [{op}]", highlight=highlight))
-        answer = str(ex.status) + (f" {ex.error_code}" if ex.error_code and not ex.accepted else "")
+        # (what traffic says is drawn as reports show it: a value of no safe shape by fingerprint, D20)
+        call = f"{shown(ex.method)} {shown_path(ex.path)}  [{op}]"
+        messages.append(Message(role, "server", call, highlight=highlight))
+        answer = str(ex.status) + (f" {shown(ex.error_code)}" if ex.error_code and not ex.accepted else "")
         status = ex.resp_body.get("status") if isinstance(ex.resp_body, dict) else None
         if isinstance(status, str):
-            answer += f": {status}"
+            answer += f": {shown(status)}"
         messages.append(Message("server", role, answer, reply=True))
     title = f"Recorded traffic of {target}"
     participants = (("payer", "Payer wallet"), ("payee", "Payee"), ("server", "Bleepay"))
