@@ -35,6 +35,7 @@ __all__ = [
     "secrets_in",
     "shown",
     "shown_path",
+    "shown_text",
     "template",
     "unsafe_strings",
 ]
@@ -214,6 +215,21 @@ def quote(value: Any, key: str | None = None) -> str:
             return "<a value that cannot be shown>"
         return text if len(text) <= MAX_QUOTED else f"<{type(value).__name__} of {len(value)} items>"
     return repr(safe)
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9_+~%-](?:[A-Za-z0-9_.+~%-]{6,}[A-Za-z0-9_+~%-])")
+"""A run of 8 or more of the characters credentials are written with (a dot inside only: a JWT, not
+the end of a sentence); ``/`` and ``=`` part words, as in paths, forms and ``key=value``."""
+
+
+def shown_text(text: str) -> str:
+    """Free text from traffic (a body that is not JSON) as a report may quote it (D20).
+
+    The allow-list word by word: each run of credential characters of 8 or more that has no safe
+    shape becomes its fingerprint, so what no pattern knows for a secret (a value past a line break,
+    a secret cut in two, XML) is hidden too; the words around it, and fingerprints, are kept.
+    """
+    return _TOKEN.sub(lambda m: m[0] if _safe_text(m[0]) else fingerprint(m[0], "str"), text)
 
 
 def shown_path(path: str) -> str:
