@@ -15,6 +15,8 @@ import math
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote as url_quote
+from urllib.parse import unquote_plus
 
 import orjson
 
@@ -25,6 +27,7 @@ from fsm.spec.loader import check_file
 __all__ = [
     "SECRET_KEYS",
     "Scrubber",
+    "StandIn",
     "bounded",
     "fingerprint",
     "is_secret_field",
@@ -38,6 +41,7 @@ __all__ = [
     "shown_text",
     "template",
     "unsafe_strings",
+    "without_secrets",
 ]
 
 _POLICY = check_file(protocol_dir() / "redaction.json", "redaction")
@@ -442,6 +446,81 @@ def _fingerprint_groups(m: re.Match[str]) -> str:
         if value and len(value) >= _MIN_SECRET and not value.startswith(("tok:", "secret:", "str:")):
             whole = whole.replace(value, fingerprint(value, "secret"))
     return whole
+
+
+StandIn = Callable[[str, str], str]
+"""Makes a recording's stand-in for a secret: ``stand_in(secret, kind)``, kind ``tok`` or ``secret``."""
+
+
+def without_secrets(record: dict[str, Any], stand_in: StandIn) -> dict[str, Any]:
+    """An exchange record as a recording keeps it (D29): every secret replaced by ``stand_in``'s form.
+
+    One reading of ``redaction.json`` for every recording (the sandbox's, the middleware's exchange
+    log): the Authorization header keeps its scheme (``Bearer <stand-in>``) and a ``token`` field the
+    same stand-in, so a validator of the recording still tells callers apart and learns their roles;
+    every other header, query parameter and body field named like a secret (``Cookie``,
+    ``X-Auth-Token``, ``refresh_token``, ``apiKey``, the protocol's own secret fields) has its value
+    replaced; a body that is not JSON, and every other string, is scrubbed of credentials in its text.
+    """
+    out = dict(record)
+    for side in ("request", "response"):
+        half = record.get(side)
+        if not isinstance(half, dict):
+            continue
+        half = dict(half)
+        headers = half.get("headers")
+        if isinstance(headers, dict):
+            half["headers"] = {k: _header_kept(k, v, stand_in) for k, v in headers.items()}
+        query = half.get("query")
+        if isinstance(query, dict):
+            half["query"] = _kept(query, stand_in)
+        path = half.get("path")
+        if isinstance(path, str) and "?" in path:
+            half["path"] = _path_kept(path, stand_in)
+        if "body" in half:
+            half["body"] = _kept(half["body"], stand_in)
+        if isinstance(half.get("bodyText"), str):
+            half["bodyText"] = redact(half["bodyText"])
+        out[side] = half
+    return out
+
+
+def _header_kept(name: Any, value: Any, stand_in: StandIn) -> Any:
+    if not isinstance(name, str) or not isinstance(value, str):
+        return value
+    if name.lower() == "authorization":
+        scheme, _, credential = value.partition(" ")
+        return f"{scheme} {stand_in(credential, 'tok')}" if credential else stand_in(value, "secret")
+    return stand_in(value, "secret") if _SECRET_WORDS.search(name) is not None else value
+
+
+def _kept(value: Any, stand_in: StandIn, key: str | None = None, depth: int = 0) -> Any:
+    """``value`` with what sits under a secret field replaced (a list's items too), other text scrubbed."""
+    if isinstance(value, str):
+        if key is not None and is_secret_field(key):
+            return stand_in(value, "tok" if key == "token" else "secret")
+        return redact(value)
+    if depth > 64:
+        return None
+    if isinstance(value, dict):
+        return {k: _kept(v, stand_in, k if isinstance(k, str) else None, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_kept(v, stand_in, key, depth + 1) for v in value]
+    if key is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return stand_in(str(value), "secret") if is_secret_field(key) else value
+    return value
+
+
+def _path_kept(path: str, stand_in: StandIn) -> str:
+    """A path's query string with the values of parameters named like a secret replaced."""
+    base, _, query = path.partition("?")
+    pairs = []
+    for pair in query.split("&"):
+        name, eq, value = pair.partition("=")
+        secret = eq and value and is_secret_field(unquote_plus(name))
+        kept = url_quote(stand_in(unquote_plus(value), "secret"), safe=":") if secret else value
+        pairs.append(f"{name}{eq}{kept}")
+    return f"{base}?{'&'.join(pairs)}"
 
 
 def redact_value(value: Any, key: str | None = None, depth: int = 0) -> Any:

@@ -7,6 +7,7 @@ planted by ``tests/hostile/plant.py`` appears in stdout, stderr or the report.
 
 from __future__ import annotations
 
+import copy
 import gzip
 import io
 import json
@@ -234,6 +235,44 @@ def test_a_body_that_is_not_json_is_quoted_word_by_word_by_the_allow_list(text: 
     [v] = [v for v in validator.finish().violations if v.rule_id == "input.body-not-json"]
     assert isinstance(v.actual, str) and "str:" in v.actual
     assert not any(secret[i : i + 8] in v.actual for i in range(len(secret) - 7)), v.actual
+
+
+@pytest.mark.parametrize("recorder", ["middleware", "sandbox"])
+def test_a_recording_keeps_no_value_of_a_header_query_or_field_named_like_a_secret(recorder: str) -> None:
+    """D29 for every name redaction.json calls secret, not only Authorization and the protocol's fields."""
+    from fsm.sandbox.recorder import without_secrets
+    from fsm.sinks import recorded
+
+    secret = plant.Planter("recording")
+    headers = (
+        "X-Auth-Token",
+        "x-amz-security-token",
+        "X-CSRF-Token",
+        "api-key",
+        "x-hub-signature-256",
+        "Cookie",
+    )
+    record = {
+        "request": {
+            "method": "POST",
+            "path": f"/api/v1/vouchers/vch_1/redeem-voucher?access_token={secret()}&limit=5",
+            "query": {"api_key": secret(), "limit": "5"},
+            "headers": {name: secret() for name in headers},
+            "body": {
+                "refresh_token": secret(),
+                "apiKeys": [secret(), secret()],
+                "nested": {"clientSecret": secret()},
+            },
+        },
+        "response": {
+            "status": 200,
+            "headers": {"set-cookie": f"sid={secret()}; HttpOnly", "x-session-token": secret()},
+            "bodyText": f"access_token={secret()}&scope=all",
+        },
+    }
+    kept = (recorded if recorder == "middleware" else without_secrets)(copy.deepcopy(record))
+    assert leaked(json.dumps(kept), secret.secrets) == []
+    assert kept["request"]["query"]["limit"] == "5" and kept["request"]["path"].endswith("&limit=5")
 
 
 @pytest.mark.parametrize(
