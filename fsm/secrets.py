@@ -37,6 +37,7 @@ __all__ = [
     "scrub",
     "secrets_in",
     "shown",
+    "shown_key",
     "shown_path",
     "shown_text",
     "template",
@@ -234,6 +235,22 @@ def shown_text(text: str) -> str:
     a secret cut in two, XML) is hidden too; the words around it, and fingerprints, are kept.
     """
     return _TOKEN.sub(lambda m: m[0] if _safe_text(m[0]) else fingerprint(m[0], "str"), text)
+
+
+def shown_key(key: str) -> str:
+    """An entity's key (``kind:id``, ``kind:code=CODE``) as reports show it (D20).
+
+    The id (or code) as it is when it has a safe shape; else the fingerprint that the scrubbing
+    of messages gives it too (``voucher:secret:3f2a9c``), so a key and the messages about its entity
+    agree, and two entities are still told apart. Ids come from traffic like any value: a path
+    ``/vouchers/<a secret>/redeem-voucher`` names an entity by it.
+    """
+    kind, sep, ident = key.partition(":")
+    code = ident.startswith("code=")
+    value = ident[5:] if code else ident
+    if not sep or len(value) < _MIN_SECRET or _safe_text(value):
+        return redact(key)
+    return f"{kind}:{'code=' if code else ''}{fingerprint(value, 'secret')}"
 
 
 def shown_path(path: str) -> str:

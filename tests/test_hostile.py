@@ -275,6 +275,20 @@ def test_a_recording_keeps_no_value_of_a_header_query_or_field_named_like_a_secr
     assert kept["request"]["query"]["limit"] == "5" and kept["request"]["path"].endswith("&limit=5")
 
 
+def test_an_entity_named_by_a_secret_in_its_path_is_keyed_by_its_fingerprint() -> None:
+    """/vouchers/<secret>/redeem-voucher routes: its key, messages and outcome agree, none shows it."""
+    secret = "Pl4ntedEntityId9X0a1b2c3d4e"
+    validator = Validator()
+    path = f"/api/v1/vouchers/{secret}/redeem-voucher"
+    validator.feed({"request": {"method": "POST", "path": path, "body": {}}, "response": {"status": 200}})
+    report = validator.finish()
+    keys = {v.entity for v in report.violations if v.entity} | {e.key for e in report.entities}
+    assert keys == {f"voucher:{fingerprint(secret, 'secret')}"}
+    assert any(v.rule_id == "entity.incomplete" for v in report.violations)
+    for render in RENDERERS:
+        assert leaked(render(report), [secret]) == []
+
+
 @pytest.mark.parametrize(
     ("head", "tail"),
     [
