@@ -149,8 +149,8 @@ def cli() -> None:
     type=click.FloatRange(0, max_open=False),
     default=None,
     metavar="SECONDS",
-    help="Calls up to SECONDS after a voucher's expiresAt are judged as possibly before it (D24; "
-    "default: the config file's clock-skew, else 5).",
+    help="Within SECONDS around a voucher's expiresAt it may or may not have expired: the server's "
+    "clock may run behind or ahead (D24; default: the config file's clock-skew, else 5).",
 )
 @click.option(
     "--view",

@@ -446,6 +446,7 @@ def build_exchange(
     time_text = rec.get("time")
     req_body = req.get("body")
     status = resp["status"]
+    resp_headers: dict[str, str] | None = resp.get("headers")
     return Exchange(
         index,
         file,
@@ -464,14 +465,18 @@ def build_exchange(
         resp.get("body"),
         "body" in resp,
         resp.get("bodyText"),
-        resp.get("headers"),
+        _lowered(resp_headers) if resp_headers else None,
         host.lower() if isinstance(host, str) and host else None,
         scheme.lower() if isinstance(scheme, str) and scheme else None,
     )
 
 
 def _lowered(headers: dict[str, str]) -> dict[str, str]:
-    """``headers`` with lower-case names (header names are case-insensitive): itself when they are."""
+    """``headers`` with lower-case names (header names are case-insensitive): itself when they are.
+
+    Request and response headers alike: a redirect's ``Location`` or a ``Set-Cookie`` is read by its
+    lower-case name whatever case the record wrote it in.
+    """
     if headers and not headers.keys() <= _LOWER_NAMES:
         if "".join(headers).islower():
             if len(_LOWER_NAMES) < 256:  # the few names real traffic uses, not what junk brings
@@ -618,7 +623,7 @@ class Parts:
             None if self.resp_body is NO_BODY else self.resp_body,
             self.resp_body is not NO_BODY,
             self.resp_text,
-            resp_headers,
+            _lowered(resp_headers),
             host.lower() if host else None,
             None,
         )

@@ -69,7 +69,7 @@ class ASGIMiddleware:
             return
         mon = self.monitor
         try:
-            path = scope.get("path", "")
+            path = mon.app_path(scope.get("path", ""), scope.get("root_path", ""))
             wanted = mon.wants(path)
         except Exception:
             mon.failed("asgi scope")
@@ -234,7 +234,8 @@ class WSGIMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         mon = self.monitor
         try:
-            path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+            mount = environ.get("SCRIPT_NAME", "")
+            path = mon.app_path(mount + environ.get("PATH_INFO", ""), mount)
             if not mon.wants(path):
                 return self.app(environ, start_response)
             query = environ.get("QUERY_STRING", "")

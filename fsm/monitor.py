@@ -15,9 +15,11 @@ It fails open: an error inside the kit never breaks the caller's request; it is 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 import threading
 import time
+import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -103,6 +105,8 @@ class Captured:
     resp_headers: Mapping[str, str] = field(default_factory=dict)
     resp_body: bytes | None = b""
     enforced: bool = False
+    resp_decoded: bool = False
+    """The response body is already decoded (requests decodes it), whatever its Content-Encoding says."""
 
     def answered_by(self, answer: Refusal, body: bytes | None) -> None:
         """Mark the exchange as answered by an enforced refusal (``body``: the request's, if kept)."""
@@ -116,14 +120,21 @@ class Captured:
         """The exchange record (docs/log-format.md), its path as the service saw it (D25)."""
         return self.parts(self.time).record()
 
-    def parts(self, time_text: str, time: float | None = None) -> Parts:
+    def parts(self, time_text: str, time: float | None = None, limit: int = BODY_LIMIT) -> Parts:
         """The exchange as the validator takes it, typed (``Validator.feed`` judges it as :meth:`record`).
 
         Its headers are the captured dicts themselves (read, never changed, by the validator and
         the exchange log): one copy fewer per exchange. A body that is not JSON is its text; one
         passed on but not kept (None) is said to be so, and the validator says it is not checked.
+        A body sent with a ``Content-Encoding`` (gzip, deflate; br with the brotli package) is
+        judged decoded, up to ``limit`` bytes; one that cannot be decoded, or longer, is not checked.
         """
         headers, resp_headers = self.headers, self.resp_headers
+        body, resp_body = self.body, self.resp_body
+        if body and "content-encoding" in headers:
+            body = decoded(body, headers["content-encoding"], limit)
+        if resp_body and not self.resp_decoded and "content-encoding" in resp_headers:
+            resp_body = decoded(resp_body, resp_headers["content-encoding"], limit)
         return Parts(
             self.method,
             self.path,
@@ -132,9 +143,65 @@ class Captured:
             resp_headers if type(resp_headers) is dict else dict(resp_headers),
             time_text,
             time,
-            *_read(self.body),
-            *_read(self.resp_body),
+            *_read(body),
+            *_read(resp_body),
         )
+
+
+@functools.cache
+def _brotli() -> Callable[[bytes], bytes] | None:
+    """The brotli decoder, when the package is installed (optional: httpx asks for br only then)."""
+    try:
+        import brotli  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    out: Callable[[bytes], bytes] = brotli.decompress
+    return out
+
+
+def _inflate(wbits: int) -> Callable[[bytes, int], bytes]:
+    """A zlib decoder of one kind (``wbits``) that stops past ``limit`` bytes (a bomb is not unpacked)."""
+
+    def inflate(data: bytes, limit: int) -> bytes:
+        d = zlib.decompressobj(wbits)
+        out = d.decompress(data, limit + 1)
+        if len(out) > limit or not d.eof:
+            raise ValueError("longer than the bound, or cut short")
+        return out
+
+    return inflate
+
+
+_GZIP = _inflate(16 + zlib.MAX_WBITS)
+_ZLIB = _inflate(zlib.MAX_WBITS)
+_RAW = _inflate(-zlib.MAX_WBITS)
+
+
+def decoded(body: bytes, encoding: str, limit: int = BODY_LIMIT) -> bytes | None:
+    """``body`` with its ``Content-Encoding`` undone (the last applied first), or None when it cannot be.
+
+    gzip and deflate (zlib-wrapped, or raw as some servers send it) always; br when the brotli package
+    is installed; ``identity`` is none. None, for an unknown or broken encoding or a body that decodes
+    past ``limit`` bytes, means not checked (``input.body-not-checked``), never a false finding.
+    """
+    for coding in reversed([c.strip().lower() for c in encoding.split(",") if c.strip()]):
+        try:
+            if coding in ("gzip", "x-gzip"):
+                body = _GZIP(body, limit)
+            elif coding == "deflate":
+                try:
+                    body = _ZLIB(body, limit)
+                except zlib.error:
+                    body = _RAW(body, limit)
+            elif coding == "br" and (unbrotli := _brotli()) is not None:
+                body = unbrotli(body)
+                if len(body) > limit:
+                    return None
+            elif coding != "identity":
+                return None
+        except Exception:  # (zlib's, brotli's own error classes, a bound passed): not checked
+            return None
+    return body
 
 
 _NO_BODY = (NO_BODY, None, False)
@@ -151,8 +218,10 @@ def _read(body: bytes | None) -> tuple[Any, str | None, bool]:
         return NO_BODY, body.decode("utf-8", "replace"), False
 
 
-def decode_body(body: bytes | None) -> Any:
-    """A request body as ``predict`` takes it: parsed JSON, or None."""
+def decode_body(body: bytes | None, encoding: str | None = None) -> Any:
+    """A request body as ``predict`` takes it: parsed JSON, or None (``encoding``: its Content-Encoding)."""
+    if body and encoding:
+        body = decoded(body, encoding)
     parsed = _read(body)[0]
     return None if parsed is NO_BODY else parsed
 
@@ -304,6 +373,23 @@ class Monitor:
             return True
         return not any(fnmatch.fnmatchcase(bare, pattern) for pattern in self.skip_paths)
 
+    def app_path(self, full: str, mount: str) -> str:
+        """The path to check of a request to an app mounted at ``mount`` (ASGI root_path, WSGI SCRIPT_NAME).
+
+        The app's own view of it when that one is under the API prefix and the full path is not (an
+        app serving ``/api/v1`` mounted at ``/gateway``, or behind a proxy that strips the mount:
+        ``uvicorn --root-path``), else ``full``. Paths are the service's own (D25).
+        """
+        if not mount or not full.startswith(mount) or mount == "/":
+            return full
+        own = full[len(mount) :] or "/"
+        if own[:1] != "/":
+            return full  # (a mount of /gate and a path /gateway/...: not under the mount)
+        prefix, under = self.prefix, self._under
+        if not prefix or full == prefix or full.startswith(under):
+            return full
+        return own if own == prefix or own.startswith(under) else full
+
     def on_record(self, writer: Callable[[dict[str, Any]], None]) -> None:
         """Call ``writer`` with every record fed, in the order fed (the exchange log, see fsm.sinks)."""
         self._on_record.append(writer)
@@ -320,7 +406,9 @@ class Monitor:
             return None
         try:
             with self._lock:
-                p = self.validator.predict(method, path, headers, decode_body(body), at=at)
+                p = self.validator.predict(
+                    method, path, headers, decode_body(body, headers.get("content-encoding")), at=at
+                )
             if p.accepted is not False or p.operation is None or p.operation in self.skip_operations:
                 return None
             if self.modes.get(p.operation, self.mode) != "enforce":
@@ -359,7 +447,7 @@ class Monitor:
             with self._lock:
                 self._stats["skipped"] += 1
             return []
-        parts = captured.parts("")
+        parts = captured.parts("", limit=self.body_limit)
         unkept = parts.req_unkept + parts.resp_unkept
         with self._lock:
             # stamped when fed: exchanges that ran at once finish in another order than they began,

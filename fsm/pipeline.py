@@ -55,8 +55,8 @@ class Validator:
             keys of the entities it named.
         stepper: the model's class (a :class:`fsm.stepper.Stepper` or a subclass, e.g. a model made
             wrong on purpose to prove that property tests catch it).
-        clock_skew: seconds after a voucher's ``expiresAt`` within which a call is judged as
-            possibly before it (D24; default: the config's, 5 s).
+        clock_skew: seconds around a voucher's ``expiresAt`` within which it may or may not have
+            expired (D24: the server's clock may run behind or ahead; default: the config's, 5 s).
         api_prefix: where the API lives (D25), e.g. ``/gateway/api/v1`` (default: the config's,
             else ``/api/v1``).
         hosts: the API's hosts (D25); exchanges with other hosts are not judged (default: the

@@ -95,7 +95,7 @@ def _general_build(
         resp.get("body"),
         "body" in resp,
         resp.get("bodyText"),
-        resp.get("headers"),
+        _lowered(resp["headers"]) if resp.get("headers") else None,
         host.lower() if isinstance(host, str) and host else None,
         scheme.lower() if isinstance(scheme, str) and scheme else None,
     )

@@ -583,7 +583,7 @@ def test_the_sandbox_clock_writes_times_as_isoformat_does_and_refuses_to_leave_y
 
 def test_without_httptools_and_uvloop_uvicorns_pure_python_parts_serve_the_same_flows(tmp_path: Path) -> None:
     """The ``serve`` extra's speed-ups are optional: uvicorn falls back to h11 and asyncio, same answers."""
-    from fsm.sandbox.serve import _wait
+    from fsm.sandbox.serve import wait_answering
 
     record = tmp_path / "pure.jsonl"
     port = free_port()
@@ -593,7 +593,7 @@ def test_without_httptools_and_uvloop_uvicorns_pure_python_parts_serve_the_same_
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait(proc, url, 30)
+        wait_answering(proc, url, 30)
         with httpx.Client(base_url=url, timeout=10) as client:
             flow = two_payments(client)
             assert client.get("/_sandbox/").json()["exchanges"] > 10

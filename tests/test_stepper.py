@@ -208,7 +208,7 @@ def test_a_due_timed_transition_fires_and_marks_the_entity_expired_by_the_clock(
     e.attrs["expiresAt"] = "2026-06-09T12:00:00Z"  # (as Terms.record keeps it)
     timers.record(e, "expiresAt", e.attrs["expiresAt"])
     assert due_key("expiresAt") in e.attrs
-    before = timers.ticked(e, "voucher", e.attrs[due_key("expiresAt")] - 1)
+    before = timers.ticked(e, "voucher", e.attrs[due_key("expiresAt")] - 6)  # (before the skew)
     assert before == (("RESERVED", "REDEEMED"), False)
     assert timers.ticked(e, "voucher", e.attrs[due_key("expiresAt")] + 6) == (("EXPIRED",), True)
     assert e.states == ("RESERVED", "REDEEMED") and not e.expired_by_clock
@@ -218,12 +218,17 @@ def test_a_due_timed_transition_fires_and_marks_the_entity_expired_by_the_clock(
 
 
 def test_within_the_clock_skew_both_the_state_before_and_after_expiry_are_candidates() -> None:
-    """D24: up to the skew after expiresAt a voucher may or may not have expired; past it, it has."""
+    """D24: within the skew around expiresAt a voucher may or may not have expired; past it, it has.
+
+    Around, not only after: a server whose clock runs ahead of the log's expires before expiresAt.
+    """
     timers = Timers(SPEC.machines, engines_for(SPEC), skew=5)
     e = _store().adopt("voucher", "vch_1", None, ("REDEEMED",))
     timers.record(e, "expiresAt", "2026-06-09T12:00:00Z")
     due = e.attrs[due_key("expiresAt")]
-    assert timers.ticked(e, "voucher", due) == (("REDEEMED",), False)
+    assert timers.ticked(e, "voucher", due - 5) == (("REDEEMED",), False)
+    assert timers.ticked(e, "voucher", due - 4.999) == (("REDEEMED", "EXPIRED"), True)
+    assert timers.ticked(e, "voucher", due) == (("REDEEMED", "EXPIRED"), True)
     assert timers.ticked(e, "voucher", due + 5) == (("REDEEMED", "EXPIRED"), True)
     assert timers.ticked(e, "voucher", due + 5.001) == (("EXPIRED",), True)
     strict = Timers(SPEC.machines, engines_for(SPEC), skew=0)

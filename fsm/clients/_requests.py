@@ -53,5 +53,6 @@ class RequestsAdapter(HTTPAdapter):
         else:
             content = response.content
             captured.resp_body = content if len(content) <= self.monitor.body_limit else None
+            captured.resp_decoded = True  # (requests undid the Content-Encoding)
         self.monitor.feed(captured)
         return response

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RunningSandbox", "free_port", "running"]
+__all__ = ["RunningSandbox", "free_port", "running", "stop", "wait_answering"]
 
 
 @dataclass(frozen=True)
@@ -67,21 +67,27 @@ def running(
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://{host}:{port}"
     try:
-        _wait(proc, url, timeout)
+        wait_answering(proc, url, timeout)
         yield RunningSandbox(url, proc.pid, Path(record) if record is not None else None)
     finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
+        stop(proc)
 
 
-def _wait(proc: subprocess.Popen[bytes], url: str, timeout: float) -> None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server process by its id (SIGTERM, then SIGKILL after 10 s) and close its error pipe."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    if proc.stderr is not None:
+        proc.stderr.close()
+
+
+def wait_answering(proc: subprocess.Popen[bytes], url: str, timeout: float) -> None:
+    """Wait until the sandbox at ``url`` answers ``/_sandbox/``; RuntimeError if it exits or is late."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

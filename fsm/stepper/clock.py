@@ -3,8 +3,10 @@
 A timed transition names the attribute that holds its due time (``timed.attribute`` in the machine
 file); the stepper records that attribute's value, and its time as ``<attribute>#t``.
 
-Clocks differ (D24): within ``skew`` seconds after the due time both the state before and the state
-after the timed transition are candidates, so a call there is judged only where both agree.
+Clocks differ (D24): within ``skew`` seconds around the due time both the state before and the state
+after the timed transition are candidates, so a call there is judged only where both agree. Around,
+not only after: a server whose clock runs behind the recorder's expires late, one whose clock runs
+ahead expires early (an answer EXPIRED, or a refusal, a second before ``expiresAt`` by the log's time).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from fsm.violation import Finding
 __all__ = ["CLOCK_SKEW", "Clock", "Timers", "due_key", "time_of"]
 
 CLOCK_SKEW = 5.0
-"""Seconds after a due time within which a timed transition may or may not have fired (D24)."""
+"""Seconds around a due time within which a timed transition may or may not have fired (D24)."""
 
 
 def due_key(attribute: str) -> str:
@@ -108,7 +110,7 @@ class Timers:
     def ticked(self, e: Entity, kind: str, now: float | None) -> tuple[tuple[str, ...], bool]:
         """The states ``e`` is in at ``now`` once due timed transitions fire, and whether any fired.
 
-        Within the skew after a due time (D24) a transition both fires and does not: the states
+        Within the skew around a due time (D24) a transition both fires and does not: the states
         before and after are candidates.
         """
         states = e.states
@@ -118,7 +120,7 @@ class Timers:
         engine = self.engines[kind]
         for t, key in self._due[kind]:
             due = e.attrs.get(key)
-            if due is None or now <= due:
+            if due is None or now <= due - self.skew:
                 continue
             keep = now <= due + self.skew  # (inside the tolerance: not yet, and already)
             moved = []
@@ -133,12 +135,12 @@ class Timers:
         return states, fired
 
     def tick(self, e: Entity, kind: str, now: float | None) -> None:
-        """Fire the timed transitions (expiry, D2) whose time lies before ``now``."""
+        """Fire the timed transitions (expiry, D2) whose time, less the skew, lies before ``now``."""
         if now is None or not e.attrs:
             return
         for _, key in self._due[kind]:
             due = e.attrs.get(key)
-            if due is not None and now > due:  # (one is due: fire them all, in order)
+            if due is not None and now > due - self.skew:  # (one may be due: fire them all, in order)
                 break
         else:
             return
