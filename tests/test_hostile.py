@@ -27,7 +27,7 @@ from fsm import Report, UsageError, Validator, validate_log
 from fsm.config import Config, load_config
 from fsm.generate import generate, to_har
 from fsm.readers import open_input
-from fsm.readers.har import AfterEntries, stream_entries
+from fsm.readers.har import AfterEntries, EntryTooLong, stream_entries
 from fsm.render import render_json, render_junit, render_sarif, render_text
 from fsm.report import Totals
 from fsm.secrets import Scrubber, bounded, fingerprint, shown, shown_path
@@ -287,6 +287,23 @@ def test_an_entity_named_by_a_secret_in_its_path_is_keyed_by_its_fingerprint() -
     assert any(v.rule_id == "entity.incomplete" for v in report.violations)
     for render in RENDERERS:
         assert leaked(render(report), [secret]) == []
+
+
+def test_a_har_entry_longer_than_longest_record_stops_the_read_there_and_says_so(tmp_path: Path) -> None:
+    """ijson holds a string whole: a 1.5 GB one (6.5 MB gzipped) took gigabytes. Bounded like a JSONL line."""
+    data = b'{"log": {"entries": [' + ENTRY + b', {"_x": "' + b"a" * (8 << 20) + b'"}, ' + ENTRY + b"]}}"
+    stream = io.BytesIO(data)
+    with pytest.raises(EntryTooLong):
+        for _ in stream_entries(stream, longest=1 << 20):
+            pass
+    assert stream.tell() < len(data) // 4
+    (tmp_path / "long.har").write_bytes(data)
+    validator = Validator(config=Config(longest_record=1 << 20))
+    validator.feed_file(str(tmp_path / "long.har"))
+    report = validator.finish()
+    assert report.totals == Totals(read=2, judged=1, unreadable=1)
+    [bad] = [v for v in report.violations if v.rule_id == "input.unreadable"]
+    assert str(bad.location).endswith("entries[1]") and "longest-record" in bad.message
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from fsm.readers._json import DECODER
 from fsm.readers.jsonl import MOST_VALUES
 from fsm.secrets import fingerprint
 
-__all__ = ["MAX_DEPTH", "AfterEntries", "entry_to_record", "read_har", "stream_entries"]
+__all__ = ["MAX_DEPTH", "AfterEntries", "EntryTooLong", "entry_to_record", "read_har", "stream_entries"]
 
 _ENTRIES = re.compile(r'"entries"\s*:\s*\[')
 
@@ -32,6 +32,31 @@ MAX_DEPTH = 1024
 """Deepest nesting of arrays and objects read in a HAR (orjson's limit for a JSONL line too)."""
 DEEPEST_SKIPPED = 64 * MAX_DEPTH
 """Deepest nesting of an entry skipped for its depth with the entries after it still read."""
+
+
+class EntryTooLong(Exception):  # (internal: _har_items turns it into a reported problem)
+    """One entry's text is longer than longest-record: the streaming parser would hold it whole."""
+
+
+class _Counted:
+    """A binary stream that counts what is read from it, and refuses to read far past ``limit``.
+
+    ijson holds a string value whole until its closing quote (a 1.5 GB string, gzipped to 6.5 MB,
+    took gigabytes): an entry is bounded by its bytes, as a JSONL line is by ``longest-record``.
+    """
+
+    def __init__(self, raw: Any, longest: int) -> None:
+        self._raw = raw
+        self._longest = longest
+        self.total = 0
+        self.start: int | None = None  # where the entry being read began (None: between entries)
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._raw.read(size)
+        self.total += len(data)
+        if self.start is not None and self.total - self.start > self._longest + (1 << 17):
+            raise EntryTooLong
+        return data
 
 
 class AfterEntries(Exception):  # (internal: _har_items turns it into a reported problem)
@@ -45,15 +70,19 @@ _OPEN = frozenset({"start_map", "start_array"})
 _CLOSE = frozenset({"end_map", "end_array"})
 
 
-def stream_entries(stream: Any, most_values: int = MOST_VALUES) -> Iterator[tuple[Any, str | None]]:
+def stream_entries(
+    stream: Any, most_values: int = MOST_VALUES, longest: int | None = None
+) -> Iterator[tuple[Any, str | None]]:
     """``(entry, None)`` for each item of ``log.entries`` as the file streams in; ``(None, why)`` if too deep.
 
     Built from ijson's prefix-free events: its ``items`` keeps the path of every open level as
     text, which for deep nesting takes memory growing with the square of the depth (974 MB for
     20,000 nested arrays). An entry nested deeper than :data:`MAX_DEPTH` is skipped and said so;
-    the entries after it are read. Raises what ijson raises for a document that is not JSON.
+    the entries after it are read. Raises what ijson raises for a document that is not JSON, and
+    :class:`EntryTooLong` for an entry of more than ``longest`` bytes (when given).
     """
-    events = ijson.basic_parse(stream, use_float=True)
+    counted = _Counted(stream, longest) if longest is not None else None
+    events = ijson.basic_parse(counted if counted is not None else stream, use_float=True)
     path: list[Any] = []  # the key each open container sits under (None: the root, an array item)
     key: Any = None
     for event, value in events:
@@ -74,7 +103,12 @@ def stream_entries(stream: Any, most_values: int = MOST_VALUES) -> Iterator[tupl
     for event, value in events:
         if event == "end_array":
             break
-        yield _entry(event, value, events, most_values)
+        if counted is not None:
+            counted.start = counted.total
+        entry = _entry(event, value, events, most_values)
+        if counted is not None:
+            counted.start = None
+        yield entry
     try:  # the rest of the document (log and the root still open): what breaks it is still reported
         _skip(events, 2, MAX_DEPTH)
         for _ in events:  # (only junk can follow: the parser raises)
