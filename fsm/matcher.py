@@ -189,8 +189,10 @@ class Matcher:
         self.reported |= state[0]
         self.cookies |= state[1]
 
-    def transport(self, ex: Exchange) -> Transport | None:
+    def transport(self, ex: Exchange, cached: bool = False) -> Transport | None:
         """The kind of HTTP mechanics ``ex`` is (D22), or None for a call to judge.
+
+        ``cached``: the client's cache gave the answer (the record's ``response.fromCache``).
 
         A 307/308 that carried a body is remembered, so that the request following it can be
         told from one sent without a body (:meth:`body_lost`).
@@ -200,13 +202,13 @@ class Matcher:
             self.cookies.add(ex.file)
         # the answer depends only on these: asked once per shape (a dict lookup for most exchanges)
         if headers.keys().isdisjoint(self._asked):  # (most exchanges: none of them; a key of its own length)
-            shape: tuple[object, ...] = (ex.method, ex.status, ex.scheme)
+            shape: tuple[object, ...] = (ex.method, ex.status, ex.scheme, cached)
         else:
-            shape = (ex.method, ex.status, ex.scheme, *[name in headers for name in self._asked])
+            shape = (ex.method, ex.status, ex.scheme, cached, *[name in headers for name in self._asked])
         try:
             kind = self._kinds[shape]
         except KeyError:
-            fits = (k for k in self._transport if k.fits(ex.method, ex.status, headers, ex.scheme))
+            fits = (k for k in self._transport if k.fits(ex.method, ex.status, headers, ex.scheme, cached))
             kind = next(fits, None)
             if len(self._kinds) < _SHAPES:
                 self._kinds[shape] = kind

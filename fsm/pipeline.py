@@ -343,11 +343,11 @@ class Validator:
         if isinstance(built, Finding):
             return position, built, None, []
         self._index += 1
-        mechanics = self._matcher.transport(built)
+        mechanics = self._matcher.transport(built, _from_cache(record))
         if mechanics is not None:  # HTTP mechanics, not a call (D22)
             return position, built, mechanics, []
-        if built.status == 0:  # no response: nothing to route (and no path marked as reported)
-            return position, built, None, []
+        if built.status == 0:  # no response: routed only to tell an API call from a page's blocked asset
+            return position, built, self._matcher.match(built), []
         predicted = self._predicted
         if (
             predicted is not None
@@ -377,8 +377,8 @@ class Validator:
                         instance_path="/request/body",
                     )
                 )
-            if unkept:
-                schema.extend(_unkept_finding(side) for side in unkept)
+            if unkept:  # (a request body lost after a redirect is said so above, once)
+                schema.extend(_unkept_finding(side) for side in unkept if not (lost and side == "request"))
             if schema:  # scrubbed here, where the whole exchange is at hand (the stepping side gets less)
                 scrub = self._scrubber(built, routed, schema, whole=True)
                 schema = [_scrubbed(scrub, f) for f in schema]
@@ -402,9 +402,9 @@ class Validator:
                 del self._violations[count:]
                 what = _kit_failed(exc)
             else:
-                if self._on_exchange is not None and isinstance(
-                    routed, Match
-                ):  # (its own errors are its own)
+                if (
+                    self._on_exchange is not None and isinstance(routed, Match) and what.status
+                ):  # (its own errors are its own; a call with no answer stepped nothing)
                     self._on_exchange(what, routed, out, self._stepper.last_touched)
                 return out
         self._unreadable += 1
@@ -436,7 +436,8 @@ class Validator:
         if "authorization" in ex.headers:
             self._authorized.add(file)
         if isinstance(routed, Match):
-            self._routed += 1
+            if ex.status:  # (a call with no answer is not judged against the protocol: D25)
+                self._routed += 1
         else:
             shape = template(ex.path)
             if shape in self._paths or len(self._paths) < _PATHS_KEPT:
@@ -467,8 +468,15 @@ class Validator:
         late = self._stepper.clock(ex)
         if late is not None:
             findings.append(late)
-        if ex.status == 0:
-            findings.append(Finding("input.no-response", f"{ex.method} {ex.path} has no response recorded"))
+        if ex.status == 0:  # (an aborted or blocked request off the API is said as any outside path is)
+            if isinstance(routed, Match):
+                findings.append(
+                    Finding("input.no-response", f"{ex.method} {ex.path} has no response recorded")
+                )
+            elif routed is not None:
+                findings.append(routed)
+            if not findings:
+                return []
             return self._emit(findings, ex.location, ex.index, None, lambda: self._scrubber(ex, None, []))
         if not isinstance(routed, Match):
             if routed is not None:
@@ -760,11 +768,23 @@ def _not_kept(record: Any) -> tuple[str, ...]:
     return out
 
 
+def _from_cache(record: Any) -> bool:
+    """True when the record says the client's cache gave the answer (``response.fromCache: true``)."""
+    if type(record) is dict:
+        resp = record.get("response")
+        return type(resp) is dict and resp.get("fromCache") is True
+    return (
+        isinstance(record, Mapping)
+        and isinstance(resp := record.get("response"), Mapping)
+        and (resp.get("fromCache") is True)
+    )
+
+
 def _unkept_finding(side: str) -> Finding:
     return Finding(
         "input.body-not-checked",
-        f"the {side} body was passed on but not kept by the capture (longer than its bound); it is not "
-        "checked, the rest of the exchange is",
+        f"the {side} body was not kept by the capture (past its body limit, or left out of a HAR); it is "
+        "not checked, the rest of the exchange is",
         instance_path=f"/{side}/body",
     )
 

@@ -137,6 +137,9 @@ class PlannedFile(Record):
     base: int  # the run-wide number (ordinal) of its first record
     continues: bool = False  # a later part of the file the scan before read the start of
     positions: array[int] = field(default_factory=lambda: array("q"))  # line or entry of each record
+    # (a HAR's entries come in time order: their positions need not rise; then :meth:`Plan.ordinal`
+    # maps them here, made once where it is needed. An init field: the compiled build sets no other.)
+    ordinals: dict[int, int] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -180,7 +183,7 @@ class Plan(Record):
         (Sized by the farthest position: a problem of no position, -1, may come last, after a HAR's entries.)
         """
         positions, base = f.positions, f.base
-        mask = bytearray(max((positions[o - base] for o in own), default=-1) + 1)
+        mask = bytearray(max(positions[o - base] for o in own) + 1 if own else 0)  # (HAR: in time order)
         for o in own:
             line = positions[o - base]
             if line >= 0:
@@ -188,8 +191,18 @@ class Plan(Record):
         return mask
 
     def ordinal(self, f: PlannedFile, position: int | None) -> int:
-        """The run-wide number of the record at ``position`` of ``f``."""
-        return f.base + bisect_left(f.positions, -1 if position is None else position)
+        """The run-wide number of the record at ``position`` of ``f``.
+
+        Positions rise through a file, but for a HAR whose entries the reader put in time order
+        (:func:`fsm.readers.har.in_time_order`): those are looked up in a map made once.
+        """
+        key, positions = -1 if position is None else position, f.positions
+        at = bisect_left(positions, key)
+        if at < len(positions) and positions[at] == key:
+            return f.base + at
+        if f.ordinals is None:
+            f.ordinals = {p: i for i, p in reversed(list(enumerate(positions)))}
+        return f.base + f.ordinals[key]
 
     @property
     def skew(self) -> float:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.realtools.capture import CAPTURES, CHROMIUM, capture, index, mitmdump_path
+from tests.realtools.capture import CAPTURES, CHROMIUM, capture, index, mitmdump_path, tools_of
 from tests.test_cli import run
 
 ROWS = index()
@@ -43,30 +43,65 @@ def _cases() -> list[Any]:
 
 
 def _tools_missing(row: dict[str, Any]) -> str | None:
-    if not row["capture"].startswith("mitm-client") and not CHROMIUM.is_file():
+    if row["capture"] == "hand-made":
+        return (
+            f"hand-made after {row['tool']}'s output ({row['source']}); {row['tool']} is not installed here"
+        )
+    tools = tools_of(row["capture"])
+    if "chromium" in tools and not CHROMIUM.is_file():
         return f"{CHROMIUM} is absent (.ci/run installs Debian's chromium)"
-    if "mitm" in row["capture"] and mitmdump_path() is None:
+    if "mitmproxy" in tools and mitmdump_path() is None:
         return "mitmdump is absent (.ci/run installs mitmproxy into .venv-mitm; or set VOUCHER_FSM_MITMDUMP)"
     return None
 
 
 def test_the_corpus_holds_every_kind_of_capture_the_issue_names() -> None:
-    """Both tools, clean and broken flows, embed and attach, no API traffic, a gateway prefix."""
+    """Both tools, clean and broken flows, embed, attach, omit, minimal, no API traffic, a gateway prefix."""
     kinds = {row["capture"] for row in ROWS}
     assert kinds == {
         "mitm-client",
         "mitm-client-redirect",
         "chromium-embed",
         "chromium-attach-zip",
+        "chromium-omit",
+        "chromium-minimal",
+        "chromium-minimal-omit",
         "chromium-mitm",
+        "chromium-mitm-h2",
+        "chromium-h2",
         "chromium-no-api",
+        "hand-made",
     }
-    assert {row["tool"] for row in ROWS} == {"mitmproxy", "chromium"}
+    assert {row["tool"] for row in ROWS if row["capture"] != "hand-made"} == {"mitmproxy", "chromium"}
     assert {v["exit"] for row in ROWS for v in row["verdicts"]} == {0, 1, 2}
     assert any(row.get("prefix", "/api/v1") != "/api/v1" for row in ROWS)
     for row in ROWS:
         assert (CAPTURES / row["file"]).is_file(), row["file"]
         assert row["version"] and row["client"], row["file"]
+
+
+def test_hand_made_captures_name_their_tool_source_and_quirks_and_are_what_the_script_writes() -> None:
+    """Tools not installed here: each file labelled as made by hand, from what source, with which quirks."""
+    from tests.realtools.handmade import TOOLS, text
+
+    made = {row["file"]: row for row in ROWS if row["capture"] == "hand-made"}
+    assert set(made) == set(TOOLS)
+    assert {row["tool"] for row in made.values()} >= {
+        "Firefox DevTools",
+        "Safari Web Inspector",
+        "Chrome DevTools",
+        "Charles Proxy",
+        "Fiddler Classic",
+        "Fiddler Everywhere",
+        "HTTP Toolkit",
+        "Insomnia",
+        "OWASP ZAP",
+    }
+    for name, row in made.items():
+        assert row["made"].startswith("by hand") and row["source"] and row["quirks"], name
+        assert (CAPTURES / name).read_text(encoding="utf-8") == text(name), (
+            f"run python -m tests.realtools.handmade ({name})"
+        )
 
 
 @pytest.mark.parametrize(("row", "want"), _cases())

@@ -197,6 +197,7 @@ def _inputs(tmp_path: Path) -> list[str]:
         *sorted((REPO / "examples").glob("*.har")),
     ]
     files += sorted(p for p in (REPO / "tests" / "corpus").glob("*/traffic.*"))
+    files += sorted((REPO / "tests" / "captures").glob("*.har"))  # (real and hand-made tools' quirks)
     return [str(f) for f in files]
 
 

@@ -27,10 +27,12 @@ from fsm.config import Config, load_config
 from fsm.errors import UsageError
 from fsm.generate import generate, to_har
 from fsm.pipeline import Validator, validate_log
+from fsm.readers.har import in_time_order
 from fsm.render import render
 from fsm.report import Report
 
 SAMPLES = Path(__file__).parent / "har-samples"
+CAPTURES = Path(__file__).parent / "captures"
 EXPECTED = json.loads((SAMPLES / "expected.json").read_text())["samples"]
 
 
@@ -350,6 +352,142 @@ def test_offsets_forms_base64_and_compression_in_a_har_are_read(tmp_path: Path) 
     _code, out, err = run("validate", "--format", "json", str(_write_har(tmp_path / "form.har", form)))
     assert "input.body-not-json" in {v["rule"] for v in json.loads(out)["violations"]}
     assert "FORMPASS99" not in out + err and "Traceback" not in err
+
+
+def test_a_har_body_left_out_is_said_and_not_checked_but_an_empty_one_is_still_judged(tmp_path: Path) -> None:
+    """No text with a size (Firefox, Playwright's omit) or a content type and no size (minimal): not kept.
+
+    A size of 0 says the body was empty: a call answered with no body still breaks its schema.
+    """
+    doc = _har(_session())
+    entries = doc["log"]["entries"]
+    posts = [e for e in entries if e["request"].get("postData", {}).get("text")]
+    for e in entries:
+        e["response"]["content"] = {"size": 160, "mimeType": "application/json", "comment": "not included"}
+    posts[0]["request"]["postData"]["text"] = ""
+    posts[0]["request"]["bodySize"] = 153
+    posts[1]["request"]["postData"] = {"mimeType": "application/json"}
+    posts[1]["request"]["bodySize"] = -1
+    entries[2]["response"]["content"] = {"size": -1, "mimeType": "application/json; charset=utf-8"}
+    report = validate_log(_write_har(tmp_path / "omitted.har", doc))
+    assert report.errors == report.warnings == 0, report.by_rule()
+    assert report.by_rule()["input.body-not-checked"] == len(entries) + 2
+    assert {v.instance_path for v in report.violations if v.rule_id == "input.body-not-checked"} == {
+        "/request/body",
+        "/response/body",
+    }
+    for e in entries:
+        e["response"]["content"] = {"size": 0, "mimeType": "x-unknown", "text": ""}
+    posts[0]["request"]["bodySize"] = 0
+    report = validate_log(_write_har(tmp_path / "empty.har", doc))
+    assert "input.body-not-checked" in report.by_rule()  # (posts[1]: postData alone, no size)
+    assert report.by_rule()["schema.response"] >= len(entries) - 2
+    assert "schema.request" in report.by_rule()  # (posts[0]: bodySize 0, an empty body)
+
+
+def test_a_blocked_request_off_the_api_is_an_outside_path_and_an_aborted_call_has_no_response(
+    tmp_path: Path,
+) -> None:
+    """Status 0 (Chrome's _error net::ERR_BLOCKED_BY_CLIENT): an ad blocker's victim is no warning.
+
+    Before, every status-0 entry was input.no-response (a warning: --strict failed on a blocked
+    analytics beacon). A call to the API left unanswered still is, and steps nothing (D25).
+    """
+    doc = json.loads((CAPTURES / "chromium-embed.har").read_text())
+    entries = doc["log"]["entries"]
+    blocked = deepcopy(entries[1])
+    blocked["request"]["url"] = "https://analytics.example.com/collect?v=1"
+    blocked["response"] = {"status": 0, "statusText": "", "httpVersion": "", "headers": [], "cookies": []}
+    blocked["response"].update(
+        content={"size": 0, "mimeType": "x-unknown"}, _error="net::ERR_BLOCKED_BY_CLIENT"
+    )
+    entries.insert(2, blocked)
+    report = validate_log(_write_har(tmp_path / "blocked.har", doc))
+    assert report.warnings == report.errors == 0 and report.by_rule()["route.outside-api"] == 3
+    aborted = deepcopy(entries[-1])  # (context-close sent again, never answered)
+    aborted["response"] = deepcopy(blocked["response"])
+    aborted["startedDateTime"] = entries[-1]["startedDateTime"].replace("Z", "9Z")
+    entries.append(aborted)
+    report = validate_log(_write_har(tmp_path / "aborted.har", doc))
+    assert report.by_rule()["input.no-response"] == 1 and report.errors == 0
+    only = {"log": {"entries": [blocked, aborted]}}
+    _write_har(tmp_path / "only.har", only)
+    code, _out, err = run("validate", str(tmp_path / "only.har"))
+    assert code == 2 and "no exchange was judged against the protocol" in err
+
+
+def test_an_answer_the_browser_cache_gave_is_transport_not_a_stale_observation(tmp_path: Path) -> None:
+    """Chrome's _fromCache (memory, disk) and Safari's _fetchType (Memory/Disk Cache) after the close.
+
+    The cached GET of the session still says OPEN: before, observe.status-mismatch (error).
+    """
+    doc = json.loads((CAPTURES / "chromium-embed.har").read_text())
+    entries = doc["log"]["entries"]
+    look = next(e for e in entries if e["request"]["method"] == "GET" and "/sessions/" in e["request"]["url"])
+    for n, (field, value) in enumerate([("_fromCache", "disk"), ("_fetchType", "Memory Cache")]):
+        stale = deepcopy(look)
+        stale["startedDateTime"] = entries[-1]["startedDateTime"].replace("Z", f"{n}Z")
+        stale[field] = value
+        entries.append(stale)
+    report = validate_log(_write_har(tmp_path / "cached.har", doc))
+    assert report.errors == report.warnings == 0, report.by_rule()
+    assert report.by_rule()["transport.cache"] == 1 and report.totals.transport == 2
+    entries[-1]["_fetchType"] = "Network Load"  # (the server's answer: judged, and it breaks D17)
+    assert "observe.status-mismatch" in validate_log(_write_har(tmp_path / "net.har", doc)).by_rule()
+
+
+def test_http_toolkit_bodies_kept_apart_or_discarded_are_read_or_said(tmp_path: Path) -> None:
+    """HTTP Toolkit: a body postData cannot hold sits in _content (base64); one too large is discarded.
+
+    Without postData, a discarded body is not a missing one (before: schema.request errors).
+    """
+    doc = _har(_session())
+    posts = [e["request"] for e in doc["log"]["entries"] if e["request"].get("postData", {}).get("text")]
+    kept, dropped = posts[0], posts[1]
+    text = kept.pop("postData")["text"]
+    kept["_requestBodyStatus"] = "discarded:not-representable"
+    kept["_content"] = {"text": __import__("base64").b64encode(text.encode()).decode(), "size": len(text)}
+    kept["_content"]["encoding"] = "base64"
+    del dropped["postData"]
+    dropped["_requestBodyStatus"] = "discarded:too-large"
+    dropped["comment"] = "Body discarded during HAR generation: longer than limit of 1 bytes"
+    report = validate_log(_write_har(tmp_path / "httptoolkit.har", doc))
+    assert report.errors == report.warnings == 0, report.by_rule()
+    assert report.by_rule()["input.body-not-checked"] == 1
+    del dropped["_requestBodyStatus"]  # (no status: a request sent without a body)
+    assert "schema.request" in validate_log(_write_har(tmp_path / "bare.har", doc)).by_rule()
+
+
+def test_har_entries_are_judged_in_the_order_of_their_start_times(tmp_path: Path) -> None:
+    """Fiddler or Charles export the session list as sorted on screen: HAR 1.2 says the reader sorts.
+
+    Reversed, the clean session is still clean (before: 17 time.backwards and 5 illegal
+    transitions); the broken one still breaks the same rules; locations stay the file's.
+    """
+    for capture in ("chromium-embed.har", "chromium-broken.har"):
+        doc = json.loads((CAPTURES / capture).read_text())
+        sorted_report = validate_log(CAPTURES / capture)
+        doc["log"]["entries"].reverse()
+        shuffled = validate_log(_write_har(tmp_path / capture, doc))
+        assert shuffled.by_rule() == sorted_report.by_rule()
+        n = len(doc["log"]["entries"])
+        assert [
+            (v.rule_id, n - 1 - v.location.entry) for v in shuffled.violations if v.location.entry is not None
+        ] == [(v.rule_id, v.location.entry) for v in sorted_report.violations if v.location.entry is not None]
+
+
+def test_time_order_holds_a_bounded_window_and_keeps_entries_without_time_in_place() -> None:
+    """Beyond the window an entry comes where it is (its step back is said); ties and untimed keep order."""
+
+    def item(n: int, time: str | None) -> tuple[int, Any, None]:
+        return n, ({"time": time} if time is not None else {"no": "time"}), None
+
+    times = ["2026-01-01T00:00:05Z", "2026-01-01T00:00:02Z", None, "2026-01-01T00:00:02+00:00", "bad"]
+    got = [n for n, _, _ in in_time_order(iter([item(n, t) for n, t in enumerate(times)]))]
+    assert got == [1, 2, 3, 4, 0]
+    late = [item(n, f"2026-01-01T00:00:{59 - n:02d}Z") for n in range(10)]
+    assert [n for n, _, _ in in_time_order(iter(late), window=3)] == [3, 4, 5, 6, 7, 8, 9, 2, 1, 0]
+    assert [n for n, _, _ in in_time_order(iter([(None, None, "broken"), item(1, None)]))] == [None, 1]
 
 
 def test_a_sanitized_har_says_once_that_actors_cannot_be_judged(tmp_path: Path) -> None:

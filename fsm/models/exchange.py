@@ -56,6 +56,11 @@ class ResponseRecord(BaseModel):
         description="true: the capture passed a body on without keeping it (longer than its bound); it is "
         "not checked, and an input.body-not-checked info says so.",
     )
+    fromCache: bool | None = Field(
+        default=None,
+        description="true: the client's cache gave this answer; the server was not asked (a HAR's "
+        "_fromCache or _fetchType). Transport (transport.cache): no new status observed.",
+    )
 
 
 class ExchangeRecord(BaseModel):

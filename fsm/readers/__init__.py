@@ -39,7 +39,14 @@ from fsm.readers._containers import (
 )
 from fsm.readers._json import what_failed
 from fsm.readers._stdin import primed
-from fsm.readers.har import AfterEntries, EntryTooLong, entry_to_record, read_har, stream_entries
+from fsm.readers.har import (
+    AfterEntries,
+    EntryTooLong,
+    entry_to_record,
+    in_time_order,
+    read_har,
+    stream_entries,
+)
 from fsm.readers.jsonl import LONGEST_RECORD, MOST_VALUES, read_jsonl
 
 __all__ = [
@@ -188,7 +195,8 @@ def open_input(
         stream.read(len(_BOM))
     if fmt == "har":
         attached = attached_beside(Path(path), longest) if path != "-" else None
-        return info, _closing(_har_items(stream, reread, most_values, longest, attached), handle)
+        items = _har_items(stream, reread, most_values, longest, attached)
+        return info, _closing(in_time_order(items), handle)
     # (one generator less per record)
     return info, read_jsonl(stream, also_close=handle, longest=longest, most_values=most_values, keep=keep)
 
@@ -225,7 +233,7 @@ def _open_zip(
             longest,
             archive.attached(longest),
         )
-        return info, _closing(items, both)
+        return info, _closing(in_time_order(items), both)
     return info, read_jsonl(stream, also_close=both, longest=longest, most_values=most_values)
 
 

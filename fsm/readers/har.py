@@ -7,9 +7,11 @@ break is judged, and the break itself is reported with its entry index.
 from __future__ import annotations
 
 import base64
+import heapq
 import json
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -21,7 +23,16 @@ from fsm.readers._json import DECODER
 from fsm.readers.jsonl import MOST_VALUES
 from fsm.secrets import fingerprint
 
-__all__ = ["MAX_DEPTH", "AfterEntries", "EntryTooLong", "entry_to_record", "read_har", "stream_entries"]
+__all__ = [
+    "MAX_DEPTH",
+    "REORDER_WINDOW",
+    "AfterEntries",
+    "EntryTooLong",
+    "entry_to_record",
+    "in_time_order",
+    "read_har",
+    "stream_entries",
+]
 
 _ENTRIES = re.compile(r'"entries"\s*:\s*\[')
 
@@ -57,6 +68,52 @@ class _Counted:
         if self.start is not None and self.total - self.start > self._longest + (1 << 17):
             raise EntryTooLong
         return data
+
+
+REORDER_WINDOW = 1000
+"""How many HAR entries :func:`in_time_order` holds to put them in ``startedDateTime`` order."""
+
+Item = tuple[int | None, Any, str | None]
+
+
+def in_time_order(items: Iterator[Item], window: int = REORDER_WINDOW) -> Iterator[Item]:
+    """HAR entries in the order of their ``startedDateTime``, as the HAR 1.2 spec asks of a reader.
+
+    The spec prefers entries sorted by start time but lets a tool write them in any order
+    (Fiddler and Charles export their session list as it is sorted on screen, Insomnia in the
+    order of its workspace, a proxy may write them as they complete), and says the reading
+    application must sort them. Sorting holds at most ``window`` entries (memory stays
+    bounded): an entry more than that many places out of order is judged where it comes,
+    and its time going backwards is said (``time.backwards``, D19). Entries of equal time,
+    and entries without a usable time, keep their order (one without a time follows the
+    entry before it). Positions stay the file's (``entries[N]``).
+    """
+    heap: list[tuple[float, int, Item]] = []
+    key = float("-inf")
+    for seq, item in enumerate(items):
+        record = item[1]
+        if type(record) is dict:
+            started = record.get("time")
+            if type(started) is str:
+                key = _started(started, key)
+        if len(heap) < window:
+            heapq.heappush(heap, (key, seq, item))
+        else:
+            yield heapq.heappushpop(heap, (key, seq, item))[2]
+    while heap:
+        yield heapq.heappop(heap)[2]
+
+
+def _started(text: str, before: float) -> float:
+    """POSIX seconds of a ``startedDateTime`` (no offset: UTC, as the exchange stage reads it), or ``before``.
+
+    (The exchange stage's ``parse_timestamp`` reads it again; the readers sit below that stage.)
+    """
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return before
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
 
 
 class AfterEntries(Exception):  # (internal: _har_items turns it into a reported problem)
@@ -317,6 +374,34 @@ def _named(
         raise AttachedError(str(exc), part.get("_file")) from None
 
 
+_BODY = frozenset({"body", "bodyText"})
+_CACHES = frozenset({"memory", "disk", "Memory Cache", "Disk Cache"})
+"""Chrome's ``_fromCache`` and Safari's (CFNetwork's) ``_fetchType`` for an answer the cache gave."""
+_NO_TYPE = frozenset({"", "x-unknown"})
+
+
+def _sent(size: Any, mime: Any) -> bool:
+    """True when a HAR part whose text is missing or empty had a body the capture left out.
+
+    A size above 0 says so (Firefox writes no text with "Response bodies are not included",
+    Playwright's omitted content keeps ``size``); a size of 0 says the body was empty. With no
+    size (-1 or absent: Playwright's minimal mode), ``mime`` decides: a request's ``postData``
+    (None here) exists only for a body, and a response's content type names one unless it is
+    empty or ``x-unknown``.
+    """
+    if type(size) is int or type(size) is float:
+        if size > 0:
+            return True
+        if size == 0:
+            return False
+    return mime is None or (isinstance(mime, str) and mime.strip() not in _NO_TYPE)
+
+
+def _discarded(status: Any) -> bool:
+    """True for HTTP Toolkit's ``_requestBodyStatus`` saying the body was left out (``discarded:...``)."""
+    return isinstance(status, str) and status.startswith("discarded")
+
+
 def _is_websocket(entry: dict[str, Any]) -> bool:
     """True for an entry Chrome or mitmproxy marks as a WebSocket (its messages are not read)."""
     return entry.get("_resourceType") == "websocket" or "_webSocketMessages" in entry
@@ -380,8 +465,14 @@ def _entry_to_record(entry: Any, attached: Attached | None) -> tuple[dict[str, A
     if _is_websocket(entry) and "upgrade" not in request["headers"]:
         request["headers"]["upgrade"] = "websocket"  # (as the handshake said it: no protocol call, D22)
     post = req.get("postData")
+    if not isinstance(post, dict):  # HTTP Toolkit keeps a body postData cannot hold in _content (base64)
+        post = req.get("_content")
     if isinstance(post, dict):
         request.update(_named(_body, post, attached))
+        if not request.keys() & _BODY and _sent(req.get("bodySize"), None):
+            request["bodyNotKept"] = True  # (Playwright's omitted content: text "", bodySize 153 or -1)
+    elif _discarded(req.get("_requestBodyStatus")):
+        request["bodyNotKept"] = True  # (HTTP Toolkit: "discarded:too-large", no postData)
     content = resp.get("content")
     status = resp.get("status")
     response: dict[str, Any] = {
@@ -389,8 +480,12 @@ def _entry_to_record(entry: Any, attached: Attached | None) -> tuple[dict[str, A
         "status": 0 if status is None else status,
         "headers": _headers(resp.get("headers")),
     }
+    if entry.get("_fromCache") in _CACHES or entry.get("_fetchType") in _CACHES:  # (not the server's answer)
+        response["fromCache"] = True
     if isinstance(content, dict):
         response.update(_named(_body, content, attached))
+        if not response.keys() & _BODY and _sent(content.get("size"), content.get("mimeType")):
+            response["bodyNotKept"] = True  # (Firefox, Playwright omitted content: no text, size 160)
     record: dict[str, Any] = {"request": request, "response": response}
     started = entry.get("startedDateTime")
     if isinstance(started, str):

@@ -314,6 +314,7 @@ def _read(root: Path) -> Spec:
                 statuses=frozenset(k.get("statuses", ())),
                 request_headers=tuple(k.get("request_headers", ())),
                 schemes_other_than=frozenset(k.get("schemes_other_than", ())),
+                from_cache=k.get("from_cache", False),
                 pointer=f"/transport/kinds/{i}",
             )
             for i, k in enumerate(ops_doc["transport"]["kinds"])

@@ -434,10 +434,15 @@ class TransportKind(Record):
     statuses: frozenset[int] = frozenset()
     request_headers: tuple[str, ...] = ()
     schemes_other_than: frozenset[str] = frozenset()
+    from_cache: bool = False
     pointer: str = ""
 
-    def fits(self, method: str, status: int, headers: Mapping[str, str], scheme: str | None) -> bool:
-        """True when the exchange (its method, status, request headers, URL scheme) is of this kind."""
+    def fits(
+        self, method: str, status: int, headers: Mapping[str, str], scheme: str | None, cached: bool = False
+    ) -> bool:
+        """True when the exchange (its method, status, request headers, URL scheme, cache) is of this kind."""
+        if self.from_cache and not cached:
+            return False
         if self.methods and method not in self.methods:
             return False
         if self.statuses and status not in self.statuses:

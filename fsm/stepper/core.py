@@ -35,7 +35,7 @@ from fsm.stepper.actors import Actors
 from fsm.stepper.call import Call
 from fsm.stepper.clock import CLOCK_SKEW, Clock, Timers
 from fsm.stepper.coverage import Coverage
-from fsm.stepper.entities import HISTORY, Entity, EntityStore, Seen
+from fsm.stepper.entities import HISTORY, STEPPED_NAMES, Entity, EntityStore, Seen, stepped_lines
 from fsm.stepper.lifecycle import (
     GENERATED,
     LIFECYCLE_NAMES,
@@ -152,7 +152,12 @@ class Stepper:
         self._refusals = spec.refusal_codes
         self._runs: dict[str, Run] = {}
         if self.generated:  # (written and compiled once a spec, made for this stepper)
-            makers = per_spec("runs", spec, lambda: self._makers(names)) if shared else self._makers(names)
+            own = type(self.store).stepped is EntityStore.stepped  # (else the store's own is called)
+            makers = (
+                per_spec(f"runs {own}", spec, lambda: self._makers(names, own))
+                if shared
+                else self._makers(names, own)
+            )
             self._runs = {op.id: self._run(op, makers[op.id]) for op in spec.operations}
 
     def _plan(
@@ -184,10 +189,13 @@ class Stepper:
         """The generic step of ``plan`` (:meth:`Lifecycle.step <fsm.stepper.lifecycle.Lifecycle.step>`)."""
         return partial(self.lifecycle.step, plan)
 
-    def _makers(self, names: Mapping[str, tuple[str, ...]]) -> dict[str, Callable[..., Run]]:
-        """Per operation, the factory of its whole step written as one function (:func:`_run_source`)."""
+    def _makers(self, names: Mapping[str, tuple[str, ...]], stepped: bool) -> dict[str, Callable[..., Run]]:
+        """Per operation, the factory of its whole step written as one function (:func:`_run_source`).
+
+        ``stepped``: the store's :meth:`~fsm.stepper.entities.EntityStore.stepped` written in too.
+        """
         return {
-            op.id: factory(_run_source(names[op.id], self._steps[op.id], self.actors.need[op.id]))
+            op.id: factory(_run_source(names[op.id], self._steps[op.id], self.actors.need[op.id], stepped))
             for op in self.spec.operations
         }
 
@@ -524,27 +532,40 @@ def _breaches_lines(need: str | None) -> list[str]:
         "            resource = known is not None and known.role == RESOURCE",
         *(role if need is not None else []),
         "            if resource and known.code is not None:",
-        "                check_scope(touched, token, known.code, findings)",
+        "                for e in touched:  # (Actors.check_scope: the first scope up from the touched)",
+        "                    while e is not None and e.kind != SCOPE:",
+        "                        e = e.parent",
+        "                    if e is not None:",
+        "                        if e.code is not None and e.code != known.code:  # (the finding made there)",
+        "                            check_scope(touched, token, known.code, findings)",
+        "                        break",
     ]
 
 
-def _run_source(names: tuple[str, ...], plans: Sequence[StepPlan], need: str | None = None) -> str:
+def _run_source(
+    names: tuple[str, ...], plans: Sequence[StepPlan], need: str | None = None, written_stepped: bool = False
+) -> str:
     """The source of a factory of an operation's whole step: :meth:`Stepper.step` written out.
 
     Its checks (``names``, as :data:`CHECKS` names them) are called in turn, not looped over; its
     lifecycle steps (``plans``) are written in (:func:`~fsm.stepper.lifecycle.step_lines`), each
     after the one before says the later steps go on; the call is filled in place (:meth:`Call.fill
-    <fsm.stepper.call.Call.fill>`, :func:`seen <fsm.stepper.entities.seen>`) and ``auth`` judged in
-    place. Deterministic: only literals of the spec's names and keys are written into it.
+    <fsm.stepper.call.Call.fill>`, :func:`seen <fsm.stepper.entities.seen>`, the caller's token as
+    :attr:`Exchange.token <fsm.exchange.Exchange.token>` reads it) and ``auth`` judged in place;
+    with ``written_stepped``, the store's bookkeeping after the step too (:func:`stepped_lines
+    <fsm.stepper.entities.stepped_lines>`). Deterministic: only literals of the spec's names and
+    keys are written into it.
     """
     lines = [
         "def make(st, lc, checks, plans, steps, call, Seen, OP, MISSING, HISTORY):",
         "    stepped, explained, refusals = st.store.stepped, st._explained, st._refusals",
+        *(STEPPED_NAMES if written_stepped else []),
         "    new = tuple.__new__",
+        "    from fsm.exchange import bearer_token as bearer",
         "    actors = st.actors",
         "    info, role_in, wrong_role = actors.info, actors.role_in, actors.wrong_role",
         "    check_scope, tokens, UNSEEN = actors.check_scope, actors.tokens, object()",
-        "    RESOURCE = actors.callers.resource_role",
+        "    RESOURCE, SCOPE = actors.callers.resource_role, st.store.scope",
         *(LIFECYCLE_NAMES if plans else []),
         *(f"    c{i} = checks[{i}]" for i in range(len(names))),
         *(f"    s{i} = steps[{i}]" for i in range(len(plans))),
@@ -567,6 +588,9 @@ def _run_source(names: tuple[str, ...], plans: Sequence[StepPlan], need: str | N
                     body += [f"{pad}goes_on = s{n}(call, findings)"]
         else:
             body += [f"        c{i}(call, findings)"]
+    stepped = ["        stepped(touched, ex.index, ex.time)"]
+    if written_stepped:  # (the store's bookkeeping written in too)
+        stepped = stepped_lines("        ")
     return "\n".join(
         [
             *lines,
@@ -582,13 +606,21 @@ def _run_source(names: tuple[str, ...], plans: Sequence[StepPlan], need: str | N
             "        call.accepted = accepted = ex.accepted",
             "        call.seen = seen = new(Seen, (ex.index, ex.file, ex.position, ex.is_entry, ex.method,"
             " ex.path, ex.status, None if accepted else ex.error_code))",
-            "        call.token = token = ex.token",
+            "        token = ex._token  # (Exchange.token written out: read once, on first use)",
+            '        if token == "":',
+            '            auth = ex.headers.get("authorization")',
+            '            if auth and auth.startswith("Bearer "):  # (as bearer_token reads it)',
+            "                token = auth[7:].strip() or None",
+            "            else:",
+            "                token = bearer(auth)",
+            "            ex._token = token",
+            "        call.token = token",
             "        call.touched = touched = []",
             *body,
             "        if not accepted and findings and refusals:",
             "            explained(call, findings)",
             "        st._touched = touched",
-            "        stepped(touched, ex.index, ex.time)",
+            *stepped,
             "        return findings",
             "",
             "    return run",

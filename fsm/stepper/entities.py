@@ -31,6 +31,7 @@ from fsm.violation import RelatedExchange, SourceLocation
 __all__ = [
     "FINISHED_IN_RAM",
     "HISTORY",
+    "STEPPED_NAMES",
     "Entity",
     "EntityStore",
     "Known",
@@ -38,6 +39,7 @@ __all__ = [
     "Seen",
     "history_location",
     "seen",
+    "stepped_lines",
     "summary",
 ]
 
@@ -382,14 +384,13 @@ class EntityStore:
         "_final_states",
         "_in_ram",
         "_known",
-        "_last",
+        "_left",
         "_one_state",
         "_recent",
         "_resting",
         "_retired",
         "_standins",
         "_statuses",
-        "_steps",
         "_swept",
         "_window",
         "_zdict",
@@ -451,8 +452,7 @@ class EntityStore:
         self._recent: dict[int, Entity] = {}  # live entities touched in this window of exchanges, by id()
         self._resting: dict[int, Entity] = {}  # ... in the window before (both: until retired or forgotten)
         self._window = 0  # the first exchange of this window
-        self._last = 0  # the last exchange stepped
-        self._steps = 0
+        self._left = WINDOW  # exchanges left to step in this window
         self._statuses = {s: s for m in machines.values() for s in m.statuses}
         self._one_state = {(s.name,): (s.name,) for m in machines.values() for s in m.states}
         self._zdict = ",".join(words).encode()[-(1 << _WBITS) :]
@@ -605,11 +605,10 @@ class EntityStore:
                 self.settle(e)
             else:
                 recent[id(e)] = e  # (as rests does)
-        self._last = index
-        self._steps += 1
-        if not self._steps % WINDOW:
-            self._sweep()
-        if self.max_live and self.live > self.max_live:
+        self._left -= 1
+        if not self._left:
+            self._sweep(index)
+        if self.max_live and len(self.entities) + self._codeless > self.max_live:
             self.bound()
 
     def rests(self, e: Entity) -> None:
@@ -626,9 +625,11 @@ class EntityStore:
             del self.by_code[key]
             if e.id is None:
                 self._codeless -= 1
-        self._recent.pop(id(e), None)  # (no longer live: nothing to pack)
-        self._resting.pop(id(e), None)
-        siblings = e.parent.children if e.parent is not None else None
+        at = id(e)
+        self._recent.pop(at, None)  # (no longer live: nothing to pack)
+        self._resting.pop(at, None)
+        parent = e.parent
+        siblings = parent.children if parent is not None else None
         if siblings and e in siblings:
             siblings.remove(e)
         if e.model is not None:  # (an engine that keeps a model per entity: the reference's)
@@ -651,13 +652,20 @@ class EntityStore:
                 del self._standins[(e.kind, e.id)]
                 self._retire(self.finished[e.kind], e.id, state, e.seen, self.now, standin[1])
                 return
-        kept = _kept(e, self._due_keys)
+        kept = _kept(e, self._due_keys) if e.attrs or e.expired_by_clock else None
         by_id, by_code = self._unfile(e)
         now = self.now
+        retire = self._retire if self.retain is not None else None  # (else nothing to note but the row)
         if by_id and e.id is not None:
-            self._retire(self.finished[e.kind], e.id, state, e.seen, now, kept)
+            if retire is None:
+                self.finished[e.kind].put(e.id, state, e.seen, now, kept)
+            else:
+                retire(self.finished[e.kind], e.id, state, e.seen, now, kept)
         if by_code and e.code is not None:
-            self._retire(self.finished_codes[e.kind], e.code, state, 0, now, e.id)
+            if retire is None:
+                self.finished_codes[e.kind].put(e.code, state, 0, now, e.id)
+            else:
+                retire(self.finished_codes[e.kind], e.code, state, 0, now, e.id)
         e.attrs = {}
 
     def pack(self, e: Entity) -> None:
@@ -694,14 +702,19 @@ class EntityStore:
             e.attrs = _RESTING_ATTRS  # (shared, empty: a resting entity is read back before it changes)
         e.history = _RESTING_HISTORY
 
-    def _sweep(self) -> None:
-        """Pack the entities the last window of exchanges touched and this one did not (D27)."""
+    def _sweep(self, index: int) -> None:
+        """Pack the entities the last window of exchanges touched and this one did not (D27).
+
+        ``index``: the last exchange stepped, this window's last.
+        """
         start = self._window
         for e in self._resting.values():
             if e.last_own < start and e.packed is None and self.is_filed(e):
                 self.pack(e)
-        self._resting, self._recent = self._recent, {}
-        self._window = self._last + 1
+        self._resting = self._recent.copy()  # (the same dict stays this window's: written steps hold it)
+        self._recent.clear()
+        self._window = index + 1
+        self._left = WINDOW
 
     def known(self, encode: Callable[[Any], tuple[str, int]], decode: Callable[[str, int], Any]) -> Known:
         """A new :class:`Known` map bounded as this store's retired entities are (D27)."""
@@ -893,6 +906,39 @@ class EntityStore:
         for e in self.by_code.values():
             if e.id is None and not self.is_final(e):
                 yield _unpacked(e)
+
+
+STEPPED_NAMES = [
+    "    store = st.store",
+    "    settle, recent, finals = store.settle, store._recent, store._final_states",
+    "    retain, max_live, filed = store.retain, store.max_live, store.entities",
+]
+"""What :func:`stepped_lines` reads of the stepper's store (``st.store``), named once in a factory."""
+
+
+def stepped_lines(pad: str) -> list[str]:
+    """:meth:`EntityStore.stepped` written out, at indent ``pad``: ``touched`` by ``ex``.
+
+    For a store whose ``stepped`` is the one of :class:`EntityStore` (its names: :data:`STEPPED_NAMES`).
+    """
+    lines = [
+        "now = ex.time",
+        "if now is not None:",
+        "    store.now = now",
+        "    if retain is not None:",
+        "        store.tick(now)",
+        "for e in touched:",
+        "    if e.states in finals[e.kind]:",
+        "        settle(e)",
+        "    else:",
+        "        recent[id(e)] = e",
+        "left = store._left = store._left - 1",
+        "if not left:",
+        "    store._sweep(ex.index)",
+        "if max_live and len(filed) + store._codeless > max_live:",
+        "    store.bound()",
+    ]
+    return [pad + line for line in lines]
 
 
 def _kept(e: Entity, due: tuple[str, ...]) -> str | None:

@@ -371,6 +371,44 @@ def _transport() -> tuple[list[Any], Expect]:
 
 
 @case(
+    "transport-tunnel",
+    "A proxy's capture with the CONNECT tunnels it opened, one to the API, one to another host: "
+    "transport, one info (D22); the calls that went through the tunnel are judged.",
+)
+def _tunnel() -> tuple[list[Any], Expect]:
+    f = Flow(seed=44)
+    tunnel = {
+        "method": "CONNECT",
+        "path": "api.bleepay.example:443",
+        "headers": {"host": "api.bleepay.example:443"},
+    }
+    first = f.add({**deepcopy(f.records[-1]), "request": tunnel, "response": {"status": 200, "headers": {}}})
+    v = f.voucher()
+    other = {**tunnel, "path": "https://fonts.example.net", "headers": {}}
+    f.add({**deepcopy(f.records[-1]), "request": other, "response": {"status": 200, "headers": {}}})
+    f.discard_and_close(v)
+    return f.records, [("transport.tunnel", first)]
+
+
+@case(
+    "transport-cache",
+    "A GET answered again by the client's cache after the voucher was redeemed: the stale RESERVED "
+    "is no answer of the server's (response.fromCache, a HAR's _fromCache): transport, one info (D22).",
+)
+def _cache() -> tuple[list[Any], Expect]:
+    f = Flow(seed=43)
+    v = f.voucher()
+    first = f.b.get_voucher(f.payee, v)
+    f.add(first)
+    f.add(f.b.redeem_simple(f.payee, v))
+    stale = f.b.get_voucher(f.payee, v)
+    stale["response"] = {**deepcopy(first["response"]), "fromCache": True}
+    cached = f.add(stale)
+    f.finish(v)
+    return f.records, [("transport.cache", cached)]
+
+
+@case(
     "transport-body-lost",
     "A redeem answered 307 and followed without the body it carried (the capture lost it): judged "
     "as redeem, its body not checked, one info (D22).",

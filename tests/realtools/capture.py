@@ -11,7 +11,13 @@ and stops them by PID:
   ``fetch()`` (so CORS preflights appear) in Debian's Chromium driven by Playwright
   (``executable_path``, never ``playwright install``), which records the HAR
   (``record_har_content="embed"``, or ``"attach"`` into a ``.zip``).
+- ``chromium-omit`` / ``chromium-minimal`` / ``chromium-minimal-omit``: the same page, Playwright's
+  ``record_har_content="omit"`` (no bodies, sizes kept) and ``record_har_mode="minimal"`` (no
+  sizes, timings, pages or cookies), alone and together.
 - ``chromium-mitm``: the same page, its API calls through mitmproxy, which writes the HAR.
+- ``chromium-mitm-h2`` / ``chromium-h2``: the page calls the API over HTTPS through mitmproxy,
+  which speaks HTTP/2 to Chromium (ALPN) and HTTP/1.1 to the server; mitmproxy's HAR
+  (``HTTP/2.0`` requests), or Playwright's (``:authority``, ``:method``, ``:path``, ``:scheme``).
 - ``chromium-no-api``: the page loads only non-API resources.
 
 ``python -m tests.realtools.capture`` rewrites the committed corpus in tests/captures/ (the
@@ -170,16 +176,20 @@ def capture_mitm_client(
     }
 
 
-def _browse(url: str, har: Path | None, content: str = "embed") -> str:
-    """Open ``url`` in Chromium, wait for the page's calls to finish; returns Chromium's version."""
+def _browse(url: str, har: Path | None, content: str = "embed", mode: str = "full") -> str:
+    """Open ``url`` in Chromium, wait for the page's calls to finish; returns Chromium's version.
+
+    ``content`` and ``mode`` are Playwright's ``record_har_content`` (embed, attach, omit) and
+    ``record_har_mode`` (full, minimal).
+    """
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), timeout=TIMEOUT * 1000)
         try:
-            options: dict[str, Any] = {}
+            options: dict[str, Any] = {"ignore_https_errors": True}  # (mitmproxy's own certificate)
             if har is not None:
-                options = {"record_har_path": str(har), "record_har_content": content}
+                options.update(record_har_path=str(har), record_har_content=content, record_har_mode=mode)
             context = browser.new_context(**options)
             page = context.new_page()
             page.goto(url, timeout=TIMEOUT * 1000)
@@ -201,21 +211,35 @@ def _page_url(port: int, api: str, calls: bool = True, static: str = "") -> str:
     return f"http://localhost:{port}/app?{query}"
 
 
-def capture_chromium(log: Path, out: Path, content: str = "embed") -> dict[str, str]:
+def capture_chromium(log: Path, out: Path, content: str = "embed", mode: str = "full") -> dict[str, str]:
     """Chromium's page calling the API on another origin; Playwright's HAR (``.zip`` for attach)."""
     with replay_server(log) as port:
-        version = _browse(_page_url(port, f"http://127.0.0.1:{port}"), out, content)
+        version = _browse(_page_url(port, f"http://127.0.0.1:{port}"), out, content, mode)
         _check_replayed(port, log)
     return {"tool": "chromium", "version": version, "client": f"playwright {metadata.version('playwright')}"}
 
 
-def capture_chromium_mitm(log: Path, out: Path) -> dict[str, str]:
-    """Chromium's page calling the API through mitmproxy; mitmproxy's HAR."""
+def capture_chromium_mitm(log: Path, out: Path, scheme: str = "http") -> dict[str, str]:
+    """Chromium's page calling the API through mitmproxy; mitmproxy's HAR.
+
+    With ``scheme="https"`` Chromium speaks TLS to mitmproxy, which answers with its own
+    certificate and HTTP/2 (ALPN ``h2``); mitmproxy speaks HTTP/1.1 to the server.
+    """
     with replay_server(log) as port:
         with mitm_reverse(port, out) as proxy:
-            version = _browse(_page_url(port, f"http://127.0.0.1:{proxy}"), None)
+            version = _browse(_page_url(port, f"{scheme}://127.0.0.1:{proxy}"), None)
         _check_replayed(port, log)
     return {"tool": "mitmproxy", "version": mitmproxy_version(), "client": f"chromium {version}"}
+
+
+def capture_chromium_h2(log: Path, out: Path) -> dict[str, str]:
+    """Chromium calling the API over HTTP/2 (TLS to mitmproxy); Playwright's HAR, pseudo-headers and all."""
+    with replay_server(log) as port:
+        with mitm_reverse(port, out.with_suffix(".mitm.har")) as proxy:
+            version = _browse(_page_url(port, f"https://127.0.0.1:{proxy}"), out)
+        out.with_suffix(".mitm.har").unlink()
+        _check_replayed(port, log)
+    return {"tool": "chromium", "version": version, "client": f"playwright {metadata.version('playwright')}"}
 
 
 def capture_chromium_no_api(log: Path, out: Path) -> dict[str, str]:
@@ -227,15 +251,34 @@ def capture_chromium_no_api(log: Path, out: Path) -> dict[str, str]:
     return {"tool": "chromium", "version": version, "client": f"playwright {metadata.version('playwright')}"}
 
 
+_PLAYWRIGHT = {  # kind: (record_har_content, record_har_mode)
+    "chromium-embed": ("embed", "full"),
+    "chromium-attach-zip": ("attach", "full"),
+    "chromium-omit": ("omit", "full"),  # (record_har_omit_content=True: no text, sizes kept)
+    "chromium-minimal": ("embed", "minimal"),  # (no sizes, timings, pages or cookies)
+    "chromium-minimal-omit": ("omit", "minimal"),  # (no text and no sizes)
+}
+
+
+def tools_of(kind: str) -> set[str]:
+    """The tools a capture kind runs: ``chromium``, ``mitmproxy`` or both."""
+    tools = set() if kind.startswith("mitm-client") else {"chromium"}
+    if "mitm" in kind or kind == "chromium-h2":  # (HTTP/2 from Chromium: TLS to mitmproxy)
+        tools.add("mitmproxy")
+    return tools
+
+
 def capture(row: dict[str, Any], out: Path) -> dict[str, str]:
     """Take the capture an index row describes, into ``out``; returns tool, version and client."""
     log, kind = REPO / row["log"], row["capture"]
     if kind.startswith("mitm-client"):
         return capture_mitm_client(log, out, row.get("prefix", LOG_PREFIX), slash=kind.endswith("-redirect"))
-    if kind in ("chromium-embed", "chromium-attach-zip"):
-        return capture_chromium(log, out, "embed" if kind == "chromium-embed" else "attach")
-    if kind == "chromium-mitm":
-        return capture_chromium_mitm(log, out)
+    if kind in _PLAYWRIGHT:
+        return capture_chromium(log, out, *_PLAYWRIGHT[kind])
+    if kind in ("chromium-mitm", "chromium-mitm-h2"):
+        return capture_chromium_mitm(log, out, "https" if kind.endswith("-h2") else "http")
+    if kind == "chromium-h2":
+        return capture_chromium_h2(log, out)
     if kind == "chromium-no-api":
         return capture_chromium_no_api(log, out)
     raise ValueError(f"{row['file']}: no capture kind {kind!r}")
@@ -250,6 +293,8 @@ def main() -> None:
     """Re-take every capture of the corpus and record the tools' versions in the index."""
     doc = json.loads((CAPTURES / "index.json").read_text())
     for row in doc["captures"]:
+        if row["capture"] == "hand-made":  # (python -m tests.realtools.handmade writes those)
+            continue
         got = capture(row, CAPTURES / row["file"])
         row.update(got)
         print(f"{row['file']}: {got}")
