@@ -25,7 +25,7 @@ from fsm.matcher import Match, Matcher, Router, Transport
 from fsm.readers import input_uri, open_input, printable
 from fsm.report import EntityOutcome, EntityOutcomes, InputSummary, Report, Totals, sort_violations
 from fsm.schemacheck import SchemaChecker
-from fsm.secrets import Scrubber, bounded, redact, redact_value, template, unsafe_strings
+from fsm.secrets import Scrubber, bounded, redact, redact_value, shown, shown_key, template, unsafe_strings
 from fsm.spec import Spec, load_spec
 from fsm.stepper import Coverage, Prediction, Stepper, history_location
 from fsm.stepper.entities import FINISHED_IN_RAM, EntityStore
@@ -507,8 +507,8 @@ class Validator:
         """What may not be quoted from this exchange, to be scrubbed from what its violations say (D20).
 
         Its secrets (see :meth:`SchemaChecker.secrets`), its bearer token, and every string it
-        holds that has no safe shape (the allow-list of ``fsm/protocol/redaction.json``). The ids
-        of the entities it touched are shown in their keys, and the route's own ids in its path.
+        holds that has no safe shape (the allow-list of ``fsm/protocol/redaction.json``), the ids
+        of the entities it touched among them: keys show those by the same fingerprint (``shown_key``).
         """
         found = self._schemas.secrets(ex, match.operation, findings) if match is not None else set()
         if ex.token:
@@ -523,10 +523,12 @@ class Validator:
             unsafe_strings(ex.headers, found)
             unsafe_strings(ex.resp_headers, found)
         found -= self._own_words
+        # ids shown in keys and paths stay as they are in messages, even among a body's secrets; ids of
+        # no safe shape are scrubbed, to the fingerprint their keys show too (shown_key)
         if match is not None:
-            found.difference_update(match.params.values())
+            found.difference_update(v for v in match.params.values() if shown(v) == v)
         if not whole:
-            found -= {key.partition(":")[2] for key in self._stepper.last_touched}  # ids are shown in keys
+            found -= {key.partition(":")[2] for key in self._stepper.last_touched if shown_key(key) == key}
         return Scrubber(found)
 
     def _emit(
@@ -630,7 +632,8 @@ class Validator:
         for e, m in self._stepper.unfinished():
             finding = Finding(
                 "entity.incomplete",
-                f"{e.key} ends the log {e.state_text()}, not final ({', '.join(sorted(m.finals))})",
+                f"{shown_key(e.key)} ends the log {e.state_text()}, "
+                f"not final ({', '.join(sorted(m.finals))})",
                 entity=e.key,
                 expected=sorted(m.finals),
                 actual=list(e.states),
@@ -649,7 +652,7 @@ class Validator:
 
         def entities() -> Iterator[EntityOutcome]:  # (made again each time: those on disk read back)
             for key, kind, state, final, seen in outcomes():
-                yield EntityOutcome(redact(key), kind, state, final, seen)  # ids come from traffic
+                yield EntityOutcome(shown_key(key), kind, state, final, seen)  # ids come from traffic
 
         return Report(
             inputs=tuple(self._inputs),
@@ -828,9 +831,9 @@ def _violation(
         location=loc,
         exchange_index=index,
         operation_id=op,
-        # ids come from traffic too, but keys must stay the same in every violation: no per-exchange
-        # scrubbing of them (it would rename the entity), only the redaction every key gets
-        entity=bounded(redact(f.entity), 200) if f.entity else None,
+        # ids come from traffic too, and keys must stay the same in every violation: not scrubbed per
+        # exchange (it would rename the entity) but shown as every key is, by the scrubbing's fingerprint
+        entity=bounded(shown_key(f.entity), 200) if f.entity else None,
         instance_path=f.instance_path,
         spec_path=f.spec_path,
         expected=scrubber(redact_value(bounded(f.expected))),

@@ -19,7 +19,7 @@ from fsm._validators import SchemaValidator, compiled, ecma_regex, validator
 from fsm.exchange import Exchange
 from fsm.matcher import Match
 from fsm.pointer import expand, get, split
-from fsm.secrets import SECRET_KEYS, scrub, secrets_in
+from fsm.secrets import SECRET_KEYS, scrub, secrets_in, shown_text
 from fsm.spec.model import OperationSpec, Spec, StyleCheck
 from fsm.violation import NAMED_IN_MESSAGE, Finding
 
@@ -382,12 +382,17 @@ _NOT_SHOWN = "<not shown: this call carries a secret, which its bodies may echo 
 
 def _not_json(side: str, op: OperationSpec, text: str, *, quote: bool) -> Finding:
     """A captured body that should be JSON but is not (shown truncated, secrets scrubbed first)."""
+    # a body meant to carry a secret is never quoted: in text that is not JSON it may sit anywhere
+    shown = (
+        shown_text(scrub(text, secrets_in(text))[:80])
+        if quote
+        else f"<{len(text)} characters, not shown: D20>"
+    )
     return Finding(
         "input.body-not-json",
         f"the {side} body of {op.id} is not JSON",
         instance_path=f"/{side}/body",
-        # a body meant to carry a secret is never quoted: in text that is not JSON it may sit anywhere
-        actual=scrub(text, secrets_in(text))[:80] if quote else f"<{len(text)} characters, not shown: D20>",
+        actual=shown,
     )
 
 

@@ -15,6 +15,8 @@ import math
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote as url_quote
+from urllib.parse import unquote_plus
 
 import orjson
 
@@ -25,6 +27,7 @@ from fsm.spec.loader import check_file
 __all__ = [
     "SECRET_KEYS",
     "Scrubber",
+    "StandIn",
     "bounded",
     "fingerprint",
     "is_secret_field",
@@ -34,9 +37,12 @@ __all__ = [
     "scrub",
     "secrets_in",
     "shown",
+    "shown_key",
     "shown_path",
+    "shown_text",
     "template",
     "unsafe_strings",
+    "without_secrets",
 ]
 
 _POLICY = check_file(protocol_dir() / "redaction.json", "redaction")
@@ -214,6 +220,37 @@ def quote(value: Any, key: str | None = None) -> str:
             return "<a value that cannot be shown>"
         return text if len(text) <= MAX_QUOTED else f"<{type(value).__name__} of {len(value)} items>"
     return repr(safe)
+
+
+_TOKEN = re.compile(r"[A-Za-z0-9_+~%-](?:[A-Za-z0-9_.+~%-]{6,}[A-Za-z0-9_+~%-])")
+"""A run of 8 or more of the characters credentials are written with (a dot inside only: a JWT, not
+the end of a sentence); ``/`` and ``=`` part words, as in paths, forms and ``key=value``."""
+
+
+def shown_text(text: str) -> str:
+    """Free text from traffic (a body that is not JSON) as a report may quote it (D20).
+
+    The allow-list word by word: each run of credential characters of 8 or more that has no safe
+    shape becomes its fingerprint, so what no pattern knows for a secret (a value past a line break,
+    a secret cut in two, XML) is hidden too; the words around it, and fingerprints, are kept.
+    """
+    return _TOKEN.sub(lambda m: m[0] if _safe_text(m[0]) else fingerprint(m[0], "str"), text)
+
+
+def shown_key(key: str) -> str:
+    """An entity's key (``kind:id``, ``kind:code=CODE``) as reports show it (D20).
+
+    The id (or code) as it is when it has a safe shape; else the fingerprint that the scrubbing
+    of messages gives it too (``voucher:secret:3f2a9c``), so a key and the messages about its entity
+    agree, and two entities are still told apart. Ids come from traffic like any value: a path
+    ``/vouchers/<a secret>/redeem-voucher`` names an entity by it.
+    """
+    kind, sep, ident = key.partition(":")
+    code = ident.startswith("code=")
+    value = ident[5:] if code else ident
+    if not sep or len(value) < _MIN_SECRET or _safe_text(value):
+        return redact(key)
+    return f"{kind}:{'code=' if code else ''}{fingerprint(value, 'secret')}"
 
 
 def shown_path(path: str) -> str:
@@ -426,6 +463,81 @@ def _fingerprint_groups(m: re.Match[str]) -> str:
         if value and len(value) >= _MIN_SECRET and not value.startswith(("tok:", "secret:", "str:")):
             whole = whole.replace(value, fingerprint(value, "secret"))
     return whole
+
+
+StandIn = Callable[[str, str], str]
+"""Makes a recording's stand-in for a secret: ``stand_in(secret, kind)``, kind ``tok`` or ``secret``."""
+
+
+def without_secrets(record: dict[str, Any], stand_in: StandIn) -> dict[str, Any]:
+    """An exchange record as a recording keeps it (D29): every secret replaced by ``stand_in``'s form.
+
+    One reading of ``redaction.json`` for every recording (the sandbox's, the middleware's exchange
+    log): the Authorization header keeps its scheme (``Bearer <stand-in>``) and a ``token`` field the
+    same stand-in, so a validator of the recording still tells callers apart and learns their roles;
+    every other header, query parameter and body field named like a secret (``Cookie``,
+    ``X-Auth-Token``, ``refresh_token``, ``apiKey``, the protocol's own secret fields) has its value
+    replaced; a body that is not JSON, and every other string, is scrubbed of credentials in its text.
+    """
+    out = dict(record)
+    for side in ("request", "response"):
+        half = record.get(side)
+        if not isinstance(half, dict):
+            continue
+        half = dict(half)
+        headers = half.get("headers")
+        if isinstance(headers, dict):
+            half["headers"] = {k: _header_kept(k, v, stand_in) for k, v in headers.items()}
+        query = half.get("query")
+        if isinstance(query, dict):
+            half["query"] = _kept(query, stand_in)
+        path = half.get("path")
+        if isinstance(path, str) and "?" in path:
+            half["path"] = _path_kept(path, stand_in)
+        if "body" in half:
+            half["body"] = _kept(half["body"], stand_in)
+        if isinstance(half.get("bodyText"), str):
+            half["bodyText"] = redact(half["bodyText"])
+        out[side] = half
+    return out
+
+
+def _header_kept(name: Any, value: Any, stand_in: StandIn) -> Any:
+    if not isinstance(name, str) or not isinstance(value, str):
+        return value
+    if name.lower() == "authorization":
+        scheme, _, credential = value.partition(" ")
+        return f"{scheme} {stand_in(credential, 'tok')}" if credential else stand_in(value, "secret")
+    return stand_in(value, "secret") if _SECRET_WORDS.search(name) is not None else value
+
+
+def _kept(value: Any, stand_in: StandIn, key: str | None = None, depth: int = 0) -> Any:
+    """``value`` with what sits under a secret field replaced (a list's items too), other text scrubbed."""
+    if isinstance(value, str):
+        if key is not None and is_secret_field(key):
+            return stand_in(value, "tok" if key == "token" else "secret")
+        return redact(value)
+    if depth > 64:
+        return None
+    if isinstance(value, dict):
+        return {k: _kept(v, stand_in, k if isinstance(k, str) else None, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_kept(v, stand_in, key, depth + 1) for v in value]
+    if key is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return stand_in(str(value), "secret") if is_secret_field(key) else value
+    return value
+
+
+def _path_kept(path: str, stand_in: StandIn) -> str:
+    """A path's query string with the values of parameters named like a secret replaced."""
+    base, _, query = path.partition("?")
+    pairs = []
+    for pair in query.split("&"):
+        name, eq, value = pair.partition("=")
+        secret = eq and value and is_secret_field(unquote_plus(name))
+        kept = url_quote(stand_in(unquote_plus(value), "secret"), safe=":") if secret else value
+        pairs.append(f"{name}{eq}{kept}")
+    return f"{base}?{'&'.join(pairs)}"
 
 
 def redact_value(value: Any, key: str | None = None, depth: int = 0) -> Any:

@@ -184,7 +184,10 @@ class Plan(Record):
         return out
 
     def lines(self, f: PlannedFile, own: array[int]) -> bytearray:
-        """A byte per line (or entry) of ``f`` up to the last of ``own``'s records: 1 where one of them is."""
+        """A byte per line (or entry) of ``f`` up to the last of ``own``'s records: 1 where one of them is.
+
+        (Sized by the farthest position: a problem of no position, -1, may come last, after a HAR's entries.)
+        """
         positions, base = f.positions, f.base
         mask = bytearray(max(positions[o - base] for o in own) + 1 if own else 0)  # (HAR: in time order)
         for o in own:

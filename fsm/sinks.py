@@ -19,7 +19,7 @@ import orjson
 
 from fsm.monitor import Captured, Monitor
 from fsm.render.json import violation_to_dict
-from fsm.secrets import SECRET_KEYS
+from fsm.secrets import without_secrets
 from fsm.violation import Severity, Violation
 
 __all__ = ["Callback", "ExchangeLog", "JsonlFindings", "LoggingSink", "OpenTelemetrySink", "recorded"]
@@ -135,49 +135,9 @@ def _stand_in(secret: str, kind: str = "tok") -> str:
     return body[: max(len(secret), len(kind) + 7)]
 
 
-def _fingerprinted(value: Any, key: str | None = None, depth: int = 0) -> Any:
-    if depth > 64:
-        return None
-    if isinstance(value, str) and key is not None and key.lower() in _SECRET_LOWER:
-        return _stand_in(value, "tok" if key == "token" else "secret")
-    if isinstance(value, dict):
-        return {k: _fingerprinted(v, k, depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_fingerprinted(v, None, depth + 1) for v in value]
-    return value
-
-
-_SECRET_LOWER = frozenset(k.lower() for k in SECRET_KEYS)
-
-
-def _headers(headers: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in headers.items():
-        low = name.lower()
-        if low == "authorization" and isinstance(value, str):
-            scheme, _, credential = value.partition(" ")
-            out[name] = f"{scheme} {_stand_in(credential)}" if credential else _stand_in(value)
-        elif low in ("cookie", "set-cookie", "proxy-authorization", "x-api-key") and isinstance(value, str):
-            out[name] = _stand_in(value, "secret")
-        else:
-            out[name] = value
-    return out
-
-
 def recorded(record: Mapping[str, Any]) -> dict[str, Any]:
     """An exchange record as written to disk: secrets replaced by same-length fingerprints (D29)."""
-    out = dict(record)
-    for side in ("request", "response"):
-        half = record.get(side)
-        if not isinstance(half, dict):
-            continue
-        half = dict(half)
-        if isinstance(half.get("headers"), dict):
-            half["headers"] = _headers(half["headers"])
-        if "body" in half:
-            half["body"] = _fingerprinted(half["body"])
-        out[side] = half
-    return out
+    return without_secrets(dict(record), _stand_in)
 
 
 class OpenTelemetrySink:

@@ -7,7 +7,9 @@ planted by ``tests/hostile/plant.py`` appears in stdout, stderr or the report.
 
 from __future__ import annotations
 
+import copy
 import gzip
+import io
 import json
 import os
 import subprocess
@@ -25,6 +27,7 @@ from fsm import Report, UsageError, Validator, validate_log
 from fsm.config import Config, load_config
 from fsm.generate import generate, to_har
 from fsm.readers import open_input
+from fsm.readers.har import AfterEntries, EntryTooLong, stream_entries
 from fsm.render import render_json, render_junit, render_sarif, render_text
 from fsm.report import Totals
 from fsm.secrets import Scrubber, bounded, fingerprint, shown, shown_path
@@ -33,6 +36,9 @@ from tests.hostile import plant
 
 FORMATS = ("text", "json", "sarif", "junit")
 CORPUS = Path(__file__).parent / "corpus"
+ENTRY = b'{"request": {"method": "GET", "url": "http://x/api/v1/vouchers/query-vouchers"}, ' + (
+    b'"response": {"status": 200}}'
+)
 
 
 def voucher_fsm(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> tuple[int, str, str]:
@@ -173,6 +179,150 @@ def test_a_number_out_of_range_takes_no_later_entry_or_line_with_it(tmp_path: Pa
     jsonl.write_text("\n".join(lines + lines) + "\n")
     _, items = open_input(str(jsonl))
     assert [(i, error) for i, _, error in items] == [(1, None), (2, None), (3, None), (4, None)]
+
+
+def test_an_attached_file_is_named_in_reports_only_by_the_name_playwright_gives_it(tmp_path: Path) -> None:
+    """Playwright names attached bodies by their SHA-1: any other name may be a secret (D20)."""
+    secret, digest = "Pl4ntedAttachedName9X31c", "0" * 39 + "a"
+    entries = [
+        {
+            "request": {"method": "POST", "url": "http://x/api/v1/vouchers/vch_1/redeem-voucher"},
+            "response": {"status": 200, "content": {"_file": name}},
+        }
+        for name in (f"{secret}.json", f"{digest}.json")
+    ]
+    (tmp_path / "attached.har").write_text(json.dumps({"log": {"entries": entries}}))
+    report = validate_log(tmp_path / "attached.har")
+    said = [v.message for v in report.violations if v.rule_id == "input.unreadable"]
+    assert len(said) == 2 and f"'{digest}.json'" in said[1]
+    for render in RENDERERS:
+        assert secret[:8] not in render(report) and secret[-10:] not in render(report)
+
+
+def test_a_trace_draws_error_codes_and_statuses_from_traffic_as_reports_show_them(tmp_path: Path) -> None:
+    """`voucher-fsm trace`: a refusal code and a status of no safe shape are fingerprinted (D20)."""
+    example = Path(__file__).parents[1] / "examples" / "session-two-payments.jsonl"
+    records = [json.loads(line) for line in example.read_text().splitlines()]
+    join = next(r for r in records if r["request"]["path"].endswith("/session-join"))
+    code, status = "bad_Pl4ntedCode9X0a1b2c3d", "Pl4ntedStatus9X4e5f6a7b"
+    refused = {**join, "response": {"status": 409, "body": {"code": code, "message": "no"}}}
+    observed = {
+        **join,
+        "response": {**join["response"], "body": {**join["response"]["body"], "status": status}},
+    }
+    log = tmp_path / "trace.jsonl"
+    log.write_text("\n".join(json.dumps(r) for r in [*records, refused, observed]) + "\n")
+    exit_code, out, err = voucher_fsm("trace", str(log))
+    assert exit_code == 0 and "sequenceDiagram" in out, err
+    assert leaked(out + err, [code, status]) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [  # a value continued past a line break; markup no key=value pattern knows; JavaScript, not JSON
+        ("password=Pl4nted\\\n9X0a1b2c3d4e5f6a", "Pl4nted9X0a1b2c3d4e5f6a"),
+        ("<login><pwd>Pl4ntedXml9X0a1b2c3d4e</pwd></login>", "Pl4ntedXml9X0a1b2c3d4e"),
+        ("{creds: Pl4ntedLoose9X0a1b2c3d4e}", "Pl4ntedLoose9X0a1b2c3d4e"),
+    ],
+)
+def test_a_body_that_is_not_json_is_quoted_word_by_word_by_the_allow_list(text: str, secret: str) -> None:
+    """input.body-not-json quotes the start of the text: no 8 characters of a secret no pattern knows."""
+    validator = Validator()
+    path = "/api/v1/vouchers/vch_7299754400/redeem-voucher"
+    validator.feed(
+        {"request": {"method": "POST", "path": path, "bodyText": text}, "response": {"status": 409}}
+    )
+    [v] = [v for v in validator.finish().violations if v.rule_id == "input.body-not-json"]
+    assert isinstance(v.actual, str) and "str:" in v.actual
+    assert not any(secret[i : i + 8] in v.actual for i in range(len(secret) - 7)), v.actual
+
+
+@pytest.mark.parametrize("recorder", ["middleware", "sandbox"])
+def test_a_recording_keeps_no_value_of_a_header_query_or_field_named_like_a_secret(recorder: str) -> None:
+    """D29 for every name redaction.json calls secret, not only Authorization and the protocol's fields."""
+    from fsm.sandbox.recorder import without_secrets
+    from fsm.sinks import recorded
+
+    secret = plant.Planter("recording")
+    headers = (
+        "X-Auth-Token",
+        "x-amz-security-token",
+        "X-CSRF-Token",
+        "api-key",
+        "x-hub-signature-256",
+        "Cookie",
+    )
+    record = {
+        "request": {
+            "method": "POST",
+            "path": f"/api/v1/vouchers/vch_1/redeem-voucher?access_token={secret()}&limit=5",
+            "query": {"api_key": secret(), "limit": "5"},
+            "headers": {name: secret() for name in headers},
+            "body": {
+                "refresh_token": secret(),
+                "apiKeys": [secret(), secret()],
+                "nested": {"clientSecret": secret()},
+            },
+        },
+        "response": {
+            "status": 200,
+            "headers": {"set-cookie": f"sid={secret()}; HttpOnly", "x-session-token": secret()},
+            "bodyText": f"access_token={secret()}&scope=all",
+        },
+    }
+    kept = (recorded if recorder == "middleware" else without_secrets)(copy.deepcopy(record))
+    assert leaked(json.dumps(kept), secret.secrets) == []
+    assert kept["request"]["query"]["limit"] == "5" and kept["request"]["path"].endswith("&limit=5")
+
+
+def test_an_entity_named_by_a_secret_in_its_path_is_keyed_by_its_fingerprint() -> None:
+    """/vouchers/<secret>/redeem-voucher routes: its key, messages and outcome agree, none shows it."""
+    secret = "Pl4ntedEntityId9X0a1b2c3d4e"
+    validator = Validator()
+    path = f"/api/v1/vouchers/{secret}/redeem-voucher"
+    validator.feed({"request": {"method": "POST", "path": path, "body": {}}, "response": {"status": 200}})
+    report = validator.finish()
+    keys = {v.entity for v in report.violations if v.entity} | {e.key for e in report.entities}
+    assert keys == {f"voucher:{fingerprint(secret, 'secret')}"}
+    assert any(v.rule_id == "entity.incomplete" for v in report.violations)
+    for render in RENDERERS:
+        assert leaked(render(report), [secret]) == []
+
+
+def test_a_har_entry_longer_than_longest_record_stops_the_read_there_and_says_so(tmp_path: Path) -> None:
+    """ijson holds a string whole: a 1.5 GB one (6.5 MB gzipped) took gigabytes. Bounded like a JSONL line."""
+    data = b'{"log": {"entries": [' + ENTRY + b', {"_x": "' + b"a" * (8 << 20) + b'"}, ' + ENTRY + b"]}}"
+    stream = io.BytesIO(data)
+    with pytest.raises(EntryTooLong):
+        for _ in stream_entries(stream, longest=1 << 20):
+            pass
+    assert stream.tell() < len(data) // 4
+    (tmp_path / "long.har").write_bytes(data)
+    validator = Validator(config=Config(longest_record=1 << 20))
+    validator.feed_file(str(tmp_path / "long.har"))
+    report = validator.finish()
+    assert report.totals == Totals(read=2, judged=1, unreadable=1)
+    [bad] = [v for v in report.violations if v.rule_id == "input.unreadable"]
+    assert str(bad.location).endswith("entries[1]") and "longest-record" in bad.message
+
+
+@pytest.mark.parametrize(
+    ("head", "tail"),
+    [
+        (b'{"log": {"entries": [' + ENTRY + b", ", b""),  # an entry nested past any bound
+        (b'{"pre": ', b""),  # before log.entries
+        (b'{"log": {"entries": [' + ENTRY + b']}, "post": ', b""),  # after them
+    ],
+    ids=["in-an-entry", "before-the-entries", "after-the-entries"],
+)
+def test_a_har_nested_without_end_stops_the_streaming_read_early(head: bytes, tail: bytes) -> None:
+    """The parser keeps a byte a level: 1.5 GB of '[' in a gzip took 620 MB; now the read stops early."""
+    data = head + b"[" * (8 << 20) + tail
+    stream = io.BytesIO(data)
+    with pytest.raises((RecursionError, AfterEntries)):
+        for _ in stream_entries(stream):
+            pass
+    assert stream.tell() < len(data) // 4  # (ijson reads in 64 kB chunks: stopped near the bound)
 
 
 @pytest.mark.parametrize("case", ["time-no-offset", "time-accepted-after-expiry"])
@@ -491,4 +641,18 @@ def test_a_zip_bomb_and_a_huge_attached_body_are_read_in_bounded_memory(tmp_path
     said = [v["message"] for v in json.loads(out)["violations"] if v["rule"] == "input.unreadable"]
     assert code == 1 and totals["judged"] == len(entries) - 1, said
     assert any("longest-record" in m for m in said)
+    assert peak < 400, f"{peak:.0f} MB"
+
+
+@pytest.mark.slow
+def test_a_gzip_bomb_of_nesting_in_a_har_is_read_in_bounded_memory(tmp_path: Path) -> None:
+    """600 MB of '[' after a HAR's first entry, gzipped to 2.6 MB: 620 MB and 78 s before; under 400 MB."""
+    bomb = tmp_path / "deep.har"
+    with gzip.open(bomb, "wb", compresslevel=1) as fh:
+        fh.write(b'{"log": {"entries": [' + ENTRY + b", ")
+        for _ in range(600):
+            fh.write(b"[" * (1 << 20))
+    code, out, peak = _peak_of([sys.executable, "-m", "fsm", "validate", "--format", "json", str(bomb)])
+    totals = json.loads(out)["totals"]
+    assert code == 1 and (totals["read"], totals["judged"], totals["unreadable"]) == (2, 1, 1)
     assert peak < 400, f"{peak:.0f} MB"

@@ -357,6 +357,15 @@ def test_each_files_clock_runs_across_shards(tmp_path: Path) -> None:
     assert counts["time.missing"] == 1 and counts["time.no-offset"] == 1
 
 
+def test_a_har_with_another_document_after_its_entries_is_reported_the_same(tmp_path: Path) -> None:
+    """A problem with no position after a HAR's entries (two HARs in one file) is a shard's last record."""
+    log = mutated_log(5, sessions=6)
+    har = json.dumps(to_har(log)).encode()
+    (tmp_path / "two.har").write_bytes(har + b"\n" + har)
+    report = same_report([tmp_path / "two.har"], jobs=(2, 3))
+    assert report.totals.unreadable == 1 and report.totals.read == len(log) + 1
+
+
 def test_the_totals_add_up_over_shards(tmp_path: Path) -> None:
     log = mutated_log(12, sessions=12)
     lines = [orjson.dumps(r) for r in log] + [b"{broken", b'{"time": 1}']

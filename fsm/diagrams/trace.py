@@ -17,6 +17,7 @@ from fsm.exchange import Exchange
 from fsm.matcher import Match
 from fsm.pipeline import Validator
 from fsm.report import Report
+from fsm.secrets import shown, shown_key, shown_path
 from fsm.spec.model import Spec
 from fsm.stepper import Coverage
 from fsm.violation import Severity, Violation
@@ -62,15 +63,18 @@ def trace_of(
         bad = [v for v in found if v.severity is not Severity.INFO]
         highlight = ", ".join(dict.fromkeys(v.rule_id for v in bad)) or None
         op = match.operation.id if match else "?"
-        messages.append(Message(role, "server", f"{ex.method} {ex.path}  [{op}]", highlight=highlight))
-        answer = str(ex.status) + (f" {ex.error_code}" if ex.error_code and not ex.accepted else "")
+        # (what traffic says is drawn as reports show it: a value of no safe shape by fingerprint, D20)
+        call = f"{shown(ex.method)} {shown_path(ex.path)}  [{op}]"
+        messages.append(Message(role, "server", call, highlight=highlight))
+        answer = str(ex.status) + (f" {shown(ex.error_code)}" if ex.error_code and not ex.accepted else "")
         status = ex.resp_body.get("status") if isinstance(ex.resp_body, dict) else None
         if isinstance(status, str):
-            answer += f": {status}"
+            answer += f": {shown(status)}"
         messages.append(Message("server", role, answer, reply=True))
-    title = f"Recorded traffic of {target}"
+    title = f"Recorded traffic of {shown_key(target)}"
     participants = (("payer", "Payer wallet"), ("payee", "Payee"), ("server", "Bleepay"))
-    return SequenceDiagram(f"trace-{session or voucher}", title, participants, tuple(messages)), report
+    name = "trace-" + shown_key(target).partition(":")[2]
+    return SequenceDiagram(name, title, participants, tuple(messages)), report
 
 
 def _only_session(keys: list[str]) -> str:
@@ -80,7 +84,8 @@ def _only_session(keys: list[str]) -> str:
         return ids[0]
     if not ids:
         raise UsageError("no session in the log; name a voucher with --voucher ID")
-    listed = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+    listed = ", ".join(shown_key(k).partition(":")[2] for k in keys[:10])
+    listed += f" and {len(ids) - 10} more" if len(ids) > 10 else ""
     raise UsageError(f"the log holds {len(ids)} sessions ({listed}); name one with --session ID")
 
 

@@ -39,7 +39,14 @@ from fsm.readers._containers import (
 )
 from fsm.readers._json import what_failed
 from fsm.readers._stdin import primed
-from fsm.readers.har import AfterEntries, entry_to_record, in_time_order, read_har, stream_entries
+from fsm.readers.har import (
+    AfterEntries,
+    EntryTooLong,
+    entry_to_record,
+    in_time_order,
+    read_har,
+    stream_entries,
+)
 from fsm.readers.jsonl import LONGEST_RECORD, MOST_VALUES, read_jsonl
 
 __all__ = [
@@ -188,7 +195,8 @@ def open_input(
         stream.read(len(_BOM))
     if fmt == "har":
         attached = attached_beside(Path(path), longest) if path != "-" else None
-        return info, _closing(in_time_order(_har_items(stream, reread, most_values, attached)), handle)
+        items = _har_items(stream, reread, most_values, longest, attached)
+        return info, _closing(in_time_order(items), handle)
     # (one generator less per record)
     return info, read_jsonl(stream, also_close=handle, longest=longest, most_values=most_values, keep=keep)
 
@@ -219,7 +227,11 @@ def _open_zip(
     both = _Both(archive, buffered)
     if fmt == "har":
         items = _har_items(
-            stream, functools.partial(archive.read_member, longest), most_values, archive.attached(longest)
+            stream,
+            functools.partial(archive.read_member, longest),
+            most_values,
+            longest,
+            archive.attached(longest),
         )
         return info, _closing(in_time_order(items), both)
     return info, read_jsonl(stream, also_close=both, longest=longest, most_values=most_values)
@@ -301,6 +313,7 @@ def _har_items(
     stream: Any,
     reread: Callable[[], bytes] | None,
     most_values: int,
+    longest: int,
     attached: Callable[[str], bytes] | None = None,
 ) -> Iterator[RawItem]:
     """HAR entries one at a time, parsed as the file streams in (memory stays flat).
@@ -311,12 +324,19 @@ def _har_items(
     """
     done = 0
     try:
-        for entry, too_deep in stream_entries(stream, most_values):
+        for entry, too_deep in stream_entries(stream, most_values, longest):
             record, error = entry_to_record(entry, attached) if too_deep is None else (None, too_deep)
             yield done, record, error
             done += 1
     except AfterEntries:  # nothing lost: said once, no salvage
         yield None, None, f"all {done} entries were read, but the file is not valid JSON after them"
+        return
+    except EntryTooLong:  # (a salvage, bounded by the same longest-record, could read no more of it)
+        yield (
+            done,
+            None,
+            f"entry longer than the {longest:,} bytes read (longest-record); later entries are not read",
+        )
         return
     except (ijson.JSONError, ValueError, RecursionError, *READ_ERRORS) as exc:
         lost = "later entries cannot be read"

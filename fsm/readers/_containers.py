@@ -155,11 +155,14 @@ class _Zlib(io.RawIOBase):
 
 
 def _plain_name(name: str) -> PurePosixPath | None:
-    """``name`` as a relative path with no way up (``..``), or None: an attached file is beside the HAR."""
+    """``name`` as a relative path with no way up (``..``), or None: an attached file is beside the HAR.
+
+    ``.`` and ``./`` have no parts at all: they name the folder, never a file.
+    """
     if not name or "\\" in name or "\0" in name:
         return None
     path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
+    if not path.parts or path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
         return None
     return path
 
@@ -171,7 +174,8 @@ def attached_beside(har: Path, longest: int) -> Callable[[str], bytes]:
     def read(name: str) -> bytes:
         rel = _plain_name(name)
         if rel is None:
-            raise AttachedError("names no file beside the HAR (an absolute path, or one going up: not read)")
+            why = "the folder itself, an absolute path, or one going up: not read"
+            raise AttachedError(f"names no file beside the HAR ({why})")
         path = folder / rel
         try:
             with path.open("rb") as fh:
@@ -232,7 +236,8 @@ class ZipInput:
         def read(name: str) -> bytes:
             rel = _plain_name(name)
             if rel is None:
-                raise AttachedError("names no file of the archive (an absolute path, or one going up)")
+                why = "the folder itself, an absolute path, or one going up"
+                raise AttachedError(f"names no file of the archive ({why})")
             try:
                 info = self.archive.getinfo(str(rel))
             except KeyError:

@@ -21,11 +21,13 @@ import orjson
 from fsm.readers._containers import AttachedError
 from fsm.readers._json import DECODER
 from fsm.readers.jsonl import MOST_VALUES
+from fsm.secrets import fingerprint
 
 __all__ = [
     "MAX_DEPTH",
     "REORDER_WINDOW",
     "AfterEntries",
+    "EntryTooLong",
     "entry_to_record",
     "in_time_order",
     "read_har",
@@ -39,6 +41,33 @@ Attached = Callable[[str], bytes]
 
 MAX_DEPTH = 1024
 """Deepest nesting of arrays and objects read in a HAR (orjson's limit for a JSONL line too)."""
+DEEPEST_SKIPPED = 64 * MAX_DEPTH
+"""Deepest nesting of an entry skipped for its depth with the entries after it still read."""
+
+
+class EntryTooLong(Exception):  # (internal: _har_items turns it into a reported problem)
+    """One entry's text is longer than longest-record: the streaming parser would hold it whole."""
+
+
+class _Counted:
+    """A binary stream that counts what is read from it, and refuses to read far past ``limit``.
+
+    ijson holds a string value whole until its closing quote (a 1.5 GB string, gzipped to 6.5 MB,
+    took gigabytes): an entry is bounded by its bytes, as a JSONL line is by ``longest-record``.
+    """
+
+    def __init__(self, raw: Any, longest: int) -> None:
+        self._raw = raw
+        self._longest = longest
+        self.total = 0
+        self.start: int | None = None  # where the entry being read began (None: between entries)
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._raw.read(size)
+        self.total += len(data)
+        if self.start is not None and self.total - self.start > self._longest + (1 << 17):
+            raise EntryTooLong
+        return data
 
 
 REORDER_WINDOW = 1000
@@ -98,15 +127,19 @@ _OPEN = frozenset({"start_map", "start_array"})
 _CLOSE = frozenset({"end_map", "end_array"})
 
 
-def stream_entries(stream: Any, most_values: int = MOST_VALUES) -> Iterator[tuple[Any, str | None]]:
+def stream_entries(
+    stream: Any, most_values: int = MOST_VALUES, longest: int | None = None
+) -> Iterator[tuple[Any, str | None]]:
     """``(entry, None)`` for each item of ``log.entries`` as the file streams in; ``(None, why)`` if too deep.
 
     Built from ijson's prefix-free events: its ``items`` keeps the path of every open level as
     text, which for deep nesting takes memory growing with the square of the depth (974 MB for
     20,000 nested arrays). An entry nested deeper than :data:`MAX_DEPTH` is skipped and said so;
-    the entries after it are read. Raises what ijson raises for a document that is not JSON.
+    the entries after it are read. Raises what ijson raises for a document that is not JSON, and
+    :class:`EntryTooLong` for an entry of more than ``longest`` bytes (when given).
     """
-    events = ijson.basic_parse(stream, use_float=True)
+    counted = _Counted(stream, longest) if longest is not None else None
+    events = ijson.basic_parse(counted if counted is not None else stream, use_float=True)
     path: list[Any] = []  # the key each open container sits under (None: the root, an array item)
     key: Any = None
     for event, value in events:
@@ -117,6 +150,8 @@ def stream_entries(stream: Any, most_values: int = MOST_VALUES) -> Iterator[tupl
             path.append(key)
             if event == "start_array" and path == [None, "log", "entries"]:
                 break
+            if len(path) > MAX_DEPTH:
+                raise _too_deep()
         elif event in _CLOSE:
             path.pop()
         key = None  # a key names only the value right after it
@@ -125,12 +160,26 @@ def stream_entries(stream: Any, most_values: int = MOST_VALUES) -> Iterator[tupl
     for event, value in events:
         if event == "end_array":
             break
-        yield _entry(event, value, events, most_values)
-    try:
-        for _ in events:  # the rest of the document: what breaks it is still reported
+        if counted is not None:
+            counted.start = counted.total
+        entry = _entry(event, value, events, most_values)
+        if counted is not None:
+            counted.start = None
+        yield entry
+    try:  # the rest of the document (log and the root still open): what breaks it is still reported
+        _skip(events, 2, MAX_DEPTH)
+        for _ in events:  # (only junk can follow: the parser raises)
             pass
-    except ijson.JSONError as exc:
+    except (ijson.JSONError, RecursionError) as exc:
         raise AfterEntries(exc) from None
+
+
+def _too_deep() -> RecursionError:
+    """Nesting no HAR holds, past which the parser is not followed: it keeps a byte a level open.
+
+    (A gzip bomb of 1.5 GB of ``[`` took 620 MB; a skipped entry may go on to :data:`DEEPEST_SKIPPED`.)
+    """
+    return RecursionError(f"nested deeper than {MAX_DEPTH} levels")
 
 
 def _entry(
@@ -172,11 +221,17 @@ def _entry(
     raise ijson.IncompleteJSONError("the file ends inside an entry")
 
 
-def _skip(events: Iterator[tuple[str, Any]], depth: int) -> None:
-    """Consume the events of the ``depth`` containers open, to the end of the entry."""
+def _skip(events: Iterator[tuple[str, Any]], depth: int, deepest: int = DEEPEST_SKIPPED) -> None:
+    """Consume the events of the ``depth`` containers open, to the end of the entry.
+
+    Raises ``RecursionError`` past ``deepest`` levels: the parser's memory grows with the depth,
+    so a deeper entry ends the streaming read (what follows is salvaged, bounded).
+    """
     for event, _ in events:
         if event in _OPEN:
             depth += 1
+            if depth > deepest:
+                raise _too_deep()
         elif event in _CLOSE:
             depth -= 1
             if depth == 0:
@@ -367,12 +422,18 @@ def entry_to_record(entry: Any, attached: Attached | None = None) -> tuple[dict[
 
 
 def _shown_name(name: Any) -> str:
-    """An attached file's name as a report may show it (Playwright's are hex digests and an extension)."""
+    """An attached file's name as a report may show it: Playwright's (a SHA-1 digest and an extension).
+
+    Any other name is a value from the capture like any other, a secret maybe (D20): its length and
+    fingerprint tell two apart.
+    """
     text = str(name)
-    return repr(text) if _FILE_NAME.match(text) else f"<a name of {len(text)} characters>"
+    if _FILE_NAME.match(text):
+        return repr(text)
+    return f"<a name of {len(text)} characters, {fingerprint(text, 'str')}>"
 
 
-_FILE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
+_FILE_NAME = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})\.[A-Za-z0-9]{1,10}$")
 
 
 def _entry_to_record(entry: Any, attached: Attached | None) -> tuple[dict[str, Any] | None, str | None]:

@@ -14,8 +14,9 @@ from typing import Any
 
 import orjson
 
+from fsm import secrets
 from fsm.generate import to_har
-from fsm.secrets import SECRET_KEYS, fingerprint, redact_value
+from fsm.secrets import fingerprint
 
 __all__ = ["Recorder", "without_secrets"]
 
@@ -29,45 +30,16 @@ def without_secrets(record: dict[str, Any]) -> dict[str, Any]:
     """``record`` with tokens, passwords and signatures replaced by stable fingerprints (D29).
 
     A bearer token becomes ``Bearer tok:…``, the same fingerprint the sign-in answer that issued it
-    shows, so a validator of the recording still tells callers apart and learns their roles.
+    shows, so a validator of the recording still tells callers apart and learns their roles; what
+    :func:`fsm.secrets.without_secrets` finds secret besides is ``secret:…`` padded with ``*`` to
+    the length it had (its schema's lengths hold).
     """
-    req = dict(record["request"])
-    headers = dict(req.get("headers") or {})
-    auth = headers.get("authorization")
-    if auth is not None:
-        scheme, _, token = auth.partition(" ")
-        headers["authorization"] = (
-            f"{scheme} {fingerprint(token, 'tok')}" if token else fingerprint(auth, "secret")
-        )
-    req["headers"] = headers
-    if "body" in req:
-        req["body"] = _hidden(req["body"])
-    resp = dict(record["response"])
-    if "body" in resp:
-        resp["body"] = _hidden(resp["body"])
-    return {**record, "request": req, "response": resp}
+    return secrets.without_secrets(record, _stand_in)
 
 
-def _hidden(value: Any, key: str | None = None, depth: int = 0) -> Any:
-    """``value`` with secret fields fingerprinted, as long as the secret was (its schema's lengths hold).
-
-    A token becomes ``tok:…`` (as in the Authorization header); any other secret ``secret:…`` padded
-    with ``*`` to its length. Other strings are scrubbed of whatever looks like a credential.
-    """
-    if isinstance(value, str):
-        if key is not None and key in SECRET_KEYS:
-            if key == "token":
-                return fingerprint(value, "tok")
-            shown = fingerprint(value, "secret")
-            return shown + "*" * (len(value) - len(shown))
-        return redact_value(value)
-    if depth > 64:
-        return redact_value(value)
-    if isinstance(value, dict):
-        return {k: _hidden(v, k, depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_hidden(v, None, depth + 1) for v in value]
-    return value
+def _stand_in(secret: str, kind: str) -> str:
+    shown = fingerprint(secret, kind)
+    return shown if kind == "tok" else shown + "*" * (len(secret) - len(shown))
 
 
 class Recorder:
