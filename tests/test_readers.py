@@ -161,11 +161,30 @@ def test_a_file_that_cannot_be_opened_is_one_unreadable_record(tmp_path: Path) -
         (b'{"time": 1}', "jsonl"),
         (b"", "jsonl"),
         (b"garbage", "jsonl"),
+        (b'{\n  "comment": "exported",\n  "log": {\n    "version": "1.2"', "har"),
+        (b'{"time": 1, "log": {"a": 1}}\n{"time": 2}', "jsonl"),
+        (b'{\n  "time": 1', "jsonl"),
     ],
 )
 def test_format_detection(head: bytes, fmt: str) -> None:
-    """A leading {"log" means HAR; anything else is read as JSONL."""
+    """A leading {"log" means HAR, as does an object over several lines naming a "log" object."""
     assert detect_format(head) == fmt
+
+
+def test_a_file_named_har_is_read_as_har_whatever_member_comes_first(tmp_path: Path) -> None:
+    """A one-line HAR whose first member is not "log" is still read as HAR by its name."""
+    entry = {
+        "startedDateTime": "2026-01-01T00:00:00.000Z",
+        "time": 1,
+        "request": {"method": "GET", "url": "https://x/api/v1/ping", "headers": []},
+        "response": {"status": 200, "headers": [], "content": {"size": 0, "text": ""}},
+    }
+    path = tmp_path / "capture.har"
+    path.write_text(json.dumps({"comment": "tool", "log": {"version": "1.2", "entries": [entry]}}))
+    info, items = open_input(str(path))
+    assert info.format == "har"
+    ((position, record, error),) = list(items)
+    assert error is None and record is not None and position == 0
 
 
 @given(st.binary(max_size=400))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -105,12 +106,23 @@ class InputFile:
         return self.format == "har"
 
 
+_LOG_MEMBER = re.compile(rb'"log"\s*:\s*\{')
+
+
 def detect_format(head: bytes, name: str = "") -> Format:
-    """Tell HAR from JSONL by the first bytes; fall back to the file name when empty."""
+    """Tell HAR from JSONL by the first bytes, then by the file name.
+
+    A HAR usually opens with its ``"log"`` member, but JSON objects are unordered and some tools
+    write another member first (a comment, a version). Such an object is still a HAR when the file
+    is named ``.har``, or when it spans lines (no JSONL record does) and names a ``"log"`` object.
+    """
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped.startswith(b"{"):
         rest = stripped[1:].lstrip()
-        if rest.startswith(b'"log"'):
+        if rest.startswith(b'"log"') or name.lower().endswith(".har"):
+            return "har"
+        first_line = stripped.split(b"\n", 1)[0].rstrip()
+        if not first_line.endswith(b"}") and _LOG_MEMBER.search(stripped):
             return "har"
         return "jsonl"
     if not stripped and name.lower().endswith(".har"):
