@@ -43,6 +43,7 @@ from fsm.readers._stdin import primed
 from fsm.readers.har import (
     AfterEntries,
     EntryTooLong,
+    SecondEntries,
     entry_to_record,
     in_time_order,
     read_har,
@@ -342,6 +343,14 @@ def _har_items(
             done += 1
     except AfterEntries:  # nothing lost: said once, no salvage
         yield None, None, f"all {done} entries were read, but the file is not valid JSON after them"
+        return
+    except SecondEntries as again:  # said: its entries are not judged
+        yield (
+            None,
+            None,
+            f"all {done} entries were read, but the file names {again} again after them"
+            " (a duplicated member); entries under it are not read",
+        )
         return
     except EntryTooLong:  # (a salvage, bounded by the same longest-record, could read no more of it)
         yield (

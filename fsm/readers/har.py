@@ -28,6 +28,7 @@ __all__ = [
     "REORDER_WINDOW",
     "AfterEntries",
     "EntryTooLong",
+    "SecondEntries",
     "entry_to_record",
     "in_time_order",
     "read_har",
@@ -167,11 +168,23 @@ def stream_entries(
             counted.start = None
         yield entry
     try:  # the rest of the document (log and the root still open): what breaks it is still reported
-        _skip(events, 2, MAX_DEPTH)
+        _skip(events, 2, MAX_DEPTH, _AGAIN)  # (a member naming entries again is not lost)
         for _ in events:  # (only junk can follow: the parser raises)
             pass
     except (ijson.JSONError, RecursionError) as exc:
         raise AfterEntries(exc) from None
+
+
+class SecondEntries(Exception):  # (internal: _har_items turns it into a reported problem)
+    """The document names ``log.entries`` (or ``log``) again after the entries were read."""
+
+
+_AGAIN = {1: "log", 2: "entries"}
+"""Members that name entries again after ``log.entries`` (by depth: the root is 1, ``log`` 2).
+
+JSON parsers disagree on a duplicated member (most keep the last): a second ``entries`` in
+``log``, or a second ``log``, would hold entries no reader of the first one judged.
+"""
 
 
 def _too_deep() -> RecursionError:
@@ -221,13 +234,21 @@ def _entry(
     raise ijson.IncompleteJSONError("the file ends inside an entry")
 
 
-def _skip(events: Iterator[tuple[str, Any]], depth: int, deepest: int = DEEPEST_SKIPPED) -> None:
+def _skip(
+    events: Iterator[tuple[str, Any]],
+    depth: int,
+    deepest: int = DEEPEST_SKIPPED,
+    again: dict[int, str] | None = None,
+) -> None:
     """Consume the events of the ``depth`` containers open, to the end of the entry.
 
     Raises ``RecursionError`` past ``deepest`` levels: the parser's memory grows with the depth,
-    so a deeper entry ends the streaming read (what follows is salvaged, bounded).
+    so a deeper entry ends the streaming read (what follows is salvaged, bounded); and
+    :class:`SecondEntries` for a key ``again`` names at its depth.
     """
-    for event, _ in events:
+    for event, value in events:
+        if again is not None and event == "map_key" and again.get(depth) == value:
+            raise SecondEntries(value)
         if event in _OPEN:
             depth += 1
             if depth > deepest:
