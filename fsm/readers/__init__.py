@@ -183,6 +183,9 @@ def open_input(
     except READ_ERRORS as exc:  # corrupt or truncated header: report, go on
         why = f"cannot decompress: {what_failed(exc)} ({kind}-compressed)"
         return _unreadable(label, compressed, path, buffered, why)
+    twice = _compressed_twice(kind, head) if kind is not None else None
+    if twice is not None:  # every line would be unreadable: say once what the file is
+        return _unreadable(label, compressed, path, buffered, twice)
     wide = _wide_text(head)
     if wide is not None:  # every line would be unreadable: say once what the file is
         why = f"{wide} text; logs are UTF-8: iconv -f {wide} -t UTF-8 FILE > NEW"
@@ -260,6 +263,15 @@ class _Both:
     def close(self) -> None:
         self._archive.close()
         self._raw.close()
+
+
+def _compressed_twice(outer: Container, head: bytes) -> str | None:
+    """Why a decompressed ``head`` cannot be read when it is a container again, or None."""
+    inner = container_of(head)
+    if inner is not None and inner != "zlib":  # (zlib's two-byte header is too weak a sign here)
+        return f"{outer}-compressed {inner} data (compressed twice); decompress it once more first"
+    alien = unreadable_container(head)
+    return f"{outer}-compressed: {alien}" if alien is not None else None
 
 
 def _wide_text(head: bytes) -> str | None:
