@@ -673,3 +673,13 @@ def test_parse_timestamp_remembers_only_the_last_time_and_never_answers_for_anot
         ("2026-06-09T12:00:00", 1781006400.0),
     ]:
         assert parse_timestamp(text) == seconds, text
+
+
+def test_records_split_by_bare_carriage_returns_are_named_with_the_conversion(tmp_path: Path) -> None:
+    """A JSONL file with old Mac line ends reads as one line; its error says why and how to convert."""
+    path = tmp_path / "cr.jsonl"
+    path.write_bytes(b'{"a": 1}\r{"b": 2}\r')
+    _, items = open_input(str(path))
+    ((position, record, error),) = list(items)
+    assert position == 1 and record is None
+    assert error is not None and "bare carriage returns" in error and "tr '\\r' '\\n'" in error

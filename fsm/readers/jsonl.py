@@ -101,6 +101,7 @@ def _describe(exc: ValueError, line: bytes) -> str:
     if "recursion" in str(exc).lower():
         return "JSON nested too deeply (over 1024 levels)"
     pos = getattr(exc, "pos", None)
-    if isinstance(pos, int):
-        return f"not valid JSON at column {pos + 1}"
-    return "not valid JSON"
+    where = f"not valid JSON at column {pos + 1}" if isinstance(pos, int) else "not valid JSON"
+    if b"}\r{" in line:  # records split by carriage returns alone (old Mac line ends)
+        return f"{where}: records split by bare carriage returns; convert them: tr '\\r' '\\n' < FILE > NEW"
+    return where
