@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import tracemalloc
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -84,6 +85,22 @@ def test_a_compressed_body_that_cannot_be_decoded_is_not_checked_rather_than_mis
     assert captured.parts("", limit=1000).resp_unkept
     captured.resp_body = gzip.compress(body)
     assert captured.parts("").resp_body == {"challenge": "a" * 48}
+
+
+def test_a_brotli_body_is_decoded_within_the_bound_and_a_brotli_bomb_is_not_unpacked() -> None:
+    """br (brotli installed): decoded as gzip is; a bomb stops at the bound, its output never held whole."""
+    brotli = pytest.importorskip("brotli", reason="brotli is optional; the test extras install it")
+    body = b'{"challenge": "' + b"a" * 48 + b'"}'
+    assert decoded(brotli.compress(body), "br") == body
+    assert decoded(brotli.compress(body)[:-3], "br") is None  # cut short
+    bomb = brotli.compress(b"\0" * (64 * 2**20))  # 64 MB of zeros in a few hundred bytes
+    tracemalloc.start()
+    try:
+        assert decoded(bomb, "br", limit=2**20) is None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"{peak:,} bytes held while decoding a bomb bounded at 1 MB"
 
 
 def test_a_server_that_adds_members_the_docs_do_not_name_draws_no_terms_change() -> None:
