@@ -588,3 +588,28 @@ def test_check_traffic_fails_a_test_whose_capture_judged_nothing() -> None:
     with pytest.raises(pytest.fail.Exception, match="judged nothing"):
         check_traffic(SAMPLES / "gateway.har", config=Config())
     assert check_traffic(SAMPLES / "gateway.har", config=Config(api_prefix="/gateway/api/v1")).routed == 14
+
+
+def test_time_order_holds_entries_spanning_at_most_its_byte_budget() -> None:
+    """Entries of big bodies: the window is bounded by the bytes they came from, not only by count."""
+    read = 0
+
+    def items() -> Any:
+        nonlocal read
+        for n in range(20):
+            read += 10  # each entry 10 bytes of HAR text, written newest first
+            yield n, {"time": f"2026-01-01T00:00:{59 - n:02d}Z"}, None
+
+    def order(budget: int) -> tuple[list[Any], int]:
+        out: list[Any] = []
+        most = 0
+        for position, _, _ in in_time_order(items(), spent=lambda: read, budget=budget):
+            out.append(position)
+            most = max(most, read // 10 - (len(out) - 1))  # read so far, less those handed on
+        return out, most
+
+    read = 0
+    assert order(10_000) == (list(range(19, -1, -1)), 20)  # all held: fully sorted
+    read = 0
+    out, most = order(25)
+    assert most <= 3 and sorted(out) == list(range(20))  # at most 25 bytes held (+ the one read)

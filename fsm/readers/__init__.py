@@ -42,6 +42,7 @@ from fsm.readers._json import what_failed
 from fsm.readers._stdin import primed
 from fsm.readers.har import (
     AfterEntries,
+    Counted,
     EntryTooLong,
     SecondEntries,
     entry_to_record,
@@ -211,8 +212,9 @@ def open_input(
         stream.read(len(_BOM))
     if fmt == "har":
         attached = attached_beside(Path(path), longest) if path != "-" else None
-        items = _har_items(stream, reread, most_values, longest, attached)
-        return info, _closing(in_time_order(items), handle)
+        meter = Counted(stream, longest)
+        items = _har_items(meter, reread, most_values, longest, attached)
+        return info, _closing(_sorted(items, meter), handle)
     # (one generator less per record)
     return info, read_jsonl(stream, also_close=handle, longest=longest, most_values=most_values, keep=keep)
 
@@ -242,14 +244,15 @@ def _open_zip(
     info = InputFile(label, fmt, True, _size(Path(path)), buffered.tell, buffered.close)
     both = _Both(archive, buffered)
     if fmt == "har":
+        meter = Counted(stream, longest)
         items = _har_items(
-            stream,
+            meter,
             functools.partial(archive.read_member, longest),
             most_values,
             longest,
             archive.attached(longest),
         )
-        return info, _closing(in_time_order(items), both)
+        return info, _closing(_sorted(items, meter), both)
     return info, read_jsonl(stream, also_close=both, longest=longest, most_values=most_values)
 
 
@@ -332,6 +335,11 @@ def _closing(items: Iterator[RawItem], handle: Any) -> Iterator[RawItem]:
     finally:
         if handle is not None:
             handle.close()
+
+
+def _sorted(items: Iterator[RawItem], meter: Counted) -> Iterator[RawItem]:
+    """HAR entries in time order, holding a window bounded in entries and in bytes of HAR text."""
+    return in_time_order(items, spent=lambda: meter.total)
 
 
 def _har_items(

@@ -27,6 +27,7 @@ __all__ = [
     "MAX_DEPTH",
     "REORDER_WINDOW",
     "AfterEntries",
+    "Counted",
     "EntryTooLong",
     "SecondEntries",
     "entry_to_record",
@@ -50,7 +51,7 @@ class EntryTooLong(Exception):  # (internal: _har_items turns it into a reported
     """One entry's text is longer than longest-record: the streaming parser would hold it whole."""
 
 
-class _Counted:
+class Counted:
     """A binary stream that counts what is read from it, and refuses to read far past ``limit``.
 
     ijson holds a string value whole until its closing quote (a 1.5 GB string, gzipped to 6.5 MB,
@@ -63,6 +64,9 @@ class _Counted:
         self.total = 0
         self.start: int | None = None  # where the entry being read began (None: between entries)
 
+    def close(self) -> None:
+        self._raw.close()
+
     def read(self, size: int = -1) -> bytes:
         data: bytes = self._raw.read(size)
         self.total += len(data)
@@ -73,11 +77,18 @@ class _Counted:
 
 REORDER_WINDOW = 1000
 """How many HAR entries :func:`in_time_order` holds to put them in ``startedDateTime`` order."""
+REORDER_BYTES = 32 * 2**20
+"""How many bytes of HAR text the entries :func:`in_time_order` holds may span (big bodies)."""
 
 Item = tuple[int | None, Any, str | None]
 
 
-def in_time_order(items: Iterator[Item], window: int = REORDER_WINDOW) -> Iterator[Item]:
+def in_time_order(
+    items: Iterator[Item],
+    window: int = REORDER_WINDOW,
+    spent: Callable[[], int] | None = None,
+    budget: int = REORDER_BYTES,
+) -> Iterator[Item]:
     """HAR entries in the order of their ``startedDateTime``, as the HAR 1.2 spec asks of a reader.
 
     The spec prefers entries sorted by start time but lets a tool write them in any order
@@ -87,22 +98,33 @@ def in_time_order(items: Iterator[Item], window: int = REORDER_WINDOW) -> Iterat
     bounded): an entry more than that many places out of order is judged where it comes,
     and its time going backwards is said (``time.backwards``, D19). Entries of equal time,
     and entries without a usable time, keep their order (one without a time follows the
-    entry before it). Positions stay the file's (``entries[N]``).
+    entry before it). Positions stay the file's (``entries[N]``). With ``spent`` (the bytes of
+    HAR text read so far), the entries held also span at most ``budget`` bytes: a capture of
+    large bodies is sorted over fewer entries, and memory stays near ``budget`` whatever the
+    entries hold.
     """
-    heap: list[tuple[float, int, Item]] = []
+    heap: list[tuple[float, int, int, Item]] = []
     key = float("-inf")
+    held = 0  # bytes of HAR text the held entries were read from
+    mark = spent() if spent is not None else 0
     for seq, item in enumerate(items):
         record = item[1]
         if type(record) is dict:
             started = record.get("time")
             if type(started) is str:
                 key = _started(started, key)
-        if len(heap) < window:
-            heapq.heappush(heap, (key, seq, item))
-        else:
-            yield heapq.heappushpop(heap, (key, seq, item))[2]
+        size = 0
+        if spent is not None:
+            now = spent()
+            size, mark = now - mark, now
+        held += size
+        heapq.heappush(heap, (key, seq, size, item))
+        while len(heap) > window or (held > budget and len(heap) > 1):
+            _, _, gone, out = heapq.heappop(heap)
+            held -= gone
+            yield out
     while heap:
-        yield heapq.heappop(heap)[2]
+        yield heapq.heappop(heap)[3]
 
 
 def _started(text: str, before: float) -> float:
@@ -139,7 +161,10 @@ def stream_entries(
     the entries after it are read. Raises what ijson raises for a document that is not JSON, and
     :class:`EntryTooLong` for an entry of more than ``longest`` bytes (when given).
     """
-    counted = _Counted(stream, longest) if longest is not None else None
+    if isinstance(stream, Counted):
+        counted: Counted | None = stream
+    else:
+        counted = Counted(stream, longest) if longest is not None else None
     events = ijson.basic_parse(counted if counted is not None else stream, use_float=True)
     path: list[Any] = []  # the key each open container sits under (None: the root, an array item)
     key: Any = None
