@@ -189,11 +189,15 @@ def _inflate(wbits: int) -> Callable[[bytes, int], bytes]:
     """A zlib decoder of one kind (``wbits``) that stops past ``limit`` bytes (a bomb is not unpacked)."""
 
     def inflate(data: bytes, limit: int) -> bytes:
-        d = zlib.decompressobj(wbits)
-        out = d.decompress(data, limit + 1)
-        if len(out) > limit or not d.eof:
-            raise ValueError("longer than the bound, or cut short")
-        return out
+        out = b""
+        while True:  # every member of a multi-member stream (gzip allows several), as gzip.decompress
+            d = zlib.decompressobj(wbits)
+            out += d.decompress(data, limit + 1 - len(out))
+            if len(out) > limit or not d.eof:
+                raise ValueError("longer than the bound, or cut short")
+            data = d.unused_data
+            if not data:
+                return out
 
     return inflate
 

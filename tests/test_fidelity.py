@@ -78,6 +78,8 @@ def test_a_compressed_body_that_cannot_be_decoded_is_not_checked_rather_than_mis
     assert decoded(body, "identity") == body
     assert decoded(body, "compress") is None
     assert decoded(gzip.compress(body)[:-9], "gzip") is None
+    assert decoded(gzip.compress(body[:20]) + gzip.compress(body[20:]), "gzip") == body  # two members
+    assert decoded(gzip.compress(body) + b"junk", "gzip") is None  # not a member after the first
     assert decoded(gzip.compress(b" " * 100_000), "gzip", limit=1000) is None
     captured = Captured("GET", "/api/v1/auth/get-challenge", {}, "", status=200)
     captured.resp_headers = {"content-encoding": "gzip"}
