@@ -331,7 +331,8 @@ def secrets_in(
     elif isinstance(value, str):
         if every_string:
             found.add(value)
-        found.update(next(g for g in groups if g) for groups in _IN_TEXT.findall(value) if any(groups))
+        if not value.isascii() or _CUES.search(value.lower()) is not None:  # (as redact looks first)
+            found.update(next(g for g in groups if g) for groups in _IN_TEXT.findall(value) if any(groups))
     return {s for s in found if len(s) >= _MIN_SECRET and s not in public}
 
 

@@ -433,6 +433,18 @@ def test_the_cheap_first_look_of_the_text_redaction_changes_no_redacted_text(tex
     assert redact(text) == _redact_as_before(text)
 
 
+@given(st.lists(_REDACTION_PIECES | _NAMED | st.text(max_size=4), max_size=10).map("".join))
+@example("X-Api-Key: abcdefgh")
+@example("ſession=abcdef")  # (non-ASCII: no first look)
+@example("PASSWORD=hunter22")  # a secret word in capitals
+def test_the_cheap_first_look_of_secrets_in_text_finds_what_the_full_scan_finds(text: str) -> None:
+    """A text with no cue holds no named secret: the first look skips the scan, never a secret."""
+    from fsm.secrets import _IN_TEXT, secrets_in
+
+    scanned = {next(g for g in groups if g) for groups in _IN_TEXT.findall(text) if any(groups)}
+    assert secrets_in(text) == {found for found in scanned if len(found) >= 3}
+
+
 def test_two_inputs_whose_names_read_alike_keep_their_own_clocks(tmp_path: Path) -> None:
     """A Latin-1 name shown escaped reads like a name that spells the escape: told apart, own clocks."""
     import os
