@@ -212,9 +212,7 @@ def open_input(
         stream.read(len(_BOM))
     if fmt == "har":
         attached = attached_beside(Path(path), longest) if path != "-" else None
-        meter = Counted(stream, longest)
-        items = _har_items(meter, reread, most_values, longest, attached)
-        return info, _closing(_sorted(items, meter), handle)
+        return info, _closing(_har_sorted(stream, reread, most_values, longest, attached), handle)
     # (one generator less per record)
     return info, read_jsonl(stream, also_close=handle, longest=longest, most_values=most_values, keep=keep)
 
@@ -244,15 +242,9 @@ def _open_zip(
     info = InputFile(label, fmt, True, _size(Path(path)), buffered.tell, buffered.close)
     both = _Both(archive, buffered)
     if fmt == "har":
-        meter = Counted(stream, longest)
-        items = _har_items(
-            meter,
-            functools.partial(archive.read_member, longest),
-            most_values,
-            longest,
-            archive.attached(longest),
-        )
-        return info, _closing(_sorted(items, meter), both)
+        reread = functools.partial(archive.read_member, longest)
+        items = _har_sorted(stream, reread, most_values, longest, archive.attached(longest))
+        return info, _closing(items, both)
     return info, read_jsonl(stream, also_close=both, longest=longest, most_values=most_values)
 
 
@@ -337,8 +329,16 @@ def _closing(items: Iterator[RawItem], handle: Any) -> Iterator[RawItem]:
             handle.close()
 
 
-def _sorted(items: Iterator[RawItem], meter: Counted) -> Iterator[RawItem]:
+def _har_sorted(
+    stream: Any,
+    reread: Callable[[], bytes] | None,
+    most_values: int,
+    longest: int,
+    attached: Callable[[str], bytes] | None,
+) -> Iterator[RawItem]:
     """HAR entries in time order, holding a window bounded in entries and in bytes of HAR text."""
+    meter = Counted(stream, longest)  # (what the parser has read: the sorting window's byte bound)
+    items = _har_items(meter, reread, most_values, longest, attached)
     return in_time_order(items, spent=lambda: meter.total)
 
 
